@@ -1,0 +1,365 @@
+//! The agent's TOML configuration.
+//!
+//! ```toml
+//! [datapath]
+//! pin_dir = "/sys/fs/bpf/hostrouter"   # where maps (and the XDP link) are pinned
+//! engine = "auto"                      # auto | lpm-trie | dir24 | kernel
+//! xdp_mode = "native"                  # native | generic
+//! kernel_routes = true                 # mirror routes into the kernel FIB (own protocol)
+//!
+//! [[interface]]
+//! name = "eth0"
+//!
+//! [[route]]
+//! prefix = "0.0.0.0/0"
+//! nexthops = [{ via = "192.0.2.1" }, { via = "fe80::1", interface = "eth1" }]
+//! ```
+//!
+//! Unknown keys are errors: a typo must not silently change what the host forwards.
+
+use std::{collections::BTreeSet, net::IpAddr, path::PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// IPv4 routes above which `engine = "auto"` picks DIR-24-8 over the LPM trie.
+pub const AUTO_DIR24_THRESHOLD: usize = 10_000;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub datapath: DatapathConfig,
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<InterfaceConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatapathConfig {
+    #[serde(default = "default_pin_dir")]
+    pub pin_dir: PathBuf,
+    #[serde(default)]
+    pub engine: EngineChoice,
+    #[serde(default)]
+    pub xdp_mode: XdpMode,
+    #[serde(default = "default_true")]
+    pub kernel_routes: bool,
+    /// Protocol number of the kernel routes we install (`ip route show proto 196`).
+    #[serde(default = "default_route_protocol")]
+    pub route_protocol: u8,
+    /// IPv4 routes to plan for when `engine = "auto"` (BGP tables arrive after start).
+    #[serde(default)]
+    pub expected_ipv4_routes: usize,
+}
+
+impl Default for DatapathConfig {
+    fn default() -> Self {
+        Self {
+            pin_dir: default_pin_dir(),
+            engine: EngineChoice::default(),
+            xdp_mode: XdpMode::default(),
+            kernel_routes: true,
+            route_protocol: default_route_protocol(),
+            expected_ipv4_routes: 0,
+        }
+    }
+}
+
+fn default_pin_dir() -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/hostrouter")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Linux reserves no number for us; 196 is unused by iproute2's rt_protos and by FRR/BIRD.
+pub const DEFAULT_ROUTE_PROTOCOL: u8 = 196;
+
+fn default_route_protocol() -> u8 {
+    DEFAULT_ROUTE_PROTOCOL
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineChoice {
+    #[default]
+    Auto,
+    LpmTrie,
+    Dir24,
+    Kernel,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpMode {
+    #[default]
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: IpNet,
+    pub nexthops: Vec<NexthopConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct NexthopConfig {
+    pub via: IpAddr,
+    /// Required for link-local gateways; otherwise the kernel is asked which interface
+    /// reaches `via`.
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates; errors name the offending key.
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        config
+            .validate()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                reason,
+            })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let mut names = BTreeSet::new();
+        for (i, interface) in self.interfaces.iter().enumerate() {
+            let key = format!("interface[{i}].name");
+            if interface.name.is_empty() || interface.name.len() >= libc::IFNAMSIZ {
+                return Err((
+                    key,
+                    format!("{:?} is not a valid interface name", interface.name),
+                ));
+            }
+            if !names.insert(interface.name.as_str()) {
+                return Err((
+                    key,
+                    format!("interface {:?} is listed twice", interface.name),
+                ));
+            }
+        }
+        if !self.datapath.pin_dir.is_absolute() {
+            return Err((
+                "datapath.pin_dir".into(),
+                "must be an absolute path under a bpffs mount".into(),
+            ));
+        }
+        let mut prefixes = BTreeSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = format!("route[{i}]");
+            if route.prefix != route.prefix.trunc() {
+                return Err((
+                    format!("{key}.prefix"),
+                    format!(
+                        "{} has host bits set (did you mean {}?)",
+                        route.prefix,
+                        route.prefix.trunc()
+                    ),
+                ));
+            }
+            if !prefixes.insert(route.prefix) {
+                return Err((
+                    format!("{key}.prefix"),
+                    format!("{} is configured twice", route.prefix),
+                ));
+            }
+            if route.nexthops.is_empty() {
+                return Err((
+                    format!("{key}.nexthops"),
+                    "a route needs at least one nexthop".into(),
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for (j, nexthop) in route.nexthops.iter().enumerate() {
+                let key = format!("{key}.nexthops[{j}]");
+                if !seen.insert(nexthop) {
+                    return Err((key, format!("nexthop {} is listed twice", nexthop.via)));
+                }
+                if !is_unicast(nexthop.via) {
+                    return Err((
+                        format!("{key}.via"),
+                        format!("{} is not a unicast address", nexthop.via),
+                    ));
+                }
+                match &nexthop.interface {
+                    None if is_link_local(nexthop.via) => {
+                        return Err((
+                            format!("{key}.interface"),
+                            format!("link-local nexthop {} needs an interface", nexthop.via),
+                        ));
+                    }
+                    Some(name) if !names.contains(name.as_str()) => {
+                        return Err((
+                            format!("{key}.interface"),
+                            format!("{name:?} is not one of the configured interfaces"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine `auto` stands for, given the table size we plan for.
+    pub fn engine(&self) -> EngineChoice {
+        match self.datapath.engine {
+            EngineChoice::Auto => {
+                let v4_routes = self
+                    .routes
+                    .iter()
+                    .filter(|r| r.prefix.addr().is_ipv4())
+                    .count();
+                if v4_routes.max(self.datapath.expected_ipv4_routes) > AUTO_DIR24_THRESHOLD {
+                    EngineChoice::Dir24
+                } else {
+                    EngineChoice::LpmTrie
+                }
+            }
+            chosen => chosen,
+        }
+    }
+}
+
+fn is_link_local(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
+fn is_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || v4.is_loopback())
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast() || v6.is_loopback()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, std::path::Path::new("test.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let config = parse(
+            r#"
+            [datapath]
+            pin_dir = "/sys/fs/bpf/hr"
+            engine = "dir24"
+            xdp_mode = "generic"
+            kernel_routes = false
+
+            [[interface]]
+            name = "eth0"
+            [[interface]]
+            name = "eth1"
+
+            [[route]]
+            prefix = "0.0.0.0/0"
+            nexthops = [{ via = "192.0.2.1" }, { via = "fe80::1", interface = "eth1" }]
+            [[route]]
+            prefix = "2001:db8::/32"
+            nexthops = [{ via = "2001:db8:ffff::1", interface = "eth0" }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.engine(), EngineChoice::Dir24);
+        assert_eq!(config.datapath.xdp_mode, XdpMode::Generic);
+        assert!(!config.datapath.kernel_routes);
+        assert_eq!(config.routes[0].nexthops.len(), 2);
+        assert_eq!(config.datapath.route_protocol, DEFAULT_ROUTE_PROTOCOL);
+    }
+
+    #[test]
+    fn defaults_and_auto_engine() {
+        let config = parse("").unwrap();
+        assert_eq!(
+            config.datapath.pin_dir,
+            PathBuf::from("/sys/fs/bpf/hostrouter")
+        );
+        assert_eq!(config.engine(), EngineChoice::LpmTrie);
+        let big = parse("[datapath]\nexpected_ipv4_routes = 1000000\n").unwrap();
+        assert_eq!(big.engine(), EngineChoice::Dir24);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(error("[datapath]\nengin = \"dir24\"\n").contains("unknown field `engin`"));
+        assert!(error("[datapath]\nengine = \"fast\"\n").contains("unknown variant `fast`"));
+        let e = error("[[route]]\nprefix = \"10.0.0.1/8\"\nnexthops = [{ via = \"10.0.0.1\" }]\n");
+        assert!(
+            e.contains("route[0].prefix") && e.contains("10.0.0.0/8"),
+            "{e}"
+        );
+        let e = error("[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = []\n");
+        assert!(e.contains("route[0].nexthops"), "{e}");
+        let e = error("[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = [{ via = \"fe80::1\" }]\n");
+        assert!(e.contains("route[0].nexthops[0].interface"), "{e}");
+        let e = error(
+            "[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = [{ via = \"10.0.0.1\", interface = \"eth9\" }]\n",
+        );
+        assert!(e.contains("not one of the configured interfaces"), "{e}");
+        let e = error("[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = [{ via = \"224.0.0.1\" }]\n");
+        assert!(e.contains("route[0].nexthops[0].via"), "{e}");
+        let e = error("[[interface]]\nname = \"eth0\"\n[[interface]]\nname = \"eth0\"\n");
+        assert!(e.contains("interface[1].name"), "{e}");
+        let e = error("[datapath]\npin_dir = \"relative\"\n");
+        assert!(e.contains("datapath.pin_dir"), "{e}");
+        let e = error("[[route]]\nprefix = \"not-a-prefix\"\nnexthops = []\n");
+        assert!(e.contains("prefix"), "{e}");
+    }
+}

@@ -1,0 +1,360 @@
+//! `router-agent run`: wires the sources (config, kernel state) to the FIB, the FIB to the
+//! datapath and the kernel's routing table, and keeps them in step until told to stop.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::IpAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use aya::programs::xdp::XdpMode;
+use ipnet::IpNet;
+use router_common::LookupEngine;
+use tokio::{signal::unix::SignalKind, sync::mpsc::UnboundedReceiver};
+
+use crate::{
+    config::{Config, EngineChoice},
+    datapath::{Datapath, DatapathOptions},
+    fib::{Batch, Fib, FibLimits, KernelChange, LinkState, NexthopKey, RouteTarget, Source},
+    netlink::{AddressInfo, KernelEvent, KernelNexthop, KernelRoute, LinkInfo, Netlink},
+};
+
+pub struct RunOptions {
+    /// Leave the program attached and the maps pinned at exit.
+    pub keep_datapath: bool,
+}
+
+pub fn lookup_engine(choice: EngineChoice) -> LookupEngine {
+    match choice {
+        EngineChoice::Auto | EngineChoice::LpmTrie => LookupEngine::LpmTrie,
+        EngineChoice::Dir24 => LookupEngine::Dir24,
+        EngineChoice::Kernel => LookupEngine::Kernel,
+    }
+}
+
+/// Everything the running agent owns.
+struct Agent {
+    config: Config,
+    fib: Fib,
+    datapath: Datapath,
+    netlink: Netlink,
+    /// Configured interfaces by ifindex.
+    interfaces: BTreeMap<u32, String>,
+    /// Local addresses by (ifindex, address): several interfaces may carry one address.
+    local_addresses: HashMap<IpNet, BTreeSet<u32>>,
+}
+
+pub async fn run(config: Config, options: RunOptions) -> Result<()> {
+    ensure_bpffs(&config.datapath.pin_dir)?;
+    warn_if_forwarding_disabled();
+    let (netlink, mut events) = Netlink::connect()
+        .await
+        .context("connecting to rtnetlink")?;
+
+    let engine = lookup_engine(config.engine());
+    let datapath = Datapath::load(DatapathOptions::new(engine, &config.datapath.pin_dir))?;
+    tracing::info!(?engine, "XDP program loaded");
+    let mut agent = Agent {
+        fib: Fib::new(FibLimits::default()),
+        datapath,
+        netlink,
+        interfaces: BTreeMap::new(),
+        local_addresses: HashMap::new(),
+        config,
+    };
+
+    // The kernel's view first (links, neighbors, addresses), so the datapath is complete
+    // before it takes traffic: nexthops resolved, local addresses known.
+    let mut batch = Batch::default();
+    loop {
+        match events.recv().await {
+            Some(KernelEvent::DumpDone) => break,
+            Some(event) => agent.on_kernel_event(&mut batch, event),
+            None => bail!("rtnetlink connection closed during the initial dump"),
+        }
+    }
+    agent.resolve_interfaces()?;
+    agent.install_static_routes(&mut batch).await;
+    agent.commit(batch).await;
+
+    let mode = match agent.config.datapath.xdp_mode {
+        crate::config::XdpMode::Native => XdpMode::Driver,
+        crate::config::XdpMode::Generic => XdpMode::Skb,
+    };
+    for (ifindex, name) in agent.interfaces.clone() {
+        agent.datapath.attach(&name, ifindex, mode)?;
+    }
+    agent.datapath.pin_maps()?;
+    tracing::info!(
+        routes = agent.fib.route_count(),
+        groups = agent.fib.group_count(),
+        nexthops = agent.fib.nexthop_count(),
+        pin_dir = %agent.config.datapath.pin_dir.display(),
+        "forwarding"
+    );
+
+    agent.event_loop(&mut events).await?;
+    agent.shutdown(options).await
+}
+
+impl Agent {
+    fn resolve_interfaces(&mut self) -> Result<()> {
+        for interface in &self.config.interfaces {
+            let ifindex = crate::netlink::ifindex_by_name(&interface.name)
+                .with_context(|| format!("interface {:?} (from the config)", interface.name))?;
+            self.interfaces.insert(ifindex, interface.name.clone());
+            self.datapath.add_egress_port(ifindex)?;
+        }
+        Ok(())
+    }
+
+    async fn install_static_routes(&mut self, batch: &mut Batch) {
+        for route in self.config.routes.clone() {
+            let mut keys = BTreeSet::new();
+            for nexthop in &route.nexthops {
+                let ifindex = match &nexthop.interface {
+                    Some(name) => self
+                        .interfaces
+                        .iter()
+                        .find(|(_, n)| *n == name)
+                        .map(|(i, _)| *i),
+                    None => match self.netlink.egress_for(nexthop.via).await {
+                        Ok(ifindex) => Some(ifindex),
+                        Err(err) => {
+                            tracing::error!(prefix = %route.prefix, via = %nexthop.via, "nexthop skipped: {err:#}");
+                            None
+                        }
+                    },
+                };
+                let Some(ifindex) = ifindex else { continue };
+                if !self.interfaces.contains_key(&ifindex) {
+                    tracing::error!(
+                        prefix = %route.prefix, via = %nexthop.via,
+                        "nexthop skipped: it is reached through {}, which is not a configured interface",
+                        crate::show::interface_name(ifindex)
+                    );
+                    continue;
+                }
+                keys.insert(NexthopKey {
+                    via: nexthop.via,
+                    ifindex,
+                });
+            }
+            if keys.is_empty() {
+                tracing::error!(prefix = %route.prefix, "route not installed: no usable nexthop");
+                continue;
+            }
+            if let Err(err) =
+                self.fib
+                    .set_route(batch, Source::Static, route.prefix, RouteTarget::Via(keys))
+            {
+                tracing::error!(prefix = %route.prefix, "route not installed: {err}");
+            }
+        }
+    }
+
+    fn on_kernel_event(&mut self, batch: &mut Batch, event: KernelEvent) {
+        match event {
+            KernelEvent::Link(link) => self.on_link(batch, link),
+            KernelEvent::LinkRemoved { ifindex } => self.fib.update_link(batch, ifindex, None),
+            KernelEvent::Neighbor(neighbor) => {
+                self.fib
+                    .update_neighbor(batch, neighbor.ifindex, neighbor.addr, neighbor.mac)
+            }
+            KernelEvent::NeighborRemoved { ifindex, addr } => {
+                self.fib.update_neighbor(batch, ifindex, addr, None)
+            }
+            KernelEvent::Address(address) => self.on_address(batch, &address, true),
+            KernelEvent::AddressRemoved(address) => self.on_address(batch, &address, false),
+            KernelEvent::DumpDone => {}
+        }
+    }
+
+    fn on_link(&mut self, batch: &mut Batch, link: LinkInfo) {
+        let state = LinkState {
+            mac: link.mac.unwrap_or_default(),
+            mtu: link.mtu,
+            up: link.up,
+        };
+        if self.interfaces.contains_key(&link.ifindex) {
+            tracing::info!(ifname = %link.name, up = link.up, mtu = link.mtu, "link state");
+        }
+        self.fib.update_link(batch, link.ifindex, Some(state));
+    }
+
+    /// The host's own addresses become local routes: their packets go to the kernel.
+    fn on_address(&mut self, batch: &mut Batch, address: &AddressInfo, present: bool) {
+        let mut hosts = vec![IpNet::from(address.addr)];
+        if let Some(broadcast) = address.broadcast {
+            hosts.push(IpNet::from(IpAddr::V4(broadcast)));
+        }
+        for host in hosts {
+            let holders = self.local_addresses.entry(host).or_default();
+            let changed = if present {
+                holders.insert(address.ifindex) && holders.len() == 1
+            } else {
+                holders.remove(&address.ifindex) && holders.is_empty()
+            };
+            if !changed {
+                continue;
+            }
+            let result = if present {
+                self.fib
+                    .set_route(batch, Source::Local, host, RouteTarget::Local)
+            } else {
+                self.local_addresses.remove(&host);
+                self.fib.remove_route(batch, Source::Local, host);
+                Ok(())
+            };
+            if let Err(err) = result {
+                tracing::error!(%host, "local route not installed: {err}");
+            }
+        }
+    }
+
+    /// Applies a batch to the datapath, then mirrors routes into the kernel and asks it to
+    /// resolve new nexthops.
+    async fn commit(&mut self, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(err) = self.datapath.apply(&batch) {
+            tracing::error!("datapath update incomplete: {err:#}");
+        }
+        if self.config.datapath.kernel_routes {
+            for change in &batch.kernel {
+                let result = match change {
+                    KernelChange::Replace { prefix, nexthops } => {
+                        self.netlink
+                            .replace_route(&self.kernel_route(*prefix, nexthops))
+                            .await
+                    }
+                    KernelChange::Delete { prefix } => {
+                        self.netlink
+                            .delete_route(&self.kernel_route(*prefix, &[]))
+                            .await
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::warn!("kernel route {change:?}: {err:#}");
+                }
+            }
+        }
+        for key in &batch.resolve {
+            if let Err(err) = self.netlink.resolve(key.ifindex, key.via).await {
+                tracing::warn!(via = %key.via, "neighbor resolution: {err:#}");
+            }
+        }
+    }
+
+    fn kernel_route(&self, prefix: IpNet, nexthops: &[NexthopKey]) -> KernelRoute {
+        KernelRoute {
+            prefix,
+            nexthops: nexthops
+                .iter()
+                .map(|key| KernelNexthop {
+                    gateway: key.via,
+                    ifindex: key.ifindex,
+                })
+                .collect(),
+            protocol: self.config.datapath.route_protocol,
+        }
+    }
+
+    async fn event_loop(&mut self, events: &mut UnboundedReceiver<KernelEvent>) -> Result<()> {
+        let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
+        let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else {
+                        bail!("rtnetlink connection closed");
+                    };
+                    let mut batch = Batch::default();
+                    self.on_kernel_event(&mut batch, event);
+                    // Drain what else is queued: one commit for a burst of changes.
+                    while let Ok(event) = events.try_recv() {
+                        self.on_kernel_event(&mut batch, event);
+                    }
+                    self.commit(batch).await;
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.fib.release_quarantined(now);
+                    self.datapath.release_quarantined(now);
+                }
+                _ = terminate.recv() => { tracing::info!("SIGTERM"); return Ok(()); }
+                _ = interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
+            }
+        }
+    }
+
+    async fn shutdown(self, options: RunOptions) -> Result<()> {
+        if options.keep_datapath {
+            tracing::info!(
+                "exiting; XDP program and pinned maps keep forwarding (--keep-datapath)"
+            );
+            return Ok(());
+        }
+        let names: Vec<String> = self.interfaces.values().cloned().collect();
+        self.datapath.detach_and_unpin(&names)?;
+        if self.config.datapath.kernel_routes {
+            let removed = self
+                .netlink
+                .flush_routes(self.config.datapath.route_protocol)
+                .await?;
+            tracing::info!(removed, "kernel routes removed");
+        }
+        tracing::info!("detached and unpinned; bye");
+        Ok(())
+    }
+}
+
+/// Mounts bpffs on /sys/fs/bpf if nothing is mounted there and the pin directory is below it.
+fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let root = Path::new("/sys/fs/bpf");
+    if !pin_dir.starts_with(root) {
+        return Ok(());
+    }
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    let path = std::ffi::CString::new("/sys/fs/bpf").expect("no NUL");
+    // SAFETY: valid C string and statfs buffer.
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut stat) };
+    if rc == 0 && stat.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    let bpf = std::ffi::CString::new("bpf").expect("no NUL");
+    // SAFETY: valid C strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            bpf.as_ptr(),
+            path.as_ptr(),
+            bpf.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("mounting bpffs on /sys/fs/bpf");
+    }
+    tracing::info!("mounted bpffs on /sys/fs/bpf");
+    Ok(())
+}
+
+fn warn_if_forwarding_disabled() {
+    for (path, family) in [
+        ("/proc/sys/net/ipv4/ip_forward", "IPv4"),
+        ("/proc/sys/net/ipv6/conf/all/forwarding", "IPv6"),
+    ] {
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0") {
+            tracing::warn!(
+                "{family} forwarding is off in the kernel ({path}): packets XDP hands to the \
+                 kernel (unresolved neighbor, TTL expiry, too big) will not be forwarded"
+            );
+        }
+    }
+}

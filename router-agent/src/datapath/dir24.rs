@@ -1,0 +1,1280 @@
+//! DIR-24-8 IPv4 route table, userspace side: the agent's copy of the rule set, and the
+//! incremental writer of the arrays the XDP program reads (`router_common::DIR24_*`), as DPDK's
+//! `rte_lpm` does it.
+//!
+//! ```text
+//!   destination a.b.c.d          index = a.b.c (24 bits)        d (8 bits)
+//!                                      │                              │
+//!   TBL24: 2^24 entries (2^16 chunks of 256)                          │
+//!   ┌─────────────────────────────┐                                   │
+//!   │ 0                           │ no route <= /24: DEFAULT          │
+//!   │ VALID | nexthop group       │ route <= /24: done, one read      │
+//!   │ VALID | EXTENDED | g ───────┼──> TBL8 group g: 256 entries ─────┘
+//!   └─────────────────────────────┘    ┌────────────────────────┐
+//!                                      │ 0: no route: DEFAULT   │
+//!                                      │ VALID | nexthop group  │ longest route, any length
+//!                                      └────────────────────────┘
+//!   DEFAULT: 1 entry, 0.0.0.0/0 (VALID | nexthop group, or 0)
+//! ```
+//!
+//! Entries (`router_common::DIR24_*`): `0` is no route; `VALID | group` is a route to nexthop
+//! group `group` (below 2^30); in TBL24 only, `VALID | EXTENDED | g` sends the lookup to TBL8
+//! group `g`. TBL8 entries are never extended. The program tests EXTENDED before VALID, so VALID
+//! on an extended entry is not needed for lookups; it is set so that, in TBL24, 0 is the only
+//! "nothing here" value (for dumps, and for any code that tests VALID alone).
+//!
+//! A `/d` prefix with `d <= 24` is expanded into the `2^(24-d)` TBL24 entries it covers; a longer
+//! one into `2^(32-d)` entries of the TBL8 group of its /24. An entry belongs to the longest
+//! prefix covering it, so userspace remembers, per entry, the length of the prefix that wrote it
+//! (its *depth*): an insert of `/d` overwrites the entries of depth `<= d` in its range; a
+//! remove of `/d` rewrites the entries of depth `== d` (exactly the ones it owns) with the
+//! longest prefix still covering them. Replacing a prefix's nexthop group is an insert of the
+//! same prefix, so it rewrites only the entries it owns.
+//!
+//! For a TBL24 entry that points at a TBL8 group, the depth kept for it is that of the longest
+//! prefix `<= /24` covering its /24, which is also the depth (and value) of every entry of the
+//! group not owned by a prefix longer than /24. A group exists exactly as long as its /24 holds
+//! a prefix longer than /24: when the last one goes, the group is folded back into the TBL24
+//! entry.
+//!
+//! The default route is not expanded (it would take 2^24 writes to add or change): it lives in
+//! the single `DEFAULT` entry, which the XDP program reads when the entry it found is not valid.
+//!
+//! Concurrency: the XDP program reads while the agent writes, without locks. Every entry is
+//! written with one aligned 32-bit store, so a reader sees the old or the new entry, never a mix,
+//! and an entry goes straight from its old route to its new one (a route change never makes
+//! addresses briefly unroutable). A new TBL8 group is filled completely before the TBL24 entry
+//! is switched to it (a release fence orders the two). A group the TBL24 entry stopped pointing
+//! at is quarantined for [`TBL8_QUARANTINE`] before it is reused, because a reader may have
+//! loaded the old TBL24 entry just before the switch (XDP runs one packet per RCU read-side
+//! section: microseconds; 100 ms is generous).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use router_common::{
+    DIR24_CHUNK_ENTRIES, DIR24_EXTENDED, DIR24_ID_MASK, DIR24_TBL24_CHUNKS, DIR24_VALID,
+};
+
+/// Entries of TBL24: one per /24.
+pub const TBL24_ENTRIES: u32 = 1 << 24;
+/// Entries of one TBL8 group: one per address of a /24.
+pub const TBL8_GROUP_ENTRIES: usize = 256;
+/// How long a TBL8 group that left the table waits before it is reused.
+pub const TBL8_QUARANTINE: Duration = Duration::from_millis(100);
+
+const _: () = assert!(DIR24_TBL24_CHUNKS as usize * DIR24_CHUNK_ENTRIES == TBL24_ENTRIES as usize);
+const _: () = assert!(DIR24_CHUNK_ENTRIES == TBL8_GROUP_ENTRIES);
+
+/// Where the table lives: the agent implements this over the mmap-ed BPF arrays, tests and
+/// benchmarks use [`VecStorage`].
+///
+/// Stores must be single aligned 32-bit stores: the XDP program reads concurrently. Over shared
+/// memory, use `AtomicU32::store` (`Relaxed` is enough: [`Dir24`] issues the fences that order
+/// its stores) or `write_volatile`. The agent reads entries back through this trait too, so
+/// reads should be cheap.
+pub trait Dir24Storage {
+    /// TBL24 entry `index` (`< 2^24`): chunk `index >> 8`, entry `index & 0xff`.
+    fn tbl24(&self, index: u32) -> u32;
+    fn set_tbl24(&mut self, index: u32, entry: u32);
+    /// Entry `index` of TBL8 group `group` (`< tbl8_groups()`).
+    fn tbl8(&self, group: u32, index: u8) -> u32;
+    fn set_tbl8(&mut self, group: u32, index: u8, entry: u32);
+    /// The default route's entry (0.0.0.0/0).
+    fn default_entry(&self) -> u32;
+    fn set_default_entry(&mut self, entry: u32);
+    /// How many TBL8 groups the storage holds.
+    fn tbl8_groups(&self) -> u32;
+}
+
+/// In-memory storage, for tests and benchmarks: 64 MiB of TBL24 plus 1 KiB per TBL8 group
+/// (zeroed lazily by the OS, so untouched pages cost nothing).
+#[derive(Clone)]
+pub struct VecStorage {
+    tbl24: Vec<u32>,
+    tbl8: Vec<u32>,
+    default: u32,
+    tbl8_groups: u32,
+}
+
+impl VecStorage {
+    pub fn new(tbl8_groups: u32) -> Self {
+        assert!(
+            tbl8_groups <= DIR24_ID_MASK + 1,
+            "a TBL8 group index must fit an entry"
+        );
+        Self {
+            tbl24: vec![0; TBL24_ENTRIES as usize],
+            tbl8: vec![0; tbl8_groups as usize * TBL8_GROUP_ENTRIES],
+            default: 0,
+            tbl8_groups,
+        }
+    }
+
+    pub fn tbl24_entries(&self) -> &[u32] {
+        &self.tbl24
+    }
+
+    /// All TBL8 groups, one after the other.
+    pub fn tbl8_entries(&self) -> &[u32] {
+        &self.tbl8
+    }
+
+    /// True if no entry holds anything (as after removing every route).
+    pub fn is_zero(&self) -> bool {
+        self.default == 0
+            && self.tbl24.iter().all(|&entry| entry == 0)
+            && self.tbl8.iter().all(|&entry| entry == 0)
+    }
+}
+
+impl Dir24Storage for VecStorage {
+    #[inline]
+    fn tbl24(&self, index: u32) -> u32 {
+        self.tbl24[index as usize]
+    }
+
+    #[inline]
+    fn set_tbl24(&mut self, index: u32, entry: u32) {
+        self.tbl24[index as usize] = entry;
+    }
+
+    #[inline]
+    fn tbl8(&self, group: u32, index: u8) -> u32 {
+        self.tbl8[tbl8_slot(group, index)]
+    }
+
+    #[inline]
+    fn set_tbl8(&mut self, group: u32, index: u8, entry: u32) {
+        self.tbl8[tbl8_slot(group, index)] = entry;
+    }
+
+    fn default_entry(&self) -> u32 {
+        self.default
+    }
+
+    fn set_default_entry(&mut self, entry: u32) {
+        self.default = entry;
+    }
+
+    fn tbl8_groups(&self) -> u32 {
+        self.tbl8_groups
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Dir24Error {
+    /// The prefix is longer than /24 and its /24 has no TBL8 group yet, and none is free.
+    #[error("cannot add {prefix}: all {capacity} DIR-24-8 TBL8 groups are in use")]
+    TableFull { prefix: Ipv4Net, capacity: u32 },
+    /// Nexthop group ids share an entry with two flag bits.
+    #[error("nexthop group id {0} does not fit a DIR-24-8 entry (must be below 2^30)")]
+    InvalidGroup(u32),
+}
+
+/// In `Dir24::depth24`: the TBL24 entry points at a TBL8 group. Mirrors `DIR24_EXTENDED` so
+/// that expanding a prefix reads one byte per entry, not the byte and the (4 times larger,
+/// so colder) storage entry.
+const EXTENDED_MARK: u8 = 0x80;
+
+/// Prefixes of one length, network address -> nexthop group.
+type RuleMap = HashMap<u32, u32, RuleHasher>;
+
+/// Hashes the `u32` keys of the rule maps: murmur3's 64-bit finaliser over the key xor a
+/// per-table random seed. std's SipHash costs a third of the insert and remove time, and
+/// removes probe up to 23 maps. Not cryptographic, but keyed: nobody can precompute colliding
+/// prefixes without the seed (and prefixes come from configuration and trusted peers anyway).
+#[derive(Clone, Copy)]
+struct RuleHasher {
+    state: u64,
+}
+
+impl RuleHasher {
+    fn random() -> Self {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new().hash_one(0x0d12_2408_u64);
+        Self { state }
+    }
+}
+
+impl std::hash::BuildHasher for RuleHasher {
+    type Hasher = Self;
+
+    fn build_hasher(&self) -> Self {
+        *self
+    }
+}
+
+impl std::hash::Hasher for RuleHasher {
+    fn write_u32(&mut self, key: u32) {
+        self.state ^= u64::from(key);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by u32 keys; any input still hashes correctly.
+        for &byte in bytes {
+            self.state =
+                (self.state.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+}
+
+/// The DIR-24-8 table: the rule set, per-entry depths, and the storage the XDP program reads.
+pub struct Dir24<S: Dir24Storage> {
+    storage: S,
+    /// `rules[len]`: the prefixes of length `len` (host bits clear) and their nexthop group.
+    rules: [RuleMap; 33],
+    /// Depth of every TBL24 entry: the length of the prefix that wrote it, 0 if none. For an
+    /// extended entry, the depth of the group's entries not owned by a prefix longer than /24,
+    /// plus [`EXTENDED_MARK`].
+    depth24: Box<[u8]>,
+    /// Depth of every TBL8 entry, group after group. Meaningful only for groups in use.
+    depth8: Box<[u8]>,
+    /// TBL8 groups ready for use.
+    free_tbl8: Vec<u32>,
+    /// TBL8 groups recently unhooked, with the time they were, oldest first.
+    quarantine: VecDeque<(Instant, u32)>,
+    tbl8_in_use: u32,
+    len: usize,
+}
+
+impl<S: Dir24Storage> Dir24<S> {
+    /// A table over `storage`, which must be all zero (no route): freshly created maps, or
+    /// zeroed ones. Nothing is read back from it.
+    pub fn new(storage: S) -> Self {
+        let groups = storage.tbl8_groups();
+        assert!(
+            groups <= DIR24_ID_MASK + 1,
+            "a TBL8 group index must fit an entry"
+        );
+        Self {
+            storage,
+            rules: {
+                let hasher = RuleHasher::random();
+                std::array::from_fn(|_| RuleMap::with_hasher(hasher))
+            },
+            depth24: vec![0; TBL24_ENTRIES as usize].into_boxed_slice(),
+            depth8: vec![0; groups as usize * TBL8_GROUP_ENTRIES].into_boxed_slice(),
+            // Reversed so that groups are handed out from 0 up.
+            free_tbl8: (0..groups).rev().collect(),
+            quarantine: VecDeque::new(),
+            tbl8_in_use: 0,
+            len: 0,
+        }
+    }
+
+    /// Adds `prefix` (host bits ignored) towards nexthop group `group`, or changes its group.
+    /// Returns the group it had.
+    ///
+    /// Fails, changing nothing, if `group` does not fit an entry or if the prefix is longer than
+    /// /24 and needs a TBL8 group when none is left. If the only groups left are quarantined,
+    /// this waits (at most [`TBL8_QUARANTINE`]) for the oldest one.
+    pub fn insert(&mut self, prefix: Ipv4Net, group: u32) -> Result<Option<u32>, Dir24Error> {
+        if group > DIR24_ID_MASK {
+            return Err(Dir24Error::InvalidGroup(group));
+        }
+        let prefix = prefix.trunc();
+        let (net, depth) = (u32::from(prefix.network()), prefix.prefix_len());
+        let entry = DIR24_VALID | group;
+
+        // The only step that can fail comes first. A /24 without a TBL8 group has no prefix
+        // longer than /24, so this is never a replacement.
+        if depth > 24 {
+            let index = net >> 8;
+            if self.depth24[index as usize] & EXTENDED_MARK == 0 {
+                self.extend(index, prefix)?;
+            }
+        }
+
+        let previous = self.rules[usize::from(depth)].insert(net, group);
+        match previous {
+            Some(old) if old == group => return Ok(previous),
+            Some(_) => {}
+            None => self.len += 1,
+        }
+
+        // Entries of depth <= `depth` are owned by this prefix or a shorter one: take them.
+        // For a replacement they are exactly this prefix's entries (none is shorter any more).
+        let take = |current: u8| current <= depth;
+        if depth == 0 {
+            self.storage.set_default_entry(entry);
+        } else if depth <= 24 {
+            self.write_tbl24(net, depth, take, entry, depth);
+        } else {
+            let group_index = self.storage.tbl24(net >> 8) & DIR24_ID_MASK;
+            self.write_tbl8(group_index, net, depth, take, entry, depth);
+        }
+        Ok(previous)
+    }
+
+    /// Removes `prefix` (host bits ignored); returns its group, or `None` if it was not there.
+    /// The addresses it covered fall back to the longest prefix still covering them, or to the
+    /// default route.
+    pub fn remove(&mut self, prefix: Ipv4Net) -> Option<u32> {
+        let prefix = prefix.trunc();
+        let (net, depth) = (u32::from(prefix.network()), prefix.prefix_len());
+        let group = self.rules[usize::from(depth)].remove(&net)?;
+        self.len -= 1;
+
+        if depth == 0 {
+            self.storage.set_default_entry(0);
+            return Some(group);
+        }
+        // The entries of depth `depth` in range are exactly this prefix's: hand them over.
+        let (cover_depth, cover_entry) = self.covering(net, depth);
+        let owned = |current: u8| current == depth;
+        if depth <= 24 {
+            self.write_tbl24(net, depth, owned, cover_entry, cover_depth);
+        } else {
+            let index = net >> 8;
+            let group_index = self.storage.tbl24(index) & DIR24_ID_MASK;
+            self.write_tbl8(group_index, net, depth, owned, cover_entry, cover_depth);
+            // Only when the fallback is a prefix <= /24 can this have been the last long one.
+            if cover_depth <= 24 {
+                self.try_collapse(index, group_index);
+            }
+        }
+        Some(group)
+    }
+
+    /// The nexthop group of exactly `prefix` (host bits ignored).
+    pub fn get(&self, prefix: Ipv4Net) -> Option<u32> {
+        let prefix = prefix.trunc();
+        self.rules[usize::from(prefix.prefix_len())]
+            .get(&u32::from(prefix.network()))
+            .copied()
+    }
+
+    /// Longest-prefix match of `addr`, reading the storage exactly as the XDP program's
+    /// `dir24_lookup` does (so tests of this check what the datapath sees).
+    pub fn lookup(&self, addr: Ipv4Addr) -> Option<u32> {
+        lookup_in(&self.storage, u32::from(addr))
+    }
+
+    /// Number of prefixes, the default route included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// TBL8 groups the table points at (not counting quarantined ones).
+    pub fn tbl8_in_use(&self) -> u32 {
+        self.tbl8_in_use
+    }
+
+    /// TBL8 groups waiting out their quarantine.
+    pub fn tbl8_quarantined(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Userspace bookkeeping, in bytes (approximate): the depth arrays (one byte per entry:
+    /// 16 MiB for TBL24, 256 bytes per TBL8 group, allocated up front), the rule maps (estimated
+    /// from their capacity at key + value + one control byte per slot; hashbrown may hold up to
+    /// 1/7 more slots than its capacity) and the TBL8 free list and quarantine. Excludes the
+    /// storage itself (the BPF arrays: 64 MiB + 1 KiB per TBL8 group).
+    pub fn memory_bytes(&self) -> usize {
+        let slot = size_of::<(u32, u32)>() + 1;
+        size_of::<Self>()
+            + self.depth24.len()
+            + self.depth8.len()
+            + self
+                .rules
+                .iter()
+                .map(|map| map.capacity() * slot)
+                .sum::<usize>()
+            + self.free_tbl8.capacity() * size_of::<u32>()
+            + self.quarantine.capacity() * size_of::<(Instant, u32)>()
+    }
+
+    /// Returns to the free list the TBL8 groups unhooked at least [`TBL8_QUARANTINE`] before
+    /// `now`, zeroing them (so that dumps of the map show only live groups).
+    pub fn release_quarantined(&mut self, now: Instant) {
+        while let Some(&(since, group)) = self.quarantine.front() {
+            if now.saturating_duration_since(since) < TBL8_QUARANTINE {
+                break; // the rest are younger
+            }
+            self.quarantine.pop_front();
+            for index in 0..=u8::MAX {
+                self.storage.set_tbl8(group, index, 0);
+            }
+            self.free_tbl8.push(group);
+        }
+    }
+
+    /// Writes `entry`/`depth` into every TBL24 entry of `/depth` prefix `net` (`1..=24`) whose
+    /// current depth satisfies `take`, descending into TBL8 groups for extended entries.
+    #[inline]
+    fn write_tbl24(
+        &mut self,
+        net: u32,
+        prefix_len: u8,
+        take: impl Fn(u8) -> bool,
+        entry: u32,
+        depth: u8,
+    ) {
+        let first = (net >> 8) as usize;
+        let count = 1usize << (24 - prefix_len);
+        for index in first..first + count {
+            let current = self.depth24[index];
+            if !take(current & !EXTENDED_MARK) {
+                continue; // a longer prefix owns this /24
+            }
+            self.depth24[index] = depth | (current & EXTENDED_MARK);
+            if current & EXTENDED_MARK != 0 {
+                // The group's entries not owned by a longer-than-/24 prefix carry this /24's
+                // depth: update them, leave the longer prefixes' entries alone.
+                let group = self.storage.tbl24(index as u32) & DIR24_ID_MASK;
+                self.write_tbl8_range(group, 0..TBL8_GROUP_ENTRIES, &take, entry, depth);
+            } else {
+                self.storage.set_tbl24(index as u32, entry);
+            }
+        }
+    }
+
+    /// Writes `entry`/`depth` into the entries of TBL8 group `group` that `/depth` prefix `net`
+    /// (`25..=32`) covers and whose current depth satisfies `take`.
+    #[inline]
+    fn write_tbl8(
+        &mut self,
+        group: u32,
+        net: u32,
+        prefix_len: u8,
+        take: impl Fn(u8) -> bool,
+        entry: u32,
+        depth: u8,
+    ) {
+        let first = (net & 0xff) as usize;
+        let count = 1usize << (32 - prefix_len);
+        self.write_tbl8_range(group, first..first + count, &take, entry, depth);
+    }
+
+    #[inline]
+    fn write_tbl8_range(
+        &mut self,
+        group: u32,
+        range: Range<usize>,
+        take: &impl Fn(u8) -> bool,
+        entry: u32,
+        depth: u8,
+    ) {
+        let base = group as usize * TBL8_GROUP_ENTRIES;
+        for index in range {
+            let slot = &mut self.depth8[base + index];
+            if take(*slot) {
+                *slot = depth;
+                self.storage.set_tbl8(group, index as u8, entry);
+            }
+        }
+    }
+
+    /// Depth and entry of the longest prefix shorter than `/depth` covering `net`, or `(0, 0)`
+    /// (invalid: the default route, which is never expanded, applies).
+    fn covering(&self, net: u32, depth: u8) -> (u8, u32) {
+        let mut shortest_probe = 1;
+        if depth > 24 {
+            // Below /25 the answer is already known: the depth kept for the /24.
+            shortest_probe = 25;
+        }
+        for len in (shortest_probe..depth).rev() {
+            if let Some(&group) = self.rules[usize::from(len)].get(&(net & mask(len))) {
+                return (len, DIR24_VALID | group);
+            }
+        }
+        if depth > 24 {
+            let len = self.depth24[(net >> 8) as usize] & !EXTENDED_MARK;
+            if len > 0 {
+                let group = self.rules[usize::from(len)][&(net & mask(len))];
+                return (len, DIR24_VALID | group);
+            }
+        }
+        (0, 0)
+    }
+
+    /// Gives TBL24 entry `index` a TBL8 group holding its current value everywhere. The group is
+    /// complete before the TBL24 entry points at it.
+    fn extend(&mut self, index: u32, prefix: Ipv4Net) -> Result<(), Dir24Error> {
+        let group = self.alloc_tbl8(prefix)?;
+        let entry = self.storage.tbl24(index);
+        let depth = self.depth24[index as usize];
+        self.depth24[index as usize] = depth | EXTENDED_MARK;
+        let base = group as usize * TBL8_GROUP_ENTRIES;
+        self.depth8[base..base + TBL8_GROUP_ENTRIES].fill(depth);
+        for slot in 0..=u8::MAX {
+            self.storage.set_tbl8(group, slot, entry);
+        }
+        // Publish the group only once its entries are visible.
+        fence(Ordering::Release);
+        self.storage
+            .set_tbl24(index, DIR24_VALID | DIR24_EXTENDED | group);
+        self.tbl8_in_use += 1;
+        Ok(())
+    }
+
+    /// Folds TBL8 group `group` back into TBL24 entry `index` if no prefix longer than /24 is
+    /// left in it: its entries then all hold the /24's value.
+    fn try_collapse(&mut self, index: u32, group: u32) {
+        let base = group as usize * TBL8_GROUP_ENTRIES;
+        if self.depth8[base..base + TBL8_GROUP_ENTRIES]
+            .iter()
+            .any(|&depth| depth > 24)
+        {
+            return;
+        }
+        let entry = self.storage.tbl8(group, 0);
+        self.storage.set_tbl24(index, entry);
+        self.depth24[index as usize] &= !EXTENDED_MARK;
+        // Readers may still be inside the group: reuse it only after the quarantine.
+        self.quarantine.push_back((Instant::now(), group));
+        self.tbl8_in_use -= 1;
+    }
+
+    fn alloc_tbl8(&mut self, prefix: Ipv4Net) -> Result<u32, Dir24Error> {
+        if !self.quarantine.is_empty() {
+            self.release_quarantined(Instant::now());
+        }
+        if let Some(group) = self.free_tbl8.pop() {
+            return Ok(group);
+        }
+        if let Some(&(since, _)) = self.quarantine.front() {
+            // Everything is in use or quarantined: waiting out the oldest quarantine (at most
+            // 100 ms) beats failing the route.
+            let ready = since + TBL8_QUARANTINE;
+            std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+            self.release_quarantined(Instant::now().max(ready));
+            if let Some(group) = self.free_tbl8.pop() {
+                return Ok(group);
+            }
+        }
+        Err(Dir24Error::TableFull {
+            prefix,
+            capacity: self.storage.tbl8_groups(),
+        })
+    }
+}
+
+/// The XDP program's `dir24_lookup`, over any storage.
+fn lookup_in(storage: &impl Dir24Storage, addr: u32) -> Option<u32> {
+    let mut entry = storage.tbl24(addr >> 8);
+    if entry & DIR24_EXTENDED != 0 {
+        let group = entry & DIR24_ID_MASK;
+        if group >= storage.tbl8_groups() {
+            return None; // the array lookup fails in the program
+        }
+        entry = storage.tbl8(group, addr as u8);
+    }
+    if entry & DIR24_VALID == 0 {
+        entry = storage.default_entry();
+        if entry & DIR24_VALID == 0 {
+            return None;
+        }
+    }
+    Some(entry & DIR24_ID_MASK)
+}
+
+#[inline]
+fn tbl8_slot(group: u32, index: u8) -> usize {
+    group as usize * TBL8_GROUP_ENTRIES + usize::from(index)
+}
+
+/// Netmask of a prefix length (`1..=32`).
+#[inline]
+fn mask(len: u8) -> u32 {
+    u32::MAX << (32 - u32::from(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fib::reference::ReferenceLpm;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use router_common::MAX_DIR24_TBL8_GROUPS;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn table() -> Dir24<VecStorage> {
+        Dir24::new(VecStorage::new(16))
+    }
+
+    /// A random seed for the randomised tests, or `DIR24_SEED` to replay one (failure messages
+    /// carry the seed).
+    fn test_seed() -> u64 {
+        let seed = std::env::var("DIR24_SEED")
+            .ok()
+            .and_then(|seed| seed.parse().ok())
+            .unwrap_or_else(rand::random::<u64>);
+        eprintln!("seed {seed} (rerun with DIR24_SEED={seed})");
+        seed
+    }
+
+    /// Lets quarantined groups go without waiting.
+    fn after_quarantine() -> Instant {
+        Instant::now() + TBL8_QUARANTINE + Duration::from_millis(1)
+    }
+
+    #[test]
+    fn overlapping_prefixes() {
+        let mut dir = table();
+        assert_eq!(dir.lookup(ip("10.1.2.3")), None);
+        // Longest first, so that the shorter ones must not overwrite it.
+        assert_eq!(dir.insert(net("10.1.2.0/24"), 3).unwrap(), None);
+        assert_eq!(dir.insert(net("10.1.0.0/16"), 2).unwrap(), None);
+        assert_eq!(dir.insert(net("10.0.0.0/8"), 1).unwrap(), None);
+        assert_eq!(dir.insert(net("10.1.128.0/17"), 4).unwrap(), None);
+        assert_eq!(dir.len(), 4);
+        assert_eq!(dir.lookup(ip("10.1.2.3")), Some(3));
+        assert_eq!(dir.lookup(ip("10.1.3.3")), Some(2));
+        assert_eq!(dir.lookup(ip("10.1.200.1")), Some(4));
+        assert_eq!(dir.lookup(ip("10.2.0.0")), Some(1));
+        assert_eq!(dir.lookup(ip("10.255.255.255")), Some(1));
+        assert_eq!(dir.lookup(ip("11.0.0.0")), None);
+        assert_eq!(dir.lookup(ip("9.255.255.255")), None);
+
+        // The /16's entries fall back to the /8; the /24's and /17's stay.
+        assert_eq!(dir.remove(net("10.1.0.0/16")), Some(2));
+        assert_eq!(dir.lookup(ip("10.1.3.3")), Some(1));
+        assert_eq!(dir.lookup(ip("10.1.2.3")), Some(3));
+        assert_eq!(dir.lookup(ip("10.1.200.1")), Some(4));
+        // The /8 goes: only the /24 and /17 remain.
+        assert_eq!(dir.remove(net("10.0.0.0/8")), Some(1));
+        assert_eq!(dir.lookup(ip("10.2.0.0")), None);
+        assert_eq!(dir.lookup(ip("10.1.2.3")), Some(3));
+        assert_eq!(dir.remove(net("10.1.2.0/24")), Some(3));
+        assert_eq!(dir.remove(net("10.1.128.0/17")), Some(4));
+        assert!(dir.is_empty());
+        assert!(dir.storage().is_zero());
+    }
+
+    #[test]
+    fn long_prefixes_and_group_collapse() {
+        let mut dir = table();
+        dir.insert(net("192.0.2.0/24"), 24).unwrap();
+        for len in 25..=32u8 {
+            // Nested: 192.0.2.0/25 contains /26 contains ... /32 (all at .0).
+            dir.insert(Ipv4Net::new(ip("192.0.2.0"), len).unwrap(), u32::from(len))
+                .unwrap();
+        }
+        assert_eq!(dir.tbl8_in_use(), 1, "one group for the /24");
+        let index = u32::from(ip("192.0.2.0")) >> 8;
+        assert_eq!(dir.storage().tbl24(index), DIR24_VALID | DIR24_EXTENDED);
+        assert_eq!(dir.lookup(ip("192.0.2.0")), Some(32));
+        assert_eq!(dir.lookup(ip("192.0.2.1")), Some(31));
+        assert_eq!(dir.lookup(ip("192.0.2.2")), Some(30));
+        assert_eq!(dir.lookup(ip("192.0.2.127")), Some(25));
+        assert_eq!(dir.lookup(ip("192.0.2.128")), Some(24));
+        assert_eq!(dir.lookup(ip("192.0.3.0")), None);
+
+        // Remove the middle: its entries fall to the next shorter one.
+        assert_eq!(dir.remove(net("192.0.2.0/28")), Some(28));
+        assert_eq!(dir.lookup(ip("192.0.2.8")), Some(27));
+        assert_eq!(dir.lookup(ip("192.0.2.0")), Some(32));
+
+        // A /24 change reaches the group entries it owns, not the longer prefixes'.
+        assert_eq!(dir.insert(net("192.0.2.0/24"), 124).unwrap(), Some(24));
+        assert_eq!(dir.lookup(ip("192.0.2.200")), Some(124));
+        assert_eq!(dir.lookup(ip("192.0.2.100")), Some(25));
+
+        for len in [25u8, 26, 27, 29, 30, 31] {
+            dir.remove(Ipv4Net::new(ip("192.0.2.0"), len).unwrap())
+                .unwrap();
+            assert_eq!(dir.tbl8_in_use(), 1, "the /32 still needs the group");
+        }
+        assert_eq!(dir.lookup(ip("192.0.2.1")), Some(124));
+        assert_eq!(dir.remove(net("192.0.2.0/32")), Some(32));
+        // Folded back: the TBL24 entry is plain again, the group waits out its quarantine.
+        assert_eq!(dir.tbl8_in_use(), 0);
+        assert_eq!(dir.tbl8_quarantined(), 1);
+        assert_eq!(dir.storage().tbl24(index), DIR24_VALID | 124);
+        assert_eq!(dir.lookup(ip("192.0.2.0")), Some(124));
+        dir.release_quarantined(Instant::now());
+        assert_eq!(dir.tbl8_quarantined(), 1, "too early");
+        dir.release_quarantined(after_quarantine());
+        assert_eq!(dir.tbl8_quarantined(), 0);
+        assert!(dir.storage().tbl8_entries().iter().all(|&entry| entry == 0));
+
+        // A long prefix in a /24 without a shorter route: the rest of the group is invalid.
+        dir.remove(net("192.0.2.0/24")).unwrap();
+        dir.insert(net("192.0.2.64/26"), 26).unwrap();
+        assert_eq!(dir.lookup(ip("192.0.2.64")), Some(26));
+        assert_eq!(dir.lookup(ip("192.0.2.0")), None);
+        dir.remove(net("192.0.2.64/26")).unwrap();
+        dir.release_quarantined(after_quarantine());
+        assert!(dir.storage().is_zero());
+        assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn default_route() {
+        let mut dir = table();
+        assert_eq!(dir.insert(net("0.0.0.0/0"), 7).unwrap(), None);
+        // Only the default entry is written.
+        assert_eq!(dir.storage().default_entry(), DIR24_VALID | 7);
+        assert!(
+            dir.storage()
+                .tbl24_entries()
+                .iter()
+                .all(|&entry| entry == 0)
+        );
+        assert_eq!(dir.lookup(ip("203.0.113.9")), Some(7));
+
+        dir.insert(net("203.0.113.0/24"), 1).unwrap();
+        dir.insert(net("198.51.100.7/32"), 2).unwrap();
+        assert_eq!(dir.lookup(ip("203.0.113.9")), Some(1));
+        assert_eq!(dir.lookup(ip("198.51.100.7")), Some(2));
+        // The rest of the /32's group has no route of its own: the default applies.
+        assert_eq!(dir.lookup(ip("198.51.100.8")), Some(7));
+        // Removing a prefix whose only cover is the default leaves invalid entries.
+        assert_eq!(dir.remove(net("203.0.113.0/24")), Some(1));
+        assert_eq!(dir.storage().tbl24(u32::from(ip("203.0.113.0")) >> 8), 0);
+        assert_eq!(dir.lookup(ip("203.0.113.9")), Some(7));
+
+        // Changing the default is one write.
+        assert_eq!(dir.insert(net("0.0.0.0/0"), 8).unwrap(), Some(7));
+        assert_eq!(dir.lookup(ip("1.2.3.4")), Some(8));
+        assert_eq!(dir.get(net("0.0.0.0/0")), Some(8));
+        assert_eq!(dir.remove(net("0.0.0.0/0")), Some(8));
+        assert_eq!(dir.lookup(ip("1.2.3.4")), None);
+        assert_eq!(dir.lookup(ip("198.51.100.7")), Some(2));
+        assert_eq!(dir.lookup(ip("198.51.100.8")), None);
+        assert_eq!(dir.len(), 1);
+    }
+
+    #[test]
+    fn replace_in_place() {
+        let mut dir = table();
+        dir.insert(net("172.16.0.0/12"), 1).unwrap();
+        dir.insert(net("172.17.1.0/24"), 2).unwrap();
+        dir.insert(net("172.17.2.4/30"), 3).unwrap();
+        assert_eq!(dir.insert(net("172.16.0.0/12"), 10).unwrap(), Some(1));
+        assert_eq!(dir.len(), 3);
+        assert_eq!(dir.lookup(ip("172.20.0.1")), Some(10));
+        assert_eq!(dir.lookup(ip("172.17.1.1")), Some(2));
+        assert_eq!(dir.lookup(ip("172.17.2.5")), Some(3));
+        // The /12's entries inside the /30's group were updated too.
+        assert_eq!(dir.lookup(ip("172.17.2.9")), Some(10));
+        assert_eq!(dir.insert(net("172.17.2.4/30"), 30).unwrap(), Some(3));
+        assert_eq!(dir.lookup(ip("172.17.2.5")), Some(30));
+        // Same group again: nothing to do, still reported.
+        assert_eq!(dir.insert(net("172.17.1.0/24"), 2).unwrap(), Some(2));
+        // Depths survived the replacements: removals fall back correctly.
+        assert_eq!(dir.remove(net("172.17.1.0/24")), Some(2));
+        assert_eq!(dir.lookup(ip("172.17.1.1")), Some(10));
+        assert_eq!(dir.remove(net("172.17.2.4/30")), Some(30));
+        assert_eq!(dir.lookup(ip("172.17.2.5")), Some(10));
+        assert_eq!(dir.tbl8_in_use(), 0);
+        // Group 0 (GROUP_LOCAL) is a valid route, not "no route".
+        dir.insert(net("172.16.0.0/12"), 0).unwrap();
+        assert_eq!(dir.lookup(ip("172.20.0.1")), Some(0));
+    }
+
+    #[test]
+    fn remove_absent() {
+        let mut dir = table();
+        assert_eq!(dir.remove(net("10.0.0.0/8")), None);
+        assert_eq!(dir.remove(net("0.0.0.0/0")), None);
+        dir.insert(net("10.1.2.0/24"), 1).unwrap();
+        dir.insert(net("10.1.2.128/25"), 2).unwrap();
+        // Covering, covered and sibling prefixes that are not there.
+        assert_eq!(dir.remove(net("10.1.0.0/16")), None);
+        assert_eq!(dir.remove(net("10.1.2.0/25")), None);
+        assert_eq!(dir.remove(net("10.1.2.128/26")), None);
+        assert_eq!(dir.remove(net("10.1.3.0/24")), None);
+        assert_eq!(dir.get(net("10.1.0.0/16")), None);
+        assert_eq!(dir.len(), 2);
+        assert_eq!(dir.lookup(ip("10.1.2.1")), Some(1));
+        assert_eq!(dir.lookup(ip("10.1.2.129")), Some(2));
+        assert_eq!(dir.tbl8_in_use(), 1);
+    }
+
+    #[test]
+    fn table_full() {
+        let mut dir = Dir24::new(VecStorage::new(2));
+        dir.insert(net("10.0.0.1/32"), 1).unwrap();
+        dir.insert(net("10.0.1.1/32"), 2).unwrap();
+        // Same /24s: no new group needed.
+        dir.insert(net("10.0.1.128/25"), 3).unwrap();
+        let err = dir.insert(net("10.0.2.1/32"), 4).unwrap_err();
+        assert!(
+            matches!(err, Dir24Error::TableFull { capacity: 2, prefix } if prefix == net("10.0.2.1/32")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("10.0.2.1/32"), "{err}");
+        // Nothing changed.
+        assert_eq!(dir.len(), 3);
+        assert_eq!(dir.get(net("10.0.2.1/32")), None);
+        assert_eq!(dir.lookup(ip("10.0.2.1")), None);
+        assert_eq!(dir.storage().tbl24(u32::from(ip("10.0.2.0")) >> 8), 0);
+        // Shorter prefixes still go in.
+        dir.insert(net("10.0.2.0/24"), 5).unwrap();
+
+        // A freed group is quarantined; the next insert waits it out instead of failing.
+        dir.remove(net("10.0.0.1/32")).unwrap();
+        assert_eq!(dir.tbl8_quarantined(), 1);
+        let start = Instant::now();
+        dir.insert(net("10.0.2.1/32"), 4).unwrap();
+        assert!(start.elapsed() < TBL8_QUARANTINE * 3);
+        assert_eq!(dir.lookup(ip("10.0.2.1")), Some(4));
+        assert_eq!(dir.lookup(ip("10.0.2.2")), Some(5));
+        assert_eq!(dir.tbl8_in_use(), 2);
+    }
+
+    #[test]
+    fn invalid_group() {
+        let mut dir = table();
+        assert!(matches!(
+            dir.insert(net("10.0.0.0/8"), DIR24_ID_MASK + 1),
+            Err(Dir24Error::InvalidGroup(group)) if group == DIR24_ID_MASK + 1
+        ));
+        assert!(dir.is_empty());
+        dir.insert(net("10.0.0.0/8"), DIR24_ID_MASK).unwrap();
+        assert_eq!(dir.lookup(ip("10.0.0.1")), Some(DIR24_ID_MASK));
+    }
+
+    #[test]
+    fn host_bits_are_ignored() {
+        let mut dir = table();
+        assert_eq!(dir.insert(net("10.1.2.3/16"), 1).unwrap(), None);
+        assert_eq!(dir.get(net("10.1.0.0/16")), Some(1));
+        assert_eq!(dir.get(net("10.1.99.99/16")), Some(1));
+        assert_eq!(dir.insert(net("10.1.255.255/16"), 2).unwrap(), Some(1));
+        assert_eq!(dir.lookup(ip("10.1.0.0")), Some(2));
+        assert_eq!(dir.lookup(ip("10.2.0.0")), None);
+        dir.insert(net("10.1.2.77/30"), 3).unwrap();
+        assert_eq!(dir.lookup(ip("10.1.2.76")), Some(3));
+        assert_eq!(dir.remove(net("10.1.2.79/30")), Some(3));
+        assert_eq!(dir.remove(net("10.1.200.1/16")), Some(2));
+        assert!(dir.is_empty());
+    }
+
+    /// Storage that, after every store, looks up a set of probe addresses and checks that each
+    /// resolves to its route before or after the operation in progress: what a concurrent
+    /// reader may see. Catches a group published before it is filled, an entry passing through
+    /// "no route", a group zeroed while still in use.
+    struct CheckedStorage {
+        inner: VecStorage,
+        probes: Vec<u32>,
+        /// Per probe: its route before and after the operation in progress.
+        allowed: Vec<[Option<u32>; 2]>,
+        context: String,
+    }
+
+    impl CheckedStorage {
+        fn check(&self) {
+            for (&addr, allowed) in self.probes.iter().zip(&self.allowed) {
+                let got = lookup_in(&self.inner, addr);
+                assert!(
+                    allowed.contains(&got),
+                    "{}: {} resolved to {got:?} mid-operation, expected one of {allowed:?}",
+                    self.context,
+                    Ipv4Addr::from(addr)
+                );
+            }
+        }
+    }
+
+    impl Dir24Storage for CheckedStorage {
+        fn tbl24(&self, index: u32) -> u32 {
+            self.inner.tbl24(index)
+        }
+        fn set_tbl24(&mut self, index: u32, entry: u32) {
+            self.inner.set_tbl24(index, entry);
+            self.check();
+        }
+        fn tbl8(&self, group: u32, index: u8) -> u32 {
+            self.inner.tbl8(group, index)
+        }
+        fn set_tbl8(&mut self, group: u32, index: u8, entry: u32) {
+            self.inner.set_tbl8(group, index, entry);
+            self.check();
+        }
+        fn default_entry(&self) -> u32 {
+            self.inner.default_entry()
+        }
+        fn set_default_entry(&mut self, entry: u32) {
+            self.inner.set_default_entry(entry);
+            self.check();
+        }
+        fn tbl8_groups(&self) -> u32 {
+            self.inner.tbl8_groups()
+        }
+    }
+
+    /// Random inserts, replacements and removes in a small region (10.0.0.0/20, so that
+    /// prefixes pile up and probes hit them), checking every intermediate state.
+    #[test]
+    fn readers_never_see_a_half_done_update() {
+        let seed = test_seed();
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let region = u32::from(ip("10.0.0.0"));
+        let probes: Vec<u32> = (0..256)
+            .map(|_| region | rng.random_range(0..1 << 12))
+            .collect();
+        let storage = CheckedStorage {
+            inner: VecStorage::new(1024),
+            allowed: vec![[None, None]; probes.len()],
+            probes,
+            context: String::new(),
+        };
+        let mut dir = Dir24::new(storage);
+        let mut reference = ReferenceLpm::<Ipv4Net>::new();
+        let ops = if cfg!(debug_assertions) { 300 } else { 3000 };
+        for op in 0..ops {
+            let len = if rng.random_bool(0.02) {
+                0
+            } else {
+                rng.random_range(14..=32)
+            };
+            let addr = Ipv4Addr::from(region | rng.random_range(0..1 << 12));
+            let prefix = Ipv4Net::new(addr, len).unwrap().trunc();
+            let group = rng.random_range(0..8);
+            let remove = rng.random_bool(0.4);
+
+            let routes = |reference: &ReferenceLpm<Ipv4Net>, probes: &[u32]| -> Vec<_> {
+                probes
+                    .iter()
+                    .map(|&addr| reference.lookup(Ipv4Addr::from(addr)).copied())
+                    .collect()
+            };
+            let before = routes(&reference, &dir.storage.probes);
+            if remove {
+                reference.remove(prefix);
+            } else {
+                reference.insert(prefix, group);
+            }
+            let after = routes(&reference, &dir.storage.probes);
+            dir.storage.allowed = before.into_iter().zip(after).map(|(b, a)| [b, a]).collect();
+            dir.storage.context = format!(
+                "seed {seed}, op {op}: {} {prefix} -> {group}",
+                if remove { "remove" } else { "insert" }
+            );
+            if remove {
+                dir.remove(prefix);
+            } else {
+                dir.insert(prefix, group).unwrap();
+            }
+            // Groups leave quarantine at once here (readers are simulated, synchronous).
+            dir.release_quarantined(after_quarantine());
+        }
+    }
+
+    /// Prefix length weights, loosely after the public IPv4 table: mostly /24, then /22, /23,
+    /// /20, /16, /21, /19, and a few longer than /24 (as an enterprise or IXP table has).
+    const REALISTIC: &[(u8, u32)] = &[
+        (8, 2),
+        (9, 1),
+        (10, 2),
+        (11, 4),
+        (12, 8),
+        (13, 15),
+        (14, 25),
+        (15, 40),
+        (16, 350),
+        (17, 120),
+        (18, 200),
+        (19, 300),
+        (20, 500),
+        (21, 450),
+        (22, 1000),
+        (23, 900),
+        (24, 5600),
+        (25, 60),
+        (26, 60),
+        (27, 50),
+        (28, 50),
+        (29, 50),
+        (30, 40),
+        (31, 10),
+        (32, 80),
+    ];
+
+    /// Every length, the short ones rare (there are few of them to pick from anyway).
+    const ALL_LENGTHS: &[(u8, u32)] = &[
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 1),
+        (6, 1),
+        (7, 2),
+        (8, 5),
+        (9, 3),
+        (10, 4),
+        (11, 8),
+        (12, 15),
+        (13, 25),
+        (14, 40),
+        (15, 60),
+        (16, 350),
+        (17, 120),
+        (18, 200),
+        (19, 300),
+        (20, 500),
+        (21, 450),
+        (22, 1000),
+        (23, 900),
+        (24, 5000),
+        (25, 150),
+        (26, 150),
+        (27, 120),
+        (28, 120),
+        (29, 120),
+        (30, 120),
+        (31, 60),
+        (32, 300),
+    ];
+
+    fn random_len(rng: &mut SmallRng, weights: &[(u8, u32)]) -> u8 {
+        let total: u32 = weights.iter().map(|(_, weight)| weight).sum();
+        let mut pick = rng.random_range(0..total);
+        for &(len, weight) in weights {
+            if pick < weight {
+                return len;
+            }
+            pick -= weight;
+        }
+        unreachable!()
+    }
+
+    /// An address inside `prefix`.
+    fn random_inside(rng: &mut SmallRng, prefix: Ipv4Net) -> Ipv4Addr {
+        let host = rng.random::<u32>() & !u32::from(prefix.netmask());
+        Ipv4Addr::from(u32::from(prefix.network()) | host)
+    }
+
+    /// A prefix: 30% of the time around one of `near` (so that prefixes nest and share /24s),
+    /// else anywhere. Host bits are left set, `Dir24` must clear them.
+    fn random_prefix(rng: &mut SmallRng, weights: &[(u8, u32)], near: &[Ipv4Net]) -> Ipv4Net {
+        let len = random_len(rng, weights);
+        let addr = if !near.is_empty() && rng.random_bool(0.3) {
+            let around = near[rng.random_range(0..near.len())];
+            random_inside(rng, around)
+        } else {
+            Ipv4Addr::from(rng.random::<u32>())
+        };
+        Ipv4Net::new(addr, len).unwrap()
+    }
+
+    fn random_group(rng: &mut SmallRng) -> u32 {
+        // Few distinct groups (as in real tables), and now and then any id.
+        if rng.random_bool(0.9) {
+            rng.random_range(0..32)
+        } else {
+            rng.random_range(0..=DIR24_ID_MASK)
+        }
+    }
+
+    /// `addresses` lookups, half inside a live prefix, half anywhere, against the reference.
+    fn check_lookups(
+        dir: &Dir24<VecStorage>,
+        reference: &ReferenceLpm<Ipv4Net>,
+        live: &[Ipv4Net],
+        addresses: usize,
+        rng: &mut SmallRng,
+        seed: u64,
+    ) {
+        for n in 0..addresses {
+            let addr = if n % 2 == 0 && !live.is_empty() {
+                let prefix = live[rng.random_range(0..live.len())];
+                random_inside(rng, prefix)
+            } else {
+                Ipv4Addr::from(rng.random::<u32>())
+            };
+            let want = reference.lookup(addr).copied();
+            let got = dir.lookup(addr);
+            assert_eq!(
+                got,
+                want,
+                "seed {seed}: lookup {addr}: reference's longest match is {:?}",
+                reference.lookup_prefix(addr)
+            );
+        }
+        assert_eq!(dir.len(), reference.len(), "seed {seed}");
+        for &prefix in live {
+            assert_eq!(
+                dir.get(prefix),
+                reference.get(prefix).copied(),
+                "seed {seed}: {prefix}"
+            );
+        }
+        // A group per /24 holding a prefix longer than /24, no more, no fewer.
+        let long_blocks: std::collections::HashSet<u32> = reference
+            .iter()
+            .filter(|(prefix, _)| prefix.prefix_len() > 24)
+            .map(|(prefix, _)| u32::from(prefix.network()) >> 8)
+            .collect();
+        assert_eq!(dir.tbl8_in_use() as usize, long_blocks.len(), "seed {seed}");
+    }
+
+    /// Dir24 against the reference LPM on a random table, through churn, down to empty.
+    #[test]
+    fn differential_against_reference() {
+        let seed = test_seed();
+        let mut rng = SmallRng::seed_from_u64(seed);
+        // Full size in release (as tests are run); smaller in debug builds, which are ~30x
+        // slower.
+        let (prefixes, addresses, churn) = if cfg!(debug_assertions) {
+            (20_000, 100_000, 10_000)
+        } else {
+            (100_000, 1_000_000, 50_000)
+        };
+
+        let mut dir = Dir24::new(VecStorage::new(MAX_DIR24_TBL8_GROUPS));
+        let mut reference = ReferenceLpm::<Ipv4Net>::new();
+        // The prefixes present (normalised), for picking deletes and addresses that hit.
+        let mut live: Vec<Ipv4Net> = Vec::with_capacity(prefixes);
+
+        let insert = |dir: &mut Dir24<VecStorage>,
+                      reference: &mut ReferenceLpm<Ipv4Net>,
+                      live: &mut Vec<Ipv4Net>,
+                      prefix: Ipv4Net,
+                      group: u32| {
+            let got = dir
+                .insert(prefix, group)
+                .unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+            let want = reference.insert(prefix.trunc(), group);
+            assert_eq!(got, want, "seed {seed}: insert {prefix} -> {group}");
+            if want.is_none() {
+                live.push(prefix.trunc());
+            }
+        };
+
+        while live.len() < prefixes {
+            let prefix = random_prefix(&mut rng, ALL_LENGTHS, &live);
+            let group = random_group(&mut rng);
+            insert(&mut dir, &mut reference, &mut live, prefix, group);
+        }
+        check_lookups(&dir, &reference, &live, addresses, &mut rng, seed);
+
+        // Churn: deletes (a few of absent prefixes), inserts (a third of them replacing the
+        // group of a present prefix), interleaved.
+        for _ in 0..churn {
+            if rng.random_bool(0.05) {
+                let prefix = random_prefix(&mut rng, ALL_LENGTHS, &live);
+                let want = reference.remove(prefix.trunc());
+                assert_eq!(dir.remove(prefix), want, "seed {seed}: remove {prefix}");
+                if want.is_some() {
+                    // Present after all (short prefixes are few): not live any more.
+                    let at = live.iter().position(|&p| p == prefix.trunc()).unwrap();
+                    live.swap_remove(at);
+                }
+            } else {
+                let prefix = live.swap_remove(rng.random_range(0..live.len()));
+                let want = reference.remove(prefix);
+                assert!(want.is_some());
+                assert_eq!(dir.remove(prefix), want, "seed {seed}: remove {prefix}");
+            }
+            let prefix = if rng.random_bool(0.33) {
+                live[rng.random_range(0..live.len())]
+            } else {
+                random_prefix(&mut rng, ALL_LENGTHS, &live)
+            };
+            let group = random_group(&mut rng);
+            insert(&mut dir, &mut reference, &mut live, prefix, group);
+        }
+        // Stale groups must be gone from the live ones (`lookup` would see them otherwise).
+        check_lookups(&dir, &reference, &live, addresses, &mut rng, seed);
+
+        // Down to nothing, in random order: every entry back to zero, every group free.
+        while !live.is_empty() {
+            let prefix = live.swap_remove(rng.random_range(0..live.len()));
+            assert_eq!(
+                dir.remove(prefix),
+                reference.remove(prefix),
+                "seed {seed}: remove {prefix}"
+            );
+        }
+        assert!(dir.is_empty() && reference.is_empty(), "seed {seed}");
+        assert_eq!(dir.tbl8_in_use(), 0, "seed {seed}");
+        dir.release_quarantined(after_quarantine());
+        assert_eq!(dir.tbl8_quarantined(), 0, "seed {seed}");
+        assert_eq!(
+            dir.free_tbl8.len() as u32,
+            MAX_DIR24_TBL8_GROUPS,
+            "seed {seed}"
+        );
+        assert!(dir.storage().is_zero(), "seed {seed}: storage not zero");
+        assert!(dir.depth24.iter().all(|&depth| depth == 0), "seed {seed}");
+    }
+
+    /// Insert, replace and delete rates for 1M realistic prefixes (run with
+    /// `cargo test --release -- --ignored --nocapture dir24_rates`). Prints, asserts nothing
+    /// about time.
+    #[test]
+    #[ignore = "benchmark"]
+    fn dir24_rates() {
+        const COUNT: usize = 1_000_000;
+        let mut rng = SmallRng::seed_from_u64(1);
+        let prefixes: Vec<Ipv4Net> = (0..COUNT)
+            .map(|_| random_prefix(&mut rng, REALISTIC, &[]))
+            .collect();
+        let groups: Vec<u32> = (0..COUNT).map(|_| rng.random_range(1..1000)).collect();
+        let mut dir = Dir24::new(VecStorage::new(MAX_DIR24_TBL8_GROUPS));
+        let rate = |start: Instant| COUNT as f64 / start.elapsed().as_secs_f64();
+
+        let start = Instant::now();
+        for (prefix, group) in prefixes.iter().zip(&groups) {
+            dir.insert(*prefix, *group).unwrap();
+        }
+        println!(
+            "insert:  {:>10.0} prefixes/s ({} distinct, {} TBL8 groups)",
+            rate(start),
+            dir.len(),
+            dir.tbl8_in_use()
+        );
+        println!(
+            "memory:  {} MiB bookkeeping (+ {} MiB storage)",
+            dir.memory_bytes() >> 20,
+            ((dir.storage().tbl24_entries().len() + dir.storage().tbl8_entries().len()) * 4) >> 20
+        );
+
+        let start = Instant::now();
+        for (prefix, group) in prefixes.iter().zip(&groups) {
+            dir.insert(*prefix, group + 1).unwrap();
+        }
+        println!("replace: {:>10.0} prefixes/s", rate(start));
+
+        let addresses: Vec<Ipv4Addr> = (0..COUNT)
+            .map(|_| Ipv4Addr::from(rng.random::<u32>()))
+            .collect();
+        let start = Instant::now();
+        let hits = addresses
+            .iter()
+            .filter(|addr| dir.lookup(**addr).is_some())
+            .count();
+        println!("lookup:  {:>10.0} addresses/s ({hits} hits)", rate(start));
+
+        let start = Instant::now();
+        for prefix in prefixes.iter().rev() {
+            dir.remove(*prefix);
+        }
+        println!("remove:  {:>10.0} prefixes/s", rate(start));
+        assert!(dir.is_empty());
+    }
+}

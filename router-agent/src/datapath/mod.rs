@@ -1,0 +1,475 @@
+//! The XDP datapath: loads the program, owns its maps, and applies FIB operations to them.
+//!
+//! A datapath is built complete before it takes traffic: maps are created unpinned, filled
+//! from the FIB, and only then attached (replacing a previous agent's program atomically
+//! through its pinned link) and pinned. A restart or upgrade therefore never shows packets an
+//! empty or half-written table; a crash leaves the pinned link and maps forwarding.
+
+pub mod dir24;
+pub mod mmap;
+pub mod pinned;
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{DevMapHash, LpmTrie, Map, MapData, PerCpuArray, PerCpuValues, lpm_trie::Key},
+    programs::{
+        Xdp,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpMode},
+    },
+    util::nr_cpus,
+};
+use ipnet::IpNet;
+use router_common::{
+    DIR24_TBL24_CHUNKS, Dir24Chunk, ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS,
+    MAX_ROUTES_V4, MAX_ROUTES_V6, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopStats, map_names,
+};
+
+use crate::fib::{Batch, FibOp};
+use dir24::{Dir24, Dir24Storage};
+use mmap::MmapArray;
+
+/// The forwarding program, built by build.rs from `router-ebpf`.
+pub static ROUTER_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/router.bpf.o"));
+/// Benchmark traffic generator and sink programs.
+pub static TRAFFICGEN_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/trafficgen.bpf.o"));
+
+pub const PROGRAM_NAME: &str = "hostrouter";
+pub const FLOW_HASH_SEED_GLOBAL: &str = "FLOW_HASH_SEED";
+
+/// Pinned XDP link of an interface: `<pin dir>/link_<ifname>`.
+pub fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
+    pin_dir.join(format!("link_{ifname}"))
+}
+
+#[derive(Clone, Debug)]
+pub struct DatapathOptions {
+    pub engine: LookupEngine,
+    pub pin_dir: PathBuf,
+    pub flow_hash_seed: u32,
+    pub max_routes_v4: u32,
+    pub max_routes_v6: u32,
+    pub dir24_tbl8_groups: u32,
+}
+
+impl DatapathOptions {
+    pub fn new(engine: LookupEngine, pin_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            engine,
+            pin_dir: pin_dir.into(),
+            flow_hash_seed: rand::random(),
+            max_routes_v4: MAX_ROUTES_V4,
+            max_routes_v6: MAX_ROUTES_V6,
+            dir24_tbl8_groups: MAX_DIR24_TBL8_GROUPS,
+        }
+    }
+}
+
+/// DIR-24-8 tables as the XDP program sees them, through mmap.
+pub struct MmapDir24 {
+    tbl24: MmapArray<Dir24Chunk>,
+    tbl8: MmapArray<Dir24Chunk>,
+    /// One entry; mmap-able arrays pad the `u32` to 8 bytes.
+    default: MmapArray<u64>,
+}
+
+impl Dir24Storage for MmapDir24 {
+    fn tbl24(&self, index: u32) -> u32 {
+        self.tbl24.load_u32(index >> 8, (index & 0xff) as usize)
+    }
+    fn set_tbl24(&mut self, index: u32, entry: u32) {
+        self.tbl24
+            .store_u32(index >> 8, (index & 0xff) as usize, entry);
+    }
+    fn tbl8(&self, group: u32, index: u8) -> u32 {
+        self.tbl8.load_u32(group, usize::from(index))
+    }
+    fn set_tbl8(&mut self, group: u32, index: u8, entry: u32) {
+        self.tbl8.store_u32(group, usize::from(index), entry);
+    }
+    fn default_entry(&self) -> u32 {
+        self.default.load_u32(0, 0)
+    }
+    fn set_default_entry(&mut self, entry: u32) {
+        self.default.store_u32(0, 0, entry);
+    }
+    fn tbl8_groups(&self) -> u32 {
+        self.tbl8.entries()
+    }
+}
+
+pub struct Datapath {
+    ebpf: Ebpf,
+    options: DatapathOptions,
+    maps: BTreeMap<&'static str, Map>,
+    dir24: Option<Dir24<MmapDir24>>,
+    groups: MmapArray<NexthopGroup>,
+    nexthops: MmapArray<Nexthop>,
+    links: BTreeMap<String, PinnedLink>,
+    pinned: bool,
+}
+
+impl Datapath {
+    /// Loads the program with fresh, unpinned, empty maps sized for `options`.
+    pub fn load(options: DatapathOptions) -> Result<Self> {
+        let engine = options.engine as u32;
+        let uses_trie_v4 = options.engine == LookupEngine::LpmTrie;
+        let uses_trie_v6 = options.engine != LookupEngine::Kernel;
+        let uses_dir24 = options.engine == LookupEngine::Dir24;
+        // Tables an engine does not use shrink to one entry (the verifier prunes their code).
+        let size = |used: bool, n: u32| if used { n } else { 1 };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(ENGINE_GLOBAL, &engine, true)
+            .override_global(FLOW_HASH_SEED_GLOBAL, &options.flow_hash_seed, true)
+            .map_max_entries(
+                map_names::ROUTES_V4,
+                size(uses_trie_v4, options.max_routes_v4),
+            )
+            .map_max_entries(
+                map_names::ROUTES_V6,
+                size(uses_trie_v6, options.max_routes_v6),
+            )
+            .map_max_entries(map_names::DIR24_TBL24, size(uses_dir24, DIR24_TBL24_CHUNKS))
+            .map_max_entries(
+                map_names::DIR24_TBL8,
+                size(uses_dir24, options.dir24_tbl8_groups),
+            )
+            .load(ROUTER_OBJECT)
+            .context("loading the XDP object")?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .context("program missing from the object")?
+            .try_into()?;
+        program
+            .load()
+            .context("the kernel rejected the XDP program")?;
+
+        let mut maps = BTreeMap::new();
+        for name in map_names::ALL {
+            let map = ebpf
+                .take_map(name)
+                .with_context(|| format!("map {name} missing from the object"))?;
+            maps.insert(name, map);
+        }
+        let groups = mmap_array(&maps, map_names::NEXTHOP_GROUPS)?;
+        let nexthops = mmap_array(&maps, map_names::NEXTHOPS)?;
+        let dir24 = if uses_dir24 {
+            Some(Dir24::new(MmapDir24 {
+                tbl24: mmap_array(&maps, map_names::DIR24_TBL24)?,
+                tbl8: mmap_array(&maps, map_names::DIR24_TBL8)?,
+                default: mmap_array(&maps, map_names::DIR24_DEFAULT)?,
+            }))
+        } else {
+            None
+        };
+        Ok(Self {
+            ebpf,
+            options,
+            maps,
+            dir24,
+            groups,
+            nexthops,
+            links: BTreeMap::new(),
+            pinned: false,
+        })
+    }
+
+    pub fn engine(&self) -> LookupEngine {
+        self.options.engine
+    }
+
+    pub fn program_mut(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(PROGRAM_NAME)
+            .expect("loaded")
+            .try_into()
+            .expect("an XDP program")
+    }
+
+    /// Allows redirects to `ifindex`.
+    pub fn add_egress_port(&mut self, ifindex: u32) -> Result<()> {
+        let mut ports: DevMapHash<&mut MapData> =
+            DevMapHash::try_from(self.map_mut(map_names::EGRESS_PORTS))?;
+        ports
+            .insert(ifindex, ifindex, None, 0)
+            .with_context(|| format!("adding ifindex {ifindex} to EGRESS_PORTS"))
+    }
+
+    pub fn remove_egress_port(&mut self, ifindex: u32) -> Result<()> {
+        let mut ports: DevMapHash<&mut MapData> =
+            DevMapHash::try_from(self.map_mut(map_names::EGRESS_PORTS))?;
+        ports
+            .remove(ifindex)
+            .with_context(|| format!("removing ifindex {ifindex} from EGRESS_PORTS"))
+    }
+
+    fn map_mut(&mut self, name: &str) -> &mut Map {
+        self.maps.get_mut(name).expect("all maps are taken at load")
+    }
+
+    /// Applies a FIB batch in order. Stops at the first error: what was applied is consistent
+    /// (each op is safe on its own), the rest is reported.
+    pub fn apply(&mut self, batch: &Batch) -> Result<()> {
+        for op in batch.ops() {
+            self.apply_op(op)
+                .with_context(|| format!("applying {op:?}"))?;
+        }
+        Ok(())
+    }
+
+    fn apply_op(&mut self, op: &FibOp) -> Result<()> {
+        match op {
+            FibOp::WriteNexthop { slot, nexthop } => {
+                check_index(*slot, self.nexthops.entries(), "nexthop slot")?;
+                self.nexthops.write_unpublished(*slot, nexthop);
+            }
+            FibOp::WriteGroup { id, slots } => {
+                check_index(*id, self.groups.entries(), "nexthop group")?;
+                for (bucket, slot) in slots.iter().enumerate() {
+                    if self.groups.load_u32(*id, bucket) != *slot {
+                        self.groups.store_u32(*id, bucket, *slot);
+                    }
+                }
+            }
+            FibOp::ClearGroup { id } => {
+                check_index(*id, self.groups.entries(), "nexthop group")?;
+                for bucket in 0..NEXTHOP_BUCKETS {
+                    self.groups
+                        .store_u32(*id, bucket, router_common::NO_NEXTHOP);
+                }
+            }
+            FibOp::SetRoute { prefix, group } => self.set_route(*prefix, *group)?,
+            FibOp::DeleteRoute { prefix } => self.delete_route(*prefix)?,
+            FibOp::ResetNexthopStats { id } => {
+                let mut stats: PerCpuArray<&mut MapData, NexthopStats> =
+                    PerCpuArray::try_from(self.map_mut(map_names::NEXTHOP_STATS))?;
+                let cpus = nr_cpus().map_err(|(what, err)| anyhow!("{what}: {err}"))?;
+                let zeros = PerCpuValues::try_from(vec![NexthopStats::default(); cpus])?;
+                stats.set(*id, zeros, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_route(&mut self, prefix: IpNet, group: u32) -> Result<()> {
+        match (prefix, self.options.engine) {
+            // The kernel engine reads the kernel's FIB: our routes reach it as kernel routes.
+            (_, LookupEngine::Kernel) => {}
+            (IpNet::V4(v4), LookupEngine::Dir24) => {
+                let dir24 = self.dir24.as_mut().expect("dir24 engine has tables");
+                dir24.insert(v4, group)?;
+            }
+            (IpNet::V4(v4), _) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
+                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V4))?;
+                trie.insert(
+                    &Key::new(v4.prefix_len().into(), v4.addr().octets()),
+                    group,
+                    0,
+                )?;
+            }
+            (IpNet::V6(v6), _) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
+                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V6))?;
+                trie.insert(
+                    &Key::new(v6.prefix_len().into(), v6.addr().octets()),
+                    group,
+                    0,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_route(&mut self, prefix: IpNet) -> Result<()> {
+        match (prefix, self.options.engine) {
+            (_, LookupEngine::Kernel) => {}
+            (IpNet::V4(v4), LookupEngine::Dir24) => {
+                let dir24 = self.dir24.as_mut().expect("dir24 engine has tables");
+                dir24.remove(v4);
+            }
+            (IpNet::V4(v4), _) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
+                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V4))?;
+                trie.remove(&Key::new(v4.prefix_len().into(), v4.addr().octets()))?;
+            }
+            (IpNet::V6(v6), _) => {
+                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
+                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V6))?;
+                trie.remove(&Key::new(v6.prefix_len().into(), v6.addr().octets()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the XDP program would send `addr` (for tests and `show`): the group id.
+    pub fn lookup_group(&self, addr: IpAddr) -> Result<Option<u32>> {
+        match (addr, self.options.engine) {
+            (_, LookupEngine::Kernel) => bail!("the kernel engine has no routes of its own"),
+            (IpAddr::V4(v4), LookupEngine::Dir24) => {
+                Ok(self.dir24.as_ref().expect("tables").lookup(v4))
+            }
+            (IpAddr::V4(v4), _) => {
+                let trie: LpmTrie<&MapData, [u8; 4], u32> =
+                    LpmTrie::try_from(&self.maps[map_names::ROUTES_V4])?;
+                optional(trie.get(&Key::new(32, v4.octets()), 0))
+            }
+            (IpAddr::V6(v6), _) => {
+                let trie: LpmTrie<&MapData, [u8; 16], u32> =
+                    LpmTrie::try_from(&self.maps[map_names::ROUTES_V6])?;
+                optional(trie.get(&Key::new(128, v6.octets()), 0))
+            }
+        }
+    }
+
+    /// Verdict counters summed over CPUs, indexed by `router_common::Verdict`.
+    pub fn verdict_counts(&self) -> Result<Vec<u64>> {
+        let stats: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(&self.maps[map_names::VERDICT_STATS])?;
+        (0..router_common::VERDICT_COUNT)
+            .map(|i| Ok(stats.get(&i, 0)?.iter().sum()))
+            .collect()
+    }
+
+    /// A nexthop's packet and byte counters summed over CPUs.
+    pub fn nexthop_stats(&self, id: u32) -> Result<NexthopStats> {
+        let stats: PerCpuArray<&MapData, NexthopStats> =
+            PerCpuArray::try_from(&self.maps[map_names::NEXTHOP_STATS])?;
+        Ok(stats
+            .get(&id, 0)?
+            .iter()
+            .fold(NexthopStats::default(), |sum, cpu| NexthopStats {
+                packets: sum.packets + cpu.packets,
+                bytes: sum.bytes + cpu.bytes,
+            }))
+    }
+
+    /// Lets DIR-24-8 reuse TBL8 groups freed long enough ago that no reader holds them.
+    pub fn release_quarantined(&mut self, now: std::time::Instant) {
+        if let Some(dir24) = self.dir24.as_mut() {
+            dir24.release_quarantined(now);
+        }
+    }
+
+    /// Userspace bookkeeping of the DIR-24-8 tables, in bytes.
+    pub fn dir24_bookkeeping_bytes(&self) -> usize {
+        self.dir24.as_ref().map_or(0, Dir24::memory_bytes)
+    }
+
+    /// Attaches to `ifname`: replaces the program behind its pinned link if a previous agent
+    /// left one (atomic, no packet sees no program), else attaches and pins a new link.
+    pub fn attach(&mut self, ifname: &str, ifindex: u32, mode: XdpMode) -> Result<()> {
+        let pin_dir = self.options.pin_dir.clone();
+        std::fs::create_dir_all(&pin_dir)
+            .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
+        let link_path = link_pin_path(&pin_dir, ifname);
+        let program = self.program_mut();
+        if link_path.exists() {
+            let pinned = PinnedLink::from_pin(&link_path)
+                .with_context(|| format!("opening pinned link {}", link_path.display()))?;
+            let link = XdpLink::try_from(FdLink::from(pinned))
+                .with_context(|| format!("{} is not an XDP link", link_path.display()))?;
+            program
+                .attach_to_link(link)
+                .with_context(|| format!("replacing the program on {ifname}"))?;
+            tracing::info!(ifname, "replaced the XDP program behind the pinned link");
+            // The pin stays; nothing more to keep.
+            return Ok(());
+        }
+        let id = program
+            .attach_to_if_index(ifindex, mode)
+            .with_context(|| format!("attaching XDP to {ifname} ({mode:?} mode)"))?;
+        let link = program.take_link(id)?;
+        let fd_link = FdLink::try_from(link).map_err(|err| {
+            anyhow!("{ifname}: the kernel attached without a bpf_link ({err}); cannot pin")
+        })?;
+        let pinned = fd_link
+            .pin(&link_path)
+            .with_context(|| format!("pinning {}", link_path.display()))?;
+        self.links.insert(ifname.to_owned(), pinned);
+        tracing::info!(ifname, ?mode, "attached XDP program");
+        Ok(())
+    }
+
+    /// Pins every map as `<pin dir>/<name>`, replacing what a previous agent pinned there.
+    pub fn pin_maps(&mut self) -> Result<()> {
+        let pin_dir = &self.options.pin_dir;
+        std::fs::create_dir_all(pin_dir)
+            .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
+        for (name, map) in &self.maps {
+            let path = pin_dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("unpinning {}", path.display()));
+                }
+            }
+            map.pin(&path)
+                .with_context(|| format!("pinning {}", path.display()))?;
+        }
+        self.pinned = true;
+        Ok(())
+    }
+
+    /// Detaches from every interface and removes our pins: the clean way out.
+    pub fn detach_and_unpin(mut self, ifnames: &[String]) -> Result<()> {
+        let pin_dir = self.options.pin_dir.clone();
+        for ifname in ifnames {
+            let path = link_pin_path(&pin_dir, ifname);
+            let link = match self.links.remove(ifname) {
+                Some(link) => link,
+                None if path.exists() => PinnedLink::from_pin(&path)?,
+                None => continue,
+            };
+            // Unpinning leaves us the last reference: dropping it detaches the program.
+            drop(link.unpin()?);
+        }
+        for name in map_names::ALL {
+            let _ = std::fs::remove_file(pin_dir.join(name));
+        }
+        let _ = std::fs::remove_dir(&pin_dir);
+        Ok(())
+    }
+}
+
+fn optional(result: Result<u32, aya::maps::MapError>) -> Result<Option<u32>> {
+    match result {
+        Ok(group) => Ok(Some(group)),
+        Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn check_index(index: u32, entries: u32, what: &str) -> Result<()> {
+    if index >= entries {
+        bail!("{what} {index} out of range (map holds {entries})");
+    }
+    Ok(())
+}
+
+fn mmap_array<T: Copy>(maps: &BTreeMap<&str, Map>, name: &str) -> Result<MmapArray<T>> {
+    let Map::Array(data) = &maps[name] else {
+        bail!("map {name} is not an array");
+    };
+    let info = data.info()?;
+    if info.value_size() as usize != size_of::<T>() {
+        bail!(
+            "map {name}: value size {} does not match {} (agent and XDP object disagree)",
+            info.value_size(),
+            size_of::<T>()
+        );
+    }
+    MmapArray::new(data.fd().as_fd(), info.max_entries())
+        .with_context(|| format!("mmap of {name} (needs BPF_F_MMAPABLE)"))
+}

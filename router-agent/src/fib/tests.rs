@@ -1,0 +1,359 @@
+//! FIB tests against a model datapath that checks make-before-break after every single op.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+
+/// Applies ops like the real datapath and asserts that a packet arriving between any two ops
+/// finds only written state.
+#[derive(Default)]
+struct ModelDatapath {
+    routes: HashMap<IpNet, u32>,
+    groups: HashMap<u32, [u32; NEXTHOP_BUCKETS]>,
+    slots: HashMap<u32, Nexthop>,
+}
+
+impl ModelDatapath {
+    fn apply(&mut self, batch: &Batch) {
+        for op in batch.ops() {
+            match op {
+                FibOp::WriteNexthop { slot, nexthop } => {
+                    assert!(
+                        !self.referenced_slots().contains(slot),
+                        "slot {slot} rewritten while a bucket points at it"
+                    );
+                    self.slots.insert(*slot, *nexthop);
+                }
+                FibOp::WriteGroup { id, slots } => {
+                    for slot in slots.iter().filter(|s| **s != NO_NEXTHOP) {
+                        assert!(self.slots.contains_key(slot), "bucket -> unwritten slot");
+                    }
+                    self.groups.insert(*id, *slots);
+                }
+                FibOp::SetRoute { prefix, group } => {
+                    assert!(
+                        *group == GROUP_LOCAL || self.groups.contains_key(group),
+                        "route {prefix} -> unwritten group {group}"
+                    );
+                    self.routes.insert(*prefix, *group);
+                }
+                FibOp::DeleteRoute { prefix } => {
+                    assert!(
+                        self.routes.remove(prefix).is_some(),
+                        "delete of absent route"
+                    );
+                }
+                FibOp::ClearGroup { id } => {
+                    assert!(
+                        !self.routes.values().any(|g| g == id),
+                        "group {id} cleared while a route uses it"
+                    );
+                    self.groups.remove(id);
+                }
+                FibOp::ResetNexthopStats { .. } => {}
+            }
+        }
+    }
+
+    fn referenced_slots(&self) -> HashSet<u32> {
+        self.groups.values().flatten().copied().collect()
+    }
+
+    /// The nexthop a flow hashing to `bucket` takes for `prefix` (exact prefix here).
+    fn nexthop(&self, prefix: &str, bucket: usize) -> Option<Nexthop> {
+        let group = self.routes.get(&net(prefix))?;
+        let slot = self.groups.get(group)?[bucket];
+        self.slots.get(&slot).copied()
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn nh(via: &str, ifindex: u32) -> NexthopKey {
+    NexthopKey {
+        via: via.parse().unwrap(),
+        ifindex,
+    }
+}
+
+fn via(keys: &[NexthopKey]) -> RouteTarget {
+    RouteTarget::Via(keys.iter().copied().collect::<BTreeSet<_>>())
+}
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+
+fn fib_with_links() -> (Fib, ModelDatapath) {
+    let mut fib = Fib::new(FibLimits::default());
+    let mut dp = ModelDatapath::default();
+    let mut batch = Batch::default();
+    for ifindex in [2, 3] {
+        let link = LinkState {
+            mac: [0x02, 0, 0, 0, 1, ifindex as u8],
+            mtu: 1500,
+            up: true,
+        };
+        fib.update_link(&mut batch, ifindex, Some(link));
+    }
+    dp.apply(&batch);
+    (fib, dp)
+}
+
+#[test]
+fn route_resolves_when_neighbor_appears() {
+    let (mut fib, mut dp) = fib_with_links();
+    let a = nh("10.0.2.1", 2);
+    let mut batch = Batch::default();
+    fib.set_route(
+        &mut batch,
+        Source::Static,
+        net("198.51.100.0/24"),
+        via(&[a]),
+    )
+    .unwrap();
+    assert_eq!(batch.resolve, vec![a]);
+    assert_eq!(
+        batch.kernel,
+        vec![KernelChange::Replace {
+            prefix: net("198.51.100.0/24"),
+            nexthops: vec![a]
+        }]
+    );
+    dp.apply(&batch);
+    let unresolved = dp.nexthop("198.51.100.0/24", 0).unwrap();
+    assert!(!unresolved.is_resolved());
+
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, 2, a.via, Some(MAC_A));
+    dp.apply(&batch);
+    let resolved = dp.nexthop("198.51.100.0/24", 0).unwrap();
+    assert!(resolved.is_resolved());
+    assert_eq!(resolved.dst_mac, MAC_A);
+    assert_eq!(resolved.src_mac, [2, 0, 0, 0, 1, 2]);
+    assert_eq!(resolved.mtu, 1500);
+    assert_eq!(
+        resolved.id, unresolved.id,
+        "the stable id survives the slot change"
+    );
+    // Only a nexthop and a group were written; no route op.
+    assert!(
+        batch
+            .ops()
+            .all(|op| matches!(op, FibOp::WriteNexthop { .. } | FibOp::WriteGroup { .. }))
+    );
+}
+
+#[test]
+fn routes_with_the_same_nexthops_share_a_group() {
+    let (mut fib, mut dp) = fib_with_links();
+    let (a, b) = (nh("10.0.2.1", 2), nh("10.0.3.1", 3));
+    let mut batch = Batch::default();
+    for i in 0..100u8 {
+        let prefix = IpNet::new(IpAddr::V4(Ipv4Addr::new(203, 0, i, 0)), 24).unwrap();
+        fib.set_route(&mut batch, Source::Static, prefix, via(&[a, b]))
+            .unwrap();
+    }
+    dp.apply(&batch);
+    assert_eq!(fib.group_count(), 1);
+    assert_eq!(fib.nexthop_count(), 2);
+
+    // A neighbor change rewrites one group, whatever the number of routes.
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, 2, a.via, Some(MAC_A));
+    dp.apply(&batch);
+    let group_writes = batch
+        .ops()
+        .filter(|op| matches!(op, FibOp::WriteGroup { .. }))
+        .count();
+    assert_eq!(group_writes, 1);
+    assert!(!batch.ops().any(|op| matches!(op, FibOp::SetRoute { .. })));
+}
+
+#[test]
+fn failed_nexthop_leaves_only_its_buckets() {
+    let (mut fib, mut dp) = fib_with_links();
+    let (a, b) = (nh("10.0.2.1", 2), nh("10.0.3.1", 3));
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, 2, a.via, Some(MAC_A));
+    fib.update_neighbor(&mut batch, 3, b.via, Some(MAC_B));
+    fib.set_route(&mut batch, Source::Static, net("0.0.0.0/0"), via(&[a, b]))
+        .unwrap();
+    dp.apply(&batch);
+    let before: Vec<_> = (0..NEXTHOP_BUCKETS)
+        .map(|i| dp.nexthop("0.0.0.0/0", i).unwrap().dst_mac)
+        .collect();
+    assert_eq!(before.iter().filter(|m| **m == MAC_A).count(), 32);
+
+    // Link of b goes down: its buckets move to a, a's buckets do not move.
+    let mut batch = Batch::default();
+    let down = LinkState {
+        mac: [2, 0, 0, 0, 1, 3],
+        mtu: 1500,
+        up: false,
+    };
+    fib.update_link(&mut batch, 3, Some(down));
+    dp.apply(&batch);
+    for (i, mac) in before.iter().enumerate() {
+        let now = dp.nexthop("0.0.0.0/0", i).unwrap();
+        assert!(now.is_resolved());
+        assert_eq!(now.dst_mac, MAC_A, "bucket {i} (was {mac:?})");
+    }
+
+    // Back up: b takes back 32 buckets, taken only from a's surplus.
+    let mut batch = Batch::default();
+    fib.update_link(&mut batch, 3, Some(LinkState { up: true, ..down }));
+    dp.apply(&batch);
+    let after: Vec<_> = (0..NEXTHOP_BUCKETS)
+        .map(|i| dp.nexthop("0.0.0.0/0", i).unwrap().dst_mac)
+        .collect();
+    assert_eq!(after.iter().filter(|m| **m == MAC_B).count(), 32);
+}
+
+#[test]
+fn all_nexthops_down_points_buckets_at_unresolved_nexthops() {
+    let (mut fib, mut dp) = fib_with_links();
+    let a = nh("10.0.2.1", 2);
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, 2, a.via, Some(MAC_A));
+    fib.set_route(&mut batch, Source::Static, net("10.9.0.0/16"), via(&[a]))
+        .unwrap();
+    dp.apply(&batch);
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, 2, a.via, None);
+    assert_eq!(batch.resolve, vec![a]);
+    dp.apply(&batch);
+    // The kernel gets these packets (PassedUnresolved) and resolves the neighbor.
+    assert!(!dp.nexthop("10.9.0.0/16", 0).unwrap().is_resolved());
+}
+
+#[test]
+fn changing_and_removing_routes_cleans_up() {
+    let (mut fib, mut dp) = fib_with_links();
+    let (a, b) = (nh("10.0.2.1", 2), nh("10.0.3.1", 3));
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("10.1.0.0/16"), via(&[a]))
+        .unwrap();
+    fib.set_route(&mut batch, Source::Static, net("10.2.0.0/16"), via(&[a, b]))
+        .unwrap();
+    dp.apply(&batch);
+    assert_eq!(fib.group_count(), 2);
+
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("10.1.0.0/16"), via(&[a, b]))
+        .unwrap();
+    dp.apply(&batch);
+    assert_eq!(fib.group_count(), 1, "the {{a}} group is gone");
+    assert!(batch.ops().any(|op| matches!(op, FibOp::ClearGroup { .. })));
+
+    let mut batch = Batch::default();
+    fib.remove_route(&mut batch, Source::Static, net("10.1.0.0/16"));
+    fib.remove_route(&mut batch, Source::Static, net("10.2.0.0/16"));
+    dp.apply(&batch);
+    assert_eq!(fib.route_count(), 0);
+    assert_eq!(fib.group_count(), 0);
+    assert_eq!(fib.nexthop_count(), 0);
+    assert!(dp.routes.is_empty() && dp.groups.is_empty());
+    assert_eq!(
+        batch.kernel,
+        vec![
+            KernelChange::Delete {
+                prefix: net("10.1.0.0/16")
+            },
+            KernelChange::Delete {
+                prefix: net("10.2.0.0/16")
+            }
+        ]
+    );
+}
+
+#[test]
+fn local_source_wins_and_is_not_mirrored() {
+    let (mut fib, mut dp) = fib_with_links();
+    let a = nh("10.0.2.1", 2);
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("192.0.2.7/32"), via(&[a]))
+        .unwrap();
+    fib.set_route(
+        &mut batch,
+        Source::Local,
+        net("192.0.2.7/32"),
+        RouteTarget::Local,
+    )
+    .unwrap();
+    dp.apply(&batch);
+    assert_eq!(dp.routes[&net("192.0.2.7/32")], GROUP_LOCAL);
+    assert_eq!(
+        batch.kernel.last(),
+        Some(&KernelChange::Delete {
+            prefix: net("192.0.2.7/32")
+        })
+    );
+    // The address goes away: the static route comes back.
+    let mut batch = Batch::default();
+    fib.remove_route(&mut batch, Source::Local, net("192.0.2.7/32"));
+    dp.apply(&batch);
+    assert_ne!(dp.routes[&net("192.0.2.7/32")], GROUP_LOCAL);
+}
+
+#[test]
+fn full_tables_fail_cleanly() {
+    let limits = FibLimits {
+        groups: 3,
+        ..FibLimits::default()
+    };
+    let mut fib = Fib::new(limits);
+    let mut dp = ModelDatapath::default();
+    let mut batch = Batch::default();
+    // Groups 1 and 2 fit (0 is GROUP_LOCAL); a third nexthop set does not.
+    for (i, via_addr) in ["10.0.0.1", "10.0.0.2"].iter().enumerate() {
+        let prefix = IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 1, i as u8, 0)), 24).unwrap();
+        fib.set_route(&mut batch, Source::Static, prefix, via(&[nh(via_addr, 2)]))
+            .unwrap();
+    }
+    let err = fib
+        .set_route(
+            &mut batch,
+            Source::Static,
+            net("10.2.0.0/24"),
+            via(&[nh("10.0.0.3", 2)]),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        FibError::Full {
+            what: "nexthop groups",
+            ..
+        }
+    ));
+    dp.apply(&batch);
+    assert_eq!(fib.route_count(), 2);
+    assert_eq!(
+        fib.nexthop_count(),
+        2,
+        "the failed route's nexthop was released"
+    );
+}
+
+#[test]
+fn empty_nexthop_set_is_rejected() {
+    let mut fib = Fib::new(FibLimits::default());
+    let mut batch = Batch::default();
+    let err = fib
+        .set_route(
+            &mut batch,
+            Source::Static,
+            net("10.0.0.0/8"),
+            RouteTarget::Via(BTreeSet::new()),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FibError::NoNexthops {
+            prefix: net("10.0.0.0/8")
+        }
+    );
+    assert!(batch.is_empty());
+}

@@ -1,0 +1,13 @@
+//! hostrouter's agent. Data flows one way:
+//!
+//! ```text
+//!   config / (BGP) ──> fib (routes -> nexthop groups -> nexthops, neighbor state)
+//!                  ──> datapath (BPF maps: LPM trie or DIR-24-8, groups, nexthops) ──> packets
+//!   netlink: neighbors, links, addresses in; kernel routes out
+//! ```
+pub mod config;
+pub mod daemon;
+pub mod datapath;
+pub mod fib;
+pub mod netlink;
+pub mod show;

@@ -1,0 +1,123 @@
+//! `router-agent`: hostrouter's daemon and its command line.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use router_agent::{config::Config, daemon, show};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "hostrouter: routing on the host with an XDP fast path"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the XDP program, program the FIB and keep it in step with the kernel.
+    Run {
+        #[arg(short, long, default_value = "/etc/hostrouter/router.toml")]
+        config: PathBuf,
+        /// At exit, leave the program attached and the maps pinned (they keep forwarding).
+        #[arg(long)]
+        keep_datapath: bool,
+    },
+    /// Validate a configuration file and exit.
+    Check {
+        #[arg(short, long, default_value = "/etc/hostrouter/router.toml")]
+        config: PathBuf,
+    },
+    /// Show what the datapath holds, read from the pinned maps.
+    Show {
+        #[command(subcommand)]
+        what: ShowCommand,
+        /// The bpffs directory the agent pins to (default: from --config, else the default).
+        #[arg(long, global = true)]
+        pin_dir: Option<PathBuf>,
+        #[arg(short, long, global = true)]
+        config: Option<PathBuf>,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShowCommand {
+    /// Routes, their nexthop groups and nexthops.
+    Fib,
+    /// Verdict and per-nexthop counters.
+    Counters,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            config,
+            keep_datapath,
+        } => {
+            init_logging();
+            let config = Config::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(daemon::run(config, daemon::RunOptions { keep_datapath }))
+        }
+        Command::Check { config } => {
+            let parsed = Config::load(&config)?;
+            println!(
+                "{}: ok ({} interfaces, {} routes, engine {:?})",
+                config.display(),
+                parsed.interfaces.len(),
+                parsed.routes.len(),
+                parsed.engine()
+            );
+            Ok(())
+        }
+        Command::Show {
+            what,
+            pin_dir,
+            config,
+            json,
+        } => {
+            let pin_dir = match (pin_dir, config) {
+                (Some(dir), _) => dir,
+                (None, Some(config)) => Config::load(&config)?.datapath.pin_dir,
+                (None, None) => router_agent::config::DatapathConfig::default().pin_dir,
+            };
+            let text = match what {
+                ShowCommand::Fib => {
+                    let view = show::fib(&pin_dir)?;
+                    if json {
+                        serde_json::to_string_pretty(&view)?
+                    } else {
+                        show::render_fib(&view)
+                    }
+                }
+                ShowCommand::Counters => {
+                    let view = show::counters(&pin_dir)?;
+                    if json {
+                        serde_json::to_string_pretty(&view)?
+                    } else {
+                        show::render_counters(&view)
+                    }
+                }
+            };
+            println!("{}", text.trim_end());
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}

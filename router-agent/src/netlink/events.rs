@@ -1,0 +1,478 @@
+//! The event task: initial dump, then live notifications, as [`KernelEvent`]s.
+//!
+//! Why "subscribe, dump, then replay the queued notifications" loses nothing and ends right:
+//! every notification carries the object's *complete* state (not a delta), so for each object
+//! the last message applied wins. Notifications queued while the dump ran are applied after
+//! it; for any object changed during or after the dump, the last of them is the newest state;
+//! for an object not changed, the dump is. Replaying an older notification after the dump only
+//! causes a transient flap, immediately corrected by the newer ones that follow it.
+//!
+//! The task keeps a mirror of what it has reported. It serves three purposes:
+//! * suppress notifications that change nothing the agent sees (NUD churn REACHABLE -> STALE ->
+//!   DELAY with the same MAC, link statistics or flag changes, IPv6 address lifetime updates);
+//! * report a link's neighbors and addresses as removed when the link goes away, whether or not
+//!   the kernel sends its own notifications for them;
+//! * resynchronise after the event socket overflowed (ENOBUFS: notifications were lost): a
+//!   fresh dump is compared with the mirror and only the differences are reported, removals
+//!   included, so the consumer's state converges without any special handling on its side.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
+
+use futures::{StreamExt as _, channel::mpsc::UnboundedReceiver};
+use rtnetlink::{
+    packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload},
+    packet_route::{
+        AddressFamily, RouteNetlinkMessage, address::AddressMessage, link::LinkMessage,
+        neighbour::NeighbourMessage,
+    },
+    sys::SocketAddr,
+};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{
+    AddressInfo, KernelEvent, LinkInfo, Mac, NeighborInfo, Netlink, NetlinkError, addresses, links,
+    neighbors,
+};
+
+/// One kernel notification, reduced to what the agent cares about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Update {
+    Link(LinkInfo),
+    LinkGone(u32),
+    Neighbor(NeighborInfo),
+    NeighborGone(u32, IpAddr),
+    Address(AddressInfo),
+    AddressGone(AddressInfo),
+}
+
+/// Reduces a notification to an [`Update`]; `None` for what the agent does not track.
+pub(super) fn parse_update(msg: &RouteNetlinkMessage) -> Option<Update> {
+    match msg {
+        RouteNetlinkMessage::NewLink(m) if links::is_interface_message(m) => {
+            links::parse_link(m).map(Update::Link)
+        }
+        RouteNetlinkMessage::DelLink(m) if links::is_interface_message(m) => {
+            Some(Update::LinkGone(m.header.index))
+        }
+        RouteNetlinkMessage::NewNeighbour(m) => neighbors::parse_neighbor(m).map(Update::Neighbor),
+        RouteNetlinkMessage::DelNeighbour(m) => {
+            neighbors::neighbor_key(m).map(|(i, a)| Update::NeighborGone(i, a))
+        }
+        RouteNetlinkMessage::NewAddress(m) => addresses::parse_address(m).map(Update::Address),
+        RouteNetlinkMessage::DelAddress(m) => addresses::parse_address(m).map(Update::AddressGone),
+        _ => None,
+    }
+}
+
+/// What has been reported to the consumer (or, for a fresh dump, what the kernel has).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Mirror {
+    links: BTreeMap<u32, LinkInfo>,
+    neighbors: BTreeMap<(u32, IpAddr), Option<Mac>>,
+    /// Keyed like the kernel keys addresses (interface, address, prefix length).
+    addresses: BTreeMap<(u32, IpAddr, u8), Option<Ipv4Addr>>,
+}
+
+fn address_info(
+    (ifindex, addr, prefix_len): (u32, IpAddr, u8),
+    broadcast: Option<Ipv4Addr>,
+) -> AddressInfo {
+    AddressInfo {
+        ifindex,
+        addr,
+        prefix_len,
+        broadcast,
+    }
+}
+
+impl Mirror {
+    /// Applies one update, pushing the events it implies (none if nothing visible changed).
+    pub(super) fn apply(&mut self, update: Update, out: &mut Vec<KernelEvent>) {
+        match update {
+            Update::Link(info) => {
+                if self.links.get(&info.ifindex) != Some(&info) {
+                    self.links.insert(info.ifindex, info.clone());
+                    out.push(KernelEvent::Link(info));
+                }
+            }
+            Update::LinkGone(ifindex) => {
+                // Its neighbors and addresses go with it (the kernel flushes them).
+                let gone: Vec<_> = self
+                    .neighbors
+                    .range((ifindex, ip_min())..)
+                    .take_while(|(k, _)| k.0 == ifindex)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in gone {
+                    self.apply(Update::NeighborGone(key.0, key.1), out);
+                }
+                let gone: Vec<_> = self
+                    .addresses
+                    .iter()
+                    .filter(|(k, _)| k.0 == ifindex)
+                    .map(|(k, b)| address_info(*k, *b))
+                    .collect();
+                for info in gone {
+                    self.apply(Update::AddressGone(info), out);
+                }
+                if self.links.remove(&ifindex).is_some() {
+                    out.push(KernelEvent::LinkRemoved { ifindex });
+                }
+            }
+            Update::Neighbor(info) => {
+                let key = (info.ifindex, info.addr);
+                if self.neighbors.get(&key) != Some(&info.mac) {
+                    self.neighbors.insert(key, info.mac);
+                    out.push(KernelEvent::Neighbor(info));
+                }
+            }
+            Update::NeighborGone(ifindex, addr) => {
+                if self.neighbors.remove(&(ifindex, addr)).is_some() {
+                    out.push(KernelEvent::NeighborRemoved { ifindex, addr });
+                }
+            }
+            Update::Address(info) => {
+                let key = (info.ifindex, info.addr, info.prefix_len);
+                match self.addresses.insert(key, info.broadcast) {
+                    Some(old) if old == info.broadcast => {}
+                    Some(old) => {
+                        // Same address, other broadcast: report it as a replacement so that a
+                        // consumer keyed on the whole AddressInfo forgets the old one.
+                        out.push(KernelEvent::AddressRemoved(address_info(key, old)));
+                        out.push(KernelEvent::Address(info));
+                    }
+                    None => out.push(KernelEvent::Address(info)),
+                }
+            }
+            Update::AddressGone(info) => {
+                let key = (info.ifindex, info.addr, info.prefix_len);
+                if let Some(broadcast) = self.addresses.remove(&key) {
+                    out.push(KernelEvent::AddressRemoved(address_info(key, broadcast)));
+                }
+            }
+        }
+    }
+
+    /// Brings `self` to `fresh` (a complete dump), pushing the differences: removals first
+    /// (neighbors and addresses before their links), then links, addresses, neighbors.
+    pub(super) fn resync(&mut self, fresh: Mirror, out: &mut Vec<KernelEvent>) {
+        let gone_neighbors: Vec<_> = self
+            .neighbors
+            .keys()
+            .filter(|k| !fresh.neighbors.contains_key(k))
+            .copied()
+            .collect();
+        for (ifindex, addr) in gone_neighbors {
+            self.apply(Update::NeighborGone(ifindex, addr), out);
+        }
+        let gone_addresses: Vec<_> = self
+            .addresses
+            .iter()
+            .filter(|(k, _)| !fresh.addresses.contains_key(k))
+            .map(|(k, b)| address_info(*k, *b))
+            .collect();
+        for info in gone_addresses {
+            self.apply(Update::AddressGone(info), out);
+        }
+        let gone_links: BTreeSet<u32> = self
+            .links
+            .keys()
+            .filter(|k| !fresh.links.contains_key(k))
+            .copied()
+            .collect();
+        for ifindex in gone_links {
+            self.apply(Update::LinkGone(ifindex), out);
+        }
+        for info in fresh.links.into_values() {
+            self.apply(Update::Link(info), out);
+        }
+        for (key, broadcast) in fresh.addresses {
+            self.apply(Update::Address(address_info(key, broadcast)), out);
+        }
+        for ((ifindex, addr), mac) in fresh.neighbors {
+            self.apply(Update::Neighbor(NeighborInfo { ifindex, addr, mac }), out);
+        }
+    }
+}
+
+/// The smallest IpAddr (for range scans keyed by (ifindex, IpAddr)).
+fn ip_min() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+impl Netlink {
+    /// Dumps links, addresses and IPv4/IPv6 neighbors into a [`Mirror`].
+    async fn dump_state(&self) -> Result<Mirror, NetlinkError> {
+        let mut mirror = Mirror::default();
+        let mut discard = Vec::new();
+        let flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let links = self
+            .request(RouteNetlinkMessage::GetLink(LinkMessage::default()), flags)
+            .await?;
+        let addresses = self
+            .request(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                flags,
+            )
+            .await?;
+        let mut neighbors = Vec::new();
+        // One dump per family: an AF_UNSPEC dump would also list the bridge FDBs.
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut msg = NeighbourMessage::default();
+            msg.header.family = family;
+            neighbors.extend(
+                self.request(RouteNetlinkMessage::GetNeighbour(msg), flags)
+                    .await?,
+            );
+        }
+        for msg in links.iter().chain(&addresses).chain(&neighbors) {
+            if let Some(update) = parse_update(msg) {
+                mirror.apply(update, &mut discard);
+            }
+        }
+        Ok(mirror)
+    }
+}
+
+type RawMessages = UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
+
+/// Takes the initial dump, queues it followed by `DumpDone`, then spawns the task that turns
+/// notifications into events. An error here means the initial dump failed.
+pub(super) async fn start(
+    netlink: Netlink,
+    messages: RawMessages,
+    tx: UnboundedSender<KernelEvent>,
+) -> Result<(), NetlinkError> {
+    let mut mirror = Mirror::default();
+    let mut out = Vec::new();
+    mirror.resync(netlink.dump_state().await?, &mut out);
+    out.push(KernelEvent::DumpDone);
+    for event in out {
+        // The receiver is still in our hands: cannot fail.
+        let _ = tx.send(event);
+    }
+    tokio::spawn(run(netlink, mirror, messages, tx));
+    Ok(())
+}
+
+async fn run(
+    netlink: Netlink,
+    mut mirror: Mirror,
+    mut messages: RawMessages,
+    tx: UnboundedSender<KernelEvent>,
+) {
+    let mut out = Vec::new();
+    loop {
+        let message = tokio::select! {
+            _ = tx.closed() => return, // nobody listens any more
+            m = messages.next() => m,
+        };
+        let Some((message, _)) = message else {
+            tracing::error!("the netlink event socket closed: no more kernel events");
+            return;
+        };
+        match message.payload {
+            NetlinkPayload::InnerMessage(msg) => match parse_update(&msg) {
+                Some(update) => mirror.apply(update, &mut out),
+                None => tracing::trace!("ignoring kernel notification {msg:?}"),
+            },
+            NetlinkPayload::Overrun(_) => {
+                tracing::warn!("netlink event socket overflowed: resynchronising with a dump");
+                #[cfg(test)]
+                super::TEST_RESYNCS.set(super::TEST_RESYNCS.get() + 1);
+                let Some(fresh) = dump_until_ok(&netlink, &tx).await else {
+                    return;
+                };
+                mirror.resync(fresh, &mut out);
+            }
+            other => tracing::debug!("ignoring netlink message {other:?}"),
+        }
+        for event in out.drain(..) {
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Dumps, retrying every second on failure; `None` if the consumer went away meanwhile.
+async fn dump_until_ok(netlink: &Netlink, tx: &UnboundedSender<KernelEvent>) -> Option<Mirror> {
+    loop {
+        match netlink.dump_state().await {
+            Ok(fresh) => return Some(fresh),
+            Err(e) => tracing::warn!("netlink resynchronisation dump failed: {e}; retrying"),
+        }
+        tokio::select! {
+            _ = tx.closed() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    fn neigh(ifindex: u32, addr: &str, mac: Option<Mac>) -> Update {
+        Update::Neighbor(NeighborInfo {
+            ifindex,
+            addr: addr.parse().unwrap(),
+            mac,
+        })
+    }
+
+    fn link(ifindex: u32, up: bool) -> Update {
+        Update::Link(LinkInfo {
+            ifindex,
+            name: format!("eth{ifindex}"),
+            mac: None,
+            mtu: 1500,
+            up,
+        })
+    }
+
+    #[test]
+    fn duplicates_are_suppressed() {
+        let mut m = Mirror::default();
+        let mut out = Vec::new();
+        m.apply(link(2, true), &mut out);
+        m.apply(link(2, true), &mut out);
+        m.apply(neigh(2, "10.0.0.1", Some([1; 6])), &mut out);
+        m.apply(neigh(2, "10.0.0.1", Some([1; 6])), &mut out);
+        m.apply(neigh(2, "10.0.0.1", None), &mut out);
+        m.apply(
+            Update::NeighborGone(2, "10.0.0.9".parse().unwrap()),
+            &mut out,
+        );
+        assert_eq!(out.len(), 3, "{out:?}");
+    }
+
+    #[test]
+    fn link_removal_removes_its_neighbors_and_addresses() {
+        let mut m = Mirror::default();
+        let mut out = Vec::new();
+        m.apply(link(2, true), &mut out);
+        m.apply(link(3, true), &mut out);
+        m.apply(neigh(2, "10.0.0.1", Some([1; 6])), &mut out);
+        m.apply(neigh(2, "fe80::1", Some([1; 6])), &mut out);
+        m.apply(neigh(3, "10.0.1.1", Some([1; 6])), &mut out);
+        let addr = AddressInfo {
+            ifindex: 2,
+            addr: "10.0.0.2".parse().unwrap(),
+            prefix_len: 24,
+            broadcast: Some("10.0.0.255".parse().unwrap()),
+        };
+        m.apply(Update::Address(addr.clone()), &mut out);
+        out.clear();
+        m.apply(Update::LinkGone(2), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                KernelEvent::NeighborRemoved {
+                    ifindex: 2,
+                    addr: "10.0.0.1".parse().unwrap()
+                },
+                KernelEvent::NeighborRemoved {
+                    ifindex: 2,
+                    addr: "fe80::1".parse().unwrap()
+                },
+                KernelEvent::AddressRemoved(addr),
+                KernelEvent::LinkRemoved { ifindex: 2 },
+            ]
+        );
+        // The kernel's own DELNEIGH arriving afterwards is not reported twice.
+        out.clear();
+        m.apply(
+            Update::NeighborGone(2, "10.0.0.1".parse().unwrap()),
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn address_broadcast_change_is_a_replacement() {
+        let mut m = Mirror::default();
+        let mut out = Vec::new();
+        let a = AddressInfo {
+            ifindex: 2,
+            addr: "10.0.0.2".parse().unwrap(),
+            prefix_len: 24,
+            broadcast: None,
+        };
+        let b = AddressInfo {
+            broadcast: Some("10.0.0.255".parse().unwrap()),
+            ..a.clone()
+        };
+        m.apply(Update::Address(a.clone()), &mut out);
+        out.clear();
+        m.apply(Update::Address(b.clone()), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                KernelEvent::AddressRemoved(a),
+                KernelEvent::Address(b.clone())
+            ]
+        );
+        out.clear();
+        m.apply(Update::AddressGone(b.clone()), &mut out);
+        assert_eq!(out, vec![KernelEvent::AddressRemoved(b)]);
+    }
+
+    #[test]
+    fn resync_reports_only_differences() {
+        let mut m = Mirror::default();
+        let mut out = Vec::new();
+        m.apply(link(2, true), &mut out);
+        m.apply(link(3, true), &mut out);
+        m.apply(neigh(2, "10.0.0.1", Some([1; 6])), &mut out);
+        m.apply(neigh(2, "10.0.0.2", Some([2; 6])), &mut out);
+        m.apply(neigh(3, "10.0.1.1", Some([3; 6])), &mut out);
+        out.clear();
+
+        // Meanwhile (notifications lost): link 3 went away, 10.0.0.2 failed, 10.0.0.1 is gone,
+        // 10.0.0.3 appeared, link 2 went down.
+        let mut fresh = Mirror::default();
+        let mut discard = Vec::new();
+        fresh.apply(link(2, false), &mut discard);
+        fresh.apply(neigh(2, "10.0.0.2", None), &mut discard);
+        fresh.apply(neigh(2, "10.0.0.3", Some([4; 6])), &mut discard);
+
+        m.resync(fresh.clone(), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                KernelEvent::NeighborRemoved {
+                    ifindex: 2,
+                    addr: "10.0.0.1".parse().unwrap()
+                },
+                KernelEvent::NeighborRemoved {
+                    ifindex: 3,
+                    addr: "10.0.1.1".parse().unwrap()
+                },
+                KernelEvent::LinkRemoved { ifindex: 3 },
+                KernelEvent::Link(LinkInfo {
+                    ifindex: 2,
+                    name: "eth2".into(),
+                    mac: None,
+                    mtu: 1500,
+                    up: false
+                }),
+                KernelEvent::Neighbor(NeighborInfo {
+                    ifindex: 2,
+                    addr: "10.0.0.2".parse().unwrap(),
+                    mac: None
+                }),
+                KernelEvent::Neighbor(NeighborInfo {
+                    ifindex: 2,
+                    addr: "10.0.0.3".parse().unwrap(),
+                    mac: Some([4; 6])
+                }),
+            ]
+        );
+        assert_eq!(m, fresh);
+    }
+}

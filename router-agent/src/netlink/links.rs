@@ -1,0 +1,49 @@
+//! Links: RTM_NEWLINK / RTM_DELLINK -> [`LinkInfo`].
+
+use rtnetlink::packet_route::{
+    AddressFamily,
+    link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, State},
+};
+
+use super::LinkInfo;
+
+/// Whether a link message describes a network interface as such. Bridge port messages
+/// (AF_BRIDGE, sent when a port joins or leaves a bridge or changes its VLANs) carry the port's
+/// ifindex too: an RTM_DELLINK of that family only means "no longer a bridge port".
+pub(super) fn is_interface_message(msg: &LinkMessage) -> bool {
+    msg.header.interface_family == AddressFamily::Unspec
+}
+
+/// RTM_NEWLINK -> [`LinkInfo`]; `None` (logged) if the message lacks the name or the MTU.
+pub(super) fn parse_link(msg: &LinkMessage) -> Option<LinkInfo> {
+    let ifindex = msg.header.index;
+    let mut name = None;
+    let mut mac = None;
+    let mut mtu = None;
+    // A missing IFLA_OPERSTATE is treated like IF_OPER_UNKNOWN.
+    let mut oper_ok = true;
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => name = Some(n.clone()),
+            LinkAttribute::Mtu(m) => mtu = Some(*m),
+            // Only Ethernet-like links have a MAC we can forward with (loopback has an
+            // all-zero 6-byte "address", tunnels have none or an IP address).
+            LinkAttribute::Address(a) if msg.header.link_layer_type == LinkLayerType::Ether => {
+                mac = <[u8; 6]>::try_from(a.as_slice()).ok();
+            }
+            LinkAttribute::OperState(s) => oper_ok = matches!(s, State::Up | State::Unknown),
+            _ => {}
+        }
+    }
+    let (Some(name), Some(mtu)) = (name, mtu) else {
+        tracing::debug!("skipping link message for ifindex {ifindex} without name or MTU");
+        return None;
+    };
+    Some(LinkInfo {
+        ifindex,
+        name,
+        mac,
+        mtu,
+        up: msg.header.flags.contains(LinkFlags::Up) && oper_ok,
+    })
+}

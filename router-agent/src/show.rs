@@ -1,0 +1,219 @@
+//! `router-agent show fib|counters`: human tables or JSON, straight from the pinned maps.
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+
+use anyhow::Result;
+use router_common::{GROUP_LOCAL, NO_NEXTHOP, Verdict};
+use serde::Serialize;
+
+use crate::{
+    datapath::pinned::{PinnedDatapath, nexthop_via},
+    netlink::{ifname_by_index, mac_to_string},
+};
+
+#[derive(Serialize)]
+pub struct FibView {
+    pub engine: String,
+    pub routes: Vec<RouteView>,
+}
+
+#[derive(Serialize)]
+pub struct RouteView {
+    pub prefix: String,
+    pub group: u32,
+    /// `local` or `forward`.
+    pub action: &'static str,
+    pub nexthops: Vec<NexthopView>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct NexthopView {
+    pub id: u32,
+    pub via: String,
+    pub interface: String,
+    pub ifindex: u32,
+    pub mac: String,
+    pub resolved: bool,
+    pub mtu: u16,
+    /// Share of the group's buckets.
+    pub buckets: usize,
+}
+
+#[derive(Serialize)]
+pub struct CountersView {
+    pub verdicts: BTreeMap<&'static str, u64>,
+    pub nexthops: Vec<NexthopCountersView>,
+}
+
+#[derive(Serialize)]
+pub struct NexthopCountersView {
+    pub id: u32,
+    pub via: String,
+    pub interface: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+fn engine_name(engine: router_common::LookupEngine) -> String {
+    match engine {
+        router_common::LookupEngine::LpmTrie => "lpm-trie",
+        router_common::LookupEngine::Dir24 => "dir24",
+        router_common::LookupEngine::Kernel => "kernel",
+    }
+    .to_owned()
+}
+
+pub fn interface_name(ifindex: u32) -> String {
+    ifname_by_index(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
+}
+
+/// The group's nexthops, with how many buckets each holds.
+fn group_nexthops(dp: &PinnedDatapath, group: u32) -> Result<Vec<NexthopView>> {
+    let mut by_slot: BTreeMap<u32, usize> = BTreeMap::new();
+    for slot in dp.group(group)?.buckets {
+        if slot != NO_NEXTHOP {
+            *by_slot.entry(slot).or_default() += 1;
+        }
+    }
+    by_slot
+        .into_iter()
+        .map(|(slot, buckets)| {
+            let nexthop = dp.nexthop(slot)?;
+            Ok(NexthopView {
+                id: nexthop.id,
+                via: nexthop_via(&nexthop).to_string(),
+                interface: interface_name(nexthop.ifindex),
+                ifindex: nexthop.ifindex,
+                mac: mac_to_string(&nexthop.dst_mac),
+                resolved: nexthop.is_resolved(),
+                mtu: nexthop.mtu,
+                buckets,
+            })
+        })
+        .collect()
+}
+
+pub fn fib(pin_dir: &Path) -> Result<FibView> {
+    let dp = PinnedDatapath::open(pin_dir)?;
+    let mut groups: BTreeMap<u32, Vec<NexthopView>> = BTreeMap::new();
+    let mut routes = Vec::new();
+    for (prefix, group) in dp.routes()? {
+        let nexthops = if group == GROUP_LOCAL {
+            Vec::new()
+        } else {
+            if !groups.contains_key(&group) {
+                groups.insert(group, group_nexthops(&dp, group)?);
+            }
+            groups[&group].clone()
+        };
+        routes.push(RouteView {
+            prefix: prefix.to_string(),
+            group,
+            action: if group == GROUP_LOCAL {
+                "local"
+            } else {
+                "forward"
+            },
+            nexthops,
+        });
+    }
+    Ok(FibView {
+        engine: engine_name(dp.engine),
+        routes,
+    })
+}
+
+pub fn counters(pin_dir: &Path) -> Result<CountersView> {
+    let dp = PinnedDatapath::open(pin_dir)?;
+    let verdicts = dp
+        .verdicts()?
+        .into_iter()
+        .zip(Verdict::ALL)
+        .map(|(count, verdict)| (verdict.name(), count))
+        .collect();
+    // Nexthops currently in use: those some route's group points at.
+    let mut seen = BTreeMap::new();
+    if dp.engine != router_common::LookupEngine::Kernel {
+        let groups: std::collections::BTreeSet<u32> = dp
+            .routes()?
+            .into_iter()
+            .map(|(_, g)| g)
+            .filter(|g| *g != GROUP_LOCAL)
+            .collect();
+        for group in groups {
+            for nexthop in group_nexthops(&dp, group)? {
+                seen.entry(nexthop.id).or_insert(nexthop);
+            }
+        }
+    }
+    let nexthops = seen
+        .into_values()
+        .map(|nexthop| {
+            let stats = dp.nexthop_stats(nexthop.id)?;
+            Ok(NexthopCountersView {
+                id: nexthop.id,
+                via: nexthop.via,
+                interface: nexthop.interface,
+                packets: stats.packets,
+                bytes: stats.bytes,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(CountersView { verdicts, nexthops })
+}
+
+pub fn render_fib(view: &FibView) -> String {
+    let mut out = format!("engine: {}\n", view.engine);
+    let _ = writeln!(out, "{:<44} {:>6}  NEXTHOPS", "PREFIX", "GROUP");
+    for route in &view.routes {
+        let nexthops = if route.action == "local" {
+            "local (to the kernel)".to_owned()
+        } else {
+            route
+                .nexthops
+                .iter()
+                .map(|nh| {
+                    let state = if nh.resolved {
+                        nh.mac.clone()
+                    } else {
+                        "unresolved".into()
+                    };
+                    format!(
+                        "{} dev {} [{}] {}/64",
+                        nh.via, nh.interface, state, nh.buckets
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(out, "{:<44} {:>6}  {}", route.prefix, route.group, nexthops);
+    }
+    out
+}
+
+pub fn render_counters(view: &CountersView) -> String {
+    let mut out = String::from("VERDICT                   PACKETS\n");
+    for verdict in Verdict::ALL {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>12}",
+            verdict.name(),
+            view.verdicts[verdict.name()]
+        );
+    }
+    if !view.nexthops.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>5}  {:<40} {:<12} {:>12} {:>14}",
+            "ID", "VIA", "DEV", "PACKETS", "BYTES"
+        );
+        for nh in &view.nexthops {
+            let _ = writeln!(
+                out,
+                "{:>5}  {:<40} {:<12} {:>12} {:>14}",
+                nh.id, nh.via, nh.interface, nh.packets, nh.bytes
+            );
+        }
+    }
+    out
+}

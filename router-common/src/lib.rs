@@ -1,0 +1,276 @@
+//! Map layouts shared by the XDP program (`router-ebpf`) and the agent (`router-agent`).
+//!
+//! Everything here is `#[repr(C)]` plain data: the XDP program reads it from BPF maps, the agent
+//! writes it, and `bpftool map dump` prints it with the BTF the eBPF object carries.
+//!
+//! The forwarding state is three levels, written bottom-up and removed top-down so that no packet
+//! ever follows a reference to something missing (make-before-break):
+//!
+//! ```text
+//!   route (LPM trie or DIR-24-8 entry) ──> nexthop group id
+//!   NEXTHOP_GROUPS[group id]            ──> NEXTHOP_BUCKETS nexthop slots (resilient ECMP)
+//!   NEXTHOPS[slot]                      ──> egress ifindex, MACs, MTU, state
+//! ```
+//!
+//! Nexthop slots are copy-on-write: the agent never rewrites a slot that a bucket points at. It
+//! writes a fresh slot, then switches the buckets with single aligned 32-bit stores, so a reader
+//! sees either the old or the new record, never half of each.
+#![no_std]
+
+/// Map names. The agent pins each map as `<pin dir>/<name>`; they are part of the operator
+/// interface (`bpftool map dump pinned /sys/fs/bpf/hostrouter/NEXTHOPS`), so keep them stable.
+pub mod map_names {
+    pub const ROUTES_V4: &str = "ROUTES_V4";
+    pub const ROUTES_V6: &str = "ROUTES_V6";
+    pub const DIR24_TBL24: &str = "DIR24_TBL24";
+    pub const DIR24_TBL8: &str = "DIR24_TBL8";
+    pub const DIR24_DEFAULT: &str = "DIR24_DEFAULT";
+    pub const NEXTHOP_GROUPS: &str = "NEXTHOP_GROUPS";
+    pub const NEXTHOPS: &str = "NEXTHOPS";
+    pub const NEXTHOP_STATS: &str = "NEXTHOP_STATS";
+    pub const VERDICT_STATS: &str = "VERDICT_STATS";
+    pub const EGRESS_PORTS: &str = "EGRESS_PORTS";
+
+    /// Every map the forwarding program owns, in pinning order.
+    pub const ALL: [&str; 10] = [
+        ROUTES_V4,
+        ROUTES_V6,
+        DIR24_TBL24,
+        DIR24_TBL8,
+        DIR24_DEFAULT,
+        NEXTHOP_GROUPS,
+        NEXTHOPS,
+        NEXTHOP_STATS,
+        VERDICT_STATS,
+        EGRESS_PORTS,
+    ];
+}
+
+/// Name of the read-only global that selects the lookup engine at load time. The verifier sees
+/// its value, so the branches of the engines not chosen are pruned from the program.
+pub const ENGINE_GLOBAL: &str = "LOOKUP_ENGINE";
+
+/// How the XDP program finds the route for a destination.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupEngine {
+    /// `BPF_MAP_TYPE_LPM_TRIE` for IPv4 and IPv6.
+    LpmTrie = 0,
+    /// DIR-24-8 arrays for IPv4, the LPM trie for IPv6.
+    Dir24 = 1,
+    /// `bpf_fib_lookup`: the kernel's FIB (routes any daemon installed), XDP only forwards.
+    Kernel = 2,
+}
+
+impl LookupEngine {
+    pub const fn from_u32(value: u32) -> Option<Self> {
+        match value {
+            0 => Some(Self::LpmTrie),
+            1 => Some(Self::Dir24),
+            2 => Some(Self::Kernel),
+            _ => None,
+        }
+    }
+}
+
+/// Default capacities; the agent may resize the maps at load time.
+pub const MAX_ROUTES_V4: u32 = 2_000_000;
+pub const MAX_ROUTES_V6: u32 = 500_000;
+pub const MAX_NEXTHOP_GROUPS: u32 = 16_384;
+pub const MAX_NEXTHOP_SLOTS: u32 = 8_192;
+/// Nexthop ids (stable identities, indexes of `NEXTHOP_STATS`).
+pub const MAX_NEXTHOP_IDS: u32 = 4_096;
+pub const MAX_EGRESS_PORTS: u32 = 1_024;
+
+/// Group id reserved for "deliver to this host": routes for the host's own addresses point here,
+/// and the program hands those packets to the kernel.
+pub const GROUP_LOCAL: u32 = 0;
+
+/// Buckets per nexthop group. A flow hash picks a bucket; a bucket names a nexthop slot.
+/// 64 buckets split traffic within 1/64 of even over up to 64 nexthops, and when a nexthop
+/// leaves a group only its own buckets are reassigned (resilient hashing).
+pub const NEXTHOP_BUCKETS: usize = 64;
+
+/// Bucket value meaning "no nexthop": the packet goes to the kernel.
+pub const NO_NEXTHOP: u32 = u32::MAX;
+
+/// One ECMP group: `NEXTHOP_BUCKETS` nexthop slot indexes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NexthopGroup {
+    pub buckets: [u32; NEXTHOP_BUCKETS],
+}
+
+impl NexthopGroup {
+    pub const EMPTY: Self = Self {
+        buckets: [NO_NEXTHOP; NEXTHOP_BUCKETS],
+    };
+}
+
+/// The nexthop's layer-2 address is known: the program may forward to it.
+pub const NEXTHOP_F_RESOLVED: u16 = 1 << 0;
+/// `via` holds an IPv6 address (else IPv4 in its first 4 bytes).
+pub const NEXTHOP_F_VIA_IPV6: u16 = 1 << 1;
+
+/// Where and how to send a packet. 40 bytes, a multiple of 8 as mmap-able arrays require.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nexthop {
+    /// Stable identity of the nexthop (index of `NEXTHOP_STATS`); the slot holding it changes
+    /// with every update, the id does not.
+    pub id: u32,
+    /// Egress interface; must be present in `EGRESS_PORTS`.
+    pub ifindex: u32,
+    /// Largest IP packet (L3 bytes) the egress link carries.
+    pub mtu: u16,
+    /// `NEXTHOP_F_*`.
+    pub flags: u16,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// The gateway's address, for operators (`show fib`, bpftool); the program does not read it.
+    pub via: [u8; 16],
+}
+
+impl Nexthop {
+    pub const fn is_resolved(&self) -> bool {
+        self.flags & NEXTHOP_F_RESOLVED != 0
+    }
+}
+
+/// Per-nexthop traffic counters (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NexthopStats {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// DIR-24-8, as DPDK's rte_lpm: the first 24 bits of the destination index `TBL24`; prefixes
+/// longer than /24 live in 256-entry `TBL8` groups. `TBL24` is stored as 2^16 chunks of 256
+/// entries (chunk = first 16 bits, entry = third byte) so that one mmap-able array element holds
+/// many entries: mmap-able arrays pad every element to 8 bytes, which would double a `u32` array.
+pub const DIR24_CHUNK_ENTRIES: usize = 256;
+pub const DIR24_TBL24_CHUNKS: u32 = 1 << 16;
+pub const MAX_DIR24_TBL8_GROUPS: u32 = 65_536;
+
+/// An entry holds a nexthop group id (or, in `TBL24`, a `TBL8` group index).
+pub const DIR24_VALID: u32 = 1 << 31;
+/// In `TBL24`: the id is a `TBL8` group index, not a nexthop group.
+pub const DIR24_EXTENDED: u32 = 1 << 30;
+pub const DIR24_ID_MASK: u32 = DIR24_EXTENDED - 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dir24Chunk {
+    pub entries: [u32; DIR24_CHUNK_ENTRIES],
+}
+
+/// Why the program did what it did with a packet. Index of `VERDICT_STATS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten and redirected to the nexthop.
+    Forwarded = 0,
+    /// For this host: one of its addresses, multicast, broadcast, link-local.
+    PassedLocal = 1,
+    /// TTL or hop limit would expire: the kernel sends ICMP time exceeded.
+    PassedTtl = 2,
+    /// No route in our FIB (or an empty group): the kernel decides.
+    PassedNoRoute = 3,
+    /// The nexthop's MAC is not known yet: the kernel resolves it.
+    PassedUnresolved = 4,
+    /// Larger than the egress MTU: the kernel fragments or sends ICMP.
+    PassedMtu = 5,
+    /// Not IPv4/IPv6 (ARP, LLDP, ...), or ICMPv6 neighbor discovery.
+    PassedNotIp = 6,
+    /// 802.1Q / 802.1ad tagged frames are left to the kernel.
+    PassedVlan = 7,
+    /// Truncated or inconsistent headers, dropped.
+    DroppedMalformed = 8,
+    /// The egress port vanished between lookup and redirect, dropped.
+    DroppedRedirect = 9,
+}
+
+pub const VERDICT_COUNT: u32 = 10;
+
+impl Verdict {
+    pub const ALL: [Verdict; VERDICT_COUNT as usize] = [
+        Verdict::Forwarded,
+        Verdict::PassedLocal,
+        Verdict::PassedTtl,
+        Verdict::PassedNoRoute,
+        Verdict::PassedUnresolved,
+        Verdict::PassedMtu,
+        Verdict::PassedNotIp,
+        Verdict::PassedVlan,
+        Verdict::DroppedMalformed,
+        Verdict::DroppedRedirect,
+    ];
+
+    /// The name operators see in `show counters` and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::Forwarded => "forwarded",
+            Verdict::PassedLocal => "passed-local",
+            Verdict::PassedTtl => "passed-ttl",
+            Verdict::PassedNoRoute => "passed-no-route",
+            Verdict::PassedUnresolved => "passed-unresolved",
+            Verdict::PassedMtu => "passed-mtu",
+            Verdict::PassedNotIp => "passed-not-ip",
+            Verdict::PassedVlan => "passed-vlan",
+            Verdict::DroppedMalformed => "dropped-malformed",
+            Verdict::DroppedRedirect => "dropped-redirect",
+        }
+    }
+}
+
+/// The benchmark traffic generator's configuration (`router-ebpf/src/bin/trafficgen.rs`).
+pub mod trafficgen {
+    /// Up to this many destinations; the generator walks them in order, per CPU.
+    pub const MAX_DESTINATIONS: u32 = 1 << 20;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct GenConfig {
+        pub src_mac: [u8; 6],
+        pub dst_mac: [u8; 6],
+        /// 4 for IPv4, 6 for IPv6.
+        pub ip_version: u32,
+        /// How many entries of `GEN_DESTINATIONS` are in use (at least 1).
+        pub destinations: u32,
+        /// IPv4 source in the first 4 bytes, or the IPv6 source.
+        pub src_ip: [u8; 16],
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    unsafe impl aya::Pod for super::trafficgen::GenConfig {}
+    // SAFETY: all of these are repr(C), Copy, without padding holes the kernel could trip over.
+    unsafe impl aya::Pod for super::NexthopGroup {}
+    unsafe impl aya::Pod for super::Nexthop {}
+    unsafe impl aya::Pod for super::NexthopStats {}
+    unsafe impl aya::Pod for super::Dir24Chunk {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_fit_mmapable_arrays() {
+        // mmap-able array elements are padded to 8 bytes; keep every element a multiple of 8
+        // so the agent can index the mapping by `size_of`.
+        assert_eq!(core::mem::size_of::<Nexthop>(), 40);
+        assert_eq!(core::mem::size_of::<NexthopGroup>() % 8, 0);
+        assert_eq!(core::mem::size_of::<Dir24Chunk>(), 1024);
+        assert_eq!(core::mem::size_of::<NexthopStats>(), 16);
+    }
+
+    #[test]
+    fn verdict_table_is_complete() {
+        for (index, verdict) in Verdict::ALL.iter().enumerate() {
+            assert_eq!(*verdict as usize, index);
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Shared helpers for the datapath tests: a FIB + loaded XDP program driven by
+//! `BPF_PROG_TEST_RUN`, and packet builders.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use aya::programs::{TestRun, TestRunOptions};
+use ipnet::IpNet;
+use router_agent::{
+    datapath::{Datapath, DatapathOptions},
+    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
+};
+use router_common::LookupEngine;
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// The loopback interface: always present, so the egress port map accepts it. Test runs
+/// never transmit, they only report the verdict.
+pub const EGRESS: u32 = 1;
+pub const EGRESS_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xee, 0x01];
+pub const INGRESS_DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xaa, 0x01];
+pub const SENDER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x55, 0x01];
+
+pub struct Harness {
+    pub datapath: Datapath,
+    pub fib: Fib,
+}
+
+impl Harness {
+    pub fn new(engine: LookupEngine) -> Self {
+        Self::with_options(DatapathOptions::new(engine, "/sys/fs/bpf/unused-by-tests"))
+    }
+
+    pub fn with_options(mut options: DatapathOptions) -> Self {
+        options.flow_hash_seed = 0x5eed;
+        let mut datapath = Datapath::load(options).expect("load the XDP program (root needed)");
+        datapath.add_egress_port(EGRESS).unwrap();
+        let mut harness = Self {
+            datapath,
+            fib: Fib::new(FibLimits::default()),
+        };
+        harness.link(1500, true);
+        harness
+    }
+
+    pub fn commit(&mut self, batch: Batch) {
+        self.datapath.apply(&batch).unwrap();
+    }
+
+    pub fn link(&mut self, mtu: u32, up: bool) {
+        let mut batch = Batch::default();
+        let state = LinkState {
+            mac: EGRESS_MAC,
+            mtu,
+            up,
+        };
+        self.fib.update_link(&mut batch, EGRESS, Some(state));
+        self.commit(batch);
+    }
+
+    pub fn neighbor(&mut self, via: &str, mac: Option<[u8; 6]>) {
+        let mut batch = Batch::default();
+        self.fib
+            .update_neighbor(&mut batch, EGRESS, via.parse().unwrap(), mac);
+        self.commit(batch);
+    }
+
+    pub fn route(&mut self, prefix: &str, vias: &[&str]) {
+        let keys: BTreeSet<NexthopKey> = vias
+            .iter()
+            .map(|via| NexthopKey {
+                via: via.parse().unwrap(),
+                ifindex: EGRESS,
+            })
+            .collect();
+        let mut batch = Batch::default();
+        self.fib
+            .set_route(
+                &mut batch,
+                Source::Static,
+                prefix.parse().unwrap(),
+                RouteTarget::Via(keys),
+            )
+            .unwrap();
+        self.commit(batch);
+    }
+
+    pub fn local(&mut self, addr: &str) {
+        let mut batch = Batch::default();
+        let host = IpNet::from(addr.parse::<IpAddr>().unwrap());
+        self.fib
+            .set_route(&mut batch, Source::Local, host, RouteTarget::Local)
+            .unwrap();
+        self.commit(batch);
+    }
+
+    pub fn remove(&mut self, prefix: &str) {
+        let mut batch = Batch::default();
+        self.fib
+            .remove_route(&mut batch, Source::Static, prefix.parse().unwrap());
+        self.commit(batch);
+    }
+
+    /// Runs one frame through the program: (action, frame after the program).
+    pub fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = self
+            .datapath
+            .program_mut()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(result.data_size_out as usize);
+        (result.return_value, out)
+    }
+
+    pub fn verdicts(&self) -> Vec<u64> {
+        self.datapath.verdict_counts().unwrap()
+    }
+}
+
+/// Ethernet + IPv4 (with `options` words of IPv4 options) + UDP + zero payload.
+pub fn ipv4_udp(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    ports: (u16, u16),
+    payload: usize,
+    option_words: usize,
+) -> Vec<u8> {
+    let header_len = 20 + option_words * 4;
+    let total = header_len + 8 + payload;
+    let mut frame = Vec::with_capacity(14 + total);
+    frame.extend_from_slice(&INGRESS_DST_MAC);
+    frame.extend_from_slice(&SENDER_MAC);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.push(0x40 | (header_len / 4) as u8);
+    frame.push(0);
+    frame.extend_from_slice(&(total as u16).to_be_bytes());
+    frame.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, ttl, 17, 0, 0]);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&dst);
+    // NOP options, then End of Options.
+    for i in 0..option_words * 4 {
+        frame.push(if i + 1 == option_words * 4 { 0 } else { 1 });
+    }
+    let checksum = ipv4_checksum(&frame[14..14 + header_len]);
+    frame[24..26].copy_from_slice(&checksum.to_be_bytes());
+    frame.extend_from_slice(&ports.0.to_be_bytes());
+    frame.extend_from_slice(&ports.1.to_be_bytes());
+    frame.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    frame.resize(14 + total, 0xab);
+    frame
+}
+
+/// Ethernet + IPv6 + UDP + zero payload.
+pub fn ipv6_udp(
+    src: [u8; 16],
+    dst: [u8; 16],
+    hop_limit: u8,
+    ports: (u16, u16),
+    payload: usize,
+) -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&INGRESS_DST_MAC);
+    frame.extend_from_slice(&SENDER_MAC);
+    frame.extend_from_slice(&[0x86, 0xdd]);
+    frame.extend_from_slice(&[0x60, 0x01, 0x23, 0x45]);
+    frame.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    frame.push(17);
+    frame.push(hop_limit);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&dst);
+    frame.extend_from_slice(&ports.0.to_be_bytes());
+    frame.extend_from_slice(&ports.1.to_be_bytes());
+    frame.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    frame.resize(14 + 40 + 8 + payload, 0xcd);
+    frame
+}
+
+/// RFC 1071 checksum of an IPv4 header whose checksum field is zero or present: a correct
+/// header sums to 0.
+pub fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], pair[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+pub fn v4(addr: &str) -> [u8; 4] {
+    addr.parse::<std::net::Ipv4Addr>().unwrap().octets()
+}
+
+pub fn v6(addr: &str) -> [u8; 16] {
+    addr.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+/// A MAC that encodes a number, to tell nexthops apart in the output frame.
+pub fn mac(n: u32) -> [u8; 6] {
+    let b = n.to_be_bytes();
+    [0x02, 0x42, b[0], b[1], b[2], b[3]]
+}
+
+pub fn mac_number(mac: &[u8]) -> u32 {
+    u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]])
+}

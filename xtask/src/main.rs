@@ -1,0 +1,88 @@
+//! `cargo xtask <task>`: developer tasks that are not part of the product.
+//!
+//! - `build`: build everything (the XDP objects come with router-agent's build.rs).
+//! - `test`: the full test suite, as CI runs it (needs root).
+//! - `lab`: a network-namespace lab with router-agent forwarding between a client and servers.
+//! - `bench datapath`: forwarding throughput and per-packet cost, kernel vs XDP engines.
+
+mod bench_cost;
+mod bench_throughput;
+mod netns;
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the workspace (release).
+    Build,
+    /// Run every test (unit, BPF_PROG_TEST_RUN, network namespaces). Needs root.
+    Test,
+    /// Start a namespace lab, show router-agent forwarding, tear it down.
+    Lab(netns::LabArgs),
+    /// Benchmarks; results go to stdout (copy them into BENCHMARKS.md with the command).
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Forwarding: kernel vs XDP (bpf_fib_lookup, LPM trie, DIR-24-8), 1 route and a full table.
+    Datapath(bench_throughput::Args),
+    /// Per-packet cost (BPF_PROG_TEST_RUN) and route programming rate/memory per engine.
+    Cost(bench_cost::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Build => cargo(&["build", "--release", "--workspace"]),
+        Task::Test => {
+            ensure_bpffs()?;
+            cargo(&["test", "--release", "--workspace", "--", "--test-threads=2"])
+        }
+        Task::Lab(args) => netns::lab(args),
+        Task::Bench { what } => match what {
+            Bench::Datapath(args) => bench_throughput::run(args),
+            Bench::Cost(args) => bench_cost::run(args),
+        },
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// bpffs on /sys/fs/bpf, where tests and the agent pin.
+pub fn ensure_bpffs() -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+    {
+        return Ok(());
+    }
+    let status = Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()?;
+    if !status.success() {
+        bail!("mounting bpffs on /sys/fs/bpf failed (are you root?)");
+    }
+    Ok(())
+}
