@@ -47,7 +47,7 @@ pub struct DatapathConfig {
     pub xdp_mode: XdpMode,
     #[serde(default = "default_true")]
     pub kernel_routes: bool,
-    /// Protocol number of the kernel routes we install (`ip route show proto 196`).
+    /// Protocol number of the kernel routes we install (`ip route show proto 201`).
     #[serde(default = "default_route_protocol")]
     pub route_protocol: u8,
     /// IPv4 routes to plan for when `engine = "auto"` (BGP tables arrive after start).
@@ -76,8 +76,8 @@ fn default_true() -> bool {
     true
 }
 
-/// Linux reserves no number for us; 196 is unused by iproute2's rt_protos and by FRR/BIRD.
-pub const DEFAULT_ROUTE_PROTOCOL: u8 = 196;
+/// Protocol number of our kernel routes (see `netlink::RTPROT_HOSTROUTER`).
+pub const DEFAULT_ROUTE_PROTOCOL: u8 = crate::netlink::RTPROT_HOSTROUTER;
 
 fn default_route_protocol() -> u8 {
     DEFAULT_ROUTE_PROTOCOL

@@ -101,10 +101,12 @@ pub fn fib(pin_dir: &Path) -> Result<FibView> {
         let nexthops = if group == GROUP_LOCAL {
             Vec::new()
         } else {
-            if !groups.contains_key(&group) {
-                groups.insert(group, group_nexthops(&dp, group)?);
+            match groups.entry(group) {
+                std::collections::btree_map::Entry::Occupied(known) => known.get().clone(),
+                std::collections::btree_map::Entry::Vacant(new) => {
+                    new.insert(group_nexthops(&dp, group)?).clone()
+                }
             }
-            groups[&group].clone()
         };
         routes.push(RouteView {
             prefix: prefix.to_string(),

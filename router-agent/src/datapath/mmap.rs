@@ -28,7 +28,7 @@ impl<T: Copy> MmapArray<T> {
     /// Maps `entries` elements of the array behind `fd`.
     pub fn new(fd: impl AsFd, entries: u32) -> io::Result<Self> {
         assert!(
-            size_of::<T>() % 8 == 0,
+            size_of::<T>().is_multiple_of(8),
             "mmap-able array elements are 8-byte padded"
         );
         let bytes = size_of::<T>() * entries as usize;

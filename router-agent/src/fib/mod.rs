@@ -72,7 +72,7 @@ pub enum FibOp {
     /// Point a group's buckets at these slots.
     WriteGroup {
         id: u32,
-        slots: [u32; NEXTHOP_BUCKETS],
+        slots: Box<[u32; NEXTHOP_BUCKETS]>,
     },
     SetRoute {
         prefix: IpNet,
@@ -480,7 +480,7 @@ impl Fib {
         self.assign_buckets(&mut group);
         batch.groups.push(FibOp::WriteGroup {
             id,
-            slots: group.slots,
+            slots: Box::new(group.slots),
         });
         self.groups.insert(id, group);
         self.group_by_members.insert(members, id);
@@ -622,7 +622,7 @@ impl Fib {
             if group.slots != before {
                 batch.groups.push(FibOp::WriteGroup {
                     id,
-                    slots: group.slots,
+                    slots: Box::new(group.slots),
                 });
             }
             self.groups.insert(id, group);

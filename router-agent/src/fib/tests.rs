@@ -29,7 +29,7 @@ impl ModelDatapath {
                     for slot in slots.iter().filter(|s| **s != NO_NEXTHOP) {
                         assert!(self.slots.contains_key(slot), "bucket -> unwritten slot");
                     }
-                    self.groups.insert(*id, *slots);
+                    self.groups.insert(*id, **slots);
                 }
                 FibOp::SetRoute { prefix, group } => {
                     assert!(
