@@ -258,6 +258,12 @@ impl Lab {
             .spawn()
             .unwrap();
         self.agent = Some(child);
+        // Ready once it has attached and pinned (a previous agent's pins may still be there).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.agent_log().contains("forwarding") {
+            assert!(Instant::now() < deadline, "agent not up:\n{}", self.agent_log());
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn agent_log(&self) -> String {

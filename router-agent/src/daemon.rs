@@ -78,6 +78,17 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     agent.resolve_interfaces()?;
     agent.install_static_routes(&mut batch).await;
     agent.commit(batch).await;
+    if agent.config.datapath.kernel_routes {
+        // A previous run (crashed, or upgraded) may have left routes this config dropped.
+        let protocol = agent.config.datapath.route_protocol;
+        let stale = agent
+            .netlink
+            .flush_routes_except(protocol, &agent.fib.mirrored_prefixes())
+            .await?;
+        if stale > 0 {
+            tracing::info!(stale, "removed kernel routes a previous run left behind");
+        }
+    }
 
     let mode = match agent.config.datapath.xdp_mode {
         crate::config::XdpMode::Native => XdpMode::Driver,

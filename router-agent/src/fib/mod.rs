@@ -371,6 +371,15 @@ impl Fib {
             .map(|entry| (entry.key, entry.record.is_resolved()))
     }
 
+    /// Prefixes whose route is mirrored into the kernel (every installed non-local route).
+    pub fn mirrored_prefixes(&self) -> std::collections::HashSet<IpNet> {
+        self.routes
+            .iter()
+            .filter(|(_, route)| matches!(route.installed, Some((_, source)) if source != Source::Local))
+            .map(|(prefix, _)| *prefix)
+            .collect()
+    }
+
     /// The group a prefix is installed with, if any.
     pub fn installed_group(&self, prefix: &IpNet) -> Option<u32> {
         self.routes.get(&prefix.trunc())?.installed.map(|(g, _)| g)

@@ -168,8 +168,20 @@ impl Netlink {
     }
 
     /// Deletes every IPv4 and IPv6 route of the main table whose protocol is `protocol`
-    /// (at start, to clean up after a crash, and at exit). Returns how many were deleted.
+    /// (at exit). Returns how many were deleted.
     pub async fn flush_routes(&self, protocol: u8) -> anyhow::Result<usize> {
+        self.flush_routes_except(protocol, &Default::default())
+            .await
+    }
+
+    /// Like [`Self::flush_routes`], but keeps the prefixes in `keep`: after a restart, removes
+    /// what the previous run installed and this one no longer wants, without a gap for the
+    /// rest.
+    pub async fn flush_routes_except(
+        &self,
+        protocol: u8,
+        keep: &std::collections::HashSet<ipnet::IpNet>,
+    ) -> anyhow::Result<usize> {
         let mut deleted = 0;
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut dump = RouteMessage::default();
@@ -185,7 +197,9 @@ impl Netlink {
                 let RouteNetlinkMessage::NewRoute(route) = route else {
                     continue;
                 };
-                if u8::from(route.header.protocol) != protocol || route_table(&route) != MAIN_TABLE
+                if u8::from(route.header.protocol) != protocol
+                    || route_table(&route) != MAIN_TABLE
+                    || route_prefix(&route).is_some_and(|prefix| keep.contains(&prefix))
                 {
                     continue;
                 }
@@ -252,6 +266,23 @@ impl Netlink {
         }
         oif.ok_or_else(|| anyhow!("the kernel's route to nexthop {addr} has no interface"))
     }
+}
+
+/// A route's destination prefix (0.0.0.0/0 or ::/0 when it has no RTA_DST).
+fn route_prefix(route: &RouteMessage) -> Option<ipnet::IpNet> {
+    let len = route.header.destination_prefix_length;
+    let addr = route.attributes.iter().find_map(|attr| match attr {
+        RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    });
+    let addr = match (addr, route.header.address_family) {
+        (Some(addr), _) => addr,
+        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        (None, _) => return None,
+    };
+    ipnet::IpNet::new(addr, len).ok()
 }
 
 /// A route's table: RTA_TABLE when present (tables above 255), else the header's.
