@@ -1,0 +1,7 @@
+//! The BGP speaker. Data flows one way:
+//!
+//! ```text
+//!   wire ──> packet (codec) ──> fsm (session state, sans-IO) ──> rib (Adj-RIB-In, decision,
+//!   Loc-RIB) ──> policy gates in and out ──> fib (Source::Bgp)
+//! ```
+pub mod packet;
