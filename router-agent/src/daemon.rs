@@ -197,6 +197,14 @@ impl Agent {
 
     /// The host's own addresses become local routes: their packets go to the kernel.
     fn on_address(&mut self, batch: &mut Batch, address: &AddressInfo, present: bool) {
+        // Link-local destinations never reach the lookup (the program passes them first).
+        let link_local = match address.addr {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => v6.is_unicast_link_local(),
+        };
+        if link_local {
+            return;
+        }
         let mut hosts = vec![IpNet::from(address.addr)];
         if let Some(broadcast) = address.broadcast {
             hosts.push(IpNet::from(IpAddr::V4(broadcast)));
