@@ -4,4 +4,5 @@
 //!   wire ──> packet (codec) ──> fsm (session state, sans-IO) ──> rib (Adj-RIB-In, decision,
 //!   Loc-RIB) ──> policy gates in and out ──> fib (Source::Bgp)
 //! ```
+pub mod fsm;
 pub mod packet;

@@ -37,6 +37,8 @@ pub enum Source {
     Local,
     /// Routes from the configuration file.
     Static,
+    /// Best paths (and their ECMP set) from the BGP speaker.
+    Bgp,
 }
 
 /// A nexthop as routes name it: the gateway and the interface it is reached on.
