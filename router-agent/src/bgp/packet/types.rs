@@ -69,7 +69,9 @@ impl AsPath {
     }
 
     pub fn contains(&self, asn: u32) -> bool {
-        self.segments.iter().any(|segment| segment.asns.contains(&asn))
+        self.segments
+            .iter()
+            .any(|segment| segment.asns.contains(&asn))
     }
 
     /// This path with `asn` prepended (what an eBGP speaker sends).
