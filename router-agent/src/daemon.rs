@@ -247,12 +247,12 @@ impl Agent {
                 let result = match change {
                     KernelChange::Replace { prefix, nexthops } => {
                         self.netlink
-                            .replace_route(&self.kernel_route(*prefix, nexthops))
+                            .replace_route(&self.kernel_route(*prefix, nexthops.iter()))
                             .await
                     }
                     KernelChange::Delete { prefix } => {
                         self.netlink
-                            .delete_route(&self.kernel_route(*prefix, &[]))
+                            .delete_route(&self.kernel_route(*prefix, [].iter()))
                             .await
                     }
                 };
@@ -268,11 +268,14 @@ impl Agent {
         }
     }
 
-    fn kernel_route(&self, prefix: IpNet, nexthops: &[NexthopKey]) -> KernelRoute {
+    fn kernel_route<'a>(
+        &self,
+        prefix: IpNet,
+        nexthops: impl Iterator<Item = &'a NexthopKey>,
+    ) -> KernelRoute {
         KernelRoute {
             prefix,
             nexthops: nexthops
-                .iter()
                 .map(|key| KernelNexthop {
                     gateway: key.via,
                     ifindex: key.ifindex,

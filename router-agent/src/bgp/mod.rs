@@ -6,3 +6,5 @@
 //! ```
 pub mod fsm;
 pub mod packet;
+pub mod policy;
+pub mod rib;

@@ -5,6 +5,7 @@
 //! through its pinned link) and pinned. A restart or upgrade therefore never shows packets an
 //! empty or half-written table; a crash leaves the pinned link and maps forwarding.
 
+mod batch;
 pub mod dir24;
 pub mod mmap;
 pub mod pinned;
@@ -217,14 +218,62 @@ impl Datapath {
         self.maps.get_mut(name).expect("all maps are taken at load")
     }
 
-    /// Applies a FIB batch in order. Stops at the first error: what was applied is consistent
-    /// (each op is safe on its own), the rest is reported.
+    /// Applies a FIB batch in order. Every op is safe on its own, so a failing one (a full
+    /// table) is reported and the rest still applied: a route missing from the datapath sends
+    /// its packets to the kernel, which has it too.
     pub fn apply(&mut self, batch: &Batch) -> Result<()> {
+        let mut errors = Vec::new();
+        // LPM trie route changes go in batches of consecutive route ops (same order).
+        let mut pending = TriePending::default();
         for op in batch.ops() {
-            self.apply_op(op)
-                .with_context(|| format!("applying {op:?}"))?;
+            let trie_key = match op {
+                FibOp::SetRoute { prefix, .. } | FibOp::DeleteRoute { prefix } => {
+                    self.trie_key(prefix)
+                }
+                _ => None,
+            };
+            let result = match (op, trie_key) {
+                (FibOp::SetRoute { prefix, group }, Some(key)) => {
+                    pending.set(self, prefix, &key, *group)
+                }
+                (FibOp::DeleteRoute { prefix }, Some(key)) => pending.delete(self, prefix, &key),
+                _ => pending
+                    .flush(self)
+                    .and_then(|()| self.apply_op(op).with_context(|| format!("{op:?}"))),
+            };
+            if let Err(err) = result {
+                errors.push(err);
+            }
         }
-        Ok(())
+        if let Err(err) = pending.flush(self) {
+            errors.push(err);
+        }
+        match errors.len() {
+            0 => Ok(()),
+            n => Err(errors.swap_remove(0).context(format!(
+                "{n} datapath operation(s) failed; their prefixes are left to the kernel"
+            ))),
+        }
+    }
+
+    /// The LPM trie key of a route that lives in a trie under this engine.
+    fn trie_key(&self, prefix: &IpNet) -> Option<Vec<u8>> {
+        let mut key = Vec::with_capacity(20);
+        key.extend_from_slice(&u32::from(prefix.prefix_len()).to_ne_bytes());
+        match (prefix, self.options.engine) {
+            (_, LookupEngine::Kernel) | (IpNet::V4(_), LookupEngine::Dir24) => return None,
+            (IpNet::V4(v4), _) => key.extend_from_slice(&v4.addr().octets()),
+            (IpNet::V6(v6), _) => key.extend_from_slice(&v6.addr().octets()),
+        }
+        Some(key)
+    }
+
+    fn map_fd(&self, name: &str) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &self.maps[name] {
+            Map::LpmTrie(data) | Map::Array(data) => data.fd().as_fd().as_raw_fd(),
+            _ => unreachable!("{name} is an array or a trie"),
+        }
     }
 
     fn apply_op(&mut self, op: &FibOp) -> Result<()> {
@@ -439,6 +488,101 @@ impl Datapath {
             let _ = std::fs::remove_file(pin_dir.join(name));
         }
         let _ = std::fs::remove_dir(&pin_dir);
+        Ok(())
+    }
+}
+
+/// Trie updates and deletes waiting to be written in one `bpf(2)` call per kind and family.
+/// A kind is flushed before the other kind of the same family is queued, and everything
+/// before any non-route op, so the order of the batch is kept.
+struct TriePending {
+    update_v4: batch::PendingBatch,
+    delete_v4: batch::PendingBatch,
+    update_v6: batch::PendingBatch,
+    delete_v6: batch::PendingBatch,
+}
+
+impl Default for TriePending {
+    fn default() -> Self {
+        Self {
+            update_v4: batch::PendingBatch::new(8),
+            delete_v4: batch::PendingBatch::new(8),
+            update_v6: batch::PendingBatch::new(20),
+            delete_v6: batch::PendingBatch::new(20),
+        }
+    }
+}
+
+/// Routes per `bpf(2)` call: large enough to amortise the call, small enough to keep the
+/// buffers small.
+const TRIE_BATCH: usize = 4096;
+
+impl TriePending {
+    fn set(&mut self, dp: &Datapath, prefix: &IpNet, key: &[u8], group: u32) -> Result<()> {
+        let (map, update, other) = match prefix {
+            IpNet::V4(_) => (
+                map_names::ROUTES_V4,
+                &mut self.update_v4,
+                &mut self.delete_v4,
+            ),
+            IpNet::V6(_) => (
+                map_names::ROUTES_V6,
+                &mut self.update_v6,
+                &mut self.delete_v6,
+            ),
+        };
+        let fd = dp.map_fd(map);
+        other
+            .flush(fd)
+            .with_context(|| format!("deleting routes from {map}"))?;
+        update.push(key, group);
+        if update.len() >= TRIE_BATCH {
+            update
+                .flush(fd)
+                .with_context(|| format!("adding routes to {map}"))?;
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, dp: &Datapath, prefix: &IpNet, key: &[u8]) -> Result<()> {
+        let (map, delete, other) = match prefix {
+            IpNet::V4(_) => (
+                map_names::ROUTES_V4,
+                &mut self.delete_v4,
+                &mut self.update_v4,
+            ),
+            IpNet::V6(_) => (
+                map_names::ROUTES_V6,
+                &mut self.delete_v6,
+                &mut self.update_v6,
+            ),
+        };
+        let fd = dp.map_fd(map);
+        other
+            .flush(fd)
+            .with_context(|| format!("adding routes to {map}"))?;
+        delete.push_key(key);
+        if delete.len() >= TRIE_BATCH {
+            delete
+                .flush(fd)
+                .with_context(|| format!("deleting routes from {map}"))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, dp: &Datapath) -> Result<()> {
+        for (map, pending) in [
+            (map_names::ROUTES_V4, &mut self.update_v4),
+            (map_names::ROUTES_V4, &mut self.delete_v4),
+            (map_names::ROUTES_V6, &mut self.update_v6),
+            (map_names::ROUTES_V6, &mut self.delete_v6),
+        ] {
+            if !pending.is_empty() {
+                pending
+                    .flush(dp.map_fd(map))
+                    .with_context(|| format!("writing routes to {map}"))?;
+            }
+        }
         Ok(())
     }
 }

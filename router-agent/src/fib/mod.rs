@@ -18,8 +18,9 @@ pub mod ecmp;
 pub mod reference;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, VecDeque},
     net::IpAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -29,6 +30,14 @@ use router_common::{
 };
 
 use ecmp::{Buckets, NexthopId};
+
+/// Hash maps keyed by prefixes and nexthop sets, which peers influence: a fast hasher with a
+/// per-process random key (SipHash costs a large share of route programming time).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A route's nexthops. Shared: every route with the same set holds the same `Arc` (the FIB
+/// interns them), so a million routes over two ToRs cost two sets, not a million.
+pub type NexthopSet = Arc<BTreeSet<NexthopKey>>;
 
 /// Who asked for a route. Order is preference: for one prefix the first source wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,13 +105,8 @@ pub enum FibOp {
 /// What the kernel's FIB should hold for routes we mirror there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelChange {
-    Replace {
-        prefix: IpNet,
-        nexthops: Vec<NexthopKey>,
-    },
-    Delete {
-        prefix: IpNet,
-    },
+    Replace { prefix: IpNet, nexthops: NexthopSet },
+    Delete { prefix: IpNet },
 }
 
 /// The result of one or more FIB changes. Apply `ops()` in order.
@@ -172,17 +176,69 @@ struct NexthopEntry {
 }
 
 struct GroupEntry {
+    set: NexthopSet,
     members: Vec<NexthopId>,
     buckets: Buckets,
     slots: [u32; NEXTHOP_BUCKETS],
     routes: usize,
 }
 
-#[derive(Default)]
+/// What a source asked for, with its nexthop set interned.
+#[derive(Clone)]
+enum Candidate {
+    Local,
+    Via(NexthopSet),
+}
+
+/// One prefix. Most prefixes have exactly one source, stored inline: no allocation per route
+/// beyond the hash table slot.
 struct RouteEntry {
-    candidates: BTreeMap<Source, RouteTarget>,
+    /// The candidates by source, preferred first; never empty while the entry exists.
+    best: (Source, Candidate),
+    others: Vec<(Source, Candidate)>,
     /// Group the datapath points this prefix at, and the source it came from.
     installed: Option<(u32, Source)>,
+}
+
+impl RouteEntry {
+    fn new(source: Source, candidate: Candidate) -> Self {
+        Self {
+            best: (source, candidate),
+            others: Vec::new(),
+            installed: None,
+        }
+    }
+
+    /// Sets `source`'s candidate; returns the one it replaces.
+    fn insert(&mut self, source: Source, candidate: Candidate) -> Option<Candidate> {
+        if self.best.0 == source {
+            return Some(std::mem::replace(&mut self.best.1, candidate));
+        }
+        if let Some(slot) = self.others.iter_mut().find(|(s, _)| *s == source) {
+            return Some(std::mem::replace(&mut slot.1, candidate));
+        }
+        if source < self.best.0 {
+            let previous_best = std::mem::replace(&mut self.best, (source, candidate));
+            self.others.push(previous_best);
+        } else {
+            self.others.push((source, candidate));
+        }
+        self.others.sort_by_key(|(s, _)| *s);
+        None
+    }
+
+    /// Removes `source`'s candidate. Returns (removed, now empty).
+    fn remove(&mut self, source: Source) -> (Option<Candidate>, bool) {
+        if self.best.0 == source {
+            if self.others.is_empty() {
+                return (Some(self.best.1.clone()), true);
+            }
+            let next = self.others.remove(0);
+            return (Some(std::mem::replace(&mut self.best, next).1), false);
+        }
+        let index = self.others.iter().position(|(s, _)| *s == source);
+        (index.map(|i| self.others.remove(i).1), false)
+    }
 }
 
 /// Lowest-free id allocator.
@@ -224,7 +280,8 @@ pub struct Fib {
     limits: FibLimits,
     routes: HashMap<IpNet, RouteEntry>,
     groups: HashMap<u32, GroupEntry>,
-    group_by_members: HashMap<Vec<NexthopId>, u32>,
+    /// Interned nexthop sets and the group each one is installed as.
+    group_by_set: HashMap<NexthopSet, u32>,
     nexthops: HashMap<NexthopId, NexthopEntry>,
     nexthop_by_key: HashMap<NexthopKey, NexthopId>,
     links: HashMap<u32, LinkState>,
@@ -239,13 +296,13 @@ impl Fib {
     pub fn new(limits: FibLimits) -> Self {
         Self {
             limits,
-            routes: HashMap::new(),
-            groups: HashMap::new(),
-            group_by_members: HashMap::new(),
-            nexthops: HashMap::new(),
-            nexthop_by_key: HashMap::new(),
-            links: HashMap::new(),
-            neighbors: HashMap::new(),
+            routes: HashMap::default(),
+            groups: HashMap::default(),
+            group_by_set: HashMap::default(),
+            nexthops: HashMap::default(),
+            nexthop_by_key: HashMap::default(),
+            links: HashMap::default(),
+            neighbors: HashMap::default(),
             // Group 0 is GROUP_LOCAL.
             group_ids: Ids::new(GROUP_LOCAL + 1, limits.groups),
             nexthop_ids: Ids::new(0, limits.nexthop_ids),
@@ -263,19 +320,49 @@ impl Fib {
         target: RouteTarget,
     ) -> Result<(), FibError> {
         let prefix = prefix.trunc();
-        if matches!(&target, RouteTarget::Via(set) if set.is_empty()) {
-            return Err(FibError::NoNexthops { prefix });
+        let candidate = match target {
+            RouteTarget::Local => Candidate::Local,
+            RouteTarget::Via(keys) if keys.is_empty() => {
+                return Err(FibError::NoNexthops { prefix });
+            }
+            RouteTarget::Via(keys) => Candidate::Via(self.intern(keys)),
+        };
+        // Fast path, most of a table load: a new prefix. Three hash lookups in all.
+        if let Candidate::Via(set) = &candidate
+            && !self.routes.contains_key(&prefix)
+        {
+            let group = self.acquire_group(batch, set)?;
+            batch.routes.push(FibOp::SetRoute { prefix, group });
+            if source != Source::Local {
+                batch.kernel.push(KernelChange::Replace {
+                    prefix,
+                    nexthops: set.clone(),
+                });
+            }
+            let mut entry = RouteEntry::new(source, candidate);
+            entry.installed = Some((group, source));
+            self.routes.insert(prefix, entry);
+            return Ok(());
         }
-        let entry = self.routes.entry(prefix).or_default();
-        let previous = entry.candidates.insert(source, target);
+        let previous = match self.routes.get_mut(&prefix) {
+            Some(entry) => entry.insert(source, candidate),
+            None => {
+                self.routes
+                    .insert(prefix, RouteEntry::new(source, candidate));
+                None
+            }
+        };
         if let Err(err) = self.reconcile_route(batch, prefix) {
             // Leave the FIB as it was: the caller reports the error, nothing is half-applied.
             let entry = self.routes.get_mut(&prefix).expect("inserted above");
-            match previous {
-                Some(previous) => entry.candidates.insert(source, previous),
-                None => entry.candidates.remove(&source),
+            let now_empty = match previous {
+                Some(previous) => {
+                    entry.insert(source, previous);
+                    false
+                }
+                None => entry.remove(source).1,
             };
-            if entry.candidates.is_empty() && entry.installed.is_none() {
+            if now_empty {
                 self.routes.remove(&prefix);
             }
             return Err(err);
@@ -289,13 +376,24 @@ impl Fib {
         let Some(entry) = self.routes.get_mut(&prefix) else {
             return;
         };
-        if entry.candidates.remove(&source).is_none() {
-            return;
+        match entry.remove(source) {
+            (None, _) => {}
+            (Some(_), true) => self.uninstall(batch, prefix),
+            // Falling back to another candidate can need a new group; if the tables are full
+            // the prefix is withdrawn instead, never worse than keeping a stale route.
+            (Some(_), false) => {
+                if self.reconcile_route(batch, prefix).is_err() {
+                    self.uninstall(batch, prefix);
+                }
+            }
         }
-        // Falling back to another candidate can need a new group; if the tables are full the
-        // prefix is withdrawn instead, which is never worse than keeping a stale route.
-        if self.reconcile_route(batch, prefix).is_err() {
-            self.uninstall(batch, prefix);
+    }
+
+    /// The shared instance of a nexthop set.
+    fn intern(&mut self, keys: BTreeSet<NexthopKey>) -> NexthopSet {
+        match self.group_by_set.get_key_value(&keys) {
+            Some((set, _)) => set.clone(),
+            None => Arc::new(keys),
         }
     }
 
@@ -387,21 +485,17 @@ impl Fib {
         self.routes.get(&prefix.trunc())?.installed.map(|(g, _)| g)
     }
 
-    /// Makes the datapath match the best candidate of `prefix`.
+    /// Makes the datapath match the best candidate of `prefix` (which has an entry).
     fn reconcile_route(&mut self, batch: &mut Batch, prefix: IpNet) -> Result<(), FibError> {
         let entry = &self.routes[&prefix];
-        let Some((&source, target)) = entry.candidates.iter().next() else {
-            self.uninstall(batch, prefix);
-            return Ok(());
-        };
-        let target = target.clone();
+        let (source, candidate) = entry.best.clone();
         let old = entry.installed;
-        let group = match &target {
-            RouteTarget::Local => GROUP_LOCAL,
-            RouteTarget::Via(keys) => self.acquire_group(batch, keys)?,
+        let group = match &candidate {
+            Candidate::Local => GROUP_LOCAL,
+            Candidate::Via(set) => self.acquire_group(batch, set)?,
         };
         if old.map(|(g, _)| g) == Some(group) {
-            // Same group: already referenced once by this route.
+            // Same group: it already counts this route once.
             if group != GROUP_LOCAL {
                 self.release_group(batch, group);
             }
@@ -414,11 +508,11 @@ impl Fib {
             }
         }
         self.routes.get_mut(&prefix).expect("present").installed = Some((group, source));
-        match (&target, old) {
-            (RouteTarget::Via(keys), _) if source != Source::Local => {
+        match (&candidate, old) {
+            (Candidate::Via(set), _) if source != Source::Local => {
                 batch.kernel.push(KernelChange::Replace {
                     prefix,
-                    nexthops: keys.iter().copied().collect(),
+                    nexthops: set.clone(),
                 });
             }
             // The route the kernel held came from a mirrored source and is gone now.
@@ -447,43 +541,36 @@ impl Fib {
     }
 
     /// The group for this nexthop set, created (and written) if needed; takes one reference.
-    fn acquire_group(
-        &mut self,
-        batch: &mut Batch,
-        keys: &BTreeSet<NexthopKey>,
-    ) -> Result<u32, FibError> {
-        let mut members = Vec::with_capacity(keys.len());
-        for key in keys {
+    fn acquire_group(&mut self, batch: &mut Batch, set: &NexthopSet) -> Result<u32, FibError> {
+        if let Some(&group) = self.group_by_set.get(set) {
+            self.groups.get_mut(&group).expect("indexed").routes += 1;
+            return Ok(group);
+        }
+        let mut members = Vec::with_capacity(set.len());
+        for key in set.iter() {
             match self.acquire_nexthop(batch, *key) {
                 Ok(id) => members.push(id),
                 Err(err) => {
                     for id in members {
-                        self.release_nexthop(batch, id);
+                        self.release_nexthop(id);
                     }
                     return Err(err);
                 }
             }
         }
         members.sort_unstable();
-        if let Some(&group) = self.group_by_members.get(&members) {
-            // The group holds its own reference to each member already.
-            for id in &members {
-                self.release_nexthop(batch, *id);
-            }
-            self.groups.get_mut(&group).expect("indexed").routes += 1;
-            return Ok(group);
-        }
         let id = match self.group_ids.allocate("nexthop groups") {
             Ok(id) => id,
             Err(err) => {
                 for id in members {
-                    self.release_nexthop(batch, id);
+                    self.release_nexthop(id);
                 }
                 return Err(err);
             }
         };
         let mut group = GroupEntry {
-            members: members.clone(),
+            set: set.clone(),
+            members,
             buckets: Buckets::default(),
             slots: [NO_NEXTHOP; NEXTHOP_BUCKETS],
             routes: 1,
@@ -493,8 +580,8 @@ impl Fib {
             id,
             slots: Box::new(group.slots),
         });
+        self.group_by_set.insert(set.clone(), id);
         self.groups.insert(id, group);
-        self.group_by_members.insert(members, id);
         Ok(id)
     }
 
@@ -505,11 +592,11 @@ impl Fib {
             return;
         }
         let group = self.groups.remove(&id).expect("present");
-        self.group_by_members.remove(&group.members);
+        self.group_by_set.remove(&group.set);
         batch.cleanup.push(FibOp::ClearGroup { id });
         self.group_ids.release(id);
         for member in group.members {
-            self.release_nexthop(batch, member);
+            self.release_nexthop(member);
         }
     }
 
@@ -549,7 +636,7 @@ impl Fib {
         Ok(id)
     }
 
-    fn release_nexthop(&mut self, _batch: &mut Batch, id: NexthopId) {
+    fn release_nexthop(&mut self, id: NexthopId) {
         let entry = self.nexthops.get_mut(&id).expect("released nexthop exists");
         entry.groups -= 1;
         if entry.groups > 0 {

@@ -119,7 +119,7 @@ fn route_resolves_when_neighbor_appears() {
         batch.kernel,
         vec![KernelChange::Replace {
             prefix: net("198.51.100.0/24"),
-            nexthops: vec![a]
+            nexthops: std::sync::Arc::new(BTreeSet::from([a]))
         }]
     );
     dp.apply(&batch);
@@ -356,4 +356,29 @@ fn empty_nexthop_set_is_rejected() {
         }
     );
     assert!(batch.is_empty());
+}
+
+/// Route programming rate of the FIB alone (no datapath): `cargo test --release -p
+/// router-agent --lib fib::tests::fib_rate -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fib_rate() {
+    let (mut fib, _) = fib_with_links();
+    let keys = [nh("10.0.2.1", 2), nh("10.0.3.1", 3)];
+    let n = 1_000_000u32;
+    let start = std::time::Instant::now();
+    let mut batch = Batch::default();
+    for i in 0..n {
+        let prefix = IpNet::new(IpAddr::V4(Ipv4Addr::from(i << 8)), 24).unwrap();
+        fib.set_route(&mut batch, Source::Static, prefix, via(&keys))
+            .unwrap();
+        if batch.routes.len() >= 10_000 {
+            batch = Batch::default();
+        }
+    }
+    let elapsed = start.elapsed();
+    eprintln!(
+        "{n} routes in {elapsed:?}: {:.0} routes/s",
+        f64::from(n) / elapsed.as_secs_f64()
+    );
 }

@@ -1,0 +1,628 @@
+//! NOTIFICATION message (RFC 4271 4.5), its error codes and subcodes (IANA "BGP Error
+//! (Notification) Codes" and "... Subcodes"), and the shutdown communication carried by
+//! Cease/Administrative Shutdown and Cease/Administrative Reset (RFC 9003, which obsoletes
+//! RFC 8203).
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! | Error code    | Error subcode |   Data (variable)             |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! The shutdown communication (RFC 9003 2) is the Data of Cease subcodes 2 and 4:
+//!
+//! ```text
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! | Error code 6  |    Subcode    |    Length     |     ...       \
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+               /
+//! \                                                               \
+//! /                 ... Shutdown Communication ...                /
+//! \                                                               \
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! Length is the number of octets (0..=255) of UTF-8 text that follow.
+
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+
+use super::error::MessageError;
+use super::header::{HEADER_LEN, MAX_MESSAGE_LEN};
+use super::types::{Afi, Safi};
+use super::wire::{Reader, afi_from_wire, family_name, hex, safi_from_wire};
+
+/// Defines a `#[repr(u8)]` enum of IANA code points with `from_u8` and the registry name.
+macro_rules! code_points {
+    ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident = $value:literal => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $($variant = $value,)* }
+
+        impl $name {
+            pub fn from_u8(value: u8) -> Option<Self> {
+                match value {
+                    $($value => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The name in the IANA registry.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+code_points! {
+    /// NOTIFICATION error codes (RFC 4271 4.5, RFC 7313).
+    pub enum ErrorCode {
+        MessageHeader = 1 => "Message Header Error",
+        OpenMessage = 2 => "OPEN Message Error",
+        UpdateMessage = 3 => "UPDATE Message Error",
+        HoldTimerExpired = 4 => "Hold Timer Expired",
+        FiniteStateMachine = 5 => "Finite State Machine Error",
+        Cease = 6 => "Cease",
+        RouteRefreshMessage = 7 => "ROUTE-REFRESH Message Error",
+    }
+}
+
+code_points! {
+    /// Message Header Error subcodes (RFC 4271 6.1).
+    pub enum MessageHeaderSubcode {
+        ConnectionNotSynchronized = 1 => "Connection Not Synchronized",
+        BadMessageLength = 2 => "Bad Message Length",
+        BadMessageType = 3 => "Bad Message Type",
+    }
+}
+
+code_points! {
+    /// OPEN Message Error subcodes (RFC 4271 6.2, RFC 5492, RFC 9234). 5, 8, 9 and 10 are
+    /// deprecated.
+    pub enum OpenMessageSubcode {
+        UnsupportedVersionNumber = 1 => "Unsupported Version Number",
+        BadPeerAs = 2 => "Bad Peer AS",
+        BadBgpIdentifier = 3 => "Bad BGP Identifier",
+        UnsupportedOptionalParameter = 4 => "Unsupported Optional Parameter",
+        UnacceptableHoldTime = 6 => "Unacceptable Hold Time",
+        UnsupportedCapability = 7 => "Unsupported Capability",
+        RoleMismatch = 11 => "Role Mismatch",
+    }
+}
+
+code_points! {
+    /// UPDATE Message Error subcodes (RFC 4271 6.3). 7 (AS Routing Loop) is deprecated.
+    pub enum UpdateMessageSubcode {
+        MalformedAttributeList = 1 => "Malformed Attribute List",
+        UnrecognizedWellKnownAttribute = 2 => "Unrecognized Well-known Attribute",
+        MissingWellKnownAttribute = 3 => "Missing Well-known Attribute",
+        AttributeFlagsError = 4 => "Attribute Flags Error",
+        AttributeLengthError = 5 => "Attribute Length Error",
+        InvalidOriginAttribute = 6 => "Invalid ORIGIN Attribute",
+        InvalidNextHopAttribute = 8 => "Invalid NEXT_HOP Attribute",
+        OptionalAttributeError = 9 => "Optional Attribute Error",
+        InvalidNetworkField = 10 => "Invalid Network Field",
+        MalformedAsPath = 11 => "Malformed AS_PATH",
+    }
+}
+
+code_points! {
+    /// Finite State Machine Error subcodes (RFC 6608).
+    pub enum FsmSubcode {
+        Unspecified = 0 => "Unspecified Error",
+        UnexpectedMessageInOpenSent = 1 => "Receive Unexpected Message in OpenSent State",
+        UnexpectedMessageInOpenConfirm = 2 => "Receive Unexpected Message in OpenConfirm State",
+        UnexpectedMessageInEstablished = 3 => "Receive Unexpected Message in Established State",
+    }
+}
+
+code_points! {
+    /// Cease subcodes (RFC 4486, RFC 8538, RFC 9384).
+    pub enum CeaseSubcode {
+        MaximumPrefixesReached = 1 => "Maximum Number of Prefixes Reached",
+        AdministrativeShutdown = 2 => "Administrative Shutdown",
+        PeerDeconfigured = 3 => "Peer De-configured",
+        AdministrativeReset = 4 => "Administrative Reset",
+        ConnectionRejected = 5 => "Connection Rejected",
+        OtherConfigurationChange = 6 => "Other Configuration Change",
+        ConnectionCollisionResolution = 7 => "Connection Collision Resolution",
+        OutOfResources = 8 => "Out of Resources",
+        HardReset = 9 => "Hard Reset",
+        BfdDown = 10 => "BFD Down",
+    }
+}
+
+code_points! {
+    /// ROUTE-REFRESH Message Error subcodes (RFC 7313).
+    pub enum RouteRefreshSubcode {
+        InvalidMessageLength = 1 => "Invalid Message Length",
+    }
+}
+
+/// Longest shutdown communication (RFC 9003 2: the Length octet).
+pub const MAX_SHUTDOWN_COMMUNICATION_LEN: usize = 255;
+
+/// A NOTIFICATION: the error that closes the session, as raw code points so that codes we do
+/// not know are still carried and shown.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Notification {
+    pub code: u8,
+    pub subcode: u8,
+    pub data: Vec<u8>,
+}
+
+impl Notification {
+    /// Code, subcode and data octets (RFC 4271 4.5: Data may be empty).
+    pub const MIN_BODY_LEN: usize = 2;
+
+    pub fn new(code: u8, subcode: u8, data: Vec<u8>) -> Self {
+        Notification {
+            code,
+            subcode,
+            data,
+        }
+    }
+
+    pub fn hold_timer_expired() -> Self {
+        Self::new(ErrorCode::HoldTimerExpired as u8, 0, Vec::new())
+    }
+
+    /// RFC 6608: a message that is not allowed in the current FSM state.
+    pub fn fsm_error(subcode: FsmSubcode) -> Self {
+        Self::new(
+            ErrorCode::FiniteStateMachine as u8,
+            subcode as u8,
+            Vec::new(),
+        )
+    }
+
+    /// RFC 4271 6.2: the peer bid a version we do not speak; Data is the version we do.
+    pub fn unsupported_version(supported: u8) -> Self {
+        Self::open_error(
+            OpenMessageSubcode::UnsupportedVersionNumber,
+            u16::from(supported).to_be_bytes().to_vec(),
+        )
+    }
+
+    /// The peer's AS is not the one configured for it (the FSM knows the configuration).
+    pub fn bad_peer_as() -> Self {
+        Self::open_error(OpenMessageSubcode::BadPeerAs, Vec::new())
+    }
+
+    pub fn bad_bgp_identifier() -> Self {
+        Self::open_error(OpenMessageSubcode::BadBgpIdentifier, Vec::new())
+    }
+
+    pub fn unacceptable_hold_time() -> Self {
+        Self::open_error(OpenMessageSubcode::UnacceptableHoldTime, Vec::new())
+    }
+
+    /// RFC 5492 3: a capability we require but the peer did not advertise. `capabilities` is
+    /// the Data: the missing capabilities as TLVs (code, length, value).
+    pub fn unsupported_capability(capabilities: &[u8]) -> Self {
+        Self::open_error(
+            OpenMessageSubcode::UnsupportedCapability,
+            capabilities.to_vec(),
+        )
+    }
+
+    /// RFC 9234 4.2: the BGP roles of the two ends do not fit.
+    pub fn role_mismatch() -> Self {
+        Self::open_error(OpenMessageSubcode::RoleMismatch, Vec::new())
+    }
+
+    /// RFC 4486 4: Data is AFI (2), SAFI (1) and the configured prefix limit (4).
+    pub fn maximum_prefixes_reached(afi: Afi, safi: Safi, limit: u32) -> Self {
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&(afi as u16).to_be_bytes());
+        data.push(safi as u8);
+        data.extend_from_slice(&limit.to_be_bytes());
+        Self::cease(CeaseSubcode::MaximumPrefixesReached, data)
+    }
+
+    /// RFC 9003: Cease/Administrative Shutdown with an operator message ("" for none). The
+    /// message is cut to 255 octets at a character boundary.
+    pub fn administrative_shutdown(communication: &str) -> Self {
+        Self::cease(
+            CeaseSubcode::AdministrativeShutdown,
+            encode_shutdown_communication(communication),
+        )
+    }
+
+    /// RFC 9003: Cease/Administrative Reset with an operator message ("" for none).
+    pub fn administrative_reset(communication: &str) -> Self {
+        Self::cease(
+            CeaseSubcode::AdministrativeReset,
+            encode_shutdown_communication(communication),
+        )
+    }
+
+    pub fn peer_deconfigured() -> Self {
+        Self::cease(CeaseSubcode::PeerDeconfigured, Vec::new())
+    }
+
+    pub fn connection_rejected() -> Self {
+        Self::cease(CeaseSubcode::ConnectionRejected, Vec::new())
+    }
+
+    pub fn other_configuration_change() -> Self {
+        Self::cease(CeaseSubcode::OtherConfigurationChange, Vec::new())
+    }
+
+    pub fn connection_collision_resolution() -> Self {
+        Self::cease(CeaseSubcode::ConnectionCollisionResolution, Vec::new())
+    }
+
+    pub fn out_of_resources() -> Self {
+        Self::cease(CeaseSubcode::OutOfResources, Vec::new())
+    }
+
+    pub fn bfd_down() -> Self {
+        Self::cease(CeaseSubcode::BfdDown, Vec::new())
+    }
+
+    /// RFC 8538 3: Cease/Hard Reset, carrying the NOTIFICATION that caused it as Data
+    /// (its code, subcode and data).
+    pub fn hard_reset(cause: &Notification) -> Self {
+        let mut data = Vec::with_capacity(2 + cause.data.len());
+        data.push(cause.code);
+        data.push(cause.subcode);
+        data.extend_from_slice(&cause.data);
+        Self::cease(CeaseSubcode::HardReset, data)
+    }
+
+    fn open_error(subcode: OpenMessageSubcode, data: Vec<u8>) -> Self {
+        Self::new(ErrorCode::OpenMessage as u8, subcode as u8, data)
+    }
+
+    fn cease(subcode: CeaseSubcode, data: Vec<u8>) -> Self {
+        Self::new(ErrorCode::Cease as u8, subcode as u8, data)
+    }
+
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_u8(self.code)
+    }
+
+    fn is_cease(&self, subcode: CeaseSubcode) -> bool {
+        self.code == ErrorCode::Cease as u8 && self.subcode == subcode as u8
+    }
+
+    /// The operator's message of a Cease/Administrative Shutdown or Administrative Reset
+    /// (RFC 9003), when one is present and well-formed: its Length fits the data and the text
+    /// is valid UTF-8. An empty communication (Length 0) is `None`.
+    pub fn shutdown_communication(&self) -> Option<&str> {
+        match self.parse_shutdown_communication()? {
+            Ok(text) if !text.is_empty() => Some(text),
+            _ => None,
+        }
+    }
+
+    /// `None`: not a shutdown/reset or no data at all; `Some(Err)`: data present but not a
+    /// valid communication (RFC 9003 5 asks that this be reported to the operator).
+    fn parse_shutdown_communication(&self) -> Option<Result<&str, ()>> {
+        if !(self.is_cease(CeaseSubcode::AdministrativeShutdown)
+            || self.is_cease(CeaseSubcode::AdministrativeReset))
+            || self.data.is_empty()
+        {
+            return None;
+        }
+        let mut reader = Reader::new(&self.data);
+        let length = reader.u8()?;
+        Some(
+            reader
+                .take(usize::from(length))
+                .and_then(|text| std::str::from_utf8(text).ok())
+                .ok_or(()),
+        )
+    }
+
+    /// Decodes the body (after the 19-octet header). The header already checked that it has
+    /// at least code and subcode.
+    pub(crate) fn decode_body(body: &[u8], length: u16) -> Result<Notification, MessageError> {
+        let mut reader = Reader::new(body);
+        match (reader.u8(), reader.u8()) {
+            (Some(code), Some(subcode)) => {
+                Ok(Notification::new(code, subcode, reader.rest().to_vec()))
+            }
+            _ => Err(MessageError::bad_length(
+                length,
+                "NOTIFICATION shorter than 21 octets",
+            )),
+        }
+    }
+
+    /// Encodes the body; data that would not fit in a 4096-octet message is cut.
+    pub(crate) fn encode_body(&self, out: &mut BytesMut) {
+        const MAX_DATA_LEN: usize = MAX_MESSAGE_LEN - HEADER_LEN - Notification::MIN_BODY_LEN;
+        out.put_u8(self.code);
+        out.put_u8(self.subcode);
+        out.put_slice(&self.data[..self.data.len().min(MAX_DATA_LEN)]);
+    }
+}
+
+/// RFC 9003 2: Length octet and UTF-8 text, cut to 255 octets without splitting a character.
+fn encode_shutdown_communication(communication: &str) -> Vec<u8> {
+    let mut end = communication.len().min(MAX_SHUTDOWN_COMMUNICATION_LEN);
+    while !communication.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &communication.as_bytes()[..end];
+    let mut data = Vec::with_capacity(1 + text.len());
+    // `end` <= 255, so it fits the Length octet.
+    data.push(end as u8);
+    data.extend_from_slice(text);
+    data
+}
+
+/// The subcode's name, or `None` for an unknown one. Subcode 0 is "Unspecific" for every
+/// code (IANA), and "Unspecified Error" for the FSM (RFC 6608).
+fn subcode_name(code: ErrorCode, subcode: u8) -> Option<&'static str> {
+    match code {
+        ErrorCode::MessageHeader => MessageHeaderSubcode::from_u8(subcode).map(|s| s.name()),
+        ErrorCode::OpenMessage => OpenMessageSubcode::from_u8(subcode).map(|s| s.name()),
+        ErrorCode::UpdateMessage => UpdateMessageSubcode::from_u8(subcode).map(|s| s.name()),
+        ErrorCode::FiniteStateMachine => FsmSubcode::from_u8(subcode).map(|s| s.name()),
+        ErrorCode::Cease => CeaseSubcode::from_u8(subcode).map(|s| s.name()),
+        ErrorCode::RouteRefreshMessage => RouteRefreshSubcode::from_u8(subcode).map(|s| s.name()),
+        ErrorCode::HoldTimerExpired => None,
+    }
+    .or((subcode == 0).then_some("Unspecific"))
+}
+
+/// Shows the error the way an operator reads it, e.g.
+/// `Cease/Administrative Shutdown: "maintenance"` or
+/// `UPDATE Message Error/Malformed AS_PATH (data: 4002...)`.
+impl fmt::Display for Notification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(code) = self.error_code() else {
+            write!(f, "error code {}/subcode {}", self.code, self.subcode)?;
+            return write_data(f, &self.data);
+        };
+        f.write_str(code.name())?;
+        match subcode_name(code, self.subcode) {
+            // Hold Timer Expired has no subcodes, and a bare Cease needs no "/Unspecific".
+            _ if self.subcode == 0
+                && matches!(code, ErrorCode::HoldTimerExpired | ErrorCode::Cease) => {}
+            Some(name) => write!(f, "/{name}")?,
+            None => write!(f, "/subcode {}", self.subcode)?,
+        }
+
+        if let Some(communication) = self.parse_shutdown_communication() {
+            return match communication {
+                Ok("") => Ok(()),
+                Ok(text) => write!(f, ": {text:?}"),
+                Err(()) => write!(
+                    f,
+                    " (malformed shutdown communication: {})",
+                    hex(&self.data)
+                ),
+            };
+        }
+        if self.is_cease(CeaseSubcode::HardReset) {
+            let mut reader = Reader::new(&self.data);
+            if let (Some(code), Some(subcode)) = (reader.u8(), reader.u8()) {
+                let cause = Notification::new(code, subcode, reader.rest().to_vec());
+                return write!(f, " ({cause})");
+            }
+        }
+        if self.is_cease(CeaseSubcode::MaximumPrefixesReached) {
+            let mut reader = Reader::new(&self.data);
+            if let (Some(afi), Some(safi), Some(limit), true) =
+                (reader.u16(), reader.u8(), reader.u32(), reader.is_empty())
+            {
+                let family = match (afi_from_wire(afi), safi_from_wire(u16::from(safi))) {
+                    (Some(afi), Some(safi)) => family_name(afi, safi),
+                    _ => format!("AFI {afi} SAFI {safi}"),
+                };
+                return write!(f, " ({family}, limit {limit})");
+            }
+        }
+        write_data(f, &self.data)
+    }
+}
+
+/// Raw data as hex, cut after 64 octets: enough to recognise an attribute in a log line.
+fn write_data(f: &mut fmt::Formatter<'_>, data: &[u8]) -> fmt::Result {
+    const SHOWN: usize = 64;
+    if data.is_empty() {
+        return Ok(());
+    }
+    let ellipsis = if data.len() > SHOWN { "..." } else { "" };
+    write!(
+        f,
+        " (data: {}{ellipsis})",
+        hex(&data[..data.len().min(SHOWN)])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Codec, Message};
+    use super::*;
+
+    /// Hand-assembled from RFC 4271 4.1/4.5 and RFC 9003 2 (a capture from FRR/BIRD will be
+    /// added by the interop tests): Cease/Administrative Shutdown, "maintenance".
+    const SHUTDOWN_MAINTENANCE: &[u8] = &[
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // marker
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, //
+        0x00, 0x21, // length 33
+        0x03, // type NOTIFICATION
+        0x06, 0x02, // Cease / Administrative Shutdown
+        0x0b, // communication length 11
+        b'm', b'a', b'i', b'n', b't', b'e', b'n', b'a', b'n', b'c', b'e',
+    ];
+
+    fn decode(bytes: &[u8]) -> Notification {
+        match Message::decode(bytes, &Codec::default()).unwrap().message {
+            Message::Notification(notification) => notification,
+            other => panic!("not a NOTIFICATION: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn golden_shutdown_communication() {
+        let notification = Notification::administrative_shutdown("maintenance");
+        assert_eq!(
+            &Message::Notification(notification.clone()).encode(&Codec::default())[..],
+            SHUTDOWN_MAINTENANCE
+        );
+        let decoded = decode(SHUTDOWN_MAINTENANCE);
+        assert_eq!(decoded, notification);
+        assert_eq!(decoded.shutdown_communication(), Some("maintenance"));
+        assert_eq!(
+            decoded.to_string(),
+            "Cease/Administrative Shutdown: \"maintenance\""
+        );
+    }
+
+    #[test]
+    fn shutdown_communication_is_cut_at_255_octets_on_a_character_boundary() {
+        // 200 two-octet characters: 400 octets, cut to 127 characters = 254 octets.
+        let long = "é".repeat(200);
+        let notification = Notification::administrative_reset(&long);
+        assert_eq!(notification.data[0], 254);
+        assert_eq!(notification.data.len(), 255);
+        assert_eq!(notification.shutdown_communication(), Some(&long[..254]));
+
+        let ascii = "x".repeat(300);
+        let notification = Notification::administrative_shutdown(&ascii);
+        assert_eq!(notification.data[0], 255);
+        assert_eq!(notification.shutdown_communication(), Some(&ascii[..255]));
+    }
+
+    #[test]
+    fn empty_and_malformed_shutdown_communications() {
+        let empty = Notification::administrative_shutdown("");
+        assert_eq!(empty.data, vec![0]);
+        assert_eq!(empty.shutdown_communication(), None);
+        assert_eq!(empty.to_string(), "Cease/Administrative Shutdown");
+
+        let no_data = Notification::new(6, 2, vec![]);
+        assert_eq!(no_data.to_string(), "Cease/Administrative Shutdown");
+
+        let overrun = Notification::new(6, 2, vec![10, b'a', b'b']);
+        assert_eq!(overrun.shutdown_communication(), None);
+        assert_eq!(
+            overrun.to_string(),
+            "Cease/Administrative Shutdown (malformed shutdown communication: 0a6162)"
+        );
+
+        let invalid_utf8 = Notification::new(6, 4, vec![2, 0xc3, 0x28]);
+        assert_eq!(invalid_utf8.shutdown_communication(), None);
+        assert_eq!(
+            invalid_utf8.to_string(),
+            "Cease/Administrative Reset (malformed shutdown communication: 02c328)"
+        );
+
+        // Only Cease subcodes 2 and 4 carry a communication.
+        let peer_deconfigured = Notification::new(6, 3, vec![1, b'x']);
+        assert_eq!(peer_deconfigured.shutdown_communication(), None);
+    }
+
+    #[test]
+    fn display_names_codes_and_subcodes() {
+        let cases = [
+            (Notification::hold_timer_expired(), "Hold Timer Expired"),
+            (
+                Notification::new(1, 1, vec![]),
+                "Message Header Error/Connection Not Synchronized",
+            ),
+            (
+                Notification::new(1, 3, vec![9]),
+                "Message Header Error/Bad Message Type (data: 09)",
+            ),
+            (
+                Notification::unsupported_version(4),
+                "OPEN Message Error/Unsupported Version Number (data: 0004)",
+            ),
+            (
+                Notification::unacceptable_hold_time(),
+                "OPEN Message Error/Unacceptable Hold Time",
+            ),
+            (
+                Notification::new(3, 11, vec![]),
+                "UPDATE Message Error/Malformed AS_PATH",
+            ),
+            (
+                Notification::new(3, 0, vec![]),
+                "UPDATE Message Error/Unspecific",
+            ),
+            (
+                Notification::new(3, 42, vec![]),
+                "UPDATE Message Error/subcode 42",
+            ),
+            (
+                Notification::fsm_error(FsmSubcode::UnexpectedMessageInOpenConfirm),
+                "Finite State Machine Error/Receive Unexpected Message in OpenConfirm State",
+            ),
+            (
+                Notification::peer_deconfigured(),
+                "Cease/Peer De-configured",
+            ),
+            (Notification::new(6, 0, vec![]), "Cease"),
+            (
+                Notification::maximum_prefixes_reached(Afi::Ipv6, Safi::Unicast, 1000),
+                "Cease/Maximum Number of Prefixes Reached (IPv6 unicast, limit 1000)",
+            ),
+            (
+                Notification::hard_reset(&Notification::administrative_shutdown("bye")),
+                "Cease/Hard Reset (Cease/Administrative Shutdown: \"bye\")",
+            ),
+            (
+                Notification::new(7, 1, vec![]),
+                "ROUTE-REFRESH Message Error/Invalid Message Length",
+            ),
+            (
+                Notification::new(9, 1, vec![1, 2]),
+                "error code 9/subcode 1 (data: 0102)",
+            ),
+        ];
+        for (notification, text) in cases {
+            assert_eq!(notification.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn long_data_is_cut_when_encoding_and_displaying() {
+        let notification = Notification::new(3, 1, vec![0xab; 5000]);
+        let encoded = Message::Notification(notification.clone()).encode(&Codec::default());
+        assert_eq!(encoded.len(), MAX_MESSAGE_LEN);
+        let decoded = decode(&encoded);
+        assert_eq!(decoded.data.len(), MAX_MESSAGE_LEN - 21);
+        assert!(notification.to_string().ends_with("abab...)"));
+    }
+
+    #[test]
+    fn round_trip_every_constructor() {
+        let notifications = [
+            Notification::hold_timer_expired(),
+            Notification::fsm_error(FsmSubcode::UnexpectedMessageInEstablished),
+            Notification::unsupported_version(4),
+            Notification::bad_peer_as(),
+            Notification::bad_bgp_identifier(),
+            Notification::unacceptable_hold_time(),
+            Notification::unsupported_capability(&[0x41, 0x04, 0, 0, 0xfd, 0xe9]),
+            Notification::role_mismatch(),
+            Notification::maximum_prefixes_reached(Afi::Ipv4, Safi::Unicast, 10),
+            Notification::administrative_shutdown("maintenance"),
+            Notification::administrative_reset("new config"),
+            Notification::peer_deconfigured(),
+            Notification::connection_rejected(),
+            Notification::other_configuration_change(),
+            Notification::connection_collision_resolution(),
+            Notification::out_of_resources(),
+            Notification::bfd_down(),
+            Notification::hard_reset(&Notification::hold_timer_expired()),
+        ];
+        for notification in notifications {
+            let encoded = Message::Notification(notification.clone()).encode(&Codec::default());
+            assert_eq!(decode(&encoded), notification);
+        }
+    }
+}
