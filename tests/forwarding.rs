@@ -261,7 +261,11 @@ impl Lab {
         // Ready once it has attached and pinned (a previous agent's pins may still be there).
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.agent_log().contains("forwarding") {
-            assert!(Instant::now() < deadline, "agent not up:\n{}", self.agent_log());
+            assert!(
+                Instant::now() < deadline,
+                "agent not up:\n{}",
+                self.agent_log()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }

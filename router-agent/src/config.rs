@@ -25,7 +25,7 @@ use serde::Deserialize;
 /// IPv4 routes above which `engine = "auto"` picks DIR-24-8 over the LPM trie.
 pub const AUTO_DIR24_THRESHOLD: usize = 10_000;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -34,6 +34,8 @@ pub struct Config {
     pub interfaces: Vec<InterfaceConfig>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// The BGP speaker; absent: no BGP.
+    pub bgp: Option<crate::bgp::config::BgpConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -15,6 +15,7 @@ use router_common::LookupEngine;
 use tokio::{signal::unix::SignalKind, sync::mpsc::UnboundedReceiver};
 
 use crate::{
+    bgp::{peer::PeerEvent, speaker::Speaker},
     config::{Config, EngineChoice},
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, KernelChange, LinkState, NexthopKey, RouteTarget, Source},
@@ -44,6 +45,9 @@ struct Agent {
     interfaces: BTreeMap<u32, String>,
     /// Local addresses by (ifindex, address): several interfaces may carry one address.
     local_addresses: HashMap<IpNet, BTreeSet<u32>>,
+    /// Connected subnets and their interface: where directly connected next hops are.
+    connected: BTreeMap<(IpNet, u32), usize>,
+    speaker: Option<Speaker>,
 }
 
 pub async fn run(config: Config, options: RunOptions) -> Result<()> {
@@ -62,6 +66,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         netlink,
         interfaces: BTreeMap::new(),
         local_addresses: HashMap::new(),
+        connected: BTreeMap::new(),
+        speaker: None,
         config,
     };
 
@@ -106,7 +112,18 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         "forwarding"
     );
 
-    agent.event_loop(&mut events).await?;
+    let mut bgp_events = None;
+    if let Some(bgp) = &agent.config.bgp {
+        let setup = bgp
+            .compile()
+            .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+        let (speaker, events) = Speaker::start(setup).await?;
+        tracing::info!(neighbors = speaker.neighbors().len(), "BGP speaker started");
+        agent.speaker = Some(speaker);
+        bgp_events = Some(events);
+    }
+
+    agent.event_loop(&mut events, bgp_events.as_mut()).await?;
     agent.shutdown(options).await
 }
 
@@ -205,6 +222,18 @@ impl Agent {
         if link_local {
             return;
         }
+        if let Ok(subnet) = IpNet::new(address.addr, address.prefix_len) {
+            let key = (subnet.trunc(), address.ifindex);
+            let count = self.connected.entry(key).or_default();
+            if present {
+                *count += 1;
+            } else {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.connected.remove(&key);
+                }
+            }
+        }
         let mut hosts = vec![IpNet::from(address.addr)];
         if let Some(broadcast) = address.broadcast {
             hosts.push(IpNet::from(IpAddr::V4(broadcast)));
@@ -285,7 +314,11 @@ impl Agent {
         }
     }
 
-    async fn event_loop(&mut self, events: &mut UnboundedReceiver<KernelEvent>) -> Result<()> {
+    async fn event_loop(
+        &mut self,
+        events: &mut UnboundedReceiver<KernelEvent>,
+        mut bgp_events: Option<&mut UnboundedReceiver<PeerEvent>>,
+    ) -> Result<()> {
         let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
         let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -303,6 +336,20 @@ impl Agent {
                     }
                     self.commit(batch).await;
                 }
+                Some(event) = async { bgp_events.as_mut()?.recv().await }, if bgp_events.is_some() => {
+                    let mut batch = Batch::default();
+                    let mut speaker = self.speaker.take().expect("bgp events come with a speaker");
+                    let (connected, interfaces) = (&self.connected, &self.interfaces);
+                    let resolve = |ip: IpAddr| resolve_next_hop(connected, interfaces, ip);
+                    speaker.on_event(event, &mut self.fib, &mut batch, &resolve);
+                    if let Some(queue) = bgp_events.as_mut() {
+                        while let Ok(event) = queue.try_recv() {
+                            speaker.on_event(event, &mut self.fib, &mut batch, &resolve);
+                        }
+                    }
+                    self.speaker = Some(speaker);
+                    self.commit(batch).await;
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     self.fib.release_quarantined(now);
@@ -315,6 +362,11 @@ impl Agent {
     }
 
     async fn shutdown(self, options: RunOptions) -> Result<()> {
+        if let Some(speaker) = &self.speaker {
+            speaker.stop("router-agent is shutting down");
+            // Let the sessions send their Cease before the process ends.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         if options.keep_datapath {
             tracing::info!(
                 "exiting; XDP program and pinned maps keep forwarding (--keep-datapath)"
@@ -333,6 +385,20 @@ impl Agent {
         tracing::info!("detached and unpinned; bye");
         Ok(())
     }
+}
+
+/// The egress interface of a directly connected next hop, if it is a configured interface
+/// (only those are in the XDP program's egress map).
+fn resolve_next_hop(
+    connected: &BTreeMap<(IpNet, u32), usize>,
+    interfaces: &BTreeMap<u32, String>,
+    via: IpAddr,
+) -> Option<u32> {
+    connected
+        .keys()
+        .filter(|(subnet, ifindex)| subnet.contains(&via) && interfaces.contains_key(ifindex))
+        .max_by_key(|(subnet, _)| subnet.prefix_len())
+        .map(|(_, ifindex)| *ifindex)
 }
 
 /// Mounts bpffs on /sys/fs/bpf if nothing is mounted there and the pin directory is below it.

@@ -4,7 +4,11 @@
 //!   wire ──> packet (codec) ──> fsm (session state, sans-IO) ──> rib (Adj-RIB-In, decision,
 //!   Loc-RIB) ──> policy gates in and out ──> fib (Source::Bgp)
 //! ```
+pub mod config;
+mod convert;
 pub mod fsm;
 pub mod packet;
+pub mod peer;
 pub mod policy;
 pub mod rib;
+pub mod speaker;

@@ -234,7 +234,8 @@ pub fn encode_updates(update: &Update, codec: &Codec) -> Vec<Bytes> {
         update.withdrawn.iter().map(|&net| IpNet::V4(net)).collect();
     let mut withdrawn_mp: Vec<(Afi, Safi, Vec<IpNet>)> = Vec::new();
     if let Some(unreach) = &update.mp_unreach {
-        withdrawn_mp.push((unreach.afi, unreach.safi, unreach.withdrawn.clone()));
+        let withdrawn = of_family(&unreach.withdrawn, unreach.afi);
+        withdrawn_mp.push((unreach.afi, unreach.safi, withdrawn));
     }
 
     let mut announcements = Vec::new();
@@ -264,12 +265,7 @@ pub fn encode_updates(update: &Update, codec: &Codec) -> Vec<Bytes> {
         .as_ref()
         .filter(|reach| !reach.nlri.is_empty())
     {
-        let nlri: Vec<IpNet> = reach
-            .nlri
-            .iter()
-            .copied()
-            .filter(|net| nlri::is_of_family(net, reach.afi))
-            .collect();
+        let nlri = of_family(&reach.nlri, reach.afi);
         let next_hop = multiprotocol::next_hop_octets(reach);
         let attributes = attribute::encode_attributes(&update.attributes, codec, false);
         match attributes.and_then(|attributes| {
@@ -315,6 +311,18 @@ pub fn encode_updates(update: &Update, codec: &Codec) -> Vec<Bytes> {
         messages.push(build_update(&[], None, &[], &[]));
     }
     messages
+}
+
+/// The prefixes that belong in an MP attribute of family `afi`; others cannot be encoded
+/// there (a caller's mistake, logged).
+fn of_family(prefixes: &[IpNet], afi: Afi) -> Vec<IpNet> {
+    let (matching, others): (Vec<IpNet>, Vec<IpNet>) = prefixes
+        .iter()
+        .partition(|net| nlri::is_of_family(net, afi));
+    if !others.is_empty() {
+        tracing::warn!(?afi, prefixes = ?others, "prefixes of another family left out of an MP attribute");
+    }
+    matching
 }
 
 fn warn_attributes_too_long(attributes: &PathAttributes, prefixes: usize) {

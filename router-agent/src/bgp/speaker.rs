@@ -1,0 +1,431 @@
+//! The speaker: neighbors' sessions in, Loc-RIB changes out to the FIB, originated routes out
+//! to the neighbors. It runs inside the agent's event loop, which owns the FIB; sessions run
+//! as tasks (`peer.rs`) and talk to it over channels.
+//!
+//! ```text
+//!   peer tasks ──PeerEvent──> Speaker ──> import policy ─> Rib ──LocRibChange──> Fib
+//!   Originated ──> build_adj_rib_out (export policy) ──> AdjRibOut ──Update──> peer tasks
+//! ```
+//!
+//! Nothing learned from a neighbor reaches the export side: `build_adj_rib_out` only reads
+//! originated routes (see `policy.rs`).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use tokio::{net::TcpListener, sync::mpsc};
+
+use super::{
+    config::{BgpSetup, Neighbor},
+    fsm::{self, NotificationInfo, SessionConfig, State},
+    packet::{
+        Update,
+        types::{Afi, MpReach, MpUnreach, PathAttributes, Safi},
+    },
+    peer::{self, PeerCommand, PeerEvent, PeerHandle},
+    policy::{AdjRibOut, ExportDiff, ExportSession, MaxPrefixAction, build_adj_rib_out},
+    rib::{LocRibChange, NextHop, PathSpec, PeerId, PeerInfo, Rib},
+};
+use crate::fib::{Batch, Fib, RouteTarget, Source};
+
+/// What the operator sees of a neighbor.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NeighborStatus {
+    pub address: IpAddr,
+    pub state: String,
+    pub remote_as: Option<u32>,
+    pub uptime_seconds: Option<u64>,
+    pub prefixes_received: usize,
+    pub prefixes_advertised: usize,
+    pub last_error: Option<String>,
+}
+
+struct PeerState {
+    neighbor: Neighbor,
+    handle: PeerHandle,
+    state: State,
+    established_at: Option<Instant>,
+    info: Option<PeerInfo>,
+    adj_out: AdjRibOut,
+    families: BTreeSet<(Afi, Safi)>,
+    received: BTreeSet<IpNet>,
+    last_error: Option<String>,
+}
+
+pub struct Speaker {
+    setup: BgpSetup,
+    rib: Rib,
+    peers: Vec<PeerState>,
+}
+
+impl Speaker {
+    /// Starts a session per neighbor and the listener; events arrive on the receiver.
+    pub async fn start(setup: BgpSetup) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
+        let (events, event_rx) = mpsc::unbounded_channel();
+        let mut peers = Vec::new();
+        let mut by_address = BTreeMap::new();
+        for (i, neighbor) in setup.neighbors.iter().enumerate() {
+            let mut session = SessionConfig::new(setup.asn, neighbor.remote_as, setup.router_id);
+            session.passive = neighbor.passive;
+            if let Some(hold_time) = neighbor.hold_time {
+                session.hold_time = hold_time;
+            }
+            session.capabilities.multiprotocol =
+                BTreeSet::from([(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]);
+            session.capabilities.route_refresh = true;
+            session.capabilities.extended_next_hop =
+                BTreeSet::from([(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]);
+            let remote = SocketAddr::new(neighbor.address, setup.port);
+            let handle = peer::spawn(PeerId(i as u32), remote, session, events.clone())
+                .with_context(|| format!("neighbor {}", neighbor.address))?;
+            by_address.insert(neighbor.address, handle.commands.clone());
+            peers.push(PeerState {
+                neighbor: neighbor.clone(),
+                handle,
+                state: State::Idle,
+                established_at: None,
+                info: None,
+                adj_out: AdjRibOut::new(),
+                families: BTreeSet::new(),
+                received: BTreeSet::new(),
+                last_error: None,
+            });
+        }
+        let listener = TcpListener::bind(SocketAddr::new(
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            setup.port,
+        ))
+        .await
+        .with_context(|| format!("listening on BGP port {}", setup.port))?;
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, remote)) = listener.accept().await else {
+                    continue;
+                };
+                let address = peer::canonical_ip(remote.ip());
+                match by_address.get(&address) {
+                    Some(commands) => {
+                        let _ = commands.send(PeerCommand::Incoming(stream));
+                    }
+                    None => {
+                        tracing::info!(%address, "refused a BGP connection from a non-neighbor")
+                    }
+                }
+            }
+        });
+        let rib = Rib::new(setup.decision.clone());
+        Ok((Self { setup, rib, peers }, event_rx))
+    }
+
+    pub fn neighbors(&self) -> Vec<NeighborStatus> {
+        self.peers
+            .iter()
+            .map(|peer| NeighborStatus {
+                address: peer.neighbor.address,
+                state: format!("{:?}", peer.state),
+                remote_as: peer.info.as_ref().map(|info| info.remote_as),
+                uptime_seconds: peer.established_at.map(|t| t.elapsed().as_secs()),
+                prefixes_received: peer.received.len(),
+                prefixes_advertised: peer.adj_out.len(),
+                last_error: peer.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// Ends every session with a Cease (administrative shutdown).
+    pub fn stop(&self, message: &str) {
+        for peer in &self.peers {
+            let _ = peer
+                .handle
+                .commands
+                .send(PeerCommand::Stop(Some(message.to_owned())));
+        }
+    }
+
+    /// Handles one session event; FIB changes go into `batch`. `resolve` gives the egress
+    /// interface of a directly connected next hop (None: not usable for forwarding).
+    pub fn on_event(
+        &mut self,
+        event: PeerEvent,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+    ) {
+        match event {
+            PeerEvent::State { peer, state } => self.peers[peer.0 as usize].state = state,
+            PeerEvent::Established {
+                peer,
+                negotiated,
+                local,
+                remote,
+            } => self.established(peer, negotiated, local, remote),
+            PeerEvent::Update {
+                peer,
+                update,
+                error,
+            } => self.update(peer, *update, error, fib, batch, resolve),
+            PeerEvent::RouteRefresh { peer, afi } => {
+                let state = &self.peers[peer.0 as usize];
+                let diff = state.adj_out.refresh();
+                let mut updates = updates_from_diff(diff);
+                if state.families.contains(&(afi, Safi::Unicast)) {
+                    updates.push(Update::end_of_rib(afi));
+                }
+                let _ = state.handle.commands.send(PeerCommand::Send(updates));
+            }
+            PeerEvent::Down { peer, reason } => {
+                let state = &mut self.peers[peer.0 as usize];
+                state.last_error = Some(reason);
+                state.established_at = None;
+                state.adj_out.clear();
+                state.received.clear();
+                if state.info.take().is_some() {
+                    let mut changes = Vec::new();
+                    self.rib.peer_down_each(peer, |change| changes.push(change));
+                    for change in changes {
+                        apply_change(change, fib, batch, resolve);
+                    }
+                }
+            }
+        }
+    }
+
+    fn established(
+        &mut self,
+        peer: PeerId,
+        negotiated: fsm::Negotiated,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        let state = &mut self.peers[peer.0 as usize];
+        let info = PeerInfo {
+            id: peer,
+            address: remote.ip(),
+            router_id: negotiated.peer_router_id,
+            remote_as: negotiated.peer_as,
+            local_as: self.setup.asn,
+            ebgp: negotiated.peer_as != self.setup.asn,
+            ifindex: None,
+        };
+        if let Err(err) = self
+            .rib
+            .peer_up(info.clone(), state.neighbor.import.clone())
+        {
+            tracing::error!(peer = %remote, "RIB: {err}");
+            return;
+        }
+        state.info = Some(info.clone());
+        state.established_at = Some(Instant::now());
+        state.families = negotiated.families.clone();
+        // Next hops: the session's own local address. IPv4 routes over an IPv6 session need
+        // RFC 8950; IPv6 routes over an IPv4 session have no IPv6 next hop here and are not
+        // sent (configure an IPv6 session for them).
+        let extended_next_hop =
+            negotiated
+                .extended_next_hop
+                .contains(&(Afi::Ipv4, Safi::Unicast, Afi::Ipv6));
+        let next_hop = NextHop {
+            address: local.ip(),
+            link_local: None,
+        };
+        let session = ExportSession {
+            local_as: self.setup.asn,
+            ebgp: info.ebgp,
+            ipv4_next_hop: (local.is_ipv4() || extended_next_hop).then_some(next_hop),
+            ipv6_next_hop: local.is_ipv6().then_some(next_hop),
+            peer_address: remote.ip(),
+        };
+        let target = build_adj_rib_out(&self.setup.originated, &session, &state.neighbor.export);
+        let mut updates = updates_from_diff(state.adj_out.sync(target));
+        for (afi, safi) in &negotiated.families {
+            if *safi == Safi::Unicast {
+                updates.push(Update::end_of_rib(*afi));
+            }
+        }
+        let _ = state.handle.commands.send(PeerCommand::Send(updates));
+    }
+
+    fn update(
+        &mut self,
+        peer: PeerId,
+        update: Update,
+        error: Option<super::packet::UpdateError>,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+    ) {
+        if update.end_of_rib_family().is_some() {
+            return;
+        }
+        let treat_as_withdraw = matches!(
+            error,
+            Some(super::packet::UpdateError::TreatAsWithdraw { .. })
+        );
+        let mut changes = Vec::new();
+        for prefix in update.withdrawals() {
+            self.peers[peer.0 as usize].received.remove(&prefix);
+            changes.extend(self.rib.update(peer, prefix, None));
+        }
+        let attrs = self.rib.intern(update.attributes.clone());
+        let v4_next_hop = update.attributes.next_hop.map(|nh| NextHop {
+            address: IpAddr::V4(nh),
+            link_local: None,
+        });
+        let mut announce = |prefix: IpNet, next_hop: Option<NextHop>, rib: &mut Rib| {
+            let path = match next_hop {
+                Some(next_hop) if !treat_as_withdraw => Some(PathSpec {
+                    attrs: attrs.clone(),
+                    next_hop,
+                }),
+                _ => None,
+            };
+            let received = &mut self.peers[peer.0 as usize].received;
+            if path.is_some() {
+                received.insert(prefix);
+            } else {
+                received.remove(&prefix);
+            }
+            changes.extend(rib.update(peer, prefix, path));
+        };
+        for prefix in &update.nlri {
+            announce(IpNet::V4(*prefix), v4_next_hop, &mut self.rib);
+        }
+        if let Some(reach) = &update.mp_reach {
+            let next_hop = NextHop {
+                address: reach.next_hop,
+                link_local: reach.link_local_next_hop,
+            };
+            for prefix in &reach.nlri {
+                announce(*prefix, Some(next_hop), &mut self.rib);
+            }
+        }
+        for change in changes {
+            apply_change(change, fib, batch, resolve);
+        }
+        if let Some(exceeded) = self.rib.take_max_prefix_exceeded(peer) {
+            let state = &self.peers[peer.0 as usize];
+            tracing::warn!(peer = %state.neighbor.address, limit = exceeded.limit,
+                received = exceeded.received, "maximum prefixes exceeded");
+            if let MaxPrefixAction::Teardown { .. } = exceeded.action {
+                let cease =
+                    NotificationInfo::cease(fsm::CeaseSubcode::MaximumPrefixesReached, None);
+                let _ = state.handle.commands.send(PeerCommand::Reset(cease));
+            }
+        }
+    }
+}
+
+/// Installs or removes the FIB route of a Loc-RIB change.
+fn apply_change(
+    change: LocRibChange,
+    fib: &mut Fib,
+    batch: &mut Batch,
+    resolve: &dyn Fn(IpAddr) -> Option<u32>,
+) {
+    let target: Option<RouteTarget> = change
+        .best
+        .as_ref()
+        .and_then(|best| best.fib_target(&|ip: IpAddr| resolve(ip)));
+    match target {
+        Some(target) => {
+            if let Err(err) = fib.set_route(batch, Source::Bgp, change.prefix, target) {
+                tracing::error!(prefix = %change.prefix, "BGP route not installed: {err}");
+            }
+        }
+        None => {
+            if change.best.is_some() {
+                tracing::warn!(prefix = %change.prefix,
+                    "best path's next hop is not on a configured interface; not installed");
+            }
+            fib.remove_route(batch, Source::Bgp, change.prefix);
+        }
+    }
+}
+
+/// UPDATEs for an Adj-RIB-Out diff: one per attribute set and next hop (the codec splits
+/// them to fit 4096 bytes), IPv4 with NEXT_HOP in the body, the rest in MP_REACH_NLRI.
+fn updates_from_diff(diff: ExportDiff) -> Vec<Update> {
+    let mut groups: Vec<(Arc<PathAttributes>, NextHop, Vec<IpNet>)> = Vec::new();
+    for (prefix, advertisement) in diff.announce {
+        match groups.iter_mut().find(|(attrs, next_hop, _)| {
+            Arc::ptr_eq(attrs, &advertisement.attrs) && *next_hop == advertisement.next_hop
+        }) {
+            Some(group) => group.2.push(prefix),
+            None => groups.push((advertisement.attrs, advertisement.next_hop, vec![prefix])),
+        }
+    }
+    let mut updates = Vec::new();
+    for (attrs, next_hop, prefixes) in groups {
+        let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = prefixes
+            .into_iter()
+            .partition(|p| matches!(p, IpNet::V4(_)));
+        let in_body = attrs.next_hop.is_some();
+        if !v4.is_empty() && in_body {
+            updates.push(Update {
+                attributes: (*attrs).clone(),
+                nlri: v4
+                    .iter()
+                    .filter_map(|p| match p {
+                        IpNet::V4(p) => Some(*p),
+                        IpNet::V6(_) => None,
+                    })
+                    .collect(),
+                ..Update::default()
+            });
+        }
+        for (afi, nlri) in [
+            (Afi::Ipv4, if in_body { Vec::new() } else { v4 }),
+            (Afi::Ipv6, v6),
+        ] {
+            if nlri.is_empty() {
+                continue;
+            }
+            let mut attributes = (*attrs).clone();
+            attributes.next_hop = None;
+            updates.push(Update {
+                attributes,
+                mp_reach: Some(MpReach {
+                    afi,
+                    safi: Safi::Unicast,
+                    next_hop: next_hop.address,
+                    link_local_next_hop: next_hop.link_local,
+                    nlri,
+                }),
+                ..Update::default()
+            });
+        }
+    }
+    let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = diff
+        .withdraw
+        .into_iter()
+        .partition(|p| matches!(p, IpNet::V4(_)));
+    if !v4.is_empty() {
+        updates.push(Update {
+            withdrawn: v4
+                .iter()
+                .filter_map(|p| match p {
+                    IpNet::V4(p) => Some(*p),
+                    IpNet::V6(_) => None,
+                })
+                .collect(),
+            ..Update::default()
+        });
+    }
+    if !v6.is_empty() {
+        updates.push(Update {
+            mp_unreach: Some(MpUnreach {
+                afi: Afi::Ipv6,
+                safi: Safi::Unicast,
+                withdrawn: v6,
+            }),
+            ..Update::default()
+        });
+    }
+    updates
+}
