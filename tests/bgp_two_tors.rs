@@ -166,6 +166,7 @@ impl Lab {
 router bgp 65001
  bgp router-id 10.0.1.1
  no bgp ebgp-requires-policy
+ no bgp network import-check
  neighbor 10.0.1.2 remote-as 65101
  neighbor 10.0.1.2 timers 3 9
  address-family ipv4 unicast
@@ -173,7 +174,6 @@ router bgp 65001
   network 10.99.0.0/24
  exit-address-family
 !
-ip route 10.99.0.0/24 blackhole
 ";
         fs::write(self.path("bgpd.conf"), config).unwrap();
         let (pathspace, zserv) = (format!("{}tor1", self.prefix), self.path("zserv.api"));
@@ -264,6 +264,8 @@ protocol bgp host {
             r#"
 [datapath]
 pin_dir = "{pin_dir}"
+[control]
+socket = "{socket}"
 [[interface]]
 name = "hc"
 [[interface]]
@@ -290,7 +292,8 @@ import = "default-only"
 export = "all"
 hold_time = 9
 "#,
-            pin_dir = self.pin_dir.display()
+            pin_dir = self.pin_dir.display(),
+            socket = self.path("agent.sock"),
         );
         let path = self.path("host.toml");
         fs::write(&path, config).unwrap();
@@ -330,7 +333,14 @@ hold_time = 9
     fn show(&self, what: &str) -> Value {
         let out = self
             .agent_command()
-            .args(["show", what, "--json", "--pin-dir"])
+            .args([
+                "show",
+                what,
+                "--json",
+                "-c",
+                &self.path("host.toml"),
+                "--pin-dir",
+            ])
             .arg(&self.pin_dir)
             .output()
             .unwrap();
@@ -444,6 +454,41 @@ fn host_between_frr_and_bird_uses_both_and_is_never_transit() {
         || lab.default_nexthops() == ["10.0.1.1", "10.0.2.1"],
         || format!("{}\nfib: {}", lab.log(), lab.show("fib")),
     );
+    // The daemon's view: both neighbors up; the default route best + multipath; the
+    // more-specifics in the Adj-RIB-In only, rejected by policy.
+    let neighbors = lab.show("neighbors");
+    let states: Vec<&str> = neighbors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["Established", "Established"], "{neighbors}");
+    assert_eq!(neighbors[0]["remote_as"], 65001);
+    assert_eq!(neighbors[1]["remote_as"], 65002);
+    let routes = lab.show("routes");
+    let status = |prefix: &str| -> Vec<String> {
+        let mut statuses: Vec<String> = routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["prefix"] == prefix)
+            .flat_map(|r| r["paths"].as_array().unwrap().clone())
+            .map(|p| p["status"].as_str().unwrap().to_owned())
+            .collect();
+        statuses.sort();
+        statuses
+    };
+    assert_eq!(status("0.0.0.0/0"), ["best", "multipath"], "{routes}");
+    assert!(
+        status("10.99.0.0/24")[0].starts_with("rejected"),
+        "{routes}"
+    );
+    assert!(
+        status("10.98.0.0/24")[0].starts_with("rejected"),
+        "{routes}"
+    );
+
     // The more-specifics the ToRs sent were rejected by `import = "default-only"`.
     let fib = lab.show("fib").to_string();
     assert!(

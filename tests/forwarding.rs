@@ -218,6 +218,9 @@ impl Lab {
             pin_dir = "{pin_dir}"
             engine = "{engine}"
 
+            [control]
+            socket = "/run/{prefix}.sock"
+
             [[interface]]
             name = "r0"
             [[interface]]
@@ -232,7 +235,8 @@ impl Lab {
             prefix = "2001:db8:5::/64"
             nexthops = [{{ via = "2001:db8:2::2" }}, {{ via = "2001:db8:3::2" }}]
             "#,
-            pin_dir = self.pin_dir.display()
+            pin_dir = self.pin_dir.display(),
+            prefix = self.prefix,
         );
         let path = std::env::temp_dir().join(format!("{}.toml", self.prefix));
         fs::write(&path, config).unwrap();

@@ -36,6 +36,28 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// The BGP speaker; absent: no BGP.
     pub bgp: Option<crate::bgp::config::BgpConfig>,
+    #[serde(default)]
+    pub control: ControlConfig,
+}
+
+/// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    #[serde(default = "default_control_socket")]
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: default_control_socket(),
+        }
+    }
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(crate::control::DEFAULT_SOCKET)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

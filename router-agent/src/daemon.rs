@@ -123,7 +123,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         bgp_events = Some(events);
     }
 
-    agent.event_loop(&mut events, bgp_events.as_mut()).await?;
+    let mut control = crate::control::serve(&agent.config.control.socket)?;
+    agent
+        .event_loop(&mut events, bgp_events.as_mut(), &mut control)
+        .await?;
+    let _ = std::fs::remove_file(&agent.config.control.socket);
     agent.shutdown(options).await
 }
 
@@ -318,6 +322,7 @@ impl Agent {
         &mut self,
         events: &mut UnboundedReceiver<KernelEvent>,
         mut bgp_events: Option<&mut UnboundedReceiver<PeerEvent>>,
+        control: &mut UnboundedReceiver<crate::control::ControlRequest>,
     ) -> Result<()> {
         let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
         let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
@@ -350,6 +355,9 @@ impl Agent {
                     self.speaker = Some(speaker);
                     self.commit(batch).await;
                 }
+                Some(request) = control.recv() => {
+                    let _ = request.reply.send(self.answer(request.query));
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     self.fib.release_quarantined(now);
@@ -359,6 +367,17 @@ impl Agent {
                 _ = interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
             }
         }
+    }
+
+    /// The JSON answer to a control query.
+    fn answer(&self, query: crate::control::Query) -> String {
+        use crate::control::Query;
+        let value = match (query, &self.speaker) {
+            (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
+            (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
+            (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),
+        };
+        value.to_string()
     }
 
     async fn shutdown(self, options: RunOptions) -> Result<()> {

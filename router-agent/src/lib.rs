@@ -7,6 +7,7 @@
 //! ```
 pub mod bgp;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod fib;

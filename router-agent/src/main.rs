@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use router_agent::{config::Config, daemon, show};
+use router_agent::{config::Config, control, daemon, show};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +51,10 @@ enum ShowCommand {
     Fib,
     /// Verdict and per-nexthop counters.
     Counters,
+    /// BGP neighbors: state, uptime, prefixes, last error (asks the running agent).
+    Neighbors,
+    /// BGP routes with every path, best/multipath marks and attributes (asks the agent).
+    Routes,
 }
 
 fn main() -> Result<()> {
@@ -84,11 +88,16 @@ fn main() -> Result<()> {
             config,
             json,
         } => {
-            let pin_dir = match (pin_dir, config) {
+            let config = config.map(|path| Config::load(&path)).transpose()?;
+            let pin_dir = match (pin_dir, &config) {
                 (Some(dir), _) => dir,
-                (None, Some(config)) => Config::load(&config)?.datapath.pin_dir,
+                (None, Some(config)) => config.datapath.pin_dir.clone(),
                 (None, None) => router_agent::config::DatapathConfig::default().pin_dir,
             };
+            let socket = config.map_or_else(
+                || router_agent::config::ControlConfig::default().socket,
+                |config| config.control.socket,
+            );
             let text = match what {
                 ShowCommand::Fib => {
                     let view = show::fib(&pin_dir)?;
@@ -96,6 +105,21 @@ fn main() -> Result<()> {
                         serde_json::to_string_pretty(&view)?
                     } else {
                         show::render_fib(&view)
+                    }
+                }
+                ShowCommand::Neighbors | ShowCommand::Routes => {
+                    let query = if matches!(what, ShowCommand::Neighbors) {
+                        control::Query::Neighbors
+                    } else {
+                        control::Query::Routes
+                    };
+                    let value = control::query(&socket, query)?;
+                    if json {
+                        serde_json::to_string_pretty(&value)?
+                    } else if query == control::Query::Neighbors {
+                        show::render_neighbors(&value)
+                    } else {
+                        show::render_routes(&value)
                     }
                 }
                 ShowCommand::Counters => {

@@ -219,3 +219,68 @@ pub fn render_counters(view: &CountersView) -> String {
     }
     out
 }
+
+/// `show neighbors` as a table.
+pub fn render_neighbors(value: &serde_json::Value) -> String {
+    let mut out = format!(
+        "{:<40} {:>11} {:<12} {:>9} {:>8} {:>10}  LAST ERROR\n",
+        "NEIGHBOR", "AS", "STATE", "UP (s)", "RCVD", "ADVERTISED"
+    );
+    for n in value.as_array().into_iter().flatten() {
+        let text = |key: &str| match &n[key] {
+            serde_json::Value::Null => "-".to_owned(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<40} {:>11} {:<12} {:>9} {:>8} {:>10}  {}",
+            text("address"),
+            text("remote_as"),
+            text("state"),
+            text("uptime_seconds"),
+            text("prefixes_received"),
+            text("prefixes_advertised"),
+            text("last_error"),
+        );
+    }
+    out
+}
+
+/// `show routes` as a table: one line per path, `*>` best, `*=` multipath.
+pub fn render_routes(value: &serde_json::Value) -> String {
+    let mut out = format!(
+        "   {:<44} {:<40} {:<40} PATH\n",
+        "PREFIX", "NEXT HOP", "FROM"
+    );
+    for route in value.as_array().into_iter().flatten() {
+        for path in route["paths"].as_array().into_iter().flatten() {
+            let mark = match path["status"].as_str().unwrap_or("") {
+                "best" => "*>",
+                "multipath" => "*=",
+                "candidate" => "* ",
+                _ => "  ",
+            };
+            let as_path: Vec<String> = path["as_path"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|asn| asn.to_string())
+                .collect();
+            let _ = writeln!(
+                out,
+                "{mark} {:<44} {:<40} {:<40} {} {}",
+                route["prefix"].as_str().unwrap_or(""),
+                path["next_hop"].as_str().unwrap_or(""),
+                path["peer"].as_str().unwrap_or("-"),
+                as_path.join(" "),
+                path["origin"].as_str().unwrap_or(""),
+            );
+            let status = path["status"].as_str().unwrap_or("");
+            if status.starts_with("rejected") {
+                let _ = writeln!(out, "   ({status})");
+            }
+        }
+    }
+    out
+}

@@ -30,7 +30,7 @@ use super::{
     },
     peer::{self, PeerCommand, PeerEvent, PeerHandle},
     policy::{AdjRibOut, ExportDiff, ExportSession, MaxPrefixAction, build_adj_rib_out},
-    rib::{LocRibChange, NextHop, PathSpec, PeerId, PeerInfo, Rib},
+    rib::{LocRibChange, NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
 };
 use crate::fib::{Batch, Fib, RouteTarget, Source};
 
@@ -44,6 +44,27 @@ pub struct NeighborStatus {
     pub prefixes_received: usize,
     pub prefixes_advertised: usize,
     pub last_error: Option<String>,
+}
+
+/// A prefix and its paths, for `show routes`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RouteStatus {
+    pub prefix: IpNet,
+    pub paths: Vec<PathStatusView>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PathStatusView {
+    pub peer: Option<IpAddr>,
+    pub next_hop: IpAddr,
+    /// best, multipath, candidate, next-hop-unreachable, rejected: <why>
+    pub status: String,
+    pub as_path: Vec<u32>,
+    pub origin: Option<String>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
 }
 
 struct PeerState {
@@ -134,6 +155,56 @@ impl Speaker {
                 prefixes_received: peer.received.len(),
                 prefixes_advertised: peer.adj_out.len(),
                 last_error: peer.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// Every prefix in the RIB with all its paths, for `show routes`.
+    pub fn routes(&self) -> Vec<RouteStatus> {
+        self.rib
+            .routes()
+            .map(|route| RouteStatus {
+                prefix: route.prefix,
+                paths: route
+                    .paths
+                    .iter()
+                    .map(|view| {
+                        let attrs = &view.path.attrs;
+                        PathStatusView {
+                            peer: self
+                                .peers
+                                .get(view.path.peer.0 as usize)
+                                .map(|p| p.neighbor.address),
+                            next_hop: view.path.next_hop.address,
+                            status: match &view.status {
+                                PathStatus::Best => "best".to_owned(),
+                                PathStatus::Multipath => "multipath".to_owned(),
+                                PathStatus::Candidate => "candidate".to_owned(),
+                                PathStatus::NextHopUnreachable => "next-hop-unreachable".to_owned(),
+                                PathStatus::Rejected(why) => format!("rejected: {why:?}"),
+                            },
+                            as_path: attrs
+                                .as_path
+                                .segments
+                                .iter()
+                                .flat_map(|segment| segment.asns.iter().copied())
+                                .collect(),
+                            origin: attrs.origin.map(|o| format!("{o:?}").to_lowercase()),
+                            med: attrs.med,
+                            local_pref: attrs.local_pref,
+                            communities: attrs
+                                .communities
+                                .iter()
+                                .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                                .collect(),
+                            large_communities: attrs
+                                .large_communities
+                                .iter()
+                                .map(|c| format!("{}:{}:{}", c[0], c[1], c[2]))
+                                .collect(),
+                        }
+                    })
+                    .collect(),
             })
             .collect()
     }
