@@ -114,6 +114,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
 
     let mut bgp_events = None;
     if let Some(bgp) = &agent.config.bgp {
+        agent.fib.set_bgp_mirror(bgp.kernel_routes);
         let setup = bgp
             .compile()
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;

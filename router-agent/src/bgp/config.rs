@@ -49,6 +49,10 @@ pub struct BgpConfig {
     pub prefix_lists: BTreeMap<String, PrefixListConfig>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<NeighborConfig>,
+    /// Which BGP routes also go to the kernel (for the host's own traffic):
+    /// "all", "default-only" or "none".
+    #[serde(default)]
+    pub kernel_routes: crate::fib::KernelMirror,
 }
 
 fn default_port() -> u16 {

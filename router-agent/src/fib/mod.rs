@@ -276,8 +276,21 @@ impl Ids {
     }
 }
 
+/// Which of a source's routes are mirrored into the kernel's routing table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelMirror {
+    #[default]
+    All,
+    /// Only 0.0.0.0/0 and ::/0: enough for the host's own traffic, cheap with a full table.
+    DefaultOnly,
+    None,
+}
+
 pub struct Fib {
     limits: FibLimits,
+    /// Kernel mirroring of BGP routes (local routes never, static routes always).
+    bgp_mirror: KernelMirror,
     routes: HashMap<IpNet, RouteEntry>,
     groups: HashMap<u32, GroupEntry>,
     /// Interned nexthop sets and the group each one is installed as.
@@ -296,6 +309,7 @@ impl Fib {
     pub fn new(limits: FibLimits) -> Self {
         Self {
             limits,
+            bgp_mirror: KernelMirror::All,
             routes: HashMap::default(),
             groups: HashMap::default(),
             group_by_set: HashMap::default(),
@@ -308,6 +322,23 @@ impl Fib {
             nexthop_ids: Ids::new(0, limits.nexthop_ids),
             slots: Ids::new(0, limits.nexthop_slots),
             quarantine: VecDeque::new(),
+        }
+    }
+
+    /// Sets which BGP routes go to the kernel too. Applies to routes installed from now on.
+    pub fn set_bgp_mirror(&mut self, mirror: KernelMirror) {
+        self.bgp_mirror = mirror;
+    }
+
+    fn mirrored(&self, source: Source, prefix: &IpNet) -> bool {
+        match source {
+            Source::Local => false,
+            Source::Static => true,
+            Source::Bgp => match self.bgp_mirror {
+                KernelMirror::All => true,
+                KernelMirror::DefaultOnly => prefix.prefix_len() == 0,
+                KernelMirror::None => false,
+            },
         }
     }
 
@@ -333,7 +364,7 @@ impl Fib {
         {
             let group = self.acquire_group(batch, set)?;
             batch.routes.push(FibOp::SetRoute { prefix, group });
-            if source != Source::Local {
+            if self.mirrored(source, &prefix) {
                 batch.kernel.push(KernelChange::Replace {
                     prefix,
                     nexthops: set.clone(),
@@ -475,7 +506,9 @@ impl Fib {
     pub fn mirrored_prefixes(&self) -> std::collections::HashSet<IpNet> {
         self.routes
             .iter()
-            .filter(|(_, route)| matches!(route.installed, Some((_, source)) if source != Source::Local))
+            .filter(|(prefix, route)| {
+                matches!(route.installed, Some((_, source)) if self.mirrored(source, prefix))
+            })
             .map(|(prefix, _)| *prefix)
             .collect()
     }
@@ -509,14 +542,14 @@ impl Fib {
         }
         self.routes.get_mut(&prefix).expect("present").installed = Some((group, source));
         match (&candidate, old) {
-            (Candidate::Via(set), _) if source != Source::Local => {
+            (Candidate::Via(set), _) if self.mirrored(source, &prefix) => {
                 batch.kernel.push(KernelChange::Replace {
                     prefix,
                     nexthops: set.clone(),
                 });
             }
             // The route the kernel held came from a mirrored source and is gone now.
-            (_, Some((_, old_source))) if old_source != Source::Local => {
+            (_, Some((_, old_source))) if self.mirrored(old_source, &prefix) => {
                 batch.kernel.push(KernelChange::Delete { prefix });
             }
             _ => {}
@@ -532,7 +565,7 @@ impl Fib {
             return;
         };
         batch.routes.push(FibOp::DeleteRoute { prefix });
-        if source != Source::Local {
+        if self.mirrored(source, &prefix) {
             batch.kernel.push(KernelChange::Delete { prefix });
         }
         if group != GROUP_LOCAL {

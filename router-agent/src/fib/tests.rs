@@ -382,3 +382,41 @@ fn fib_rate() {
         f64::from(n) / elapsed.as_secs_f64()
     );
 }
+
+#[test]
+fn bgp_routes_are_mirrored_per_policy() {
+    let (mut fib, mut dp) = fib_with_links();
+    fib.set_bgp_mirror(KernelMirror::DefaultOnly);
+    let a = nh("10.0.2.1", 2);
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Bgp, net("0.0.0.0/0"), via(&[a]))
+        .unwrap();
+    fib.set_route(&mut batch, Source::Bgp, net("10.7.0.0/16"), via(&[a]))
+        .unwrap();
+    fib.set_route(&mut batch, Source::Static, net("10.8.0.0/16"), via(&[a]))
+        .unwrap();
+    dp.apply(&batch);
+    let mirrored: Vec<IpNet> = batch
+        .kernel
+        .iter()
+        .map(|change| match change {
+            KernelChange::Replace { prefix, .. } | KernelChange::Delete { prefix } => *prefix,
+        })
+        .collect();
+    assert_eq!(mirrored, [net("0.0.0.0/0"), net("10.8.0.0/16")]);
+    assert_eq!(dp.routes.len(), 3, "the datapath has them all");
+    // A static route for the BGP-only prefix takes over: now mirrored; then it goes away
+    // and the BGP route returns, unmirrored: the kernel route is deleted.
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("10.7.0.0/16"), via(&[a]))
+        .unwrap();
+    assert!(matches!(batch.kernel[..], [KernelChange::Replace { .. }]));
+    let mut batch = Batch::default();
+    fib.remove_route(&mut batch, Source::Static, net("10.7.0.0/16"));
+    assert_eq!(
+        batch.kernel,
+        vec![KernelChange::Delete {
+            prefix: net("10.7.0.0/16")
+        }]
+    );
+}
