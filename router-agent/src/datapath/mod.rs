@@ -197,7 +197,9 @@ impl Datapath {
             .expect("an XDP program")
     }
 
-    /// Allows redirects to `ifindex`.
+    /// Allows redirects to `ifindex`. The kernel resolves the ifindex in the calling
+    /// thread's network namespace: call this from the namespace the program forwards in, or
+    /// the entry names another namespace's device.
     pub fn add_egress_port(&mut self, ifindex: u32) -> Result<()> {
         let mut ports: DevMapHash<&mut MapData> =
             DevMapHash::try_from(self.map_mut(map_names::EGRESS_PORTS))?;

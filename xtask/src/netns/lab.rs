@@ -1,0 +1,764 @@
+//! `cargo xtask lab`: router-agent forwarding between a client and two anycast servers, in
+//! network namespaces, end to end: start, traffic, `show`, a link failure, stop.
+//!
+//! ```text
+//!   client  c-eth0 10.1.0.2/24  ── r-client 10.1.0.1 ┐
+//!                                                     ├ router: router-agent (XDP on all three)
+//!   server1 s1-eth0 10.2.1.2/24 ── r-srv1  10.2.1.1  ┤   198.18.0.0/24 and 2001:db8:ffff::/48
+//!   server2 s2-eth0 10.2.2.2/24 ── r-srv2  10.2.2.1  ┘   via server1 + server2 (ECMP)
+//!   (IPv6: 2001:db8:1::/64, 2001:db8:2:1::/64, 2001:db8:2:2::/64)
+//! ```
+//!
+//! Both servers hold 198.18.0.1 and 2001:db8:ffff::1 on their loopback (anycast), and each runs
+//! a small UDP counter (port 9000) and TCP responder (port 8080, answers its name), so the
+//! client's traffic shows which server each flow went to.
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, ExitStatus, Stdio},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use super::{Namespace, run};
+
+#[derive(clap::Args)]
+pub struct LabArgs {
+    /// The agent's lookup engine.
+    #[arg(long, value_enum, default_value_t = Engine::Auto)]
+    engine: Engine,
+    /// Leave the lab running (namespaces and agent) and print how to use and remove it.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Engine {
+    Auto,
+    LpmTrie,
+    Dir24,
+    Kernel,
+}
+
+impl Engine {
+    /// The value of `engine` in router-agent's config.
+    fn config_value(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::LpmTrie => "lpm-trie",
+            Engine::Dir24 => "dir24",
+            Engine::Kernel => "kernel",
+        }
+    }
+}
+
+/// Namespace names and the pin directory start with this, then the pid.
+const TAG: &str = "hrl";
+const ANYCAST_V4: &str = "198.18.0.1";
+const ANYCAST_V6: &str = "2001:db8:ffff::1";
+const SERVER1_V4: &str = "10.2.1.2";
+const SERVER2_V4: &str = "10.2.2.2";
+const UDP_PORT: u16 = 9000;
+const TCP_PORT: u16 = 8080;
+/// Client traffic per run: datagrams from this many source ports, and TCP connections.
+const UDP_FLOWS: usize = 200;
+const DATAGRAMS_PER_FLOW: usize = 5;
+const TCP_CONNECTIONS: usize = 40;
+
+struct Lab {
+    client: Namespace,
+    router: Namespace,
+    server1: Namespace,
+    server2: Namespace,
+    /// Config and log of the agent.
+    dir: PathBuf,
+    pin_dir: PathBuf,
+}
+
+/// What a server saw.
+#[derive(Default)]
+struct ServerCounters {
+    datagrams: AtomicU64,
+    connections: AtomicU64,
+}
+
+pub fn lab(args: LabArgs) -> Result<()> {
+    let started = Instant::now();
+    super::catch_interrupts();
+    crate::ensure_bpffs()?;
+    super::remove_stale(TAG);
+    let agent_bin = agent_binary()?;
+
+    let lab = Lab::create()?;
+    lab.print_intro(args.engine);
+
+    let config = lab.dir.join("router.toml");
+    std::fs::write(&config, lab.agent_config(args.engine))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let log = lab.dir.join("agent.log");
+    step(&format!(
+        "starting router-agent in the router namespace\n    {} run -c {}\n    (log: {})",
+        agent_bin.display(),
+        config.display(),
+        log.display()
+    ));
+    let mut agent = Agent::start(&lab.router, &agent_bin, &config, &log)?;
+    let ready = agent.wait_ready(&lab.pin_dir, Duration::from_secs(15))?;
+    println!(
+        "    ready after {:.1} s: XDP on r-client, r-srv1, r-srv2; maps pinned in {}",
+        ready.as_secs_f64(),
+        lab.pin_dir.display()
+    );
+
+    if args.keep {
+        lab.wait_for_neighbors(&agent_bin)?;
+        lab.print_keep_instructions(&agent_bin, agent.child.id());
+        // The agent keeps running (its output goes to the log file) and the namespaces stay.
+        std::mem::forget(agent);
+        lab.persist();
+        return Ok(());
+    }
+
+    let counters = [ServerCounters::default(), ServerCounters::default()];
+    let stop = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let servers = [
+            scope.spawn(|| serve(&lab.server1, "server1", &counters[0], &stop)),
+            scope.spawn(|| serve(&lab.server2, "server2", &counters[1], &stop)),
+        ];
+        let result = lab.demo(&agent_bin, &counters);
+        stop.store(true, Ordering::Relaxed);
+        for server in servers {
+            match server.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => eprintln!("warning: a server thread failed: {err:#}"),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        result
+    });
+    if let Err(err) = result {
+        eprintln!("\nthe lab failed; router-agent's log so far:");
+        print_log(&log, usize::MAX);
+        return Err(err);
+    }
+
+    step("stopping router-agent (SIGTERM)");
+    let status = agent.stop()?;
+    let attached = lab.router.ip(&["link", "show"])?.contains("xdp");
+    println!(
+        "    {status}; XDP program still attached: {}; pin directory left: {}",
+        yes_no(attached),
+        yes_no(lab.pin_dir.exists())
+    );
+    println!("    router-agent's log:");
+    print_log(&log, usize::MAX);
+    if !status.success() || attached {
+        bail!("router-agent did not shut down cleanly (see above)");
+    }
+
+    step("removing the namespaces");
+    drop(lab);
+    println!("\nlab done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+impl Lab {
+    fn create() -> Result<Self> {
+        let pid = std::process::id();
+        let name = |role: &str| format!("{TAG}-{pid}-{role}");
+        let dir = std::env::temp_dir().join(format!("{TAG}-{pid}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lab = Self {
+            client: Namespace::create(&name("client"))?,
+            router: Namespace::create(&name("router"))?,
+            server1: Namespace::create(&name("server1"))?,
+            server2: Namespace::create(&name("server2"))?,
+            dir,
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{TAG}-{pid}")),
+        };
+        for ns in [&lab.client, &lab.router, &lab.server1, &lab.server2] {
+            // No duplicate address detection on the veths created below (their link-local
+            // addresses would stay tentative for a second), and IPv6 addresses that survive
+            // a link going down (as IPv4 ones do).
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
+            ns.sysctl("net.ipv6.conf.default.keep_addr_on_down", "1")?;
+        }
+        let mac = |n: u8| [0x02, 0x00, 0x00, 0x00, 0x00, n];
+        super::veth(
+            (&lab.client, "c-eth0", mac(0x11)),
+            (&lab.router, "r-client", mac(0x01)),
+        )?;
+        super::veth(
+            (&lab.server1, "s1-eth0", mac(0x21)),
+            (&lab.router, "r-srv1", mac(0x02)),
+        )?;
+        super::veth(
+            (&lab.server2, "s2-eth0", mac(0x31)),
+            (&lab.router, "r-srv2", mac(0x03)),
+        )?;
+        for (ns, dev, v4, v6) in [
+            (&lab.client, "c-eth0", "10.1.0.2/24", "2001:db8:1::2/64"),
+            (&lab.router, "r-client", "10.1.0.1/24", "2001:db8:1::1/64"),
+            (&lab.router, "r-srv1", "10.2.1.1/24", "2001:db8:2:1::1/64"),
+            (&lab.router, "r-srv2", "10.2.2.1/24", "2001:db8:2:2::1/64"),
+            (&lab.server1, "s1-eth0", "10.2.1.2/24", "2001:db8:2:1::2/64"),
+            (&lab.server2, "s2-eth0", "10.2.2.2/24", "2001:db8:2:2::2/64"),
+        ] {
+            ns.ip(&["addr", "add", v4, "dev", dev])?;
+            ns.ip(&["addr", "add", v6, "dev", dev, "nodad"])?;
+        }
+        lab.client
+            .ip(&["route", "add", "default", "via", "10.1.0.1"])?;
+        lab.client
+            .ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"])?;
+        for ns in [&lab.server1, &lab.server2] {
+            ns.ip(&["addr", "add", &format!("{ANYCAST_V4}/32"), "dev", "lo"])?;
+            ns.ip(&["addr", "add", &format!("{ANYCAST_V6}/128"), "dev", "lo"])?;
+            server_default_routes(ns)?;
+        }
+        for (ns, dev) in [
+            (&lab.client, "c-eth0"),
+            (&lab.server1, "s1-eth0"),
+            (&lab.server2, "s2-eth0"),
+        ] {
+            // Frames the router XDP-redirects into a veth are only taken if the receiving end
+            // has NAPI: an XDP program or GRO.
+            // Checksum offload off: a local stack sending through a veth leaves TCP/UDP
+            // checksums to be filled in later (CHECKSUM_PARTIAL); a frame that XDP redirects
+            // loses that mark and arrives with a bad checksum (TcpInCsumErrors). Real NICs
+            // receive complete checksums, so this is a lab-only setting.
+            ns.exec("ethtool", &["-K", dev, "gro", "on", "tx", "off"])?;
+        }
+        // ICMP datagram sockets (our ping) for every group, root included.
+        lab.client
+            .sysctl("net.ipv4.ping_group_range", "0 2147483647")?;
+        lab.router.sysctl("net.ipv4.ip_forward", "1")?;
+        lab.router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        // Replies come back on another interface than the ECMP route's choice may say.
+        lab.router.sysctl("net.ipv4.conf.all.rp_filter", "0")?;
+        lab.router.sysctl("net.ipv4.conf.default.rp_filter", "0")?;
+        Ok(lab)
+    }
+
+    fn agent_config(&self, engine: Engine) -> String {
+        format!(
+            r#"# Generated by `cargo xtask lab`.
+[datapath]
+pin_dir = "{pin_dir}"
+engine = "{engine}"
+
+[[interface]]
+name = "r-client"
+[[interface]]
+name = "r-srv1"
+[[interface]]
+name = "r-srv2"
+
+[[route]]
+prefix = "198.18.0.0/24"
+nexthops = [{{ via = "{SERVER1_V4}" }}, {{ via = "{SERVER2_V4}" }}]
+
+[[route]]
+prefix = "2001:db8:ffff::/48"
+nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
+"#,
+            pin_dir = self.pin_dir.display(),
+            engine = engine.config_value(),
+        )
+    }
+
+    fn print_intro(&self, engine: Engine) {
+        println!("hostrouter lab: router-agent between a client and two anycast servers");
+        println!(
+            "  namespaces: {}, {}, {}, {}",
+            self.client.name(),
+            self.router.name(),
+            self.server1.name(),
+            self.server2.name()
+        );
+        println!();
+        println!("    client  10.1.0.2 ─── r-client ┐");
+        println!(
+            "                                    ├ router: router-agent, XDP, engine {}",
+            engine.config_value()
+        );
+        println!("    server1 10.2.1.2 ─── r-srv1   ┤   198.18.0.0/24      via 10.2.1.2, 10.2.2.2");
+        println!(
+            "    server2 10.2.2.2 ─── r-srv2   ┘   2001:db8:ffff::/48 via 2001:db8:2:{{1,2}}::2"
+        );
+        println!("    both servers hold {ANYCAST_V4} and {ANYCAST_V6} (anycast)");
+    }
+
+    /// Everything after the agent is up; the servers are listening.
+    fn demo(&self, agent_bin: &Path, counters: &[ServerCounters; 2]) -> Result<()> {
+        step("ping from the client (3 ICMP echo requests each)");
+        for target in [ANYCAST_V4, ANYCAST_V6] {
+            let target: IpAddr = target.parse()?;
+            let replies = self.client.run_in(|| ping(target, 3))?;
+            let answered = replies.iter().filter(|r| r.is_some()).count();
+            let rtts: Vec<String> = replies
+                .iter()
+                .map(|r| {
+                    r.map_or("timeout".into(), |d| {
+                        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+                    })
+                })
+                .collect();
+            println!(
+                "    {target:<18} {answered}/{} replies ({})",
+                replies.len(),
+                rtts.join(", ")
+            );
+        }
+
+        step(&format!(
+            "traffic from the client: {} UDP datagrams from {UDP_FLOWS} source ports and \
+             {TCP_CONNECTIONS} TCP connections, to {ANYCAST_V4} and to {ANYCAST_V6}",
+            UDP_FLOWS * DATAGRAMS_PER_FLOW
+        ));
+        self.traffic(counters)?;
+        step("router-agent show fib");
+        self.show(agent_bin, "fib")?;
+        step("router-agent show counters");
+        self.show(agent_bin, "counters")?;
+        println!(
+            "    (passed-no-route: the servers' replies. The client's subnet is a connected route,\n     \
+             which the agent does not program, so XDP hands them to the kernel to forward.)"
+        );
+
+        step("server1's link goes down (ip link set s1-eth0 down, in server1)");
+        self.server1.ip(&["link", "set", "s1-eth0", "down"])?;
+        let moved = self.wait_for_buckets(SERVER1_V4, |n| n == 0)?;
+        println!(
+            "    the agent moved server1's buckets to server2 {} ({})",
+            within(moved),
+            self.bucket_summary()?
+        );
+        self.traffic(counters)?;
+        step("router-agent show counters");
+        self.show(agent_bin, "counters")?;
+
+        step("server1's link comes back up");
+        self.server1.ip(&["link", "set", "s1-eth0", "up"])?;
+        let back = self.wait_for_buckets(SERVER1_V4, |n| n > 0)?;
+        println!(
+            "    server1 is back in the group {} ({})",
+            within(back),
+            self.bucket_summary()?
+        );
+        // The server's own default routes went with its link; put them back for the replies.
+        server_default_routes(&self.server1)?;
+        self.traffic(counters)?;
+        Ok(())
+    }
+
+    /// One bounded run of client traffic; prints where it went.
+    fn traffic(&self, counters: &[ServerCounters; 2]) -> Result<()> {
+        let before: Vec<(u64, u64)> = counters
+            .iter()
+            .map(|c| {
+                (
+                    c.datagrams.load(Ordering::Relaxed),
+                    c.connections.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        let (sent, tcp_failed) = self.client.run_in(|| {
+            let mut sent = 0;
+            let mut tcp_failed = 0;
+            for target in [ANYCAST_V4, ANYCAST_V6] {
+                let target: IpAddr = target.parse()?;
+                sent += send_udp(target)?;
+                tcp_failed += connect_tcp(target);
+            }
+            Ok((sent, tcp_failed))
+        })?;
+        // Let the last datagrams arrive.
+        super::sleep(Duration::from_millis(300))?;
+        for (i, counter) in counters.iter().enumerate() {
+            let datagrams = counter.datagrams.load(Ordering::Relaxed) - before[i].0;
+            let connections = counter.connections.load(Ordering::Relaxed) - before[i].1;
+            println!(
+                "    server{}: {datagrams:>5} datagrams, {connections:>3} TCP connections",
+                i + 1
+            );
+        }
+        let received: u64 = counters
+            .iter()
+            .zip(&before)
+            .map(|(c, b)| c.datagrams.load(Ordering::Relaxed) - b.0)
+            .sum();
+        println!(
+            "    (sent {sent} datagrams, {received} arrived; {} of {} TCP connections failed)",
+            tcp_failed,
+            2 * TCP_CONNECTIONS
+        );
+        Ok(())
+    }
+
+    /// `router-agent show <what>` in the router namespace (interface names are per namespace).
+    fn show(&self, agent_bin: &Path, what: &str) -> Result<()> {
+        let pin_dir = self.pin_dir.display().to_string();
+        let text = run(self
+            .router
+            .command(agent_bin)
+            .args(["show", what, "--pin-dir", &pin_dir]))?;
+        for line in text.lines() {
+            println!("    {line}");
+        }
+        Ok(())
+    }
+
+    /// Buckets of 198.18.0.0/24 held by the nexthop `via`, read from the pinned maps.
+    fn buckets_of(&self, via: &str) -> Result<usize> {
+        let view = self
+            .router
+            .run_in(|| router_agent::show::fib(&self.pin_dir))?;
+        Ok(view
+            .routes
+            .iter()
+            .filter(|r| r.prefix == "198.18.0.0/24")
+            .flat_map(|r| &r.nexthops)
+            .filter(|nh| nh.via == via && nh.resolved)
+            .map(|nh| nh.buckets)
+            .sum())
+    }
+
+    fn bucket_summary(&self) -> Result<String> {
+        Ok(format!(
+            "server1 {}/64, server2 {}/64",
+            self.buckets_of(SERVER1_V4)?,
+            self.buckets_of(SERVER2_V4)?
+        ))
+    }
+
+    /// Polls the datapath until `done(buckets of via)`; how long it took.
+    fn wait_for_buckets(&self, via: &str, done: impl Fn(usize) -> bool) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if done(self.buckets_of(via)?) {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "after 10 s the datapath still shows {} for 198.18.0.0/24",
+                    self.bucket_summary()?
+                );
+            }
+            super::sleep(Duration::from_millis(20))?;
+        }
+    }
+
+    /// For `--keep`: a ping each way resolves the servers' MACs, so the printed state is the
+    /// forwarding one.
+    fn wait_for_neighbors(&self, agent_bin: &Path) -> Result<()> {
+        for target in [ANYCAST_V4, ANYCAST_V6] {
+            let target: IpAddr = target.parse()?;
+            self.client.run_in(|| ping(target, 2))?;
+        }
+        step("router-agent show fib");
+        self.show(agent_bin, "fib")
+    }
+
+    fn print_keep_instructions(&self, agent_bin: &Path, agent_pid: u32) {
+        let pin_dir = self.pin_dir.display();
+        let names = [
+            self.client.name(),
+            self.router.name(),
+            self.server1.name(),
+            self.server2.name(),
+        ];
+        println!("\nthe lab keeps running (router-agent pid {agent_pid}).");
+        println!("  ping from the client:");
+        println!(
+            "    ip netns exec {} ping {ANYCAST_V4}   (if ping is installed)",
+            names[0]
+        );
+        println!("  inspect the router (nsenter keeps /sys/fs/bpf, `ip netns exec` hides it):");
+        println!(
+            "    nsenter --net=/run/netns/{} {} show counters --pin-dir {pin_dir}",
+            names[1],
+            agent_bin.display()
+        );
+        println!("  a shell in a namespace:  ip netns exec {} bash", names[3]);
+        println!("  agent log: {}", self.dir.join("agent.log").display());
+        println!("  tear down:");
+        println!("    kill {agent_pid}; sleep 1");
+        println!(
+            "    for ns in {}; do ip netns del $ns; done",
+            names.join(" ")
+        );
+    }
+
+    /// Leaves the namespaces in place (for `--keep`).
+    fn persist(self) {
+        for ns in [self.client, self.router, self.server1, self.server2] {
+            std::mem::forget(ns);
+        }
+    }
+}
+
+/// A server's default routes via the router (the kernel drops them when the link goes down).
+fn server_default_routes(server: &Namespace) -> Result<()> {
+    let (gw4, gw6) = if server.name().ends_with("server1") {
+        ("10.2.1.1", "2001:db8:2:1::1")
+    } else {
+        ("10.2.2.1", "2001:db8:2:2::1")
+    };
+    // Right after a link comes up its connected routes may not be back yet: retry a little.
+    let start = Instant::now();
+    loop {
+        let result = server
+            .ip(&["route", "replace", "default", "via", gw4])
+            .and_then(|_| server.ip(&["-6", "route", "replace", "default", "via", gw6]));
+        match result {
+            Ok(_) => return Ok(()),
+            Err(err) if start.elapsed() > Duration::from_secs(3) => return Err(err),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The router-agent process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(router: &Namespace, bin: &Path, config: &Path, log: &Path) -> Result<Self> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = router
+            .command(bin)
+            .args(["run", "-c"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            // Its own process group: a Ctrl-C on the terminal reaches us, and we stop it.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Self {
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Waits until the agent has pinned its maps (the last step of its start-up).
+    fn wait_ready(&mut self, pin_dir: &Path, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        let marker = pin_dir.join(router_common::map_names::VERDICT_STATS);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                print_log(&self.log, usize::MAX);
+                bail!("router-agent exited during start-up ({status}); its log is above");
+            }
+            if marker.exists() {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                print_log(&self.log, usize::MAX);
+                bail!("router-agent did not pin its maps within {timeout:?}; its log is above");
+            }
+            super::sleep(Duration::from_millis(50))?;
+        }
+    }
+
+    /// SIGTERM, then wait up to 10 s.
+    fn stop(&mut self) -> Result<ExitStatus> {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                bail!("router-agent ignored SIGTERM for 10 s; killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// A server: counts UDP datagrams on port 9000, answers TCP connections on 8080 with its name.
+fn serve(ns: &Namespace, name: &str, counters: &ServerCounters, stop: &AtomicBool) -> Result<()> {
+    ns.enter_current_thread()?;
+    // [::] takes IPv4 too (dual stack).
+    let udp = UdpSocket::bind(("::", UDP_PORT)).context("binding the UDP server")?;
+    udp.set_read_timeout(Some(Duration::from_millis(10)))?;
+    let tcp = TcpListener::bind(("::", TCP_PORT)).context("binding the TCP server")?;
+    tcp.set_nonblocking(true)?;
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok((_, _)) = udp.recv_from(&mut buf) {
+            counters.datagrams.fetch_add(1, Ordering::Relaxed);
+        }
+        while let Ok((mut stream, _)) = tcp.accept() {
+            stream.set_nonblocking(false)?;
+            let _ = stream.write_all(name.as_bytes());
+            counters.connections.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// ICMP echo to `target` through an ICMP datagram ("ping") socket: the kernel fills in the
+/// identifier and checksum. `count` requests, 200 ms apart; the round-trip time of each reply.
+fn ping(target: IpAddr, count: u16) -> Result<Vec<Option<Duration>>> {
+    use std::os::fd::FromRawFd;
+    let (domain, protocol, request, reply) = match target {
+        IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP, 8u8, 0u8),
+        IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6, 128u8, 129u8),
+    };
+    // SAFETY: plain socket(2); the fd is owned by the UdpSocket below.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("opening an ICMP socket");
+    }
+    // SAFETY: `fd` is a fresh datagram socket nobody else owns; std only uses send/recv on it.
+    let socket = unsafe { UdpSocket::from_raw_fd(fd) };
+    socket.connect((target, 0))?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut replies = Vec::new();
+    for seq in 1..=count {
+        let mut packet = [0u8; 16];
+        packet[0] = request;
+        packet[6..8].copy_from_slice(&seq.to_be_bytes());
+        packet[8..].copy_from_slice(b"hostrtr!");
+        let sent = Instant::now();
+        socket.send(&packet)?;
+        let mut rtt = None;
+        let mut buf = [0u8; 128];
+        while sent.elapsed() < Duration::from_millis(1000) {
+            match socket.recv(&mut buf) {
+                Ok(n) if n >= 8 && buf[0] == reply && buf[6..8] == seq.to_be_bytes() => {
+                    rtt = Some(sent.elapsed());
+                    break;
+                }
+                Ok(_) => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(err) => return Err(err).context("receiving an ICMP reply"),
+            }
+        }
+        replies.push(rtt);
+        if rtt.is_some() {
+            std::thread::sleep(Duration::from_millis(200).saturating_sub(sent.elapsed()));
+        }
+    }
+    Ok(replies)
+}
+
+/// UDP_FLOWS sockets (one source port each) send DATAGRAMS_PER_FLOW datagrams each.
+fn send_udp(target: IpAddr) -> Result<usize> {
+    let local: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let mut sent = 0;
+    for flow in 0..UDP_FLOWS {
+        let socket = UdpSocket::bind(local)?;
+        for _ in 0..DATAGRAMS_PER_FLOW {
+            socket.send_to(b"hello from the client", (target, UDP_PORT))?;
+            sent += 1;
+        }
+        if flow % 20 == 19 {
+            // Gentle: the veth rings are short.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(sent)
+}
+
+/// TCP_CONNECTIONS connections, each reading the server's name; returns how many failed.
+/// Gives up after 5 failures in a row (each may take a 1 s time-out).
+fn connect_tcp(target: IpAddr) -> usize {
+    let mut failed = 0;
+    let mut in_a_row = 0;
+    for attempt in 0..TCP_CONNECTIONS {
+        if in_a_row == 5 {
+            return failed + TCP_CONNECTIONS - attempt;
+        }
+        let answer = (|| -> std::io::Result<String> {
+            let mut stream =
+                TcpStream::connect_timeout(&(target, TCP_PORT).into(), Duration::from_secs(1))?;
+            stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        })();
+        if matches!(answer.as_deref(), Ok("server1" | "server2")) {
+            in_a_row = 0;
+        } else {
+            failed += 1;
+            in_a_row += 1;
+        }
+    }
+    failed
+}
+
+/// `target/release/router-agent`, next to this xtask binary.
+fn agent_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let bin = exe
+        .parent()
+        .context("the xtask binary has no directory")?
+        .join("router-agent");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p router-agent -p xtask)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn step(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// "within 120 ms" of the link change, or "at once" when the first check already saw it.
+fn within(elapsed: Duration) -> String {
+    if elapsed < Duration::from_millis(1) {
+        "before the first check, right after the link change".into()
+    } else {
+        format!("within {} ms of the link change", elapsed.as_millis())
+    }
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+/// Prints the last `max` lines of a log, indented.
+fn print_log(path: &Path, max: usize) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(max)..] {
+        println!("      {line}");
+    }
+}
