@@ -1,6 +1,6 @@
 //! `router-agent`: hostrouter's daemon and its command line.
 
-use std::path::PathBuf;
+use std::{io::Write, path::PathBuf};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -131,8 +131,12 @@ fn main() -> Result<()> {
                     }
                 }
             };
-            println!("{}", text.trim_end());
-            Ok(())
+            // `show fib | head` closes the pipe early: that is not an error.
+            let mut stdout = std::io::stdout().lock();
+            match writeln!(stdout, "{}", text.trim_end()) {
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                result => Ok(result?),
+            }
         }
     }
 }

@@ -237,12 +237,14 @@ impl PeerTask {
     }
 
     /// The neighbor connected. We keep one connection: an incoming one replaces a pending
-    /// outgoing attempt, and is refused once our own connection has reached OpenSent (the
-    /// neighbor keeps the connection we opened: a simplified RFC 4271 6.8 that needs no
-    /// second FSM).
+    /// outgoing attempt, and is refused in Idle and once our own connection has reached
+    /// OpenSent (the neighbor keeps the connection we opened: a simplified RFC 4271 6.8 that
+    /// needs no second FSM).
     async fn incoming(&mut self, stream: TcpStream) {
         match self.session.state() {
-            State::Idle | State::Connect | State::Active if self.writer.is_none() => {
+            // Not in Idle: the FSM ignores the connection there (it is waiting out its restart
+            // damping), and a held, silent connection would stop the neighbor's retries.
+            State::Connect | State::Active if self.writer.is_none() => {
                 self.connecting = None;
                 self.attach(stream);
                 self.handle(Event::TcpConnectionConfirmed).await;

@@ -242,12 +242,15 @@ impl Speaker {
                 error,
             } => self.update(peer, *update, error, fib, batch, resolve),
             PeerEvent::RouteRefresh { peer, afi } => {
+                // RFC 2918: re-send the Adj-RIB-Out of the family asked for.
                 let state = &self.peers[peer.0 as usize];
-                let diff = state.adj_out.refresh();
-                let mut updates = updates_from_diff(diff);
-                if state.families.contains(&(afi, Safi::Unicast)) {
-                    updates.push(Update::end_of_rib(afi));
-                }
+                let mut diff = state.adj_out.refresh();
+                diff.announce.retain(|(prefix, _)| match afi {
+                    Afi::Ipv4 => prefix.addr().is_ipv4(),
+                    Afi::Ipv6 => prefix.addr().is_ipv6(),
+                });
+                diff.withdraw.clear();
+                let updates = updates_from_diff(diff);
                 let _ = state.handle.commands.send(PeerCommand::Send(updates));
             }
             PeerEvent::Down { peer, reason } => {
