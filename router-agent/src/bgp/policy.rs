@@ -856,8 +856,8 @@ pub struct ExportSession {
     /// NEXT_HOP for IPv4 routes: the session's local IPv4 address, or its IPv6 address when
     /// RFC 8950 extended next hop was negotiated. None: IPv4 routes are not sent.
     pub ipv4_next_hop: Option<NextHop>,
-    /// Next hop for IPv6 routes: the local global address, plus our link-local one on a
-    /// shared link. None: IPv6 routes are not sent.
+    /// Next hop for IPv6 routes: the session's local global address (the speaker does not
+    /// add a link-local one yet; FRR and BIRD accept that). None: IPv6 routes are not sent.
     pub ipv6_next_hop: Option<NextHop>,
     /// For log lines.
     pub peer_address: IpAddr,

@@ -235,7 +235,7 @@ impl Speaker {
                 negotiated,
                 local,
                 remote,
-            } => self.established(peer, negotiated, local, remote),
+            } => self.established(peer, negotiated, local, remote, resolve),
             PeerEvent::Update {
                 peer,
                 update,
@@ -276,6 +276,7 @@ impl Speaker {
         negotiated: fsm::Negotiated,
         local: SocketAddr,
         remote: SocketAddr,
+        resolve: &dyn Fn(IpAddr) -> Option<u32>,
     ) {
         let state = &mut self.peers[peer.0 as usize];
         let info = PeerInfo {
@@ -285,7 +286,9 @@ impl Speaker {
             remote_as: negotiated.peer_as,
             local_as: self.setup.asn,
             ebgp: negotiated.peer_as != self.setup.asn,
-            ifindex: None,
+            // The session's interface: where the neighbor's link-local next hops (RFC 2545)
+            // are.
+            ifindex: resolve(remote.ip()),
         };
         if let Err(err) = self
             .rib
@@ -415,7 +418,8 @@ fn apply_change(
         None => {
             if change.best.is_some() {
                 tracing::warn!(prefix = %change.prefix,
-                    "best path's next hop is not on a configured interface; not installed");
+                    "no next hop of the best paths is directly connected on a configured \
+                     interface; not installed");
             }
             fib.remove_route(batch, Source::Bgp, change.prefix);
         }

@@ -223,12 +223,14 @@ impl BestRoute {
                 IpAddr::V6(address) if is_ipv6_link_local(&address) => Some(address),
                 _ => None,
             });
-            let key = match link_local {
-                Some(address) => path.ifindex.map(|ifindex| NexthopKey {
+            let key = match (link_local, path.ifindex) {
+                (Some(address), Some(ifindex)) => Some(NexthopKey {
                     via: IpAddr::V6(address),
                     ifindex,
                 }),
-                None => resolver
+                // No session interface known: the global next hop, if it is one.
+                (Some(_), None) if path.next_hop.link_local.is_none() => None,
+                _ => resolver
                     .ifindex(path.next_hop.address)
                     .map(|ifindex| NexthopKey {
                         via: path.next_hop.address,
