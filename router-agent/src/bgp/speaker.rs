@@ -76,6 +76,8 @@ struct PeerState {
     adj_out: AdjRibOut,
     families: BTreeSet<(Afi, Safi)>,
     received: BTreeSet<IpNet>,
+    /// Next hops (global and link-local) the neighbor's routes used this session.
+    next_hops: BTreeSet<IpAddr>,
     last_error: Option<String>,
 }
 
@@ -115,6 +117,7 @@ impl Speaker {
                 adj_out: AdjRibOut::new(),
                 families: BTreeSet::new(),
                 received: BTreeSet::new(),
+                next_hops: BTreeSet::new(),
                 last_error: None,
             });
         }
@@ -255,6 +258,11 @@ impl Speaker {
             }
             PeerEvent::Down { peer, reason } => {
                 let state = &mut self.peers[peer.0 as usize];
+                // Fast failover: the neighbor's next hops leave every ECMP group now (one
+                // write per group); the per-prefix withdrawals below follow.
+                let failed: Vec<IpAddr> =
+                    std::mem::take(&mut state.next_hops).into_iter().collect();
+                fib.set_gateways_failed(batch, &failed, true);
                 state.last_error = Some(reason);
                 state.established_at = None;
                 state.adj_out.clear();
@@ -354,6 +362,16 @@ impl Speaker {
             address: IpAddr::V4(nh),
             link_local: None,
         });
+        // Next hops this session uses: failed together if it goes down, usable again now.
+        let mut seen: Vec<IpAddr> = v4_next_hop.iter().map(|nh| nh.address).collect();
+        if let Some(reach) = &update.mp_reach {
+            seen.push(reach.next_hop);
+            seen.extend(reach.link_local_next_hop.map(IpAddr::V6));
+        }
+        self.peers[peer.0 as usize]
+            .next_hops
+            .extend(seen.iter().copied());
+        fib.set_gateways_failed(batch, &seen, false);
         let mut announce = |prefix: IpNet, next_hop: Option<NextHop>, rib: &mut Rib| {
             let path = match next_hop {
                 Some(next_hop) if !treat_as_withdraw => Some(PathSpec {

@@ -299,6 +299,9 @@ pub struct Fib {
     nexthop_by_key: HashMap<NexthopKey, NexthopId>,
     links: HashMap<u32, LinkState>,
     neighbors: HashMap<(u32, IpAddr), [u8; 6]>,
+    /// Gateways a routing protocol declared dead (a BGP session went down): their nexthops
+    /// leave every group at once, before the routes through them are withdrawn one by one.
+    failed_gateways: std::collections::HashSet<IpAddr, foldhash::fast::RandomState>,
     group_ids: Ids,
     nexthop_ids: Ids,
     slots: Ids,
@@ -317,6 +320,7 @@ impl Fib {
             nexthop_by_key: HashMap::default(),
             links: HashMap::default(),
             neighbors: HashMap::default(),
+            failed_gateways: Default::default(),
             // Group 0 is GROUP_LOCAL.
             group_ids: Ids::new(GROUP_LOCAL + 1, limits.groups),
             nexthop_ids: Ids::new(0, limits.nexthop_ids),
@@ -467,6 +471,30 @@ impl Fib {
                 batch.resolve.push(key);
             }
         }
+    }
+
+    /// Marks gateways dead (`failed`) or alive again. Every group holding one of them is
+    /// rebalanced in this batch: one bucket rewrite per group, whatever the number of routes,
+    /// so traffic leaves a failed BGP neighbor before its routes are withdrawn one by one.
+    pub fn set_gateways_failed(&mut self, batch: &mut Batch, gateways: &[IpAddr], failed: bool) {
+        let mut changed = false;
+        for gateway in gateways {
+            changed |= if failed {
+                self.failed_gateways.insert(*gateway)
+            } else {
+                self.failed_gateways.remove(gateway)
+            };
+        }
+        if !changed {
+            return;
+        }
+        let affected: Vec<NexthopId> = self
+            .nexthops
+            .iter()
+            .filter(|(_, entry)| gateways.contains(&entry.key.via))
+            .map(|(id, _)| *id)
+            .collect();
+        self.refresh_nexthops(batch, &affected);
     }
 
     /// Lets quarantined slots be reused once their grace period has passed.
@@ -699,7 +727,10 @@ impl Fib {
                 flags |= NEXTHOP_F_VIA_IPV6;
             }
         }
-        if link.is_some_and(|link| link.up) && neighbor.is_some() {
+        let usable = link.is_some_and(|link| link.up)
+            && neighbor.is_some()
+            && !self.failed_gateways.contains(&key.via);
+        if usable {
             flags |= NEXTHOP_F_RESOLVED;
         }
         Nexthop {

@@ -420,3 +420,40 @@ fn bgp_routes_are_mirrored_per_policy() {
         }]
     );
 }
+
+#[test]
+fn failed_gateway_leaves_every_group_in_one_write_per_group() {
+    let (mut fib, mut dp) = fib_with_links();
+    let (a, b) = (nh("10.0.2.1", 2), nh("10.0.3.1", 3));
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, 2, a.via, Some(MAC_A));
+    fib.update_neighbor(&mut batch, 3, b.via, Some(MAC_B));
+    for i in 0..1000u32 {
+        let prefix = IpNet::new(IpAddr::V4(Ipv4Addr::from((10 << 24) | (i << 8))), 24).unwrap();
+        fib.set_route(&mut batch, Source::Bgp, prefix, via(&[a, b]))
+            .unwrap();
+    }
+    dp.apply(&batch);
+
+    // The BGP session to a goes down: one group rewrite moves all 1000 routes off it.
+    let mut batch = Batch::default();
+    fib.set_gateways_failed(&mut batch, &[a.via], true);
+    dp.apply(&batch);
+    let writes: Vec<_> = batch.ops().collect();
+    assert_eq!(
+        writes.len(),
+        2,
+        "a fresh nexthop slot and one group write: {writes:?}"
+    );
+    for bucket in 0..NEXTHOP_BUCKETS {
+        assert_eq!(dp.nexthop("10.0.5.0/24", bucket).unwrap().dst_mac, MAC_B);
+    }
+    // Back: the group is split again.
+    let mut batch = Batch::default();
+    fib.set_gateways_failed(&mut batch, &[a.via], false);
+    dp.apply(&batch);
+    let to_a = (0..NEXTHOP_BUCKETS)
+        .filter(|i| dp.nexthop("10.0.5.0/24", *i).unwrap().dst_mac == MAC_A)
+        .count();
+    assert_eq!(to_a, 32);
+}
