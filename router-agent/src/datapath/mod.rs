@@ -260,12 +260,18 @@ impl Datapath {
 
     /// The LPM trie key of a route that lives in a trie under this engine.
     fn trie_key(&self, prefix: &IpNet) -> Option<Vec<u8>> {
+        // Checked before allocating: DIR-24-8 routes (most of a table) take no trie key.
+        if matches!(
+            (prefix, self.options.engine),
+            (_, LookupEngine::Kernel) | (IpNet::V4(_), LookupEngine::Dir24)
+        ) {
+            return None;
+        }
         let mut key = Vec::with_capacity(20);
         key.extend_from_slice(&u32::from(prefix.prefix_len()).to_ne_bytes());
-        match (prefix, self.options.engine) {
-            (_, LookupEngine::Kernel) | (IpNet::V4(_), LookupEngine::Dir24) => return None,
-            (IpNet::V4(v4), _) => key.extend_from_slice(&v4.addr().octets()),
-            (IpNet::V6(v6), _) => key.extend_from_slice(&v6.addr().octets()),
+        match prefix {
+            IpNet::V4(v4) => key.extend_from_slice(&v4.addr().octets()),
+            IpNet::V6(v6) => key.extend_from_slice(&v6.addr().octets()),
         }
         Some(key)
     }

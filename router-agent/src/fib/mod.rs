@@ -355,6 +355,27 @@ impl Fib {
         target: RouteTarget,
     ) -> Result<(), FibError> {
         let prefix = prefix.trunc();
+        // Fast path, most of a table load: a new prefix over a nexthop set that already has a
+        // group. Three hash lookups in all.
+        let mirrored = self.mirrored(source, &prefix);
+        if let RouteTarget::Via(keys) = &target
+            && let Some((set, &group)) = self.group_by_set.get_key_value(keys)
+            && let std::collections::hash_map::Entry::Vacant(slot) = self.routes.entry(prefix)
+        {
+            let set = set.clone();
+            self.groups.get_mut(&group).expect("indexed").routes += 1;
+            batch.routes.push(FibOp::SetRoute { prefix, group });
+            if mirrored {
+                batch.kernel.push(KernelChange::Replace {
+                    prefix,
+                    nexthops: set.clone(),
+                });
+            }
+            let mut entry = RouteEntry::new(source, Candidate::Via(set));
+            entry.installed = Some((group, source));
+            slot.insert(entry);
+            return Ok(());
+        }
         let candidate = match target {
             RouteTarget::Local => Candidate::Local,
             RouteTarget::Via(keys) if keys.is_empty() => {
@@ -362,7 +383,7 @@ impl Fib {
             }
             RouteTarget::Via(keys) => Candidate::Via(self.intern(keys)),
         };
-        // Fast path, most of a table load: a new prefix. Three hash lookups in all.
+        // A new prefix whose nexthop set needs a group first.
         if let Candidate::Via(set) = &candidate
             && !self.routes.contains_key(&prefix)
         {
