@@ -318,53 +318,18 @@ impl Datapath {
         Ok(())
     }
 
+    /// A route op `apply` did not batch into a trie: a DIR-24-8 route, or nothing to do
+    /// (the kernel engine reads the kernel's FIB, which gets our routes as kernel routes).
     fn set_route(&mut self, prefix: IpNet, group: u32) -> Result<()> {
-        match (prefix, self.options.engine) {
-            // The kernel engine reads the kernel's FIB: our routes reach it as kernel routes.
-            (_, LookupEngine::Kernel) => {}
-            (IpNet::V4(v4), LookupEngine::Dir24) => {
-                let dir24 = self.dir24.as_mut().expect("dir24 engine has tables");
-                dir24.insert(v4, group)?;
-            }
-            (IpNet::V4(v4), _) => {
-                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
-                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V4))?;
-                trie.insert(
-                    &Key::new(v4.prefix_len().into(), v4.addr().octets()),
-                    group,
-                    0,
-                )?;
-            }
-            (IpNet::V6(v6), _) => {
-                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
-                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V6))?;
-                trie.insert(
-                    &Key::new(v6.prefix_len().into(), v6.addr().octets()),
-                    group,
-                    0,
-                )?;
-            }
+        if let (IpNet::V4(v4), Some(dir24)) = (prefix, self.dir24.as_mut()) {
+            dir24.insert(v4, group)?;
         }
         Ok(())
     }
 
     fn delete_route(&mut self, prefix: IpNet) -> Result<()> {
-        match (prefix, self.options.engine) {
-            (_, LookupEngine::Kernel) => {}
-            (IpNet::V4(v4), LookupEngine::Dir24) => {
-                let dir24 = self.dir24.as_mut().expect("dir24 engine has tables");
-                dir24.remove(v4);
-            }
-            (IpNet::V4(v4), _) => {
-                let mut trie: LpmTrie<&mut MapData, [u8; 4], u32> =
-                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V4))?;
-                trie.remove(&Key::new(v4.prefix_len().into(), v4.addr().octets()))?;
-            }
-            (IpNet::V6(v6), _) => {
-                let mut trie: LpmTrie<&mut MapData, [u8; 16], u32> =
-                    LpmTrie::try_from(self.map_mut(map_names::ROUTES_V6))?;
-                trie.remove(&Key::new(v6.prefix_len().into(), v6.addr().octets()))?;
-            }
+        if let (IpNet::V4(v4), Some(dir24)) = (prefix, self.dir24.as_mut()) {
+            dir24.remove(v4);
         }
         Ok(())
     }
