@@ -74,7 +74,8 @@ pub struct DatapathConfig {
     /// Protocol number of the kernel routes we install (`ip route show proto 201`).
     #[serde(default = "default_route_protocol")]
     pub route_protocol: u8,
-    /// IPv4 routes to plan for when `engine = "auto"` (BGP tables arrive after start).
+    /// IPv4 routes to plan for: picks the engine when `engine = "auto"` (BGP tables arrive
+    /// after start), and sizes the FIB's route map up front.
     #[serde(default)]
     pub expected_ipv4_routes: usize,
 }

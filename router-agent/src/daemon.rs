@@ -60,8 +60,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     let engine = lookup_engine(config.engine());
     let datapath = Datapath::load(DatapathOptions::new(engine, &config.datapath.pin_dir))?;
     tracing::info!(?engine, "XDP program loaded");
+    let mut fib = Fib::new(FibLimits::default());
+    fib.reserve_routes(config.datapath.expected_ipv4_routes);
     let mut agent = Agent {
-        fib: Fib::new(FibLimits::default()),
+        fib,
         datapath,
         netlink,
         interfaces: BTreeMap::new(),

@@ -67,10 +67,17 @@ pub fn interface_name(ifindex: u32) -> String {
     ifname_by_index(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
 }
 
-/// The group's nexthops, with how many buckets each holds.
+/// The group's nexthops, with how many buckets each holds: members that failed hold none
+/// but are listed (unresolved).
 fn group_nexthops(dp: &PinnedDatapath, group: u32) -> Result<Vec<NexthopView>> {
-    let mut by_slot: BTreeMap<u32, usize> = BTreeMap::new();
-    for slot in dp.group(group)?.buckets {
+    let record = dp.group(group)?;
+    let mut by_slot: BTreeMap<u32, usize> = record
+        .members
+        .iter()
+        .filter(|slot| **slot != NO_NEXTHOP)
+        .map(|slot| (*slot, 0))
+        .collect();
+    for slot in record.buckets {
         if slot != NO_NEXTHOP {
             *by_slot.entry(slot).or_default() += 1;
         }
@@ -133,7 +140,7 @@ pub fn counters(pin_dir: &Path) -> Result<CountersView> {
         .zip(Verdict::ALL)
         .map(|(count, verdict)| (verdict.name(), count))
         .collect();
-    // Nexthops currently in use: those some route's group points at.
+    // The nexthops of the groups routes use, failed ones included.
     let mut seen = BTreeMap::new();
     if dp.engine != router_common::LookupEngine::Kernel {
         let groups: std::collections::BTreeSet<u32> = dp

@@ -94,16 +94,21 @@ pub const NEXTHOP_BUCKETS: usize = 64;
 /// Bucket value meaning "no nexthop": the packet goes to the kernel.
 pub const NO_NEXTHOP: u32 = u32::MAX;
 
-/// One ECMP group: `NEXTHOP_BUCKETS` nexthop slot indexes.
+/// One ECMP group: `NEXTHOP_BUCKETS` nexthop slot indexes, and the group's members.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NexthopGroup {
     pub buckets: [u32; NEXTHOP_BUCKETS],
+    /// Slots of all the group's nexthops, usable or not, then `NO_NEXTHOP`: a failed nexthop
+    /// holds no bucket, and this is how `show fib` / `show counters` still list it. The program
+    /// does not read it. A group has at most `NEXTHOP_BUCKETS` nexthops.
+    pub members: [u32; NEXTHOP_BUCKETS],
 }
 
 impl NexthopGroup {
     pub const EMPTY: Self = Self {
         buckets: [NO_NEXTHOP; NEXTHOP_BUCKETS],
+        members: [NO_NEXTHOP; NEXTHOP_BUCKETS],
     };
 }
 

@@ -6,7 +6,8 @@
 //!
 //! 1. **Route programming**: the routes go in through the agent's own path, `Fib::set_route`
 //!    into a `Batch`, then `Datapath::apply`, in batches of `--batch` routes; both are timed
-//!    separately, IPv4 then IPv6. At the end, the same for `remove_route`.
+//!    separately, IPv4 then IPv6. At the end, the same for `remove_route`. The FIB reserves
+//!    room for the table first, as the daemon does with `datapath.expected_ipv4_routes`.
 //! 2. **Memory** with the table in: each map's kernel memory (`memlock` in the fdinfo of the
 //!    program's maps), the process's RSS change, `Datapath::dir24_bookkeeping_bytes()`.
 //! 3. **Per-packet cost** of the XDP program with `BPF_PROG_TEST_RUN`, whose `duration` the
@@ -290,12 +291,15 @@ struct Bench {
 }
 
 impl Bench {
-    fn load(engine: Engine) -> Result<Self> {
+    /// `routes`: the table size, which the FIB reserves room for, as the daemon does with
+    /// `datapath.expected_ipv4_routes`.
+    fn load(engine: Engine, routes: usize) -> Result<Self> {
         let mut options = DatapathOptions::new(engine.lookup(), PIN_DIR);
         options.flow_hash_seed = 0x5eed;
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(EGRESS)?;
         let mut fib = Fib::new(FibLimits::default());
+        fib.reserve_routes(routes);
         let mut batch = Batch::default();
         let link = LinkState {
             mac: EGRESS_MAC,
@@ -347,7 +351,7 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
     let kernel_before = sys::kernel_memory()?;
 
     let started = Instant::now();
-    let mut bench = Bench::load(engine)?;
+    let mut bench = Bench::load(engine, table.routes())?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let batch = settings.batch_routes;

@@ -350,6 +350,31 @@ impl<S: Dir24Storage> Dir24<S> {
         Some(group)
     }
 
+    /// Applies route changes (`Some(group)`: insert or replace, `None`: remove) in address
+    /// order rather than the given one, which only changes the order readers see them land in:
+    /// changes to distinct prefixes commute, and the sort is stable, so changes to one prefix
+    /// keep their order. Sorted, consecutive changes touch neighbouring entries of the 16 MiB
+    /// depth array and the 64 MiB TBL24, so most of a table load hits cached pages instead of
+    /// missing the cache and the TLB on every route. Every change is attempted; the failures
+    /// are returned.
+    pub fn apply(&mut self, changes: &mut [(Ipv4Net, Option<u32>)]) -> Vec<Dir24Error> {
+        changes.sort_by_key(|(prefix, _)| u32::from(prefix.network()));
+        let mut errors = Vec::new();
+        for &(prefix, group) in changes.iter() {
+            match group {
+                Some(group) => {
+                    if let Err(err) = self.insert(prefix, group) {
+                        errors.push(err);
+                    }
+                }
+                None => {
+                    self.remove(prefix);
+                }
+            }
+        }
+        errors
+    }
+
     /// The nexthop group of exactly `prefix` (host bits ignored).
     pub fn get(&self, prefix: Ipv4Net) -> Option<u32> {
         let prefix = prefix.trunc();
@@ -791,6 +816,46 @@ mod tests {
         // Group 0 (GROUP_LOCAL) is a valid route, not "no route".
         dir.insert(net("172.16.0.0/12"), 0).unwrap();
         assert_eq!(dir.lookup(ip("172.20.0.1")), Some(0));
+    }
+
+    #[test]
+    fn batch_apply_keeps_the_order_of_each_prefix() {
+        let mut dir = table();
+        dir.insert(net("10.9.0.0/16"), 7).unwrap();
+        // Given in reverse address order; one prefix set, replaced and removed; one set after
+        // its removal; a removal of a prefix that is not there.
+        let mut changes = vec![
+            (net("10.200.0.0/24"), Some(1)),
+            (net("10.9.0.0/16"), None),
+            (net("10.9.0.0/16"), Some(8)),
+            (net("10.1.2.0/25"), Some(2)),
+            (net("10.1.2.0/25"), Some(3)),
+            (net("10.1.2.0/25"), None),
+            (net("10.1.0.0/16"), None),
+            (net("10.0.0.0/8"), Some(4)),
+        ];
+        assert!(dir.apply(&mut changes).is_empty());
+        assert_eq!(dir.lookup(ip("10.200.0.1")), Some(1));
+        assert_eq!(
+            dir.lookup(ip("10.9.1.1")),
+            Some(8),
+            "removed, then set again"
+        );
+        assert_eq!(
+            dir.lookup(ip("10.1.2.1")),
+            Some(4),
+            "set twice, then removed"
+        );
+        assert_eq!(dir.len(), 3);
+        assert_eq!(dir.tbl8_in_use(), 0);
+        // Failures are returned, the other changes still applied.
+        let mut changes = vec![
+            (net("10.3.0.0/16"), Some(1 << 30)),
+            (net("10.4.0.0/16"), Some(5)),
+        ];
+        let errors = dir.apply(&mut changes);
+        assert!(matches!(errors[..], [Dir24Error::InvalidGroup(_)]));
+        assert_eq!(dir.lookup(ip("10.4.0.1")), Some(5));
     }
 
     #[test]

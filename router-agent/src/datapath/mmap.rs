@@ -41,7 +41,8 @@ impl<T: Copy> MmapArray<T> {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                // Fault every page in now, at load, not one page at a time while routes go in.
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd.as_fd().as_raw_fd(),
                 0,
             )

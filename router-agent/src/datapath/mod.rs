@@ -28,7 +28,7 @@ use aya::{
     },
     util::nr_cpus,
 };
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use router_common::{
     DIR24_TBL24_CHUNKS, Dir24Chunk, ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS,
     MAX_ROUTES_V4, MAX_ROUTES_V6, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopStats, map_names,
@@ -227,26 +227,39 @@ impl Datapath {
         let mut errors = Vec::new();
         // LPM trie route changes go in batches of consecutive route ops (same order).
         let mut pending = TriePending::default();
+        // DIR-24-8 route changes are gathered too, and written in address order (`Dir24::apply`).
+        let mut pending_dir24 = Vec::new();
         for op in batch.ops() {
-            let trie_key = match op {
-                FibOp::SetRoute { prefix, .. } | FibOp::DeleteRoute { prefix } => {
-                    self.trie_key(prefix)
-                }
+            let route = match op {
+                FibOp::SetRoute { prefix, group } => Some((prefix, Some(*group))),
+                FibOp::DeleteRoute { prefix } => Some((prefix, None)),
                 _ => None,
             };
-            let result = match (op, trie_key) {
-                (FibOp::SetRoute { prefix, group }, Some(key)) => {
-                    pending.set(self, prefix, &key, *group)
+            let result = match route {
+                Some((IpNet::V4(v4), group)) if self.dir24.is_some() => {
+                    pending_dir24.push((*v4, group));
+                    Ok(())
                 }
-                (FibOp::DeleteRoute { prefix }, Some(key)) => pending.delete(self, prefix, &key),
-                _ => pending
-                    .flush(self)
-                    .and_then(|()| self.apply_op(op).with_context(|| format!("{op:?}"))),
+                Some((prefix, group)) => match self.trie_key(prefix) {
+                    Some(key) => match group {
+                        Some(group) => pending.set(self, prefix, &key, group),
+                        None => pending.delete(self, prefix, &key),
+                    },
+                    None => Ok(()), // the kernel engine: the kernel FIB has the route
+                },
+                None => {
+                    // Route changes commute with each other, not with nexthop and group ops.
+                    errors.extend(self.flush_dir24(&mut pending_dir24));
+                    pending
+                        .flush(self)
+                        .and_then(|()| self.apply_op(op).with_context(|| format!("{op:?}")))
+                }
             };
             if let Err(err) = result {
                 errors.push(err);
             }
         }
+        errors.extend(self.flush_dir24(&mut pending_dir24));
         if let Err(err) = pending.flush(self) {
             errors.push(err);
         }
@@ -290,23 +303,17 @@ impl Datapath {
                 check_index(*slot, self.nexthops.entries(), "nexthop slot")?;
                 self.nexthops.write_unpublished(*slot, nexthop);
             }
-            FibOp::WriteGroup { id, slots } => {
+            FibOp::WriteGroup { id, group } => {
                 check_index(*id, self.groups.entries(), "nexthop group")?;
-                for (bucket, slot) in slots.iter().enumerate() {
-                    if self.groups.load_u32(*id, bucket) != *slot {
-                        self.groups.store_u32(*id, bucket, *slot);
-                    }
-                }
+                self.write_group(*id, group);
             }
             FibOp::ClearGroup { id } => {
                 check_index(*id, self.groups.entries(), "nexthop group")?;
-                for bucket in 0..NEXTHOP_BUCKETS {
-                    self.groups
-                        .store_u32(*id, bucket, router_common::NO_NEXTHOP);
-                }
+                self.write_group(*id, &NexthopGroup::EMPTY);
             }
-            FibOp::SetRoute { prefix, group } => self.set_route(*prefix, *group)?,
-            FibOp::DeleteRoute { prefix } => self.delete_route(*prefix)?,
+            FibOp::SetRoute { .. } | FibOp::DeleteRoute { .. } => {
+                unreachable!("apply gathers route ops for the tries and DIR-24-8")
+            }
             FibOp::ResetNexthopStats { id } => {
                 let mut stats: PerCpuArray<&mut MapData, NexthopStats> =
                     PerCpuArray::try_from(self.map_mut(map_names::NEXTHOP_STATS))?;
@@ -318,20 +325,29 @@ impl Datapath {
         Ok(())
     }
 
-    /// A route op `apply` did not batch into a trie: a DIR-24-8 route, or nothing to do
-    /// (the kernel engine reads the kernel's FIB, which gets our routes as kernel routes).
-    fn set_route(&mut self, prefix: IpNet, group: u32) -> Result<()> {
-        if let (IpNet::V4(v4), Some(dir24)) = (prefix, self.dir24.as_mut()) {
-            dir24.insert(v4, group)?;
+    /// Writes a group record: the buckets the program reads one 32-bit store at a time (a
+    /// reader sees each bucket old or new, never torn), then the members list (only `show`
+    /// reads it; a dump racing this write may see a mix).
+    fn write_group(&mut self, id: u32, group: &NexthopGroup) {
+        for (bucket, &slot) in group.buckets.iter().enumerate() {
+            if self.groups.load_u32(id, bucket) != slot {
+                self.groups.store_u32(id, bucket, slot);
+            }
         }
-        Ok(())
+        // `members` follows `buckets` in the record.
+        for (index, &slot) in group.members.iter().enumerate() {
+            self.groups.store_u32(id, NEXTHOP_BUCKETS + index, slot);
+        }
     }
 
-    fn delete_route(&mut self, prefix: IpNet) -> Result<()> {
-        if let (IpNet::V4(v4), Some(dir24)) = (prefix, self.dir24.as_mut()) {
-            dir24.remove(v4);
-        }
-        Ok(())
+    /// Writes the gathered DIR-24-8 route changes; returns one error per failed change.
+    fn flush_dir24(&mut self, pending: &mut Vec<(Ipv4Net, Option<u32>)>) -> Vec<anyhow::Error> {
+        let Some(dir24) = self.dir24.as_mut() else {
+            return Vec::new();
+        };
+        let errors = dir24.apply(pending);
+        pending.clear();
+        errors.into_iter().map(anyhow::Error::from).collect()
     }
 
     /// Where the XDP program would send `addr` (for tests and `show`): the group id.

@@ -27,6 +27,7 @@ use std::{
 use ipnet::IpNet;
 use router_common::{
     GROUP_LOCAL, NEXTHOP_BUCKETS, NEXTHOP_F_RESOLVED, NEXTHOP_F_VIA_IPV6, NO_NEXTHOP, Nexthop,
+    NexthopGroup,
 };
 
 use ecmp::{Buckets, NexthopId};
@@ -80,10 +81,10 @@ pub enum FibOp {
         slot: u32,
         nexthop: Nexthop,
     },
-    /// Point a group's buckets at these slots.
+    /// Point a group's buckets at these slots (and record its members).
     WriteGroup {
         id: u32,
-        slots: Box<[u32; NEXTHOP_BUCKETS]>,
+        group: Box<NexthopGroup>,
     },
     SetRoute {
         prefix: IpNet,
@@ -142,6 +143,8 @@ pub enum FibError {
     Full { what: &'static str, capacity: u32 },
     #[error("route {prefix} has no nexthops")]
     NoNexthops { prefix: IpNet },
+    #[error("route {prefix} has {count} nexthops; a group holds at most {NEXTHOP_BUCKETS}")]
+    TooManyNexthops { prefix: IpNet, count: usize },
 }
 
 /// Table sizes, matching the BPF maps the datapath created.
@@ -329,6 +332,13 @@ impl Fib {
         }
     }
 
+    /// Makes room for `additional` more routes at once. A table load that grows the route map
+    /// from empty rehashes every route several times on the way (a fifth of the load time at a
+    /// million routes); the daemon calls this with `datapath.expected_ipv4_routes`.
+    pub fn reserve_routes(&mut self, additional: usize) {
+        self.routes.reserve(additional);
+    }
+
     /// Sets which BGP routes go to the kernel too. Applies to routes installed from now on.
     pub fn set_bgp_mirror(&mut self, mirror: KernelMirror) {
         self.bgp_mirror = mirror;
@@ -380,6 +390,12 @@ impl Fib {
             RouteTarget::Local => Candidate::Local,
             RouteTarget::Via(keys) if keys.is_empty() => {
                 return Err(FibError::NoNexthops { prefix });
+            }
+            RouteTarget::Via(keys) if keys.len() > NEXTHOP_BUCKETS => {
+                return Err(FibError::TooManyNexthops {
+                    prefix,
+                    count: keys.len(),
+                });
             }
             RouteTarget::Via(keys) => Candidate::Via(self.intern(keys)),
         };
@@ -660,7 +676,7 @@ impl Fib {
         self.assign_buckets(&mut group);
         batch.groups.push(FibOp::WriteGroup {
             id,
-            slots: Box::new(group.slots),
+            group: Box::new(self.group_record(&group)),
         });
         self.group_by_set.insert(set.clone(), id);
         self.groups.insert(id, group);
@@ -800,16 +816,26 @@ impl Fib {
             .collect();
         for id in group_ids {
             let mut group = self.groups.remove(&id).expect("present");
-            let before = group.slots;
             self.assign_buckets(&mut group);
-            if group.slots != before {
-                batch.groups.push(FibOp::WriteGroup {
-                    id,
-                    slots: Box::new(group.slots),
-                });
-            }
+            // Always written: a member moved to a fresh slot, and the record lists members.
+            batch.groups.push(FibOp::WriteGroup {
+                id,
+                group: Box::new(self.group_record(&group)),
+            });
             self.groups.insert(id, group);
         }
+    }
+
+    /// The datapath's record of a group: its buckets and its members' current slots.
+    fn group_record(&self, group: &GroupEntry) -> NexthopGroup {
+        let mut record = NexthopGroup {
+            buckets: group.slots,
+            ..NexthopGroup::EMPTY
+        };
+        for (member, id) in record.members.iter_mut().zip(&group.members) {
+            *member = self.nexthops[id].slot;
+        }
+        record
     }
 
     /// Spreads a group's buckets over its usable members, or over all of them when none is

@@ -10,7 +10,7 @@ use super::*;
 #[derive(Default)]
 struct ModelDatapath {
     routes: HashMap<IpNet, u32>,
-    groups: HashMap<u32, [u32; NEXTHOP_BUCKETS]>,
+    groups: HashMap<u32, NexthopGroup>,
     slots: HashMap<u32, Nexthop>,
 }
 
@@ -25,11 +25,14 @@ impl ModelDatapath {
                     );
                     self.slots.insert(*slot, *nexthop);
                 }
-                FibOp::WriteGroup { id, slots } => {
-                    for slot in slots.iter().filter(|s| **s != NO_NEXTHOP) {
+                FibOp::WriteGroup { id, group } => {
+                    for slot in group.buckets.iter().filter(|s| **s != NO_NEXTHOP) {
                         assert!(self.slots.contains_key(slot), "bucket -> unwritten slot");
                     }
-                    self.groups.insert(*id, **slots);
+                    for slot in group.members.iter().filter(|s| **s != NO_NEXTHOP) {
+                        assert!(self.slots.contains_key(slot), "member -> unwritten slot");
+                    }
+                    self.groups.insert(*id, **group);
                 }
                 FibOp::SetRoute { prefix, group } => {
                     assert!(
@@ -57,13 +60,19 @@ impl ModelDatapath {
     }
 
     fn referenced_slots(&self) -> HashSet<u32> {
-        self.groups.values().flatten().copied().collect()
+        // Members too: `show` reads them, so their slots must hold their nexthops.
+        self.groups
+            .values()
+            .flat_map(|group| group.buckets.iter().chain(&group.members))
+            .copied()
+            .filter(|slot| *slot != NO_NEXTHOP)
+            .collect()
     }
 
     /// The nexthop a flow hashing to `bucket` takes for `prefix` (exact prefix here).
     fn nexthop(&self, prefix: &str, bucket: usize) -> Option<Nexthop> {
         let group = self.routes.get(&net(prefix))?;
-        let slot = self.groups.get(group)?[bucket];
+        let slot = self.groups.get(group)?.buckets[bucket];
         self.slots.get(&slot).copied()
     }
 }
@@ -201,6 +210,22 @@ fn failed_nexthop_leaves_only_its_buckets() {
         assert!(now.is_resolved());
         assert_eq!(now.dst_mac, MAC_A, "bucket {i} (was {mac:?})");
     }
+    // b holds no bucket but is still a member (what `show fib` lists), unresolved.
+    let group = &dp.groups[&dp.routes[&net("0.0.0.0/0")]];
+    let members: Vec<Nexthop> = group
+        .members
+        .iter()
+        .take_while(|slot| **slot != NO_NEXTHOP)
+        .map(|slot| dp.slots[slot])
+        .collect();
+    assert_eq!(members.len(), 2);
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (m.ifindex, m.is_resolved()))
+            .collect::<Vec<_>>(),
+        [(2, true), (3, false)]
+    );
 
     // Back up: b takes back 32 buckets, taken only from a's surplus.
     let mut batch = Batch::default();
