@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
 const SERVICE: &str = "198.18.0.1";
@@ -203,8 +203,9 @@ impl Lab {
                 ],
             );
             lab.exec(sink, &["ip", "link", "set", sink, "up"]);
-            // XDP_REDIRECT into a veth is delivered only if the peer runs NAPI (GRO or XDP).
-            lab.exec(sink, &["ethtool", "-K", sink, "gro", "on"]);
+            // XDP_REDIRECT into a veth is delivered only if the peer runs NAPI (GRO or XDP):
+            // GRO stays off here, the agent must turn it on at these peers of its interfaces.
+            lab.exec(sink, &["ethtool", "-K", sink, "gro", "off"]);
             // No route back: the sinks' ICMP port-unreachable replies stay home, so the
             // router's kernel forwards nothing in these tests.
         }
@@ -473,6 +474,13 @@ fn xdp_forwards_over_both_paths_survives_link_loss_and_agent_kill(engine: &str) 
     lab.start_agent(engine);
     let fib = lab.wait_resolved();
     assert_eq!(fib["engine"], engine);
+    for sink in ["s1", "s2"] {
+        let features = lab.exec(sink, &["ethtool", "-k", sink]);
+        assert!(
+            features.contains("generic-receive-offload: on"),
+            "the agent turned GRO on at its veth peer {sink}"
+        );
+    }
 
     // 1. ECMP: both sinks receive, XDP forwarded everything, the kernel nothing.
     let kernel_before = lab.kernel_forwarded();
@@ -510,6 +518,25 @@ fn xdp_forwards_over_both_paths_survives_link_loss_and_agent_kill(engine: &str) 
         300,
         "flows moved to s2 without loss"
     );
+    // The failed nexthop is still listed, unresolved, without buckets, with its counters.
+    let fib = lab.show("fib").expect("show fib");
+    let service = fib["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["prefix"] == "198.18.0.0/24")
+        .expect("the service route");
+    let down = service["nexthops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["via"] == "10.2.0.2")
+        .unwrap_or_else(|| panic!("the failed nexthop is listed: {service}"));
+    assert_eq!(
+        (&down["resolved"], &down["buckets"]),
+        (&json!(false), &json!(0))
+    );
+    assert!(nexthop_packets(&lab.counters(), "10.2.0.2") > 150);
 
     // 3. The agent dies: the pinned program and maps keep forwarding.
     let mut agent = lab.agent.take().unwrap();

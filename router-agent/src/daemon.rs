@@ -19,7 +19,7 @@ use crate::{
     config::{Config, EngineChoice},
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, KernelChange, LinkState, NexthopKey, RouteTarget, Source},
-    netlink::{AddressInfo, KernelEvent, KernelNexthop, KernelRoute, LinkInfo, Netlink},
+    netlink::{AddressInfo, KernelEvent, KernelNexthop, KernelRoute, LinkInfo, Netlink, PeerGro},
 };
 
 pub struct RunOptions {
@@ -104,6 +104,22 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     };
     for (ifindex, name) in agent.interfaces.clone() {
         agent.datapath.attach(&name, ifindex, mode)?;
+        // Redirects into a veth are dropped unless its peer can receive them.
+        match agent.netlink.enable_veth_peer_gro(ifindex).await {
+            Ok(PeerGro::NotVeth) => {}
+            Ok(PeerGro::AlreadyOn { peer }) => {
+                tracing::debug!(interface = %name, %peer, "veth peer has GRO on")
+            }
+            Ok(PeerGro::Enabled { peer }) => tracing::info!(
+                interface = %name, %peer,
+                "turned GRO on at the veth peer so that XDP redirects into {name} are delivered"
+            ),
+            Err(err) => tracing::warn!(
+                interface = %name,
+                "cannot turn GRO on at the veth peer ({err:#}): XDP redirects into {name} are \
+                 dropped unless the peer runs XDP or has GRO on (ethtool -K PEER gro on)"
+            ),
+        }
     }
     agent.datapath.pin_maps()?;
     tracing::info!(

@@ -24,6 +24,7 @@ mod neighbors;
 mod routes;
 #[cfg(test)]
 mod tests;
+mod veth;
 
 use std::{
     ffi::CString,
@@ -43,6 +44,7 @@ use rtnetlink::{
 use tokio::sync::mpsc;
 
 pub use routes::{KERNEL_ROUTE_METRIC, RTPROT_HOSTROUTER};
+pub use veth::PeerGro;
 
 /// A 48-bit Ethernet MAC address.
 pub type Mac = [u8; 6];
