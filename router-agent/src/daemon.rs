@@ -3,7 +3,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::IpAddr,
+    net::{IpAddr, Ipv6Addr},
     path::Path,
     time::{Duration, Instant},
 };
@@ -47,6 +47,8 @@ struct Agent {
     local_addresses: HashMap<IpNet, BTreeSet<u32>>,
     /// Connected subnets and their interface: where directly connected next hops are.
     connected: BTreeMap<(IpNet, u32), usize>,
+    /// Our IPv6 link-local addresses by interface: the link-local next hop BGP sends there.
+    link_locals: BTreeMap<u32, BTreeSet<Ipv6Addr>>,
     speaker: Option<Speaker>,
 }
 
@@ -69,6 +71,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         interfaces: BTreeMap::new(),
         local_addresses: HashMap::new(),
         connected: BTreeMap::new(),
+        link_locals: BTreeMap::new(),
         speaker: None,
         config,
     };
@@ -243,6 +246,17 @@ impl Agent {
             IpAddr::V6(v6) => v6.is_unicast_link_local(),
         };
         if link_local {
+            if let IpAddr::V6(v6) = address.addr {
+                let held = self.link_locals.entry(address.ifindex).or_default();
+                if present {
+                    held.insert(v6);
+                } else {
+                    held.remove(&v6);
+                    if held.is_empty() {
+                        self.link_locals.remove(&address.ifindex);
+                    }
+                }
+            }
             return;
         }
         if let Ok(subnet) = IpNet::new(address.addr, address.prefix_len) {
@@ -365,10 +379,14 @@ impl Agent {
                     let mut speaker = self.speaker.take().expect("bgp events come with a speaker");
                     let (connected, interfaces) = (&self.connected, &self.interfaces);
                     let resolve = |ip: IpAddr| resolve_next_hop(connected, interfaces, ip);
-                    speaker.on_event(event, &mut self.fib, &mut batch, &resolve);
+                    let link_locals = &self.link_locals;
+                    let link_local = |ifindex: u32| {
+                        link_locals.get(&ifindex).and_then(|held| held.first().copied())
+                    };
+                    speaker.on_event(event, &mut self.fib, &mut batch, &resolve, &link_local);
                     if let Some(queue) = bgp_events.as_mut() {
                         while let Ok(event) = queue.try_recv() {
-                            speaker.on_event(event, &mut self.fib, &mut batch, &resolve);
+                            speaker.on_event(event, &mut self.fib, &mut batch, &resolve, &link_local);
                         }
                     }
                     self.speaker = Some(speaker);

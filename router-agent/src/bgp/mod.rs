@@ -7,6 +7,7 @@
 pub mod config;
 mod convert;
 pub mod fsm;
+pub mod next_hop_out;
 pub mod packet;
 pub mod peer;
 pub mod policy;

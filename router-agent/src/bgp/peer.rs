@@ -446,9 +446,15 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4.
+/// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4; other IPv6 addresses
+/// keep their scope (the interface of a link-local session).
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
+            SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+        }
+        addr => addr,
+    }
 }
 
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {

@@ -853,11 +853,11 @@ pub struct ExportSession {
     /// The AS this session runs as (AS_PATH of eBGP advertisements).
     pub local_as: u32,
     pub ebgp: bool,
-    /// NEXT_HOP for IPv4 routes: the session's local IPv4 address, or its IPv6 address when
+    /// NEXT_HOP for IPv4 routes: the session's local IPv4 address, or its IPv6 next hop when
     /// RFC 8950 extended next hop was negotiated. None: IPv4 routes are not sent.
     pub ipv4_next_hop: Option<NextHop>,
-    /// Next hop for IPv6 routes: the session's local global address (the speaker does not
-    /// add a link-local one yet; FRR and BIRD accept that). None: IPv6 routes are not sent.
+    /// Next hop for IPv6 routes: global and, on a shared link, link-local (RFC 2545; see
+    /// `next_hop_out.rs`). None: IPv6 routes are not sent.
     pub ipv6_next_hop: Option<NextHop>,
     /// For log lines.
     pub peer_address: IpAddr,

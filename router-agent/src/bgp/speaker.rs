@@ -12,7 +12,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::Arc,
     time::Instant,
 };
@@ -24,6 +24,7 @@ use tokio::{net::TcpListener, sync::mpsc};
 use super::{
     config::{BgpSetup, Neighbor},
     fsm::{self, NotificationInfo, SessionConfig, State},
+    next_hop_out::{ExportNextHops, SessionEnds},
     packet::{
         Update,
         types::{Afi, MpReach, MpUnreach, PathAttributes, Safi},
@@ -223,13 +224,15 @@ impl Speaker {
     }
 
     /// Handles one session event; FIB changes go into `batch`. `resolve` gives the egress
-    /// interface of a directly connected next hop (None: not usable for forwarding).
+    /// interface of a directly connected next hop (None: not usable for forwarding);
+    /// `link_local` our link-local address on an interface (the next hop we send on it).
     pub fn on_event(
         &mut self,
         event: PeerEvent,
         fib: &mut Fib,
         batch: &mut Batch,
         resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
         match event {
             PeerEvent::State { peer, state } => self.peers[peer.0 as usize].state = state,
@@ -238,7 +241,7 @@ impl Speaker {
                 negotiated,
                 local,
                 remote,
-            } => self.established(peer, negotiated, local, remote, resolve),
+            } => self.established(peer, negotiated, local, remote, resolve, link_local),
             PeerEvent::Update {
                 peer,
                 update,
@@ -285,6 +288,7 @@ impl Speaker {
         local: SocketAddr,
         remote: SocketAddr,
         resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
         let state = &mut self.peers[peer.0 as usize];
         let info = PeerInfo {
@@ -296,7 +300,7 @@ impl Speaker {
             ebgp: negotiated.peer_as != self.setup.asn,
             // The session's interface: where the neighbor's link-local next hops (RFC 2545)
             // are.
-            ifindex: resolve(remote.ip()),
+            ifindex: session_interface(remote, resolve),
         };
         if let Err(err) = self
             .rib
@@ -308,22 +312,23 @@ impl Speaker {
         state.info = Some(info.clone());
         state.established_at = Some(Instant::now());
         state.families = negotiated.families.clone();
-        // Next hops: the session's own local address. IPv4 routes over an IPv6 session need
-        // RFC 8950; IPv6 routes over an IPv4 session have no IPv6 next hop here and are not
-        // sent (configure an IPv6 session for them).
-        let extended_next_hop =
-            negotiated
-                .extended_next_hop
-                .contains(&(Afi::Ipv4, Safi::Unicast, Afi::Ipv6));
-        let next_hop = NextHop {
-            address: local.ip(),
-            link_local: None,
-        };
+        let next_hops = ExportNextHops::choose(&SessionEnds {
+            local: local.ip(),
+            shared_link_local: info.ifindex.and_then(link_local),
+            ipv4_over_ipv6: negotiated.extended_next_hop.contains(&(
+                Afi::Ipv4,
+                Safi::Unicast,
+                Afi::Ipv6,
+            )),
+        });
+        if let Some(unsent) = next_hops.unsent() {
+            tracing::info!(peer = %remote.ip(), "{unsent}");
+        }
         let session = ExportSession {
             local_as: self.setup.asn,
             ebgp: info.ebgp,
-            ipv4_next_hop: (local.is_ipv4() || extended_next_hop).then_some(next_hop),
-            ipv6_next_hop: local.is_ipv6().then_some(next_hop),
+            ipv4_next_hop: next_hops.ipv4,
+            ipv6_next_hop: next_hops.ipv6,
             peer_address: remote.ip(),
         };
         let target = build_adj_rib_out(&self.setup.originated, &session, &state.neighbor.export);
@@ -413,6 +418,17 @@ impl Speaker {
                 let _ = state.handle.commands.send(PeerCommand::Reset(cease));
             }
         }
+    }
+}
+
+/// The interface a neighbor is directly connected on: the scope of a link-local session, else
+/// the configured interface whose subnet holds its address. None: not on a shared link.
+fn session_interface(remote: SocketAddr, resolve: &dyn Fn(IpAddr) -> Option<u32>) -> Option<u32> {
+    match remote {
+        SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() != 0 => {
+            Some(v6.scope_id())
+        }
+        _ => resolve(remote.ip()),
     }
 }
 
