@@ -47,6 +47,16 @@ pub enum Unsent {
     Ipv6OverIpv4Session,
 }
 
+impl Unsent {
+    /// Whether `prefix` is of the family left out.
+    pub fn covers(&self, prefix: &ipnet::IpNet) -> bool {
+        match self {
+            Self::Ipv4WithoutExtendedNextHop => prefix.addr().is_ipv4(),
+            Self::Ipv6OverIpv4Session => prefix.addr().is_ipv6(),
+        }
+    }
+}
+
 impl std::fmt::Display for Unsent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -162,7 +172,10 @@ mod tests {
         let chosen = ExportNextHops::choose(&ends("2001:db8:1::2", Some("fe80::2"), false));
         assert_eq!(chosen.ipv4, None);
         assert!(chosen.ipv6.is_some());
-        assert_eq!(chosen.unsent(), Some(Unsent::Ipv4WithoutExtendedNextHop));
+        let unsent = chosen.unsent().unwrap();
+        assert_eq!(unsent, Unsent::Ipv4WithoutExtendedNextHop);
+        assert!(unsent.covers(&"192.0.2.10/32".parse().unwrap()));
+        assert!(!unsent.covers(&"2001:db8::/64".parse().unwrap()));
     }
 
     #[test]

@@ -321,7 +321,14 @@ impl Speaker {
                 Afi::Ipv6,
             )),
         });
-        if let Some(unsent) = next_hops.unsent() {
+        // Said only when it leaves out a route we originate.
+        if let Some(unsent) = next_hops.unsent()
+            && self
+                .setup
+                .originated
+                .iter()
+                .any(|route| unsent.covers(&route.prefix()))
+        {
             tracing::info!(peer = %remote.ip(), "{unsent}");
         }
         let session = ExportSession {
