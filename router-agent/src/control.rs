@@ -1,8 +1,10 @@
-//! The daemon's control socket: `router-agent show neighbors|routes` ask the running agent
-//! over a Unix socket (root-only permissions). One request line in, one JSON document out.
+//! The daemon's control socket: `router-agent show neighbors|routes` and `router-agent clear
+//! neighbor ADDR` talk to the running agent over a Unix socket (root-only permissions). One
+//! request line in, one JSON document out.
 
 use std::{
     io::{BufRead, BufReader, Write},
+    net::IpAddr,
     os::unix::{fs::PermissionsExt, net::UnixStream},
     path::{Path, PathBuf},
     time::Duration,
@@ -22,21 +24,25 @@ pub const DEFAULT_SOCKET: &str = "/run/hostrouter/router-agent.sock";
 pub enum Query {
     Neighbors,
     Routes,
+    /// Hard-reset a BGP session and restart it (ends a max-prefix hold-down).
+    ClearNeighbor(IpAddr),
 }
 
 impl Query {
     fn parse(line: &str) -> Option<Self> {
-        match line.trim() {
-            "neighbors" => Some(Self::Neighbors),
-            "routes" => Some(Self::Routes),
+        match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["neighbors"] => Some(Self::Neighbors),
+            ["routes"] => Some(Self::Routes),
+            ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
             _ => None,
         }
     }
 
-    fn as_str(self) -> &'static str {
+    fn to_line(self) -> String {
         match self {
-            Self::Neighbors => "neighbors",
-            Self::Routes => "routes",
+            Self::Neighbors => "neighbors".to_owned(),
+            Self::Routes => "routes".to_owned(),
+            Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
         }
     }
 }
@@ -102,7 +108,7 @@ pub fn query(path: &PathBuf, query: Query) -> Result<serde_json::Value> {
         )
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    writeln!(stream, "{}", query.as_str())?;
+    writeln!(stream, "{}", query.to_line())?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     let value: serde_json::Value =

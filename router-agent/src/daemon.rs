@@ -407,12 +407,16 @@ impl Agent {
     }
 
     /// The JSON answer to a control query.
-    fn answer(&self, query: crate::control::Query) -> String {
+    fn answer(&mut self, query: crate::control::Query) -> String {
         use crate::control::Query;
-        let value = match (query, &self.speaker) {
+        let value = match (query, &mut self.speaker) {
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
             (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
             (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),
+            (Query::ClearNeighbor(address), Some(speaker)) => match speaker.clear(address) {
+                Ok(()) => serde_json::json!({ "cleared": address }),
+                Err(error) => serde_json::json!({ "error": error }),
+            },
         };
         value.to_string()
     }

@@ -1,6 +1,6 @@
 //! `router-agent`: hostrouter's daemon and its command line.
 
-use std::{io::Write, path::PathBuf};
+use std::{io::Write, net::IpAddr, path::PathBuf};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -43,6 +43,21 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Act on the running agent.
+    Clear {
+        #[command(subcommand)]
+        what: ClearCommand,
+        /// The agent's configuration (for its control socket).
+        #[arg(short, long, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClearCommand {
+    /// Hard-reset a BGP session (Cease / Administrative Reset) and restart it at once; also
+    /// ends a max-prefix hold-down.
+    Neighbor { address: IpAddr },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +97,18 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Clear {
+            what: ClearCommand::Neighbor { address },
+            config,
+        } => {
+            let config = config.map(|path| Config::load(&path)).transpose()?;
+            control::query(
+                &control_socket(config.as_ref()),
+                control::Query::ClearNeighbor(address),
+            )?;
+            println!("neighbor {address}: session reset");
+            Ok(())
+        }
         Command::Show {
             what,
             pin_dir,
@@ -94,10 +121,7 @@ fn main() -> Result<()> {
                 (None, Some(config)) => config.datapath.pin_dir.clone(),
                 (None, None) => router_agent::config::DatapathConfig::default().pin_dir,
             };
-            let socket = config.map_or_else(
-                || router_agent::config::ControlConfig::default().socket,
-                |config| config.control.socket,
-            );
+            let socket = control_socket(config.as_ref());
             let text = match what {
                 ShowCommand::Fib => {
                     let view = show::fib(&pin_dir)?;
@@ -139,6 +163,14 @@ fn main() -> Result<()> {
             }
         }
     }
+}
+
+/// The control socket of the agent running `config` (the default one without).
+fn control_socket(config: Option<&Config>) -> PathBuf {
+    config.map_or_else(
+        || router_agent::config::ControlConfig::default().socket,
+        |config| config.control.socket.clone(),
+    )
 }
 
 fn init_logging() {

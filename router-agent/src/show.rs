@@ -250,6 +250,18 @@ pub fn render_neighbors(value: &serde_json::Value) -> String {
             text("prefixes_advertised"),
             text("last_error"),
         );
+        let hold_down = &n["hold_down"];
+        if !hold_down.is_null() {
+            let reason = hold_down["reason"].as_str().unwrap_or("?");
+            let _ = match hold_down["restarts_in_seconds"].as_u64() {
+                Some(seconds) => writeln!(out, "  held down ({reason}): restarts in {seconds} s"),
+                None => writeln!(
+                    out,
+                    "  held down ({reason}): until `router-agent clear neighbor {}`",
+                    text("address")
+                ),
+            };
+        }
     }
     out
 }

@@ -89,6 +89,9 @@
 //!     only an internal peer may not share ours (RFC 6286); AS 0 is a Bad Peer AS (RFC 7607), and
 //!     so is a 4-octet AS capability whose AS is neither My Autonomous System nor AS_TRANS
 //!     (RFC 6793).
+//! 12. `HoldDown` (max-prefix teardowns) is `AutomaticStop` plus the optional session attribute
+//!     AllowAutomaticStart set to false: in Idle, `AutomaticStart` is ignored until the
+//!     IdleHold timer armed with `restart_after` expires, or, without one, until `ManualStart`.
 
 mod notification;
 mod open;
@@ -307,6 +310,14 @@ pub enum Event {
     UpdateMsgErr(NotificationInfo),
     /// A ROUTE-REFRESH was received (RFC 2918; not an RFC 4271 event).
     RouteRefreshMsg,
+    /// Stop and stay down (not an RFC 4271 event): `AutomaticStop` with the session attribute
+    /// AllowAutomaticStart (RFC 4271 8.1.1) false until `restart_after` has passed (the
+    /// IdleHold timer runs it) or, without it, until `ManualStart`. Incoming connections are
+    /// refused meanwhile (Idle). For max-prefix teardowns (RFC 4486 Cease subcode 1).
+    HoldDown {
+        notification: NotificationInfo,
+        restart_after: Option<Duration>,
+    },
 }
 
 impl Event {
@@ -342,7 +353,7 @@ impl Event {
             Event::KeepAliveMsg => 26,
             Event::UpdateMsg => 27,
             Event::UpdateMsgErr(_) => 28,
-            Event::RouteRefreshMsg => return None,
+            Event::RouteRefreshMsg | Event::HoldDown { .. } => return None,
         })
     }
 
@@ -370,6 +381,7 @@ impl Event {
             Event::UpdateMsg => "UpdateMsg",
             Event::UpdateMsgErr(_) => "UpdateMsgErr",
             Event::RouteRefreshMsg => "RouteRefreshMsg",
+            Event::HoldDown { .. } => "HoldDown",
         }
     }
 
@@ -440,6 +452,10 @@ pub enum DownReason {
     FsmError {
         event: &'static str,
     },
+    /// `HoldDown`: the session stays down for this long, or until started by the operator.
+    HeldDown {
+        restart_after: Option<Duration>,
+    },
 }
 
 impl fmt::Display for DownReason {
@@ -453,6 +469,12 @@ impl fmt::Display for DownReason {
             DownReason::NotificationReceived(n) => write!(f, "NOTIFICATION received: {n}"),
             DownReason::ErrorDetected(n) => write!(f, "error in a received message: {n}"),
             DownReason::FsmError { event } => write!(f, "unexpected event {event}"),
+            DownReason::HeldDown {
+                restart_after: Some(after),
+            } => write!(f, "held down for {after:?}"),
+            DownReason::HeldDown {
+                restart_after: None,
+            } => f.write_str("held down until cleared by the operator"),
         }
     }
 }
@@ -500,6 +522,8 @@ pub struct Session {
     initiator: Option<Side>,
     peer_open: Option<OpenInfo>,
     negotiated: Option<Negotiated>,
+    /// AllowAutomaticStart is false (a `HoldDown`): `AutomaticStart` is ignored in Idle.
+    held_down: bool,
 }
 
 impl Session {
@@ -514,6 +538,7 @@ impl Session {
             initiator: None,
             peer_open: None,
             negotiated: None,
+            held_down: false,
         })
     }
 
@@ -523,6 +548,12 @@ impl Session {
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// Held down by `HoldDown`: only the IdleHold expiry (if `restart_after` was given) or
+    /// `ManualStart` starts it again.
+    pub fn held_down(&self) -> bool {
+        self.held_down
     }
 
     /// The session parameters, in OpenConfirm and Established.
@@ -571,6 +602,7 @@ impl Session {
         let from = self.state;
         let name = event.name();
         match self.state {
+            _ if matches!(event, Event::HoldDown { .. }) => self.hold_down(event, &mut out),
             State::Idle => self.idle(event, &mut out),
             State::Connect => self.connect(event, &mut out),
             State::Active => self.active(event, &mut out),
@@ -589,11 +621,13 @@ impl Session {
             Event::ManualStart => {
                 self.stop_timer(out, Timer::IdleHold);
                 self.connect_retry_counter = 0;
+                self.held_down = false;
                 self.start(out);
             }
             Event::AutomaticStart => {
-                if self.timers.contains(Timer::IdleHold) {
-                    // Damping in progress: its expiry starts the session.
+                if self.held_down || self.timers.contains(Timer::IdleHold) {
+                    // Held down, or damping in progress: the IdleHold expiry (if running)
+                    // starts the session.
                 } else if let Some(delay) = self.idle_hold_delay() {
                     self.start_timer(out, Timer::IdleHold, delay);
                 } else {
@@ -601,7 +635,10 @@ impl Session {
                 }
             }
             // Only reached when the timer was running (see `handle`).
-            Event::IdleHoldTimerExpires => self.start(out),
+            Event::IdleHoldTimerExpires => {
+                self.held_down = false;
+                self.start(out);
+            }
             Event::ManualStop(_) => {
                 self.stop_timer(out, Timer::IdleHold);
                 self.connect_retry_counter = 0;
@@ -748,6 +785,33 @@ impl Session {
                 Counter::Increment,
             ),
             other => self.common_after_open(out, other),
+        }
+    }
+
+    /// `HoldDown` in any state: close like `AutomaticStop` (a Cease if our OPEN is out), then
+    /// stay in Idle; the IdleHold timer, if any, ends the hold-down.
+    fn hold_down(&mut self, event: Event, out: &mut Vec<Action>) {
+        let Event::HoldDown {
+            notification,
+            restart_after,
+        } = event
+        else {
+            unreachable!("called for HoldDown only");
+        };
+        // Held first: the driver answers the `Down` below with `AutomaticStart`. The timer
+        // goes first too, so that `Down` stays the last action.
+        self.held_down = true;
+        match restart_after {
+            Some(after) => self.start_timer(out, Timer::IdleHold, after),
+            None => self.stop_timer(out, Timer::IdleHold),
+        }
+        let reason = DownReason::HeldDown { restart_after };
+        match self.state {
+            State::Idle => {}
+            State::Connect | State::Active => self.tear_down(out, None, reason, Counter::Increment),
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                self.tear_down(out, Some(notification), reason, Counter::Increment)
+            }
         }
     }
 

@@ -45,8 +45,15 @@ pub enum PeerCommand {
     Incoming(TcpStream),
     /// Advertise or withdraw (Established only; dropped otherwise).
     Send(Vec<Update>),
-    /// Tear the session down with this NOTIFICATION; it restarts after the FSM's damping.
-    Reset(NotificationInfo),
+    /// Tear the session down with this NOTIFICATION and keep it down (refusing the neighbor's
+    /// connections) for `restart_after`, or until `Clear` when None.
+    HoldDown {
+        notification: NotificationInfo,
+        restart_after: Option<Duration>,
+    },
+    /// The operator's hard reset (`clear neighbor`): Cease / Administrative Reset if a
+    /// connection is up, then start again at once, ending any hold-down.
+    Clear,
     /// Tear the session down with a Cease, and end the task.
     Stop(Option<String>),
 }
@@ -166,8 +173,15 @@ impl PeerTask {
                             self.send_updates(&updates).await;
                             continue;
                         }
-                        Some(PeerCommand::Reset(notification)) => {
-                            self.handle(Event::AutomaticStop(notification)).await;
+                        Some(PeerCommand::HoldDown { notification, restart_after }) => {
+                            self.handle(Event::HoldDown { notification, restart_after }).await;
+                            continue;
+                        }
+                        Some(PeerCommand::Clear) => {
+                            let reset =
+                                NotificationInfo::cease(CeaseSubcode::AdministrativeReset, None);
+                            self.handle(Event::ManualStop(reset)).await;
+                            self.handle(Event::ManualStart).await;
                             continue;
                         }
                         Some(PeerCommand::Stop(message)) => message,

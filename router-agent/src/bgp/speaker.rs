@@ -45,6 +45,22 @@ pub struct NeighborStatus {
     pub prefixes_received: usize,
     pub prefixes_advertised: usize,
     pub last_error: Option<String>,
+    /// Kept down after a max-prefix teardown; None when not held.
+    pub hold_down: Option<HoldDownStatus>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HoldDownStatus {
+    pub reason: String,
+    /// Seconds until the session starts again; None: until `router-agent clear neighbor`.
+    pub restarts_in_seconds: Option<u64>,
+}
+
+/// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
+struct HoldDown {
+    reason: String,
+    /// When the session restarts on its own; None: only `clear neighbor` restarts it.
+    ends: Option<Instant>,
 }
 
 /// A prefix and its paths, for `show routes`.
@@ -80,6 +96,7 @@ struct PeerState {
     /// Next hops (global and link-local) the neighbor's routes used this session.
     next_hops: BTreeSet<IpAddr>,
     last_error: Option<String>,
+    hold_down: Option<HoldDown>,
 }
 
 pub struct Speaker {
@@ -120,6 +137,7 @@ impl Speaker {
                 received: BTreeSet::new(),
                 next_hops: BTreeSet::new(),
                 last_error: None,
+                hold_down: None,
             });
         }
         let listener = TcpListener::bind(SocketAddr::new(
@@ -159,8 +177,32 @@ impl Speaker {
                 prefixes_received: peer.received.len(),
                 prefixes_advertised: peer.adj_out.len(),
                 last_error: peer.last_error.clone(),
+                hold_down: peer.hold_down.as_ref().map(|hold_down| HoldDownStatus {
+                    reason: hold_down.reason.clone(),
+                    restarts_in_seconds: hold_down.ends.map(|ends| {
+                        ends.saturating_duration_since(Instant::now())
+                            .as_secs_f64()
+                            .ceil() as u64
+                    }),
+                }),
             })
             .collect()
+    }
+
+    /// `clear neighbor`: a hard reset of the session (Cease / Administrative Reset if it is
+    /// up) and an immediate restart, ending a hold-down.
+    pub fn clear(&mut self, address: IpAddr) -> Result<(), String> {
+        let peer = self
+            .peers
+            .iter_mut()
+            .find(|peer| peer.neighbor.address == address)
+            .ok_or_else(|| format!("{address} is not a configured neighbor"))?;
+        peer.hold_down = None;
+        tracing::info!(peer = %address, "clear neighbor: resetting the session");
+        peer.handle
+            .commands
+            .send(PeerCommand::Clear)
+            .map_err(|_| format!("the session task of {address} has ended"))
     }
 
     /// Every prefix in the RIB with all its paths, for `show routes`.
@@ -235,7 +277,14 @@ impl Speaker {
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
         match event {
-            PeerEvent::State { peer, state } => self.peers[peer.0 as usize].state = state,
+            PeerEvent::State { peer, state } => {
+                let peer = &mut self.peers[peer.0 as usize];
+                peer.state = state;
+                if state != State::Idle {
+                    // Restarted: the hold-down is over.
+                    peer.hold_down = None;
+                }
+            }
             PeerEvent::Established {
                 peer,
                 negotiated,
@@ -416,13 +465,23 @@ impl Speaker {
             apply_change(change, fib, batch, resolve);
         }
         if let Some(exceeded) = self.rib.take_max_prefix_exceeded(peer) {
-            let state = &self.peers[peer.0 as usize];
+            let state = &mut self.peers[peer.0 as usize];
             tracing::warn!(peer = %state.neighbor.address, limit = exceeded.limit,
                 received = exceeded.received, "maximum prefixes exceeded");
-            if let MaxPrefixAction::Teardown { .. } = exceeded.action {
+            if let MaxPrefixAction::Teardown { restart_after } = exceeded.action {
                 let cease =
                     NotificationInfo::cease(fsm::CeaseSubcode::MaximumPrefixesReached, None);
-                let _ = state.handle.commands.send(PeerCommand::Reset(cease));
+                state.hold_down = Some(HoldDown {
+                    reason: format!(
+                        "maximum prefixes: {} received, limit {}",
+                        exceeded.received, exceeded.limit
+                    ),
+                    ends: restart_after.map(|after| Instant::now() + after),
+                });
+                let _ = state.handle.commands.send(PeerCommand::HoldDown {
+                    notification: cease,
+                    restart_after,
+                });
             }
         }
     }

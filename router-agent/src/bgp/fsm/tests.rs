@@ -146,7 +146,38 @@ fn all_events() -> Vec<Event> {
         Event::UpdateMsg,
         Event::UpdateMsgErr(update_err()),
         Event::RouteRefreshMsg,
+        hold_down(),
     ]
+}
+
+/// The max-prefix hold-down of the tables.
+const RESTART_AFTER: Duration = Duration::from_secs(3);
+
+fn hold_down() -> Event {
+    Event::HoldDown {
+        notification: max_prefixes(),
+        restart_after: Some(RESTART_AFTER),
+    }
+}
+
+fn held_down() -> DownReason {
+    DownReason::HeldDown {
+        restart_after: Some(RESTART_AFTER),
+    }
+}
+
+/// `hold_down()` in Connect or Active: restart armed, closed without NOTIFICATION.
+fn before_open() -> Vec<Action> {
+    let mut actions = vec![start(Timer::IdleHold, RESTART_AFTER)];
+    actions.extend(teardown(None, &[Timer::ConnectRetry], held_down()));
+    actions
+}
+
+/// `hold_down()` once our OPEN is out: restart armed, the Cease, then the close.
+fn after_open(running: &[Timer]) -> Vec<Action> {
+    let mut actions = vec![start(Timer::IdleHold, RESTART_AFTER)];
+    actions.extend(teardown(Some(max_prefixes()), running, held_down()));
+    actions
 }
 
 fn start(timer: Timer, duration: Duration) -> Action {
@@ -265,6 +296,12 @@ fn table_idle() {
             ignored(Event::UpdateMsg),
             ignored(Event::UpdateMsgErr(update_err())),
             ignored(Event::RouteRefreshMsg),
+            // A hold-down in Idle only arms its restart.
+            (
+                hold_down(),
+                vec![start(Timer::IdleHold, RESTART_AFTER)],
+                State::Idle,
+            ),
         ],
     );
 }
@@ -364,6 +401,7 @@ fn table_connect() {
                 to_idle(fsm("RouteRefreshMsg")),
                 State::Idle,
             ),
+            (hold_down(), before_open(), State::Idle),
         ],
     );
 }
@@ -453,6 +491,7 @@ fn table_active() {
                 to_idle(fsm("RouteRefreshMsg")),
                 State::Idle,
             ),
+            (hold_down(), before_open(), State::Idle),
         ],
     );
 }
@@ -574,6 +613,7 @@ fn table_open_sent() {
             unexpected(Event::UpdateMsg),
             unexpected(Event::UpdateMsgErr(update_err())),
             unexpected(Event::RouteRefreshMsg),
+            (hold_down(), after_open(&[Timer::Hold]), State::Idle),
         ],
     );
 }
@@ -664,6 +704,7 @@ fn table_open_confirm() {
             unexpected(Event::UpdateMsg),
             unexpected(Event::UpdateMsgErr(update_err())),
             unexpected(Event::RouteRefreshMsg),
+            (hold_down(), after_open(&running), State::Idle),
         ],
     );
 }
@@ -748,6 +789,7 @@ fn table_established() {
                 State::Idle,
             ),
             alive(Event::RouteRefreshMsg),
+            (hold_down(), after_open(&running), State::Idle),
         ],
     );
 }
@@ -1547,6 +1589,118 @@ fn manual_events_override_damping() {
 }
 
 #[test]
+fn hold_down_with_restart_after_stays_idle_then_restarts() {
+    let mut session = session_in(config(), State::Established);
+    session.handle(hold_down());
+    assert_eq!(session.state(), State::Idle);
+    assert!(session.held_down());
+    // The driver's automatic restart after Down, and the neighbor's connections, do nothing.
+    assert_eq!(session.handle(Event::AutomaticStart), NOTHING);
+    assert_eq!(session.handle(Event::TcpConnectionConfirmed), NOTHING);
+    assert_eq!(session.state(), State::Idle);
+    // restart_after passed: the session starts, with no damping on top.
+    assert_eq!(
+        session.handle(Event::IdleHoldTimerExpires),
+        [start(Timer::ConnectRetry, CONNECT_RETRY), Action::Connect]
+    );
+    assert!(!session.held_down());
+    // A later failure is damped as usual again.
+    session.handle(Event::TcpCrAcked);
+    session.handle(Event::NotifMsg(peer_cease()));
+    assert_eq!(session.state(), State::Idle);
+    assert!(matches!(
+        session.handle(Event::AutomaticStart).as_slice(),
+        [Action::StartTimer(Timer::IdleHold, _)]
+    ));
+}
+
+#[test]
+fn hold_down_without_restart_after_waits_for_the_operator() {
+    let mut session = session_in(config(), State::OpenConfirm);
+    let actions = session.handle(Event::HoldDown {
+        notification: max_prefixes(),
+        restart_after: None,
+    });
+    assert_eq!(
+        actions,
+        teardown(
+            Some(max_prefixes()),
+            &[Timer::Hold, Timer::Keepalive],
+            DownReason::HeldDown {
+                restart_after: None
+            }
+        )
+    );
+    for event in [
+        Event::AutomaticStart,
+        Event::IdleHoldTimerExpires,
+        Event::AutomaticStart,
+    ] {
+        assert_eq!(session.handle(event), NOTHING);
+    }
+    assert!(session.held_down());
+    // `clear neighbor`: ManualStop (nothing to close in Idle), then ManualStart.
+    assert_eq!(
+        session.handle(Event::ManualStop(shutdown())),
+        NOTHING,
+        "no timer runs"
+    );
+    assert_eq!(
+        session.handle(Event::ManualStart),
+        [start(Timer::ConnectRetry, CONNECT_RETRY), Action::Connect]
+    );
+    assert!(!session.held_down());
+}
+
+#[test]
+fn hold_down_replaces_a_pending_damped_restart() {
+    let mut session = session_in(config(), State::Established);
+    session.handle(Event::HoldTimerExpires);
+    session.handle(Event::AutomaticStart);
+    // Damped restart pending; a hold-down until cleared cancels it, a timed one replaces it.
+    let mut forever = session.clone();
+    assert_eq!(
+        forever.handle(Event::HoldDown {
+            notification: max_prefixes(),
+            restart_after: None,
+        }),
+        [stop(Timer::IdleHold)]
+    );
+    assert_eq!(forever.handle(Event::IdleHoldTimerExpires), NOTHING);
+    assert_eq!(
+        session.handle(hold_down()),
+        [start(Timer::IdleHold, RESTART_AFTER)]
+    );
+    assert_eq!(
+        session.handle(Event::IdleHoldTimerExpires),
+        [start(Timer::ConnectRetry, CONNECT_RETRY), Action::Connect]
+    );
+}
+
+#[test]
+fn clear_resets_a_running_session_and_restarts_it_at_once() {
+    let mut session = session_in(config(), State::Established);
+    session.handle(hold_down());
+    session.handle(Event::IdleHoldTimerExpires);
+    session.handle(Event::TcpCrAcked);
+    session.handle(Event::BgpOpen(peer_open()));
+    session.handle(Event::KeepAliveMsg);
+    assert_eq!(session.state(), State::Established);
+    // What the driver does for `clear neighbor`: ManualStop with Administrative Reset, the
+    // AutomaticStart it feeds after every Down, then ManualStart.
+    let reset = NotificationInfo::cease(CeaseSubcode::AdministrativeReset, None);
+    let actions = session.handle(Event::ManualStop(reset.clone()));
+    assert_eq!(actions[0], Action::SendNotification(reset));
+    assert_eq!(
+        session.handle(Event::AutomaticStart),
+        [start(Timer::ConnectRetry, CONNECT_RETRY), Action::Connect],
+        "no damping after an operator's stop"
+    );
+    assert_eq!(session.handle(Event::ManualStart), NOTHING);
+    assert_eq!(session.state(), State::Connect);
+}
+
+#[test]
 fn damping_disabled() {
     let config = SessionConfig {
         idle_hold_time: Duration::ZERO,
@@ -1763,7 +1917,7 @@ fn event_numbers_and_names() {
         ]
         .map(Some)
         .into_iter()
-        .chain([None])
+        .chain([None, None])
         .collect::<Vec<_>>()
     );
     let names: BTreeSet<&str> = events.iter().map(Event::name).collect();
