@@ -25,7 +25,7 @@ use std::{
     time::Duration,
 };
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, sh, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, sh, veth, wait_for};
 use serde_json::Value;
 
 const PEER_V4_PREFIX: &str = "198.51.100.0/24";
@@ -94,21 +94,7 @@ impl Rfc8950Lab {
         lab.exec("peer", &["ethtool", "-K", "xp", "gro", "on"]);
 
         sh(&["ip", "netns", "add", &this.client_ns]);
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            "hc",
-            "netns",
-            &lab.ns("host"),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "c0",
-            "netns",
-            &this.client_ns,
-        ]);
+        veth(("hc", &lab.ns("host")), ("c0", &this.client_ns));
         lab.exec("host", &["ip", "addr", "add", "10.9.0.1/24", "dev", "hc"]);
         lab.exec("host", &["ip", "link", "set", "hc", "up"]);
         for args in [

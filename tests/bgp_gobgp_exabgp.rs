@@ -54,27 +54,7 @@ impl GoBgp<'_> {
     }
 
     fn config(lab: &Lab) -> String {
-        format!(
-            r#"[global.config]
-  as = {GOBGP_ASN}
-  router-id = "{peer}"
-  local-address-list = ["{peer}"]
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{host}"
-    peer-as = {HOST_ASN}
-  [neighbors.timers.config]
-    connect-retry = 2
-    hold-time = 9
-    keepalive-interval = 3
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"#,
-            peer = lab.peer_ip,
-            host = lab.host_ip
-        )
+        interop::gobgpd_config(lab, GOBGP_ASN, 2)
     }
 
     fn start(lab: &mut Lab) {

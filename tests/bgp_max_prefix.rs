@@ -42,31 +42,7 @@ impl MaxPrefixLab {
     fn start(tag: &str, subnet: u8, max_prefix: &str) -> Self {
         let mut lab = Lab::new(tag, "mh", "mp", subnet);
         let config = lab.path_str("gobgpd.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"[global.config]
-  as = {GOBGP_ASN}
-  router-id = "{peer}"
-  local-address-list = ["{peer}"]
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{host}"
-    peer-as = {HOST_ASN}
-  [neighbors.timers.config]
-    connect-retry = 1
-    hold-time = 9
-    keepalive-interval = 3
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"#,
-                peer = lab.peer_ip,
-                host = lab.host_ip
-            ),
-        )
-        .unwrap();
+        fs::write(&config, interop::gobgpd_config(&lab, GOBGP_ASN, 1)).unwrap();
         let mut gobgpd = lab.command_in("peer", "gobgpd");
         gobgpd.args(["-f", &config, "--api-hosts", &Self::api(&lab)]);
         gobgpd.args(["--pprof-disable", "--log-plain"]);

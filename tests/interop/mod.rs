@@ -73,6 +73,39 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// A veth pair, `a` in namespace `a_ns` and `b` in `b_ns` (both down).
+pub fn veth((a, a_ns): (&str, &str), (b, b_ns): (&str, &str)) {
+    sh(&[
+        "ip", "link", "add", a, "netns", a_ns, "type", "veth", "peer", "name", b, "netns", b_ns,
+    ]);
+}
+
+/// gobgpd's configuration in a lab: AS `asn` at the peer's address, the host as its one
+/// neighbor (IPv4 unicast), retrying connections every `connect_retry` seconds.
+pub fn gobgpd_config(lab: &Lab, asn: u32, connect_retry: u32) -> String {
+    format!(
+        r#"[global.config]
+  as = {asn}
+  router-id = "{peer}"
+  local-address-list = ["{peer}"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{host}"
+    peer-as = {HOST_ASN}
+  [neighbors.timers.config]
+    connect-retry = {connect_retry}
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+"#,
+        peer = lab.peer_ip,
+        host = lab.host_ip
+    )
+}
+
 pub struct Lab {
     pub name: String,
     pub dir: PathBuf,
@@ -110,21 +143,7 @@ impl Lab {
             sh(&["ip", "netns", "add", &lab.ns(role)]);
             lab.exec(role, &["ip", "link", "set", "lo", "up"]);
         }
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            host_if,
-            "netns",
-            &lab.ns("host"),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            peer_if,
-            "netns",
-            &lab.ns("peer"),
-        ]);
+        veth((host_if, &lab.ns("host")), (peer_if, &lab.ns("peer")));
         let host_cidr = format!("{}/24", lab.host_ip);
         let peer_cidr = format!("{}/24", lab.peer_ip);
         let loopback = format!("{HOST_LOOPBACK}/32");
