@@ -601,14 +601,20 @@ impl Session {
         }
         let from = self.state;
         let name = event.name();
-        match self.state {
-            _ if matches!(event, Event::HoldDown { .. }) => self.hold_down(event, &mut out),
-            State::Idle => self.idle(event, &mut out),
-            State::Connect => self.connect(event, &mut out),
-            State::Active => self.active(event, &mut out),
-            State::OpenSent => self.open_sent(event, &mut out),
-            State::OpenConfirm => self.open_confirm(event, &mut out),
-            State::Established => self.established(event, &mut out),
+        match (self.state, event) {
+            (
+                _,
+                Event::HoldDown {
+                    notification,
+                    restart_after,
+                },
+            ) => self.hold_down(notification, restart_after, &mut out),
+            (State::Idle, event) => self.idle(event, &mut out),
+            (State::Connect, event) => self.connect(event, &mut out),
+            (State::Active, event) => self.active(event, &mut out),
+            (State::OpenSent, event) => self.open_sent(event, &mut out),
+            (State::OpenConfirm, event) => self.open_confirm(event, &mut out),
+            (State::Established, event) => self.established(event, &mut out),
         }
         if self.state != from {
             tracing::debug!(event = name, from = %from, to = %self.state, "BGP FSM transition");
@@ -790,14 +796,12 @@ impl Session {
 
     /// `HoldDown` in any state: close like `AutomaticStop` (a Cease if our OPEN is out), then
     /// stay in Idle; the IdleHold timer, if any, ends the hold-down.
-    fn hold_down(&mut self, event: Event, out: &mut Vec<Action>) {
-        let Event::HoldDown {
-            notification,
-            restart_after,
-        } = event
-        else {
-            unreachable!("called for HoldDown only");
-        };
+    fn hold_down(
+        &mut self,
+        notification: NotificationInfo,
+        restart_after: Option<Duration>,
+        out: &mut Vec<Action>,
+    ) {
         // Held first: the driver answers the `Down` below with `AutomaticStart`. The timer
         // goes first too, so that `Down` stays the last action.
         self.held_down = true;
