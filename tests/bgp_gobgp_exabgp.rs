@@ -27,7 +27,6 @@ use std::{
     fs,
     io::Write,
     os::unix::fs::OpenOptionsExt,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -49,54 +48,13 @@ struct GoBgp<'a> {
 }
 
 impl GoBgp<'_> {
-    fn socket(&self) -> String {
-        format!("unix://{}", self.lab.path_str("gobgp.sock"))
-    }
-
-    fn config(lab: &Lab) -> String {
-        interop::gobgpd_config(lab, GOBGP_ASN, 2)
-    }
-
     fn start(lab: &mut Lab) {
-        let config = lab.path_str("gobgpd.toml");
-        fs::write(&config, Self::config(lab)).unwrap();
-        let _ = fs::remove_file(lab.path("gobgp.sock"));
-        let mut command = lab.command_in("peer", "gobgpd");
-        command.args([
-            "-f",
-            &config,
-            "--api-hosts",
-            &format!("unix://{}", lab.path_str("gobgp.sock")),
-            "--pprof-disable",
-            "--log-plain",
-        ]);
-        lab.spawn_daemon("gobgpd", command);
-        let gobgp = GoBgp { lab };
-        wait_for(
-            "gobgpd's API",
-            Duration::from_secs(10),
-            || gobgp.try_cli(&["neighbor"]).is_ok(),
-            || lab.logs(),
-        );
+        interop::start_gobgpd(lab, GOBGP_ASN, 2);
     }
 
     /// The `gobgp` CLI over gobgpd's unix socket.
     fn try_cli(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("gobgp")
-            .arg("--target")
-            .arg(self.socket())
-            .args(args)
-            .output()
-            .map_err(|e| format!("running gobgp: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "gobgp {args:?}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        interop::gobgp_cli(self.lab, args)
     }
 
     fn cli(&self, args: &[&str]) -> String {

@@ -13,7 +13,6 @@ use std::{
     io::Read,
     net::TcpStream,
     os::fd::AsRawFd,
-    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -41,19 +40,8 @@ impl MaxPrefixLab {
     /// `max_prefix` (its TOML inline table, without the limit).
     fn start(tag: &str, subnet: u8, max_prefix: &str) -> Self {
         let mut lab = Lab::new(tag, "mh", "mp", subnet);
-        let config = lab.path_str("gobgpd.toml");
-        fs::write(&config, interop::gobgpd_config(&lab, GOBGP_ASN, 1)).unwrap();
-        let mut gobgpd = lab.command_in("peer", "gobgpd");
-        gobgpd.args(["-f", &config, "--api-hosts", &Self::api(&lab)]);
-        gobgpd.args(["--pprof-disable", "--log-plain"]);
-        lab.spawn_daemon("gobgpd", gobgpd);
+        interop::start_gobgpd(&mut lab, GOBGP_ASN, 1);
         let this = Self { lab };
-        wait_for(
-            "gobgpd's API",
-            Duration::from_secs(10),
-            || this.try_gobgp(&["neighbor"]).is_ok(),
-            || this.lab.logs(),
-        );
         for prefix in PREFIXES {
             this.gobgp(&["global", "rib", "add", "-a", "ipv4", prefix]);
         }
@@ -81,29 +69,8 @@ max_prefix = {{ limit = {LIMIT}, {max_prefix} }}
         this
     }
 
-    fn api(lab: &Lab) -> String {
-        format!("unix://{}", lab.path_str("gobgp.sock"))
-    }
-
-    fn try_gobgp(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("gobgp")
-            .args(["--target", &Self::api(&self.lab)])
-            .args(args)
-            .output()
-            .map_err(|e| format!("running gobgp: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "gobgp {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
     fn gobgp(&self, args: &[&str]) -> String {
-        self.try_gobgp(args)
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.lab.logs()))
+        interop::gobgp_cli(&self.lab, args).unwrap_or_else(|e| panic!("{e}\n{}", self.lab.logs()))
     }
 
     /// `router-agent ARGS -c <the agent's config>` in the host namespace.

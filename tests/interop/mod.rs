@@ -106,6 +106,45 @@ pub fn gobgpd_config(lab: &Lab, asn: u32, connect_retry: u32) -> String {
     )
 }
 
+/// Starts gobgpd in the peer namespace with [`gobgpd_config`] and waits for its API.
+pub fn start_gobgpd(lab: &mut Lab, asn: u32, connect_retry: u32) {
+    let config = lab.path_str("gobgpd.toml");
+    fs::write(&config, gobgpd_config(lab, asn, connect_retry)).unwrap();
+    let _ = fs::remove_file(lab.path("gobgp.sock"));
+    let mut command = lab.command_in("peer", "gobgpd");
+    command.args(["-f", &config, "--api-hosts", &gobgp_api(lab)]);
+    command.args(["--pprof-disable", "--log-plain"]);
+    lab.spawn_daemon("gobgpd", command);
+    wait_for(
+        "gobgpd's API",
+        Duration::from_secs(10),
+        || gobgp_cli(lab, &["neighbor"]).is_ok(),
+        || lab.logs(),
+    );
+}
+
+fn gobgp_api(lab: &Lab) -> String {
+    format!("unix://{}", lab.path_str("gobgp.sock"))
+}
+
+/// The `gobgp` CLI over the lab's gobgpd socket: its stdout, or what went wrong.
+pub fn gobgp_cli(lab: &Lab, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("gobgp")
+        .args(["--target", &gobgp_api(lab)])
+        .args(args)
+        .output()
+        .map_err(|e| format!("running gobgp: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "gobgp {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 pub struct Lab {
     pub name: String,
     pub dir: PathBuf,
