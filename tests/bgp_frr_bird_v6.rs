@@ -31,7 +31,7 @@
 //! `HOSTROUTER_TEST_LOGS=DIR` keeps each lab's agent log as `DIR/<lab>.log`.
 //!
 //! The speaker's documented limitation: IPv6 routes only go out over IPv6 sessions, and IPv4
-//! routes over an IPv6 session need RFC 8950 extended next hop (speaker.rs `established`).
+//! routes over an IPv6 session need RFC 8950 extended next hop (bgp/next_hop_out.rs).
 //! The IPv6 test checks that side too: FRR negotiates IPv4 unicast on its IPv6 session
 //! without extended next hop, so our IPv4 route must not reach it (and nothing else breaks).
 
