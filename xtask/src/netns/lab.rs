@@ -460,19 +460,6 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         Ok(())
     }
 
-    /// `router-agent show neighbors|routes`, asked of the agent over its control socket.
-    fn show_bgp(&self, agent_bin: &Path, config: &Path, what: &str) -> Result<()> {
-        let text = run(self
-            .router
-            .command(agent_bin)
-            .args(["show", what, "-c"])
-            .arg(config))?;
-        for line in text.lines() {
-            println!("    {line}");
-        }
-        Ok(())
-    }
-
     /// One bounded run of client traffic; prints where it went.
     fn traffic(&self, counters: &[ServerCounters; 2]) -> Result<()> {
         let before: Vec<(u64, u64)> = counters
@@ -517,13 +504,21 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         Ok(())
     }
 
-    /// `router-agent show <what>` in the router namespace (interface names are per namespace).
+    /// `router-agent show <what>` in the router namespace (interface names are per namespace),
+    /// from the pinned maps.
     fn show(&self, agent_bin: &Path, what: &str) -> Result<()> {
         let pin_dir = self.pin_dir.display().to_string();
-        let text = run(self
-            .router
-            .command(agent_bin)
-            .args(["show", what, "--pin-dir", &pin_dir]))?;
+        self.print_agent_output(agent_bin, &["show", what, "--pin-dir", &pin_dir])
+    }
+
+    /// `router-agent show neighbors|routes`, asked of the agent over its control socket.
+    fn show_bgp(&self, agent_bin: &Path, config: &Path, what: &str) -> Result<()> {
+        let config = config.display().to_string();
+        self.print_agent_output(agent_bin, &["show", what, "-c", &config])
+    }
+
+    fn print_agent_output(&self, agent_bin: &Path, args: &[&str]) -> Result<()> {
+        let text = run(self.router.command(agent_bin).args(args))?;
         for line in text.lines() {
             println!("    {line}");
         }

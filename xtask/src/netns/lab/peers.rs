@@ -35,32 +35,25 @@ kernel_routes = "all"
 ipv4 = [{{ action = "permit", prefix = "198.18.0.0/24" }}]
 ipv6 = [{{ action = "permit", prefix = "2001:db8:ffff::/48" }}]
 
+{neighbors}"#,
+        socket = control_socket.display(),
+        neighbors = [
+            ("10.2.1.2", FRR_AS),
+            ("2001:db8:2:1::2", FRR_AS),
+            ("10.2.2.2", BIRD_AS),
+            ("2001:db8:2:2::2", BIRD_AS),
+        ]
+        .map(|(address, remote_as)| format!(
+            r#"
 [[bgp.neighbor]]
-address = "10.2.1.2"
-remote_as = {FRR_AS}
+address = "{address}"
+remote_as = {remote_as}
 import = {{ prefix_list = "anycast" }}
 export = "all"
 hold_time = 9
-[[bgp.neighbor]]
-address = "2001:db8:2:1::2"
-remote_as = {FRR_AS}
-import = {{ prefix_list = "anycast" }}
-export = "all"
-hold_time = 9
-[[bgp.neighbor]]
-address = "10.2.2.2"
-remote_as = {BIRD_AS}
-import = {{ prefix_list = "anycast" }}
-export = "all"
-hold_time = 9
-[[bgp.neighbor]]
-address = "2001:db8:2:2::2"
-remote_as = {BIRD_AS}
-import = {{ prefix_list = "anycast" }}
-export = "all"
-hold_time = 9
-"#,
-        socket = control_socket.display()
+"#
+        ))
+        .concat()
     )
 }
 
