@@ -336,10 +336,12 @@ impl Drop for Namespaces {
 /// command line names the lab's scratch directory, network namespaces, bpffs pins, FRR run
 /// directories, scratch directories.
 pub fn remove_stale_labs(prefix: &str) {
+    // The pid is the digits after the prefix (FRR's run directories append the role
+    // without a dash).
     let dead = |name: &str| -> bool {
         name.strip_prefix(prefix)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
+            .map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|pid| pid?.parse::<u32>().ok())
             .is_some_and(|pid| !process_alive(pid))
     };
     let stale_in = |dir: &Path| -> Vec<PathBuf> {
@@ -353,9 +355,14 @@ pub fn remove_stale_labs(prefix: &str) {
             })
             .unwrap_or_default()
     };
-    for dir in stale_in(&std::env::temp_dir()) {
-        kill_processes_naming(dir.to_str().unwrap());
-        let _ = fs::remove_dir_all(&dir);
+    for path in stale_in(&std::env::temp_dir()) {
+        if path.is_dir() {
+            kill_processes_naming(path.to_str().unwrap());
+            let _ = fs::remove_dir_all(&path);
+        } else {
+            // Logs and configs of labs from before the scratch directories.
+            let _ = fs::remove_file(&path);
+        }
     }
     for netns in stale_in(Path::new("/run/netns")) {
         let name = netns.file_name().unwrap().to_string_lossy().into_owned();
