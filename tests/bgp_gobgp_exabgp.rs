@@ -22,6 +22,7 @@
 //! directory.
 
 mod interop;
+mod netns;
 
 use std::{
     fs,
@@ -31,7 +32,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, sh, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab};
+use netns::{sh, wait_for};
 use serde_json::Value;
 
 /// Session establishment, re-establishment and route propagation; generous for a loaded

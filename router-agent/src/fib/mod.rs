@@ -16,6 +16,7 @@
 
 pub mod ecmp;
 pub mod reference;
+pub mod synthetic;
 
 use std::{
     collections::{BTreeSet, VecDeque},
