@@ -392,6 +392,15 @@ impl Agent {
     fn answer(&self, query: crate::control::Query) -> String {
         use crate::control::Query;
         let value = match (query, &self.speaker) {
+            // Answered between two commits, so the FIB counts are what the maps hold.
+            (Query::Status, speaker) => serde_json::json!({
+                "fib": {
+                    "routes": self.fib.route_count(),
+                    "groups": self.fib.group_count(),
+                    "nexthops": self.fib.nexthop_count(),
+                },
+                "neighbors": speaker.as_ref().map(|s| s.neighbors()).unwrap_or_default(),
+            }),
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
             (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
             (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),
