@@ -22,6 +22,10 @@ use crate::{
     netlink::{AddressInfo, KernelEvent, KernelNexthop, KernelRoute, LinkInfo, Netlink, PeerGro},
 };
 
+/// Datapath operations one commit gathers from queued BGP events before it applies them. The
+/// datapath writes batches of this size at full speed (see BENCHMARKS.md, route programming).
+const MAX_BGP_BATCH_OPS: usize = 32_768;
+
 pub struct RunOptions {
     /// Leave the program attached and the maps pinned at exit.
     pub keep_datapath: bool,
@@ -367,7 +371,13 @@ impl Agent {
                     let resolve = |ip: IpAddr| resolve_next_hop(connected, interfaces, ip);
                     speaker.on_event(event, &mut self.fib, &mut batch, &resolve);
                     if let Some(queue) = bgp_events.as_mut() {
-                        while let Ok(event) = queue.try_recv() {
+                        // Drain what else is queued into one commit, up to a bound: a full
+                        // table arriving at once would otherwise make one batch of a million
+                        // operations (memory that is all transient), and no route would reach
+                        // the datapath before the last one is processed.
+                        while batch.len() < MAX_BGP_BATCH_OPS
+                            && let Ok(event) = queue.try_recv()
+                        {
                             speaker.on_event(event, &mut self.fib, &mut batch, &resolve);
                         }
                     }
