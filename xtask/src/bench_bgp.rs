@@ -46,8 +46,9 @@ use crate::{
 use dut::{Dut, Kind, Memory};
 use sender::{SenderConfig, Session};
 
-/// Namespaces and pin directories: `hrbgp-<pid>-<role>`.
-const TAG: &str = "hrbgp";
+/// Namespaces, pin and scratch directories: `hrbb-<pid>-<role>`. Not `hrbgp`: that is
+/// tests/bgp_two_tors.rs's, and each side's stale cleanup would remove the other's.
+const TAG: &str = "hrbb";
 const SENDER_ASN: u32 = 65001;
 
 #[derive(clap::Args)]

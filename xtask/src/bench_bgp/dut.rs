@@ -251,7 +251,7 @@ router bgp {DUT_ASN}
             .dir
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "hrbgp".into());
+            .unwrap_or_else(|| "hrbb".into());
         let dir = self.dir.clone();
         let common = |command: &mut Command, pidfile: &str| {
             command
