@@ -123,10 +123,11 @@ impl Session {
                 drain(reader_stream, reader, codec, &stop, &failure)
             }));
         }
-        {
+        // RFC 4271 4.4: a third of the negotiated hold time; none at all if it is zero.
+        let hold_time = HOLD_TIME.min(remote_open.hold_time);
+        if hold_time > 0 {
             let (stop, stream, failure) = (stop.clone(), stream.clone(), failure.clone());
-            let interval =
-                Duration::from_secs(u64::from(HOLD_TIME.min(remote_open.hold_time).max(3) / 3));
+            let interval = Duration::from_secs(u64::from(hold_time / 3));
             threads.push(std::thread::spawn(move || {
                 let keepalive = Message::Keepalive.encode(&codec);
                 let mut next = Instant::now() + interval;
