@@ -635,6 +635,32 @@ hold_time = 9
         },
         || format!("{}\nroutes: {}", diagnostics(), lab.show("routes")),
     );
+    // `show status`: prefixes received count every path of the neighbor in the Adj-RIB-In
+    // (rejected ones too: at least ::/0 and the more-specific), as `show routes` lists them;
+    // the FIB count is what `show fib` lists from the maps.
+    let status = lab.show("status");
+    let routes = lab.show("routes");
+    for address in ["2001:db8:1::1", "2001:db8:2::1"] {
+        let neighbor = status["neighbors"]
+            .as_array()
+            .and_then(|all| all.iter().find(|n| n["address"] == address))
+            .unwrap_or_else(|| panic!("{address} not in {status}"));
+        let listed = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|route| route["paths"].as_array().cloned().unwrap_or_default())
+            .filter(|path| path["peer"] == address)
+            .count();
+        assert!(listed >= 2, "{address}: {routes}");
+        assert_eq!(neighbor["prefixes_received"], listed, "{status}\n{routes}");
+    }
+    let fib_routes = lab.show("fib")["routes"].as_array().map(Vec::len);
+    assert_eq!(
+        status["fib"]["routes"].as_u64(),
+        fib_routes.map(|n| n as u64),
+        "{status}"
+    );
 
     // ::/0 via both ToRs (ECMP across AS 65001 and 65002), nexthops resolved.
     wait_for(

@@ -1,5 +1,5 @@
-//! The daemon's control socket: `router-agent show neighbors|routes` ask the running agent
-//! over a Unix socket (root-only permissions). One request line in, one JSON document out.
+//! The daemon's control socket: `router-agent show neighbors|routes|status` ask the running
+//! agent over a Unix socket (root-only permissions). One request line in, one JSON document out.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -22,6 +22,9 @@ pub const DEFAULT_SOCKET: &str = "/run/hostrouter/router-agent.sock";
 pub enum Query {
     Neighbors,
     Routes,
+    /// Route, group and nexthop counts of the FIB as the datapath holds it, and per neighbor
+    /// the prefixes received; no route listing, so benchmarks can poll it for convergence.
+    Status,
 }
 
 impl Query {
@@ -29,6 +32,7 @@ impl Query {
         match line.trim() {
             "neighbors" => Some(Self::Neighbors),
             "routes" => Some(Self::Routes),
+            "status" => Some(Self::Status),
             _ => None,
         }
     }
@@ -37,6 +41,7 @@ impl Query {
         match self {
             Self::Neighbors => "neighbors",
             Self::Routes => "routes",
+            Self::Status => "status",
         }
     }
 }

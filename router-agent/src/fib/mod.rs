@@ -153,6 +153,11 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops().next().is_none() && self.kernel.is_empty() && self.resolve.is_empty()
     }
+
+    /// Datapath operations in the batch.
+    pub fn len(&self) -> usize {
+        self.nexthops.len() + self.groups.len() + self.routes.len() + self.cleanup.len()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
