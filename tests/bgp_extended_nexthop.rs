@@ -15,17 +15,16 @@
 //!   says why once per session.
 
 mod interop;
+mod netns;
 
 use std::{
-    fs,
-    net::{Ipv4Addr, UdpSocket},
-    os::fd::AsRawFd,
-    process::Command,
+    net::{Ipv4Addr, SocketAddr},
     thread,
     time::Duration,
 };
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, sh, veth, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, bird::Bird, frr::Frr};
+use netns::wait_for;
 use serde_json::Value;
 
 const PEER_V4_PREFIX: &str = "198.51.100.0/24";
@@ -37,21 +36,22 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// The interop lab plus the addressing of this file: IPv6 only on the host-peer link, and a
 /// client namespace behind the host whose traffic XDP forwards.
 struct Rfc8950Lab {
+    /// The peer's daemons, stopped before the lab's agent and namespaces.
+    frr: Option<Frr>,
+    bird: Option<Bird>,
     lab: Lab,
     subnet: u8,
-    client_ns: String,
 }
 
 impl Rfc8950Lab {
     fn new(tag: &str, subnet: u8) -> Self {
-        let lab = Lab::new(tag, "xh", "xp", subnet);
-        // FRR drops its privileges: it writes its sockets and logs in the lab directory.
-        sh(&["chmod", "777", lab.dir.to_str().unwrap()]);
-        let client_ns = format!("{}-client", lab.name);
+        let mut lab = Lab::new(tag, "xh", "xp", subnet);
+        lab.net.add("client");
         let this = Self {
+            frr: None,
+            bird: None,
             lab,
             subnet,
-            client_ns,
         };
         let lab = &this.lab;
         // RFC 8950's case: no IPv4 on the link, IPv4 reachability over IPv6 next hops.
@@ -93,27 +93,19 @@ impl Rfc8950Lab {
         // Frames XDP redirects into a veth need NAPI (GRO) on the receiving end.
         lab.exec("peer", &["ethtool", "-K", "xp", "gro", "on"]);
 
-        sh(&["ip", "netns", "add", &this.client_ns]);
-        veth(("hc", &lab.ns("host")), ("c0", &this.client_ns));
+        lab.net.veth(("host", "hc"), ("client", "c0"));
         lab.exec("host", &["ip", "addr", "add", "10.9.0.1/24", "dev", "hc"]);
         lab.exec("host", &["ip", "link", "set", "hc", "up"]);
         for args in [
-            &["ip", "link", "set", "lo", "up"][..],
-            &["ip", "addr", "add", "10.9.0.2/24", "dev", "c0"],
+            &["ip", "addr", "add", "10.9.0.2/24", "dev", "c0"][..],
             &["ip", "link", "set", "c0", "up"],
             &["ip", "route", "add", "default", "via", "10.9.0.1"],
             // Compute checksums before the "wire" (veth leaves them partial otherwise).
             &["ethtool", "-K", "c0", "tx", "off"],
         ] {
-            this.client(args);
+            lab.exec("client", args);
         }
         this
-    }
-
-    fn client(&self, args: &[&str]) {
-        let mut full = vec!["ip", "netns", "exec", self.client_ns.as_str()];
-        full.extend_from_slice(args);
-        sh(&full);
     }
 
     fn host_v6(&self) -> String {
@@ -166,7 +158,7 @@ hold_time = 9
         self.lab.start_agent(&bgp);
     }
 
-    // ---- FRR (zebra + bgpd in the foreground, stopped with the lab) ------------------
+    // ---- FRR (zebra + bgpd, stopped before the lab) ------------------------------------
 
     fn start_frr(&mut self, extended_next_hop: bool) {
         let host = self.host_v6();
@@ -194,44 +186,21 @@ router bgp 65001
  exit-address-family
 !
 ",
-            // Not `bgpd.log`: the lab writes the daemon's stdout there, as root.
-            log = self.lab.path_str("frr-bgpd.log"),
+            log = self.lab.path_str("bgpd.log"),
         );
-        fs::write(self.lab.path("bgpd.conf"), config).unwrap();
-        let dir = self.lab.path_str("");
-        let zserv = self.lab.path_str("zserv.api");
-        let pathspace = self.lab.name.clone();
-        let mut zebra = self.lab.command_in("peer", "/usr/lib/frr/zebra");
-        zebra.args(["-i", &self.lab.path_str("zebra.pid"), "-z", &zserv]);
-        zebra.args(["--vty_socket", &dir, "-N", &pathspace]);
-        self.lab.spawn_daemon("zebra", zebra);
-        wait_for(
-            "zebra's socket",
-            Duration::from_secs(10),
-            || self.lab.path("zserv.api").exists(),
-            || self.lab.logs(),
-        );
-        let mut bgpd = self.lab.command_in("peer", "/usr/lib/frr/bgpd");
-        bgpd.args(["-i", &self.lab.path_str("bgpd.pid")]);
-        bgpd.args(["-f", &self.lab.path_str("bgpd.conf"), "-z", &zserv]);
-        bgpd.args(["--vty_socket", &dir, "-N", &pathspace]);
-        self.lab.spawn_daemon("bgpd", bgpd);
+        self.frr = Some(Frr::start(&self.lab.net, "peer", &config));
+    }
+
+    fn frr(&self) -> &Frr {
+        self.frr.as_ref().expect("FRR started")
     }
 
     fn vtysh(&self, command: &str) -> Value {
-        let out = Command::new("vtysh")
-            .args(["--vty_socket", &self.lab.path_str(""), "-c", command])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        self.frr().vtysh(command)
     }
 
     fn vtysh_text(&self, command: &str) -> String {
-        let out = Command::new("vtysh")
-            .args(["--vty_socket", &self.lab.path_str(""), "-c", command])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.frr().vtysh_text(&[command])
     }
 
     /// FRR's next hops of its best path to `prefix` (`family`: ipv4 / ipv6), as
@@ -273,20 +242,11 @@ protocol bgp host {{
             peer = self.peer_v6(),
             host = self.host_v6(),
         );
-        fs::write(self.lab.path("bird.conf"), config).unwrap();
-        let mut bird = self.lab.command_in("peer", "bird");
-        bird.args(["-f", "-c", &self.lab.path_str("bird.conf")]);
-        bird.args(["-s", &self.lab.path_str("bird.ctl")]);
-        self.lab.spawn_daemon("bird", bird);
+        self.bird = Some(Bird::start(&self.lab.net, "peer", &config));
     }
 
     fn birdc(&self, command: &str) -> String {
-        let out = Command::new("birdc")
-            .args(["-s", &self.lab.path_str("bird.ctl")])
-            .args(command.split(' '))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.bird.as_ref().expect("BIRD started").birdc(command)
     }
 
     // ---- the host ----------------------------------------------------------------------
@@ -304,20 +264,8 @@ protocol bgp host {{
 
     /// UDP datagrams from the client to the peer's IPv4 address, one flow each.
     fn send_to_peer(&self, count: usize) {
-        let netns = fs::File::open(format!("/run/netns/{}", self.client_ns)).unwrap();
-        thread::spawn(move || {
-            // SAFETY: setns on this thread only; it ends right after.
-            assert_eq!(
-                unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
-            for _ in 0..count {
-                let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-                socket.send_to(b"rfc8950", (PEER_V4_ADDRESS, 9)).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
+        let peer = SocketAddr::from((PEER_V4_ADDRESS, 9));
+        self.lab.net.send_udp("client", peer, count);
         thread::sleep(Duration::from_millis(300));
     }
 
@@ -353,16 +301,6 @@ protocol bgp host {{
             lab.show("counters"),
             lab.logs()
         );
-    }
-}
-
-impl Drop for Rfc8950Lab {
-    fn drop(&mut self) {
-        // The lab's own namespaces go with `lab`; stale client namespaces of dead test
-        // processes go with the next lab (their names carry the dead pid).
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.client_ns])
-            .status();
     }
 }
 

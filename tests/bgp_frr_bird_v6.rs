@@ -35,72 +35,35 @@
 //! The IPv6 test checks that side too: FRR negotiates IPv4 unicast on its IPv6 session
 //! without extended next hop, so our IPv4 route must not reach it (and nothing else breaks).
 
+mod interop;
+mod netns;
+
 use std::{
     fs,
-    net::{Ipv6Addr, UdpSocket},
-    os::{fd::AsRawFd, unix::process::CommandExt},
+    net::{Ipv6Addr, SocketAddr},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Child,
     sync::{Mutex, MutexGuard},
     thread,
     time::{Duration, Instant},
 };
 
+use interop::{bird::Bird, frr::Frr};
+use netns::{AGENT, Namespaces, spawn_logged, strip_ansi, tail, wait_for};
 use serde_json::Value;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
 /// The anycast address both ToRs hold on their loopback (IPv6 test).
 const REMOTE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
 
 /// One lab at a time (see the module docs).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `check` every 200 ms until it holds; panics after `timeout` with `log()`.
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    log: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            log()
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// One FRR (zebra + bgpd) or BIRD instance, by role.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Daemon {
-    Frr,
-    Bird,
-}
-
 struct Lab {
-    prefix: String,
-    dir: PathBuf,
-    pin_dir: PathBuf,
-    roles: Vec<&'static str>,
     agent: Option<Child>,
-    daemons: Vec<(&'static str, Daemon)>,
+    frr: Option<Frr>,
+    bird: Option<Bird>,
+    /// Dropped after the processes are stopped.
+    net: Namespaces,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -110,25 +73,14 @@ impl Lab {
         let serial = SERIAL
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        remove_stale_labs();
-        let prefix = format!("hrv6-{}-{test}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        // FRR and BIRD drop privileges; let them write their sockets here.
-        sh(&["chmod", "777", dir.to_str().unwrap()]);
         let lab = Self {
-            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
-            prefix,
-            dir,
-            roles: roles.to_vec(),
             agent: None,
-            daemons: Vec::new(),
+            frr: None,
+            bird: None,
+            net: Namespaces::new("hrv6-", test, roles),
             _serial: serial,
         };
         for role in roles {
-            sh(&["ip", "netns", "add", &lab.ns(role)]);
-            lab.exec(role, &["ip", "link", "set", "lo", "up"]);
             for key in ["all", "default"] {
                 lab.exec(
                     role,
@@ -143,38 +95,17 @@ impl Lab {
         lab
     }
 
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
     fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_str().unwrap().to_owned()
+        self.net.path_str(name)
     }
 
     fn exec(&self, role: &str, args: &[&str]) -> String {
-        let ns = self.ns(role);
-        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
-        full.extend_from_slice(args);
-        sh(&full)
+        self.net.exec(role, args)
     }
 
     /// A veth pair between two namespaces, both ends up.
     fn link(&self, (role_a, if_a): (&str, &str), (role_b, if_b): (&str, &str)) {
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            if_a,
-            "netns",
-            &self.ns(role_a),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            if_b,
-            "netns",
-            &self.ns(role_b),
-        ]);
+        self.net.veth((role_a, if_a), (role_b, if_b));
         self.exec(role_a, &["ip", "link", "set", if_a, "up"]);
         self.exec(role_b, &["ip", "link", "set", if_b, "up"]);
     }
@@ -200,86 +131,32 @@ impl Lab {
 
     // ---- FRR -------------------------------------------------------------------------
 
-    /// zebra and bgpd in `role`'s namespace, bgpd with `config`.
+    /// zebra and bgpd in `role`'s namespace, bgpd with `config`, logging to bgpd.log.
     fn start_frr(&mut self, role: &'static str, config: &str) {
         let config = format!("log file {} debugging\n{config}", self.path("bgpd.log"));
-        fs::write(self.path("bgpd.conf"), config).unwrap();
-        let (pathspace, zserv) = (format!("{}{role}", self.prefix), self.path("zserv.api"));
-        let dir = self.path("");
-        self.exec(
-            role,
-            &[
-                "/usr/lib/frr/zebra",
-                "-d",
-                "-i",
-                &self.path("zebra.pid"),
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &dir,
-                "-N",
-                &pathspace,
-            ],
-        );
-        if !self.daemons.contains(&(role, Daemon::Frr)) {
-            self.daemons.push((role, Daemon::Frr));
-        }
-        self.start_bgpd(role);
+        self.frr = Some(Frr::start(&self.net, role, &config));
     }
 
-    fn start_bgpd(&self, role: &str) {
-        let (pathspace, zserv) = (format!("{}{role}", self.prefix), self.path("zserv.api"));
-        let dir = self.path("");
-        self.exec(
-            role,
-            &[
-                "/usr/lib/frr/bgpd",
-                "-d",
-                "-i",
-                &self.path("bgpd.pid"),
-                "-f",
-                &self.path("bgpd.conf"),
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &dir,
-                "-N",
-                &pathspace,
-            ],
-        );
+    fn frr(&self) -> &Frr {
+        self.frr.as_ref().expect("FRR started")
+    }
+
+    fn start_bgpd(&self) {
+        self.frr().start_bgpd(&self.net);
     }
 
     /// vtysh with each of `commands` as a `-c`; stdout.
     fn vtysh_text(&self, commands: &[&str]) -> String {
-        let mut command = Command::new("vtysh");
-        command.args(["--vty_socket", &self.path("")]);
-        for c in commands {
-            command.args(["-c", c]);
-        }
-        let out = command.output().unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        self.frr().vtysh_text(commands)
     }
 
     fn vtysh(&self, command: &str) -> Value {
-        let out = Command::new("vtysh")
-            .args(["--vty_socket", &self.path(""), "-c", command])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        self.frr().vtysh(command)
     }
 
     /// The last lines of bgpd's log.
     fn frr_log(&self) -> String {
-        let log = fs::read_to_string(self.path("bgpd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        format!(
-            "bgpd log:\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        )
+        format!("bgpd log:\n{}", tail(&self.net.path("bgpd.log"), 40))
     }
 
     /// FRR's neighbor record (`show bgp neighbors ADDR json`), Null if none.
@@ -304,29 +181,11 @@ impl Lab {
     // ---- BIRD ------------------------------------------------------------------------
 
     fn start_bird(&mut self, role: &'static str, config: &str) {
-        fs::write(self.path("bird.conf"), config).unwrap();
-        self.exec(
-            role,
-            &[
-                "bird",
-                "-c",
-                &self.path("bird.conf"),
-                "-s",
-                &self.path("bird.ctl"),
-                "-P",
-                &self.path("bird.pid"),
-            ],
-        );
-        self.daemons.push((role, Daemon::Bird));
+        self.bird = Some(Bird::start(&self.net, role, config));
     }
 
     fn birdc(&self, command: &str) -> String {
-        let out = Command::new("birdc")
-            .args(["-s", &self.path("bird.ctl")])
-            .args(command.split(' '))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.bird.as_ref().expect("BIRD started").birdc(command)
     }
 
     // ---- router-agent ----------------------------------------------------------------
@@ -336,7 +195,7 @@ impl Lab {
         // A control socket of its own: the default path would be shared by concurrent labs.
         let mut config = format!(
             "[datapath]\npin_dir = \"{}\"\n[control]\nsocket = \"{}\"\n",
-            self.pin_dir.display(),
+            self.net.pin_dir.display(),
             self.path("agent.sock")
         );
         for interface in interfaces {
@@ -345,34 +204,12 @@ impl Lab {
         config += bgp;
         let path = self.path("host.toml");
         fs::write(&path, config).unwrap();
-        let log = fs::File::create(self.path("agent.log")).unwrap();
-        let child = self
-            .agent_command()
+        let mut command = self.net.command_in("host", AGENT);
+        command
             .args(["run", "-c", &path])
             .env("RUST_LOG", "info,router_agent::bgp=debug")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.agent = Some(child);
-    }
-
-    /// router-agent in the host's network namespace (setns only: see tests/forwarding.rs).
-    fn agent_command(&self) -> Command {
-        let netns = fs::File::open(format!("/run/netns/{}", self.ns("host"))).unwrap();
-        let mut command = Command::new(AGENT);
-        // SAFETY: setns is async-signal-safe; the fd stays open in the closure.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        command
+            .env("NO_COLOR", "1");
+        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
     }
 
     /// The agent's log, without terminal colours.
@@ -384,8 +221,8 @@ impl Lab {
     fn log(&self) -> String {
         let agent = self.agent_log();
         let lines: Vec<&str> = agent.lines().collect();
-        let tail = lines[lines.len().saturating_sub(150)..].join("\n");
-        format!("agent log:\n{tail}")
+        let last = lines[lines.len().saturating_sub(150)..].join("\n");
+        format!("agent log:\n{last}")
     }
 
     /// How many times the agent logged `needle`.
@@ -396,20 +233,10 @@ impl Lab {
     /// `router-agent show WHAT --json`: fib and counters from the pinned maps, neighbors and
     /// routes from the running agent (control socket). Null if it failed.
     fn show(&self, what: &str) -> Value {
-        let out = self
-            .agent_command()
-            .args([
-                "show",
-                what,
-                "--json",
-                "-c",
-                &self.path("host.toml"),
-                "--pin-dir",
-            ])
-            .arg(&self.pin_dir)
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        let config = PathBuf::from(self.path("host.toml"));
+        self.net
+            .agent_show("host", what, Some(&config))
+            .unwrap_or(Value::Null)
     }
 
     /// The agent's view of one neighbor (`show neighbors`), Null if unknown.
@@ -487,42 +314,9 @@ impl Lab {
 
     /// UDP datagrams from the client to REMOTE6, each from a new source port (a new flow).
     fn send6(&self, count: usize) {
-        let netns = fs::File::open(format!("/run/netns/{}", self.ns("client"))).unwrap();
-        thread::spawn(move || {
-            // SAFETY: setns on this thread only; it ends right after.
-            assert_eq!(
-                unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
-            for _ in 0..count {
-                let socket = UdpSocket::bind("[::]:0").unwrap();
-                socket.send_to(b"hostrouter", (REMOTE6, 9)).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
+        self.net
+            .send_udp("client", SocketAddr::new(REMOTE6.into(), 9), count);
         thread::sleep(Duration::from_millis(300));
-    }
-
-    fn kill_pidfile(&self, name: &str, signal: &str) {
-        if let Ok(pid) = fs::read_to_string(self.path(name)) {
-            let _ = Command::new("kill")
-                .args([signal, pid.trim()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-
-    /// Waits (up to 5 s) for the process of a pid file to be gone.
-    fn wait_pidfile_gone(&self, name: &str) {
-        let Ok(pid) = fs::read_to_string(self.path(name)) else {
-            return;
-        };
-        let proc = PathBuf::from(format!("/proc/{}", pid.trim()));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while proc.exists() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
-        }
     }
 }
 
@@ -532,88 +326,13 @@ impl Drop for Lab {
             let _ = agent.kill();
             let _ = agent.wait();
         }
-        for (_, daemon) in self.daemons.clone() {
-            let pidfiles: &[&str] = match daemon {
-                Daemon::Frr => &["bgpd.pid", "zebra.pid"],
-                Daemon::Bird => &["bird.pid"],
-            };
-            for pidfile in pidfiles {
-                self.kill_pidfile(pidfile, "-TERM");
-            }
-            for pidfile in pidfiles {
-                self.wait_pidfile_gone(pidfile);
-                self.kill_pidfile(pidfile, "-KILL");
-            }
-        }
         // HOSTROUTER_TEST_LOGS=DIR keeps the agent's log as DIR/<lab>.log.
         if let Some(keep) = std::env::var_os("HOSTROUTER_TEST_LOGS") {
             let _ = fs::create_dir_all(&keep);
             let _ = fs::copy(
-                self.path("agent.log"),
-                PathBuf::from(keep).join(format!("{}.log", self.prefix)),
+                self.net.path("agent.log"),
+                PathBuf::from(keep).join(format!("{}.log", self.net.name)),
             );
-        }
-        let _ = fs::remove_dir_all(&self.pin_dir);
-        // FRR makes an (empty) run directory per pathspace (-N).
-        for (role, daemon) in &self.daemons {
-            if *daemon == Daemon::Frr {
-                let _ = fs::remove_dir(format!("/var/run/frr/{}{role}", self.prefix));
-            }
-        }
-        for role in &self.roles {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .status();
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `text` without ANSI escape sequences (ESC [ ... letter).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Namespaces, pins and FRR run directories left by a test process that no longer runs (a
-/// crash, SIGKILL).
-fn remove_stale_labs() {
-    let dead = |name: &str| {
-        name.strip_prefix("hrv6-")
-            .and_then(|r| r.split('-').next())
-            .is_some_and(|pid| !PathBuf::from(format!("/proc/{pid}")).exists())
-    };
-    for entry in fs::read_dir("/var/run/frr").into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if dead(&name) {
-            let _ = fs::remove_dir(entry.path());
-        }
-    }
-    let Ok(entries) = fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("hrv6-").and_then(|r| r.split('-').next()) else {
-            continue;
-        };
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            if let Some(lab) = name.rsplit_once('-').map(|(lab, _)| lab) {
-                let _ = fs::remove_dir_all(format!("/sys/fs/bpf/{lab}"));
-            }
         }
     }
 }
@@ -915,6 +634,32 @@ hold_time = 9
                 })
         },
         || format!("{}\nroutes: {}", diagnostics(), lab.show("routes")),
+    );
+    // `show status`: prefixes received count every path of the neighbor in the Adj-RIB-In
+    // (rejected ones too: at least ::/0 and the more-specific), as `show routes` lists them;
+    // the FIB count is what `show fib` lists from the maps.
+    let status = lab.show("status");
+    let routes = lab.show("routes");
+    for address in ["2001:db8:1::1", "2001:db8:2::1"] {
+        let neighbor = status["neighbors"]
+            .as_array()
+            .and_then(|all| all.iter().find(|n| n["address"] == address))
+            .unwrap_or_else(|| panic!("{address} not in {status}"));
+        let listed = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|route| route["paths"].as_array().cloned().unwrap_or_default())
+            .filter(|path| path["peer"] == address)
+            .count();
+        assert!(listed >= 2, "{address}: {routes}");
+        assert_eq!(neighbor["prefixes_received"], listed, "{status}\n{routes}");
+    }
+    let fib_routes = lab.show("fib")["routes"].as_array().map(Vec::len);
+    assert_eq!(
+        status["fib"]["routes"].as_u64(),
+        fib_routes.map(|n| n as u64),
+        "{status}"
     );
 
     // ::/0 via both ToRs (ECMP across AS 65001 and 65002), nexthops resolved.
@@ -1271,8 +1016,7 @@ fn frr_reset_and_restart() {
     );
 
     // bgpd dies without a word: the connection closes, the session drops, the route leaves.
-    lab.kill_pidfile("bgpd.pid", "-KILL");
-    lab.wait_pidfile_gone("bgpd.pid");
+    lab.frr().kill_bgpd();
     wait_for(
         "the session down after bgpd died",
         Duration::from_secs(10),
@@ -1289,7 +1033,7 @@ fn frr_reset_and_restart() {
     assert!(!kernel.contains("default"), "{kernel}");
 
     // bgpd back: session and route back.
-    lab.start_bgpd("tor1");
+    lab.start_bgpd();
     let restart_at = Instant::now();
     wait_for(
         "the session back after bgpd restarted",

@@ -22,6 +22,7 @@
 //! directory.
 
 mod interop;
+mod netns;
 
 use std::{
     fs,
@@ -30,7 +31,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, sh, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab};
+use netns::{sh, wait_for};
 use serde_json::Value;
 
 /// Session establishment, re-establishment and route propagation; generous for a loaded
@@ -49,12 +51,12 @@ struct GoBgp<'a> {
 
 impl GoBgp<'_> {
     fn start(lab: &mut Lab) {
-        interop::start_gobgpd(lab, GOBGP_ASN, 2);
+        interop::gobgp::start(lab, GOBGP_ASN, 2);
     }
 
     /// The `gobgp` CLI over gobgpd's unix socket.
     fn try_cli(&self, args: &[&str]) -> Result<String, String> {
-        interop::gobgp_cli(self.lab, args)
+        interop::gobgp::cli(self.lab, args)
     }
 
     fn cli(&self, args: &[&str]) -> String {

@@ -7,6 +7,7 @@
 //! Needs root and gobgpd.
 
 mod interop;
+mod netns;
 
 use std::{
     fs,
@@ -17,7 +18,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use interop::{AGENT, HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab};
+use netns::{AGENT, wait_for};
 use serde_json::Value;
 
 const GOBGP_ASN: u32 = 65030;
@@ -40,7 +42,7 @@ impl MaxPrefixLab {
     /// `max_prefix` (its TOML inline table, without the limit).
     fn start(tag: &str, subnet: u8, max_prefix: &str) -> Self {
         let mut lab = Lab::new(tag, "mh", "mp", subnet);
-        interop::start_gobgpd(&mut lab, GOBGP_ASN, 1);
+        interop::gobgp::start(&mut lab, GOBGP_ASN, 1);
         let this = Self { lab };
         for prefix in PREFIXES {
             this.gobgp(&["global", "rib", "add", "-a", "ipv4", prefix]);
@@ -70,7 +72,7 @@ max_prefix = {{ limit = {LIMIT}, {max_prefix} }}
     }
 
     fn gobgp(&self, args: &[&str]) -> String {
-        interop::gobgp_cli(&self.lab, args).unwrap_or_else(|e| panic!("{e}\n{}", self.lab.logs()))
+        interop::gobgp::cli(&self.lab, args).unwrap_or_else(|e| panic!("{e}\n{}", self.lab.logs()))
     }
 
     /// `router-agent ARGS -c <the agent's config>` in the host namespace.
@@ -85,10 +87,11 @@ max_prefix = {{ limit = {LIMIT}, {max_prefix} }}
 
     /// The agent's `show neighbors` record of GoBGP.
     fn neighbor(&self) -> Value {
-        let out = self.agent_cli(&["show", "neighbors", "--json"]);
-        let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        all.as_array()
-            .and_then(|all| all.first().cloned())
+        let config = self.lab.path("agent.toml");
+        self.lab
+            .net
+            .agent_show("host", "neighbors", Some(&config))
+            .and_then(|all| all.as_array().and_then(|all| all.first().cloned()))
             .unwrap_or(Value::Null)
     }
 
@@ -144,7 +147,7 @@ max_prefix = {{ limit = {LIMIT}, {max_prefix} }}
     /// agent sends before closing it: an OPEN if it takes the connection, nothing if it
     /// refuses it.
     fn connect_to_agent(&self) -> Vec<u8> {
-        let netns = fs::File::open(format!("/run/netns/{}", self.lab.ns("peer"))).unwrap();
+        let netns = fs::File::open(format!("/run/netns/{}", self.lab.net.ns("peer"))).unwrap();
         let host = self.lab.host_ip.clone();
         thread::spawn(move || {
             // SAFETY: setns on this thread only; it ends right after.

@@ -12,111 +12,52 @@
 //! both ToRs for the default route (ECMP across neighbor ASes, forwarded by XDP), must never
 //! pass one ToR's routes to the other, and must stop using a ToR whose session goes down.
 
+mod interop;
+mod netns;
+
 use std::{
     fs,
-    net::UdpSocket,
-    os::{fd::AsRawFd, unix::process::CommandExt},
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Child,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use interop::{bird::Bird, frr::Frr};
+use netns::{AGENT, Namespaces, spawn_logged, wait_for};
 use serde_json::Value;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
 const REMOTE: &str = "203.0.113.1";
 
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    log: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            log()
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
-}
-
 struct Lab {
-    prefix: String,
-    dir: PathBuf,
-    pin_dir: PathBuf,
     agent: Option<Child>,
+    frr: Option<Frr>,
+    bird: Option<Bird>,
+    /// Last: dropped after the processes are stopped.
+    net: Namespaces,
 }
 
 impl Lab {
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
     fn exec(&self, role: &str, args: &[&str]) -> String {
-        let ns = self.ns(role);
-        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
-        full.extend_from_slice(args);
-        sh(&full)
+        self.net.exec(role, args)
     }
 
     fn new() -> Self {
-        remove_stale_labs();
-        let prefix = format!("hrbgp-{}", std::process::id());
-        let dir = std::env::temp_dir().join(&prefix);
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        // FRR and BIRD drop privileges; let them write their sockets here.
-        sh(&["chmod", "777", dir.to_str().unwrap()]);
-        let lab = Self {
-            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
-            prefix,
-            dir,
-            agent: None,
-        };
-        for role in ["client", "host", "tor1", "tor2"] {
-            sh(&["ip", "netns", "add", &lab.ns(role)]);
-            lab.exec(role, &["ip", "link", "set", "lo", "up"]);
-        }
-        let host = lab.ns("host");
+        let net = Namespaces::new("hrbgp-", "tors", &["client", "host", "tor1", "tor2"]);
         for (peer, local, remote) in [
             ("client", "c0", "hc"),
             ("tor1", "t1", "h1"),
             ("tor2", "t2", "h2"),
         ] {
-            sh(&[
-                "ip",
-                "link",
-                "add",
-                local,
-                "netns",
-                &lab.ns(peer),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                remote,
-                "netns",
-                &host,
-            ]);
+            net.veth((peer, local), ("host", remote));
         }
+        let lab = Self {
+            agent: None,
+            frr: None,
+            bird: None,
+            net,
+        };
         let setup: &[(&str, &[&str])] = &[
             ("client", &["ip", "addr", "add", "10.0.0.2/24", "dev", "c0"]),
             ("client", &["ip", "link", "set", "c0", "up"]),
@@ -158,10 +99,10 @@ impl Lab {
     }
 
     fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_str().unwrap().to_owned()
+        self.net.path_str(name)
     }
 
-    fn start_frr(&self) {
+    fn start_frr(&mut self) {
         let config = "hostname tor1
 router bgp 65001
  bgp router-id 10.0.1.1
@@ -175,52 +116,14 @@ router bgp 65001
  exit-address-family
 !
 ";
-        fs::write(self.path("bgpd.conf"), config).unwrap();
-        let (pathspace, zserv) = (format!("{}tor1", self.prefix), self.path("zserv.api"));
-        let dir = self.path("");
-        self.exec(
-            "tor1",
-            &[
-                "/usr/lib/frr/zebra",
-                "-d",
-                "-i",
-                &self.path("zebra.pid"),
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &dir,
-                "-N",
-                &pathspace,
-            ],
-        );
-        self.exec(
-            "tor1",
-            &[
-                "/usr/lib/frr/bgpd",
-                "-d",
-                "-i",
-                &self.path("bgpd.pid"),
-                "-f",
-                &self.path("bgpd.conf"),
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &dir,
-                "-N",
-                &pathspace,
-            ],
-        );
+        self.frr = Some(Frr::start(&self.net, "tor1", config));
     }
 
     fn vtysh(&self, command: &str) -> Value {
-        let out = Command::new("vtysh")
-            .args(["--vty_socket", &self.path(""), "-c", command])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        self.frr.as_ref().expect("FRR started").vtysh(command)
     }
 
-    fn start_bird(&self) {
+    fn start_bird(&mut self) {
         let config = "router id 10.0.2.1;
 protocol device {}
 protocol static {
@@ -235,28 +138,11 @@ protocol bgp host {
   ipv4 { import all; export all; };
 }
 ";
-        fs::write(self.path("bird.conf"), config).unwrap();
-        self.exec(
-            "tor2",
-            &[
-                "bird",
-                "-c",
-                &self.path("bird.conf"),
-                "-s",
-                &self.path("bird.ctl"),
-                "-P",
-                &self.path("bird.pid"),
-            ],
-        );
+        self.bird = Some(Bird::start(&self.net, "tor2", config));
     }
 
     fn birdc(&self, command: &str) -> String {
-        let out = Command::new("birdc")
-            .args(["-s", &self.path("bird.ctl")])
-            .args(command.split(' '))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.bird.as_ref().expect("BIRD started").birdc(command)
     }
 
     fn start_agent(&mut self) {
@@ -292,37 +178,14 @@ import = "default-only"
 export = "all"
 hold_time = 9
 "#,
-            pin_dir = self.pin_dir.display(),
+            pin_dir = self.net.pin_dir.display(),
             socket = self.path("agent.sock"),
         );
         let path = self.path("host.toml");
         fs::write(&path, config).unwrap();
-        let log = fs::File::create(self.path("agent.log")).unwrap();
-        let child = self
-            .agent_command()
-            .args(["run", "-c", &path])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.agent = Some(child);
-    }
-
-    /// router-agent in the host's network namespace (setns only: see tests/forwarding.rs).
-    fn agent_command(&self) -> Command {
-        let netns = fs::File::open(format!("/run/netns/{}", self.ns("host"))).unwrap();
-        let mut command = Command::new(AGENT);
-        // SAFETY: setns is async-signal-safe; the fd stays open in the closure.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        command
+        let mut command = self.net.command_in("host", AGENT);
+        command.args(["run", "-c", &path]);
+        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
     }
 
     fn log(&self) -> String {
@@ -331,20 +194,10 @@ hold_time = 9
     }
 
     fn show(&self, what: &str) -> Value {
-        let out = self
-            .agent_command()
-            .args([
-                "show",
-                what,
-                "--json",
-                "-c",
-                &self.path("host.toml"),
-                "--pin-dir",
-            ])
-            .arg(&self.pin_dir)
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        let config = PathBuf::from(self.path("host.toml"));
+        self.net
+            .agent_show("host", what, Some(&config))
+            .unwrap_or(Value::Null)
     }
 
     /// The default route's nexthop addresses in the XDP FIB.
@@ -378,27 +231,10 @@ hold_time = 9
 
     /// UDP datagrams from the client, each from a new source port (a new flow).
     fn send(&self, count: usize) {
-        let netns = fs::File::open(format!("/run/netns/{}", self.ns("client"))).unwrap();
-        thread::spawn(move || {
-            // SAFETY: setns on this thread only; it ends right after.
-            assert_eq!(
-                unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
-            for _ in 0..count {
-                let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-                socket.send_to(b"hostrouter", (REMOTE, 9)).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
+        let remote: IpAddr = REMOTE.parse().unwrap();
+        self.net
+            .send_udp("client", SocketAddr::new(remote, 9), count);
         thread::sleep(Duration::from_millis(200));
-    }
-
-    fn kill_pidfile(&self, name: &str) {
-        if let Ok(pid) = fs::read_to_string(self.path(name)) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
     }
 }
 
@@ -407,35 +243,6 @@ impl Drop for Lab {
         if let Some(mut agent) = self.agent.take() {
             let _ = agent.kill();
             let _ = agent.wait();
-        }
-        for pidfile in ["bgpd.pid", "zebra.pid", "bird.pid"] {
-            self.kill_pidfile(pidfile);
-        }
-        let _ = fs::remove_dir_all(&self.pin_dir);
-        for role in ["client", "host", "tor1", "tor2"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .status();
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn remove_stale_labs() {
-    let Ok(entries) = fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("hrbgp-")
-            .and_then(|r| r.split('-').next())
-        else {
-            continue;
-        };
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            let _ = fs::remove_dir_all(format!("/sys/fs/bpf/hrbgp-{pid}"));
         }
     }
 }

@@ -8,74 +8,40 @@
 //!                                                            └─ r2 ═══ s2 (198.18.0.1)
 //! ```
 
+mod netns;
+
 use std::{
     fs,
-    net::UdpSocket,
-    os::{fd::AsRawFd, unix::process::CommandExt},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
+    net::{IpAddr, SocketAddr},
+    process::Child,
     thread,
     time::{Duration, Instant},
 };
 
+use netns::{AGENT, Namespaces, sh, spawn_logged};
 use serde_json::{Value, json};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
 const SERVICE: &str = "198.18.0.1";
 const SERVICE_V6: &str = "2001:db8:5::1";
 
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Namespaces and pins of one test; removed on drop, also when the test fails.
 struct Lab {
-    prefix: String,
-    pin_dir: PathBuf,
     agent: Option<Child>,
+    /// Last: dropped after the agent is killed.
+    net: Namespaces,
 }
 
 impl Lab {
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.prefix)
-    }
-
     fn exec(&self, role: &str, args: &[&str]) -> String {
-        let ns = self.ns(role);
-        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
-        full.extend_from_slice(args);
-        sh(&full)
+        self.net.exec(role, args)
     }
 
     fn new(tag: &str) -> Self {
-        remove_stale_labs();
-        let prefix = format!("hrt-{}-{tag}", std::process::id());
-        let lab = Self {
-            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{prefix}")),
-            prefix,
-            agent: None,
-        };
-        for role in ["gen", "rtr", "s1", "s2"] {
-            sh(&["ip", "netns", "add", &lab.ns(role)]);
-            lab.exec(role, &["ip", "link", "set", "lo", "up"]);
-        }
-        let rtr = lab.ns("rtr");
+        let net = Namespaces::new("hrt-", tag, &["gen", "rtr", "s1", "s2"]);
         for (peer, local, remote) in [("gen", "g0", "r0"), ("s1", "s1", "r1"), ("s2", "s2", "r2")] {
-            let peer_ns = lab.ns(peer);
-            sh(&[
-                "ip", "link", "add", local, "netns", &peer_ns, "type", "veth", "peer", "name",
-                remote, "netns", &rtr,
-            ]);
+            net.veth((peer, local), ("rtr", remote));
         }
+        let lab = Self { agent: None, net };
         let setup: &[(&str, &[&str])] = &[
             ("gen", &["ip", "addr", "add", "10.1.0.2/24", "dev", "g0"]),
             (
@@ -220,7 +186,7 @@ impl Lab {
             engine = "{engine}"
 
             [control]
-            socket = "/run/{prefix}.sock"
+            socket = "{socket}"
 
             [[interface]]
             name = "r0"
@@ -236,33 +202,15 @@ impl Lab {
             prefix = "2001:db8:5::/64"
             nexthops = [{{ via = "2001:db8:2::2" }}, {{ via = "2001:db8:3::2" }}]
             "#,
-            pin_dir = self.pin_dir.display(),
-            prefix = self.prefix,
+            pin_dir = self.net.pin_dir.display(),
+            socket = self.net.path_str("agent.sock"),
         );
-        let path = std::env::temp_dir().join(format!("{}.toml", self.prefix));
+        let path = self.net.path_str("agent.toml");
         fs::write(&path, config).unwrap();
-        let check = Command::new(AGENT)
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let log =
-            fs::File::create(std::env::temp_dir().join(format!("{}.log", self.prefix))).unwrap();
-        let child = self
-            .agent_command()
-            .args(["run", "-c"])
-            .arg(&path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.agent = Some(child);
+        sh(&[AGENT, "check", "-c", &path]);
+        let mut command = self.net.command_in("rtr", AGENT);
+        command.args(["run", "-c", &path]);
+        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
         // Ready once it has attached and pinned (a previous agent's pins may still be there).
         let deadline = Instant::now() + Duration::from_secs(20);
         while !self.agent_log().contains("forwarding") {
@@ -276,39 +224,11 @@ impl Lab {
     }
 
     fn agent_log(&self) -> String {
-        fs::read_to_string(std::env::temp_dir().join(format!("{}.log", self.prefix)))
-            .unwrap_or_default()
-    }
-
-    /// router-agent in the router's network namespace. Not `ip netns exec`: that also gives
-    /// the process a private mount namespace with a fresh /sys, where our bpffs pins would
-    /// be invisible to everyone else (and die with the process).
-    fn agent_command(&self) -> Command {
-        let netns = fs::File::open(format!("/run/netns/{}", self.ns("rtr"))).unwrap();
-        let mut command = Command::new(AGENT);
-        // SAFETY: setns is async-signal-safe; the fd stays open in the closure.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        command
+        fs::read_to_string(self.net.path("agent.log")).unwrap_or_default()
     }
 
     fn show(&self, what: &str) -> Option<Value> {
-        let out = self
-            .agent_command()
-            .args(["show", what, "--json", "--pin-dir"])
-            .arg(&self.pin_dir)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).ok())
-            .flatten()
+        self.net.agent_show("rtr", what, None)
     }
 
     /// Waits until both routes point at two resolved nexthops.
@@ -343,31 +263,8 @@ impl Lab {
 
     /// Sends `count` UDP datagrams from the generator, each from a new source port.
     fn send(&self, dst: &str, count: usize) {
-        let netns = fs::File::open(format!("/run/netns/{}", self.ns("gen"))).unwrap();
-        let dst = dst.to_owned();
-        thread::spawn(move || {
-            // SAFETY: setns on this thread only; the thread ends right after.
-            assert_eq!(
-                unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
-            let bind = if dst.contains(':') {
-                "[::]:0"
-            } else {
-                "0.0.0.0:0"
-            };
-            let port = if dst.contains(':') {
-                format!("[{dst}]:9")
-            } else {
-                format!("{dst}:9")
-            };
-            for _ in 0..count {
-                let socket = UdpSocket::bind(bind).unwrap();
-                socket.send_to(b"hostrouter", &port).unwrap();
-            }
-        })
-        .join()
-        .unwrap();
+        let dst: IpAddr = dst.parse().unwrap();
+        self.net.send_udp("gen", SocketAddr::new(dst, 9), count);
         // Let the last packets land.
         thread::sleep(Duration::from_millis(200));
     }
@@ -407,32 +304,6 @@ impl Drop for Lab {
         if let Some(mut agent) = self.agent.take() {
             let _ = agent.kill();
             let _ = agent.wait();
-        }
-        // Unpinning the link detaches the program; then the namespaces can go.
-        let _ = fs::remove_dir_all(&self.pin_dir);
-        for role in ["gen", "rtr", "s1", "s2"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .status();
-        }
-        let _ = fs::remove_file(std::env::temp_dir().join(format!("{}.toml", self.prefix)));
-    }
-}
-
-/// Removes namespaces and pins left by runs whose process is gone (a killed test run).
-fn remove_stale_labs() {
-    let Ok(entries) = fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("hrt-").and_then(|r| r.split('-').next()) else {
-            continue;
-        };
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            let prefix = name.rsplit_once('-').map(|(p, _)| p).unwrap_or(&name);
-            let _ = fs::remove_dir_all(format!("/sys/fs/bpf/{prefix}"));
         }
     }
 }
@@ -605,7 +476,7 @@ fn kernel_engine_uses_the_kernel_routes_we_install() {
     sh(&["kill", "-TERM", &agent.id().to_string()]);
     let output = agent.wait_with_output().unwrap();
     assert!(output.status.success(), "log:\n{}", lab.agent_log());
-    assert!(!lab.pin_dir.exists(), "pins removed");
+    assert!(!lab.net.pin_dir.exists(), "pins removed");
     assert_eq!(
         lab.exec("rtr", &["ip", "route", "show", "proto", "201"]),
         ""

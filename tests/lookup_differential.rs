@@ -14,7 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use common::*;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rand::{Rng, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
-use router_agent::fib::reference::ReferenceLpm;
+use router_agent::fib::{
+    reference::ReferenceLpm,
+    synthetic::{PrefixShape, v4_host, v4_is_link_scope, v6_host, v6_is_link_scope},
+};
 use router_common::LookupEngine;
 
 const NEXTHOPS: u32 = 512;
@@ -22,34 +25,6 @@ const NEXTHOPS: u32 = 512;
 fn scale(n: usize) -> usize {
     // Debug builds run the same test on a tenth of the data; CI runs release.
     if cfg!(debug_assertions) { n / 10 } else { n }
-}
-
-/// Prefix lengths weighted like a real table: mostly /24, then /22, /23, /20, /16...
-fn v4_len(rng: &mut SmallRng) -> u8 {
-    let r: u32 = rng.random_range(0..1000);
-    match r {
-        0..=549 => 24,
-        550..=649 => 22,
-        650..=739 => 23,
-        740..=799 => 20,
-        800..=839 => 21,
-        840..=879 => 16,
-        880..=909 => 19,
-        910..=929 => 18,
-        930..=944 => 17,
-        945..=979 => rng.random_range(25..=32),
-        _ => rng.random_range(0..=15),
-    }
-}
-
-fn v6_len(rng: &mut SmallRng) -> u8 {
-    match rng.random_range(0..10) {
-        0..=5 => 48,
-        6 => 32,
-        7 => 44,
-        8 => rng.random_range(49..=128),
-        _ => rng.random_range(0..=47),
-    }
 }
 
 struct Table {
@@ -61,31 +36,8 @@ fn nexthop_addr(n: u32) -> String {
     format!("192.0.{}.{}", 128 + n / 250, 1 + n % 250)
 }
 
-fn random_v4(rng: &mut SmallRng) -> Ipv4Net {
-    Ipv4Net::new(Ipv4Addr::from(rng.random::<u32>()), v4_len(rng))
-        .unwrap()
-        .trunc()
-}
-
-fn random_v6(rng: &mut SmallRng) -> Ipv6Net {
-    // Keep IPv6 in 2000::/3 (global unicast) so link-scope checks do not interfere.
-    let addr = (rng.random::<u128>() >> 3) | (1u128 << 125);
-    Ipv6Net::new(Ipv6Addr::from(addr), v6_len(rng))
-        .unwrap()
-        .trunc()
-}
-
-fn v4_is_link_scope(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    o[0] == 0 || o[0] == 127 || o[0] >= 224 || (o[0] == 169 && o[1] == 254)
-}
-
-/// Multicast, link-local, loopback, unspecified: the program hands these to the kernel whatever
-/// the table says (short random prefixes can cover them).
-fn v6_is_link_scope(a: Ipv6Addr) -> bool {
-    let o = a.octets();
-    o[0] == 0xff || (o[0] == 0xfe && o[1] & 0xc0 == 0x80) || u128::from(a) <= 1
-}
+/// Every prefix length, default routes included: the corner cases of longest-prefix match.
+const SHAPE: PrefixShape = PrefixShape::ALL_LENGTHS;
 
 fn set(h: &mut Harness, table: &mut Table, prefix: IpNet, nexthop: u32) {
     h.route(&prefix.to_string(), &[&nexthop_addr(nexthop)]);
@@ -109,14 +61,8 @@ fn probe(rng: &mut SmallRng, prefixes: &[IpNet]) -> IpAddr {
     let family_v4 = rng.random_bool(0.7);
     if inside && let Some(prefix) = prefixes.choose(rng) {
         return match prefix {
-            IpNet::V4(p) => {
-                let host = rng.random::<u32>() & !u32::from(p.netmask());
-                IpAddr::V4(Ipv4Addr::from(u32::from(p.network()) | host))
-            }
-            IpNet::V6(p) => {
-                let host = rng.random::<u128>() & !u128::from(p.netmask());
-                IpAddr::V6(Ipv6Addr::from(u128::from(p.network()) | host))
-            }
+            IpNet::V4(p) => IpAddr::V4(v4_host(rng, *p)),
+            IpNet::V6(p) => IpAddr::V6(v6_host(rng, *p)),
         };
     }
     if family_v4 {
@@ -189,9 +135,9 @@ fn differential(engine: LookupEngine) {
     let mut prefixes = Vec::new();
     for i in 0..scale(100_000) {
         let prefix = if i % 5 == 4 {
-            IpNet::V6(random_v6(&mut rng))
+            IpNet::V6(SHAPE.v6(&mut rng))
         } else {
-            IpNet::V4(random_v4(&mut rng))
+            IpNet::V4(SHAPE.v4(&mut rng))
         };
         set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
         prefixes.push(prefix);
@@ -206,9 +152,9 @@ fn differential(engine: LookupEngine) {
     }
     for i in 0..scale(25_000) {
         let prefix = if i % 5 == 4 {
-            IpNet::V6(random_v6(&mut rng))
+            IpNet::V6(SHAPE.v6(&mut rng))
         } else {
-            IpNet::V4(random_v4(&mut rng))
+            IpNet::V4(SHAPE.v4(&mut rng))
         };
         set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
         prefixes.push(prefix);

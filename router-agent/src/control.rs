@@ -1,6 +1,6 @@
-//! The daemon's control socket: `router-agent show neighbors|routes` and `router-agent clear
-//! neighbor ADDR` talk to the running agent over a Unix socket (root-only permissions). One
-//! request line in, one JSON document out.
+//! The daemon's control socket: `router-agent show neighbors|routes|status` and `router-agent
+//! clear neighbor ADDR` talk to the running agent over a Unix socket (root-only permissions).
+//! One request line in, one JSON document out.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -26,6 +26,9 @@ pub enum Query {
     Routes,
     /// Hard-reset a BGP session and restart it (ends a max-prefix hold-down).
     ClearNeighbor(IpAddr),
+    /// Route, group and nexthop counts of the FIB as the datapath holds it, and per neighbor
+    /// the prefixes received; no route listing, so benchmarks can poll it for convergence.
+    Status,
 }
 
 impl Query {
@@ -33,6 +36,7 @@ impl Query {
         match line.split_whitespace().collect::<Vec<_>>()[..] {
             ["neighbors"] => Some(Self::Neighbors),
             ["routes"] => Some(Self::Routes),
+            ["status"] => Some(Self::Status),
             ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
             _ => None,
         }
@@ -42,6 +46,7 @@ impl Query {
         match self {
             Self::Neighbors => "neighbors".to_owned(),
             Self::Routes => "routes".to_owned(),
+            Self::Status => "status".to_owned(),
             Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
         }
     }

@@ -22,6 +22,10 @@ use crate::{
     netlink::{AddressInfo, KernelEvent, KernelNexthop, KernelRoute, LinkInfo, Netlink, PeerGro},
 };
 
+/// Datapath operations one commit gathers from queued BGP events before it applies them. The
+/// datapath writes batches of this size at full speed (see BENCHMARKS.md, route programming).
+const MAX_BGP_BATCH_OPS: usize = 32_768;
+
 pub struct RunOptions {
     /// Leave the program attached and the maps pinned at exit.
     pub keep_datapath: bool,
@@ -385,7 +389,13 @@ impl Agent {
                     };
                     speaker.on_event(event, &mut self.fib, &mut batch, &resolve, &link_local);
                     if let Some(queue) = bgp_events.as_mut() {
-                        while let Ok(event) = queue.try_recv() {
+                        // Drain what else is queued into one commit, up to a bound: a full
+                        // table arriving at once would otherwise make one batch of a million
+                        // operations (memory that is all transient), and no route would reach
+                        // the datapath before the last one is processed.
+                        while batch.len() < MAX_BGP_BATCH_OPS
+                            && let Ok(event) = queue.try_recv()
+                        {
                             speaker.on_event(event, &mut self.fib, &mut batch, &resolve, &link_local);
                         }
                     }
@@ -410,6 +420,15 @@ impl Agent {
     fn answer(&mut self, query: crate::control::Query) -> String {
         use crate::control::Query;
         let value = match (query, &mut self.speaker) {
+            // Answered between two commits, so the FIB counts are what the maps hold.
+            (Query::Status, speaker) => serde_json::json!({
+                "fib": {
+                    "routes": self.fib.route_count(),
+                    "groups": self.fib.group_count(),
+                    "nexthops": self.fib.nexthop_count(),
+                },
+                "neighbors": speaker.as_ref().map(|s| s.neighbors()).unwrap_or_default(),
+            }),
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
             (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
             (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),

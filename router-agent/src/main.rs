@@ -70,6 +70,8 @@ enum ShowCommand {
     Neighbors,
     /// BGP routes with every path, best/multipath marks and attributes (asks the agent).
     Routes,
+    /// FIB route/group/nexthop counts and prefixes received per neighbor (asks the agent).
+    Status,
 }
 
 fn main() -> Result<()> {
@@ -131,19 +133,21 @@ fn main() -> Result<()> {
                         show::render_fib(&view)
                     }
                 }
-                ShowCommand::Neighbors | ShowCommand::Routes => {
-                    let query = if matches!(what, ShowCommand::Neighbors) {
-                        control::Query::Neighbors
-                    } else {
-                        control::Query::Routes
+                ShowCommand::Neighbors | ShowCommand::Routes | ShowCommand::Status => {
+                    let query = match what {
+                        ShowCommand::Neighbors => control::Query::Neighbors,
+                        ShowCommand::Routes => control::Query::Routes,
+                        _ => control::Query::Status,
                     };
                     let value = control::query(&socket, query)?;
                     if json {
                         serde_json::to_string_pretty(&value)?
-                    } else if query == control::Query::Neighbors {
-                        show::render_neighbors(&value)
                     } else {
-                        show::render_routes(&value)
+                        match what {
+                            ShowCommand::Neighbors => show::render_neighbors(&value),
+                            ShowCommand::Routes => show::render_routes(&value),
+                            _ => show::render_status(&value),
+                        }
                     }
                 }
                 ShowCommand::Counters => {

@@ -266,6 +266,20 @@ pub fn render_neighbors(value: &serde_json::Value) -> String {
     out
 }
 
+/// `show status`: FIB counts, then the neighbors as `show neighbors` prints them.
+pub fn render_status(value: &serde_json::Value) -> String {
+    let fib = &value["fib"];
+    let mut out = format!(
+        "FIB: {} routes, {} nexthop groups, {} nexthops\n",
+        fib["routes"], fib["groups"], fib["nexthops"]
+    );
+    if value["neighbors"].as_array().is_some_and(|n| !n.is_empty()) {
+        out.push('\n');
+        out.push_str(&render_neighbors(&value["neighbors"]));
+    }
+    out
+}
+
 /// `show routes` as a table: one line per path, `*>` best, `*=` multipath.
 pub fn render_routes(value: &serde_json::Value) -> String {
     let mut out = format!(

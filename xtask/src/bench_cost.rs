@@ -32,9 +32,9 @@
 //! Results go to stdout as tables (with the machine and command, to paste into BENCHMARKS.md)
 //! and with `--json FILE` as JSON too. `--quick` is a smoke run (CI): small tables, < 30 s.
 
-mod report;
-mod sys;
-mod table;
+pub mod report;
+pub mod sys;
+pub mod table;
 
 use std::{
     collections::{BTreeMap, BTreeSet},

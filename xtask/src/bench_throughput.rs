@@ -25,7 +25,7 @@
 //! `--threaded-napi` rtr0's processing moves to a kernel thread the scheduler may place on the
 //! other CPU.
 
-mod table;
+pub mod table;
 mod topology;
 mod trafficgen;
 

@@ -4,7 +4,10 @@
 //! - `test`: the full test suite, as CI runs it (needs root).
 //! - `lab`: a network-namespace lab with router-agent forwarding between a client and servers.
 //! - `bench datapath`: forwarding throughput and per-packet cost, kernel vs XDP engines.
+//! - `bench cost`: per-packet cost, route programming rate and memory per engine.
+//! - `bench bgp`: BGP convergence and memory, router-agent vs BIRD 2 vs FRR.
 
+mod bench_bgp;
 mod bench_cost;
 mod bench_throughput;
 mod netns;
@@ -41,6 +44,8 @@ enum Bench {
     Datapath(bench_throughput::Args),
     /// Per-packet cost (BPF_PROG_TEST_RUN) and route programming rate/memory per engine.
     Cost(bench_cost::Args),
+    /// BGP convergence (Established -> routes in the FIB) and memory: router-agent, BIRD, FRR.
+    Bgp(bench_bgp::Args),
 }
 
 fn main() -> Result<()> {
@@ -54,11 +59,12 @@ fn main() -> Result<()> {
         Task::Bench { what } => match what {
             Bench::Datapath(args) => bench_throughput::run(args),
             Bench::Cost(args) => bench_cost::run(args),
+            Bench::Bgp(args) => bench_bgp::run(args),
         },
     }
 }
 
-fn cargo(args: &[&str]) -> Result<()> {
+pub fn cargo(args: &[&str]) -> Result<()> {
     let status = Command::new(env!("CARGO"))
         .args(args)
         .status()

@@ -92,7 +92,6 @@ struct PeerState {
     info: Option<PeerInfo>,
     adj_out: AdjRibOut,
     families: BTreeSet<(Afi, Safi)>,
-    received: BTreeSet<IpNet>,
     /// Next hops (global and link-local) the neighbor's routes used this session.
     next_hops: BTreeSet<IpAddr>,
     last_error: Option<String>,
@@ -134,7 +133,6 @@ impl Speaker {
                 info: None,
                 adj_out: AdjRibOut::new(),
                 families: BTreeSet::new(),
-                received: BTreeSet::new(),
                 next_hops: BTreeSet::new(),
                 last_error: None,
                 hold_down: None,
@@ -174,7 +172,13 @@ impl Speaker {
                 state: format!("{:?}", peer.state),
                 remote_as: peer.info.as_ref().map(|info| info.remote_as),
                 uptime_seconds: peer.established_at.map(|t| t.elapsed().as_secs()),
-                prefixes_received: peer.received.len(),
+                // The RIB counts the Adj-RIB-In; a set of prefixes here would be a second
+                // copy of a full table.
+                prefixes_received: peer
+                    .info
+                    .as_ref()
+                    .and_then(|info| self.rib.peer_counts(info.id))
+                    .map_or(0, |(received, _accepted)| received),
                 prefixes_advertised: peer.adj_out.len(),
                 last_error: peer.last_error.clone(),
                 hold_down: peer.hold_down.as_ref().map(|hold_down| HoldDownStatus {
@@ -318,7 +322,6 @@ impl Speaker {
                 state.last_error = Some(reason);
                 state.established_at = None;
                 state.adj_out.clear();
-                state.received.clear();
                 if state.info.take().is_some() {
                     let mut changes = Vec::new();
                     self.rib.peer_down_each(peer, |change| changes.push(change));
@@ -415,7 +418,6 @@ impl Speaker {
         );
         let mut changes = Vec::new();
         for prefix in update.withdrawals() {
-            self.peers[peer.0 as usize].received.remove(&prefix);
             changes.extend(self.rib.update(peer, prefix, None));
         }
         let attrs = self.rib.intern(update.attributes.clone());
@@ -441,12 +443,6 @@ impl Speaker {
                 }),
                 _ => None,
             };
-            let received = &mut self.peers[peer.0 as usize].received;
-            if path.is_some() {
-                received.insert(prefix);
-            } else {
-                received.remove(&prefix);
-            }
             changes.extend(rib.update(peer, prefix, path));
         };
         for prefix in &update.nlri {

@@ -16,6 +16,7 @@
 
 pub mod ecmp;
 pub mod reference;
+pub mod synthetic;
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -111,8 +112,10 @@ pub enum KernelChange {
 }
 
 /// The result of one or more FIB changes. Apply `ops()` in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Batch {
+    /// Tells batches apart (see [`GroupIds`]).
+    serial: u64,
     nexthops: Vec<FibOp>,
     groups: Vec<FibOp>,
     routes: Vec<FibOp>,
@@ -121,6 +124,21 @@ pub struct Batch {
     pub kernel: Vec<KernelChange>,
     /// Nexthops that have no neighbor entry yet: ask the kernel to resolve them.
     pub resolve: Vec<NexthopKey>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self {
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            nexthops: Vec::new(),
+            groups: Vec::new(),
+            routes: Vec::new(),
+            cleanup: Vec::new(),
+            kernel: Vec::new(),
+            resolve: Vec::new(),
+        }
+    }
 }
 
 impl Batch {
@@ -134,6 +152,11 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.ops().next().is_none() && self.kernel.is_empty() && self.resolve.is_empty()
+    }
+
+    /// Datapath operations in the batch.
+    pub fn len(&self) -> usize {
+        self.nexthops.len() + self.groups.len() + self.routes.len() + self.cleanup.len()
     }
 }
 
@@ -279,6 +302,44 @@ impl Ids {
     }
 }
 
+/// Group ids, which must not be reused in the batch that released them: the release queues a
+/// `ClearGroup` at the end of the batch, which would wipe the group a route of the same batch
+/// was just pointed at. Ids released by a batch are held until another batch asks for one.
+struct GroupIds {
+    ids: Ids,
+    held: Vec<u32>,
+    held_by: u64,
+}
+
+impl GroupIds {
+    fn new(first: u32, capacity: u32) -> Self {
+        Self {
+            ids: Ids::new(first, capacity),
+            held: Vec::new(),
+            held_by: u64::MAX,
+        }
+    }
+
+    fn allocate(&mut self, batch: &Batch) -> Result<u32, FibError> {
+        self.free_held_unless(batch.serial);
+        self.ids.allocate("nexthop groups")
+    }
+
+    fn release(&mut self, batch: &Batch, id: u32) {
+        self.free_held_unless(batch.serial);
+        self.held_by = batch.serial;
+        self.held.push(id);
+    }
+
+    fn free_held_unless(&mut self, serial: u64) {
+        if self.held_by != serial {
+            for id in self.held.drain(..) {
+                self.ids.release(id);
+            }
+        }
+    }
+}
+
 /// Which of a source's routes are mirrored into the kernel's routing table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -305,7 +366,7 @@ pub struct Fib {
     /// Gateways a routing protocol declared dead (a BGP session went down): their nexthops
     /// leave every group at once, before the routes through them are withdrawn one by one.
     failed_gateways: std::collections::HashSet<IpAddr, foldhash::fast::RandomState>,
-    group_ids: Ids,
+    group_ids: GroupIds,
     nexthop_ids: Ids,
     slots: Ids,
     quarantine: VecDeque<(Instant, u32)>,
@@ -325,7 +386,7 @@ impl Fib {
             neighbors: HashMap::default(),
             failed_gateways: Default::default(),
             // Group 0 is GROUP_LOCAL.
-            group_ids: Ids::new(GROUP_LOCAL + 1, limits.groups),
+            group_ids: GroupIds::new(GROUP_LOCAL + 1, limits.groups),
             nexthop_ids: Ids::new(0, limits.nexthop_ids),
             slots: Ids::new(0, limits.nexthop_slots),
             quarantine: VecDeque::new(),
@@ -657,7 +718,7 @@ impl Fib {
             }
         }
         members.sort_unstable();
-        let id = match self.group_ids.allocate("nexthop groups") {
+        let id = match self.group_ids.allocate(batch) {
             Ok(id) => id,
             Err(err) => {
                 for id in members {
@@ -692,7 +753,7 @@ impl Fib {
         let group = self.groups.remove(&id).expect("present");
         self.group_by_set.remove(&group.set);
         batch.cleanup.push(FibOp::ClearGroup { id });
-        self.group_ids.release(id);
+        self.group_ids.release(batch, id);
         for member in group.members {
             self.release_nexthop(member);
         }

@@ -482,3 +482,31 @@ fn failed_gateway_leaves_every_group_in_one_write_per_group() {
         .count();
     assert_eq!(to_a, 32);
 }
+
+#[test]
+fn group_released_and_created_in_one_batch_gets_another_id() {
+    let (mut fib, mut dp) = fib_with_links();
+    let (a, b) = (nh("10.0.2.1", 2), nh("10.0.3.1", 3));
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("10.1.0.0/16"), via(&[a, b]))
+        .unwrap();
+    dp.apply(&batch);
+    // One batch: the /16's group goes (its ClearGroup runs at the end of the batch) and a
+    // new group is made for another set. Reusing the id would clear the new route's group.
+    let mut batch = Batch::default();
+    fib.remove_route(&mut batch, Source::Static, net("10.1.0.0/16"));
+    fib.set_route(&mut batch, Source::Static, net("10.2.0.0/16"), via(&[a]))
+        .unwrap();
+    dp.apply(&batch);
+    assert!(
+        dp.nexthop("10.2.0.0/16", 0).is_some(),
+        "the new route's group is intact"
+    );
+    // The next batch may reuse the id.
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("10.3.0.0/16"), via(&[b]))
+        .unwrap();
+    dp.apply(&batch);
+    assert!(dp.nexthop("10.3.0.0/16", 0).is_some());
+    assert!(dp.nexthop("10.2.0.0/16", 0).is_some());
+}

@@ -167,24 +167,25 @@ pub struct Memory {
 }
 
 /// Column-aligned text table: first column left-aligned, the rest right-aligned.
-struct TextTable {
+/// Columns padded to their widest cell: the first left-aligned, the others right-aligned.
+pub struct TextTable {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl TextTable {
-    fn new(header: &[&str]) -> Self {
+    pub fn new(header: &[&str]) -> Self {
         Self {
             header: header.iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
         }
     }
 
-    fn row(&mut self, cells: Vec<String>) {
+    pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+    pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let mut widths: Vec<usize> = self.header.iter().map(String::len).collect();
         for row in &self.rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -240,14 +241,9 @@ fn table_name(run: &Run) -> String {
     }
 }
 
-/// The header: machine and command, so that a pasted result says where it came from.
-pub fn write_header(
-    out: &mut dyn Write,
-    machine: &Machine,
-    command: &str,
-    settings: &Settings,
-) -> std::io::Result<()> {
-    writeln!(out, "command: {command}")?;
+/// What the machine is (CPUs, kernel, build, commit), its mitigations, and a warning for debug
+/// builds: the first lines of every benchmark report.
+pub fn write_machine(out: &mut dyn Write, machine: &Machine) -> std::io::Result<()> {
     writeln!(
         out,
         "machine: {} CPUs, {}, kernel {}, {} build{}",
@@ -270,6 +266,18 @@ pub fn write_header(
             "WARNING: debug build; run with --release for numbers that mean something"
         )?;
     }
+    Ok(())
+}
+
+/// The header: machine and command, so that a pasted result says where it came from.
+pub fn write_header(
+    out: &mut dyn Write,
+    machine: &Machine,
+    command: &str,
+    settings: &Settings,
+) -> std::io::Result<()> {
+    writeln!(out, "command: {command}")?;
+    write_machine(out, machine)?;
     writeln!(
         out,
         "settings: seed {}, {} destinations, {} hot call pairs, {} routes per batch, \

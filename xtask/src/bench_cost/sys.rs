@@ -167,7 +167,7 @@ pub fn trim_heap() {
 }
 
 /// The first number after `key` on the line that starts with it.
-fn field(text: &str, key: &str) -> Option<u64> {
+pub fn field(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())

@@ -1,5 +1,9 @@
 //! `cargo xtask lab`: router-agent forwarding between a client and two anycast servers, in
-//! network namespaces, end to end: start, traffic, `show`, a link failure, stop.
+//! network namespaces, end to end: start, traffic, `show`, a failure, stop.
+//!
+//! By default (`--routes bgp`) the servers announce the anycast prefixes by BGP, server1 with
+//! FRR and server2 with BIRD (see [`peers`]); the failure is server1's bgpd stopping. With
+//! `--routes static` the agent has static routes, and the failure is server1's link going down.
 //!
 //! ```text
 //!   client  c-eth0 10.1.0.2/24  ── r-client 10.1.0.1 ┐
@@ -27,11 +31,16 @@ use anyhow::{Context, Result, bail};
 
 use super::{Namespace, run};
 
+mod peers;
+
 #[derive(clap::Args)]
 pub struct LabArgs {
     /// The agent's lookup engine.
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     engine: Engine,
+    /// Where the router's routes to the anycast service come from.
+    #[arg(long, value_enum, default_value_t = Routes::Bgp)]
+    routes: Routes,
     /// Leave the lab running (namespaces and agent) and print how to use and remove it.
     #[arg(long)]
     keep: bool,
@@ -57,6 +66,14 @@ impl Engine {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Routes {
+    /// Learned from FRR (server1) and BIRD (server2) over BGP.
+    Bgp,
+    /// Static routes in the agent's configuration.
+    Static,
+}
+
 /// Namespace names and the pin directory start with this, then the pid.
 const TAG: &str = "hrl";
 const ANYCAST_V4: &str = "198.18.0.1";
@@ -75,9 +92,10 @@ struct Lab {
     router: Namespace,
     server1: Namespace,
     server2: Namespace,
-    /// Config and log of the agent.
+    /// Config and log of the agent (and FRR's and BIRD's files).
     dir: PathBuf,
     pin_dir: PathBuf,
+    routes: Routes,
 }
 
 /// What a server saw.
@@ -94,12 +112,19 @@ pub fn lab(args: LabArgs) -> Result<()> {
     super::remove_stale(TAG);
     let agent_bin = agent_binary()?;
 
-    let lab = Lab::create()?;
+    let lab = Lab::create(args.routes)?;
     lab.print_intro(args.engine);
 
     let config = lab.dir.join("router.toml");
     std::fs::write(&config, lab.agent_config(args.engine))
         .with_context(|| format!("writing {}", config.display()))?;
+    let peers = match args.routes {
+        Routes::Bgp => {
+            step("starting FRR (bgpd + zebra) in server1 and BIRD in server2");
+            Some(peers::Peers::start(&lab.server1, &lab.server2, &lab.dir)?)
+        }
+        Routes::Static => None,
+    };
     let log = lab.dir.join("agent.log");
     step(&format!(
         "starting router-agent in the router namespace\n    {} run -c {}\n    (log: {})",
@@ -114,6 +139,14 @@ pub fn lab(args: LabArgs) -> Result<()> {
         ready.as_secs_f64(),
         lab.pin_dir.display()
     );
+    if peers.is_some() {
+        let up =
+            peers::wait_established(&lab.router, &agent_bin, &config, 4, Duration::from_secs(60))?;
+        println!(
+            "    4 BGP sessions established and routes received {} (IPv4 and IPv6, FRR and BIRD)",
+            within(up)
+        );
+    }
 
     if args.keep {
         lab.wait_for_neighbors(&agent_bin)?;
@@ -131,7 +164,7 @@ pub fn lab(args: LabArgs) -> Result<()> {
             scope.spawn(|| serve(&lab.server1, "server1", &counters[0], &stop)),
             scope.spawn(|| serve(&lab.server2, "server2", &counters[1], &stop)),
         ];
-        let result = lab.demo(&agent_bin, &counters);
+        let result = lab.demo(&agent_bin, &config, peers.as_ref(), &counters);
         stop.store(true, Ordering::Relaxed);
         for server in servers {
             match server.join() {
@@ -163,13 +196,14 @@ pub fn lab(args: LabArgs) -> Result<()> {
     }
 
     step("removing the namespaces");
+    drop(peers);
     drop(lab);
     println!("\nlab done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
 impl Lab {
-    fn create() -> Result<Self> {
+    fn create(routes: Routes) -> Result<Self> {
         let pid = std::process::id();
         let name = |role: &str| format!("{TAG}-{pid}-{role}");
         let dir = std::env::temp_dir().join(format!("{TAG}-{pid}"));
@@ -181,6 +215,7 @@ impl Lab {
             server2: Namespace::create(&name("server2"))?,
             dir,
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/{TAG}-{pid}")),
+            routes,
         };
         for ns in [&lab.client, &lab.router, &lab.server1, &lab.server2] {
             // No duplicate address detection on the veths created below (their link-local
@@ -259,7 +294,13 @@ name = "r-client"
 name = "r-srv1"
 [[interface]]
 name = "r-srv2"
-
+{routes}"#,
+            pin_dir = self.pin_dir.display(),
+            engine = engine.config_value(),
+            routes = match self.routes {
+                Routes::Bgp => peers::agent_bgp_config(&self.dir.join("agent.sock")),
+                Routes::Static => format!(
+                    r#"
 [[route]]
 prefix = "198.18.0.0/24"
 nexthops = [{{ via = "{SERVER1_V4}" }}, {{ via = "{SERVER2_V4}" }}]
@@ -267,9 +308,9 @@ nexthops = [{{ via = "{SERVER1_V4}" }}, {{ via = "{SERVER2_V4}" }}]
 [[route]]
 prefix = "2001:db8:ffff::/48"
 nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
-"#,
-            pin_dir = self.pin_dir.display(),
-            engine = engine.config_value(),
+"#
+                ),
+            }
         )
     }
 
@@ -293,10 +334,31 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
             "    server2 10.2.2.2 ─── r-srv2   ┘   2001:db8:ffff::/48 via 2001:db8:2:{{1,2}}::2"
         );
         println!("    both servers hold {ANYCAST_V4} and {ANYCAST_V6} (anycast)");
+        if self.routes == Routes::Bgp {
+            println!(
+                "    the routes come from BGP: server1 runs FRR (AS {}), server2 BIRD (AS {}),\n    \
+                 the router is AS {} and advertises the client's subnet back",
+                peers::FRR_AS,
+                peers::BIRD_AS,
+                peers::ROUTER_AS
+            );
+        }
     }
 
     /// Everything after the agent is up; the servers are listening.
-    fn demo(&self, agent_bin: &Path, counters: &[ServerCounters; 2]) -> Result<()> {
+    fn demo(
+        &self,
+        agent_bin: &Path,
+        config: &Path,
+        peers: Option<&peers::Peers>,
+        counters: &[ServerCounters; 2],
+    ) -> Result<()> {
+        if peers.is_some() {
+            step("router-agent show neighbors");
+            self.show_bgp(agent_bin, config, "neighbors")?;
+            step("router-agent show routes (only the anycast prefixes pass the import policy)");
+            self.show_bgp(agent_bin, config, "routes")?;
+        }
         step("ping from the client (3 ICMP echo requests each)");
         for target in [ANYCAST_V4, ANYCAST_V6] {
             let target: IpAddr = target.parse()?;
@@ -332,6 +394,10 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
              which the agent does not program, so XDP hands them to the kernel to forward.)"
         );
 
+        if let Some(peers) = peers {
+            return self.bgp_failure(agent_bin, config, peers, counters);
+        }
+
         step("server1's link goes down (ip link set s1-eth0 down, in server1)");
         self.server1.ip(&["link", "set", "s1-eth0", "down"])?;
         let moved = self.wait_for_buckets(SERVER1_V4, |n| n == 0)?;
@@ -355,6 +421,42 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         // The server's own default routes went with its link; put them back for the replies.
         server_default_routes(&self.server1)?;
         self.traffic(counters)?;
+        Ok(())
+    }
+
+    /// BGP mode: what the servers learned from the host, then server1's bgpd stops.
+    fn bgp_failure(
+        &self,
+        agent_bin: &Path,
+        config: &Path,
+        peers: &peers::Peers,
+        counters: &[ServerCounters; 2],
+    ) -> Result<()> {
+        step(
+            "FRR's table on server1: the client's subnet from the host (AS 65101); BIRD's \
+             anycast route is not there via the host: a host never transits",
+        );
+        for line in peers.vtysh("show bgp ipv4 unicast")?.lines() {
+            println!("    {line}");
+        }
+        step("BIRD's table on server2");
+        for line in peers.birdc("show route")?.lines() {
+            println!("    {line}");
+        }
+
+        step("server1's bgpd stops (SIGTERM: FRR sends a Cease NOTIFICATION)");
+        peers.stop_frr_bgpd()?;
+        let moved = self.wait_for_buckets(SERVER1_V4, |n| n == 0)?;
+        println!(
+            "    the withdrawn next hop left the ECMP group {} ({})",
+            within(moved),
+            self.bucket_summary()?
+        );
+        self.traffic(counters)?;
+        step("router-agent show neighbors");
+        self.show_bgp(agent_bin, config, "neighbors")?;
+        step("router-agent show fib");
+        self.show(agent_bin, "fib")?;
         Ok(())
     }
 
@@ -402,13 +504,21 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         Ok(())
     }
 
-    /// `router-agent show <what>` in the router namespace (interface names are per namespace).
+    /// `router-agent show <what>` in the router namespace (interface names are per namespace),
+    /// from the pinned maps.
     fn show(&self, agent_bin: &Path, what: &str) -> Result<()> {
         let pin_dir = self.pin_dir.display().to_string();
-        let text = run(self
-            .router
-            .command(agent_bin)
-            .args(["show", what, "--pin-dir", &pin_dir]))?;
+        self.print_agent_output(agent_bin, &["show", what, "--pin-dir", &pin_dir])
+    }
+
+    /// `router-agent show neighbors|routes`, asked of the agent over its control socket.
+    fn show_bgp(&self, agent_bin: &Path, config: &Path, what: &str) -> Result<()> {
+        let config = config.display().to_string();
+        self.print_agent_output(agent_bin, &["show", what, "-c", &config])
+    }
+
+    fn print_agent_output(&self, agent_bin: &Path, args: &[&str]) -> Result<()> {
+        let text = run(self.router.command(agent_bin).args(args))?;
         for line in text.lines() {
             println!("    {line}");
         }

@@ -38,6 +38,8 @@ pub mod update;
 mod wire;
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod robustness;
 
 use bytes::{Bytes, BytesMut};

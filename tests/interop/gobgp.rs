@@ -1,0 +1,72 @@
+//! gobgpd in a lab's peer namespace: one neighbor (the host, IPv4 unicast), driven with the
+//! `gobgp` CLI over a unix socket in the lab's scratch directory.
+
+use std::{fs, process::Command, time::Duration};
+
+use super::{HOST_ASN, Lab};
+use crate::netns::wait_for;
+
+/// gobgpd's configuration: AS `asn` at the peer's address, the host as its one neighbor
+/// (IPv4 unicast), retrying connections every `connect_retry` seconds.
+pub fn config(lab: &Lab, asn: u32, connect_retry: u32) -> String {
+    format!(
+        r#"[global.config]
+  as = {asn}
+  router-id = "{peer}"
+  local-address-list = ["{peer}"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{host}"
+    peer-as = {HOST_ASN}
+  [neighbors.timers.config]
+    connect-retry = {connect_retry}
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+"#,
+        peer = lab.peer_ip,
+        host = lab.host_ip
+    )
+}
+
+/// Starts gobgpd (daemon label `gobgpd`) with [`config`] and waits for its API.
+pub fn start(lab: &mut Lab, asn: u32, connect_retry: u32) {
+    let config_path = lab.path_str("gobgpd.toml");
+    fs::write(&config_path, config(lab, asn, connect_retry)).unwrap();
+    let _ = fs::remove_file(lab.path("gobgp.sock"));
+    let mut command = lab.command_in("peer", "gobgpd");
+    command.args(["-f", &config_path, "--api-hosts", &api(lab)]);
+    command.args(["--pprof-disable", "--log-plain"]);
+    lab.spawn_daemon("gobgpd", command);
+    wait_for(
+        "gobgpd's API",
+        Duration::from_secs(10),
+        || cli(lab, &["neighbor"]).is_ok(),
+        || lab.logs(),
+    );
+}
+
+fn api(lab: &Lab) -> String {
+    format!("unix://{}", lab.path_str("gobgp.sock"))
+}
+
+/// The `gobgp` CLI over the lab's gobgpd socket: its stdout, or what went wrong.
+pub fn cli(lab: &Lab, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("gobgp")
+        .args(["--target", &api(lab)])
+        .args(args)
+        .output()
+        .map_err(|e| format!("running gobgp: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "gobgp {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
