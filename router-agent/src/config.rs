@@ -207,6 +207,17 @@ impl Config {
                 ));
             }
         }
+        if let Some(bgp) = &self.bgp {
+            bgp.compile().map_err(|err| (err.key, err.reason))?;
+            for (key, name) in bgp.interface_refs() {
+                if !names.contains(name) {
+                    return Err((
+                        key,
+                        format!("{name:?} is not one of the configured interfaces"),
+                    ));
+                }
+            }
+        }
         if !self.datapath.pin_dir.is_absolute() {
             return Err((
                 "datapath.pin_dir".into(),
