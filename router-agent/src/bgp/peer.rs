@@ -57,6 +57,11 @@ pub enum PeerCommand {
 /// From a session to the speaker.
 #[derive(Debug)]
 pub enum PeerEvent {
+    /// An unnumbered neighbor's link-local address was heard (Router Advertisement).
+    Discovered {
+        interface: String,
+        address: std::net::Ipv6Addr,
+    },
     /// The listener accepted a connection (for the speaker to hand to a session).
     Accepted {
         stream: TcpStream,
@@ -314,22 +319,30 @@ impl PeerTask {
     /// The neighbor connected: the peering decides (collision detection, RFC 4271 6.8).
     async fn incoming(&mut self, stream: TcpStream) {
         match self.peering.incoming() {
-            Incoming::Refuse(why) => {
-                tracing::debug!(peer = ?self.remote, "refusing a connection: {why}");
+            Incoming::Refuse { reason, probe } => {
+                tracing::debug!(peer = ?self.remote, "refusing a connection: {reason}");
+                if let Some(probe) = probe {
+                    self.probe(probe).await;
+                }
             }
             Incoming::Accept { conn, probe } => {
                 if conn == Conn::Primary {
                     self.connecting = None;
                 }
                 if let Some(probe) = probe {
-                    let keepalive =
-                        Message::Keepalive.encode(&self.connections[probe.index()].codec);
-                    self.write(probe, &keepalive).await;
+                    self.probe(probe).await;
                 }
                 self.connections[conn.index()].attach(stream);
                 self.handle(conn, Event::TcpConnectionConfirmed).await;
             }
         }
+    }
+
+    /// A KEEPALIVE on an Established connection, to learn whether the peer still has it (a
+    /// restarted peer answers with a reset, see `fsm/peering.rs`).
+    async fn probe(&mut self, conn: Conn) {
+        let keepalive = Message::Keepalive.encode(&self.connections[conn.index()].codec);
+        self.write(conn, &keepalive).await;
     }
 
     /// Decodes every complete message in the buffer of `conn`.

@@ -26,6 +26,7 @@ use tokio::{
 
 use super::{
     config::{BgpSetup, DynamicSource, Neighbor, PeerAddress},
+    discovery,
     fsm::{self, NotificationInfo, Restart, SessionConfig, State},
     packet::{
         Update,
@@ -168,6 +169,16 @@ impl Speaker {
             speaker
                 .add_peer(neighbor.clone(), None, address, None)
                 .with_context(|| format!("neighbor {}", neighbor.address))?;
+        }
+        for interface in speaker.unnumbered_interfaces() {
+            let events = speaker.events.clone();
+            let name = interface.clone();
+            discovery::spawn(interface, move |address| {
+                let _ = events.send(PeerEvent::Discovered {
+                    interface: name.clone(),
+                    address,
+                });
+            });
         }
         Ok((speaker, event_rx))
     }
@@ -411,6 +422,11 @@ impl Speaker {
         resolve: &dyn Fn(IpAddr) -> Option<u32>,
     ) {
         let peer = match &event {
+            PeerEvent::Discovered { interface, address } => {
+                let (interface, address) = (interface.clone(), *address);
+                self.discovered(&interface, address);
+                return;
+            }
             PeerEvent::Accepted { .. } => {
                 let PeerEvent::Accepted { stream, remote } = event else {
                     unreachable!()
@@ -430,7 +446,9 @@ impl Speaker {
             return;
         }
         match event {
-            PeerEvent::Accepted { .. } => unreachable!("handled above"),
+            PeerEvent::Accepted { .. } | PeerEvent::Discovered { .. } => {
+                unreachable!("handled above")
+            }
             PeerEvent::State { state, .. } => self.peer_mut(peer).state = state,
             PeerEvent::Established {
                 negotiated,
@@ -750,10 +768,7 @@ fn is_link_local(address: IpAddr) -> bool {
 
 /// The interface's index now (None: no such interface).
 fn interface_index(name: &str) -> Option<u32> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated string; the call only reads it.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
+    discovery::interface_index(name).ok()
 }
 
 /// Where to reach a peer that connected from `remote`: its address, our BGP port.

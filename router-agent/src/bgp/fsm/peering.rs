@@ -19,7 +19,7 @@
 //!   and is dumped with Cease / 7 when the peer's OPEN arrives. A peer that restarted (rebooted,
 //!   crashed, its daemon restarted) without closing its old connection would be locked out
 //!   until our hold timer expires, so each incoming connection while Established also sends a
-//!   KEEPALIVE on the Established connection ([`Incoming::Accept::probe`]): a peer whose old
+//!   KEEPALIVE on the Established connection (`probe` in [`Incoming`]): a peer whose old
 //!   connection is gone answers it with a TCP reset, that session goes down at once (routes
 //!   withdrawn) and the new connection, or the peer's next attempt, takes over.
 //! - A second session is disposed of when it falls back to Active or Idle (RFC 4271 8.2.1.2:
@@ -75,8 +75,11 @@ pub enum Restart {
 /// What to do with a connection the peer opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Incoming {
-    /// Close it.
-    Refuse(&'static str),
+    /// Close it; with `probe`, after sending a KEEPALIVE on that Established connection.
+    Refuse {
+        reason: &'static str,
+        probe: Option<Conn>,
+    },
     /// Attach it to `conn` (for the primary: abort its own attempt first), then feed
     /// `TcpConnectionConfirmed` to `conn`. With `probe`, first send a KEEPALIVE on that
     /// Established connection (see the module documentation).
@@ -163,13 +166,22 @@ impl Peering {
     /// The peer opened a connection: where it goes (see [`Incoming`]).
     pub fn incoming(&mut self) -> Incoming {
         if self.stopped || self.finished {
-            return Incoming::Refuse("the peering is stopped");
+            return Incoming::Refuse {
+                reason: "the peering is stopped",
+                probe: None,
+            };
         }
         if self.second.is_some() {
-            return Incoming::Refuse("two connections already");
+            return Incoming::Refuse {
+                reason: "two connections already",
+                probe: self.established(),
+            };
         }
         match self.primary.state() {
-            State::Idle => Incoming::Refuse("Idle (restart pending)"),
+            State::Idle => Incoming::Refuse {
+                reason: "Idle (restart pending)",
+                probe: None,
+            },
             State::Connect | State::Active => Incoming::Accept {
                 conn: Conn::Primary,
                 probe: None,

@@ -111,9 +111,20 @@ fn higher_peer_identifier_keeps_the_connection_it_initiated() {
     assert!(!out.iter().any(|(_, a)| matches!(a, Action::Connect)));
     assert_eq!(
         peering.incoming(),
-        Incoming::Refuse("two connections already")
+        Incoming::Refuse {
+            reason: "two connections already",
+            probe: None
+        }
     );
     establish(&mut peering, Conn::Second);
+    // A third connection while the second is Established: refused, the second probed.
+    assert_eq!(
+        peering.incoming(),
+        Incoming::Refuse {
+            reason: "two connections already",
+            probe: Some(Conn::Second)
+        }
+    );
 }
 
 #[test]
@@ -240,7 +251,10 @@ fn incoming_by_primary_state() {
     let mut peering = Peering::new(config(), Restart::Always).unwrap();
     assert_eq!(
         peering.incoming(),
-        Incoming::Refuse("Idle (restart pending)")
+        Incoming::Refuse {
+            reason: "Idle (restart pending)",
+            probe: None
+        }
     );
     peering.handle(Conn::Primary, Event::ManualStart);
     assert_eq!(
@@ -260,7 +274,10 @@ fn incoming_by_primary_state() {
     ));
     assert_eq!(
         peering.incoming(),
-        Incoming::Refuse("two connections already")
+        Incoming::Refuse {
+            reason: "two connections already",
+            probe: None
+        }
     );
 }
 
@@ -314,7 +331,7 @@ fn one_shot_peering_ends_with_its_session() {
     assert_eq!(downs(&out), vec![Conn::Primary]);
     assert!(!out.iter().any(|(_, a)| matches!(a, Action::StartTimer(..))));
     assert!(peering.finished());
-    assert!(matches!(peering.incoming(), Incoming::Refuse(_)));
+    assert!(matches!(peering.incoming(), Incoming::Refuse { .. }));
 
     // Its connection closing before OPEN (OpenSent to Active) ends it too.
     let mut peering = Peering::new(passive, Restart::Never).unwrap();
