@@ -5,10 +5,10 @@
 //!   accepted by the peer's kernel and waits in OpenSent, lets the peer's own connect timer
 //!   run out, freezes the agent and thaws the peer: the peer answers our connection and opens
 //!   its own (FRR does; GoBGP does not dial while a connection to it is pending), and the agent,
-//!   thawed, finds both: a connection collision (RFC 4271 6.8). The agent reads its own
-//!   connection first, so it resolves the collision in Established (the new connection is
-//!   closed with Cease / 7); the OpenSent / OpenConfirm resolution by BGP Identifier is tested
-//!   event by event in `bgp/fsm/peering/tests.rs`. Then the peer is killed and restarted for
+//!   thawed, finds both: a connection collision (RFC 4271 6.8), resolved by FRR (its higher
+//!   identifier keeps its connection and it closes ours) or by the agent (whose Established
+//!   connection refuses the new one); the OpenSent / OpenConfirm resolution by BGP Identifier
+//!   on the agent's side is tested event by event in `bgp/fsm/peering/tests.rs`. Then the peer is killed and restarted for
 
 //! - `dynamic_neighbors_from_a_range`: GoBGP, ExaBGP and BIRD connect from three addresses of a
 //!   `dynamic_neighbor` range with no per-peer config; what the range's prefix list allows is
@@ -106,7 +106,15 @@ fn collision_rounds<P: Peer>(lab: &mut Lab, agent_neighbor: &str, expect_collisi
             &format!("round {round}: the session, both sides"),
             SESSION,
             || P::established(lab) && agent_state(lab, &lab.peer_ip) == "Established",
-            || format!("host: {:?}\n{}", lab.bgp_connections("host"), lab.logs()),
+            || {
+                format!(
+                    "host: {:?}\npeer established: {}\nagent: {:?}\n{}",
+                    lab.bgp_connections("host"),
+                    P::established(lab),
+                    agent_neighbors(lab),
+                    lab.logs()
+                )
+            },
         );
         // Let the loser's close and any retry settle, then look at the sockets.
         thread::sleep(Duration::from_secs(4));
@@ -134,16 +142,16 @@ fn collision_rounds<P: Peer>(lab: &mut Lab, agent_neighbor: &str, expect_collisi
         eprintln!(
             "round {round}: one connection left: {}; collisions resolved so far: {}",
             host[0],
-            lab.agent_log_count(&["BGP connection collision"])
+            collisions(lab)
         );
         if round + 1 < ROUNDS {
             lab.stop_daemon(P::LABEL, libc::SIGKILL);
             P::start(lab);
         }
     }
-    let collisions = lab.agent_log_count(&["BGP connection collision"]);
+    let collisions = collisions(lab);
     eprintln!(
-        "{} rounds, {collisions} collisions resolved by the agent, {:.1?}",
+        "{} rounds, {collisions} collisions resolved, {:.1?}",
         ROUNDS,
         started.elapsed()
     );
@@ -152,6 +160,20 @@ fn collision_rounds<P: Peer>(lab: &mut Lab, agent_neighbor: &str, expect_collisi
         "no collision happened: the test did not test anything\n{}",
         lab.logs()
     );
+}
+
+/// Collisions resolved so far, by either side: the agent's log lines for a collision resolved
+/// in OpenSent / OpenConfirm or a connection closed because of an Established one, and the
+/// peer's logged Cease / Connection Collision Resolution (FRR's log).
+fn collisions(lab: &Lab) -> usize {
+    let agent = lab.agent_log_count(&["BGP connection collision"])
+        + lab.agent_log_count(&["refusing a connection: Established"]);
+    let peer = fs::read_to_string(lab.path("frr-bgpd.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("sent to neighbor") && line.contains("Collision Resolution"))
+        .count();
+    agent + peer
 }
 
 const GOBGP_ASN: u32 = 65010;

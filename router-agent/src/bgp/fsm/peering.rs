@@ -6,8 +6,9 @@
 //! belong to; the driver keeps one TCP connection (and one set of timers) per `Conn`.
 //!
 //! - An incoming connection ([`Peering::incoming`]) goes to the primary in Connect or Active
-//!   (aborting its own attempt), is refused in Idle (a damped peer stays out) and while a
-//!   second session exists, and otherwise goes to a new passive second session.
+//!   (aborting its own attempt), is refused in Idle (a damped peer stays out, see below), in
+//!   Established and while a second session exists, and in OpenSent or OpenConfirm goes to a
+//!   new passive second session.
 //! - When a session's OPEN is accepted (OpenSent to OpenConfirm) while the other one is in
 //!   OpenSent or OpenConfirm, the collision is resolved at once: the connection initiated by
 //!   the speaker with the higher BGP Identifier survives ([`Session::wins_collision`]), the
@@ -15,13 +16,16 @@
 //!   The peer's identifier is the one in the OPEN just accepted: both connections come from
 //!   the same address, so RFC 4271 6.8's "known by other means" holds for one in OpenSent.
 //! - **Established.** RFC 4271 6.8 keeps an Established connection (our
-//!   CollisionDetectEstablishedState is false): the new connection's session sends its OPEN
-//!   and is dumped with Cease / 7 when the peer's OPEN arrives. A peer that restarted (rebooted,
-//!   crashed, its daemon restarted) without closing its old connection would be locked out
-//!   until our hold timer expires, so each incoming connection while Established also sends a
-//!   KEEPALIVE on the Established connection (`probe` in [`Incoming`]): a peer whose old
-//!   connection is gone answers it with a TCP reset, that session goes down at once (routes
-//!   withdrawn) and the new connection, or the peer's next attempt, takes over.
+//!   CollisionDetectEstablishedState is false): a new connection is closed at once. A peer
+//!   that restarted (rebooted, crashed, its daemon restarted) without closing its old
+//!   connection would be locked out until our hold timer expires, so each connection refused
+//!   while Established also sends a KEEPALIVE on the Established connection (`probe` in
+//!   [`Incoming`]): a peer whose old connection is gone answers it with a TCP reset, that
+//!   session goes down at once (routes withdrawn) and the peer's next attempt gets in.
+//! - **Idle after one failure.** A connection is accepted in Idle if the primary failed once
+//!   since its last start or Established (e.g. the peer resolved a collision against our
+//!   connection and now connects with the one it keeps); after more failures, Idle refuses
+//!   until IdleHold expires (damping).
 //! - A second session is disposed of when it falls back to Active or Idle (RFC 4271 8.2.1.2:
 //!   a passive connection does not outlive its TCP connection). While one lives, the primary
 //!   does not run on its own: if it goes to Idle it stays there, if it falls back to Connect
@@ -178,6 +182,27 @@ impl Peering {
             };
         }
         match self.primary.state() {
+            // The first failure since the last start or Established may be a collision the
+            // peer resolved against our connection (its Cease may even be lost to a reset):
+            // the connection it keeps is let in rather than refused until IdleHold expires.
+            // From the second consecutive failure on, damping keeps the peer out.
+            State::Idle
+                if self.primary.connect_retry_counter() == 1 && self.restart == Restart::Always =>
+            {
+                // IdleHold expiring now starts the session (Connect, or Active if passive);
+                // its actions are dropped: the connection attempt is superseded by this
+                // connection, whose TcpConnectionConfirmed stops ConnectRetry, and the
+                // driver's IdleHold deadline will be a stale expiry.
+                self.primary.handle(Event::IdleHoldTimerExpires);
+                debug_assert!(matches!(
+                    self.primary.state(),
+                    State::Connect | State::Active
+                ));
+                Incoming::Accept {
+                    conn: Conn::Primary,
+                    probe: None,
+                }
+            }
             State::Idle => Incoming::Refuse {
                 reason: "Idle (restart pending)",
                 probe: None,
@@ -186,7 +211,14 @@ impl Peering {
                 conn: Conn::Primary,
                 probe: None,
             },
-            state => {
+            // RFC 4271 6.8 keeps an Established connection: the new one is closed at once
+            // (some peers never send an OPEN on a connection that collides with their
+            // Established session, and it would linger until the open hold time).
+            State::Established => Incoming::Refuse {
+                reason: "Established (RFC 4271 6.8 keeps that connection)",
+                probe: Some(Conn::Primary),
+            },
+            State::OpenSent | State::OpenConfirm => {
                 let mut config = self.primary.config().clone();
                 config.passive = true;
                 let mut second = Session::new(config).expect("validated with the primary");
@@ -196,7 +228,7 @@ impl Peering {
                 self.second = Some(second);
                 Incoming::Accept {
                     conn: Conn::Second,
-                    probe: (state == State::Established).then_some(Conn::Primary),
+                    probe: None,
                 }
             }
         }

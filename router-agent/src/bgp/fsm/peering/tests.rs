@@ -193,57 +193,90 @@ fn winner_down_restarts_the_primary_damped() {
     assert_eq!(peering.state(), State::Connect);
 }
 
-#[test]
-fn established_keeps_its_connection_and_probes() {
+fn established_peering() -> Peering {
     let mut peering = Peering::new(config(), Restart::Always).unwrap();
     peering.handle(Conn::Primary, Event::ManualStart);
     peering.handle(Conn::Primary, Event::TcpCrAcked);
     peering.handle(Conn::Primary, open_from(HIGHER_ID));
     establish(&mut peering, Conn::Primary);
+    peering
+}
+
+#[test]
+fn established_keeps_its_connection_and_probes() {
+    let mut peering = established_peering();
     // The peer connects again (its higher identifier does not matter in Established).
     assert_eq!(
         peering.incoming(),
-        Incoming::Accept {
-            conn: Conn::Second,
+        Incoming::Refuse {
+            reason: "Established (RFC 4271 6.8 keeps that connection)",
             probe: Some(Conn::Primary)
         }
     );
-    peering.handle(Conn::Second, Event::TcpConnectionConfirmed);
-    let out = peering.handle(Conn::Second, open_from(HIGHER_ID));
-    assert!(on(&out, Conn::Second).contains(&collision_cease()));
-    assert_eq!(on(&out, Conn::Primary), vec![]);
-    assert_eq!(downs(&out), vec![]);
     assert!(!peering.has_second());
     assert_eq!(peering.established(), Some(Conn::Primary));
 }
 
 #[test]
-fn restarted_peer_takes_over_when_the_probe_kills_the_old_connection() {
-    let mut peering = Peering::new(config(), Restart::Always).unwrap();
-    peering.handle(Conn::Primary, Event::ManualStart);
-    peering.handle(Conn::Primary, Event::TcpCrAcked);
-    peering.handle(Conn::Primary, open_from(HIGHER_ID));
-    establish(&mut peering, Conn::Primary);
+fn restarted_peer_gets_in_once_the_probe_kills_the_old_connection() {
+    let mut peering = established_peering();
     assert!(matches!(
         peering.incoming(),
-        Incoming::Accept {
+        Incoming::Refuse {
             probe: Some(Conn::Primary),
             ..
         }
     ));
-    peering.handle(Conn::Second, Event::TcpConnectionConfirmed);
     // The probe KEEPALIVE met a reset: the old session is gone, its routes with it.
     let out = peering.handle(Conn::Primary, Event::TcpConnectionFails);
     assert_eq!(downs(&out), vec![Conn::Primary]);
     assert_eq!(state(&peering, Conn::Primary), Some(State::Idle));
-    assert!(
-        !out.iter()
-            .any(|(_, a)| matches!(a, Action::StartTimer(Timer::IdleHold, _) | Action::Connect)),
-        "no restart while the new connection lives"
+    // One failure: the peer's next connection is let in without waiting for IdleHold.
+    assert_eq!(
+        peering.incoming(),
+        Incoming::Accept {
+            conn: Conn::Primary,
+            probe: None
+        }
     );
-    let out = peering.handle(Conn::Second, open_from(HIGHER_ID));
-    assert!(!on(&out, Conn::Second).contains(&collision_cease()));
-    establish(&mut peering, Conn::Second);
+    let out = peering.handle(Conn::Primary, Event::TcpConnectionConfirmed);
+    assert!(matches!(
+        on(&out, Conn::Primary)[..],
+        [
+            Action::StopTimer(Timer::ConnectRetry),
+            Action::SendOpen(_),
+            ..
+        ]
+    ));
+    peering.handle(Conn::Primary, open_from(HIGHER_ID));
+    establish(&mut peering, Conn::Primary);
+    // A stale IdleHold expiry from the driver is ignored.
+    assert_eq!(
+        peering.handle(Conn::Primary, Event::IdleHoldTimerExpires),
+        vec![]
+    );
+}
+
+#[test]
+fn idle_refuses_after_repeated_failures() {
+    let mut peering = Peering::new(config(), Restart::Always).unwrap();
+    peering.handle(Conn::Primary, Event::ManualStart);
+    for failures in 1..=2 {
+        peering.handle(Conn::Primary, Event::TcpCrAcked);
+        peering.handle(Conn::Primary, Event::HoldTimerExpires);
+        assert_eq!(state(&peering, Conn::Primary), Some(State::Idle));
+        if failures == 2 {
+            break;
+        }
+        peering.handle(Conn::Primary, Event::IdleHoldTimerExpires);
+    }
+    assert_eq!(
+        peering.incoming(),
+        Incoming::Refuse {
+            reason: "Idle (restart pending)",
+            probe: None
+        }
+    );
 }
 
 #[test]
