@@ -281,7 +281,7 @@ impl PeerTask {
                             self.handle(Conn::Primary, Event::TcpCrAcked).await;
                         }
                         Err(err) => {
-                            tracing::debug!(peer = ?self.remote, "connect: {err}");
+                            tracing::debug!(peer = %label(self.remote), "connect: {err}");
                             self.handle(Conn::Primary, Event::TcpConnectionFails).await;
                         }
                     }
@@ -320,7 +320,7 @@ impl PeerTask {
     async fn incoming(&mut self, stream: TcpStream) {
         match self.peering.incoming() {
             Incoming::Refuse { reason, probe } => {
-                tracing::debug!(peer = ?self.remote, "refusing a connection: {reason}");
+                tracing::debug!(peer = %label(self.remote), "refusing a connection: {reason}");
                 if let Some(probe) = probe {
                     self.probe(probe).await;
                 }
@@ -381,13 +381,13 @@ impl PeerTask {
             Message::Open(open) => Event::BgpOpen((&open).into()),
             Message::Keepalive => Event::KeepAliveMsg,
             Message::Notification(notification) => {
-                tracing::warn!(peer = ?self.remote, "NOTIFICATION received: {notification}");
+                tracing::warn!(peer = %label(self.remote), "NOTIFICATION received: {notification}");
                 Event::notification((&notification).into())
             }
             Message::Update(update) => {
                 if established {
                     if let Some(error) = &update_error {
-                        tracing::warn!(peer = ?self.remote, "malformed UPDATE: {error:?}");
+                        tracing::warn!(peer = %label(self.remote), "malformed UPDATE: {error:?}");
                     }
                     let _ = self.events.send(PeerEvent::Update {
                         peer: self.peer,
@@ -408,7 +408,7 @@ impl PeerTask {
             }
             // RFC 2918 3: ignore a refresh for a family we never advertised.
             Message::RouteRefreshUnknownFamily { afi, safi, .. } => {
-                tracing::debug!(peer = ?self.remote, afi, safi, "ROUTE-REFRESH for an unknown family");
+                tracing::debug!(peer = %label(self.remote), afi, safi, "ROUTE-REFRESH for an unknown family");
                 Event::RouteRefreshMsg
             }
         }
@@ -416,7 +416,7 @@ impl PeerTask {
 
     /// The FSM event for a message that failed to decode: which one depends on its type.
     fn error_event(&self, message_type: u8, err: MessageError) -> Event {
-        tracing::warn!(peer = ?self.remote, "bad message: {}", err.reason);
+        tracing::warn!(peer = %label(self.remote), "bad message: {}", err.reason);
         let notification = (&err.notification).into();
         match MessageType::from_u8(message_type) {
             Some(MessageType::Open) => Event::BgpOpenMsgErr(notification),
@@ -486,7 +486,7 @@ impl PeerTask {
                 self.write(conn, &message).await;
             }
             Action::SendNotification(notification) => {
-                tracing::warn!(peer = ?self.remote, "NOTIFICATION sent: {notification}");
+                tracing::warn!(peer = %label(self.remote), "NOTIFICATION sent: {notification}");
                 let message = Message::Notification((&notification).into());
                 let bytes = message.encode(&connection.codec);
                 self.write(conn, &bytes).await;
@@ -507,7 +507,7 @@ impl PeerTask {
                 let local = connection.writer.as_ref().and_then(|w| w.local_addr().ok());
                 let remote = connection.writer.as_ref().and_then(|w| w.peer_addr().ok());
                 if let (Some(local), Some(remote)) = (local, remote) {
-                    tracing::info!(peer = ?self.remote, ?conn, asn = negotiated.peer_as,
+                    tracing::info!(peer = %label(self.remote), ?conn, asn = negotiated.peer_as,
                         hold = negotiated.hold_time, "session established");
                     let _ = self.events.send(PeerEvent::Established {
                         peer: self.peer,
@@ -518,7 +518,7 @@ impl PeerTask {
                 }
             }
             Action::Down { reason } => {
-                tracing::warn!(peer = ?self.remote, "session down: {reason}");
+                tracing::warn!(peer = %label(self.remote), "session down: {reason}");
                 let _ = self.events.send(PeerEvent::Down {
                     peer: self.peer,
                     reason: reason.to_string(),
@@ -543,10 +543,15 @@ impl PeerTask {
             return;
         };
         if let Err(err) = writer.write_all(bytes).await {
-            tracing::debug!(peer = ?self.remote, "write: {err}");
+            tracing::debug!(peer = %label(self.remote), "write: {err}");
             // The read side sees the failure too and feeds TcpConnectionFails.
         }
     }
+}
+
+/// The peer in logs: its address and port, as configured or learned.
+fn label(remote: Option<SocketAddr>) -> String {
+    remote.map_or_else(|| "unknown".to_owned(), |remote| remote.to_string())
 }
 
 fn far_future() -> Instant {
