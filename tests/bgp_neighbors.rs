@@ -18,6 +18,7 @@
 //! Needs root, `gobgpd`, FRR, ExaBGP and BIRD. `HRGX_KEEP_LOGS=1` keeps each lab's directory.
 
 mod interop;
+mod netns;
 
 use std::{
     fs,
@@ -26,7 +27,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab};
+use netns::wait_for;
 use serde_json::Value;
 
 /// Session (re-)establishment on a loaded 2-core machine, IdleHold damping included.
@@ -286,9 +288,8 @@ impl Frr {
     /// zebra (once, with `zebra_config`) and bgpd (with `bgpd.conf`) in the peer namespace,
     /// in the foreground so that the lab stops them.
     fn launch(lab: &mut Lab, zebra_config: &str) {
-        // FRR drops privileges: it writes its pid files and sockets as user frr.
-        interop::sh(&["chmod", "777", &lab.path_str("")]);
-        let pathspace = lab.name.clone();
+        // The pathspace (`-N`) the lab's Drop knows: `<lab><role>`.
+        let pathspace = format!("{}peer", lab.net.name);
         let (zserv, dir) = (lab.path_str("zserv.api"), lab.path_str(""));
         if lab.daemon_pid("zebra").is_none() {
             fs::write(lab.path("zebra.conf"), zebra_config).unwrap();
@@ -516,9 +517,9 @@ limit = 3
     );
     // `show neighbors` marks them.
     let table = lab
-        .command_in("host", interop::AGENT)
+        .command_in("host", netns::AGENT)
         .args(["show", "neighbors", "--pin-dir"])
-        .arg(&lab.pin_dir)
+        .arg(&lab.net.pin_dir)
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
@@ -598,35 +599,19 @@ fn unnumbered_with_frr() {
     let started = Instant::now();
     let mut lab = Lab::new("unnum", "hun", "pun", 64);
     // A client namespace behind the host, to send IPv4 traffic through it to FRR's prefix.
-    let client = lab.ns("client");
-    interop::sh(&["ip", "netns", "add", &client]);
-    let _client_guard = NetnsGuard(client.clone());
-    interop::sh(&[
-        "ip",
-        "link",
-        "add",
-        "hcl",
-        "netns",
-        &lab.ns("host"),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "ccl",
-        "netns",
-        &client,
-    ]);
-    let in_client = |args: &[&str]| {
-        let mut full = vec!["ip", "netns", "exec", client.as_str()];
-        full.extend_from_slice(args);
-        interop::sh(&full)
-    };
-    in_client(&["ip", "link", "set", "lo", "up"]);
-    in_client(&["ip", "addr", "add", "10.0.65.2/24", "dev", "ccl"]);
-    in_client(&["ip", "link", "set", "ccl", "up"]);
-    in_client(&["ip", "route", "add", "default", "via", "10.0.65.1"]);
+    lab.net.add("client");
+    lab.net.veth(("host", "hcl"), ("client", "ccl"));
+    lab.exec(
+        "client",
+        &["ip", "addr", "add", "10.0.65.2/24", "dev", "ccl"],
+    );
+    lab.exec("client", &["ip", "link", "set", "ccl", "up"]);
+    lab.exec(
+        "client",
+        &["ip", "route", "add", "default", "via", "10.0.65.1"],
+    );
     // Locally generated UDP over veth carries partial checksums (see README).
-    in_client(&["ethtool", "-K", "ccl", "tx", "off"]);
+    lab.exec("client", &["ethtool", "-K", "ccl", "tx", "off"]);
     lab.exec("host", &["ip", "addr", "add", "10.0.65.1/24", "dev", "hcl"]);
     lab.exec("host", &["ip", "link", "set", "hcl", "up"]);
     lab.exec("host", &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
@@ -752,7 +737,10 @@ hold_time = 9
     // IPv4 traffic from the client to FRR's address, forwarded by XDP through the link-local
     // next hop (its counters), answered by FRR back through the host.
     let packets_before = nexthop_packets(&lab, &frr_link_local);
-    in_client(&["ping", "-c", "5", "-i", "0.2", "-W", "2", FRR_V4_ADDRESS]);
+    lab.exec(
+        "client",
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", FRR_V4_ADDRESS],
+    );
     let forwarded = nexthop_packets(&lab, &frr_link_local) - packets_before;
     assert!(
         forwarded >= 5,
@@ -777,13 +765,4 @@ fn nexthop_packets(lab: &Lab, via: &str) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-/// Deletes a network namespace the lab does not know about.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
