@@ -6,6 +6,7 @@
 //! ```
 pub mod config;
 mod convert;
+pub mod discovery;
 pub mod fsm;
 pub mod packet;
 pub mod peer;
