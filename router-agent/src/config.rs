@@ -207,6 +207,17 @@ impl Config {
                 ));
             }
         }
+        if let Some(bgp) = &self.bgp {
+            bgp.compile().map_err(|err| (err.key, err.reason))?;
+            for (key, name) in bgp.interface_refs() {
+                if !names.contains(name) {
+                    return Err((
+                        key,
+                        format!("{name:?} is not one of the configured interfaces"),
+                    ));
+                }
+            }
+        }
         if !self.datapath.pin_dir.is_absolute() {
             return Err((
                 "datapath.pin_dir".into(),
@@ -359,6 +370,97 @@ mod tests {
         assert_eq!(config.engine(), EngineChoice::LpmTrie);
         let big = parse("[datapath]\nexpected_ipv4_routes = 1000000\n").unwrap();
         assert_eq!(big.engine(), EngineChoice::Dir24);
+    }
+
+    const BGP: &str =
+        "[[interface]]\nname = \"eth0\"\n[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n";
+
+    #[test]
+    fn neighbors_by_interface_and_dynamic_ranges() {
+        let config = parse(&format!(
+            r#"{BGP}
+            [[bgp.neighbor]]
+            interface = "eth0"
+            remote_as = "external"
+            [[bgp.neighbor]]
+            address = "10.0.0.7"
+            remote_as = 65002
+            [[bgp.dynamic_neighbor]]
+            range = "10.0.0.0/24"
+            remote_as = "external"
+            import = "all"
+            limit = 3
+            [[bgp.dynamic_neighbor]]
+            interface = "eth0"
+            remote_as = "internal"
+            "#
+        ))
+        .unwrap();
+        let setup = config.bgp.unwrap().compile().unwrap();
+        assert_eq!(
+            setup.neighbors[0].address,
+            crate::bgp::config::PeerAddress::Interface("eth0".into())
+        );
+        assert_eq!(setup.dynamic_neighbors.len(), 2);
+        assert_eq!(setup.dynamic_neighbors[0].limit, 3);
+        assert_eq!(setup.dynamic_neighbors[1].limit, 100, "default");
+        let vm = setup.dynamic_neighbors[0].neighbor("10.0.0.9".parse().unwrap());
+        assert!(vm.passive);
+    }
+
+    #[test]
+    fn neighbor_and_dynamic_errors_name_the_key() {
+        let bgp = |rest: &str| error(&format!("{BGP}{rest}"));
+        let e =
+            bgp("[[bgp.neighbor]]\naddress = \"10.0.0.1\"\ninterface = \"eth0\"\nremote_as = 1\n");
+        assert!(
+            e.contains("bgp.neighbor[0].interface") && e.contains("exclusive"),
+            "{e}"
+        );
+        let e = bgp("[[bgp.neighbor]]\nremote_as = 1\n");
+        assert!(e.contains("bgp.neighbor[0].address"), "{e}");
+        let e = bgp("[[bgp.neighbor]]\ninterface = \"eth9\"\nremote_as = 1\n");
+        assert!(
+            e.contains("bgp.neighbor[0].interface") && e.contains("not one of the configured"),
+            "{e}"
+        );
+        let e = bgp("[[bgp.neighbor]]\ninterface = \"eth0\"\nremote_as = 1\n\
+             [[bgp.neighbor]]\ninterface = \"eth0\"\nremote_as = 2\n");
+        assert!(
+            e.contains("bgp.neighbor[1].interface") && e.contains("twice"),
+            "{e}"
+        );
+        let e = bgp(
+            "[[bgp.dynamic_neighbor]]\nrange = \"10.0.0.0/16\"\nremote_as = 1\n\
+             [[bgp.dynamic_neighbor]]\nrange = \"10.0.3.0/24\"\nremote_as = 1\n",
+        );
+        assert!(
+            e.contains("bgp.dynamic_neighbor[1].range") && e.contains("overlaps"),
+            "{e}"
+        );
+        let e = bgp(
+            "[[bgp.dynamic_neighbor]]\nrange = \"fe80::/64\"\nremote_as = 1\n\
+             [[bgp.dynamic_neighbor]]\ninterface = \"eth0\"\nremote_as = 1\n",
+        );
+        assert!(e.contains("bgp.dynamic_neighbor[1].interface"), "{e}");
+        let e = bgp("[[bgp.dynamic_neighbor]]\nrange = \"10.0.0.1/24\"\nremote_as = 1\n");
+        assert!(
+            e.contains("bgp.dynamic_neighbor[0].range") && e.contains("10.0.0.0/24"),
+            "{e}"
+        );
+        let e = bgp("[[bgp.dynamic_neighbor]]\ninterface = \"vms\"\nremote_as = 1\n");
+        assert!(e.contains("bgp.dynamic_neighbor[0].interface"), "{e}");
+        let e = bgp("[[bgp.dynamic_neighbor]]\nremote_as = 1\n");
+        assert!(e.contains("bgp.dynamic_neighbor[0].range"), "{e}");
+        let e =
+            bgp("[[bgp.dynamic_neighbor]]\nrange = \"10.0.0.0/24\"\nremote_as = 1\nlimit = 0\n");
+        assert!(e.contains("bgp.dynamic_neighbor[0].limit"), "{e}");
+        // A configured neighbor inside a range is fine (it wins).
+        parse(&format!(
+            "{BGP}[[bgp.neighbor]]\naddress = \"10.0.0.5\"\nremote_as = 1\n\
+             [[bgp.dynamic_neighbor]]\nrange = \"10.0.0.0/24\"\nremote_as = 1\n"
+        ))
+        .unwrap();
     }
 
     #[test]

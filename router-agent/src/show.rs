@@ -239,10 +239,22 @@ pub fn render_neighbors(value: &serde_json::Value) -> String {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
+        // An unnumbered neighbor shows its interface (and its link-local address once
+        // found); a dynamic one is marked.
+        let mut name = match (&n["interface"], &n["address"]) {
+            (serde_json::Value::String(interface), serde_json::Value::String(address)) => {
+                format!("{interface} ({address})")
+            }
+            (serde_json::Value::String(interface), _) => interface.clone(),
+            _ => text("address"),
+        };
+        if n["dynamic"] == serde_json::Value::Bool(true) {
+            name.push_str(" (dynamic)");
+        }
         let _ = writeln!(
             out,
             "{:<40} {:>11} {:<12} {:>9} {:>8} {:>10}  {}",
-            text("address"),
+            name,
             text("remote_as"),
             text("state"),
             text("uptime_seconds"),

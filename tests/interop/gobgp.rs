@@ -32,31 +32,46 @@ pub fn config(lab: &Lab, asn: u32, connect_retry: u32) -> String {
     )
 }
 
+/// The daemon label of [`start`]'s gobgpd.
+const LABEL: &str = "gobgpd";
+
 /// Starts gobgpd (daemon label `gobgpd`) with [`config`] and waits for its API.
 pub fn start(lab: &mut Lab, asn: u32, connect_retry: u32) {
-    let config_path = lab.path_str("gobgpd.toml");
-    fs::write(&config_path, config(lab, asn, connect_retry)).unwrap();
-    let _ = fs::remove_file(lab.path("gobgp.sock"));
+    let config = config(lab, asn, connect_retry);
+    spawn(lab, LABEL, &config);
+}
+
+/// Starts a gobgpd with `config` as daemon `label` (several may run in one lab: config
+/// `<label>.toml`, API socket `<label>.sock`, log `<label>.log`) and waits for its API.
+pub fn spawn(lab: &mut Lab, label: &str, config: &str) {
+    let config_path = lab.path_str(&format!("{label}.toml"));
+    fs::write(&config_path, config).unwrap();
+    let _ = fs::remove_file(lab.path(&format!("{label}.sock")));
     let mut command = lab.command_in("peer", "gobgpd");
-    command.args(["-f", &config_path, "--api-hosts", &api(lab)]);
+    command.args(["-f", &config_path, "--api-hosts", &api(lab, label)]);
     command.args(["--pprof-disable", "--log-plain"]);
-    lab.spawn_daemon("gobgpd", command);
+    lab.spawn_daemon(label, command);
     wait_for(
-        "gobgpd's API",
+        &format!("{label}'s API"),
         Duration::from_secs(10),
-        || cli(lab, &["neighbor"]).is_ok(),
+        || cli_of(lab, label, &["neighbor"]).is_ok(),
         || lab.logs(),
     );
 }
 
-fn api(lab: &Lab) -> String {
-    format!("unix://{}", lab.path_str("gobgp.sock"))
+fn api(lab: &Lab, label: &str) -> String {
+    format!("unix://{}", lab.path_str(&format!("{label}.sock")))
 }
 
-/// The `gobgp` CLI over the lab's gobgpd socket: its stdout, or what went wrong.
+/// The `gobgp` CLI over [`start`]'s gobgpd: its stdout, or what went wrong.
 pub fn cli(lab: &Lab, args: &[&str]) -> Result<String, String> {
+    cli_of(lab, LABEL, args)
+}
+
+/// The `gobgp` CLI over the API of the gobgpd `label`: its stdout, or what went wrong.
+pub fn cli_of(lab: &Lab, label: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new("gobgp")
-        .args(["--target", &api(lab)])
+        .args(["--target", &api(lab, label)])
         .args(args)
         .output()
         .map_err(|e| format!("running gobgp: {e}"))?;

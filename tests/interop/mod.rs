@@ -105,6 +105,43 @@ impl Lab {
         }
     }
 
+    /// The pid of a daemon started with [`Lab::spawn_daemon`].
+    pub fn daemon_pid(&self, label: &str) -> Option<u32> {
+        self.daemons.get(label).map(Child::id)
+    }
+
+    /// Sends `signal` to a daemon (e.g. SIGSTOP / SIGCONT to freeze it).
+    pub fn signal_daemon(&self, label: &str, signal: libc::c_int) {
+        let pid = self.daemon_pid(label).expect("daemon started") as libc::pid_t;
+        // SAFETY: kill(2) on our own, unreaped child.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Sends `signal` to the agent (e.g. SIGSTOP / SIGCONT to freeze it).
+    pub fn signal_agent(&self, signal: libc::c_int) {
+        let pid = self.agent.as_ref().expect("agent started").id() as libc::pid_t;
+        // SAFETY: kill(2) on our own, unreaped child.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// TCP connections in `role`'s namespace that are established to or from port 179.
+    pub fn bgp_connections(&self, role: &str) -> Vec<String> {
+        self.exec(
+            role,
+            &[
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+                "( sport = :179 or dport = :179 )",
+            ],
+        )
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect()
+    }
+
     pub fn daemon_running(&mut self, label: &str) -> bool {
         self.daemons
             .get_mut(label)

@@ -13,6 +13,17 @@
 //! export = "all"               # originated routes only, ever; absent: nothing (RFC 8212)
 //! max_prefix = { limit = 100, action = "teardown", restart_after = "60s" }
 //!
+//! [[bgp.neighbor]]
+//! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
+//! remote_as = "external"       # (the peer is found by its Router Advertisements)
+//!
+//! [[bgp.dynamic_neighbor]]     # peers without per-peer config, passive
+//! range = "10.0.0.0/24"        # or interface = "veth-vms": any link-local address on it
+//! remote_as = "external"
+//! import = { prefix_list = "vm-hosts" }
+//! export = "all"
+//! limit = 100                  # at most this many sessions from the range (default 100)
+//!
 //! [bgp.prefix_list.NAME]
 //! ipv4 = [{ action = "permit", prefix = "10.0.0.0/8", ge = 24, le = 32 }]
 //! ```
@@ -49,6 +60,8 @@ pub struct BgpConfig {
     pub prefix_lists: BTreeMap<String, PrefixListConfig>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<NeighborConfig>,
+    #[serde(default, rename = "dynamic_neighbor")]
+    pub dynamic_neighbors: Vec<DynamicNeighborConfig>,
     /// Which BGP routes also go to the kernel (for the host's own traffic):
     /// "all", "default-only" or "none".
     #[serde(default)]
@@ -62,7 +75,11 @@ fn default_port() -> u16 {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighborConfig {
-    pub address: IpAddr,
+    /// The neighbor's address; or `interface`.
+    pub address: Option<IpAddr>,
+    /// Unnumbered: the neighbor is on this interface, at an IPv6 link-local address learned
+    /// from its Router Advertisements or its connection.
+    pub interface: Option<String>,
     pub remote_as: RemoteAsConfig,
     pub import: Option<ImportConfig>,
     pub export: Option<ExportConfig>,
@@ -72,6 +89,27 @@ pub struct NeighborConfig {
     pub passive: bool,
     /// Proposed hold time, seconds (0, or at least 3).
     pub hold_time: Option<u16>,
+}
+
+/// A template for passive peers connecting from a range of addresses (or any link-local
+/// address on an interface) with no configuration of their own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicNeighborConfig {
+    pub range: Option<ipnet::IpNet>,
+    pub interface: Option<String>,
+    pub remote_as: RemoteAsConfig,
+    pub import: Option<ImportConfig>,
+    pub export: Option<ExportConfig>,
+    pub max_prefix: Option<MaxPrefix>,
+    pub hold_time: Option<u16>,
+    /// Sessions from this range at most; further connections are refused.
+    #[serde(default = "default_dynamic_limit")]
+    pub limit: usize,
+}
+
+fn default_dynamic_limit() -> usize {
+    100
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -96,15 +134,69 @@ impl<'de> Deserialize<'de> for RemoteAsConfig {
     }
 }
 
+/// Where a neighbor is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeerAddress {
+    Ip(IpAddr),
+    /// Unnumbered: an IPv6 link-local address on this interface, discovered.
+    Interface(String),
+}
+
+impl std::fmt::Display for PeerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddress::Ip(ip) => ip.fmt(f),
+            PeerAddress::Interface(name) => write!(f, "interface {name}"),
+        }
+    }
+}
+
 /// A neighbor, ready to run.
 #[derive(Clone, Debug)]
 pub struct Neighbor {
-    pub address: IpAddr,
+    pub address: PeerAddress,
     pub remote_as: RemoteAs,
     pub import: ImportPolicy,
     pub export: ExportPolicy,
     pub passive: bool,
     pub hold_time: Option<u16>,
+}
+
+/// Which connections a dynamic neighbor template accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DynamicSource {
+    Range(ipnet::IpNet),
+    /// Any IPv6 link-local address on this interface.
+    Interface(String),
+}
+
+impl std::fmt::Display for DynamicSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DynamicSource::Range(range) => range.fmt(f),
+            DynamicSource::Interface(name) => write!(f, "link-local on {name}"),
+        }
+    }
+}
+
+/// A compiled `[[bgp.dynamic_neighbor]]`.
+#[derive(Clone, Debug)]
+pub struct DynamicNeighbors {
+    pub source: DynamicSource,
+    /// The policy of every peer it creates (address unused; passive).
+    pub template: Neighbor,
+    pub limit: usize,
+}
+
+impl DynamicNeighbors {
+    /// The neighbor for a peer connecting from `address`.
+    pub fn neighbor(&self, address: IpAddr) -> Neighbor {
+        Neighbor {
+            address: PeerAddress::Ip(address),
+            passive: true,
+            ..self.template.clone()
+        }
+    }
 }
 
 /// The compiled `[bgp]` section.
@@ -116,9 +208,32 @@ pub struct BgpSetup {
     pub decision: DecisionConfig,
     pub originated: Originated,
     pub neighbors: Vec<Neighbor>,
+    pub dynamic_neighbors: Vec<DynamicNeighbors>,
 }
 
 impl BgpConfig {
+    /// The interfaces the BGP configuration refers to, with their keys (to check against the
+    /// configured `[[interface]]`s).
+    pub fn interface_refs(&self) -> Vec<(String, &str)> {
+        let neighbors = self.neighbors.iter().enumerate().filter_map(|(i, n)| {
+            Some((
+                format!("bgp.neighbor[{i}].interface"),
+                n.interface.as_deref()?,
+            ))
+        });
+        let dynamic = self
+            .dynamic_neighbors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                Some((
+                    format!("bgp.dynamic_neighbor[{i}].interface"),
+                    n.interface.as_deref()?,
+                ))
+            });
+        neighbors.chain(dynamic).collect()
+    }
+
     /// Compiles policies and checks cross-references; errors name the key.
     pub fn compile(&self) -> Result<BgpSetup, PolicyError> {
         let invalid = |key: &str, reason: String| PolicyError {
@@ -133,40 +248,116 @@ impl BgpConfig {
         }
         let lists = PrefixLists::compile(&self.prefix_lists)?;
         let originated = Originated::from_config(&self.originate)?;
-        let mut neighbors = Vec::new();
+        let mut neighbors: Vec<Neighbor> = Vec::new();
         for (i, neighbor) in self.neighbors.iter().enumerate() {
             let key = format!("bgp.neighbor[{i}]");
-            if self.neighbors[..i]
+            let address = match (neighbor.address, &neighbor.interface) {
+                (Some(ip), None) => PeerAddress::Ip(ip),
+                (None, Some(name)) => PeerAddress::Interface(name.clone()),
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &format!("{key}.interface"),
+                        "address and interface are exclusive: an interface neighbor's address \
+                         is discovered"
+                            .into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &format!("{key}.address"),
+                        "either address or interface (unnumbered) is needed".into(),
+                    ));
+                }
+            };
+            if let Some(other) = neighbors.iter().find(|other| other.address == address) {
+                let field = match address {
+                    PeerAddress::Ip(_) => "address",
+                    PeerAddress::Interface(_) => "interface",
+                };
+                return Err(invalid(
+                    &format!("{key}.{field}"),
+                    format!("{} is configured twice", other.address),
+                ));
+            }
+            neighbors.push(compile_neighbor(
+                &key,
+                address,
+                neighbor.remote_as,
+                neighbor.import.as_ref(),
+                neighbor.export.as_ref(),
+                neighbor.max_prefix,
+                neighbor.passive,
+                neighbor.hold_time,
+                &lists,
+            )?);
+        }
+        let mut dynamic_neighbors: Vec<DynamicNeighbors> = Vec::new();
+        for (i, dynamic) in self.dynamic_neighbors.iter().enumerate() {
+            let key = format!("bgp.dynamic_neighbor[{i}]");
+            let source = match (dynamic.range, &dynamic.interface) {
+                (Some(range), None) => {
+                    if range != range.trunc() {
+                        return Err(invalid(
+                            &format!("{key}.range"),
+                            format!(
+                                "{range} has host bits set (did you mean {}?)",
+                                range.trunc()
+                            ),
+                        ));
+                    }
+                    DynamicSource::Range(range)
+                }
+                (None, Some(name)) => DynamicSource::Interface(name.clone()),
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &format!("{key}.interface"),
+                        "range and interface are exclusive".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &format!("{key}.range"),
+                        "either range or interface (its link-local addresses) is needed".into(),
+                    ));
+                }
+            };
+            if let Some(other) = dynamic_neighbors
                 .iter()
-                .any(|other| other.address == neighbor.address)
+                .find(|other| sources_overlap(&other.source, &source))
             {
+                let field = match source {
+                    DynamicSource::Range(_) => "range",
+                    DynamicSource::Interface(_) => "interface",
+                };
                 return Err(invalid(
-                    &format!("{key}.address"),
-                    format!("{} is configured twice", neighbor.address),
+                    &format!("{key}.{field}"),
+                    format!(
+                        "{source} overlaps {} of another dynamic_neighbor",
+                        other.source
+                    ),
                 ));
             }
-            if matches!(neighbor.hold_time, Some(1 | 2)) {
+            if dynamic.limit == 0 {
                 return Err(invalid(
-                    &format!("{key}.hold_time"),
-                    "must be 0 or at least 3 seconds (RFC 4271)".into(),
+                    &format!("{key}.limit"),
+                    "must be at least 1".into(),
                 ));
             }
-            neighbors.push(Neighbor {
-                address: neighbor.address,
-                remote_as: neighbor.remote_as.0,
-                import: ImportPolicy::from_config(
-                    neighbor.import.as_ref(),
-                    neighbor.max_prefix,
-                    &lists,
-                    &format!("{key}.import"),
-                )?,
-                export: ExportPolicy::from_config(
-                    neighbor.export.as_ref(),
-                    &lists,
-                    &format!("{key}.export"),
-                )?,
-                passive: neighbor.passive,
-                hold_time: neighbor.hold_time,
+            let template = compile_neighbor(
+                &key,
+                PeerAddress::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                dynamic.remote_as,
+                dynamic.import.as_ref(),
+                dynamic.export.as_ref(),
+                dynamic.max_prefix,
+                true,
+                dynamic.hold_time,
+                &lists,
+            )?;
+            dynamic_neighbors.push(DynamicNeighbors {
+                source,
+                template,
+                limit: dynamic.limit,
             });
         }
         Ok(BgpSetup {
@@ -176,6 +367,52 @@ impl BgpConfig {
             decision: self.decision.clone(),
             originated,
             neighbors,
+            dynamic_neighbors,
         })
     }
+}
+
+/// Two dynamic sources accept a common address.
+fn sources_overlap(a: &DynamicSource, b: &DynamicSource) -> bool {
+    match (a, b) {
+        (DynamicSource::Range(a), DynamicSource::Range(b)) => a.contains(b) || b.contains(a),
+        (DynamicSource::Interface(a), DynamicSource::Interface(b)) => a == b,
+        // A range of link-local addresses and an interface both take fe80::/10 peers.
+        (DynamicSource::Range(range), DynamicSource::Interface(_))
+        | (DynamicSource::Interface(_), DynamicSource::Range(range)) => match range {
+            ipnet::IpNet::V6(v6) => {
+                let link_local: ipnet::Ipv6Net = "fe80::/10".parse().expect("valid");
+                v6.contains(&link_local) || link_local.contains(v6)
+            }
+            ipnet::IpNet::V4(_) => false,
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_neighbor(
+    key: &str,
+    address: PeerAddress,
+    remote_as: RemoteAsConfig,
+    import: Option<&ImportConfig>,
+    export: Option<&ExportConfig>,
+    max_prefix: Option<MaxPrefix>,
+    passive: bool,
+    hold_time: Option<u16>,
+    lists: &PrefixLists,
+) -> Result<Neighbor, PolicyError> {
+    if matches!(hold_time, Some(1 | 2)) {
+        return Err(PolicyError {
+            key: format!("{key}.hold_time"),
+            reason: "must be 0 or at least 3 seconds (RFC 4271)".into(),
+        });
+    }
+    Ok(Neighbor {
+        address,
+        remote_as: remote_as.0,
+        import: ImportPolicy::from_config(import, max_prefix, lists, &format!("{key}.import"))?,
+        export: ExportPolicy::from_config(export, lists, &format!("{key}.export"))?,
+        passive,
+        hold_time,
+    })
 }

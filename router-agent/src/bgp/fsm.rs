@@ -31,26 +31,12 @@
 //!
 //! # Connections and collisions (RFC 4271 6.8, 8.2.1)
 //!
-//! A session owns at most one TCP connection. The driver keeps a *primary* session per
-//! configured peer and treats an incoming connection from the peer's address by the
-//! primary's state:
-//! - Idle: refuse it (Idle refuses connections; a damped peer stays out).
-//! - Connect or Active: give it to the primary (`TcpConnectionConfirmed`), aborting the
-//!   primary's own connection attempt if any.
-//! - OpenSent or OpenConfirm: accept it into a second session made from the same config with
-//!   `passive: true`, fed `AutomaticStart` then `TcpConnectionConfirmed` (it sends its OPEN).
-//! - Established: refuse it, or accept it like above and dump it when its OPEN arrives: RFC 6.8
-//!   keeps the Established connection.
-//!
-//! When one of two sessions of the same peer reaches OpenConfirm (its OPEN was valid) while
-//! the other is in OpenSent or OpenConfirm, the collision is resolved:
-//! [`Session::wins_collision`] (from [`collision_winner`] and [`Session::initiator`]) tells
-//! whether that session's connection survives; feed `OpenCollisionDump` to the loser, which
-//! sends Cease / Connection Collision Resolution and closes. A second session is disposed of
-//! as soon as it leaves OpenSent/OpenConfirm/Established for Idle or Active (RFC 8.2.1.2).
-//! A primary that lost a collision stays Idle while the winning second session lives; when
-//! that one goes down, restart the primary with `AutomaticStart`.
-//!
+//! A session owns at most one TCP connection. The connections to one peer, and their
+//! collisions, are [`Peering`]'s (`fsm/peering.rs`, sans-IO too): a primary session per peer and
+//! a second one for a connection the peer opens while the primary is past Active, resolved
+//! with [`Session::wins_collision`] (from [`collision_winner`] and [`Session::initiator`]) and
+//! `OpenCollisionDump` (Cease / Connection Collision Resolution) to the loser.
+
 //! # Deviations from RFC 4271 8.2.2
 //!
 //! Optional session attributes: none of DelayOpen (events 12, 20), TrackTcpState (14, 15),
@@ -74,7 +60,7 @@
 //! 5. A message header error in Established sends the codec's Message Header Error (RFC 4271
 //!    6.1), not the FSM Error of 8.2.2's "any other event" list.
 //! 6. An OPEN (valid or not) in OpenConfirm or Established arrived on this session's own
-//!    connection: FSM Error. Collisions between connections are resolved by the driver with
+//!    connection: FSM Error. Collisions between connections are resolved by [`Peering`] with
 //!    `OpenCollisionDump`.
 //! 7. FSM Errors carry the RFC 6608 subcodes (unexpected message in OpenSent, OpenConfirm,
 //!    Established).
@@ -95,6 +81,7 @@
 
 mod notification;
 mod open;
+mod peering;
 #[cfg(test)]
 mod tests;
 
@@ -106,6 +93,7 @@ pub use notification::{
     CeaseSubcode, MAX_SHUTDOWN_MESSAGE_LEN, NotificationInfo, error_code, fsm_error, open_error,
 };
 pub use open::{AS_TRANS, BGP_VERSION, Capabilities, Negotiated, OpenInfo};
+pub use peering::{Conn, Incoming, Peering, Restart};
 
 use crate::bgp::packet::types::{Afi, Safi};
 

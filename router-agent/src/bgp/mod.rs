@@ -6,6 +6,7 @@
 //! ```
 pub mod config;
 mod convert;
+pub mod discovery;
 pub mod fsm;
 pub mod next_hop_out;
 pub mod packet;

@@ -1,4 +1,5 @@
-//! One neighbor's session: the I/O around the sans-IO FSM. It owns the TCP connection and
+//! One neighbor's session: the I/O around the sans-IO FSM ([`Peering`]: a session per
+//! connection, RFC 4271 6.8 collisions between two). It owns the TCP connections and
 //! the timers, turns bytes into FSM events and FSM actions into bytes, and reports to the
 //! speaker what the routing side needs (established, UPDATEs, route refresh, down).
 //!
@@ -27,8 +28,8 @@ use tokio::{
 
 use super::{
     fsm::{
-        Action, CeaseSubcode, Event, Negotiated, NotificationInfo, Session, SessionConfig, State,
-        Timer,
+        Action, CeaseSubcode, Conn, Event, Incoming, Negotiated, NotificationInfo, Peering,
+        Restart, SessionConfig, State, Timer,
     },
     packet::{
         Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
@@ -43,6 +44,8 @@ use super::{
 pub enum PeerCommand {
     /// The neighbor connected to us.
     Incoming(TcpStream),
+    /// Where the neighbor is now (an unnumbered neighbor, discovered).
+    Remote(SocketAddr),
     /// Advertise or withdraw (Established only; dropped otherwise).
     Send(Vec<Update>),
     /// Tear the session down with this NOTIFICATION and keep it down (refusing the neighbor's
@@ -61,6 +64,16 @@ pub enum PeerCommand {
 /// From a session to the speaker.
 #[derive(Debug)]
 pub enum PeerEvent {
+    /// An unnumbered neighbor's link-local address was heard (Router Advertisement).
+    Discovered {
+        interface: String,
+        address: std::net::Ipv6Addr,
+    },
+    /// The listener accepted a connection (for the speaker to hand to a session).
+    Accepted {
+        stream: TcpStream,
+        remote: SocketAddr,
+    },
     Established {
         peer: PeerId,
         negotiated: Negotiated,
@@ -80,6 +93,10 @@ pub enum PeerEvent {
         peer: PeerId,
         reason: String,
     },
+    /// The task ended: stopped, or a dynamic neighbor's session ended.
+    Closed {
+        peer: PeerId,
+    },
     State {
         peer: PeerId,
         state: State,
@@ -90,39 +107,42 @@ pub struct PeerHandle {
     pub commands: mpsc::UnboundedSender<PeerCommand>,
 }
 
-/// Starts the session task of the neighbor at `address`.
+/// How a session task starts.
+pub struct PeerSpec {
+    pub peer: PeerId,
+    /// Where to connect (a link-local address carries its interface as scope id).
+    pub remote: Option<SocketAddr>,
+    pub config: SessionConfig,
+    pub restart: Restart,
+    /// The connection that created a dynamic peer.
+    pub incoming: Option<TcpStream>,
+}
+
+/// Starts the session task of one neighbor. It sends [`PeerEvent::Closed`] when it ends.
 pub fn spawn(
-    peer: PeerId,
-    remote: SocketAddr,
-    config: SessionConfig,
+    spec: PeerSpec,
     events: mpsc::UnboundedSender<PeerEvent>,
 ) -> anyhow::Result<PeerHandle> {
-    let session = Session::new(config)?;
+    let peering = Peering::new(spec.config, spec.restart)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let task = PeerTask {
-        peer,
-        remote,
-        session,
+        peer: spec.peer,
+        remote: spec.remote,
+        peering,
         events,
-        reader: None,
-        writer: None,
-        buffer: BytesMut::with_capacity(64 * 1024),
-        codec: Codec::default(),
-        timers: [None; 4],
+        connections: [Connection::default(), Connection::default()],
         connecting: None,
+        reported_state: State::Idle,
     };
-    tokio::spawn(task.run(command_rx));
+    tokio::spawn(task.run(command_rx, spec.incoming));
     Ok(PeerHandle { commands })
 }
 
 type Connecting =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>;
 
-struct PeerTask {
-    peer: PeerId,
-    remote: SocketAddr,
-    session: Session,
-    events: mpsc::UnboundedSender<PeerEvent>,
+/// One TCP connection of a peer and its FSM timers.
+struct Connection {
     reader: Option<OwnedReadHalf>,
     writer: Option<OwnedWriteHalf>,
     buffer: BytesMut,
@@ -130,7 +150,64 @@ struct PeerTask {
     codec: Codec,
     /// Deadline of each FSM timer, indexed by `timer_index`.
     timers: [Option<Instant>; 4],
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            reader: None,
+            writer: None,
+            buffer: BytesMut::with_capacity(64 * 1024),
+            codec: Codec::default(),
+            timers: [None; 4],
+        }
+    }
+}
+
+impl Connection {
+    fn attach(&mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        self.reader = Some(reader);
+        self.writer = Some(writer);
+        self.buffer.clear();
+        self.codec = Codec::default();
+    }
+
+    fn detach(&mut self) {
+        self.reader = None;
+        self.writer = None;
+        self.buffer.clear();
+    }
+
+    /// The earliest armed timer.
+    fn next_timer(&self) -> Option<(Instant, Timer)> {
+        self.timers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (t, TIMERS[i])))
+            .min()
+    }
+
+    async fn read(&mut self) -> std::io::Result<usize> {
+        match self.reader.as_mut() {
+            Some(reader) => reader.read_buf(&mut self.buffer).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+struct PeerTask {
+    peer: PeerId,
+    /// None: not known yet (an unnumbered neighbor before discovery); connecting fails.
+    remote: Option<SocketAddr>,
+    peering: Peering,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    /// Indexed by [`Conn::index`].
+    connections: [Connection; 2],
+    /// Our connection attempt (the primary's).
     connecting: Option<Connecting>,
+    reported_state: State,
 }
 
 fn timer_index(timer: Timer) -> usize {
@@ -149,22 +226,37 @@ const TIMERS: [Timer; 4] = [
     Timer::IdleHold,
 ];
 
+const CONNS: [Conn; 2] = [Conn::Primary, Conn::Second];
+
 /// How long an outgoing TCP connection may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PeerTask {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
-        self.handle(Event::ManualStart).await;
-        loop {
-            let next_timer = self
-                .timers
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<PeerCommand>,
+        incoming: Option<TcpStream>,
+    ) {
+        self.handle(Conn::Primary, Event::ManualStart).await;
+        if let Some(stream) = incoming {
+            self.incoming(stream).await;
+        }
+        while !self.peering.finished() {
+            let next_timer = CONNS
                 .iter()
-                .enumerate()
-                .filter_map(|(i, t)| t.map(|t| (t, i)))
-                .min();
+                .filter_map(|&conn| {
+                    let (at, timer) = self.connections[conn.index()].next_timer()?;
+                    Some((at, conn, timer))
+                })
+                .min_by_key(|(at, _, _)| *at);
+            let [primary, second] = &mut self.connections;
             tokio::select! {
                 command = commands.recv() => {
                     let message = match command {
+                        Some(PeerCommand::Remote(remote)) => {
+                            self.remote = Some(remote);
+                            continue;
+                        }
                         Some(PeerCommand::Incoming(stream)) => {
                             self.incoming(stream).await;
                             continue;
@@ -174,14 +266,15 @@ impl PeerTask {
                             continue;
                         }
                         Some(PeerCommand::HoldDown { notification, restart_after }) => {
-                            self.handle(Event::HoldDown { notification, restart_after }).await;
+                            let actions = self.peering.hold_down(notification, restart_after);
+                            self.carry_out(actions).await;
                             continue;
                         }
                         Some(PeerCommand::Clear) => {
                             let reset =
                                 NotificationInfo::cease(CeaseSubcode::AdministrativeReset, None);
-                            self.handle(Event::ManualStop(reset)).await;
-                            self.handle(Event::ManualStart).await;
+                            let actions = self.peering.clear(reset);
+                            self.carry_out(actions).await;
                             continue;
                         }
                         Some(PeerCommand::Stop(message)) => message,
@@ -189,8 +282,8 @@ impl PeerTask {
                     };
                     let cease =
                         NotificationInfo::cease(CeaseSubcode::AdministrativeShutdown, message.as_deref());
-                    self.handle(Event::ManualStop(cease)).await;
-                    return;
+                    let actions = self.peering.stop(cease);
+                    self.carry_out(actions).await;
                 }
                 result = async { self.connecting.as_mut().expect("guarded").await },
                     if self.connecting.is_some() =>
@@ -198,113 +291,117 @@ impl PeerTask {
                     self.connecting = None;
                     match result {
                         Ok(stream) => {
-                            self.attach(stream);
-                            self.handle(Event::TcpCrAcked).await;
+                            self.connections[0].attach(stream);
+                            self.handle(Conn::Primary, Event::TcpCrAcked).await;
                         }
                         Err(err) => {
-                            tracing::debug!(peer = %self.remote, "connect: {err}");
-                            self.handle(Event::TcpConnectionFails).await;
+                            tracing::debug!(peer = %label(self.remote), "connect: {err}");
+                            self.handle(Conn::Primary, Event::TcpConnectionFails).await;
                         }
                     }
                 }
-                read = async { self.reader.as_mut().expect("guarded").read_buf(&mut self.buffer).await },
-                    if self.reader.is_some() =>
-                {
-                    match read {
-                        Ok(0) | Err(_) => {
-                            self.detach();
-                            self.handle(Event::TcpConnectionFails).await;
-                        }
-                        Ok(_) => self.receive().await,
-                    }
-                }
-                _ = tokio::time::sleep_until(next_timer.map_or_else(far_future, |(t, _)| t)),
+                read = primary.read() => self.on_read(Conn::Primary, read).await,
+                read = second.read() => self.on_read(Conn::Second, read).await,
+                _ = tokio::time::sleep_until(next_timer.map_or_else(far_future, |(at, _, _)| at)),
                     if next_timer.is_some() =>
                 {
-                    let (_, index) = next_timer.expect("guarded");
-                    self.timers[index] = None;
-                    let event = match TIMERS[index] {
+                    let (_, conn, timer) = next_timer.expect("guarded");
+                    self.connections[conn.index()].timers[timer_index(timer)] = None;
+                    let event = match timer {
                         Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
                         Timer::Hold => Event::HoldTimerExpires,
                         Timer::Keepalive => Event::KeepaliveTimerExpires,
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
                     };
-                    self.handle(event).await;
+                    self.handle(conn, event).await;
                 }
             }
         }
+        let _ = self.events.send(PeerEvent::Closed { peer: self.peer });
     }
 
-    fn attach(&mut self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
-        self.reader = Some(reader);
-        self.writer = Some(writer);
-        self.buffer.clear();
-        self.codec = Codec::default();
-    }
-
-    fn detach(&mut self) {
-        self.reader = None;
-        self.writer = None;
-        self.buffer.clear();
-    }
-
-    /// The neighbor connected. We keep one connection: an incoming one replaces a pending
-    /// outgoing attempt, and is refused in Idle and once our own connection has reached
-    /// OpenSent (the neighbor keeps the connection we opened: a simplified RFC 4271 6.8 that
-    /// needs no second FSM).
-    async fn incoming(&mut self, stream: TcpStream) {
-        match self.session.state() {
-            // Not in Idle: the FSM ignores the connection there (it is waiting out its restart
-            // damping), and a held, silent connection would stop the neighbor's retries.
-            State::Connect | State::Active if self.writer.is_none() => {
-                self.connecting = None;
-                self.attach(stream);
-                self.handle(Event::TcpConnectionConfirmed).await;
+    async fn on_read(&mut self, conn: Conn, read: std::io::Result<usize>) {
+        match read {
+            Ok(0) | Err(_) => {
+                self.connections[conn.index()].detach();
+                self.handle(conn, Event::TcpConnectionFails).await;
             }
-            state => {
-                tracing::debug!(peer = %self.remote, ?state, "refusing a second connection");
+            Ok(_) => self.receive(conn).await,
+        }
+    }
+
+    /// The neighbor connected: the peering decides (collision detection, RFC 4271 6.8).
+    async fn incoming(&mut self, stream: TcpStream) {
+        match self.peering.incoming() {
+            Incoming::Refuse { reason, probe } => {
+                tracing::debug!(peer = %label(self.remote), "refusing a connection: {reason}");
+                if let Some(probe) = probe {
+                    self.probe(probe).await;
+                }
+            }
+            Incoming::Accept { conn, probe } => {
+                if conn == Conn::Primary {
+                    self.connecting = None;
+                }
+                if let Some(probe) = probe {
+                    self.probe(probe).await;
+                }
+                self.connections[conn.index()].attach(stream);
+                self.handle(conn, Event::TcpConnectionConfirmed).await;
             }
         }
     }
 
-    /// Decodes every complete message in the buffer.
-    async fn receive(&mut self) {
+    /// A KEEPALIVE on an Established connection, to learn whether the peer still has it (a
+    /// restarted peer answers with a reset, see `fsm/peering.rs`).
+    async fn probe(&mut self, conn: Conn) {
+        let keepalive = Message::Keepalive.encode(&self.connections[conn.index()].codec);
+        self.write(conn, &keepalive).await;
+    }
+
+    /// Decodes every complete message in the buffer of `conn`.
+    async fn receive(&mut self, conn: Conn) {
         loop {
-            let length = match message_length(&self.buffer) {
-                Ok(Some(length)) if self.buffer.len() >= length => length,
+            let connection = &mut self.connections[conn.index()];
+            let length = match message_length(&connection.buffer) {
+                Ok(Some(length)) if connection.buffer.len() >= length => length,
                 Ok(_) => return,
                 Err(err) => {
-                    self.handle(Event::BgpHeaderErr((&err.notification).into()))
+                    self.handle(conn, Event::BgpHeaderErr((&err.notification).into()))
                         .await;
                     return;
                 }
             };
-            let frame = self.buffer.split_to(length);
-            let event = match Message::decode(&frame, &self.codec) {
-                Ok(decoded) => self.message_event(decoded.message, decoded.update_error),
+            let frame = connection.buffer.split_to(length);
+            let event = match Message::decode(&frame, &connection.codec) {
+                Ok(decoded) => self.message_event(conn, decoded.message, decoded.update_error),
                 Err(err) => self.error_event(frame[18], err),
             };
-            self.handle(event).await;
-            if self.reader.is_none() {
+            self.handle(conn, event).await;
+            if self.connections[conn.index()].reader.is_none() {
                 return;
             }
         }
     }
 
-    fn message_event(&mut self, message: Message, update_error: Option<UpdateError>) -> Event {
+    fn message_event(
+        &mut self,
+        conn: Conn,
+        message: Message,
+        update_error: Option<UpdateError>,
+    ) -> Event {
+        let established = self.peering.session(conn).map(|s| s.state()) == Some(State::Established);
         match message {
             Message::Open(open) => Event::BgpOpen((&open).into()),
             Message::Keepalive => Event::KeepAliveMsg,
             Message::Notification(notification) => {
-                tracing::warn!(peer = %self.remote, "NOTIFICATION received: {notification}");
+                tracing::warn!(peer = %label(self.remote), "NOTIFICATION received: {notification}");
                 Event::notification((&notification).into())
             }
             Message::Update(update) => {
-                if self.session.state() == State::Established {
+                if established {
                     if let Some(error) = &update_error {
-                        tracing::warn!(peer = %self.remote, "malformed UPDATE: {error:?}");
+                        tracing::warn!(peer = %label(self.remote), "malformed UPDATE: {error:?}");
                     }
                     let _ = self.events.send(PeerEvent::Update {
                         peer: self.peer,
@@ -315,7 +412,7 @@ impl PeerTask {
                 Event::UpdateMsg
             }
             Message::RouteRefresh(refresh) => {
-                if self.session.state() == State::Established {
+                if established {
                     let _ = self.events.send(PeerEvent::RouteRefresh {
                         peer: self.peer,
                         afi: refresh.afi,
@@ -325,7 +422,7 @@ impl PeerTask {
             }
             // RFC 2918 3: ignore a refresh for a family we never advertised.
             Message::RouteRefreshUnknownFamily { afi, safi, .. } => {
-                tracing::debug!(peer = %self.remote, afi, safi, "ROUTE-REFRESH for an unknown family");
+                tracing::debug!(peer = %label(self.remote), afi, safi, "ROUTE-REFRESH for an unknown family");
                 Event::RouteRefreshMsg
             }
         }
@@ -333,7 +430,7 @@ impl PeerTask {
 
     /// The FSM event for a message that failed to decode: which one depends on its type.
     fn error_event(&self, message_type: u8, err: MessageError) -> Event {
-        tracing::warn!(peer = %self.remote, "bad message: {}", err.reason);
+        tracing::warn!(peer = %label(self.remote), "bad message: {}", err.reason);
         let notification = (&err.notification).into();
         match MessageType::from_u8(message_type) {
             Some(MessageType::Open) => Event::BgpOpenMsgErr(notification),
@@ -342,32 +439,39 @@ impl PeerTask {
         }
     }
 
-    /// Feeds an event to the FSM and carries out its actions in order.
-    async fn handle(&mut self, event: Event) {
-        let before = self.session.state();
-        let mut pending = vec![event];
-        while let Some(event) = pending.pop() {
-            for action in self.session.handle(event) {
-                if let Some(next) = self.act(action).await {
-                    pending.push(next);
-                }
-            }
+    /// Feeds an event of one connection to the peering and carries out its actions.
+    async fn handle(&mut self, conn: Conn, event: Event) {
+        let actions = self.peering.handle(conn, event);
+        self.carry_out(actions).await;
+    }
+
+    /// Carries out actions in order, then reports a change of the peer's state.
+    async fn carry_out(&mut self, actions: Vec<(Conn, Action)>) {
+        for (conn, action) in actions {
+            self.act(conn, action).await;
         }
-        let after = self.session.state();
-        if after != before {
+        let state = self.peering.state();
+        if state != self.reported_state {
+            self.reported_state = state;
             let _ = self.events.send(PeerEvent::State {
                 peer: self.peer,
-                state: after,
+                state,
             });
         }
     }
 
-    /// Carries out one action; a follow-up event (automatic restart) is returned.
-    async fn act(&mut self, action: Action) -> Option<Event> {
+    async fn act(&mut self, conn: Conn, action: Action) {
+        let connection = &mut self.connections[conn.index()];
         match action {
             Action::Connect => {
                 let remote = self.remote;
                 self.connecting = Some(Box::pin(async move {
+                    let Some(remote) = remote else {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AddrNotAvailable,
+                            "the neighbor's address is not known yet",
+                        ));
+                    };
                     tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote))
                         .await
                         .unwrap_or_else(|_| {
@@ -379,29 +483,34 @@ impl PeerTask {
                 }));
             }
             Action::Disconnect => {
-                if let Some(mut writer) = self.writer.take() {
+                if conn == Conn::Primary {
+                    self.connecting = None;
+                }
+                if let Some(mut writer) = connection.writer.take() {
                     let _ = writer.shutdown().await;
                 }
-                self.detach();
+                connection.detach();
             }
             Action::SendOpen(open) => {
                 let message = Message::Open((&open).into());
-                self.write(&message.encode(&Codec::default())).await;
+                self.write(conn, &message.encode(&Codec::default())).await;
             }
             Action::SendKeepalive => {
-                self.write(&Message::Keepalive.encode(&self.codec)).await;
+                let message = Message::Keepalive.encode(&connection.codec);
+                self.write(conn, &message).await;
             }
             Action::SendNotification(notification) => {
-                tracing::warn!(peer = %self.remote, "NOTIFICATION sent: {notification}");
+                tracing::warn!(peer = %label(self.remote), "NOTIFICATION sent: {notification}");
                 let message = Message::Notification((&notification).into());
-                self.write(&message.encode(&self.codec)).await;
+                let bytes = message.encode(&connection.codec);
+                self.write(conn, &bytes).await;
             }
             Action::StartTimer(timer, after) => {
-                self.timers[timer_index(timer)] = Some(Instant::now() + after);
+                connection.timers[timer_index(timer)] = Some(Instant::now() + after);
             }
-            Action::StopTimer(timer) => self.timers[timer_index(timer)] = None,
+            Action::StopTimer(timer) => connection.timers[timer_index(timer)] = None,
             Action::Established(negotiated) => {
-                self.codec = Codec {
+                connection.codec = Codec {
                     four_octet_as: negotiated.four_octet_as,
                     extended_next_hop_ipv4: negotiated.extended_next_hop.contains(&(
                         Afi::Ipv4,
@@ -409,10 +518,10 @@ impl PeerTask {
                         Afi::Ipv6,
                     )),
                 };
-                let local = self.writer.as_ref().and_then(|w| w.local_addr().ok());
-                let remote = self.writer.as_ref().and_then(|w| w.peer_addr().ok());
+                let local = connection.writer.as_ref().and_then(|w| w.local_addr().ok());
+                let remote = connection.writer.as_ref().and_then(|w| w.peer_addr().ok());
                 if let (Some(local), Some(remote)) = (local, remote) {
-                    tracing::info!(peer = %self.remote, asn = negotiated.peer_as,
+                    tracing::info!(peer = %label(self.remote), ?conn, asn = negotiated.peer_as,
                         hold = negotiated.hold_time, "session established");
                     let _ = self.events.send(PeerEvent::Established {
                         peer: self.peer,
@@ -423,51 +532,55 @@ impl PeerTask {
                 }
             }
             Action::Down { reason } => {
-                tracing::warn!(peer = %self.remote, "session down: {reason}");
+                tracing::warn!(peer = %label(self.remote), "session down: {reason}");
                 let _ = self.events.send(PeerEvent::Down {
                     peer: self.peer,
                     reason: reason.to_string(),
                 });
-                return Some(Event::AutomaticStart);
             }
         }
-        None
     }
 
     async fn send_updates(&mut self, updates: &[Update]) {
-        if self.session.state() != State::Established {
+        let Some(conn) = self.peering.established() else {
             return;
-        }
+        };
         for update in updates {
-            for message in encode_updates(update, &self.codec) {
-                self.write(&message).await;
+            for message in encode_updates(update, &self.connections[conn.index()].codec) {
+                self.write(conn, &message).await;
             }
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) {
-        let Some(writer) = self.writer.as_mut() else {
+    async fn write(&mut self, conn: Conn, bytes: &[u8]) {
+        let Some(writer) = self.connections[conn.index()].writer.as_mut() else {
             return;
         };
         if let Err(err) = writer.write_all(bytes).await {
-            tracing::debug!(peer = %self.remote, "write: {err}");
+            tracing::debug!(peer = %label(self.remote), "write: {err}");
             // The read side sees the failure too and feeds TcpConnectionFails.
         }
     }
+}
+
+/// The peer in logs: its address and port, as configured or learned.
+fn label(remote: Option<SocketAddr>) -> String {
+    remote.map_or_else(|| "unknown".to_owned(), |remote| remote.to_string())
 }
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4; other IPv6 addresses
-/// keep their scope (the interface of a link-local session).
+/// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4; IPv6 ones keep their
+/// scope (the interface of a link-local address).
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
-        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
-            SocketAddr::new(canonical_ip(addr.ip()), addr.port())
-        }
-        addr => addr,
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
     }
 }
 

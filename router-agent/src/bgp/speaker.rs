@@ -12,24 +12,28 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6},
     sync::Arc,
     time::Instant,
 };
 
 use anyhow::{Context, Result};
 use ipnet::IpNet;
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
 
 use super::{
-    config::{BgpSetup, Neighbor},
-    fsm::{self, NotificationInfo, SessionConfig, State},
+    config::{BgpSetup, DynamicSource, Neighbor, PeerAddress},
+    discovery,
+    fsm::{self, NotificationInfo, Restart, SessionConfig, State},
     next_hop_out::{ExportNextHops, SessionEnds},
     packet::{
         Update,
         types::{Afi, MpReach, MpUnreach, PathAttributes, Safi},
     },
-    peer::{self, PeerCommand, PeerEvent, PeerHandle},
+    peer::{self, PeerCommand, PeerEvent, PeerHandle, PeerSpec},
     policy::{AdjRibOut, ExportDiff, ExportSession, MaxPrefixAction, build_adj_rib_out},
     rib::{LocRibChange, NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
 };
@@ -38,7 +42,12 @@ use crate::fib::{Batch, Fib, RouteTarget, Source};
 /// What the operator sees of a neighbor.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NeighborStatus {
-    pub address: IpAddr,
+    /// The peer's address; for an unnumbered neighbor, its link-local address once known.
+    pub address: Option<IpAddr>,
+    /// An unnumbered neighbor's interface.
+    pub interface: Option<String>,
+    /// Created by a connection from a `dynamic_neighbor` range; gone when its session ends.
+    pub dynamic: bool,
     pub state: String,
     pub remote_as: Option<u32>,
     pub uptime_seconds: Option<u64>,
@@ -86,6 +95,11 @@ pub struct PathStatusView {
 
 struct PeerState {
     neighbor: Neighbor,
+    /// Index of the `dynamic_neighbor` template that created it.
+    dynamic: Option<usize>,
+    /// The peer's address: configured, or the source of its connection (dynamic), or
+    /// discovered (unnumbered).
+    address: Option<SocketAddr>,
     handle: PeerHandle,
     state: State,
     established_at: Option<Instant>,
@@ -98,77 +112,249 @@ struct PeerState {
     hold_down: Option<HoldDown>,
 }
 
+impl PeerState {
+    fn new(
+        neighbor: Neighbor,
+        dynamic: Option<usize>,
+        address: Option<SocketAddr>,
+        handle: PeerHandle,
+    ) -> Self {
+        PeerState {
+            neighbor,
+            dynamic,
+            address,
+            handle,
+            state: State::Idle,
+            established_at: None,
+            info: None,
+            adj_out: AdjRibOut::new(),
+            families: BTreeSet::new(),
+            next_hops: BTreeSet::new(),
+            last_error: None,
+            hold_down: None,
+        }
+    }
+}
+
 pub struct Speaker {
     setup: BgpSetup,
     rib: Rib,
-    peers: Vec<PeerState>,
+    peers: BTreeMap<PeerId, PeerState>,
+    next_peer_id: u32,
+    /// For the session tasks of dynamic peers.
+    events: mpsc::UnboundedSender<PeerEvent>,
 }
 
 impl Speaker {
-    /// Starts a session per neighbor and the listener; events arrive on the receiver.
+    /// Starts a session per configured neighbor and the listener; events arrive on the
+    /// receiver. Connections go to the speaker ([`PeerEvent::Accepted`]), which hands them to
+    /// the neighbor's session or creates a dynamic peer.
     pub async fn start(setup: BgpSetup) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
         let (events, event_rx) = mpsc::unbounded_channel();
-        let mut peers = Vec::new();
-        let mut by_address = BTreeMap::new();
-        for (i, neighbor) in setup.neighbors.iter().enumerate() {
-            let mut session = SessionConfig::new(setup.asn, neighbor.remote_as, setup.router_id);
-            session.passive = neighbor.passive;
-            if let Some(hold_time) = neighbor.hold_time {
-                session.hold_time = hold_time;
-            }
-            session.capabilities.multiprotocol =
-                BTreeSet::from([(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]);
-            session.capabilities.route_refresh = true;
-            session.capabilities.extended_next_hop =
-                BTreeSet::from([(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]);
-            let remote = SocketAddr::new(neighbor.address, setup.port);
-            let handle = peer::spawn(PeerId(i as u32), remote, session, events.clone())
-                .with_context(|| format!("neighbor {}", neighbor.address))?;
-            by_address.insert(neighbor.address, handle.commands.clone());
-            peers.push(PeerState {
-                neighbor: neighbor.clone(),
-                handle,
-                state: State::Idle,
-                established_at: None,
-                info: None,
-                adj_out: AdjRibOut::new(),
-                families: BTreeSet::new(),
-                next_hops: BTreeSet::new(),
-                last_error: None,
-                hold_down: None,
-            });
-        }
         let listener = TcpListener::bind(SocketAddr::new(
             IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
             setup.port,
         ))
         .await
         .with_context(|| format!("listening on BGP port {}", setup.port))?;
+        let accepted = events.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, remote)) = listener.accept().await else {
-                    continue;
-                };
-                let address = peer::canonical_ip(remote.ip());
-                match by_address.get(&address) {
-                    Some(commands) => {
-                        let _ = commands.send(PeerCommand::Incoming(stream));
+                match listener.accept().await {
+                    Ok((stream, remote)) => {
+                        if accepted
+                            .send(PeerEvent::Accepted { stream, remote })
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
-                    None => {
-                        tracing::info!(%address, "refused a BGP connection from a non-neighbor")
-                    }
+                    Err(err) => tracing::debug!("BGP accept: {err}"),
                 }
             }
         });
-        let rib = Rib::new(setup.decision.clone());
-        Ok((Self { setup, rib, peers }, event_rx))
+        let mut speaker = Speaker {
+            rib: Rib::new(setup.decision.clone()),
+            peers: BTreeMap::new(),
+            next_peer_id: 0,
+            events,
+            setup,
+        };
+        for neighbor in speaker.setup.neighbors.clone() {
+            let address = match neighbor.address {
+                PeerAddress::Ip(ip) => Some(SocketAddr::new(ip, speaker.setup.port)),
+                PeerAddress::Interface(_) => None,
+            };
+            speaker
+                .add_peer(neighbor.clone(), None, address, None)
+                .with_context(|| format!("neighbor {}", neighbor.address))?;
+        }
+        for interface in speaker.unnumbered_interfaces() {
+            let events = speaker.events.clone();
+            let name = interface.clone();
+            discovery::spawn(interface, move |address| {
+                let _ = events.send(PeerEvent::Discovered {
+                    interface: name.clone(),
+                    address,
+                });
+            });
+        }
+        Ok((speaker, event_rx))
+    }
+
+    /// Starts a session task.
+    fn add_peer(
+        &mut self,
+        neighbor: Neighbor,
+        dynamic: Option<usize>,
+        remote: Option<SocketAddr>,
+        incoming: Option<TcpStream>,
+    ) -> Result<PeerId> {
+        let peer = PeerId(self.next_peer_id);
+        self.next_peer_id += 1;
+        let spec = PeerSpec {
+            peer,
+            remote,
+            config: self.session_config(&neighbor),
+            restart: if dynamic.is_some() {
+                Restart::Never
+            } else {
+                Restart::Always
+            },
+            incoming,
+        };
+        let handle = peer::spawn(spec, self.events.clone())?;
+        self.peers
+            .insert(peer, PeerState::new(neighbor, dynamic, remote, handle));
+        Ok(peer)
+    }
+
+    fn session_config(&self, neighbor: &Neighbor) -> SessionConfig {
+        let mut session =
+            SessionConfig::new(self.setup.asn, neighbor.remote_as, self.setup.router_id);
+        session.passive = neighbor.passive;
+        if let Some(hold_time) = neighbor.hold_time {
+            session.hold_time = hold_time;
+        }
+        session.capabilities.multiprotocol =
+            BTreeSet::from([(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]);
+        session.capabilities.route_refresh = true;
+        session.capabilities.extended_next_hop =
+            BTreeSet::from([(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]);
+        session
+    }
+
+    /// A connection to our BGP port: to its configured neighbor (by address, or by interface
+    /// for a link-local source), to the dynamic peer at that address, or to a new dynamic peer
+    /// if a `dynamic_neighbor` range takes it; otherwise refused (closed).
+    fn accept(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let remote = peer::canonical(remote);
+        let address = remote.ip();
+        let scope = match remote {
+            SocketAddr::V6(v6) if is_link_local(address) => Some(v6.scope_id()),
+            _ => None,
+        };
+        let on_interface = |name: &str| scope.is_some() && scope == interface_index(name);
+        let existing = self
+            .peers
+            .iter()
+            .find(|(_, state)| match &state.neighbor.address {
+                PeerAddress::Ip(ip) if state.dynamic.is_none() => *ip == address,
+                PeerAddress::Ip(_) => state.address.map(|a| a.ip()) == Some(address),
+                PeerAddress::Interface(name) => on_interface(name),
+            });
+        if let Some((&peer, _)) = existing {
+            let state = self.peers.get_mut(&peer).expect("found");
+            if matches!(state.neighbor.address, PeerAddress::Interface(_)) {
+                // Unnumbered: its connection tells us where it is, if RAs have not yet.
+                state.address = Some(SocketAddr::new(address, self.setup.port));
+                let _ = state
+                    .handle
+                    .commands
+                    .send(PeerCommand::Remote(remote_for_connect(
+                        remote,
+                        self.setup.port,
+                    )));
+            }
+            let _ = state.handle.commands.send(PeerCommand::Incoming(stream));
+            return;
+        }
+        let Some(index) = self
+            .setup
+            .dynamic_neighbors
+            .iter()
+            .position(|d| match &d.source {
+                DynamicSource::Range(range) => range.contains(&address),
+                DynamicSource::Interface(name) => on_interface(name),
+            })
+        else {
+            tracing::info!(%address, "refused a BGP connection from a non-neighbor");
+            return;
+        };
+        let template = &self.setup.dynamic_neighbors[index];
+        let sessions = self
+            .peers
+            .values()
+            .filter(|state| state.dynamic == Some(index))
+            .count();
+        if sessions >= template.limit {
+            tracing::warn!(%address, range = %template.source, limit = template.limit,
+                "refused a dynamic BGP peer: the range's session limit is reached");
+            return;
+        }
+        let neighbor = template.neighbor(address);
+        let remote = remote_for_connect(remote, self.setup.port);
+        match self.add_peer(neighbor, Some(index), Some(remote), Some(stream)) {
+            Ok(peer) => {
+                tracing::info!(%address, range = %self.setup.dynamic_neighbors[index].source,
+                    ?peer, "dynamic BGP peer")
+            }
+            Err(err) => tracing::error!(%address, "dynamic BGP peer not created: {err:#}"),
+        }
+    }
+
+    /// A neighbor's unnumbered peer was found (Router Advertisement) at this link-local
+    /// address on its interface.
+    pub fn discovered(&mut self, interface: &str, address: std::net::Ipv6Addr) {
+        let Some(ifindex) = interface_index(interface) else {
+            return;
+        };
+        let port = self.setup.port;
+        for state in self.peers.values_mut() {
+            if state.neighbor.address != PeerAddress::Interface(interface.to_owned()) {
+                continue;
+            }
+            let remote = SocketAddr::V6(SocketAddrV6::new(address, port, 0, ifindex));
+            if state.address.map(|a| a.ip()) != Some(IpAddr::V6(address)) {
+                tracing::info!(interface, %address, "unnumbered BGP neighbor found");
+                state.address = Some(remote);
+                let _ = state.handle.commands.send(PeerCommand::Remote(remote));
+            }
+        }
+    }
+
+    /// The interfaces of unnumbered neighbors (where to send and hear Router Advertisements).
+    pub fn unnumbered_interfaces(&self) -> Vec<String> {
+        self.setup
+            .neighbors
+            .iter()
+            .filter_map(|n| match &n.address {
+                PeerAddress::Interface(name) => Some(name.clone()),
+                PeerAddress::Ip(_) => None,
+            })
+            .collect()
     }
 
     pub fn neighbors(&self) -> Vec<NeighborStatus> {
         self.peers
-            .iter()
+            .values()
             .map(|peer| NeighborStatus {
-                address: peer.neighbor.address,
+                address: peer.address.map(|a| a.ip()),
+                interface: match &peer.neighbor.address {
+                    PeerAddress::Interface(name) => Some(name.clone()),
+                    PeerAddress::Ip(_) => None,
+                },
+                dynamic: peer.dynamic.is_some(),
                 state: format!("{:?}", peer.state),
                 remote_as: peer.info.as_ref().map(|info| info.remote_as),
                 uptime_seconds: peer.established_at.map(|t| t.elapsed().as_secs()),
@@ -196,10 +382,11 @@ impl Speaker {
     /// `clear neighbor`: a hard reset of the session (Cease / Administrative Reset if it is
     /// up) and an immediate restart, ending a hold-down.
     pub fn clear(&mut self, address: IpAddr) -> Result<(), String> {
+        // Configured, dynamic and discovered (unnumbered) neighbors alike, by where they are.
         let peer = self
             .peers
-            .iter_mut()
-            .find(|peer| peer.neighbor.address == address)
+            .values_mut()
+            .find(|peer| peer.address.map(|a| a.ip()) == Some(address))
             .ok_or_else(|| format!("{address} is not a configured neighbor"))?;
         peer.hold_down = None;
         tracing::info!(peer = %address, "clear neighbor: resetting the session");
@@ -223,8 +410,8 @@ impl Speaker {
                         PathStatusView {
                             peer: self
                                 .peers
-                                .get(view.path.peer.0 as usize)
-                                .map(|p| p.neighbor.address),
+                                .get(&view.path.peer)
+                                .and_then(|p| p.address.map(|a| a.ip())),
                             next_hop: view.path.next_hop.address,
                             status: match &view.status {
                                 PathStatus::Best => "best".to_owned(),
@@ -261,7 +448,7 @@ impl Speaker {
 
     /// Ends every session with a Cease (administrative shutdown).
     pub fn stop(&self, message: &str) {
-        for peer in &self.peers {
+        for peer in self.peers.values() {
             let _ = peer
                 .handle
                 .commands
@@ -280,9 +467,36 @@ impl Speaker {
         resolve: &dyn Fn(IpAddr) -> Option<u32>,
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
+        let peer = match &event {
+            PeerEvent::Discovered { interface, address } => {
+                let (interface, address) = (interface.clone(), *address);
+                self.discovered(&interface, address);
+                return;
+            }
+            PeerEvent::Accepted { .. } => {
+                let PeerEvent::Accepted { stream, remote } = event else {
+                    unreachable!()
+                };
+                self.accept(stream, remote);
+                return;
+            }
+            PeerEvent::State { peer, .. }
+            | PeerEvent::Established { peer, .. }
+            | PeerEvent::Update { peer, .. }
+            | PeerEvent::RouteRefresh { peer, .. }
+            | PeerEvent::Down { peer, .. }
+            | PeerEvent::Closed { peer } => *peer,
+        };
+        if !self.peers.contains_key(&peer) {
+            tracing::debug!(?peer, "event of a removed peer ignored");
+            return;
+        }
         match event {
-            PeerEvent::State { peer, state } => {
-                let peer = &mut self.peers[peer.0 as usize];
+            PeerEvent::Accepted { .. } | PeerEvent::Discovered { .. } => {
+                unreachable!("handled above")
+            }
+            PeerEvent::State { state, .. } => {
+                let peer = self.peer_mut(peer);
                 peer.state = state;
                 if state != State::Idle {
                     // Restarted: the hold-down is over.
@@ -290,19 +504,17 @@ impl Speaker {
                 }
             }
             PeerEvent::Established {
-                peer,
                 negotiated,
                 local,
                 remote,
+                ..
             } => self.established(peer, negotiated, local, remote, resolve, link_local),
-            PeerEvent::Update {
-                peer,
-                update,
-                error,
-            } => self.update(peer, *update, error, fib, batch, resolve),
-            PeerEvent::RouteRefresh { peer, afi } => {
+            PeerEvent::Update { update, error, .. } => {
+                self.update(peer, *update, error, fib, batch, resolve)
+            }
+            PeerEvent::RouteRefresh { afi, .. } => {
                 // RFC 2918: re-send the Adj-RIB-Out of the family asked for.
-                let state = &self.peers[peer.0 as usize];
+                let state = self.peer_mut(peer);
                 let mut diff = state.adj_out.refresh();
                 diff.announce.retain(|(prefix, _)| match afi {
                     Afi::Ipv4 => prefix.addr().is_ipv4(),
@@ -312,23 +524,45 @@ impl Speaker {
                 let updates = updates_from_diff(diff);
                 let _ = state.handle.commands.send(PeerCommand::Send(updates));
             }
-            PeerEvent::Down { peer, reason } => {
-                let state = &mut self.peers[peer.0 as usize];
-                // Fast failover: the neighbor's next hops leave every ECMP group now (one
-                // write per group); the per-prefix withdrawals below follow.
-                let failed: Vec<IpAddr> =
-                    std::mem::take(&mut state.next_hops).into_iter().collect();
-                fib.set_gateways_failed(batch, &failed, true);
-                state.last_error = Some(reason);
-                state.established_at = None;
-                state.adj_out.clear();
-                if state.info.take().is_some() {
-                    let mut changes = Vec::new();
-                    self.rib.peer_down_each(peer, |change| changes.push(change));
-                    for change in changes {
-                        apply_change(change, fib, batch, resolve);
-                    }
+            PeerEvent::Down { reason, .. } => self.down(peer, reason, fib, batch, resolve),
+            PeerEvent::Closed { .. } => {
+                // A dynamic peer's session ended (its Down came first); a configured one's
+                // task ends only when the speaker stops.
+                if self.peers[&peer].dynamic.is_some() {
+                    self.down(peer, "session ended".into(), fib, batch, resolve);
+                    let state = self.peers.remove(&peer).expect("checked above");
+                    tracing::info!(address = ?state.address, "dynamic BGP peer removed");
                 }
+            }
+        }
+    }
+
+    fn peer_mut(&mut self, peer: PeerId) -> &mut PeerState {
+        self.peers.get_mut(&peer).expect("caller checked")
+    }
+
+    /// The session is down: its routes leave the RIB and the FIB.
+    fn down(
+        &mut self,
+        peer: PeerId,
+        reason: String,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+    ) {
+        let state = self.peer_mut(peer);
+        // Fast failover: the neighbor's next hops leave every ECMP group now (one write per
+        // group); the per-prefix withdrawals below follow.
+        let failed: Vec<IpAddr> = std::mem::take(&mut state.next_hops).into_iter().collect();
+        fib.set_gateways_failed(batch, &failed, true);
+        state.last_error = Some(reason);
+        state.established_at = None;
+        state.adj_out.clear();
+        if state.info.take().is_some() {
+            let mut changes = Vec::new();
+            self.rib.peer_down_each(peer, |change| changes.push(change));
+            for change in changes {
+                apply_change(change, fib, batch, resolve);
             }
         }
     }
@@ -342,7 +576,16 @@ impl Speaker {
         resolve: &dyn Fn(IpAddr) -> Option<u32>,
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
-        let state = &mut self.peers[peer.0 as usize];
+        let port = self.setup.port;
+        let state = self.peers.get_mut(&peer).expect("caller checked");
+        if state.dynamic.is_none() && matches!(state.neighbor.address, PeerAddress::Interface(_)) {
+            state.address = Some(SocketAddr::new(remote.ip(), port));
+        }
+        let ifindex = match remote {
+            // A link-local session knows its interface (unnumbered, or fe80:: neighbors).
+            SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
+            _ => resolve(remote.ip()),
+        };
         let info = PeerInfo {
             id: peer,
             address: remote.ip(),
@@ -352,7 +595,7 @@ impl Speaker {
             ebgp: negotiated.peer_as != self.setup.asn,
             // The session's interface: where the neighbor's link-local next hops (RFC 2545)
             // are.
-            ifindex: session_interface(remote, resolve),
+            ifindex,
         };
         if let Err(err) = self
             .rib
@@ -431,9 +674,7 @@ impl Speaker {
             seen.push(reach.next_hop);
             seen.extend(reach.link_local_next_hop.map(IpAddr::V6));
         }
-        self.peers[peer.0 as usize]
-            .next_hops
-            .extend(seen.iter().copied());
+        self.peer_mut(peer).next_hops.extend(seen.iter().copied());
         fib.set_gateways_failed(batch, &seen, false);
         let mut announce = |prefix: IpNet, next_hop: Option<NextHop>, rib: &mut Rib| {
             let path = match next_hop {
@@ -461,8 +702,8 @@ impl Speaker {
             apply_change(change, fib, batch, resolve);
         }
         if let Some(exceeded) = self.rib.take_max_prefix_exceeded(peer) {
-            let state = &mut self.peers[peer.0 as usize];
-            tracing::warn!(peer = %state.neighbor.address, limit = exceeded.limit,
+            let state = self.peers.get_mut(&peer).expect("caller checked");
+            tracing::warn!(peer = %state.neighbor.address, address = ?state.address, limit = exceeded.limit,
                 received = exceeded.received, "maximum prefixes exceeded");
             if let MaxPrefixAction::Teardown { restart_after } = exceeded.action {
                 let cease =
@@ -480,17 +721,6 @@ impl Speaker {
                 });
             }
         }
-    }
-}
-
-/// The interface a neighbor is directly connected on: the scope of a link-local session, else
-/// the configured interface whose subnet holds its address. None: not on a shared link.
-fn session_interface(remote: SocketAddr, resolve: &dyn Fn(IpAddr) -> Option<u32>) -> Option<u32> {
-    match remote {
-        SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() != 0 => {
-            Some(v6.scope_id())
-        }
-        _ => resolve(remote.ip()),
     }
 }
 
@@ -602,4 +832,20 @@ fn updates_from_diff(diff: ExportDiff) -> Vec<Update> {
         });
     }
     updates
+}
+
+fn is_link_local(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// The interface's index now (None: no such interface).
+fn interface_index(name: &str) -> Option<u32> {
+    discovery::interface_index(name).ok()
+}
+
+/// Where to reach a peer that connected from `remote`: its address, our BGP port.
+fn remote_for_connect(remote: SocketAddr, port: u16) -> SocketAddr {
+    let mut remote = remote;
+    remote.set_port(port);
+    remote
 }

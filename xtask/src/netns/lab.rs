@@ -144,7 +144,7 @@ pub fn lab(args: LabArgs) -> Result<()> {
             peers::wait_established(&lab.router, &agent_bin, &config, 4, Duration::from_secs(60))?;
         println!(
             "    4 BGP sessions established and routes received {} (IPv4 and IPv6, FRR and BIRD)",
-            within(up)
+            within(up, "the agent's start")
         );
     }
 
@@ -403,7 +403,7 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         let moved = self.wait_for_buckets(SERVER1_V4, |n| n == 0)?;
         println!(
             "    the agent moved server1's buckets to server2 {} ({})",
-            within(moved),
+            within(moved, "the link change"),
             self.bucket_summary()?
         );
         self.traffic(counters)?;
@@ -415,7 +415,7 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         let back = self.wait_for_buckets(SERVER1_V4, |n| n > 0)?;
         println!(
             "    server1 is back in the group {} ({})",
-            within(back),
+            within(back, "the link change"),
             self.bucket_summary()?
         );
         // The server's own default routes went with its link; put them back for the replies.
@@ -449,7 +449,7 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         let moved = self.wait_for_buckets(SERVER1_V4, |n| n == 0)?;
         println!(
             "    the withdrawn next hop left the ECMP group {} ({})",
-            within(moved),
+            within(moved, "the bgpd stop"),
             self.bucket_summary()?
         );
         self.traffic(counters)?;
@@ -852,11 +852,12 @@ fn step(title: &str) {
 }
 
 /// "within 120 ms" of the link change, or "at once" when the first check already saw it.
-fn within(elapsed: Duration) -> String {
+/// How long after `event` something was seen.
+fn within(elapsed: Duration, event: &str) -> String {
     if elapsed < Duration::from_millis(1) {
-        "before the first check, right after the link change".into()
+        format!("before the first check, right after {event}")
     } else {
-        format!("within {} ms of the link change", elapsed.as_millis())
+        format!("within {} ms of {event}", elapsed.as_millis())
     }
 }
 
