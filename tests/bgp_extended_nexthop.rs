@@ -132,14 +132,12 @@ impl Rfc8950Lab {
             .to_owned()
     }
 
-    /// The agent with the client's interface too, its own control socket, and one IPv6
+    /// The agent with the client's interface too, and one IPv6
     /// neighbor (the peer) exchanging everything.
     fn start_agent(&mut self, peer_as: u32) {
         let bgp = format!(
             r#"[[interface]]
 name = "hc"
-[control]
-socket = "{socket}"
 [bgp]
 asn = {HOST_ASN}
 router_id = "{HOST_LOOPBACK}"
@@ -152,7 +150,6 @@ import = "all"
 export = "all"
 hold_time = 9
 "#,
-            socket = self.lab.path_str("agent.sock"),
             peer = self.peer_v6(),
         );
         self.lab.start_agent(&bgp);

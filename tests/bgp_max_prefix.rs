@@ -48,9 +48,7 @@ impl MaxPrefixLab {
             this.gobgp(&["global", "rib", "add", "-a", "ipv4", prefix]);
         }
         let bgp = format!(
-            r#"[control]
-socket = "{socket}"
-[bgp]
+            r#"[bgp]
 asn = {HOST_ASN}
 router_id = "{HOST_LOOPBACK}"
 originate = [{{ prefix = "{HOST_PREFIX}" }}]
@@ -63,7 +61,6 @@ export = "all"
 hold_time = 9
 max_prefix = {{ limit = {LIMIT}, {max_prefix} }}
 "#,
-            socket = this.lab.path_str("agent.sock"),
             peer = this.lab.peer_ip,
         );
         let mut this = this;
@@ -87,11 +84,9 @@ max_prefix = {{ limit = {LIMIT}, {max_prefix} }}
 
     /// The agent's `show neighbors` record of GoBGP.
     fn neighbor(&self) -> Value {
-        let config = self.lab.path("agent.toml");
-        self.lab
-            .net
-            .agent_show("host", "neighbors", Some(&config))
-            .and_then(|all| all.as_array().and_then(|all| all.first().cloned()))
+        let all = self.lab.show("neighbors");
+        all.as_array()
+            .and_then(|all| all.first().cloned())
             .unwrap_or(Value::Null)
     }
 

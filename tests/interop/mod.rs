@@ -149,10 +149,12 @@ impl Lab {
     }
 
     /// Writes the agent's config (`[datapath]`, the interface, then `bgp`) and starts it.
+    /// The agent's control socket is the lab's own (`agent.sock`): labs run in parallel.
     pub fn start_agent(&mut self, bgp: &str) {
         let config = format!(
-            "[datapath]\npin_dir = \"{}\"\n[[interface]]\nname = \"{}\"\n\n{bgp}",
+            "[datapath]\npin_dir = \"{}\"\n[control]\nsocket = \"{}\"\n[[interface]]\nname = \"{}\"\n\n{bgp}",
             self.net.pin_dir.display(),
+            self.path_str("agent.sock"),
             self.host_if
         );
         let path = self.path_str("agent.toml");
@@ -211,8 +213,9 @@ impl Lab {
     }
 
     pub fn show(&self, what: &str) -> Value {
+        // The config names the lab's own control socket.
         self.net
-            .agent_show("host", what, None)
+            .agent_show("host", what, Some(&self.path("agent.toml")))
             .unwrap_or(Value::Null)
     }
 

@@ -53,7 +53,14 @@ fn main() -> Result<()> {
         Task::Build => cargo(&["build", "--release", "--workspace"]),
         Task::Test => {
             ensure_bpffs()?;
-            cargo(&["test", "--release", "--workspace", "--", "--test-threads=2"])
+            cargo(&[
+                "test",
+                "--release",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--test-threads=2",
+            ])
         }
         Task::Lab(args) => netns::lab(args),
         Task::Bench { what } => match what {
