@@ -486,8 +486,8 @@ limit = 3
     // `show neighbors` marks them.
     let table = lab
         .command_in("host", netns::AGENT)
-        .args(["show", "neighbors", "--pin-dir"])
-        .arg(&lab.net.pin_dir)
+        .args(["show", "neighbors", "-c"])
+        .arg(lab.path("agent.toml"))
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&table.stdout);
