@@ -111,36 +111,16 @@ router bgp {FRR_AS}
         let (zserv, vty) = (self.path("zserv.api"), self.path(""));
         // FRR's own namespace label keeps its sockets apart from any other FRR on the machine.
         let label = &self.frr_namespace;
-        server1.exec(
-            "/usr/lib/frr/zebra",
-            &[
-                "-d",
-                "-i",
-                &self.path("zebra.pid"),
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &vty,
-                "-N",
-                label,
-            ],
-        )?;
-        server1.exec(
-            "/usr/lib/frr/bgpd",
-            &[
-                "-d",
-                "-i",
-                &self.path("bgpd.pid"),
-                "-f",
-                &conf,
-                "-z",
-                &zserv,
-                "--vty_socket",
-                &vty,
-                "-N",
-                label,
-            ],
-        )?;
+        // zebra first (bgpd talks to it), then bgpd with its configuration.
+        for (daemon, config) in [("zebra", None), ("bgpd", Some(conf.as_str()))] {
+            let pid_file = self.path(&format!("{daemon}.pid"));
+            let mut args = vec!["-d", "-i", &pid_file];
+            if let Some(config) = config {
+                args.extend(["-f", config]);
+            }
+            args.extend(["-z", &zserv, "--vty_socket", &vty, "-N", label]);
+            server1.exec(&format!("/usr/lib/frr/{daemon}"), &args)?;
+        }
         Ok(())
     }
 
