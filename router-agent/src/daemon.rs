@@ -67,7 +67,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     let datapath = Datapath::load(DatapathOptions::new(engine, &config.datapath.pin_dir))?;
     tracing::info!(?engine, "XDP program loaded");
     let mut fib = Fib::new(FibLimits::default());
-    fib.reserve_routes(config.datapath.expected_ipv4_routes);
+    fib.reserve_routes(config.datapath.expected_ipv4_routes, 0);
     let mut agent = Agent {
         fib,
         datapath,

@@ -291,15 +291,15 @@ struct Bench {
 }
 
 impl Bench {
-    /// `routes`: the table size, which the FIB reserves room for, as the daemon does with
+    /// `v4_routes`, `v6_routes`: the table, which the FIB reserves room for, as the daemon does with
     /// `datapath.expected_ipv4_routes`.
-    fn load(engine: Engine, routes: usize) -> Result<Self> {
+    fn load(engine: Engine, v4_routes: usize, v6_routes: usize) -> Result<Self> {
         let mut options = DatapathOptions::new(engine.lookup(), PIN_DIR);
         options.flow_hash_seed = 0x5eed;
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(EGRESS)?;
         let mut fib = Fib::new(FibLimits::default());
-        fib.reserve_routes(routes);
+        fib.reserve_routes(v4_routes, v6_routes);
         let mut batch = Batch::default();
         let link = LinkState {
             mac: EGRESS_MAC,
@@ -351,7 +351,7 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
     let kernel_before = sys::kernel_memory()?;
 
     let started = Instant::now();
-    let mut bench = Bench::load(engine, table.routes())?;
+    let mut bench = Bench::load(engine, table.v4.len(), table.v6.len())?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let batch = settings.batch_routes;

@@ -16,6 +16,7 @@
 
 pub mod ecmp;
 pub mod reference;
+mod routes;
 pub mod synthetic;
 
 use std::{
@@ -32,6 +33,7 @@ use router_common::{
 };
 
 use ecmp::{Buckets, NexthopId};
+use routes::{RouteEntry, RouteTable};
 
 /// Hash maps keyed by prefixes and nexthop sets, which peers influence: a fast hasher with a
 /// per-process random key (SipHash costs a large share of route programming time).
@@ -216,57 +218,6 @@ enum Candidate {
     Via(NexthopSet),
 }
 
-/// One prefix. Most prefixes have exactly one source, stored inline: no allocation per route
-/// beyond the hash table slot.
-struct RouteEntry {
-    /// The candidates by source, preferred first; never empty while the entry exists.
-    best: (Source, Candidate),
-    others: Vec<(Source, Candidate)>,
-    /// Group the datapath points this prefix at, and the source it came from.
-    installed: Option<(u32, Source)>,
-}
-
-impl RouteEntry {
-    fn new(source: Source, candidate: Candidate) -> Self {
-        Self {
-            best: (source, candidate),
-            others: Vec::new(),
-            installed: None,
-        }
-    }
-
-    /// Sets `source`'s candidate; returns the one it replaces.
-    fn insert(&mut self, source: Source, candidate: Candidate) -> Option<Candidate> {
-        if self.best.0 == source {
-            return Some(std::mem::replace(&mut self.best.1, candidate));
-        }
-        if let Some(slot) = self.others.iter_mut().find(|(s, _)| *s == source) {
-            return Some(std::mem::replace(&mut slot.1, candidate));
-        }
-        if source < self.best.0 {
-            let previous_best = std::mem::replace(&mut self.best, (source, candidate));
-            self.others.push(previous_best);
-        } else {
-            self.others.push((source, candidate));
-        }
-        self.others.sort_by_key(|(s, _)| *s);
-        None
-    }
-
-    /// Removes `source`'s candidate. Returns (removed, now empty).
-    fn remove(&mut self, source: Source) -> (Option<Candidate>, bool) {
-        if self.best.0 == source {
-            if self.others.is_empty() {
-                return (Some(self.best.1.clone()), true);
-            }
-            let next = self.others.remove(0);
-            return (Some(std::mem::replace(&mut self.best, next).1), false);
-        }
-        let index = self.others.iter().position(|(s, _)| *s == source);
-        (index.map(|i| self.others.remove(i).1), false)
-    }
-}
-
 /// Lowest-free id allocator.
 struct Ids {
     free: BTreeSet<u32>,
@@ -355,7 +306,7 @@ pub struct Fib {
     limits: FibLimits,
     /// Kernel mirroring of BGP routes (local routes never, static routes always).
     bgp_mirror: KernelMirror,
-    routes: HashMap<IpNet, RouteEntry>,
+    routes: RouteTable,
     groups: HashMap<u32, GroupEntry>,
     /// Interned nexthop sets and the group each one is installed as.
     group_by_set: HashMap<NexthopSet, u32>,
@@ -377,7 +328,7 @@ impl Fib {
         Self {
             limits,
             bgp_mirror: KernelMirror::All,
-            routes: HashMap::default(),
+            routes: RouteTable::default(),
             groups: HashMap::default(),
             group_by_set: HashMap::default(),
             nexthops: HashMap::default(),
@@ -393,11 +344,12 @@ impl Fib {
         }
     }
 
-    /// Makes room for `additional` more routes at once. A table load that grows the route map
-    /// from empty rehashes every route several times on the way (a fifth of the load time at a
-    /// million routes); the daemon calls this with `datapath.expected_ipv4_routes`.
-    pub fn reserve_routes(&mut self, additional: usize) {
-        self.routes.reserve(additional);
+    /// Makes room for this many more IPv4 and IPv6 routes at once. A table load that grows the
+    /// route map from empty rehashes every route several times on the way (a fifth of the load
+    /// time at a million routes, and the old and new tables coexist while it does); the daemon
+    /// calls this with `datapath.expected_ipv4_routes`.
+    pub fn reserve_routes(&mut self, ipv4: usize, ipv6: usize) {
+        self.routes.reserve(ipv4, ipv6);
     }
 
     /// Sets which BGP routes go to the kernel too. Applies to routes installed from now on.
@@ -431,20 +383,18 @@ impl Fib {
         let mirrored = self.mirrored(source, &prefix);
         if let RouteTarget::Via(keys) = &target
             && let Some((set, &group)) = self.group_by_set.get_key_value(keys)
-            && let std::collections::hash_map::Entry::Vacant(slot) = self.routes.entry(prefix)
+            && self.routes.insert_new(prefix, || {
+                self.groups.get_mut(&group).expect("indexed").routes += 1;
+                batch.routes.push(FibOp::SetRoute { prefix, group });
+                if mirrored {
+                    batch.kernel.push(KernelChange::Replace {
+                        prefix,
+                        nexthops: set.clone(),
+                    });
+                }
+                RouteEntry::installed_with(source, Candidate::Via(set.clone()), group)
+            })
         {
-            let set = set.clone();
-            self.groups.get_mut(&group).expect("indexed").routes += 1;
-            batch.routes.push(FibOp::SetRoute { prefix, group });
-            if mirrored {
-                batch.kernel.push(KernelChange::Replace {
-                    prefix,
-                    nexthops: set.clone(),
-                });
-            }
-            let mut entry = RouteEntry::new(source, Candidate::Via(set));
-            entry.installed = Some((group, source));
-            slot.insert(entry);
             return Ok(());
         }
         let candidate = match target {
@@ -462,7 +412,7 @@ impl Fib {
         };
         // A new prefix whose nexthop set needs a group first.
         if let Candidate::Via(set) = &candidate
-            && !self.routes.contains_key(&prefix)
+            && !self.routes.contains(&prefix)
         {
             let group = self.acquire_group(batch, set)?;
             batch.routes.push(FibOp::SetRoute { prefix, group });
@@ -472,28 +422,21 @@ impl Fib {
                     nexthops: set.clone(),
                 });
             }
-            let mut entry = RouteEntry::new(source, candidate);
-            entry.installed = Some((group, source));
-            self.routes.insert(prefix, entry);
+            let set = set.clone();
+            self.routes.insert_new(prefix, || {
+                RouteEntry::installed_with(source, Candidate::Via(set), group)
+            });
             return Ok(());
         }
-        let previous = match self.routes.get_mut(&prefix) {
-            Some(entry) => entry.insert(source, candidate),
-            None => {
-                self.routes
-                    .insert(prefix, RouteEntry::new(source, candidate));
-                None
-            }
-        };
+        let previous = self.routes.set_candidate(prefix, source, candidate);
         if let Err(err) = self.reconcile_route(batch, prefix) {
             // Leave the FIB as it was: the caller reports the error, nothing is half-applied.
-            let entry = self.routes.get_mut(&prefix).expect("inserted above");
             let now_empty = match previous {
                 Some(previous) => {
-                    entry.insert(source, previous);
+                    self.routes.set_candidate(prefix, source, previous);
                     false
                 }
-                None => entry.remove(source).1,
+                None => self.routes.remove_candidate(&prefix, source).1,
             };
             if now_empty {
                 self.routes.remove(&prefix);
@@ -506,10 +449,7 @@ impl Fib {
     /// Withdraws `source`'s route for `prefix`; another source's route may take over.
     pub fn remove_route(&mut self, batch: &mut Batch, source: Source, prefix: IpNet) {
         let prefix = prefix.trunc();
-        let Some(entry) = self.routes.get_mut(&prefix) else {
-            return;
-        };
-        match entry.remove(source) {
+        match self.routes.remove_candidate(&prefix, source) {
             (None, _) => {}
             (Some(_), true) => self.uninstall(batch, prefix),
             // Falling back to another candidate can need a new group; if the tables are full
@@ -608,8 +548,8 @@ impl Fib {
 
     pub fn route_count(&self) -> usize {
         self.routes
-            .values()
-            .filter(|r| r.installed.is_some())
+            .iter()
+            .filter(|(_, r)| r.installed().is_some())
             .count()
     }
 
@@ -633,22 +573,28 @@ impl Fib {
         self.routes
             .iter()
             .filter(|(prefix, route)| {
-                matches!(route.installed, Some((_, source)) if self.mirrored(source, prefix))
+                matches!(route.installed(), Some((_, source)) if self.mirrored(source, prefix))
             })
-            .map(|(prefix, _)| *prefix)
+            .map(|(prefix, _)| prefix)
             .collect()
     }
 
     /// The group a prefix is installed with, if any.
     pub fn installed_group(&self, prefix: &IpNet) -> Option<u32> {
-        self.routes.get(&prefix.trunc())?.installed.map(|(g, _)| g)
+        self.routes
+            .get(&prefix.trunc())?
+            .installed()
+            .map(|(g, _)| g)
     }
 
     /// Makes the datapath match the best candidate of `prefix` (which has an entry).
     fn reconcile_route(&mut self, batch: &mut Batch, prefix: IpNet) -> Result<(), FibError> {
-        let entry = &self.routes[&prefix];
-        let (source, candidate) = entry.best.clone();
-        let old = entry.installed;
+        let entry = self
+            .routes
+            .get(&prefix)
+            .expect("reconciled prefixes have an entry");
+        let (source, candidate) = entry.best();
+        let (source, candidate, old) = (source, candidate.clone(), entry.installed());
         let group = match &candidate {
             Candidate::Local => GROUP_LOCAL,
             Candidate::Via(set) => self.acquire_group(batch, set)?,
@@ -666,7 +612,10 @@ impl Fib {
                 self.release_group(batch, old_group);
             }
         }
-        self.routes.get_mut(&prefix).expect("present").installed = Some((group, source));
+        self.routes
+            .get_mut(&prefix)
+            .expect("present")
+            .set_installed(group, source);
         match (&candidate, old) {
             (Candidate::Via(set), _) if self.mirrored(source, &prefix) => {
                 batch.kernel.push(KernelChange::Replace {
@@ -687,7 +636,7 @@ impl Fib {
         let Some(entry) = self.routes.remove(&prefix) else {
             return;
         };
-        let Some((group, source)) = entry.installed else {
+        let Some((group, source)) = entry.installed() else {
             return;
         };
         batch.routes.push(FibOp::DeleteRoute { prefix });
