@@ -169,13 +169,84 @@ struct StoredPath {
     next_hop: NextHopId,
 }
 
+/// The paths to one prefix. Most prefixes of a full table have exactly one (one peer sends
+/// it), kept inline: no allocation per prefix (a 16-byte block costs 32 with the allocator's
+/// header, as much as the rest of the entry). More paths live in a boxed slice (not a `Vec`:
+/// no capacity word; the slice is tiny, one path per peer, and rewritten on a change anyway).
+#[derive(Debug)]
+enum PathList {
+    One(StoredPath),
+    /// Any other number, none included (an empty box does not allocate).
+    Many(Box<[StoredPath]>),
+}
+
+impl Default for PathList {
+    fn default() -> Self {
+        PathList::Many(Box::new([]))
+    }
+}
+
+impl From<Vec<StoredPath>> for PathList {
+    fn from(mut paths: Vec<StoredPath>) -> Self {
+        match paths.pop() {
+            Some(only) if paths.is_empty() => PathList::One(only),
+            Some(last) => {
+                paths.push(last);
+                PathList::Many(paths.into_boxed_slice())
+            }
+            None => PathList::default(),
+        }
+    }
+}
+
+impl PathList {
+    fn into_vec(self) -> Vec<StoredPath> {
+        match self {
+            // Room for one more: the callers add or remove one path.
+            PathList::One(path) => {
+                let mut paths = Vec::with_capacity(2);
+                paths.push(path);
+                paths
+            }
+            PathList::Many(paths) => paths.into_vec(),
+        }
+    }
+
+    /// Heap bytes this list allocated.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            PathList::One(_) => 0,
+            PathList::Many(paths) => size_of_val(&**paths),
+        }
+    }
+}
+
+impl std::ops::Deref for PathList {
+    type Target = [StoredPath];
+
+    fn deref(&self) -> &[StoredPath] {
+        match self {
+            PathList::One(path) => std::slice::from_ref(path),
+            PathList::Many(paths) => paths,
+        }
+    }
+}
+
+impl std::ops::DerefMut for PathList {
+    fn deref_mut(&mut self) -> &mut [StoredPath] {
+        match self {
+            PathList::One(path) => std::slice::from_mut(path),
+            PathList::Many(paths) => paths,
+        }
+    }
+}
+
 /// All paths to one prefix: `paths[..accepted]` passed import policy and are ranked by the
 /// decision process, `paths[..installed]` form the Loc-RIB route, `paths[accepted..]` were
-/// rejected by import policy. A boxed slice (not a `Vec`) saves the capacity word per prefix;
-/// the slice is tiny (one path per peer) and rewritten on a change anyway.
+/// rejected by import policy.
 #[derive(Debug)]
 struct PrefixEntry {
-    paths: Box<[StoredPath]>,
+    paths: PathList,
     accepted: u16,
     installed: u16,
 }
@@ -310,7 +381,7 @@ impl Table<'_> {
 
     fn get_or_insert(&mut self) -> &mut PrefixEntry {
         let empty = || PrefixEntry {
-            paths: Box::new([]),
+            paths: PathList::default(),
             accepted: 0,
             installed: 0,
         };
@@ -809,7 +880,7 @@ impl Rib {
         let (mut paths, mut path_bytes) = (0, 0);
         for entry in entries {
             paths += entry.paths.len();
-            path_bytes += allocation(size_of_val(&*entry.paths));
+            path_bytes += allocation(entry.paths.heap_bytes());
         }
         MemoryEstimate {
             prefixes: self.len(),
@@ -831,7 +902,7 @@ fn remove_path(entry: &mut PrefixEntry, index: Option<usize>) -> Option<(StoredP
     let was_accepted = index < usize::from(entry.accepted);
     let mut paths = std::mem::take(&mut entry.paths).into_vec();
     let path = paths.remove(index);
-    entry.paths = paths.into_boxed_slice();
+    entry.paths = paths.into();
     if was_accepted {
         entry.accepted -= 1;
     }
@@ -850,7 +921,7 @@ fn insert_path(entry: &mut PrefixEntry, path: StoredPath, accepted: bool) {
     } else {
         paths.push(path);
     }
-    entry.paths = paths.into_boxed_slice();
+    entry.paths = paths.into();
 }
 
 fn check_max_prefix(state: &mut PeerState) {
