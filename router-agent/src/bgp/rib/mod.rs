@@ -169,86 +169,121 @@ struct StoredPath {
     next_hop: NextHopId,
 }
 
-/// The paths to one prefix. Most prefixes of a full table have exactly one (one peer sends
-/// it), kept inline: no allocation per prefix (a 16-byte block costs 32 with the allocator's
-/// header, as much as the rest of the entry). More paths live in a boxed slice (not a `Vec`:
-/// no capacity word; the slice is tiny, one path per peer, and rewritten on a change anyway).
+/// All paths to one prefix: `paths()[..accepted()]` passed import policy and are ranked by the
+/// decision process, `paths()[..installed()]` form the Loc-RIB route, `paths()[accepted()..]`
+/// were rejected by import policy.
+///
+/// 24 bytes. Most prefixes of a full table have exactly one path (one peer sends them), kept
+/// inline with its two counts: no allocation per prefix (a 16-byte block costs 32 with the
+/// allocator's header). More paths live in a boxed slice (not a `Vec`: no capacity word; the
+/// slice is tiny, one path per peer, and rewritten on a change anyway).
 #[derive(Debug)]
-enum PathList {
-    One(StoredPath),
-    /// Any other number, none included (an empty box does not allocate).
-    Many(Box<[StoredPath]>),
+enum PrefixEntry {
+    One {
+        path: StoredPath,
+        accepted: bool,
+        installed: bool,
+    },
+    /// Any other number of paths, none included (an empty box does not allocate).
+    Many {
+        paths: Box<[StoredPath]>,
+        accepted: u16,
+        installed: u16,
+    },
 }
 
-impl Default for PathList {
-    fn default() -> Self {
-        PathList::Many(Box::new([]))
-    }
-}
-
-impl From<Vec<StoredPath>> for PathList {
-    fn from(mut paths: Vec<StoredPath>) -> Self {
-        match paths.pop() {
-            Some(only) if paths.is_empty() => PathList::One(only),
-            Some(last) => {
-                paths.push(last);
-                PathList::Many(paths.into_boxed_slice())
-            }
-            None => PathList::default(),
+impl PrefixEntry {
+    fn empty() -> Self {
+        PrefixEntry::Many {
+            paths: Box::new([]),
+            accepted: 0,
+            installed: 0,
         }
     }
-}
 
-impl PathList {
-    fn into_vec(self) -> Vec<StoredPath> {
+    fn paths(&self) -> &[StoredPath] {
         match self {
-            // Room for one more: the callers add or remove one path.
-            PathList::One(path) => {
+            PrefixEntry::One { path, .. } => std::slice::from_ref(path),
+            PrefixEntry::Many { paths, .. } => paths,
+        }
+    }
+
+    fn paths_mut(&mut self) -> &mut [StoredPath] {
+        match self {
+            PrefixEntry::One { path, .. } => std::slice::from_mut(path),
+            PrefixEntry::Many { paths, .. } => paths,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        match self {
+            PrefixEntry::One { accepted, .. } => usize::from(*accepted),
+            PrefixEntry::Many { accepted, .. } => usize::from(*accepted),
+        }
+    }
+
+    fn installed(&self) -> usize {
+        match self {
+            PrefixEntry::One { installed, .. } => usize::from(*installed),
+            PrefixEntry::Many { installed, .. } => usize::from(*installed),
+        }
+    }
+
+    /// `count <= accepted()`.
+    fn set_installed(&mut self, count: usize) {
+        debug_assert!(count <= self.accepted());
+        match self {
+            PrefixEntry::One { installed, .. } => *installed = count == 1,
+            PrefixEntry::Many { installed, .. } => {
+                *installed = u16::try_from(count).expect("one path per peer fits in u16");
+            }
+        }
+    }
+
+    /// Takes the paths out for a change, as (paths, accepted, installed), with room for one
+    /// more; [`PrefixEntry::from_parts`] puts them back.
+    fn take(&mut self) -> (Vec<StoredPath>, usize, usize) {
+        let counts = (self.accepted(), self.installed());
+        let paths = match std::mem::replace(self, PrefixEntry::empty()) {
+            PrefixEntry::One { path, .. } => {
                 let mut paths = Vec::with_capacity(2);
                 paths.push(path);
                 paths
             }
-            PathList::Many(paths) => paths.into_vec(),
+            PrefixEntry::Many { paths, .. } => {
+                let mut paths = paths.into_vec();
+                // Exact growth: the boxed slice in from_parts then needs no reallocation.
+                paths.reserve_exact(1);
+                paths
+            }
+        };
+        (paths, counts.0, counts.1)
+    }
+
+    fn from_parts(mut paths: Vec<StoredPath>, accepted: usize, installed: usize) -> Self {
+        debug_assert!(installed <= accepted && accepted <= paths.len());
+        if paths.len() == 1 {
+            let path = paths.pop().expect("one path");
+            return PrefixEntry::One {
+                path,
+                accepted: accepted == 1,
+                installed: installed == 1,
+            };
+        }
+        PrefixEntry::Many {
+            paths: paths.into_boxed_slice(),
+            accepted: u16::try_from(accepted).expect("one path per peer fits in u16"),
+            installed: u16::try_from(installed).expect("one path per peer fits in u16"),
         }
     }
 
-    /// Heap bytes this list allocated.
+    /// Heap bytes the entry allocated.
     fn heap_bytes(&self) -> usize {
         match self {
-            PathList::One(_) => 0,
-            PathList::Many(paths) => size_of_val(&**paths),
+            PrefixEntry::One { .. } => 0,
+            PrefixEntry::Many { paths, .. } => size_of_val(&**paths),
         }
     }
-}
-
-impl std::ops::Deref for PathList {
-    type Target = [StoredPath];
-
-    fn deref(&self) -> &[StoredPath] {
-        match self {
-            PathList::One(path) => std::slice::from_ref(path),
-            PathList::Many(paths) => paths,
-        }
-    }
-}
-
-impl std::ops::DerefMut for PathList {
-    fn deref_mut(&mut self) -> &mut [StoredPath] {
-        match self {
-            PathList::One(path) => std::slice::from_mut(path),
-            PathList::Many(paths) => paths,
-        }
-    }
-}
-
-/// All paths to one prefix: `paths[..accepted]` passed import policy and are ranked by the
-/// decision process, `paths[..installed]` form the Loc-RIB route, `paths[accepted..]` were
-/// rejected by import policy.
-#[derive(Debug)]
-struct PrefixEntry {
-    paths: PathList,
-    accepted: u16,
-    installed: u16,
 }
 
 struct PeerState {
@@ -289,8 +324,8 @@ impl Context<'_> {
 
     /// Re-runs the decision process on `entry`'s accepted paths.
     fn rank(&self, entry: &mut PrefixEntry) {
-        let accepted = usize::from(entry.accepted);
-        let paths = &mut entry.paths[..accepted];
+        let accepted = entry.accepted();
+        let paths = &mut entry.paths_mut()[..accepted];
         let installed = match paths {
             [] => 0,
             [only] => usize::from(self.next_hops.state(only.next_hop).reachable),
@@ -313,11 +348,11 @@ impl Context<'_> {
                 selection.installed
             }
         };
-        entry.installed = u16::try_from(installed).expect("max_paths fits in u16");
+        entry.set_installed(installed);
     }
 
     fn best_route(&self, entry: &PrefixEntry) -> Option<BestRoute> {
-        let installed = &entry.paths[..usize::from(entry.installed)];
+        let installed = &entry.paths()[..entry.installed()];
         (!installed.is_empty()).then(|| BestRoute {
             paths: installed.iter().map(|path| self.view(path)).collect(),
         })
@@ -330,7 +365,7 @@ impl Context<'_> {
 type InstalledSnapshot = Vec<(PeerId, *const PathAttributes, NextHopId)>;
 
 fn snapshot(entry: &PrefixEntry) -> InstalledSnapshot {
-    entry.paths[..usize::from(entry.installed)]
+    entry.paths()[..entry.installed()]
         .iter()
         .map(|path| (path.peer, Arc::as_ptr(&path.attrs), path.next_hop))
         .collect()
@@ -380,11 +415,7 @@ impl Table<'_> {
     }
 
     fn get_or_insert(&mut self) -> &mut PrefixEntry {
-        let empty = || PrefixEntry {
-            paths: PathList::default(),
-            accepted: 0,
-            installed: 0,
-        };
+        let empty = PrefixEntry::empty;
         match self {
             Table::V4(table, key) => table.entry(*key).or_insert_with(empty),
             Table::V6(table, key) => table.entry(*key).or_insert_with(empty),
@@ -491,10 +522,10 @@ impl Rib {
             IpNet::V6(net) => Table::V6(&mut self.v6, net),
         };
         let entry = table.get_or_insert();
-        let existing = entry.paths.iter().position(|path| path.peer == peer);
+        let existing = entry.paths().iter().position(|path| path.peer == peer);
         if let Some(index) = existing {
-            let old = &entry.paths[index];
-            let was_accepted = index < usize::from(entry.accepted);
+            let old = &entry.paths()[index];
+            let was_accepted = index < entry.accepted();
             if Arc::ptr_eq(&old.attrs, &new.attrs)
                 && old.next_hop == new.next_hop
                 && was_accepted == accepted
@@ -546,10 +577,10 @@ impl Rib {
             IpNet::V6(net) => Table::V6(&mut self.v6, net),
         };
         let entry = table.get_mut()?;
-        let index = entry.paths.iter().position(|path| path.peer == peer)?;
+        let index = entry.paths().iter().position(|path| path.peer == peer)?;
         let before = snapshot(entry);
         let (old, was_accepted) = remove_path(entry, Some(index)).expect("index is valid");
-        let change = if entry.paths.is_empty() {
+        let change = if entry.paths().is_empty() {
             table.remove();
             (!before.is_empty()).then_some(LocRibChange { prefix, best: None })
         } else {
@@ -603,12 +634,12 @@ impl Rib {
                 config: &self.config,
             };
             let mut remove_from = |prefix: IpNet, entry: &mut PrefixEntry| -> bool {
-                let Some(index) = entry.paths.iter().position(|path| path.peer == peer) else {
+                let Some(index) = entry.paths().iter().position(|path| path.peer == peer) else {
                     return true;
                 };
                 // A rejected path never took part in the decision: removing it changes nothing.
                 // An accepted one may, even when not installed (MED is not transitive).
-                let could_change = index < usize::from(entry.accepted);
+                let could_change = index < entry.accepted();
                 let before = if could_change {
                     snapshot(entry)
                 } else {
@@ -616,7 +647,7 @@ impl Rib {
                 };
                 let (old, _) = remove_path(entry, Some(index)).expect("index is valid");
                 released.push(old);
-                if entry.paths.is_empty() {
+                if entry.paths().is_empty() {
                     if !before.is_empty() {
                         emit(LocRibChange { prefix, best: None });
                     }
@@ -677,13 +708,13 @@ impl Rib {
         let mut changes = Vec::new();
         let mut accepted_delta: isize = 0;
         let mut reevaluate = |prefix: IpNet, entry: &mut PrefixEntry| {
-            let Some(index) = entry.paths.iter().position(|path| path.peer == peer) else {
+            let Some(index) = entry.paths().iter().position(|path| path.peer == peer) else {
                 return;
             };
-            let was_accepted = index < usize::from(entry.accepted);
+            let was_accepted = index < entry.accepted();
             let accepted = state
                 .import
-                .evaluate(&prefix, &entry.paths[index].attrs, &state.info)
+                .evaluate(&prefix, &entry.paths()[index].attrs, &state.info)
                 .is_ok();
             if accepted == was_accepted {
                 return;
@@ -740,7 +771,7 @@ impl Rib {
         };
         let mut changes = Vec::new();
         let mut redecide = |prefix: IpNet, entry: &mut PrefixEntry| {
-            let accepted = &entry.paths[..usize::from(entry.accepted)];
+            let accepted = &entry.paths()[..entry.accepted()];
             if !accepted.iter().any(uses_address) {
                 return;
             }
@@ -800,25 +831,25 @@ impl Rib {
         let v4 = self.v4.iter().map(|(net, entry)| (IpNet::V4(*net), entry));
         let v6 = self.v6.iter().map(|(net, entry)| (IpNet::V6(*net), entry));
         v4.chain(v6).filter_map(move |(prefix, entry)| {
-            let index = entry.paths.iter().position(|path| path.peer == peer)?;
-            let accepted = index < usize::from(entry.accepted);
-            Some((prefix, context.view(&entry.paths[index]), accepted))
+            let index = entry.paths().iter().position(|path| path.peer == peer)?;
+            let accepted = index < entry.accepted();
+            Some((prefix, context.view(&entry.paths()[index]), accepted))
         })
     }
 
     fn route_view(&self, prefix: IpNet, entry: &PrefixEntry) -> RouteView {
         let context = self.context();
         let paths = entry
-            .paths
+            .paths()
             .iter()
             .enumerate()
             .map(|(index, stored)| {
                 let path = context.view(stored);
-                let status = if index == 0 && entry.installed > 0 {
+                let status = if index == 0 && entry.installed() > 0 {
                     PathStatus::Best
-                } else if index < usize::from(entry.installed) {
+                } else if index < entry.installed() {
                     PathStatus::Multipath
-                } else if index < usize::from(entry.accepted) {
+                } else if index < entry.accepted() {
                     if self.next_hops.state(stored.next_hop).reachable {
                         PathStatus::Candidate
                     } else {
@@ -879,8 +910,8 @@ impl Rib {
         let entries = self.v4.values().chain(self.v6.values());
         let (mut paths, mut path_bytes) = (0, 0);
         for entry in entries {
-            paths += entry.paths.len();
-            path_bytes += allocation(entry.paths.heap_bytes());
+            paths += entry.paths().len();
+            path_bytes += allocation(entry.heap_bytes());
         }
         MemoryEstimate {
             prefixes: self.len(),
@@ -899,29 +930,26 @@ impl Rib {
 /// partition; `installed` is only meaningful again after ranking.
 fn remove_path(entry: &mut PrefixEntry, index: Option<usize>) -> Option<(StoredPath, bool)> {
     let index = index?;
-    let was_accepted = index < usize::from(entry.accepted);
-    let mut paths = std::mem::take(&mut entry.paths).into_vec();
+    let (mut paths, mut accepted, installed) = entry.take();
+    let was_accepted = index < accepted;
     let path = paths.remove(index);
-    entry.paths = paths.into();
     if was_accepted {
-        entry.accepted -= 1;
+        accepted -= 1;
     }
-    entry.installed = entry.installed.min(entry.accepted);
+    *entry = PrefixEntry::from_parts(paths, accepted, installed.min(accepted));
     Some((path, was_accepted))
 }
 
 /// Adds `path` to the accepted partition (ranked later) or to the rejected tail.
 fn insert_path(entry: &mut PrefixEntry, path: StoredPath, accepted: bool) {
-    let mut paths = std::mem::take(&mut entry.paths).into_vec();
-    // Exact growth: the boxed slice below then needs no shrinking reallocation.
-    paths.reserve_exact(1);
+    let (mut paths, mut accepted_count, installed) = entry.take();
     if accepted {
-        paths.insert(usize::from(entry.accepted), path);
-        entry.accepted += 1;
+        paths.insert(accepted_count, path);
+        accepted_count += 1;
     } else {
         paths.push(path);
     }
-    entry.paths = paths.into();
+    *entry = PrefixEntry::from_parts(paths, accepted_count, installed);
 }
 
 fn check_max_prefix(state: &mut PeerState) {

@@ -584,7 +584,7 @@ fn memory_estimate_counts_what_is_stored() {
     // ::/0's one path is inline; 0.0.0.0/0's two take a 32-byte block (48 with the header).
     assert_eq!(estimate.path_bytes, 48);
     assert_eq!(size_of::<StoredPath>(), 16);
-    assert_eq!(size_of::<PrefixEntry>(), 32);
+    assert_eq!(size_of::<PrefixEntry>(), 24);
 }
 
 #[test]
