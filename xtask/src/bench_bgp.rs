@@ -282,7 +282,15 @@ fn measure(
     let dir = std::env::temp_dir().join(format!("{TAG}-{}-{kind:?}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pin_dir = Path::new("/sys/fs/bpf").join(format!("{TAG}-{}", std::process::id()));
-    let mut dut = Dut::start(kind, &topology.dut, link, &dir, &pin_dir, agent)?;
+    let mut dut = Dut::start(
+        kind,
+        &topology.dut,
+        link,
+        &dir,
+        &pin_dir,
+        agent,
+        feed.v4_routes,
+    )?;
     let result = converge(&mut dut, &topology, link, feed, routes, timeout);
     match result {
         Ok(outcome) => {

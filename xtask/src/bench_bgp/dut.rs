@@ -104,7 +104,8 @@ pub const DUT_ASN: u32 = 65000;
 
 impl Dut {
     /// Starts the DUT in `ns` and waits until it answers queries.
-    /// `agent`: the router-agent binary, for the hostrouter kinds; `pin_dir` its pins.
+    /// `agent`: the router-agent binary, for the hostrouter kinds; `pin_dir` its pins;
+    /// `ipv4_routes` the IPv4 routes of the feed, which router-agent is told to expect.
     pub fn start(
         kind: Kind,
         ns: &Namespace,
@@ -112,6 +113,7 @@ impl Dut {
         dir: &Path,
         pin_dir: &Path,
         agent: &Path,
+        ipv4_routes: usize,
     ) -> Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut dut = Dut {
@@ -123,7 +125,9 @@ impl Dut {
             baseline: Counts::default(),
         };
         match kind {
-            Kind::Hostrouter | Kind::HostrouterKernel => dut.start_agent(ns, link, agent)?,
+            Kind::Hostrouter | Kind::HostrouterKernel => {
+                dut.start_agent(ns, link, agent, ipv4_routes)?
+            }
             Kind::Bird => dut.start_bird(ns, link)?,
             Kind::Frr => dut.start_frr(ns, link)?,
         }
@@ -143,7 +147,15 @@ impl Dut {
         }
     }
 
-    fn start_agent(&mut self, ns: &Namespace, link: &Link, agent: &Path) -> Result<()> {
+    /// router-agent as a full-table host is configured: DIR-24-8, and the table size it should
+    /// plan for (its FIB sizes the route map once instead of doubling it on the way).
+    fn start_agent(
+        &mut self,
+        ns: &Namespace,
+        link: &Link,
+        agent: &Path,
+        ipv4_routes: usize,
+    ) -> Result<()> {
         let mirror = if self.kind == Kind::HostrouterKernel {
             "all"
         } else {
@@ -153,6 +165,7 @@ impl Dut {
             r#"[datapath]
 pin_dir = "{pin_dir}"
 engine = "dir24"
+expected_ipv4_routes = {ipv4_routes}
 [control]
 socket = "{socket}"
 [[interface]]
