@@ -158,11 +158,31 @@ pub const DIR24_CHUNK_ENTRIES: usize = 256;
 pub const DIR24_TBL24_CHUNKS: u32 = 1 << 16;
 pub const MAX_DIR24_TBL8_GROUPS: u32 = 65_536;
 
+/// DIR-24-8 entry (`TBL24`, `TBL8` and the default route), as rte_lpm's:
+///
+/// ```text
+///   31      30         29..24    23..0
+///   VALID | EXTENDED | depth   | id
+/// ```
+///
 /// An entry holds a nexthop group id (or, in `TBL24`, a `TBL8` group index).
 pub const DIR24_VALID: u32 = 1 << 31;
 /// In `TBL24`: the id is a `TBL8` group index, not a nexthop group.
 pub const DIR24_EXTENDED: u32 = 1 << 30;
-pub const DIR24_ID_MASK: u32 = DIR24_EXTENDED - 1;
+/// The length of the prefix that wrote the entry (for an extended entry: of the longest prefix
+/// of at most /24 covering its /24, 0 if none). Only the agent uses it (it replaces a separate
+/// per-entry depth array); lookups must mask it off with `DIR24_ID_MASK`.
+pub const DIR24_DEPTH_SHIFT: u32 = 24;
+pub const DIR24_DEPTH_MASK: u32 = 0x3f << DIR24_DEPTH_SHIFT;
+/// Nexthop group id or `TBL8` group index: 24 bits.
+pub const DIR24_ID_MASK: u32 = (1 << DIR24_DEPTH_SHIFT) - 1;
+
+// The fields do not overlap, and every value fits its field.
+const _: () = assert!(DIR24_ID_MASK & DIR24_DEPTH_MASK == 0);
+const _: () = assert!((DIR24_ID_MASK | DIR24_DEPTH_MASK) & (DIR24_VALID | DIR24_EXTENDED) == 0);
+const _: () = assert!((32 << DIR24_DEPTH_SHIFT) & !DIR24_DEPTH_MASK == 0);
+const _: () = assert!(MAX_NEXTHOP_GROUPS - 1 <= DIR24_ID_MASK);
+const _: () = assert!(MAX_DIR24_TBL8_GROUPS - 1 <= DIR24_ID_MASK);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,33 +6,42 @@
 //!   destination a.b.c.d          index = a.b.c (24 bits)        d (8 bits)
 //!                                      │                              │
 //!   TBL24: 2^24 entries (2^16 chunks of 256)                          │
-//!   ┌─────────────────────────────┐                                   │
-//!   │ 0                           │ no route <= /24: DEFAULT          │
-//!   │ VALID | nexthop group       │ route <= /24: done, one read      │
-//!   │ VALID | EXTENDED | g ───────┼──> TBL8 group g: 256 entries ─────┘
-//!   └─────────────────────────────┘    ┌────────────────────────┐
-//!                                      │ 0: no route: DEFAULT   │
-//!                                      │ VALID | nexthop group  │ longest route, any length
-//!                                      └────────────────────────┘
+//!   ┌─────────────────────────────────┐                               │
+//!   │ 0                               │ no route <= /24: DEFAULT      │
+//!   │ VALID | depth | nexthop group   │ route <= /24: done, one read  │
+//!   │ VALID | EXTENDED | depth | g ───┼──> TBL8 group g: 256 entries ─┘
+//!   └─────────────────────────────────┘    ┌───────────────────────────────┐
+//!                                          │ 0: no route: DEFAULT          │
+//!                                          │ VALID | depth | nexthop group │ longest route
+//!                                          └───────────────────────────────┘
 //!   DEFAULT: 1 entry, 0.0.0.0/0 (VALID | nexthop group, or 0)
+//!
+//!   entry bits:  31      30         29..24   23..0
+//!                VALID | EXTENDED | depth  | nexthop group id, or TBL8 group index
 //! ```
 //!
-//! Entries (`router_common::DIR24_*`): `0` is no route; `VALID | group` is a route to nexthop
-//! group `group` (below 2^30); in TBL24 only, `VALID | EXTENDED | g` sends the lookup to TBL8
-//! group `g`. TBL8 entries are never extended. The program tests EXTENDED before VALID, so VALID
-//! on an extended entry is not needed for lookups; it is set so that, in TBL24, 0 is the only
-//! "nothing here" value (for dumps, and for any code that tests VALID alone).
+//! Entries (`router_common::DIR24_*`): `0` is no route; `VALID | depth | group` is a route to
+//! nexthop group `group` (below 2^24); in TBL24 only, `VALID | EXTENDED | depth | g` sends the
+//! lookup to TBL8 group `g`. TBL8 entries are never extended. The program tests EXTENDED before
+//! VALID, so VALID on an extended entry is not needed for lookups; it is set so that, in TBL24,
+//! 0 is the only "nothing here" value (for dumps, and for any code that tests VALID alone). The
+//! program ignores the depth field (it masks ids with `DIR24_ID_MASK`); only this module reads
+//! it.
 //!
 //! A `/d` prefix with `d <= 24` is expanded into the `2^(24-d)` TBL24 entries it covers; a longer
 //! one into `2^(32-d)` entries of the TBL8 group of its /24. An entry belongs to the longest
-//! prefix covering it, so userspace remembers, per entry, the length of the prefix that wrote it
-//! (its *depth*): an insert of `/d` overwrites the entries of depth `<= d` in its range; a
-//! remove of `/d` rewrites the entries of depth `== d` (exactly the ones it owns) with the
-//! longest prefix still covering them. Replacing a prefix's nexthop group is an insert of the
-//! same prefix, so it rewrites only the entries it owns.
+//! prefix covering it, so every entry records, in its depth field, the length of the prefix that
+//! wrote it (its *depth*, 0 for no route): an insert of `/d` overwrites the entries of depth
+//! `<= d` in its range; a remove of `/d` rewrites the entries of depth `== d` (exactly the ones
+//! it owns) with the longest prefix still covering them. Replacing a prefix's nexthop group is
+//! an insert of the same prefix, so it rewrites only the entries it owns. As in DPDK's rte_lpm,
+//! the depth lives in the entry rather than in a userspace array beside the table (which took a
+//! byte per entry: 16 MiB for TBL24, 16 MiB for 65536 TBL8 groups); the table is read back
+//! through [`Dir24Storage`], over the mmap of the BPF arrays in the agent. The price is 6 bits
+//! of the id, which `router_common` checks every map's ids still fit.
 //!
-//! For a TBL24 entry that points at a TBL8 group, the depth kept for it is that of the longest
-//! prefix `<= /24` covering its /24, which is also the depth (and value) of every entry of the
+//! An extended TBL24 entry's depth field holds the depth of the longest prefix `<= /24`
+//! covering its /24 (0 if none), which is also the depth (and value) of every entry of the
 //! group not owned by a prefix longer than /24. A group exists exactly as long as its /24 holds
 //! a prefix longer than /24: when the last one goes, the group is folded back into the TBL24
 //! entry.
@@ -47,17 +56,20 @@
 //! is switched to it (a release fence orders the two). A group the TBL24 entry stopped pointing
 //! at is quarantined for [`TBL8_QUARANTINE`] before it is reused, because a reader may have
 //! loaded the old TBL24 entry just before the switch (XDP runs one packet per RCU read-side
-//! section: microseconds; 100 ms is generous).
+//! section: microseconds; 100 ms is generous). Changing the depth field of an extended TBL24
+//! entry (its /24's covering prefix changed) is one such store too, and keeps the group index:
+//! readers follow the same group before and after.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
-use std::ops::Range;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use router_common::{
-    DIR24_CHUNK_ENTRIES, DIR24_EXTENDED, DIR24_ID_MASK, DIR24_TBL24_CHUNKS, DIR24_VALID,
+    DIR24_CHUNK_ENTRIES, DIR24_DEPTH_MASK, DIR24_DEPTH_SHIFT, DIR24_EXTENDED, DIR24_ID_MASK,
+    DIR24_TBL24_CHUNKS, DIR24_VALID,
 };
 
 /// Entries of TBL24: one per /24.
@@ -75,8 +87,9 @@ const _: () = assert!(DIR24_CHUNK_ENTRIES == TBL8_GROUP_ENTRIES);
 ///
 /// Stores must be single aligned 32-bit stores: the XDP program reads concurrently. Over shared
 /// memory, use `AtomicU32::store` (`Relaxed` is enough: [`Dir24`] issues the fences that order
-/// its stores) or `write_volatile`. The agent reads entries back through this trait too, so
-/// reads should be cheap.
+/// its stores) or `write_volatile`. [`Dir24`] reads entries back through this trait too (their
+/// depth fields are its only record of which prefix owns an entry), so reads should be cheap,
+/// and must return what the last store wrote (the XDP program never writes the table).
 pub trait Dir24Storage {
     /// TBL24 entry `index` (`< 2^24`): chunk `index >> 8`, entry `index & 0xff`.
     fn tbl24(&self, index: u32) -> u32;
@@ -171,15 +184,10 @@ pub enum Dir24Error {
     /// The prefix is longer than /24 and its /24 has no TBL8 group yet, and none is free.
     #[error("cannot add {prefix}: all {capacity} DIR-24-8 TBL8 groups are in use")]
     TableFull { prefix: Ipv4Net, capacity: u32 },
-    /// Nexthop group ids share an entry with two flag bits.
-    #[error("nexthop group id {0} does not fit a DIR-24-8 entry (must be below 2^30)")]
+    /// Nexthop group ids share an entry with two flag bits and the depth.
+    #[error("nexthop group id {0} does not fit a DIR-24-8 entry (must be below 2^24)")]
     InvalidGroup(u32),
 }
-
-/// In `Dir24::depth24`: the TBL24 entry points at a TBL8 group. Mirrors `DIR24_EXTENDED` so
-/// that expanding a prefix reads one byte per entry, not the byte and the (4 times larger,
-/// so colder) storage entry.
-const EXTENDED_MARK: u8 = 0x80;
 
 /// Prefixes of one length, network address -> nexthop group.
 type RuleMap = HashMap<u32, u32, RuleHasher>;
@@ -232,17 +240,12 @@ impl std::hash::Hasher for RuleHasher {
     }
 }
 
-/// The DIR-24-8 table: the rule set, per-entry depths, and the storage the XDP program reads.
+/// The DIR-24-8 table: the rule set, and the storage the XDP program reads (whose entries also
+/// carry their depth).
 pub struct Dir24<S: Dir24Storage> {
     storage: S,
     /// `rules[len]`: the prefixes of length `len` (host bits clear) and their nexthop group.
     rules: [RuleMap; 33],
-    /// Depth of every TBL24 entry: the length of the prefix that wrote it, 0 if none. For an
-    /// extended entry, the depth of the group's entries not owned by a prefix longer than /24,
-    /// plus [`EXTENDED_MARK`].
-    depth24: Box<[u8]>,
-    /// Depth of every TBL8 entry, group after group. Meaningful only for groups in use.
-    depth8: Box<[u8]>,
     /// TBL8 groups ready for use.
     free_tbl8: Vec<u32>,
     /// TBL8 groups recently unhooked, with the time they were, oldest first.
@@ -253,7 +256,7 @@ pub struct Dir24<S: Dir24Storage> {
 
 impl<S: Dir24Storage> Dir24<S> {
     /// A table over `storage`, which must be all zero (no route): freshly created maps, or
-    /// zeroed ones. Nothing is read back from it.
+    /// zeroed ones. The table reads back only entries it wrote itself (for their depth).
     pub fn new(storage: S) -> Self {
         let groups = storage.tbl8_groups();
         assert!(
@@ -266,8 +269,6 @@ impl<S: Dir24Storage> Dir24<S> {
                 let hasher = RuleHasher::random();
                 std::array::from_fn(|_| RuleMap::with_hasher(hasher))
             },
-            depth24: vec![0; TBL24_ENTRIES as usize].into_boxed_slice(),
-            depth8: vec![0; groups as usize * TBL8_GROUP_ENTRIES].into_boxed_slice(),
             // Reversed so that groups are handed out from 0 up.
             free_tbl8: (0..groups).rev().collect(),
             quarantine: VecDeque::new(),
@@ -288,13 +289,13 @@ impl<S: Dir24Storage> Dir24<S> {
         }
         let prefix = prefix.trunc();
         let (net, depth) = (u32::from(prefix.network()), prefix.prefix_len());
-        let entry = DIR24_VALID | group;
+        let entry = route_entry(group, depth);
 
         // The only step that can fail comes first. A /24 without a TBL8 group has no prefix
         // longer than /24, so this is never a replacement.
         if depth > 24 {
             let index = net >> 8;
-            if self.depth24[index as usize] & EXTENDED_MARK == 0 {
+            if self.storage.tbl24(index) & DIR24_EXTENDED == 0 {
                 self.extend(index, prefix)?;
             }
         }
@@ -312,10 +313,10 @@ impl<S: Dir24Storage> Dir24<S> {
         if depth == 0 {
             self.storage.set_default_entry(entry);
         } else if depth <= 24 {
-            self.write_tbl24(net, depth, take, entry, depth);
+            self.write_tbl24(net, depth, take, entry);
         } else {
             let group_index = self.storage.tbl24(net >> 8) & DIR24_ID_MASK;
-            self.write_tbl8(group_index, net, depth, take, entry, depth);
+            self.write_tbl8(group_index, net, depth, take, entry);
         }
         Ok(previous)
     }
@@ -334,16 +335,16 @@ impl<S: Dir24Storage> Dir24<S> {
             return Some(group);
         }
         // The entries of depth `depth` in range are exactly this prefix's: hand them over.
-        let (cover_depth, cover_entry) = self.covering(net, depth);
+        let cover_entry = self.covering(net, depth);
         let owned = |current: u8| current == depth;
         if depth <= 24 {
-            self.write_tbl24(net, depth, owned, cover_entry, cover_depth);
+            self.write_tbl24(net, depth, owned, cover_entry);
         } else {
             let index = net >> 8;
             let group_index = self.storage.tbl24(index) & DIR24_ID_MASK;
-            self.write_tbl8(group_index, net, depth, owned, cover_entry, cover_depth);
+            self.write_tbl8(group_index, net, depth, owned, cover_entry);
             // Only when the fallback is a prefix <= /24 can this have been the last long one.
-            if cover_depth <= 24 {
+            if entry_depth(cover_entry) <= 24 {
                 self.try_collapse(index, group_index);
             }
         }
@@ -353,8 +354,8 @@ impl<S: Dir24Storage> Dir24<S> {
     /// Applies route changes (`Some(group)`: insert or replace, `None`: remove) in address
     /// order rather than the given one, which only changes the order readers see them land in:
     /// changes to distinct prefixes commute, and the sort is stable, so changes to one prefix
-    /// keep their order. Sorted, consecutive changes touch neighbouring entries of the 16 MiB
-    /// depth array and the 64 MiB TBL24, so most of a table load hits cached pages instead of
+    /// keep their order. Sorted, consecutive changes touch neighbouring entries of the 64 MiB
+    /// TBL24 (which holds the depths too), so most of a table load hits cached pages instead of
     /// missing the cache and the TLB on every route. Every change is attempted; the failures
     /// are returned.
     pub fn apply(&mut self, changes: &mut [(Ipv4Net, Option<u32>)]) -> Vec<Dir24Error> {
@@ -412,16 +413,14 @@ impl<S: Dir24Storage> Dir24<S> {
         &self.storage
     }
 
-    /// Userspace bookkeeping, in bytes (approximate): the depth arrays (one byte per entry:
-    /// 16 MiB for TBL24, 256 bytes per TBL8 group, allocated up front), the rule maps (estimated
-    /// from their capacity at key + value + one control byte per slot; hashbrown may hold up to
-    /// 1/7 more slots than its capacity) and the TBL8 free list and quarantine. Excludes the
-    /// storage itself (the BPF arrays: 64 MiB + 1 KiB per TBL8 group).
+    /// Userspace bookkeeping, in bytes (approximate): the rule maps (estimated from their
+    /// capacity at key + value + one control byte per slot; hashbrown may hold up to 1/7 more
+    /// slots than its capacity) and the TBL8 free list and quarantine. Nothing is kept per
+    /// entry: depths live in the entries. Excludes the storage itself (the BPF arrays: 64 MiB +
+    /// 1 KiB per TBL8 group).
     pub fn memory_bytes(&self) -> usize {
         let slot = size_of::<(u32, u32)>() + 1;
         size_of::<Self>()
-            + self.depth24.len()
-            + self.depth8.len()
             + self
                 .rules
                 .iter()
@@ -446,37 +445,32 @@ impl<S: Dir24Storage> Dir24<S> {
         }
     }
 
-    /// Writes `entry`/`depth` into every TBL24 entry of `/depth` prefix `net` (`1..=24`) whose
+    /// Writes `entry` into every TBL24 entry of `/prefix_len` prefix `net` (`1..=24`) whose
     /// current depth satisfies `take`, descending into TBL8 groups for extended entries.
     #[inline]
-    fn write_tbl24(
-        &mut self,
-        net: u32,
-        prefix_len: u8,
-        take: impl Fn(u8) -> bool,
-        entry: u32,
-        depth: u8,
-    ) {
-        let first = (net >> 8) as usize;
-        let count = 1usize << (24 - prefix_len);
+    fn write_tbl24(&mut self, net: u32, prefix_len: u8, take: impl Fn(u8) -> bool, entry: u32) {
+        let first = net >> 8;
+        let count = 1u32 << (24 - prefix_len);
         for index in first..first + count {
-            let current = self.depth24[index];
-            if !take(current & !EXTENDED_MARK) {
+            let current = self.storage.tbl24(index);
+            if !take(entry_depth(current)) {
                 continue; // a longer prefix owns this /24
             }
-            self.depth24[index] = depth | (current & EXTENDED_MARK);
-            if current & EXTENDED_MARK != 0 {
+            if current & DIR24_EXTENDED != 0 {
                 // The group's entries not owned by a longer-than-/24 prefix carry this /24's
-                // depth: update them, leave the longer prefixes' entries alone.
-                let group = self.storage.tbl24(index as u32) & DIR24_ID_MASK;
-                self.write_tbl8_range(group, 0..TBL8_GROUP_ENTRIES, &take, entry, depth);
+                // depth: update them, leave the longer prefixes' entries alone. Then record the
+                // /24's new depth in the TBL24 entry, still pointing at the same group.
+                let group = current & DIR24_ID_MASK;
+                self.write_tbl8_range(group, 0..=u8::MAX, &take, entry);
+                let extended = (current & !DIR24_DEPTH_MASK) | (entry & DIR24_DEPTH_MASK);
+                self.storage.set_tbl24(index, extended);
             } else {
-                self.storage.set_tbl24(index as u32, entry);
+                self.storage.set_tbl24(index, entry);
             }
         }
     }
 
-    /// Writes `entry`/`depth` into the entries of TBL8 group `group` that `/depth` prefix `net`
+    /// Writes `entry` into the entries of TBL8 group `group` that `/prefix_len` prefix `net`
     /// (`25..=32`) covers and whose current depth satisfies `take`.
     #[inline]
     fn write_tbl8(
@@ -486,35 +480,30 @@ impl<S: Dir24Storage> Dir24<S> {
         prefix_len: u8,
         take: impl Fn(u8) -> bool,
         entry: u32,
-        depth: u8,
     ) {
-        let first = (net & 0xff) as usize;
-        let count = 1usize << (32 - prefix_len);
-        self.write_tbl8_range(group, first..first + count, &take, entry, depth);
+        let first = net as u8;
+        let last = first + ((1u16 << (32 - prefix_len)) - 1) as u8;
+        self.write_tbl8_range(group, first..=last, &take, entry);
     }
 
     #[inline]
     fn write_tbl8_range(
         &mut self,
         group: u32,
-        range: Range<usize>,
+        range: RangeInclusive<u8>,
         take: &impl Fn(u8) -> bool,
         entry: u32,
-        depth: u8,
     ) {
-        let base = group as usize * TBL8_GROUP_ENTRIES;
         for index in range {
-            let slot = &mut self.depth8[base + index];
-            if take(*slot) {
-                *slot = depth;
-                self.storage.set_tbl8(group, index as u8, entry);
+            if take(entry_depth(self.storage.tbl8(group, index))) {
+                self.storage.set_tbl8(group, index, entry);
             }
         }
     }
 
-    /// Depth and entry of the longest prefix shorter than `/depth` covering `net`, or `(0, 0)`
-    /// (invalid: the default route, which is never expanded, applies).
-    fn covering(&self, net: u32, depth: u8) -> (u8, u32) {
+    /// The entry of the longest prefix shorter than `/depth` covering `net`, or 0 (invalid: the
+    /// default route, which is never expanded, applies).
+    fn covering(&self, net: u32, depth: u8) -> u32 {
         let mut shortest_probe = 1;
         if depth > 24 {
             // Below /25 the answer is already known: the depth kept for the /24.
@@ -522,52 +511,45 @@ impl<S: Dir24Storage> Dir24<S> {
         }
         for len in (shortest_probe..depth).rev() {
             if let Some(&group) = self.rules[usize::from(len)].get(&(net & mask(len))) {
-                return (len, DIR24_VALID | group);
+                return route_entry(group, len);
             }
         }
         if depth > 24 {
-            let len = self.depth24[(net >> 8) as usize] & !EXTENDED_MARK;
+            // The /24 is extended: its TBL24 entry holds the depth of the /24's cover.
+            let len = entry_depth(self.storage.tbl24(net >> 8));
             if len > 0 {
                 let group = self.rules[usize::from(len)][&(net & mask(len))];
-                return (len, DIR24_VALID | group);
+                return route_entry(group, len);
             }
         }
-        (0, 0)
+        0
     }
 
-    /// Gives TBL24 entry `index` a TBL8 group holding its current value everywhere. The group is
-    /// complete before the TBL24 entry points at it.
+    /// Gives TBL24 entry `index` a TBL8 group holding its current value (and depth) everywhere.
+    /// The group is complete before the TBL24 entry points at it.
     fn extend(&mut self, index: u32, prefix: Ipv4Net) -> Result<(), Dir24Error> {
         let group = self.alloc_tbl8(prefix)?;
         let entry = self.storage.tbl24(index);
-        let depth = self.depth24[index as usize];
-        self.depth24[index as usize] = depth | EXTENDED_MARK;
-        let base = group as usize * TBL8_GROUP_ENTRIES;
-        self.depth8[base..base + TBL8_GROUP_ENTRIES].fill(depth);
         for slot in 0..=u8::MAX {
             self.storage.set_tbl8(group, slot, entry);
         }
         // Publish the group only once its entries are visible.
         fence(Ordering::Release);
-        self.storage
-            .set_tbl24(index, DIR24_VALID | DIR24_EXTENDED | group);
+        // The extended entry keeps the depth of the /24's cover.
+        let extended = DIR24_VALID | DIR24_EXTENDED | (entry & DIR24_DEPTH_MASK) | group;
+        self.storage.set_tbl24(index, extended);
         self.tbl8_in_use += 1;
         Ok(())
     }
 
     /// Folds TBL8 group `group` back into TBL24 entry `index` if no prefix longer than /24 is
-    /// left in it: its entries then all hold the /24's value.
+    /// left in it: its entries then all hold the /24's value (and depth).
     fn try_collapse(&mut self, index: u32, group: u32) {
-        let base = group as usize * TBL8_GROUP_ENTRIES;
-        if self.depth8[base..base + TBL8_GROUP_ENTRIES]
-            .iter()
-            .any(|&depth| depth > 24)
-        {
+        if (0..=u8::MAX).any(|slot| entry_depth(self.storage.tbl8(group, slot)) > 24) {
             return;
         }
         let entry = self.storage.tbl8(group, 0);
         self.storage.set_tbl24(index, entry);
-        self.depth24[index as usize] &= !EXTENDED_MARK;
         // Readers may still be inside the group: reuse it only after the quarantine.
         self.quarantine.push_back((Instant::now(), group));
         self.tbl8_in_use -= 1;
@@ -616,6 +598,20 @@ fn lookup_in(storage: &impl Dir24Storage, addr: u32) -> Option<u32> {
     Some(entry & DIR24_ID_MASK)
 }
 
+/// A route entry: nexthop group `group`, written by a prefix of length `depth`.
+#[inline]
+fn route_entry(group: u32, depth: u8) -> u32 {
+    debug_assert!(group <= DIR24_ID_MASK && depth <= 32);
+    DIR24_VALID | (u32::from(depth) << DIR24_DEPTH_SHIFT) | group
+}
+
+/// The depth field of an entry: the length of the prefix that wrote it (for an extended TBL24
+/// entry, of its /24's cover), 0 for no route.
+#[inline]
+fn entry_depth(entry: u32) -> u8 {
+    ((entry & DIR24_DEPTH_MASK) >> DIR24_DEPTH_SHIFT) as u8
+}
+
 #[inline]
 fn tbl8_slot(group: u32, index: u8) -> usize {
     group as usize * TBL8_GROUP_ENTRIES + usize::from(index)
@@ -633,7 +629,7 @@ mod tests {
     use crate::fib::reference::ReferenceLpm;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
-    use router_common::MAX_DIR24_TBL8_GROUPS;
+    use router_common::{MAX_DIR24_TBL8_GROUPS, MAX_NEXTHOP_GROUPS};
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()
@@ -707,7 +703,13 @@ mod tests {
         }
         assert_eq!(dir.tbl8_in_use(), 1, "one group for the /24");
         let index = u32::from(ip("192.0.2.0")) >> 8;
-        assert_eq!(dir.storage().tbl24(index), DIR24_VALID | DIR24_EXTENDED);
+        // Group 0, and the depth of the /24 covering the group's other entries.
+        assert_eq!(
+            dir.storage().tbl24(index),
+            DIR24_VALID | DIR24_EXTENDED | 24 << DIR24_DEPTH_SHIFT
+        );
+        assert_eq!(dir.storage().tbl8(0, 0), route_entry(32, 32));
+        assert_eq!(dir.storage().tbl8(0, 128), route_entry(24, 24));
         assert_eq!(dir.lookup(ip("192.0.2.0")), Some(32));
         assert_eq!(dir.lookup(ip("192.0.2.1")), Some(31));
         assert_eq!(dir.lookup(ip("192.0.2.2")), Some(30));
@@ -735,7 +737,7 @@ mod tests {
         // Folded back: the TBL24 entry is plain again, the group waits out its quarantine.
         assert_eq!(dir.tbl8_in_use(), 0);
         assert_eq!(dir.tbl8_quarantined(), 1);
-        assert_eq!(dir.storage().tbl24(index), DIR24_VALID | 124);
+        assert_eq!(dir.storage().tbl24(index), route_entry(124, 24));
         assert_eq!(dir.lookup(ip("192.0.2.0")), Some(124));
         dir.release_quarantined(Instant::now());
         assert_eq!(dir.tbl8_quarantined(), 1, "too early");
@@ -850,7 +852,7 @@ mod tests {
         assert_eq!(dir.tbl8_in_use(), 0);
         // Failures are returned, the other changes still applied.
         let mut changes = vec![
-            (net("10.3.0.0/16"), Some(1 << 30)),
+            (net("10.3.0.0/16"), Some(DIR24_ID_MASK + 1)),
             (net("10.4.0.0/16"), Some(5)),
         ];
         let errors = dir.apply(&mut changes);
@@ -919,6 +921,32 @@ mod tests {
         assert!(dir.is_empty());
         dir.insert(net("10.0.0.0/8"), DIR24_ID_MASK).unwrap();
         assert_eq!(dir.lookup(ip("10.0.0.1")), Some(DIR24_ID_MASK));
+    }
+
+    /// The depth shares the entry with the id: a lookup must return the id alone, for the
+    /// largest id, from a TBL24 entry and from a TBL8 entry alike.
+    #[test]
+    fn depth_bits_never_leak_into_group_ids() {
+        let mut dir = table();
+        for group in [DIR24_ID_MASK, MAX_NEXTHOP_GROUPS - 1] {
+            dir.insert(net("10.0.0.0/8"), group).unwrap();
+            dir.insert(net("10.1.2.3/32"), group).unwrap();
+            dir.insert(net("10.1.2.128/25"), group).unwrap();
+            // The depths are really there, next to the id...
+            let tbl24 = dir.storage().tbl24(u32::from(ip("10.9.0.0")) >> 8);
+            assert_eq!(tbl24, route_entry(group, 8));
+            assert_eq!(entry_depth(tbl24), 8);
+            let extended = dir.storage().tbl24(u32::from(ip("10.1.2.0")) >> 8);
+            assert_eq!(entry_depth(extended), 8);
+            let tbl8 = extended & DIR24_ID_MASK;
+            assert_eq!(entry_depth(dir.storage().tbl8(tbl8, 3)), 32);
+            assert_eq!(entry_depth(dir.storage().tbl8(tbl8, 200)), 25);
+            assert_eq!(entry_depth(dir.storage().tbl8(tbl8, 4)), 8);
+            // ...and never in what a lookup returns.
+            for addr in ["10.9.8.7", "10.1.2.3", "10.1.2.200", "10.1.2.4"] {
+                assert_eq!(dir.lookup(ip(addr)), Some(group), "{addr} -> {group:#x}");
+            }
+        }
     }
 
     #[test]
@@ -1155,6 +1183,16 @@ mod tests {
         }
     }
 
+    /// The depth field of the entry a lookup of `addr` ends on (TBL8 for an extended /24).
+    fn final_entry_depth(storage: &VecStorage, addr: u32) -> u8 {
+        let entry = storage.tbl24(addr >> 8);
+        if entry & DIR24_EXTENDED != 0 {
+            entry_depth(storage.tbl8(entry & DIR24_ID_MASK, addr as u8))
+        } else {
+            entry_depth(entry)
+        }
+    }
+
     /// `addresses` lookups, half inside a live prefix, half anywhere, against the reference.
     fn check_lookups(
         dir: &Dir24<VecStorage>,
@@ -1178,6 +1216,16 @@ mod tests {
                 want,
                 "seed {seed}: lookup {addr}: reference's longest match is {:?}",
                 reference.lookup_prefix(addr)
+            );
+            // The entry the lookup ends on records the length of the prefix it belongs to
+            // (0 for none, or the default route, which is not expanded).
+            let want_depth = reference
+                .lookup_prefix(addr)
+                .map_or(0, |(prefix, _)| prefix.prefix_len());
+            assert_eq!(
+                final_entry_depth(dir.storage(), u32::from(addr)),
+                want_depth,
+                "seed {seed}: depth of {addr}'s entry"
             );
         }
         assert_eq!(dir.len(), reference.len(), "seed {seed}");
@@ -1285,7 +1333,6 @@ mod tests {
             "seed {seed}"
         );
         assert!(dir.storage().is_zero(), "seed {seed}: storage not zero");
-        assert!(dir.depth24.iter().all(|&depth| depth == 0), "seed {seed}");
     }
 
     /// Insert, replace and delete rates for 1M realistic prefixes (run with
@@ -1314,8 +1361,8 @@ mod tests {
             dir.tbl8_in_use()
         );
         println!(
-            "memory:  {} MiB bookkeeping (+ {} MiB storage)",
-            dir.memory_bytes() >> 20,
+            "memory:  {} bytes bookkeeping (+ {} MiB storage)",
+            dir.memory_bytes(),
             ((dir.storage().tbl24_entries().len() + dir.storage().tbl8_entries().len()) * 4) >> 20
         );
 

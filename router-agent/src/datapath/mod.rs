@@ -121,7 +121,9 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Loads the program with fresh, unpinned, empty maps sized for `options`.
+    /// Loads the program with fresh, unpinned, empty maps sized for `options`. Nothing is taken
+    /// over from a previous agent's pinned maps (`pin_maps` replaces them), so a table in an
+    /// older entry format (as DIR-24-8 before depths moved into its entries) is never read back.
     pub fn load(options: DatapathOptions) -> Result<Self> {
         let engine = options.engine as u32;
         let uses_trie_v4 = options.engine == LookupEngine::LpmTrie;

@@ -87,7 +87,11 @@ impl PinnedDatapath {
         if default_entry & DIR24_VALID != 0 {
             routes.push((IpNet::V4(Ipv4Net::default()), default_entry & DIR24_ID_MASK));
         }
-        // Runs of equal entries over the 2^32 address space: (first address, group).
+        // Runs of equal groups over the 2^32 address space: (first address, group). Entries
+        // are compared by group id alone (masked with DIR24_ID_MASK), not by their depth
+        // fields: adjacent prefixes of different lengths to one group make one run. Tables
+        // pinned by an agent from before depths moved into the entries read the same (their
+        // ids are below 2^24, so their depth bits are zero).
         let mut run: Option<(u64, u32)> = None;
         let mut emit = |run: &mut Option<(u64, u32)>, end: u64, next: Option<(u64, u32)>| {
             if run.map(|r| r.1) != next.map(|n| n.1) {
