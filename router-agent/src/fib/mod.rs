@@ -183,6 +183,8 @@ pub struct FibLimits {
     pub slot_quarantine: Duration,
 }
 
+const _: () = assert!(router_common::MAX_NEXTHOP_GROUPS <= RouteEntry::MAX_GROUPS);
+
 impl Default for FibLimits {
     fn default() -> Self {
         Self {
@@ -324,7 +326,13 @@ pub struct Fib {
 }
 
 impl Fib {
+    /// `limits.groups` is at most 2^16 (a route entry holds a group id in 16 bits).
     pub fn new(limits: FibLimits) -> Self {
+        assert!(
+            limits.groups <= RouteEntry::MAX_GROUPS,
+            "at most {} nexthop groups",
+            RouteEntry::MAX_GROUPS
+        );
         Self {
             limits,
             bgp_mirror: KernelMirror::All,
@@ -369,7 +377,7 @@ impl Fib {
         }
     }
 
-    /// Adds or replaces `source`'s route for `prefix`.
+    /// Adds or replaces `source`'s route for `prefix`. On error the FIB is as it was.
     pub fn set_route(
         &mut self,
         batch: &mut Batch,
@@ -379,7 +387,7 @@ impl Fib {
     ) -> Result<(), FibError> {
         let prefix = prefix.trunc();
         // Fast path, most of a table load: a new prefix over a nexthop set that already has a
-        // group. Three hash lookups in all.
+        // group. Two hash lookups in all.
         let mirrored = self.mirrored(source, &prefix);
         if let RouteTarget::Via(keys) = &target
             && let Some((set, &group)) = self.group_by_set.get_key_value(keys)
@@ -392,7 +400,7 @@ impl Fib {
                         nexthops: set.clone(),
                     });
                 }
-                RouteEntry::installed_with(source, Candidate::Via(set.clone()), group)
+                RouteEntry::new(group, source)
             })
         {
             return Ok(());
@@ -410,55 +418,48 @@ impl Fib {
             }
             RouteTarget::Via(keys) => Candidate::Via(self.intern(keys)),
         };
-        // A new prefix whose nexthop set needs a group first.
-        if let Candidate::Via(set) = &candidate
-            && !self.routes.contains(&prefix)
-        {
-            let group = self.acquire_group(batch, set)?;
-            batch.routes.push(FibOp::SetRoute { prefix, group });
-            if self.mirrored(source, &prefix) {
-                batch.kernel.push(KernelChange::Replace {
-                    prefix,
-                    nexthops: set.clone(),
-                });
+        match self.routes.get(&prefix) {
+            None => self.install(batch, prefix, source, &candidate, None),
+            Some(installed) if source == installed.source() => {
+                self.install(batch, prefix, source, &candidate, Some(installed))
             }
-            let set = set.clone();
-            self.routes.insert_new(prefix, || {
-                RouteEntry::installed_with(source, Candidate::Via(set), group)
-            });
-            return Ok(());
-        }
-        let previous = self.routes.set_candidate(prefix, source, candidate);
-        if let Err(err) = self.reconcile_route(batch, prefix) {
-            // Leave the FIB as it was: the caller reports the error, nothing is half-applied.
-            let now_empty = match previous {
-                Some(previous) => {
-                    self.routes.set_candidate(prefix, source, previous);
-                    false
-                }
-                None => self.routes.remove_candidate(&prefix, source).1,
-            };
-            if now_empty {
-                self.routes.remove(&prefix);
+            // A more preferred source takes over; the installed one waits.
+            Some(installed) if source < installed.source() => {
+                let demoted = self.candidate_of(installed);
+                self.install(batch, prefix, source, &candidate, Some(installed))?;
+                self.routes
+                    .set_alternate(prefix, installed.source(), demoted);
+                Ok(())
             }
-            return Err(err);
+            // A less preferred source waits: nothing changes in the datapath.
+            Some(_) => {
+                self.routes.set_alternate(prefix, source, candidate);
+                Ok(())
+            }
         }
-        Ok(())
     }
 
-    /// Withdraws `source`'s route for `prefix`; another source's route may take over.
+    /// Withdraws `source`'s route for `prefix`; the next source's route, if any, takes over.
     pub fn remove_route(&mut self, batch: &mut Batch, source: Source, prefix: IpNet) {
         let prefix = prefix.trunc();
-        match self.routes.remove_candidate(&prefix, source) {
-            (None, _) => {}
-            (Some(_), true) => self.uninstall(batch, prefix),
-            // Falling back to another candidate can need a new group; if the tables are full
-            // the prefix is withdrawn instead, never worse than keeping a stale route.
-            (Some(_), false) => {
-                if self.reconcile_route(batch, prefix).is_err() {
-                    self.uninstall(batch, prefix);
-                }
+        let Some(installed) = self.routes.get(&prefix) else {
+            return;
+        };
+        if source != installed.source() {
+            self.routes.remove_alternate(&prefix, source);
+            return;
+        }
+        let Some((next_source, next)) = self.routes.next_alternate(&prefix).cloned() else {
+            self.uninstall(batch, prefix);
+            return;
+        };
+        // Falling back to another source's candidate can need a new group; if the tables are
+        // full the prefix is withdrawn instead, never worse than keeping a stale route.
+        match self.install(batch, prefix, next_source, &next, Some(installed)) {
+            Ok(()) => {
+                self.routes.remove_alternate(&prefix, next_source);
             }
+            Err(_) => self.uninstall(batch, prefix),
         }
     }
 
@@ -547,10 +548,7 @@ impl Fib {
     }
 
     pub fn route_count(&self) -> usize {
-        self.routes
-            .iter()
-            .filter(|(_, r)| r.installed().is_some())
-            .count()
+        self.routes.len()
     }
 
     pub fn group_count(&self) -> usize {
@@ -572,51 +570,58 @@ impl Fib {
     pub fn mirrored_prefixes(&self) -> std::collections::HashSet<IpNet> {
         self.routes
             .iter()
-            .filter(|(prefix, route)| {
-                matches!(route.installed(), Some((_, source)) if self.mirrored(source, prefix))
-            })
+            .filter(|(prefix, route)| self.mirrored(route.source(), prefix))
             .map(|(prefix, _)| prefix)
             .collect()
     }
 
     /// The group a prefix is installed with, if any.
     pub fn installed_group(&self, prefix: &IpNet) -> Option<u32> {
-        self.routes
-            .get(&prefix.trunc())?
-            .installed()
-            .map(|(g, _)| g)
+        self.routes.get(&prefix.trunc()).map(RouteEntry::group)
     }
 
-    /// Makes the datapath match the best candidate of `prefix` (which has an entry).
-    fn reconcile_route(&mut self, batch: &mut Batch, prefix: IpNet) -> Result<(), FibError> {
-        let entry = self
-            .routes
-            .get(&prefix)
-            .expect("reconciled prefixes have an entry");
-        let (source, candidate) = entry.best();
-        let (source, candidate, old) = (source, candidate.clone(), entry.installed());
-        let group = match &candidate {
+    /// What an installed prefix forwards to: its group's nexthop set, or the host.
+    fn candidate_of(&self, installed: RouteEntry) -> Candidate {
+        if installed.is_local() {
+            Candidate::Local
+        } else {
+            Candidate::Via(self.groups[&installed.group()].set.clone())
+        }
+    }
+
+    /// Points `prefix` at `source`'s `candidate`, in place of what it was installed as
+    /// (`old`): the group first (make before break), then the route, then the old group's
+    /// release. On error (no group could be had) nothing changed.
+    fn install(
+        &mut self,
+        batch: &mut Batch,
+        prefix: IpNet,
+        source: Source,
+        candidate: &Candidate,
+        old: Option<RouteEntry>,
+    ) -> Result<(), FibError> {
+        let group = match candidate {
             Candidate::Local => GROUP_LOCAL,
             Candidate::Via(set) => self.acquire_group(batch, set)?,
         };
-        if old.map(|(g, _)| g) == Some(group) {
-            // Same group: it already counts this route once.
-            if group != GROUP_LOCAL {
-                self.release_group(batch, group);
+        match old.map(RouteEntry::group) {
+            // Same group: it already counted this route once.
+            Some(old_group) if old_group == group => {
+                if group != GROUP_LOCAL {
+                    self.release_group(batch, group);
+                }
             }
-        } else {
-            batch.routes.push(FibOp::SetRoute { prefix, group });
-            if let Some((old_group, _)) = old
-                && old_group != GROUP_LOCAL
-            {
-                self.release_group(batch, old_group);
+            old_group => {
+                batch.routes.push(FibOp::SetRoute { prefix, group });
+                if let Some(old_group) = old_group
+                    && old_group != GROUP_LOCAL
+                {
+                    self.release_group(batch, old_group);
+                }
             }
         }
-        self.routes
-            .get_mut(&prefix)
-            .expect("present")
-            .set_installed(group, source);
-        match (&candidate, old) {
+        self.routes.set(prefix, RouteEntry::new(group, source));
+        match (candidate, old) {
             (Candidate::Via(set), _) if self.mirrored(source, &prefix) => {
                 batch.kernel.push(KernelChange::Replace {
                     prefix,
@@ -624,7 +629,7 @@ impl Fib {
                 });
             }
             // The route the kernel held came from a mirrored source and is gone now.
-            (_, Some((_, old_source))) if self.mirrored(old_source, &prefix) => {
+            (_, Some(old)) if self.mirrored(old.source(), &prefix) => {
                 batch.kernel.push(KernelChange::Delete { prefix });
             }
             _ => {}
@@ -633,18 +638,15 @@ impl Fib {
     }
 
     fn uninstall(&mut self, batch: &mut Batch, prefix: IpNet) {
-        let Some(entry) = self.routes.remove(&prefix) else {
-            return;
-        };
-        let Some((group, source)) = entry.installed() else {
+        let Some(installed) = self.routes.remove(&prefix) else {
             return;
         };
         batch.routes.push(FibOp::DeleteRoute { prefix });
-        if self.mirrored(source, &prefix) {
+        if self.mirrored(installed.source(), &prefix) {
             batch.kernel.push(KernelChange::Delete { prefix });
         }
-        if group != GROUP_LOCAL {
-            self.release_group(batch, group);
+        if !installed.is_local() {
+            self.release_group(batch, installed.group());
         }
     }
 

@@ -1,73 +1,63 @@
-//! The FIB's prefix table: per prefix, the best source's candidate and the group the datapath
-//! points the prefix at.
+//! The FIB's prefix table: per prefix, the group the datapath points it at and the source that
+//! route came from.
 //!
 //! This is the FIB's largest structure (one entry per route: a million and more with a full
-//! table), so it is laid out for size:
+//! table), so it is laid out for size. The FIB keeps one invariant that lets an entry be 3
+//! bytes: **a prefix in the table is installed, with its best source's candidate**. The
+//! candidate itself is then not stored: it is the group's nexthop set (or "local" for
+//! [`GROUP_LOCAL`]), which the FIB holds once per group.
 //!
 //! ```text
-//!   v4: HashMap<Ipv4Net, RouteEntry>   5 B key  + 16 B entry  -> 24 B per slot
-//!   v6: HashMap<Ipv6Net, RouteEntry>  17 B key  + 16 B entry  -> 40 B per slot
-//!   alternates: HashMap<IpNet, Vec<(Source, Candidate)>>   prefixes with more than one source
+//!   v4: HashMap<Ipv4Net, RouteEntry>    5 B key + 3 B entry  ->  8 B a slot
+//!   v6: HashMap<Ipv6Net, RouteEntry>   17 B key + 3 B entry  -> 20 B a slot
+//!   alternates: HashMap<IpNet, Vec<(Source, Candidate)>>   the other sources' candidates
 //! ```
 //!
-//! One map per family, because an `IpNet` key (18 bytes, padded to 24 beside an 8-byte aligned
-//! value) would make every IPv4 slot as large as an IPv6 one. Most prefixes have exactly one
-//! source (BGP, or a static route, or a local address); the few with more (a static route over
-//! a BGP one, a local address inside a learned prefix) keep the other sources' candidates in
-//! `alternates`, so the common entry carries no `Vec`.
+//! One map per family, because an `IpNet` key (18 bytes) would make every IPv4 slot as large
+//! as an IPv6 one. Most prefixes have one source (BGP, or a static route, or a local address);
+//! the few with more (a static route over a BGP one, a local address inside a learned prefix)
+//! keep the waiting sources' candidates in `alternates`.
 
 use std::collections::hash_map::Entry;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use router_common::GROUP_LOCAL;
 
 use super::{Candidate, HashMap, Source};
 
-/// `RouteEntry::group` of a prefix the datapath does not hold.
-const NOT_INSTALLED: u32 = u32::MAX;
-
-/// One prefix: 16 bytes.
+/// An installed prefix: 3 bytes, alignment 1 (an IPv4 slot is 8 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct RouteEntry {
-    /// The preferred source's candidate.
-    best: Candidate,
-    /// Group the datapath points this prefix at, or [`NOT_INSTALLED`].
-    group: u32,
-    best_source: Source,
-    /// The source whose candidate `group` was installed for (meaningful when installed).
-    installed_source: Source,
+    /// The nexthop group, little-endian: group ids are below 2^16 ([`super::Fib::new`] checks
+    /// the limit), and a byte array keeps the entry unaligned.
+    group: [u8; 2],
+    source: Source,
 }
 
-const _: () = assert!(std::mem::size_of::<RouteEntry>() == 16);
+const _: () = assert!(std::mem::size_of::<(Ipv4Net, RouteEntry)>() == 8);
 
 impl RouteEntry {
-    pub(super) fn new(source: Source, candidate: Candidate) -> Self {
+    /// Groups a route entry can hold.
+    pub(super) const MAX_GROUPS: u32 = 1 << 16;
+
+    pub(super) fn new(group: u32, source: Source) -> Self {
+        let group = u16::try_from(group).expect("group ids fit in 16 bits (Fib::new checks)");
         Self {
-            best: candidate,
-            group: NOT_INSTALLED,
-            best_source: source,
-            installed_source: source,
+            group: group.to_le_bytes(),
+            source,
         }
     }
 
-    /// A new prefix already installed with `group`.
-    pub(super) fn installed_with(source: Source, candidate: Candidate, group: u32) -> Self {
-        let mut entry = Self::new(source, candidate);
-        entry.set_installed(group, source);
-        entry
+    pub(super) fn group(self) -> u32 {
+        u32::from(u16::from_le_bytes(self.group))
     }
 
-    pub(super) fn best(&self) -> (Source, &Candidate) {
-        (self.best_source, &self.best)
+    pub(super) fn source(self) -> Source {
+        self.source
     }
 
-    /// The group the datapath points the prefix at, and the source it was installed for.
-    pub(super) fn installed(&self) -> Option<(u32, Source)> {
-        (self.group != NOT_INSTALLED).then_some((self.group, self.installed_source))
-    }
-
-    pub(super) fn set_installed(&mut self, group: u32, source: Source) {
-        debug_assert_ne!(group, NOT_INSTALLED);
-        self.group = group;
-        self.installed_source = source;
+    pub(super) fn is_local(self) -> bool {
+        self.group() == GROUP_LOCAL
     }
 }
 
@@ -75,8 +65,8 @@ impl RouteEntry {
 pub(super) struct RouteTable {
     v4: HashMap<Ipv4Net, RouteEntry>,
     v6: HashMap<Ipv6Net, RouteEntry>,
-    /// Candidates of the sources other than the best one, preferred first. Present only for
-    /// prefixes that have some.
+    /// Candidates of the sources other than the installed one, preferred first. Present only
+    /// for prefixes that have some.
     alternates: HashMap<IpNet, Vec<(Source, Candidate)>>,
 }
 
@@ -86,22 +76,15 @@ impl RouteTable {
         self.v6.reserve(v6);
     }
 
-    pub(super) fn get(&self, prefix: &IpNet) -> Option<&RouteEntry> {
-        match prefix {
-            IpNet::V4(prefix) => self.v4.get(prefix),
-            IpNet::V6(prefix) => self.v6.get(prefix),
-        }
+    pub(super) fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
     }
 
-    pub(super) fn get_mut(&mut self, prefix: &IpNet) -> Option<&mut RouteEntry> {
+    pub(super) fn get(&self, prefix: &IpNet) -> Option<RouteEntry> {
         match prefix {
-            IpNet::V4(prefix) => self.v4.get_mut(prefix),
-            IpNet::V6(prefix) => self.v6.get_mut(prefix),
+            IpNet::V4(prefix) => self.v4.get(prefix).copied(),
+            IpNet::V6(prefix) => self.v6.get(prefix).copied(),
         }
-    }
-
-    pub(super) fn contains(&self, prefix: &IpNet) -> bool {
-        self.get(prefix).is_some()
     }
 
     /// Inserts the entry `make` returns if `prefix` has none, hashing the prefix once (the
@@ -126,6 +109,14 @@ impl RouteTable {
         }
     }
 
+    /// Inserts or replaces the prefix's entry (its alternates stay).
+    pub(super) fn set(&mut self, prefix: IpNet, entry: RouteEntry) {
+        match prefix {
+            IpNet::V4(prefix) => self.v4.insert(prefix, entry),
+            IpNet::V6(prefix) => self.v6.insert(prefix, entry),
+        };
+    }
+
     /// Removes the prefix with every source's candidate.
     pub(super) fn remove(&mut self, prefix: &IpNet) -> Option<RouteEntry> {
         self.alternates.remove(prefix);
@@ -135,83 +126,42 @@ impl RouteTable {
         }
     }
 
-    /// Sets `source`'s candidate for `prefix`, creating the entry if needed; returns the
-    /// candidate it replaces. The best source is the lowest (`Source` order is preference).
-    pub(super) fn set_candidate(
+    /// Sets a waiting source's candidate; returns the one it replaces.
+    pub(super) fn set_alternate(
         &mut self,
         prefix: IpNet,
         source: Source,
         candidate: Candidate,
     ) -> Option<Candidate> {
-        let Some(entry) = self.get_mut(&prefix) else {
-            let entry = RouteEntry::new(source, candidate);
-            match prefix {
-                IpNet::V4(prefix) => self.v4.insert(prefix, entry),
-                IpNet::V6(prefix) => self.v6.insert(prefix, entry),
-            };
-            return None;
-        };
-        if entry.best_source == source {
-            return Some(std::mem::replace(&mut entry.best, candidate));
-        }
-        let (demoted_source, demoted) = if source < entry.best_source {
-            let demoted = std::mem::replace(&mut entry.best, candidate);
-            (std::mem::replace(&mut entry.best_source, source), demoted)
-        } else {
-            (source, candidate)
-        };
         let others = self.alternates.entry(prefix).or_default();
-        match others.binary_search_by_key(&demoted_source, |(s, _)| *s) {
-            Ok(index) => Some(std::mem::replace(&mut others[index].1, demoted)),
+        match others.binary_search_by_key(&source, |(s, _)| *s) {
+            Ok(index) => Some(std::mem::replace(&mut others[index].1, candidate)),
             Err(index) => {
-                others.insert(index, (demoted_source, demoted));
+                others.insert(index, (source, candidate));
                 None
             }
         }
     }
 
-    /// Removes `source`'s candidate for `prefix`; the next source, if any, becomes the best.
-    /// Returns (the removed candidate, whether the prefix has none left). The entry stays
-    /// even when empty: the caller uninstalls it with [`RouteTable::remove`].
-    pub(super) fn remove_candidate(
-        &mut self,
-        prefix: &IpNet,
-        source: Source,
-    ) -> (Option<Candidate>, bool) {
-        let Self { v4, v6, alternates } = self;
-        let entry = match prefix {
-            IpNet::V4(prefix) => v4.get_mut(prefix),
-            IpNet::V6(prefix) => v6.get_mut(prefix),
-        };
-        let Some(entry) = entry else {
-            return (None, false);
-        };
-        let Some(others) = alternates.get_mut(prefix) else {
-            return if entry.best_source == source {
-                (Some(entry.best.clone()), true)
-            } else {
-                (None, false)
-            };
-        };
-        let removed = if entry.best_source == source {
-            let (next_source, next) = others.remove(0);
-            entry.best_source = next_source;
-            Some(std::mem::replace(&mut entry.best, next))
-        } else {
-            others
-                .binary_search_by_key(&source, |(s, _)| *s)
-                .ok()
-                .map(|index| others.remove(index).1)
-        };
+    /// Removes a waiting source's candidate.
+    pub(super) fn remove_alternate(&mut self, prefix: &IpNet, source: Source) -> Option<Candidate> {
+        let others = self.alternates.get_mut(prefix)?;
+        let index = others.binary_search_by_key(&source, |(s, _)| *s).ok()?;
+        let (_, removed) = others.remove(index);
         if others.is_empty() {
-            alternates.remove(prefix);
+            self.alternates.remove(prefix);
         }
-        (removed, false)
+        Some(removed)
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (IpNet, &RouteEntry)> {
-        let v4 = self.v4.iter().map(|(p, e)| (IpNet::V4(*p), e));
-        let v6 = self.v6.iter().map(|(p, e)| (IpNet::V6(*p), e));
+    /// The most preferred waiting source and its candidate, if any.
+    pub(super) fn next_alternate(&self, prefix: &IpNet) -> Option<&(Source, Candidate)> {
+        self.alternates.get(prefix)?.first()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (IpNet, RouteEntry)> + '_ {
+        let v4 = self.v4.iter().map(|(p, e)| (IpNet::V4(*p), *e));
+        let v6 = self.v6.iter().map(|(p, e)| (IpNet::V6(*p), *e));
         v4.chain(v6)
     }
 }
@@ -229,54 +179,48 @@ mod tests {
     }
 
     fn is(candidate: &Candidate, n: u8) -> bool {
-        matches!(candidate, Candidate::Via(set) if set.first().unwrap().via == std::net::IpAddr::from([192, 0, 2, n]))
+        matches!(candidate, Candidate::Via(set)
+            if set.first().unwrap().via == std::net::IpAddr::from([192, 0, 2, n]))
     }
 
     #[test]
-    fn the_most_preferred_source_is_best_and_the_others_wait() {
+    fn entries_hold_every_group_id_and_stay_small() {
+        for group in [GROUP_LOCAL, 1, 0xff, 0x100, RouteEntry::MAX_GROUPS - 1] {
+            let entry = RouteEntry::new(group, Source::Bgp);
+            assert_eq!((entry.group(), entry.source()), (group, Source::Bgp));
+        }
+        assert!(RouteEntry::new(GROUP_LOCAL, Source::Local).is_local());
+        assert_eq!(std::mem::size_of::<(Ipv6Net, RouteEntry)>(), 20);
+    }
+
+    #[test]
+    fn alternates_wait_in_preference_order() {
         let mut table = RouteTable::default();
         let prefix: IpNet = "198.51.100.0/24".parse().unwrap();
-        assert!(table.set_candidate(prefix, Source::Bgp, via(1)).is_none());
+        table.set(prefix, RouteEntry::new(GROUP_LOCAL, Source::Local));
+        assert!(table.set_alternate(prefix, Source::Bgp, via(1)).is_none());
         assert!(
             table
-                .set_candidate(prefix, Source::Static, via(2))
+                .set_alternate(prefix, Source::Static, via(2))
                 .is_none()
         );
-        assert!(
-            table
-                .set_candidate(prefix, Source::Local, Candidate::Local)
-                .is_none()
-        );
-        assert!(matches!(
-            table.get(&prefix).unwrap().best(),
-            (Source::Local, Candidate::Local)
-        ));
-
-        // Replacing a waiting source's candidate returns the old one.
         assert!(is(
-            &table.set_candidate(prefix, Source::Bgp, via(3)).unwrap(),
+            &table.set_alternate(prefix, Source::Bgp, via(3)).unwrap(),
             1
         ));
 
-        let (removed, empty) = table.remove_candidate(&prefix, Source::Local);
-        assert!(matches!(removed, Some(Candidate::Local)) && !empty);
-        let (source, best) = table.get(&prefix).unwrap().best();
-        assert!(source == Source::Static && is(best, 2));
-
-        let (removed, empty) = table.remove_candidate(&prefix, Source::Static);
-        assert!(is(&removed.unwrap(), 2) && !empty);
-        let (source, best) = table.get(&prefix).unwrap().best();
-        assert!(source == Source::Bgp && is(best, 3));
-        assert!(table.alternates.is_empty(), "no alternates left");
-
-        // Removing a source the prefix does not have changes nothing.
-        assert!(matches!(
-            table.remove_candidate(&prefix, Source::Static),
-            (None, false)
+        let (source, candidate) = table.next_alternate(&prefix).unwrap();
+        assert!(*source == Source::Static && is(candidate, 2));
+        assert!(is(
+            &table.remove_alternate(&prefix, Source::Static).unwrap(),
+            2
         ));
-        let (removed, empty) = table.remove_candidate(&prefix, Source::Bgp);
-        assert!(is(&removed.unwrap(), 3) && empty);
-        assert!(table.remove(&prefix).is_some() && table.get(&prefix).is_none());
+        assert!(table.remove_alternate(&prefix, Source::Static).is_none());
+        let (source, candidate) = table.next_alternate(&prefix).unwrap();
+        assert!(*source == Source::Bgp && is(candidate, 3));
+        assert!(table.remove_alternate(&prefix, Source::Bgp).is_some());
+        assert!(table.alternates.is_empty(), "an empty list is dropped");
+        assert!(table.next_alternate(&prefix).is_none());
     }
 
     #[test]
@@ -284,13 +228,13 @@ mod tests {
         let mut table = RouteTable::default();
         let v4: IpNet = "0.0.0.0/0".parse().unwrap();
         let v6: IpNet = "::/0".parse().unwrap();
-        assert!(table.insert_new(v4, || RouteEntry::installed_with(Source::Bgp, via(1), 7)));
+        assert!(table.insert_new(v4, || RouteEntry::new(7, Source::Bgp)));
         assert!(!table.insert_new(v4, || unreachable!("occupied")));
-        assert!(table.insert_new(v6, || RouteEntry::new(Source::Bgp, via(2))));
-        table.set_candidate(v4, Source::Static, via(3));
-        assert_eq!(table.get(&v4).unwrap().installed(), Some((7, Source::Bgp)));
-        assert_eq!(table.get(&v6).unwrap().installed(), None);
-        assert_eq!(table.iter().count(), 2);
+        assert!(table.insert_new(v6, || RouteEntry::new(8, Source::Bgp)));
+        table.set_alternate(v4, Source::Static, via(3));
+        assert_eq!(table.get(&v4).map(RouteEntry::group), Some(7));
+        assert_eq!(table.get(&v6).map(RouteEntry::group), Some(8));
+        assert_eq!(table.len(), 2);
         table.remove(&v4);
         assert!(table.alternates.is_empty());
         assert_eq!(table.iter().map(|(p, _)| p).collect::<Vec<_>>(), [v6]);

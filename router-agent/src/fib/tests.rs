@@ -1,6 +1,6 @@
 //! FIB tests against a model datapath that checks make-before-break after every single op.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
@@ -509,4 +509,104 @@ fn group_released_and_created_in_one_batch_gets_another_id() {
     dp.apply(&batch);
     assert!(dp.nexthop("10.3.0.0/16", 0).is_some());
     assert!(dp.nexthop("10.2.0.0/16", 0).is_some());
+}
+
+/// Random route changes from three sources over a few prefixes and nexthop sets: after every
+/// batch the datapath forwards each prefix as its most preferred source asked (the host for a
+/// local route, exactly that source's nexthops otherwise), and nothing else.
+#[test]
+fn the_most_preferred_source_is_installed_whatever_the_order() {
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+    let (mut fib, mut dp) = fib_with_links();
+    let mut rng = SmallRng::seed_from_u64(11);
+    let prefixes = [
+        net("192.0.2.0/24"),
+        net("192.0.2.7/32"),
+        net("0.0.0.0/0"),
+        net("2001:db8::/32"),
+    ];
+    let gateways = [
+        nh("10.0.2.1", 2),
+        nh("10.0.3.1", 3),
+        nh("fe80::1", 2),
+        nh("10.0.2.9", 2),
+    ];
+    let sources = [Source::Local, Source::Static, Source::Bgp];
+    // The model: per prefix, each source's target.
+    let mut model: HashMap<IpNet, BTreeMap<Source, RouteTarget>> = HashMap::new();
+    for step in 0..3000 {
+        let mut batch = Batch::default();
+        for _ in 0..rng.random_range(1..4) {
+            let prefix = prefixes[rng.random_range(0..prefixes.len())];
+            let source = sources[rng.random_range(0..sources.len())];
+            if rng.random_bool(0.55) {
+                let target = if source == Source::Local {
+                    RouteTarget::Local
+                } else {
+                    let count = rng.random_range(1..=3);
+                    let start = rng.random_range(0..gateways.len());
+                    via(&(0..count)
+                        .map(|i| gateways[(start + i) % gateways.len()])
+                        .collect::<Vec<_>>())
+                };
+                fib.set_route(&mut batch, source, prefix, target.clone())
+                    .unwrap();
+                model.entry(prefix).or_default().insert(source, target);
+            } else {
+                fib.remove_route(&mut batch, source, prefix);
+                if let Some(targets) = model.get_mut(&prefix) {
+                    targets.remove(&source);
+                    if targets.is_empty() {
+                        model.remove(&prefix);
+                    }
+                }
+            }
+        }
+        dp.apply(&batch);
+        for prefix in prefixes {
+            let expected = model.get(&prefix).and_then(|t| t.values().next());
+            let installed = dp.routes.get(&prefix);
+            match (expected, installed) {
+                (None, None) => {}
+                (Some(RouteTarget::Local), Some(&group)) => {
+                    assert_eq!(group, GROUP_LOCAL, "step {step}: {prefix} not local");
+                }
+                (Some(RouteTarget::Via(keys)), Some(group)) => {
+                    let members: BTreeSet<(u32, [u8; 16])> = dp.groups[group]
+                        .members
+                        .iter()
+                        .filter(|slot| **slot != NO_NEXTHOP)
+                        .map(|slot| (dp.slots[slot].ifindex, dp.slots[slot].via))
+                        .collect();
+                    let wanted: BTreeSet<(u32, [u8; 16])> = keys
+                        .iter()
+                        .map(|key| {
+                            let mut via = [0; 16];
+                            match key.via {
+                                IpAddr::V4(addr) => via[..4].copy_from_slice(&addr.octets()),
+                                IpAddr::V6(addr) => via = addr.octets(),
+                            }
+                            (key.ifindex, via)
+                        })
+                        .collect();
+                    assert_eq!(members, wanted, "step {step}: {prefix} nexthops");
+                }
+                (expected, installed) => {
+                    panic!("step {step}: {prefix} wants {expected:?}, installed {installed:?}")
+                }
+            }
+        }
+        assert_eq!(fib.route_count(), model.len(), "step {step}");
+    }
+    // Everything withdrawn: no group, no nexthop left behind.
+    let mut batch = Batch::default();
+    for prefix in prefixes {
+        for source in sources {
+            fib.remove_route(&mut batch, source, prefix);
+        }
+    }
+    dp.apply(&batch);
+    assert!(dp.routes.is_empty() && dp.groups.is_empty());
+    assert_eq!((fib.group_count(), fib.nexthop_count()), (0, 0));
 }
