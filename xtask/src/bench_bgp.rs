@@ -37,7 +37,7 @@ use serde::Serialize;
 use crate::{
     bench_cost::{
         report::{self, TextTable},
-        sys::Machine,
+        sys::{self, Machine},
         table::Table,
     },
     bench_throughput::table::thousands,
@@ -134,6 +134,10 @@ struct Outcome {
     end: Memory,
     /// Largest RssAnon seen while polling (the kernel keeps no peak of it).
     max_anon: u64,
+    /// Change of the kernel's own memory (unreclaimable slab + vmalloc, system-wide) from
+    /// before the DUT started to convergence: the kernel FIB BIRD and FRR (and router-agent
+    /// with `kernel_routes = all`) fill, router-agent's BPF maps.
+    kernel_growth: i64,
     routes: usize,
 }
 
@@ -144,6 +148,11 @@ impl Outcome {
 
     fn growth_per_route(&self) -> f64 {
         self.end.peak.saturating_sub(self.start.rss) as f64 / self.routes as f64
+    }
+
+    /// The DUT's own heap plus what it made the kernel hold, per route.
+    fn anon_and_kernel_per_route(&self) -> f64 {
+        (self.max_anon as i64 + self.kernel_growth) as f64 / self.routes as f64
     }
 }
 
@@ -282,6 +291,7 @@ fn measure(
     let dir = std::env::temp_dir().join(format!("{TAG}-{}-{kind:?}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let pin_dir = Path::new("/sys/fs/bpf").join(format!("{TAG}-{}", std::process::id()));
+    let kernel_before = settled_kernel_memory()?;
     let mut dut = Dut::start(
         kind,
         &topology.dut,
@@ -291,7 +301,15 @@ fn measure(
         agent,
         feed.v4_routes,
     )?;
-    let result = converge(&mut dut, &topology, link, feed, routes, timeout);
+    let result = converge(
+        &mut dut,
+        &topology,
+        link,
+        feed,
+        routes,
+        timeout,
+        kernel_before,
+    );
     match result {
         Ok(outcome) => {
             drop(dut);
@@ -309,6 +327,7 @@ fn converge(
     feed: &feed::Feed,
     routes: usize,
     timeout: Duration,
+    kernel_before: u64,
 ) -> Result<Outcome> {
     let start = dut.memory()?;
     let config = SenderConfig {
@@ -379,6 +398,7 @@ fn converge(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })?;
     let end = dut.memory()?;
+    let kernel_growth = sys::kernel_memory()? as i64 - kernel_before as i64;
     session.check()?;
     let errors = dut.install_errors();
     ensure!(
@@ -395,6 +415,7 @@ fn converge(
         sent_s: (sent_at - established).as_secs_f64(),
         start,
         max_anon: max_anon.max(end.anon),
+        kernel_growth,
         end,
         routes,
     })
@@ -413,6 +434,8 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
         "peak B/route",
         "growth B/route",
         "max anon MiB",
+        "kernel MiB",
+        "anon+kernel B/route",
     ]);
     for o in outcomes {
         table.row(vec![
@@ -426,6 +449,8 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
             format!("{:.0}", o.peak_per_route()),
             format!("{:.0}", o.growth_per_route()),
             mib(o.max_anon),
+            format!("{:+.1}", o.kernel_growth as f64 / (1024.0 * 1024.0)),
+            format!("{:.0}", o.anon_and_kernel_per_route()),
         ]);
     }
     let mut out = std::io::stdout().lock();
@@ -438,11 +463,28 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
         out,
         "memory summed over the DUT's processes: resident before the session (start), VmHWM \
          after convergence (peak); growth = peak - start; max anon: largest RssAnon sampled \
-         (heap and stacks only: not the DIR-24-8 arrays router-agent maps)"
+         (heap and stacks only: not the DIR-24-8 arrays router-agent maps); kernel: change of \
+         SUnreclaim + VmallocUsed (system-wide) from before the DUT started to convergence: \
+         the kernel FIB, BPF maps"
     )?;
     writeln!(out)?;
     table.write(&mut out)?;
     Ok(())
+}
+
+/// The kernel's own memory once the previous DUT's is freed (the kernel frees BPF maps and a
+/// deleted namespace's routes asynchronously): sampled until it stops falling.
+fn settled_kernel_memory() -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = sys::kernel_memory()?;
+    loop {
+        netns::sleep(Duration::from_millis(500))?;
+        let now = sys::kernel_memory()?;
+        if now + 1024 * 1024 > last || Instant::now() > deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
 }
 
 fn load_average() -> String {
