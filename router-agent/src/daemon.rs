@@ -18,8 +18,9 @@ use crate::{
     bgp::{peer::PeerEvent, speaker::Speaker},
     config::{Config, EngineChoice},
     datapath::{Datapath, DatapathOptions},
-    fib::{Batch, Fib, FibLimits, KernelChange, LinkState, NexthopKey, RouteTarget, Source},
-    netlink::{AddressInfo, KernelEvent, KernelNexthop, KernelRoute, LinkInfo, Netlink, PeerGro},
+    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
+    kernel_mirror::KernelMirror,
+    netlink::{AddressInfo, KernelEvent, LinkInfo, Netlink, PeerGro},
 };
 
 /// Datapath operations one commit gathers from queued BGP events before it applies them. The
@@ -45,6 +46,8 @@ struct Agent {
     fib: Fib,
     datapath: Datapath,
     netlink: Netlink,
+    /// Writes our routes into the kernel's FIB (`datapath.kernel_routes`).
+    kernel_mirror: Option<KernelMirror>,
     /// Configured interfaces by ifindex.
     interfaces: BTreeMap<u32, String>,
     /// Local addresses by (ifindex, address): several interfaces may carry one address.
@@ -68,10 +71,19 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     tracing::info!(?engine, "XDP program loaded");
     let mut fib = Fib::new(FibLimits::default());
     fib.reserve_routes(config.datapath.expected_ipv4_routes, 0);
+    let kernel_mirror = if config.datapath.kernel_routes {
+        Some(
+            KernelMirror::start(config.datapath.route_protocol)
+                .context("starting the kernel route writer")?,
+        )
+    } else {
+        None
+    };
     let mut agent = Agent {
         fib,
         datapath,
         netlink,
+        kernel_mirror,
         interfaces: BTreeMap::new(),
         local_addresses: HashMap::new(),
         connected: BTreeMap::new(),
@@ -312,46 +324,13 @@ impl Agent {
         if let Err(err) = self.datapath.apply(&batch) {
             tracing::error!("datapath update incomplete: {err:#}");
         }
-        if self.config.datapath.kernel_routes {
-            for change in &batch.kernel {
-                let result = match change {
-                    KernelChange::Replace { prefix, nexthops } => {
-                        self.netlink
-                            .replace_route(&self.kernel_route(*prefix, nexthops.iter()))
-                            .await
-                    }
-                    KernelChange::Delete { prefix } => {
-                        self.netlink
-                            .delete_route(&self.kernel_route(*prefix, [].iter()))
-                            .await
-                    }
-                };
-                if let Err(err) = result {
-                    tracing::warn!("kernel route {change:?}: {err:#}");
-                }
-            }
+        if let Some(mirror) = &self.kernel_mirror {
+            mirror.submit(batch.kernel).await;
         }
         for key in &batch.resolve {
             if let Err(err) = self.netlink.resolve(key.ifindex, key.via).await {
                 tracing::warn!(via = %key.via, "neighbor resolution: {err:#}");
             }
-        }
-    }
-
-    fn kernel_route<'a>(
-        &self,
-        prefix: IpNet,
-        nexthops: impl Iterator<Item = &'a NexthopKey>,
-    ) -> KernelRoute {
-        KernelRoute {
-            prefix,
-            nexthops: nexthops
-                .map(|key| KernelNexthop {
-                    gateway: key.via,
-                    ifindex: key.ifindex,
-                })
-                .collect(),
-            protocol: self.config.datapath.route_protocol,
         }
     }
 
@@ -440,11 +419,17 @@ impl Agent {
         value.to_string()
     }
 
-    async fn shutdown(self, options: RunOptions) -> Result<()> {
+    async fn shutdown(mut self, options: RunOptions) -> Result<()> {
         if let Some(speaker) = &self.speaker {
             speaker.stop("router-agent is shutting down");
             // Let the sessions send their Cease before the process ends.
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The kernel writer stops first: nothing it still has may land after the flush below.
+        // A kept datapath keeps the kernel routes too, complete.
+        if let Some(mirror) = self.kernel_mirror.take() {
+            let apply_queued = options.keep_datapath;
+            let _ = tokio::task::spawn_blocking(move || mirror.finish(apply_queued)).await;
         }
         if options.keep_datapath {
             tracing::info!(

@@ -11,5 +11,6 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod fib;
+pub mod kernel_mirror;
 pub mod netlink;
 pub mod show;

@@ -61,7 +61,7 @@ pub enum PeerCommand {
     Stop(Option<String>),
 }
 
-/// From a session to the speaker.
+/// To the speaker: from the listeners, or from one neighbor's session.
 #[derive(Debug)]
 pub enum PeerEvent {
     /// An unnumbered neighbor's link-local address was heard (Router Advertisement).
@@ -74,31 +74,33 @@ pub enum PeerEvent {
         stream: TcpStream,
         remote: SocketAddr,
     },
-    Established {
+    Session {
         peer: PeerId,
+        event: SessionEvent,
+    },
+}
+
+/// From one neighbor's session task.
+#[derive(Debug)]
+pub enum SessionEvent {
+    Established {
         negotiated: Negotiated,
         local: SocketAddr,
         remote: SocketAddr,
     },
     Update {
-        peer: PeerId,
         update: Box<Update>,
         error: Option<UpdateError>,
     },
     RouteRefresh {
-        peer: PeerId,
         afi: Afi,
     },
     Down {
-        peer: PeerId,
         reason: String,
     },
     /// The task ended: stopped, or a dynamic neighbor's session ended.
-    Closed {
-        peer: PeerId,
-    },
+    Closed,
     State {
-        peer: PeerId,
         state: State,
     },
 }
@@ -118,7 +120,7 @@ pub struct PeerSpec {
     pub incoming: Option<TcpStream>,
 }
 
-/// Starts the session task of one neighbor. It sends [`PeerEvent::Closed`] when it ends.
+/// Starts the session task of one neighbor. It sends [`SessionEvent::Closed`] when it ends.
 pub fn spawn(
     spec: PeerSpec,
     events: mpsc::UnboundedSender<PeerEvent>,
@@ -317,7 +319,15 @@ impl PeerTask {
                 }
             }
         }
-        let _ = self.events.send(PeerEvent::Closed { peer: self.peer });
+        self.emit(SessionEvent::Closed);
+    }
+
+    /// Tells the speaker. It may have stopped (shutdown): nothing to do then.
+    fn emit(&self, event: SessionEvent) {
+        let _ = self.events.send(PeerEvent::Session {
+            peer: self.peer,
+            event,
+        });
     }
 
     async fn on_read(&mut self, conn: Conn, read: std::io::Result<usize>) {
@@ -403,8 +413,7 @@ impl PeerTask {
                     if let Some(error) = &update_error {
                         tracing::warn!(peer = %label(self.remote), "malformed UPDATE: {error:?}");
                     }
-                    let _ = self.events.send(PeerEvent::Update {
-                        peer: self.peer,
+                    self.emit(SessionEvent::Update {
                         update: Box::new(update),
                         error: update_error,
                     });
@@ -413,10 +422,7 @@ impl PeerTask {
             }
             Message::RouteRefresh(refresh) => {
                 if established {
-                    let _ = self.events.send(PeerEvent::RouteRefresh {
-                        peer: self.peer,
-                        afi: refresh.afi,
-                    });
+                    self.emit(SessionEvent::RouteRefresh { afi: refresh.afi });
                 }
                 Event::RouteRefreshMsg
             }
@@ -453,10 +459,7 @@ impl PeerTask {
         let state = self.peering.state();
         if state != self.reported_state {
             self.reported_state = state;
-            let _ = self.events.send(PeerEvent::State {
-                peer: self.peer,
-                state,
-            });
+            self.emit(SessionEvent::State { state });
         }
     }
 
@@ -523,8 +526,7 @@ impl PeerTask {
                 if let (Some(local), Some(remote)) = (local, remote) {
                     tracing::info!(peer = %label(self.remote), ?conn, asn = negotiated.peer_as,
                         hold = negotiated.hold_time, "session established");
-                    let _ = self.events.send(PeerEvent::Established {
-                        peer: self.peer,
+                    self.emit(SessionEvent::Established {
                         negotiated,
                         local: canonical(local),
                         remote: canonical(remote),
@@ -533,8 +535,7 @@ impl PeerTask {
             }
             Action::Down { reason } => {
                 tracing::warn!(peer = %label(self.remote), "session down: {reason}");
-                let _ = self.events.send(PeerEvent::Down {
-                    peer: self.peer,
+                self.emit(SessionEvent::Down {
                     reason: reason.to_string(),
                 });
             }

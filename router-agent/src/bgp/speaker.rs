@@ -33,7 +33,7 @@ use super::{
         Update,
         types::{Afi, MpReach, MpUnreach, PathAttributes, Safi},
     },
-    peer::{self, PeerCommand, PeerEvent, PeerHandle, PeerSpec},
+    peer::{self, PeerCommand, PeerEvent, PeerHandle, PeerSpec, SessionEvent},
     policy::{AdjRibOut, ExportDiff, ExportSession, MaxPrefixAction, build_adj_rib_out},
     rib::{LocRibChange, NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
 };
@@ -467,35 +467,23 @@ impl Speaker {
         resolve: &dyn Fn(IpAddr) -> Option<u32>,
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
-        let peer = match &event {
+        let (peer, event) = match event {
             PeerEvent::Discovered { interface, address } => {
-                let (interface, address) = (interface.clone(), *address);
                 self.discovered(&interface, address);
                 return;
             }
-            PeerEvent::Accepted { .. } => {
-                let PeerEvent::Accepted { stream, remote } = event else {
-                    unreachable!()
-                };
+            PeerEvent::Accepted { stream, remote } => {
                 self.accept(stream, remote);
                 return;
             }
-            PeerEvent::State { peer, .. }
-            | PeerEvent::Established { peer, .. }
-            | PeerEvent::Update { peer, .. }
-            | PeerEvent::RouteRefresh { peer, .. }
-            | PeerEvent::Down { peer, .. }
-            | PeerEvent::Closed { peer } => *peer,
+            PeerEvent::Session { peer, event } => (peer, event),
         };
         if !self.peers.contains_key(&peer) {
             tracing::debug!(?peer, "event of a removed peer ignored");
             return;
         }
         match event {
-            PeerEvent::Accepted { .. } | PeerEvent::Discovered { .. } => {
-                unreachable!("handled above")
-            }
-            PeerEvent::State { state, .. } => {
+            SessionEvent::State { state } => {
                 let peer = self.peer_mut(peer);
                 peer.state = state;
                 if state != State::Idle {
@@ -503,16 +491,15 @@ impl Speaker {
                     peer.hold_down = None;
                 }
             }
-            PeerEvent::Established {
+            SessionEvent::Established {
                 negotiated,
                 local,
                 remote,
-                ..
             } => self.established(peer, negotiated, local, remote, resolve, link_local),
-            PeerEvent::Update { update, error, .. } => {
+            SessionEvent::Update { update, error } => {
                 self.update(peer, *update, error, fib, batch, resolve)
             }
-            PeerEvent::RouteRefresh { afi, .. } => {
+            SessionEvent::RouteRefresh { afi } => {
                 // RFC 2918: re-send the Adj-RIB-Out of the family asked for.
                 let state = self.peer_mut(peer);
                 let mut diff = state.adj_out.refresh();
@@ -524,8 +511,8 @@ impl Speaker {
                 let updates = updates_from_diff(diff);
                 let _ = state.handle.commands.send(PeerCommand::Send(updates));
             }
-            PeerEvent::Down { reason, .. } => self.down(peer, reason, fib, batch, resolve),
-            PeerEvent::Closed { .. } => {
+            SessionEvent::Down { reason } => self.down(peer, reason, fib, batch, resolve),
+            SessionEvent::Closed => {
                 // A dynamic peer's session ended (its Down came first); a configured one's
                 // task ends only when the speaker stops.
                 if self.peers[&peer].dynamic.is_some() {

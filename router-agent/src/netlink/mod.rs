@@ -21,6 +21,7 @@ mod addresses;
 mod events;
 mod links;
 mod neighbors;
+mod route_batch;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,7 @@ use rtnetlink::{
 };
 use tokio::sync::mpsc;
 
+pub use route_batch::{MESSAGES_PER_SEND, RouteChange, RouteFailure, RouteWriter};
 pub use routes::{KERNEL_ROUTE_METRIC, RTPROT_HOSTROUTER};
 pub use veth::PeerGro;
 

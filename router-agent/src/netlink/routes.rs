@@ -15,7 +15,7 @@ use rtnetlink::{
     },
 };
 
-use super::{KernelNexthop, KernelRoute, Netlink, NetlinkError};
+use super::{KernelNexthop, KernelRoute, Netlink, NetlinkError, route_batch::RouteWriter};
 
 /// Route protocol number of the routes hostrouter installs (`ip route show proto 201`).
 ///
@@ -77,8 +77,17 @@ fn route_key(prefix: ipnet::IpNet, protocol: u8) -> RouteMessage {
     msg
 }
 
+/// The RTM_DELROUTE message for our route to `route.prefix` (its nexthops are not looked at).
+pub(super) fn delete_message(route: &KernelRoute) -> RouteMessage {
+    let mut msg = route_key(route.prefix, route.protocol);
+    // Scope "nowhere" and type unspec are wildcards for deletion, as `ip route del` sends.
+    msg.header.scope = RouteScope::NoWhere;
+    msg.header.kind = RouteType::Unspec;
+    msg
+}
+
 /// The complete RTM_NEWROUTE message for `route`.
-fn new_route_message(route: &KernelRoute) -> anyhow::Result<RouteMessage> {
+pub(super) fn new_route_message(route: &KernelRoute) -> anyhow::Result<RouteMessage> {
     let mut nexthops = route.nexthops.clone();
     nexthops.sort_unstable();
     nexthops.dedup(); // the kernel refuses duplicate IPv6 siblings
@@ -106,7 +115,7 @@ fn new_route_message(route: &KernelRoute) -> anyhow::Result<RouteMessage> {
     Ok(msg)
 }
 
-fn describe(route: &KernelRoute) -> String {
+pub(super) fn describe(route: &KernelRoute) -> String {
     let hops: Vec<String> = route
         .nexthops
         .iter()
@@ -139,11 +148,7 @@ impl Netlink {
     /// Deletes our route for `route.prefix` (matched by prefix, protocol and metric; the
     /// nexthops are not looked at). Deleting a route that is not there is not an error.
     pub async fn delete_route(&self, route: &KernelRoute) -> anyhow::Result<()> {
-        let mut msg = route_key(route.prefix, route.protocol);
-        // Scope "nowhere" and type unspec are wildcards for deletion, as `ip route del` sends.
-        msg.header.scope = RouteScope::NoWhere;
-        msg.header.kind = RouteType::Unspec;
-        match self.delete(msg).await {
+        match self.delete(delete_message(route)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("cannot delete route {}", route.prefix)),
         }
@@ -182,7 +187,7 @@ impl Netlink {
         protocol: u8,
         keep: &std::collections::HashSet<ipnet::IpNet>,
     ) -> anyhow::Result<usize> {
-        let mut deleted = 0;
+        let mut doomed = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut dump = RouteMessage::default();
             dump.header.address_family = family;
@@ -203,19 +208,17 @@ impl Netlink {
                 {
                     continue;
                 }
-                let key = deletion_key(&route);
-                let what = format!("{key:?}");
-                // ESRCH is fine: e.g. an IPv6 sibling already deleted with the first one.
-                if self
-                    .delete(key)
-                    .await
-                    .with_context(|| format!("cannot delete {what}"))?
-                {
-                    deleted += 1;
-                }
+                doomed.push(deletion_key(&route));
             }
         }
-        Ok(deleted)
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        // In bulk: a full table takes seconds this way, minutes one request at a time. An
+        // absent route is fine: e.g. an IPv6 sibling already deleted with the first one.
+        // Blocking, like the dump above in effect: this runs at start and at exit.
+        let mut writer = RouteWriter::open()?;
+        writer.delete_keys(doomed)
     }
 
     /// Which interface the kernel sends to `addr` through (what `ip route get ADDR` says),

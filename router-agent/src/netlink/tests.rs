@@ -651,6 +651,120 @@ fn replace_and_delete_routes() {
 }
 
 #[test]
+fn route_writer_applies_changes_in_bulk_and_reports_each_refusal() {
+    in_netns(|| async {
+        let (va, wa) = two_links().await;
+        let mut writer = RouteWriter::open().unwrap();
+        // More than one sendmsg's worth, both families, single and multipath routes.
+        let mut changes: Vec<RouteChange> = (0..1500u32)
+            .map(|i| {
+                let prefix = format!("100.{}.{}.0/24", i / 256, i % 256);
+                RouteChange::Replace(route(&prefix, &[("10.1.0.2", va)]))
+            })
+            .collect();
+        changes.extend((0..300u32).map(|i| {
+            let prefix = format!("2001:db8:{i:x}::/48");
+            RouteChange::Replace(route(
+                &prefix,
+                &[("2001:db8:1::2", va), ("2001:db8:2::2", wa)],
+            ))
+        }));
+        // Refused by the kernel (gateway not on the link), and by the encoder (IPv4 gateway
+        // for an IPv6 prefix); everything around them still goes in.
+        let refused = 700;
+        changes.insert(
+            refused,
+            RouteChange::Replace(route("198.51.100.0/24", &[("192.0.2.1", va)])),
+        );
+        let malformed = 1600;
+        changes.insert(
+            malformed,
+            RouteChange::Replace(route("2001:db8:ffff::/48", &[("10.1.0.2", va)])),
+        );
+        let failures = writer.apply(&changes).unwrap();
+        let failed: Vec<usize> = failures.iter().map(|f| f.index).collect();
+        assert_eq!(failed, [refused, malformed]);
+        let message = format!("{:#}", failures[0].error);
+        assert!(
+            message.starts_with("cannot install route 198.51.100.0/24 via [192.0.2.1@")
+                && message.contains("Nexthop has invalid gateway"),
+            "{message}"
+        );
+        assert_eq!(our_routes("-4").len(), 1500);
+        let v6 = our_routes("-6");
+        assert_eq!(v6.len(), 300);
+        assert_eq!(
+            v6[0].1,
+            hops(&[("2001:db8:1::2", "va"), ("2001:db8:2::2", "wa")])
+        );
+
+        // Replacing keeps the order of a batch: the last change of a prefix wins.
+        let prefix = "100.0.0.0/24";
+        let changes = [
+            RouteChange::Replace(route(prefix, &[("10.2.0.2", wa)])),
+            RouteChange::Delete(route(prefix, &[])),
+            RouteChange::Replace(route(prefix, &[("10.1.0.2", va), ("10.2.0.2", wa)])),
+        ];
+        assert!(writer.apply(&changes).unwrap().is_empty());
+        let routes = our_routes("-4");
+        let (_, hops_now) = routes.iter().find(|(p, _)| p == prefix).unwrap();
+        assert_eq!(*hops_now, hops(&[("10.1.0.2", "va"), ("10.2.0.2", "wa")]));
+
+        // Deleting everything, twice: an absent route is not a failure.
+        let deletes: Vec<RouteChange> = (0..1500u32)
+            .map(|i| RouteChange::Delete(route(&format!("100.{}.{}.0/24", i / 256, i % 256), &[])))
+            .chain(
+                (0..300u32)
+                    .map(|i| RouteChange::Delete(route(&format!("2001:db8:{i:x}::/48"), &[]))),
+            )
+            .collect();
+        assert!(writer.apply(&deletes).unwrap().is_empty());
+        assert!(writer.apply(&deletes).unwrap().is_empty());
+        assert_eq!((our_routes("-4").len(), our_routes("-6").len()), (0, 0));
+    });
+}
+
+#[test]
+fn kernel_mirror_applies_batches_in_order() {
+    use crate::fib::{KernelChange, NexthopKey};
+    use crate::kernel_mirror::KernelMirror;
+
+    in_netns(|| async {
+        let (va, wa) = two_links().await;
+        let mirror = KernelMirror::start(RTPROT_HOSTROUTER).unwrap();
+        let set = |via: &str, ifindex| {
+            std::sync::Arc::new(std::collections::BTreeSet::from([NexthopKey {
+                via: addr(via),
+                ifindex,
+            }]))
+        };
+        let (to_va, to_wa) = (set("10.1.0.2", va), set("10.2.0.2", wa));
+        for round in 0..50u32 {
+            let nexthops = if round % 2 == 0 { &to_va } else { &to_wa };
+            let changes = (0..100u32)
+                .map(|i| KernelChange::Replace {
+                    prefix: format!("100.64.{i}.0/24").parse().unwrap(),
+                    nexthops: nexthops.clone(),
+                })
+                .collect();
+            // More batches than the queue holds: submit waits for room.
+            mirror.submit(changes).await;
+        }
+        let prefix = "100.64.0.0/24".parse().unwrap();
+        mirror.submit(vec![KernelChange::Delete { prefix }]).await;
+        mirror.finish(true);
+        let routes = our_routes("-4");
+        assert_eq!(routes.len(), 99, "all but the deleted one");
+        // Round 49 (odd) came last.
+        assert!(
+            routes
+                .iter()
+                .all(|(_, hops_now)| *hops_now == hops(&[("10.2.0.2", "wa")]))
+        );
+    });
+}
+
+#[test]
 fn flush_routes_deletes_only_ours() {
     in_netns(|| async {
         let (va, wa) = two_links().await;

@@ -1,0 +1,244 @@
+//! Route changes in bulk: many RTM_NEWROUTE / RTM_DELROUTE messages per sendmsg(2).
+//!
+//! The kernel handles NETLINK_ROUTE messages synchronously, inside the sender's sendmsg, one
+//! after the other when the buffer holds several; with NLM_F_ACK each one is answered by an
+//! NLMSG_ERROR carrying its sequence number (errno 0: done). One request at a time costs a
+//! round trip per route (two syscalls and a wakeup of the connection task): mirroring a full
+//! table into the kernel that way took longer than BIRD. Here a buffer of up to
+//! [`MESSAGES_PER_SEND`] messages costs one sendmsg, and the answers, already queued when it
+//! returns, are read back without waiting.
+//!
+//! ```text
+//!   sendmsg: [NEWROUTE seq n][NEWROUTE seq n+1][DELROUTE seq n+2] ...
+//!   recvmsg: [ERROR seq n, 0] [ERROR seq n+1, -EINVAL + extack] [ERROR seq n+2, -ESRCH] ...
+//! ```
+//!
+//! Blocking (a plain socket): the daemon runs it on a thread of its own.
+
+use std::os::fd::AsRawFd as _;
+
+use anyhow::Context as _;
+use rtnetlink::{
+    packet_core::{
+        NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    },
+    packet_route::{RouteNetlinkMessage, route::RouteMessage},
+    sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE},
+};
+
+use super::{
+    KernelRoute, NetlinkError, extack_message,
+    routes::{delete_message, describe, new_route_message},
+    set_rcvbuf,
+};
+
+/// Messages per sendmsg: a few tens of KiB of requests, and as many answers, which must all fit
+/// the receive buffer ([`RECEIVE_BUFFER`]) since the kernel drops what does not.
+pub const MESSAGES_PER_SEND: usize = 256;
+
+/// Receive buffer: an answer costs about 1 KiB of buffer accounting (an error echoes the
+/// request), so 256 answers fit with a wide margin.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// One change of our routes in the kernel's main table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Install, replacing the route of the same prefix (and metric) atomically.
+    Replace(KernelRoute),
+    /// Delete our route for the prefix, if there is one.
+    Delete(KernelRoute),
+}
+
+/// A change the kernel (or the encoder) refused.
+#[derive(Debug)]
+pub struct RouteFailure {
+    /// Index of the change in what was given to [`RouteWriter::apply`].
+    pub index: usize,
+    pub error: anyhow::Error,
+}
+
+/// A netlink socket of its own for bulk route changes.
+pub struct RouteWriter {
+    socket: Socket,
+    next_sequence: u32,
+    send_buffer: Vec<u8>,
+    receive_buffer: Vec<u8>,
+}
+
+impl RouteWriter {
+    /// Opens the socket in the calling thread's network namespace.
+    pub fn open() -> anyhow::Result<Self> {
+        let mut socket =
+            Socket::new(NETLINK_ROUTE).context("cannot open a netlink route socket")?;
+        socket
+            .bind_auto()
+            .context("cannot bind the netlink route socket")?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .context("cannot connect the netlink route socket")?;
+        // The kernel's explanation of a refusal ("Nexthop has invalid gateway").
+        socket.set_ext_ack(true).ok();
+        set_rcvbuf(socket.as_raw_fd(), RECEIVE_BUFFER);
+        Ok(Self {
+            socket,
+            next_sequence: 1,
+            send_buffer: Vec::with_capacity(64 << 10),
+            receive_buffer: vec![0; 64 << 10],
+        })
+    }
+
+    /// Applies `changes` in order. Deleting a route that is not there is not a failure.
+    /// Fails as a whole only if the socket does; the failures of single changes are returned.
+    pub fn apply(&mut self, changes: &[RouteChange]) -> anyhow::Result<Vec<RouteFailure>> {
+        let mut failures = Vec::new();
+        let mut messages = Vec::with_capacity(changes.len().min(MESSAGES_PER_SEND));
+        for (offset, chunk) in (0..)
+            .step_by(MESSAGES_PER_SEND)
+            .zip(changes.chunks(MESSAGES_PER_SEND))
+        {
+            messages.clear();
+            for (i, change) in chunk.iter().enumerate() {
+                match encode(change) {
+                    Ok(message) => messages.push((offset + i, message)),
+                    Err(error) => failures.push(RouteFailure {
+                        index: offset + i,
+                        error,
+                    }),
+                }
+            }
+            for (index, error) in self.exchange(&messages)? {
+                let error = match &changes[index] {
+                    RouteChange::Delete(_) if is_absent(&error) => continue,
+                    RouteChange::Replace(route) => anyhow::Error::new(error)
+                        .context(format!("cannot install route {}", describe(route))),
+                    RouteChange::Delete(route) => anyhow::Error::new(error)
+                        .context(format!("cannot delete route {}", route.prefix)),
+                };
+                failures.push(RouteFailure { index, error });
+            }
+        }
+        failures.sort_by_key(|failure| failure.index);
+        Ok(failures)
+    }
+
+    /// Deletes routes given by their deletion keys (from a dump); returns how many were there.
+    pub(super) fn delete_keys(&mut self, keys: Vec<RouteMessage>) -> anyhow::Result<usize> {
+        let mut deleted = 0;
+        let mut messages = Vec::with_capacity(MESSAGES_PER_SEND);
+        let mut keys = keys.into_iter().enumerate().peekable();
+        while keys.peek().is_some() {
+            messages.clear();
+            messages.extend(keys.by_ref().take(MESSAGES_PER_SEND).map(|(index, key)| {
+                (
+                    index,
+                    (
+                        RouteNetlinkMessage::DelRoute(key),
+                        NLM_F_REQUEST | NLM_F_ACK,
+                    ),
+                )
+            }));
+            let failures = self.exchange(&messages)?;
+            let absent = failures
+                .iter()
+                .filter(|(_, error)| is_absent(error))
+                .count();
+            if let Some((_, error)) = failures.iter().find(|(_, error)| !is_absent(error)) {
+                anyhow::bail!("cannot delete a route: {error}");
+            }
+            deleted += messages.len() - absent;
+        }
+        Ok(deleted)
+    }
+
+    /// Sends `messages` (index, message, flags) in one sendmsg and reads one answer per
+    /// message. Returns the kernel's refusals by index, an absent route included.
+    fn exchange(
+        &mut self,
+        messages: &[(usize, (RouteNetlinkMessage, u16))],
+    ) -> anyhow::Result<Vec<(usize, NetlinkError)>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.next_sequence;
+        self.send_buffer.clear();
+        for (n, (_, (message, flags))) in messages.iter().enumerate() {
+            let mut request = NetlinkMessage::from(message.clone());
+            request.header.flags = *flags;
+            request.header.sequence_number = first.wrapping_add(n as u32);
+            request.finalize();
+            let start = self.send_buffer.len();
+            self.send_buffer.resize(start + request.buffer_len(), 0);
+            request.serialize(&mut self.send_buffer[start..]);
+        }
+        self.next_sequence = first.wrapping_add(messages.len() as u32);
+        let sent = self
+            .socket
+            .send(&self.send_buffer, 0)
+            .context("cannot send route changes to the kernel")?;
+        anyhow::ensure!(
+            sent == self.send_buffer.len(),
+            "the kernel took {sent} of {} bytes of route changes",
+            self.send_buffer.len()
+        );
+
+        let mut answered = vec![false; messages.len()];
+        let mut outstanding = messages.len();
+        let mut refused = Vec::new();
+        while outstanding > 0 {
+            let received = self
+                .socket
+                .recv(&mut &mut self.receive_buffer[..], 0)
+                .context("cannot read the kernel's answers to route changes")?;
+            let mut rest = &self.receive_buffer[..received];
+            while rest.len() >= 16 {
+                let length = u32::from_ne_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+                if length < 16 || length > rest.len() {
+                    break;
+                }
+                let (bytes, tail) = rest.split_at(length.next_multiple_of(4).min(rest.len()));
+                rest = tail;
+                let Ok(answer) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
+                    tracing::debug!("undecodable netlink answer skipped");
+                    continue;
+                };
+                let n = answer.header.sequence_number.wrapping_sub(first) as usize;
+                if n >= messages.len() || answered[n] {
+                    continue; // not an answer to this exchange
+                }
+                let NetlinkPayload::Error(error) = &answer.payload else {
+                    continue;
+                };
+                answered[n] = true;
+                outstanding -= 1;
+                if let Some(code) = error.code {
+                    refused.push((
+                        messages[n].0,
+                        NetlinkError::Kernel {
+                            errno: code.get().saturating_abs(),
+                            extack: extack_message(&answer.header, &error.header),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(refused)
+    }
+}
+
+fn encode(change: &RouteChange) -> anyhow::Result<(RouteNetlinkMessage, u16)> {
+    Ok(match change {
+        RouteChange::Replace(route) => (
+            RouteNetlinkMessage::NewRoute(new_route_message(route)?),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        ),
+        RouteChange::Delete(route) => (
+            RouteNetlinkMessage::DelRoute(delete_message(route)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ),
+    })
+}
+
+/// ESRCH/ENOENT: the route to delete was not there (or went with a sibling already).
+fn is_absent(error: &NetlinkError) -> bool {
+    matches!(error.errno(), Some(libc::ESRCH | libc::ENOENT))
+}
