@@ -25,7 +25,7 @@ use crate::{
 
 /// Datapath operations one commit gathers from queued BGP events before it applies them. The
 /// datapath writes batches of this size at full speed (see BENCHMARKS.md, route programming).
-const MAX_BGP_BATCH_OPS: usize = 32_768;
+pub const MAX_BGP_BATCH_OPS: usize = 32_768;
 
 pub struct RunOptions {
     /// Leave the program attached and the maps pinned at exit.

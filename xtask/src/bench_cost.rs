@@ -117,8 +117,8 @@ pub struct Args {
     /// costs ~20-60 ms of RCU grace periods in the kernel) [default: 40; --quick: 3].
     #[arg(long)]
     hot_pairs: Option<u32>,
-    /// Routes per FIB batch.
-    #[arg(long, default_value_t = 10_000)]
+    /// Routes per FIB batch (default: the daemon's, `MAX_BGP_BATCH_OPS`).
+    #[arg(long, default_value_t = router_agent::daemon::MAX_BGP_BATCH_OPS)]
     batch: usize,
     /// Engines to measure, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "lpm,dir24")]
