@@ -19,7 +19,7 @@ use crate::{
     config::{Config, EngineChoice},
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
-    kernel_mirror::KernelMirror,
+    kernel_mirror::{self, KernelMirror},
     netlink::{AddressInfo, KernelEvent, LinkInfo, Netlink, PeerGro},
 };
 
@@ -110,7 +110,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         let protocol = agent.config.datapath.route_protocol;
         let stale = agent
             .netlink
-            .flush_routes_except(protocol, &agent.fib.mirrored_prefixes())
+            .flush_routes_except(protocol, &agent.fib.mirrored_prefixes().collect())
             .await?;
         if stale > 0 {
             tracing::info!(stale, "removed kernel routes a previous run left behind");
@@ -440,11 +440,16 @@ impl Agent {
         let names: Vec<String> = self.interfaces.values().cloned().collect();
         self.datapath.detach_and_unpin(&names)?;
         if self.config.datapath.kernel_routes {
-            let removed = self
-                .netlink
-                .flush_routes(self.config.datapath.route_protocol)
-                .await?;
-            tracing::info!(removed, "kernel routes removed");
+            // What this run mirrored, by prefix and in bulk (no dump of a full table to find
+            // them), then whatever else has our protocol: a previous run's leftovers.
+            let protocol = self.config.datapath.route_protocol;
+            let prefixes: Vec<IpNet> = self.fib.mirrored_prefixes().collect();
+            let removed =
+                tokio::task::spawn_blocking(move || kernel_mirror::remove(protocol, &prefixes))
+                    .await
+                    .context("kernel route removal")??;
+            let leftovers = self.netlink.flush_routes(protocol).await?;
+            tracing::info!(removed, leftovers, "kernel routes removed");
         }
         tracing::info!("detached and unpinned; bye");
         Ok(())

@@ -95,6 +95,24 @@ impl KernelMirror {
     }
 }
 
+/// Deletes our kernel routes to `prefixes` (absent ones are fine), in bulk. Blocking. Returns
+/// how many were asked for.
+pub fn remove(protocol: u8, prefixes: &[ipnet::IpNet]) -> anyhow::Result<usize> {
+    let mut writer = RouteWriter::open()?;
+    let mut changes = Vec::with_capacity(CHANGES_PER_STEP.min(prefixes.len()));
+    for step in prefixes.chunks(CHANGES_PER_STEP) {
+        changes.clear();
+        changes.extend(
+            step.iter()
+                .map(|&prefix| route_change(&KernelChange::Delete { prefix }, protocol)),
+        );
+        if let Some(failure) = writer.apply(&changes)?.into_iter().next() {
+            return Err(failure.error);
+        }
+    }
+    Ok(prefixes.len())
+}
+
 fn route_change(change: &KernelChange, protocol: u8) -> RouteChange {
     let route = |prefix, nexthops: Vec<KernelNexthop>| KernelRoute {
         prefix,

@@ -546,8 +546,14 @@ impl Speaker {
         state.established_at = None;
         state.adj_out.clear();
         if state.info.take().is_some() {
+            let address = state.address;
             let mut changes = Vec::new();
             self.rib.peer_down_each(peer, |change| changes.push(change));
+            tracing::info!(
+                peer = ?address,
+                prefixes = changes.len(),
+                "BGP neighbor down: its routes withdrawn"
+            );
             for change in changes {
                 apply_change(change, fib, batch, resolve);
             }

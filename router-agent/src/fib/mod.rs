@@ -567,12 +567,11 @@ impl Fib {
     }
 
     /// Prefixes whose route is mirrored into the kernel (every installed non-local route).
-    pub fn mirrored_prefixes(&self) -> std::collections::HashSet<IpNet> {
+    pub fn mirrored_prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
         self.routes
             .iter()
             .filter(|(prefix, route)| self.mirrored(route.source(), prefix))
             .map(|(prefix, _)| prefix)
-            .collect()
     }
 
     /// The group a prefix is installed with, if any.
