@@ -25,7 +25,7 @@ mod sender;
 use std::{
     io::Write,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -73,6 +73,10 @@ pub struct Args {
     /// Distinct path attribute sets the routes share [default: 4000; --quick: 400].
     #[arg(long)]
     attribute_sets: Option<usize>,
+    /// Run router-agent under this command, e.g. `--agent-wrapper "heaptrack -o /tmp/agent"`
+    /// for a heap profile (split on whitespace; the agent's command line follows it).
+    #[arg(long)]
+    agent_wrapper: Option<String>,
     /// Seconds a DUT may take to converge before the run fails [default: 900; --quick: 60].
     #[arg(long)]
     timeout: Option<u64>,
@@ -178,9 +182,17 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .any(|k| matches!(k, Kind::Hostrouter | Kind::HostrouterKernel))
     {
-        dut::agent_binary()?
+        dut::Agent {
+            binary: dut::agent_binary()?,
+            wrapper: args
+                .agent_wrapper
+                .iter()
+                .flat_map(|w| w.split_whitespace())
+                .map(str::to_owned)
+                .collect(),
+        }
     } else {
-        PathBuf::new()
+        dut::Agent::default()
     };
     let link = Link::new();
 
@@ -282,7 +294,7 @@ impl Topology {
 fn measure(
     kind: Kind,
     link: &Link,
-    agent: &Path,
+    agent: &dut::Agent,
     feed: &feed::Feed,
     routes: usize,
     timeout: Duration,

@@ -102,6 +102,13 @@ pub struct Dut {
 
 pub const DUT_ASN: u32 = 65000;
 
+/// How router-agent is started: its binary, under a wrapper command if one is given.
+#[derive(Default)]
+pub struct Agent {
+    pub binary: PathBuf,
+    pub wrapper: Vec<String>,
+}
+
 impl Dut {
     /// Starts the DUT in `ns` and waits until it answers queries.
     /// `agent`: the router-agent binary, for the hostrouter kinds; `pin_dir` its pins;
@@ -112,7 +119,7 @@ impl Dut {
         link: &Link,
         dir: &Path,
         pin_dir: &Path,
-        agent: &Path,
+        agent: &Agent,
         ipv4_routes: usize,
     ) -> Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -153,7 +160,7 @@ impl Dut {
         &mut self,
         ns: &Namespace,
         link: &Link,
-        agent: &Path,
+        agent: &Agent,
         ipv4_routes: usize,
     ) -> Result<()> {
         let mirror = if self.kind == Kind::HostrouterKernel {
@@ -191,8 +198,20 @@ passive = true
         );
         let path = self.dir.join("agent.toml");
         fs::write(&path, config)?;
-        netns::run(Command::new(agent).arg("check").arg("-c").arg(&path))?;
-        let mut command = ns.command(agent);
+        netns::run(
+            Command::new(&agent.binary)
+                .arg("check")
+                .arg("-c")
+                .arg(&path),
+        )?;
+        let mut command = match agent.wrapper.split_first() {
+            None => ns.command(&agent.binary),
+            Some((wrapper, args)) => {
+                let mut command = ns.command(wrapper);
+                command.args(args).arg(&agent.binary);
+                command
+            }
+        };
         command
             .arg("run")
             .arg("-c")
