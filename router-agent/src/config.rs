@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     #[serde(default = "default_control_socket")]

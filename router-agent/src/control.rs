@@ -29,6 +29,8 @@ pub enum Query {
     /// Route, group and nexthop counts of the FIB as the datapath holds it, and per neighbor
     /// the prefixes received; no route listing, so benchmarks can poll it for convergence.
     Status,
+    /// Re-read the configuration file and apply it (what can change at run time).
+    Reload,
 }
 
 impl Query {
@@ -37,6 +39,7 @@ impl Query {
             ["neighbors"] => Some(Self::Neighbors),
             ["routes"] => Some(Self::Routes),
             ["status"] => Some(Self::Status),
+            ["reload"] => Some(Self::Reload),
             ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
             _ => None,
         }
@@ -47,6 +50,7 @@ impl Query {
             Self::Neighbors => "neighbors".to_owned(),
             Self::Routes => "routes".to_owned(),
             Self::Status => "status".to_owned(),
+            Self::Reload => "reload".to_owned(),
             Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
         }
     }

@@ -16,7 +16,7 @@ use tokio::{signal::unix::SignalKind, sync::mpsc::UnboundedReceiver};
 
 use crate::{
     bgp::{peer::PeerEvent, speaker::Speaker},
-    config::{Config, EngineChoice},
+    config::{Config, EngineChoice, RouteConfig},
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
     kernel_mirror::{self, KernelMirror},
@@ -30,6 +30,8 @@ pub const MAX_BGP_BATCH_OPS: usize = 32_768;
 pub struct RunOptions {
     /// Leave the program attached and the maps pinned at exit.
     pub keep_datapath: bool,
+    /// The configuration file, re-read on `reload` (SIGHUP, or `router-agent reload`).
+    pub config_path: std::path::PathBuf,
 }
 
 pub fn lookup_engine(choice: EngineChoice) -> LookupEngine {
@@ -103,7 +105,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         }
     }
     agent.resolve_interfaces()?;
-    agent.install_static_routes(&mut batch).await;
+    let routes = agent.config.routes.clone();
+    agent.install_static_routes(&mut batch, &routes).await;
     agent.commit(batch).await;
     if agent.config.datapath.kernel_routes {
         // A previous run (crashed, or upgraded) may have left routes this config dropped.
@@ -163,7 +166,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
 
     let mut control = crate::control::serve(&agent.config.control.socket)?;
     agent
-        .event_loop(&mut events, bgp_events.as_mut(), &mut control)
+        .event_loop(&mut events, bgp_events.as_mut(), &mut control, &options)
         .await?;
     let _ = std::fs::remove_file(&agent.config.control.socket);
     agent.shutdown(options).await
@@ -180,8 +183,8 @@ impl Agent {
         Ok(())
     }
 
-    async fn install_static_routes(&mut self, batch: &mut Batch) {
-        for route in self.config.routes.clone() {
+    async fn install_static_routes(&mut self, batch: &mut Batch, routes: &[RouteConfig]) {
+        for route in routes {
             let mut keys = BTreeSet::new();
             for nexthop in &route.nexthops {
                 let ifindex = match &nexthop.interface {
@@ -339,7 +342,9 @@ impl Agent {
         events: &mut UnboundedReceiver<KernelEvent>,
         mut bgp_events: Option<&mut UnboundedReceiver<PeerEvent>>,
         control: &mut UnboundedReceiver<crate::control::ControlRequest>,
+        options: &RunOptions,
     ) -> Result<()> {
+        let mut hangup = tokio::signal::unix::signal(SignalKind::hangup())?;
         let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
         let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -382,7 +387,22 @@ impl Agent {
                     self.commit(batch).await;
                 }
                 Some(request) = control.recv() => {
-                    let _ = request.reply.send(self.answer(request.query));
+                    let answer = match request.query {
+                        crate::control::Query::Reload => {
+                            match self.reload(&options.config_path).await {
+                                Ok(summary) => summary,
+                                Err(error) => serde_json::json!({ "error": error }),
+                            }
+                            .to_string()
+                        }
+                        query => self.answer(query),
+                    };
+                    let _ = request.reply.send(answer);
+                }
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading {}", options.config_path.display());
+                    // Logged either way by reload().
+                    let _ = self.reload(&options.config_path).await;
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -408,6 +428,8 @@ impl Agent {
                 },
                 "neighbors": speaker.as_ref().map(|s| s.neighbors()).unwrap_or_default(),
             }),
+            // The event loop answers it (it awaits netlink); never routed here.
+            (Query::Reload, _) => serde_json::json!({ "error": "reload: internal routing error" }),
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
             (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
             (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),
@@ -417,6 +439,90 @@ impl Agent {
             },
         };
         value.to_string()
+    }
+
+    /// Re-reads the configuration file and applies what can change at run time: static routes
+    /// and BGP ([`Speaker::reload`]). Any other change (datapath, interfaces, control socket,
+    /// adding or removing `[bgp]`, its kernel_routes) needs a restart: then, as for an invalid
+    /// file, nothing is applied and the error says why.
+    async fn reload(&mut self, path: &std::path::Path) -> Result<serde_json::Value, String> {
+        let result = self.try_reload(path).await;
+        match &result {
+            Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+            Err(error) => tracing::error!("reload refused: {error}"),
+        }
+        result
+    }
+
+    async fn try_reload(&mut self, path: &std::path::Path) -> Result<serde_json::Value, String> {
+        let new = Config::load(path).map_err(|err| format!("{err:#}"))?;
+        let mut needs_restart = Vec::new();
+        if new.datapath != self.config.datapath {
+            needs_restart.push("[datapath]");
+        }
+        if new.interfaces != self.config.interfaces {
+            needs_restart.push("[[interface]]");
+        }
+        if new.control != self.config.control {
+            needs_restart.push("[control]");
+        }
+        match (&self.config.bgp, &new.bgp) {
+            (Some(old), Some(new)) if old.kernel_routes != new.kernel_routes => {
+                needs_restart.push("bgp.kernel_routes")
+            }
+            (None, Some(_)) | (Some(_), None) => needs_restart.push("adding or removing [bgp]"),
+            _ => {}
+        }
+        if !needs_restart.is_empty() {
+            return Err(format!(
+                "{}: changes to {} need a restart; nothing applied",
+                path.display(),
+                needs_restart.join(", ")
+            ));
+        }
+        let setup = match &new.bgp {
+            Some(bgp) => Some(
+                bgp.compile()
+                    .map_err(|err| format!("{}: {}: {}", path.display(), err.key, err.reason))?,
+            ),
+            None => None,
+        };
+
+        let mut batch = Batch::default();
+        // BGP first: it may still refuse (changes that need a restart), and then nothing is
+        // applied.
+        let bgp = match (self.speaker.take(), setup) {
+            (Some(mut speaker), Some(setup)) => {
+                let (connected, interfaces) = (&self.connected, &self.interfaces);
+                let resolve = |ip: IpAddr| resolve_next_hop(connected, interfaces, ip);
+                let result = speaker.reload(setup, &mut self.fib, &mut batch, &resolve);
+                self.speaker = Some(speaker);
+                Some(result?)
+            }
+            (speaker, _) => {
+                self.speaker = speaker;
+                None
+            }
+        };
+        let removed: Vec<IpNet> = self
+            .config
+            .routes
+            .iter()
+            .map(|route| route.prefix)
+            .filter(|prefix| !new.routes.iter().any(|route| route.prefix == *prefix))
+            .collect();
+        for prefix in &removed {
+            self.fib.remove_route(&mut batch, Source::Static, *prefix);
+        }
+        // Unchanged routes map to the same group again: nothing to write for them.
+        self.install_static_routes(&mut batch, &new.routes).await;
+        self.config = new;
+        self.commit(batch).await;
+        Ok(serde_json::json!({
+            "static_routes": self.config.routes.len(),
+            "static_routes_removed": removed.len(),
+            "bgp": bgp,
+        }))
     }
 
     async fn shutdown(mut self, options: RunOptions) -> Result<()> {

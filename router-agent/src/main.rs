@@ -43,6 +43,14 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Make the running agent re-read its configuration file and apply it without a restart:
+    /// static routes and BGP (neighbors, import and export policy, originated routes; no
+    /// session is reset unless its own parameters changed). Changes that need a restart are
+    /// refused, and then nothing is applied. SIGHUP does the same.
+    Reload {
+        #[arg(short, long, default_value = "/etc/hostrouter/router.toml")]
+        config: PathBuf,
+    },
     /// Act on the running agent.
     Clear {
         #[command(subcommand)]
@@ -78,15 +86,19 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run {
-            config,
+            config: path,
             keep_datapath,
         } => {
             init_logging();
-            let config = Config::load(&config)?;
+            let config = Config::load(&path)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(daemon::run(config, daemon::RunOptions { keep_datapath }))
+            let options = daemon::RunOptions {
+                keep_datapath,
+                config_path: path,
+            };
+            runtime.block_on(daemon::run(config, options))
         }
         Command::Check { config } => {
             let parsed = Config::load(&config)?;
@@ -96,6 +108,17 @@ fn main() -> Result<()> {
                 parsed.interfaces.len(),
                 parsed.routes.len(),
                 parsed.engine()
+            );
+            Ok(())
+        }
+        Command::Reload { config } => {
+            // Checked here too, so that a typo is reported before the agent is asked.
+            let parsed = Config::load(&config)?;
+            let answer = control::query(&control_socket(Some(&parsed)), control::Query::Reload)?;
+            println!(
+                "{}: reloaded\n{}",
+                config.display(),
+                serde_json::to_string_pretty(&answer)?
             );
             Ok(())
         }

@@ -152,7 +152,7 @@ impl std::fmt::Display for PeerAddress {
 }
 
 /// A neighbor, ready to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Neighbor {
     pub address: PeerAddress,
     pub remote_as: RemoteAs,
@@ -180,7 +180,7 @@ impl std::fmt::Display for DynamicSource {
 }
 
 /// A compiled `[[bgp.dynamic_neighbor]]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DynamicNeighbors {
     pub source: DynamicSource,
     /// The policy of every peer it creates (address unused; passive).
@@ -209,6 +209,19 @@ pub struct BgpSetup {
     pub originated: Originated,
     pub neighbors: Vec<Neighbor>,
     pub dynamic_neighbors: Vec<DynamicNeighbors>,
+}
+
+impl BgpSetup {
+    /// The interfaces of unnumbered neighbors.
+    pub fn unnumbered_interfaces(&self) -> std::collections::BTreeSet<String> {
+        self.neighbors
+            .iter()
+            .filter_map(|n| match &n.address {
+                PeerAddress::Interface(name) => Some(name.clone()),
+                PeerAddress::Ip(_) => None,
+            })
+            .collect()
+    }
 }
 
 impl BgpConfig {
