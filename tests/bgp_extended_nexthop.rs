@@ -116,22 +116,6 @@ impl Rfc8950Lab {
         format!("2001:db8:{}::1", self.subnet)
     }
 
-    /// The kernel's link-local address of `interface` in `role`'s namespace.
-    fn link_local(&self, role: &str, interface: &str) -> String {
-        let out = self.lab.exec(
-            role,
-            &[
-                "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link",
-            ],
-        );
-        out.split_whitespace()
-            .skip_while(|word| *word != "inet6")
-            .nth(1)
-            .and_then(|cidr| cidr.split('/').next())
-            .unwrap_or_else(|| panic!("no link-local address on {interface}: {out}"))
-            .to_owned()
-    }
-
     /// The agent with the client's interface too, and one IPv6
     /// neighbor (the peer) exchanging everything.
     fn start_agent(&mut self, peer_as: u32) {
@@ -270,7 +254,7 @@ protocol bgp host {{
     /// IPv4 one in the kernel too (an IPv6 gateway: RTA_VIA), and client traffic to it is
     /// forwarded by XDP over that nexthop.
     fn check_host_side(&self) {
-        let peer_ll = self.link_local("peer", "xp");
+        let peer_ll = self.lab.link_local("peer", "xp");
         let lab = &self.lab;
         wait_for(
             "the peer's IPv4 and IPv6 prefixes in the XDP FIB via its link-local address",
@@ -306,7 +290,7 @@ fn frr_ipv4_over_ipv6_session() {
     let mut lab = Rfc8950Lab::new("enh-frr", 61);
     lab.start_frr(true);
     lab.start_agent(65001);
-    let host_ll = lab.link_local("host", "xh");
+    let host_ll = lab.lab.link_local("host", "xh");
     let expected = vec![
         (lab.host_v6(), "global".to_owned()),
         (host_ll.clone(), "link-local".to_owned()),
@@ -343,7 +327,7 @@ fn bird_ipv4_over_ipv6_session() {
     let mut lab = Rfc8950Lab::new("enh-bird", 62);
     lab.start_bird();
     lab.start_agent(65002);
-    let host_ll = lab.link_local("host", "xh");
+    let host_ll = lab.lab.link_local("host", "xh");
     let next_hop = format!("BGP.next_hop: {} {host_ll}", lab.host_v6());
     for prefix in [HOST_PREFIX, HOST_V6_PREFIX] {
         wait_for(

@@ -11,7 +11,7 @@
 //! (`gobgp neighbor X softresetin` sends no ROUTE-REFRESH, it re-filters GoBGP's own
 //! Adj-RIB-In, so route refresh is tested with ExaBGP.)
 //!
-//! ExaBGP, driven through its API (a helper process relays the lines written to a FIFO):
+//! ExaBGP, driven through its API (`interop/exabgp.rs`):
 //! announce, withdraw, announce again, ROUTE-REFRESH (the host must re-send its /32), and
 //! `teardown` (NOTIFICATION Cease): the agent survives, the session comes back and the routes
 //! are reinstalled. ExaBGP logs every UPDATE it receives as JSON, which the test reads.
@@ -24,15 +24,10 @@
 mod interop;
 mod netns;
 
-use std::{
-    fs,
-    io::Write,
-    os::unix::fs::OpenOptionsExt,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab};
-use netns::{sh, wait_for};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, exabgp};
+use netns::wait_for;
 use serde_json::Value;
 
 /// Session establishment, re-establishment and route propagation; generous for a loaded
@@ -353,21 +348,6 @@ fn gobgp_peer_four_byte_as_routes_withdraw_reset_restart() {
 
 const EXABGP_ASN: u32 = 65020;
 
-/// Relays API commands from a FIFO to ExaBGP (stdout); exits when ExaBGP goes away.
-const EXABGP_COMMANDS: &str = r#"import os, select, sys
-fifo = sys.argv[1]
-parent = os.getppid()
-fd = os.open(fifo, os.O_RDWR)
-while os.getppid() == parent:
-    ready, _, _ = select.select([fd], [], [], 0.5)
-    if ready:
-        try:
-            sys.stdout.buffer.write(os.read(fd, 65536))
-            sys.stdout.flush()
-        except BrokenPipeError:
-            break
-"#;
-
 struct ExaBgp<'a> {
     lab: &'a Lab,
 }
@@ -375,15 +355,7 @@ struct ExaBgp<'a> {
 impl ExaBgp<'_> {
     fn config(lab: &Lab) -> String {
         format!(
-            r#"process commands {{
-  run /usr/bin/python3 {commands} {fifo};
-  encoder text;
-}}
-process received {{
-  run /bin/sh {received_sh};
-  encoder json;
-}}
-neighbor {host} {{
+            r#"neighbor {host} {{
   router-id {peer};
   local-address {peer};
   local-as {EXABGP_ASN};
@@ -391,134 +363,53 @@ neighbor {host} {{
   hold-time 9;
   family {{ ipv4 unicast; }}
   capability {{ route-refresh; }}
-  api commands {{ processes [ commands ]; }}
-  api received {{
-    processes [ received ];
-    neighbor-changes;
-    receive {{ parsed; update; notification; }}
-  }}
-  static {{
+{api}  static {{
     route 0.0.0.0/0 next-hop {peer};
     route 10.88.1.0/24 next-hop {peer};
     route 10.77.7.0/24 next-hop {peer};
   }}
 }}
 "#,
-            commands = lab.path_str("commands.py"),
-            fifo = lab.path_str("commands.fifo"),
-            received_sh = lab.path_str("received.sh"),
             host = lab.host_ip,
             peer = lab.peer_ip,
+            api = exabgp::NEIGHBOR_API,
         )
     }
 
     fn start(lab: &mut Lab) {
-        fs::write(lab.path("commands.py"), EXABGP_COMMANDS).unwrap();
-        // Not `exec`: the shell keeps ExaBGP's pipe as its stdout, or ExaBGP takes the
-        // process for dead and respawns it until it gives up.
-        let received = format!("cat >> {}\n", lab.path_str("received.json"));
-        fs::write(lab.path("received.sh"), received).unwrap();
-        sh(&["mkfifo", &lab.path_str("commands.fifo")]);
-        let config = lab.path_str("exabgp.conf");
-        fs::write(&config, Self::config(lab)).unwrap();
-        let mut command = lab.command_in("peer", "exabgp");
-        command
-            .arg(&config)
-            .env("exabgp.daemon.user", "root")
-            .env("exabgp.daemon.drop", "false")
-            .env("exabgp.daemon.daemonize", "false")
-            // No named pipes for exabgpcli: commands come through our own process.
-            .env("exabgp.api.cli", "false")
-            .env("exabgp.api.ack", "false")
-            .env("exabgp.log.destination", "stdout");
-        lab.spawn_daemon("exabgp", command);
+        let config = Self::config(lab);
+        exabgp::start(lab, &config);
     }
 
-    /// Sends one API command (a line) through the FIFO, retrying until the relay reads it.
+    /// Sends one API command (a line).
     fn command(&self, line: &str) {
-        let fifo = self.lab.path("commands.fifo");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            // Non-blocking: ENXIO while the relay has not opened the FIFO yet.
-            match fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&fifo)
-            {
-                Ok(mut file) => {
-                    file.write_all(format!("{line}\n").as_bytes()).unwrap();
-                    eprintln!("exabgp <- {line}");
-                    return;
-                }
-                Err(err) => assert!(
-                    Instant::now() < deadline,
-                    "ExaBGP's command relay never opened {}: {err}\n{}",
-                    fifo.display(),
-                    self.lab.logs()
-                ),
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        exabgp::command(self.lab, line);
     }
 
-    /// ExaBGP's JSON events (lines that do not parse, such as a NOTIFICATION's raw text in a
-    /// state message, are skipped).
-    fn events(&self) -> Vec<Value> {
-        fs::read_to_string(self.lab.path("received.json"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
-    }
-
-    /// UPDATEs announcing the host's /32: (AS path, next hop, origin) of each.
+    /// UPDATEs announcing the host's /32: (AS path, next hop, origin) of each (of each next
+    /// hop, if an UPDATE had several).
     fn host_announcements(&self) -> Vec<(Vec<u64>, String, String)> {
-        let mut found = Vec::new();
-        for event in self.events() {
-            let update = &event["neighbor"]["message"]["update"];
-            let Some(by_next_hop) = update["announce"]["ipv4 unicast"].as_object() else {
-                continue;
-            };
-            for (next_hop, nlris) in by_next_hop {
-                let announces_host = nlris
-                    .as_array()
-                    .is_some_and(|n| n.iter().any(|n| n["nlri"] == HOST_PREFIX));
-                if announces_host {
-                    let as_path = update["attribute"]["as-path"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(Value::as_u64)
-                        .collect();
-                    let origin = update["attribute"]["origin"].as_str().unwrap_or("?");
-                    found.push((as_path, next_hop.clone(), origin.to_owned()));
-                }
-            }
-        }
-        found
+        exabgp::announcements(self.lab, "ipv4 unicast", HOST_PREFIX)
+            .into_iter()
+            .flat_map(|(as_path, next_hops, origin)| {
+                next_hops
+                    .into_iter()
+                    .map(move |next_hop| (as_path.clone(), next_hop, origin.clone()))
+            })
+            .collect()
     }
 
     /// Everything the host announced, withdrew or marked (End-of-RIB), for failure messages.
     fn updates(&self) -> String {
-        self.events()
-            .iter()
-            .filter(|e| e["type"] == "update")
-            .map(|e| e["neighbor"]["message"].to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        exabgp::updates(self.lab)
     }
 
     fn states(&self) -> Vec<String> {
-        self.events()
-            .iter()
-            .filter(|e| e["type"] == "state")
-            .filter_map(|e| e["neighbor"]["state"].as_str().map(str::to_owned))
-            .collect()
+        exabgp::states(self.lab)
     }
 
     fn ups(&self) -> usize {
-        self.states().iter().filter(|s| *s == "up").count()
+        exabgp::ups(self.lab)
     }
 }
 

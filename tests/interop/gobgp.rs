@@ -1,4 +1,4 @@
-//! gobgpd in a lab's peer namespace: one neighbor (the host, IPv4 unicast), driven with the
+//! gobgpd in a lab's peer namespace: one neighbor (the host, IPv4 or IPv6 unicast), driven with the
 //! `gobgp` CLI over a unix socket in the lab's scratch directory.
 
 use std::{fs, process::Command, time::Duration};
@@ -9,26 +9,53 @@ use crate::netns::wait_for;
 /// gobgpd's configuration: AS `asn` at the peer's address, the host as its one neighbor
 /// (IPv4 unicast), retrying connections every `connect_retry` seconds.
 pub fn config(lab: &Lab, asn: u32, connect_retry: u32) -> String {
+    session_config(lab, asn, connect_retry, &lab.peer_ip, &lab.host_ip, None)
+}
+
+/// [`config`] for an IPv6 session: gobgpd at `peer`, the host at `host` (IPv6 addresses on
+/// the lab link, see [`Lab::add_ipv6`]), IPv6 unicast only.
+pub fn config_v6(lab: &Lab, asn: u32, connect_retry: u32, host: &str, peer: &str) -> String {
+    session_config(lab, asn, connect_retry, peer, host, Some(peer))
+}
+
+/// One session: gobgpd listening at `local`, the host at `host`, the family of their
+/// addresses only. `source`: the address gobgpd connects from, if not the kernel's choice.
+/// The router id is the peer's IPv4 address in any case.
+fn session_config(
+    lab: &Lab,
+    asn: u32,
+    connect_retry: u32,
+    local: &str,
+    host: &str,
+    source: Option<&str>,
+) -> String {
+    let afi_safi = if local.contains(':') {
+        "ipv6-unicast"
+    } else {
+        "ipv4-unicast"
+    };
+    let transport = source.map_or_else(String::new, |source| {
+        format!("  [neighbors.transport.config]\n    local-address = \"{source}\"\n")
+    });
     format!(
         r#"[global.config]
   as = {asn}
-  router-id = "{peer}"
-  local-address-list = ["{peer}"]
+  router-id = "{router_id}"
+  local-address-list = ["{local}"]
 
 [[neighbors]]
   [neighbors.config]
     neighbor-address = "{host}"
     peer-as = {HOST_ASN}
-  [neighbors.timers.config]
+{transport}  [neighbors.timers.config]
     connect-retry = {connect_retry}
     hold-time = 9
     keepalive-interval = 3
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
+      afi-safi-name = "{afi_safi}"
 "#,
-        peer = lab.peer_ip,
-        host = lab.host_ip
+        router_id = lab.peer_ip,
     )
 }
 
@@ -38,6 +65,12 @@ const LABEL: &str = "gobgpd";
 /// Starts gobgpd (daemon label `gobgpd`) with [`config`] and waits for its API.
 pub fn start(lab: &mut Lab, asn: u32, connect_retry: u32) {
     let config = config(lab, asn, connect_retry);
+    spawn(lab, LABEL, &config);
+}
+
+/// [`start`] with [`config_v6`]: an IPv6 session between `host` and `peer`.
+pub fn start_v6(lab: &mut Lab, asn: u32, connect_retry: u32, host: &str, peer: &str) {
+    let config = config_v6(lab, asn, connect_retry, host, peer);
     spawn(lab, LABEL, &config);
 }
 

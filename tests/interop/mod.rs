@@ -14,20 +14,23 @@
 #![allow(dead_code)]
 
 pub mod bird;
+pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
 
 use std::{
     collections::BTreeMap,
     fs,
+    net::{IpAddr, SocketAddr},
     os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command},
+    time::Duration,
 };
 
 use serde_json::Value;
 
-use crate::netns::{AGENT, Namespaces, sh, spawn_logged, stop, tail};
+use crate::netns::{AGENT, Namespaces, sh, spawn_logged, stop, tail, wait_for};
 
 /// A 4-byte AS number: the OPEN carries AS_TRANS and the 4-octet AS capability (RFC 6793).
 pub const HOST_ASN: u32 = 4_200_000_001;
@@ -71,6 +74,58 @@ impl Lab {
         lab.exec("peer", &["ip", "addr", "add", &peer_cidr, "dev", peer_if]);
         lab.exec("peer", &["ip", "link", "set", peer_if, "up"]);
         lab
+    }
+
+    /// Global IPv6 addresses on the lab link for IPv6 sessions, beside the IPv4 ones:
+    /// `2001:db8:N::2/64` on the host, `2001:db8:N::1/64` on the peer (`nodad`: usable at
+    /// once). Waits until both ends' link-local addresses have passed duplicate address
+    /// detection: only then does the agent send its link-local next hop (RFC 2545) and can a
+    /// peer's be used. Returns (host, peer).
+    pub fn add_ipv6(&self, subnet: u8) -> (String, String) {
+        let (host, peer) = (
+            format!("2001:db8:{subnet}::2"),
+            format!("2001:db8:{subnet}::1"),
+        );
+        for (role, interface, address) in [
+            ("host", &self.host_if, &host),
+            ("peer", &self.peer_if, &peer),
+        ] {
+            let cidr = format!("{address}/64");
+            self.exec(
+                role,
+                &["ip", "addr", "add", &cidr, "dev", interface, "nodad"],
+            );
+            wait_for(
+                &format!("the link-local address of {interface} to be usable"),
+                Duration::from_secs(10),
+                || {
+                    self.exec(
+                        role,
+                        &["ip", "-6", "addr", "show", "dev", interface, "tentative"],
+                    )
+                    .trim()
+                    .is_empty()
+                },
+                || self.exec(role, &["ip", "-6", "addr", "show", "dev", interface]),
+            );
+        }
+        (host, peer)
+    }
+
+    /// The kernel's link-local address of `interface` in `role`'s namespace.
+    pub fn link_local(&self, role: &str, interface: &str) -> String {
+        let out = self.exec(
+            role,
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link",
+            ],
+        );
+        out.split_whitespace()
+            .skip_while(|word| *word != "inet6")
+            .nth(1)
+            .and_then(|cidr| cidr.split('/').next())
+            .unwrap_or_else(|| panic!("no link-local address on {interface}: {out}"))
+            .to_owned()
     }
 
     pub fn exec(&self, role: &str, args: &[&str]) -> String {
@@ -190,7 +245,14 @@ impl Lab {
 
     /// Sessions the agent reported established with the peer.
     pub fn agent_established(&self) -> usize {
-        let peer = format!("peer={}:179", self.peer_ip);
+        self.agent_established_with(&self.peer_ip)
+    }
+
+    /// Sessions the agent reported established with the neighbor at `address` (IPv4 or
+    /// IPv6: the log names the socket address, `[2001:db8::1]:179`).
+    pub fn agent_established_with(&self, address: &str) -> usize {
+        let ip: IpAddr = address.parse().expect("an IP address");
+        let peer = format!("peer={}", SocketAddr::new(ip, 179));
         self.agent_log_count(&["session established", &peer])
     }
 
