@@ -1,5 +1,5 @@
-//! gobgpd in a lab's peer namespace: one neighbor (the host, IPv4 or IPv6 unicast), driven with the
-//! `gobgp` CLI over a unix socket in the lab's scratch directory.
+//! gobgpd in a lab's peer namespace: one neighbor (the host, IPv4 or IPv6 unicast), driven
+//! with the `gobgp` CLI over a unix socket in the lab's scratch directory.
 
 use std::{fs, process::Command, time::Duration};
 
