@@ -203,6 +203,37 @@ fn reload_applies_policy_and_neighbors_without_resetting_sessions() {
     assert!(lab.fib().contains_key(HELD_BACK), "{:?}", lab.fib());
     assert_eq!(this.sessions_down(), 0, "{}", lab.logs());
 
+    // A lowered max-prefix acts at once (GoBGP sends nothing new), here a warning; the static
+    // route moves to a gateway no configured interface reaches: not installed, and the old
+    // version must not keep forwarding.
+    let unreachable_static = static_route.replace(&lab.peer_ip, "203.0.113.1");
+    this.write_config(&format!(
+        "{}{unreachable_static}",
+        bgp(lab, &[ALLOWED, HELD_BACK], &[HOST_PREFIX, SERVICE], true).replace(
+            "hold_time = 9",
+            "hold_time = 9\nmax_prefix = { limit = 1, action = \"warn\" }"
+        )
+    ));
+    let (ok, text) = this.reload();
+    assert!(ok && text.contains(STATIC), "reload: {text}");
+    assert_eq!(
+        lab.agent_log_count(&["maximum prefixes exceeded", "limit=1"]),
+        1,
+        "{}",
+        lab.logs()
+    );
+    wait_for(
+        "the static route gone",
+        ROUTE,
+        || !lab.fib().contains_key(STATIC),
+        || lab.fib_and_logs(),
+    );
+    assert!(
+        lab.fib().contains_key(HELD_BACK),
+        "a warning keeps the routes"
+    );
+    assert_eq!(this.sessions_down(), 0, "{}", lab.logs());
+
     // The neighbor and the static route leave the file (SIGHUP this time): the session
     // stopped, its routes withdrawn, the static route removed.
     this.write_config(&bgp(

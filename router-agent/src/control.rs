@@ -116,7 +116,12 @@ pub fn query(path: &PathBuf, query: Query) -> Result<serde_json::Value> {
             path.display()
         )
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    // A reload may re-run policy over a full table and wait for the kernel's FIB.
+    let timeout = match query {
+        Query::Reload => Duration::from_secs(300),
+        _ => Duration::from_secs(10),
+    };
+    stream.set_read_timeout(Some(timeout))?;
     writeln!(stream, "{}", query.to_line())?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;

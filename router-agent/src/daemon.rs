@@ -61,7 +61,28 @@ struct Agent {
     speaker: Option<Speaker>,
 }
 
+/// The signals the daemon acts on, registered first thing: one arriving during start-up
+/// (a service manager's reload right after start) is acted on once the event loop runs,
+/// instead of killing the process by its default action.
+struct Signals {
+    hangup: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Self> {
+        let signal = |kind| tokio::signal::unix::signal(kind).context("registering signals");
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
 pub async fn run(config: Config, options: RunOptions) -> Result<()> {
+    let mut signals = Signals::register()?;
     ensure_bpffs(&config.datapath.pin_dir)?;
     warn_if_forwarding_disabled();
     let (netlink, mut events) = Netlink::connect()
@@ -106,7 +127,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     }
     agent.resolve_interfaces()?;
     let routes = agent.config.routes.clone();
-    agent.install_static_routes(&mut batch, &routes).await;
+    // Failures are logged; the datapath forwards what could be installed.
+    let _ = agent.install_static_routes(&mut batch, &routes).await;
     agent.commit(batch).await;
     if agent.config.datapath.kernel_routes {
         // A previous run (crashed, or upgraded) may have left routes this config dropped.
@@ -166,7 +188,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
 
     let mut control = crate::control::serve(&agent.config.control.socket)?;
     agent
-        .event_loop(&mut events, bgp_events.as_mut(), &mut control, &options)
+        .event_loop(
+            &mut events,
+            bgp_events.as_mut(),
+            &mut control,
+            &options,
+            &mut signals,
+        )
         .await?;
     let _ = std::fs::remove_file(&agent.config.control.socket);
     agent.shutdown(options).await
@@ -183,7 +211,14 @@ impl Agent {
         Ok(())
     }
 
-    async fn install_static_routes(&mut self, batch: &mut Batch, routes: &[RouteConfig]) {
+    /// Sets the configured static routes; returns the prefixes that could not be installed
+    /// (each logged with why).
+    async fn install_static_routes(
+        &mut self,
+        batch: &mut Batch,
+        routes: &[RouteConfig],
+    ) -> Vec<IpNet> {
+        let mut failed = Vec::new();
         for route in routes {
             let mut keys = BTreeSet::new();
             for nexthop in &route.nexthops {
@@ -217,6 +252,7 @@ impl Agent {
             }
             if keys.is_empty() {
                 tracing::error!(prefix = %route.prefix, "route not installed: no usable nexthop");
+                failed.push(route.prefix);
                 continue;
             }
             if let Err(err) =
@@ -224,8 +260,10 @@ impl Agent {
                     .set_route(batch, Source::Static, route.prefix, RouteTarget::Via(keys))
             {
                 tracing::error!(prefix = %route.prefix, "route not installed: {err}");
+                failed.push(route.prefix);
             }
         }
+        failed
     }
 
     fn on_kernel_event(&mut self, batch: &mut Batch, event: KernelEvent) {
@@ -343,10 +381,8 @@ impl Agent {
         mut bgp_events: Option<&mut UnboundedReceiver<PeerEvent>>,
         control: &mut UnboundedReceiver<crate::control::ControlRequest>,
         options: &RunOptions,
+        signals: &mut Signals,
     ) -> Result<()> {
-        let mut hangup = tokio::signal::unix::signal(SignalKind::hangup())?;
-        let mut terminate = tokio::signal::unix::signal(SignalKind::terminate())?;
-        let mut interrupt = tokio::signal::unix::signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
@@ -399,7 +435,7 @@ impl Agent {
                     };
                     let _ = request.reply.send(answer);
                 }
-                _ = hangup.recv() => {
+                _ = signals.hangup.recv() => {
                     tracing::info!("SIGHUP: reloading {}", options.config_path.display());
                     // Logged either way by reload().
                     let _ = self.reload(&options.config_path).await;
@@ -409,8 +445,8 @@ impl Agent {
                     self.fib.release_quarantined(now);
                     self.datapath.release_quarantined(now);
                 }
-                _ = terminate.recv() => { tracing::info!("SIGTERM"); return Ok(()); }
-                _ = interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
+                _ = signals.terminate.recv() => { tracing::info!("SIGTERM"); return Ok(()); }
+                _ = signals.interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
             }
         }
     }
@@ -514,13 +550,19 @@ impl Agent {
         for prefix in &removed {
             self.fib.remove_route(&mut batch, Source::Static, *prefix);
         }
-        // Unchanged routes map to the same group again: nothing to write for them.
-        self.install_static_routes(&mut batch, &new.routes).await;
+        // Unchanged routes map to the same group again: nothing to write for them. A route
+        // whose new version cannot be installed must not keep forwarding the old way.
+        let not_installed = self.install_static_routes(&mut batch, &new.routes).await;
+        for prefix in &not_installed {
+            self.fib.remove_route(&mut batch, Source::Static, *prefix);
+        }
         self.config = new;
         self.commit(batch).await;
         Ok(serde_json::json!({
+            "config": path,
             "static_routes": self.config.routes.len(),
             "static_routes_removed": removed.len(),
+            "static_routes_not_installed": not_installed,
             "bgp": bgp,
         }))
     }
@@ -553,7 +595,12 @@ impl Agent {
             let removed =
                 tokio::task::spawn_blocking(move || kernel_mirror::remove(protocol, &prefixes))
                     .await
-                    .context("kernel route removal")??;
+                    .context("kernel route removal")?
+                    .unwrap_or_else(|err| {
+                        tracing::error!("kernel routes not removed by prefix: {err:#}");
+                        0
+                    });
+            // Also what the removal by prefix left: a flush by protocol finds every one.
             let leftovers = self.netlink.flush_routes(protocol).await?;
             tracing::info!(removed, leftovers, "kernel routes removed");
         }

@@ -115,9 +115,10 @@ fn main() -> Result<()> {
             // Checked here too, so that a typo is reported before the agent is asked.
             let parsed = Config::load(&config)?;
             let answer = control::query(&control_socket(Some(&parsed)), control::Query::Reload)?;
+            // The agent re-reads the file it was started with: say which one that was.
+            let loaded = answer["config"].as_str().unwrap_or("?");
             println!(
-                "{}: reloaded\n{}",
-                config.display(),
+                "{loaded}: reloaded\n{}",
                 serde_json::to_string_pretty(&answer)?
             );
             Ok(())

@@ -543,6 +543,8 @@ impl Speaker {
                             tracing::error!(neighbor = %label, "import not re-applied: {err}")
                         }
                     }
+                    // A lowered limit acts now, not at the peer's next UPDATE.
+                    self.enforce_max_prefix(*peer);
                 }
                 summary.import_reapplied.push(label.clone());
             }
@@ -623,7 +625,11 @@ impl Speaker {
             .handle
             .commands
             .send(PeerCommand::Stop(Some(why.to_owned())));
+        let gateways: Vec<IpAddr> = state.next_hops.iter().copied().collect();
         self.down(peer, why.to_owned(), fib, batch, resolve);
+        // down() marks its gateways failed until they show up again in an UPDATE, which a
+        // removed neighbor never sends: a static route via the same gateway would lose it.
+        fib.set_gateways_failed(batch, &gateways, false);
         // Its task's last events (Down, Closed) find no peer and are ignored.
         self.peers.remove(&peer);
     }
@@ -878,6 +884,12 @@ impl Speaker {
         for change in changes {
             apply_change(change, fib, batch, resolve);
         }
+        self.enforce_max_prefix(peer);
+    }
+
+    /// Acts on a crossed max-prefix limit the RIB reported (after an UPDATE, or a reload
+    /// that lowered the limit): warn, or tear down and hold the session down.
+    fn enforce_max_prefix(&mut self, peer: PeerId) {
         if let Some(exceeded) = self.rib.take_max_prefix_exceeded(peer) {
             let state = self.peers.get_mut(&peer).expect("caller checked");
             tracing::warn!(peer = %state.neighbor.address, address = ?state.address, limit = exceeded.limit,

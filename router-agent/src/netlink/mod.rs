@@ -299,11 +299,20 @@ fn extack_message(outer: &NetlinkHeader, payload: &[u8]) -> Option<String> {
     None
 }
 
-/// Enlarges a socket's receive buffer, beyond net.core.rmem_max when we are allowed to
-/// (SO_RCVBUFFORCE needs CAP_NET_ADMIN, which the agent has).
+/// Enlarges a socket's send buffer, beyond net.core.wmem_max when we are allowed to
+/// (SO_SNDBUFFORCE needs CAP_NET_ADMIN, which the agent has).
+fn set_sndbuf(fd: i32, size: usize) {
+    set_socket_buffer(fd, [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF], size, "send");
+}
+
+/// Enlarges a socket's receive buffer, beyond net.core.rmem_max when we are allowed to.
 fn set_rcvbuf(fd: i32, size: usize) {
+    set_socket_buffer(fd, [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], size, "receive");
+}
+
+fn set_socket_buffer(fd: i32, options: [libc::c_int; 2], size: usize, which: &str) {
     let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+    for opt in options {
         // SAFETY: plain setsockopt on a socket we own, with a c_int option value.
         let rc = unsafe {
             libc::setsockopt(
@@ -319,7 +328,7 @@ fn set_rcvbuf(fd: i32, size: usize) {
         }
     }
     tracing::debug!(
-        "cannot enlarge the netlink event socket buffer: {}",
+        "cannot enlarge a netlink socket's {which} buffer: {}",
         std::io::Error::last_os_error()
     );
 }

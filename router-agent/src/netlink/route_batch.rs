@@ -29,7 +29,7 @@ use rtnetlink::{
 use super::{
     KernelRoute, NetlinkError, extack_message,
     routes::{delete_message, describe, new_route_message},
-    set_rcvbuf,
+    set_rcvbuf, set_sndbuf,
 };
 
 /// Messages per sendmsg: a few tens of KiB of requests, and as many answers, which must all fit
@@ -39,6 +39,14 @@ pub const MESSAGES_PER_SEND: usize = 256;
 /// Receive buffer: an answer costs about 1 KiB of buffer accounting (an error echoes the
 /// request), so 256 answers fit with a wide margin.
 const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Request bytes per sendmsg at most (one message may take it past): an ECMP route with 64
+/// IPv6 nexthops is about 2 KB, and the kernel refuses a sendmsg larger than the socket's
+/// send buffer (EMSGSIZE), which is only ~200 KiB by default.
+const SEND_BYTES: usize = 64 << 10;
+
+/// Send buffer asked for: room for [`SEND_BYTES`] plus the largest message, with margin.
+const SEND_BUFFER: usize = 1 << 20;
 
 /// One change of our routes in the kernel's main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +87,7 @@ impl RouteWriter {
         // The kernel's explanation of a refusal ("Nexthop has invalid gateway").
         socket.set_ext_ack(true).ok();
         set_rcvbuf(socket.as_raw_fd(), RECEIVE_BUFFER);
+        set_sndbuf(socket.as_raw_fd(), SEND_BUFFER);
         Ok(Self {
             socket,
             next_sequence: 1,
@@ -106,7 +115,20 @@ impl RouteWriter {
                     }),
                 }
             }
-            for (index, error) in self.exchange(&messages)? {
+            let refused = match self.exchange(&messages) {
+                Ok(refused) => refused,
+                // Whatever the socket did, the changes of this chunk are reported failed and
+                // the next chunks are still tried.
+                Err(err) => {
+                    let err = format!("{err:#}");
+                    failures.extend(messages.iter().map(|(index, _)| RouteFailure {
+                        index: *index,
+                        error: anyhow::anyhow!("route change not applied: {err}"),
+                    }));
+                    continue;
+                }
+            };
+            for (index, error) in refused {
                 let error = match &changes[index] {
                     RouteChange::Delete(_) if is_absent(&error) => continue,
                     RouteChange::Replace(route) => anyhow::Error::new(error)
@@ -150,27 +172,44 @@ impl RouteWriter {
         Ok(deleted)
     }
 
-    /// Sends `messages` (index, message, flags) in one sendmsg and reads one answer per
-    /// message. Returns the kernel's refusals by index, an absent route included.
+    /// Sends `messages` (index, message, flags), as many per sendmsg as [`SEND_BYTES`] allows,
+    /// and reads one answer per message. Returns the kernel's refusals by index, an absent
+    /// route included.
     fn exchange(
         &mut self,
         messages: &[(usize, (RouteNetlinkMessage, u16))],
     ) -> anyhow::Result<Vec<(usize, NetlinkError)>> {
-        if messages.is_empty() {
-            return Ok(Vec::new());
+        let mut refused = Vec::new();
+        let mut start = 0;
+        while start < messages.len() {
+            let first = self.next_sequence;
+            self.send_buffer.clear();
+            let mut end = start;
+            while end < messages.len() && (end == start || self.send_buffer.len() < SEND_BYTES) {
+                let (message, flags) = &messages[end].1;
+                let mut request = NetlinkMessage::from(message.clone());
+                request.header.flags = *flags;
+                request.header.sequence_number = first.wrapping_add((end - start) as u32);
+                request.finalize();
+                let at = self.send_buffer.len();
+                self.send_buffer.resize(at + request.buffer_len(), 0);
+                request.serialize(&mut self.send_buffer[at..]);
+                end += 1;
+            }
+            self.next_sequence = first.wrapping_add((end - start) as u32);
+            refused.extend(self.send_and_collect(&messages[start..end], first)?);
+            start = end;
         }
-        let first = self.next_sequence;
-        self.send_buffer.clear();
-        for (n, (_, (message, flags))) in messages.iter().enumerate() {
-            let mut request = NetlinkMessage::from(message.clone());
-            request.header.flags = *flags;
-            request.header.sequence_number = first.wrapping_add(n as u32);
-            request.finalize();
-            let start = self.send_buffer.len();
-            self.send_buffer.resize(start + request.buffer_len(), 0);
-            request.serialize(&mut self.send_buffer[start..]);
-        }
-        self.next_sequence = first.wrapping_add(messages.len() as u32);
+        Ok(refused)
+    }
+
+    /// Sends what `exchange` serialized for `messages` (sequence numbers from `first`) and
+    /// reads their answers.
+    fn send_and_collect(
+        &mut self,
+        messages: &[(usize, (RouteNetlinkMessage, u16))],
+        first: u32,
+    ) -> anyhow::Result<Vec<(usize, NetlinkError)>> {
         let sent = self
             .socket
             .send(&self.send_buffer, 0)

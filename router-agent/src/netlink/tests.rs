@@ -698,6 +698,39 @@ fn route_writer_applies_changes_in_bulk_and_reports_each_refusal() {
             hops(&[("2001:db8:1::2", "va"), ("2001:db8:2::2", "wa")])
         );
 
+        // Wide ECMP: 300 IPv6 routes over 40 gateways each (~1.2 KB a message, 360 KB in
+        // all: more than a default send buffer takes in one sendmsg).
+        let gateways: Vec<String> = (0..40)
+            .map(|i| format!("2001:db8:1::{:x}", 0x10 + i))
+            .collect();
+        let wide: Vec<(&str, u32)> = gateways.iter().map(|gw| (gw.as_str(), va)).collect();
+        let wide_changes: Vec<RouteChange> = (0..300u32)
+            .map(|i| RouteChange::Replace(route(&format!("2001:db8:e{i:03x}::/48"), &wide)))
+            .collect();
+        let failures = writer.apply(&wide_changes).unwrap();
+        assert!(
+            failures.is_empty(),
+            "{:?}",
+            failures.first().map(|f| format!("{:#}", f.error))
+        );
+        let v6 = our_routes("-6");
+        assert_eq!(v6.len(), 600, "300 + 300 routes");
+        assert!(
+            v6.iter()
+                .filter(|(_, hops_now)| hops_now.len() == 40)
+                .count()
+                == 300
+        );
+        let wide_deletes: Vec<RouteChange> = wide_changes
+            .into_iter()
+            .map(|change| match change {
+                RouteChange::Replace(route) | RouteChange::Delete(route) => {
+                    RouteChange::Delete(route)
+                }
+            })
+            .collect();
+        assert!(writer.apply(&wide_deletes).unwrap().is_empty());
+
         // Replacing keeps the order of a batch: the last change of a prefix wins.
         let prefix = "100.0.0.0/24";
         let changes = [
