@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use anyhow::{Context as _, anyhow, bail};
 use rtnetlink::{
-    packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST},
+    packet_core::{NLM_F_DUMP, NLM_F_REQUEST},
     packet_route::{
         AddressFamily, RouteNetlinkMessage,
         route::{
@@ -15,7 +15,7 @@ use rtnetlink::{
     },
 };
 
-use super::{KernelNexthop, KernelRoute, Netlink, NetlinkError, route_batch::RouteWriter};
+use super::{KernelNexthop, KernelRoute, Netlink, route_batch::RouteWriter};
 
 /// Route protocol number of the routes hostrouter installs (`ip route show proto 201`).
 ///
@@ -130,48 +130,6 @@ pub(super) fn describe(route: &KernelRoute) -> String {
 }
 
 impl Netlink {
-    /// Installs `route` in the main table, replacing the route of the same prefix and metric
-    /// ([`KERNEL_ROUTE_METRIC`]) atomically: one RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE,
-    /// so traffic never sees the prefix missing. IPv4 and IPv6 alike (for IPv6 multipath the
-    /// kernel replaces the whole set of siblings).
-    pub async fn replace_route(&self, route: &KernelRoute) -> anyhow::Result<()> {
-        let msg = new_route_message(route)?;
-        self.request(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        )
-        .await
-        .with_context(|| format!("cannot install route {}", describe(route)))?;
-        Ok(())
-    }
-
-    /// Deletes our route for `route.prefix` (matched by prefix, protocol and metric; the
-    /// nexthops are not looked at). Deleting a route that is not there is not an error.
-    pub async fn delete_route(&self, route: &KernelRoute) -> anyhow::Result<()> {
-        match self.delete(delete_message(route)).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot delete route {}", route.prefix)),
-        }
-    }
-
-    /// RTM_DELROUTE; `Ok(false)` if there was no such route.
-    async fn delete(&self, msg: RouteMessage) -> Result<bool, NetlinkError> {
-        match self
-            .request(
-                RouteNetlinkMessage::DelRoute(msg),
-                NLM_F_REQUEST | NLM_F_ACK,
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(NetlinkError::Kernel {
-                errno: libc::ESRCH | libc::ENOENT,
-                ..
-            }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Deletes every IPv4 and IPv6 route of the main table whose protocol is `protocol`
     /// (at exit). Returns how many were deleted.
     pub async fn flush_routes(&self, protocol: u8) -> anyhow::Result<usize> {

@@ -592,6 +592,22 @@ fn our_routes(family: &str) -> Vec<(String, Vec<(String, String)>)> {
         .collect()
 }
 
+/// One route change through a [`RouteWriter`] of its own: the error of its refusal, if any.
+fn change_route(change: RouteChange) -> anyhow::Result<()> {
+    match RouteWriter::open()?.apply(&[change])?.into_iter().next() {
+        Some(failure) => Err(failure.error),
+        None => Ok(()),
+    }
+}
+
+fn replace_route(route: &KernelRoute) -> anyhow::Result<()> {
+    change_route(RouteChange::Replace(route.clone()))
+}
+
+fn delete_route(route: &KernelRoute) -> anyhow::Result<()> {
+    change_route(RouteChange::Delete(route.clone()))
+}
+
 fn hops(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(g, d)| (g.to_string(), d.to_string()))
@@ -602,7 +618,6 @@ fn hops(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn replace_and_delete_routes() {
     in_netns(|| async {
         let (va, wa) = two_links().await;
-        let (nl, _rx) = Netlink::connect().await.unwrap();
 
         for (family, prefix, gw_a, gw_b) in [
             ("-4", "198.51.100.0/24", "10.1.0.2", "10.2.0.2"),
@@ -611,14 +626,14 @@ fn replace_and_delete_routes() {
             ("-4", "203.0.113.0/24", "fe80::2", "fe80::3"),
         ] {
             let one = route(prefix, &[(gw_a, va)]);
-            nl.replace_route(&one).await.unwrap();
+            replace_route(&one).unwrap();
             assert_eq!(
                 our_routes(family),
                 vec![(prefix.to_string(), hops(&[(gw_a, "va")]))]
             );
 
             let two = route(prefix, &[(gw_a, va), (gw_b, wa)]);
-            nl.replace_route(&two).await.unwrap();
+            replace_route(&two).unwrap();
             assert_eq!(
                 our_routes(family),
                 vec![(prefix.to_string(), hops(&[(gw_a, "va"), (gw_b, "wa")]))]
@@ -626,22 +641,22 @@ fn replace_and_delete_routes() {
 
             // Back to one nexthop, the other one: no leftover sibling.
             let other = route(prefix, &[(gw_b, wa)]);
-            nl.replace_route(&other).await.unwrap();
+            replace_route(&other).unwrap();
             assert_eq!(
                 our_routes(family),
                 vec![(prefix.to_string(), hops(&[(gw_b, "wa")]))]
             );
 
-            nl.replace_route(&two).await.unwrap();
-            nl.delete_route(&two).await.unwrap();
+            replace_route(&two).unwrap();
+            delete_route(&two).unwrap();
             assert_eq!(our_routes(family), vec![]);
             // Deleting what is not there is fine.
-            nl.delete_route(&two).await.unwrap();
+            delete_route(&two).unwrap();
         }
 
         // Kernel errors carry the kernel's explanation.
         let unreachable_gw = route("198.51.100.0/24", &[("192.0.2.1", va)]);
-        let err = format!("{:#}", nl.replace_route(&unreachable_gw).await.unwrap_err());
+        let err = format!("{:#}", replace_route(&unreachable_gw).unwrap_err());
         assert!(
             err.starts_with("cannot install route 198.51.100.0/24 via [192.0.2.1@"),
             "{err}"
@@ -802,27 +817,19 @@ fn flush_routes_deletes_only_ours() {
     in_netns(|| async {
         let (va, wa) = two_links().await;
         let (nl, _rx) = Netlink::connect().await.unwrap();
-        nl.replace_route(&route(
+        replace_route(&route(
             "198.51.100.0/24",
             &[("10.1.0.2", va), ("10.2.0.2", wa)],
         ))
-        .await
         .unwrap();
-        nl.replace_route(&route("198.51.101.0/24", &[("10.1.0.2", va)]))
-            .await
-            .unwrap();
-        nl.replace_route(&route("203.0.113.0/24", &[("fe80::2", va)]))
-            .await
-            .unwrap();
-        nl.replace_route(&route(
+        replace_route(&route("198.51.101.0/24", &[("10.1.0.2", va)])).unwrap();
+        replace_route(&route("203.0.113.0/24", &[("fe80::2", va)])).unwrap();
+        replace_route(&route(
             "2001:db8:100::/48",
             &[("2001:db8:1::2", va), ("2001:db8:2::2", wa)],
         ))
-        .await
         .unwrap();
-        nl.replace_route(&route("::/0", &[("fe80::2", va)]))
-            .await
-            .unwrap();
+        replace_route(&route("::/0", &[("fe80::2", va)])).unwrap();
         // Not ours: other protocol, or our protocol in another table.
         ip("route add 192.0.2.0/24 via 10.1.0.2");
         ip(&format!(
