@@ -245,10 +245,7 @@ impl Agent {
                     );
                     continue;
                 }
-                keys.insert(NexthopKey {
-                    via: nexthop.via,
-                    ifindex,
-                });
+                keys.insert(NexthopKey::host(nexthop.via, ifindex));
             }
             if keys.is_empty() {
                 tracing::error!(prefix = %route.prefix, "route not installed: no usable nexthop");

@@ -30,9 +30,11 @@ pub mod map_names {
     pub const NEXTHOP_STATS: &str = "NEXTHOP_STATS";
     pub const VERDICT_STATS: &str = "VERDICT_STATS";
     pub const EGRESS_PORTS: &str = "EGRESS_PORTS";
+    pub const INTERFACES: &str = "INTERFACES";
+    pub const NEIGHBORS: &str = "NEIGHBORS";
 
     /// Every map the forwarding program owns, in pinning order.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 12] = [
         ROUTES_V4,
         ROUTES_V6,
         DIR24_TBL24,
@@ -43,6 +45,8 @@ pub mod map_names {
         NEXTHOP_STATS,
         VERDICT_STATS,
         EGRESS_PORTS,
+        INTERFACES,
+        NEIGHBORS,
     ];
 }
 
@@ -81,10 +85,22 @@ pub const MAX_NEXTHOP_SLOTS: u32 = 8_192;
 /// Nexthop ids (stable identities, indexes of `NEXTHOP_STATS`).
 pub const MAX_NEXTHOP_IDS: u32 = 4_096;
 pub const MAX_EGRESS_PORTS: u32 = 1_024;
+/// Attached interfaces (`INTERFACES`): the same set as `EGRESS_PORTS`.
+pub const MAX_INTERFACES: u32 = MAX_EGRESS_PORTS;
+/// Hosts on connected subnets whose link-layer address the program may use (`NEIGHBORS`).
+pub const MAX_NEIGHBORS: u32 = 65_536;
 
 /// Group id reserved for "deliver to this host": routes for the host's own addresses point here,
 /// and the program hands those packets to the kernel.
 pub const GROUP_LOCAL: u32 = 0;
+
+/// Group id reserved for "the kernel forwards this": routes the fast path must not forward
+/// itself (`pass_to_kernel` prefixes, kernel routes it cannot follow, a route that could not be
+/// installed in full). The program passes those packets to the kernel.
+pub const GROUP_PASS: u32 = 1;
+
+/// The first group id the agent allocates; lower ids are reserved.
+pub const FIRST_GROUP: u32 = 2;
 
 /// Buckets per nexthop group. A flow hash picks a bucket; a bucket names a nexthop slot.
 /// 64 buckets split traffic within 1/64 of even over up to 64 nexthops, and when a nexthop
@@ -93,6 +109,13 @@ pub const NEXTHOP_BUCKETS: usize = 64;
 
 /// Bucket value meaning "no nexthop": the packet goes to the kernel.
 pub const NO_NEXTHOP: u32 = u32::MAX;
+
+/// Distinct egress interfaces a group lists for strict reverse-path filtering.
+pub const GROUP_EGRESS_IFINDEXES: usize = 8;
+
+/// The group's members use more than `GROUP_EGRESS_IFINDEXES` interfaces: `egress` is
+/// incomplete, and a strict RPF check against this group is left to the kernel.
+pub const GROUP_F_EGRESS_OVERFLOW: u32 = 1 << 0;
 
 /// One ECMP group: `NEXTHOP_BUCKETS` nexthop slot indexes, and the group's members.
 #[repr(C)]
@@ -103,12 +126,21 @@ pub struct NexthopGroup {
     /// holds no bucket, and this is how `show fib` / `show counters` still list it. The program
     /// does not read it. A group has at most `NEXTHOP_BUCKETS` nexthops.
     pub members: [u32; NEXTHOP_BUCKETS],
+    /// The members' egress interfaces (ifindexes, then 0): strict RPF accepts a source whose
+    /// route's group lists the ingress interface here, as the kernel's rp_filter = 1 does.
+    pub egress: [u32; GROUP_EGRESS_IFINDEXES],
+    /// `GROUP_F_*`.
+    pub flags: u32,
+    pub _reserved: u32,
 }
 
 impl NexthopGroup {
     pub const EMPTY: Self = Self {
         buckets: [NO_NEXTHOP; NEXTHOP_BUCKETS],
         members: [NO_NEXTHOP; NEXTHOP_BUCKETS],
+        egress: [0; GROUP_EGRESS_IFINDEXES],
+        flags: 0,
+        _reserved: 0,
     };
 }
 
@@ -116,6 +148,10 @@ impl NexthopGroup {
 pub const NEXTHOP_F_RESOLVED: u16 = 1 << 0;
 /// `via` holds an IPv6 address (else IPv4 in its first 4 bytes).
 pub const NEXTHOP_F_VIA_IPV6: u16 = 1 << 1;
+/// A connected subnet: the destination itself is the neighbor. `dst_mac` is not used; the
+/// program finds the destination's link-layer address in `NEIGHBORS` (passing the packet to the
+/// kernel, which resolves it, when it is not there).
+pub const NEXTHOP_F_CONNECTED: u16 = 1 << 2;
 
 /// Where and how to send a packet. 40 bytes, a multiple of 8 as mmap-able arrays require.
 #[repr(C)]
@@ -140,6 +176,68 @@ impl Nexthop {
     pub const fn is_resolved(&self) -> bool {
         self.flags & NEXTHOP_F_RESOLVED != 0
     }
+}
+
+/// `NEIGHBORS` key: a host on a connected subnet of an attached interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NeighborKey {
+    pub ifindex: u32,
+    /// IPv6, or IPv4 mapped (`::ffff:a.b.c.d`).
+    pub addr: [u8; 16],
+}
+
+impl NeighborKey {
+    pub const fn ipv4(ifindex: u32, addr: [u8; 4]) -> Self {
+        Self {
+            ifindex,
+            addr: [
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, addr[0], addr[1], addr[2], addr[3],
+            ],
+        }
+    }
+
+    pub const fn ipv6(ifindex: u32, addr: [u8; 16]) -> Self {
+        Self { ifindex, addr }
+    }
+}
+
+/// `NEIGHBORS` value: the host's link-layer address, present only while the kernel's neighbor
+/// entry is usable without a probe (REACHABLE, PERMANENT, NOARP, DELAY, PROBE).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Neighbor {
+    pub mac: [u8; 6],
+    pub _reserved: [u8; 2],
+}
+
+/// Unicast reverse-path filtering of an attached interface (`INTERFACES`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RpfMode {
+    #[default]
+    Off = 0,
+    /// The source must have a route (any interface), as rp_filter = 2.
+    Loose = 1,
+    /// The source's route must go out of the ingress interface, as rp_filter = 1.
+    Strict = 2,
+}
+
+/// The kernel forwards IPv4 arriving on this interface (`net.ipv4.conf.IF.forwarding`).
+pub const INTERFACE_F_FORWARD_V4: u8 = 1 << 0;
+/// The kernel forwards IPv6 arriving on this interface (`net.ipv6.conf.IF.forwarding`).
+pub const INTERFACE_F_FORWARD_V6: u8 = 1 << 1;
+
+/// `INTERFACES` value, keyed by ifindex: what the program needs of an attached interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interface {
+    /// Frames to any other unicast address are another host's (PACKET_OTHERHOST).
+    pub mac: [u8; 6],
+    /// `RpfMode` as u8.
+    pub rpf: u8,
+    /// `INTERFACE_F_*`.
+    pub flags: u8,
 }
 
 /// Per-nexthop traffic counters (per CPU).
@@ -214,9 +312,21 @@ pub enum Verdict {
     DroppedMalformed = 8,
     /// The egress port vanished between lookup and redirect, dropped.
     DroppedRedirect = 9,
+    /// Addressed to another host's MAC, or to a group address: the kernel's (it drops
+    /// PACKET_OTHERHOST, bridges, captures).
+    PassedOtherHost = 10,
+    /// IPv4 with options: the kernel applies its option and source-route policy.
+    PassedIpOptions = 11,
+    /// A route sends it to the kernel: `pass_to_kernel`, a kernel route the fast path does not
+    /// follow, a route not installed in full.
+    PassedByRoute = 12,
+    /// The source failed the interface's reverse-path filter, dropped.
+    DroppedRpf = 13,
+    /// The kernel does not forward this family from the ingress interface (`forwarding` = 0).
+    PassedForwardingOff = 14,
 }
 
-pub const VERDICT_COUNT: u32 = 10;
+pub const VERDICT_COUNT: u32 = 15;
 
 impl Verdict {
     pub const ALL: [Verdict; VERDICT_COUNT as usize] = [
@@ -230,6 +340,11 @@ impl Verdict {
         Verdict::PassedVlan,
         Verdict::DroppedMalformed,
         Verdict::DroppedRedirect,
+        Verdict::PassedOtherHost,
+        Verdict::PassedIpOptions,
+        Verdict::PassedByRoute,
+        Verdict::DroppedRpf,
+        Verdict::PassedForwardingOff,
     ];
 
     /// The name operators see in `show counters` and metrics.
@@ -245,6 +360,11 @@ impl Verdict {
             Verdict::PassedVlan => "passed-vlan",
             Verdict::DroppedMalformed => "dropped-malformed",
             Verdict::DroppedRedirect => "dropped-redirect",
+            Verdict::PassedOtherHost => "passed-other-host",
+            Verdict::PassedIpOptions => "passed-ip-options",
+            Verdict::PassedByRoute => "passed-by-route",
+            Verdict::DroppedRpf => "dropped-rpf",
+            Verdict::PassedForwardingOff => "passed-forwarding-off",
         }
     }
 }
@@ -276,6 +396,9 @@ mod pod {
     unsafe impl aya::Pod for super::Nexthop {}
     unsafe impl aya::Pod for super::NexthopStats {}
     unsafe impl aya::Pod for super::Dir24Chunk {}
+    unsafe impl aya::Pod for super::NeighborKey {}
+    unsafe impl aya::Pod for super::Neighbor {}
+    unsafe impl aya::Pod for super::Interface {}
 }
 
 #[cfg(test)]
@@ -290,6 +413,9 @@ mod tests {
         assert_eq!(core::mem::size_of::<NexthopGroup>() % 8, 0);
         assert_eq!(core::mem::size_of::<Dir24Chunk>(), 1024);
         assert_eq!(core::mem::size_of::<NexthopStats>(), 16);
+        assert_eq!(core::mem::size_of::<NeighborKey>(), 20);
+        assert_eq!(core::mem::size_of::<Neighbor>(), 8);
+        assert_eq!(core::mem::size_of::<Interface>(), 8);
     }
 
     #[test]

@@ -71,10 +71,7 @@ impl Harness {
     pub fn route(&mut self, prefix: &str, vias: &[&str]) {
         let keys: BTreeSet<NexthopKey> = vias
             .iter()
-            .map(|via| NexthopKey {
-                via: via.parse().unwrap(),
-                ifindex: EGRESS,
-            })
+            .map(|via| NexthopKey::host(via.parse().unwrap(), EGRESS))
             .collect();
         let mut batch = Batch::default();
         self.fib

@@ -37,7 +37,7 @@ use super::{
     policy::{AdjRibOut, ExportDiff, ExportSession, MaxPrefixAction, build_adj_rib_out},
     rib::{LocRibChange, NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
 };
-use crate::fib::{Batch, Fib, RouteTarget, Source};
+use crate::fib::{Batch, Fib, Owner, RouteTarget, Source};
 
 /// What the operator sees of a neighbor.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -629,7 +629,7 @@ impl Speaker {
         self.down(peer, why.to_owned(), fib, batch, resolve);
         // down() marks its gateways failed until they show up again in an UPDATE, which a
         // removed neighbor never sends: a static route via the same gateway would lose it.
-        fib.set_gateways_failed(batch, &gateways, false);
+        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &gateways, false);
         // Its task's last events (Down, Closed) find no peer and are ignored.
         self.peers.remove(&peer);
     }
@@ -729,7 +729,7 @@ impl Speaker {
         // Fast failover: the neighbor's next hops leave every ECMP group now (one write per
         // group); the per-prefix withdrawals below follow.
         let failed: Vec<IpAddr> = std::mem::take(&mut state.next_hops).into_iter().collect();
-        fib.set_gateways_failed(batch, &failed, true);
+        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &failed, true);
         state.last_error = Some(reason);
         state.established_at = None;
         state.adj_out.clear();
@@ -858,7 +858,7 @@ impl Speaker {
             seen.extend(reach.link_local_next_hop.map(IpAddr::V6));
         }
         self.peer_mut(peer).next_hops.extend(seen.iter().copied());
-        fib.set_gateways_failed(batch, &seen, false);
+        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &seen, false);
         let mut announce = |prefix: IpNet, next_hop: Option<NextHop>, rib: &mut Rib| {
             let path = match next_hop {
                 Some(next_hop) if !treat_as_withdraw => Some(PathSpec {

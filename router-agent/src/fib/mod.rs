@@ -28,8 +28,8 @@ use std::{
 
 use ipnet::IpNet;
 use router_common::{
-    GROUP_LOCAL, NEXTHOP_BUCKETS, NEXTHOP_F_RESOLVED, NEXTHOP_F_VIA_IPV6, NO_NEXTHOP, Nexthop,
-    NexthopGroup,
+    FIRST_GROUP, GROUP_LOCAL, GROUP_PASS, NEXTHOP_BUCKETS, NEXTHOP_F_RESOLVED, NEXTHOP_F_VIA_IPV6,
+    NO_NEXTHOP, Nexthop, NexthopGroup,
 };
 
 use ecmp::{Buckets, NexthopId};
@@ -43,28 +43,84 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 /// interns them), so a million routes over two ToRs cost two sets, not a million.
 pub type NexthopSet = Arc<BTreeSet<NexthopKey>>;
 
-/// Who asked for a route. Order is preference: for one prefix the first source wins.
+/// Who asked for a route. Order is preference: for one prefix the first source wins, as the
+/// kernel would choose between the same routes (local table first, then the lowest metric).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
     /// The host's own addresses: always delivered to the kernel.
     Local,
+    /// A route another program put in the kernel with a lower metric than ours (connected
+    /// IPv4 subnets have metric 0): the kernel prefers it over our route for the same prefix.
+    KernelPreferred,
     /// Routes from the configuration file.
     Static,
     /// Best paths (and their ECMP set) from the BGP speaker.
     Bgp,
+    /// A route another program put in the kernel with a higher metric than ours (connected
+    /// IPv6 subnets have metric 256): used only when we have none for the prefix.
+    KernelFallback,
 }
 
-/// A nexthop as routes name it: the gateway and the interface it is reached on.
+impl Source {
+    /// Routes read from the kernel: never mirrored back into it.
+    pub fn is_kernel(self) -> bool {
+        matches!(self, Source::KernelPreferred | Source::KernelFallback)
+    }
+}
+
+/// Whose view of a gateway a nexthop carries. Failure is scoped to the owner: a BGP session
+/// going down fails its own next hops for its own routes, never a static route's or another
+/// session's through the same address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Owner {
+    /// Static routes and the kernel's own routes: state from links and neighbors only.
+    #[default]
+    Host,
+    /// A BGP session (the speaker's peer id).
+    Bgp(u32),
+}
+
+/// A nexthop as routes name it: the gateway, the interface it is reached on, and whose it is.
+/// A gateway of `0.0.0.0` or `::` means "on link": the destination itself is the neighbor (a
+/// connected subnet, a device route).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NexthopKey {
     pub via: IpAddr,
     pub ifindex: u32,
+    pub owner: Owner,
+}
+
+impl NexthopKey {
+    /// A gateway on `ifindex`, with link and neighbor state only.
+    pub fn host(via: IpAddr, ifindex: u32) -> Self {
+        Self {
+            via,
+            ifindex,
+            owner: Owner::Host,
+        }
+    }
+
+    /// The destination itself, on `ifindex` (connected subnets, device routes).
+    pub fn on_link(ifindex: u32, ipv6: bool) -> Self {
+        let via = if ipv6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        };
+        Self::host(via, ifindex)
+    }
+
+    pub fn is_on_link(&self) -> bool {
+        self.via.is_unspecified()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTarget {
     /// Deliver to this host.
     Local,
+    /// The kernel forwards it: the fast path passes the packets up (`GROUP_PASS`).
+    Pass,
     /// Forward over these nexthops (ECMP when more than one). Never empty.
     Via(BTreeSet<NexthopKey>),
 }
@@ -217,7 +273,13 @@ struct GroupEntry {
 #[derive(Clone)]
 enum Candidate {
     Local,
+    Pass,
     Via(NexthopSet),
+}
+
+/// Groups that are not allocated: no entry, no reference count.
+fn is_reserved(group: u32) -> bool {
+    group < FIRST_GROUP
 }
 
 /// Lowest-free id allocator.
@@ -316,9 +378,10 @@ pub struct Fib {
     nexthop_by_key: HashMap<NexthopKey, NexthopId>,
     links: HashMap<u32, LinkState>,
     neighbors: HashMap<(u32, IpAddr), [u8; 6]>,
-    /// Gateways a routing protocol declared dead (a BGP session went down): their nexthops
-    /// leave every group at once, before the routes through them are withdrawn one by one.
-    failed_gateways: std::collections::HashSet<IpAddr, foldhash::fast::RandomState>,
+    /// Gateways a routing protocol declared dead (a BGP session went down), per owner: their
+    /// nexthops leave every group at once, before the routes through them are withdrawn one
+    /// by one.
+    failed_gateways: std::collections::HashSet<(Owner, IpAddr), foldhash::fast::RandomState>,
     group_ids: GroupIds,
     nexthop_ids: Ids,
     slots: Ids,
@@ -344,8 +407,7 @@ impl Fib {
             links: HashMap::default(),
             neighbors: HashMap::default(),
             failed_gateways: Default::default(),
-            // Group 0 is GROUP_LOCAL.
-            group_ids: GroupIds::new(GROUP_LOCAL + 1, limits.groups),
+            group_ids: GroupIds::new(FIRST_GROUP, limits.groups),
             nexthop_ids: Ids::new(0, limits.nexthop_ids),
             slots: Ids::new(0, limits.nexthop_slots),
             quarantine: VecDeque::new(),
@@ -367,7 +429,7 @@ impl Fib {
 
     fn mirrored(&self, source: Source, prefix: &IpNet) -> bool {
         match source {
-            Source::Local => false,
+            Source::Local | Source::KernelPreferred | Source::KernelFallback => false,
             Source::Static => true,
             Source::Bgp => match self.bgp_mirror {
                 KernelMirror::All => true,
@@ -407,6 +469,7 @@ impl Fib {
         }
         let candidate = match target {
             RouteTarget::Local => Candidate::Local,
+            RouteTarget::Pass => Candidate::Pass,
             RouteTarget::Via(keys) if keys.is_empty() => {
                 return Err(FibError::NoNexthops { prefix });
             }
@@ -503,25 +566,37 @@ impl Fib {
         if !changed {
             return;
         }
-        let key = NexthopKey { via: addr, ifindex };
-        if let Some(&id) = self.nexthop_by_key.get(&key) {
-            self.refresh_nexthops(batch, &[id]);
-            if mac.is_none() {
-                batch.resolve.push(key);
-            }
+        // Every owner's nexthop through this neighbor.
+        let affected: Vec<(NexthopId, NexthopKey)> = self
+            .nexthops
+            .iter()
+            .filter(|(_, entry)| entry.key.ifindex == ifindex && entry.key.via == addr)
+            .map(|(id, entry)| (*id, entry.key))
+            .collect();
+        let ids: Vec<NexthopId> = affected.iter().map(|(id, _)| *id).collect();
+        self.refresh_nexthops(batch, &ids);
+        if mac.is_none() {
+            batch.resolve.extend(affected.iter().map(|(_, key)| *key));
         }
     }
 
-    /// Marks gateways dead (`failed`) or alive again. Every group holding one of them is
-    /// rebalanced in this batch: one bucket rewrite per group, whatever the number of routes,
-    /// so traffic leaves a failed BGP neighbor before its routes are withdrawn one by one.
-    pub fn set_gateways_failed(&mut self, batch: &mut Batch, gateways: &[IpAddr], failed: bool) {
+    /// Marks `owner`'s gateways dead (`failed`) or alive again. Every group holding one of
+    /// `owner`'s nexthops through them is rebalanced in this batch: one bucket rewrite per group,
+    /// whatever the number of routes, so traffic leaves a failed BGP neighbor before its routes
+    /// are withdrawn one by one. Other owners' nexthops through the same addresses are untouched.
+    pub fn set_gateways_failed(
+        &mut self,
+        batch: &mut Batch,
+        owner: Owner,
+        gateways: &[IpAddr],
+        failed: bool,
+    ) {
         let mut changed = false;
         for gateway in gateways {
             changed |= if failed {
-                self.failed_gateways.insert(*gateway)
+                self.failed_gateways.insert((owner, *gateway))
             } else {
-                self.failed_gateways.remove(gateway)
+                self.failed_gateways.remove(&(owner, *gateway))
             };
         }
         if !changed {
@@ -530,7 +605,7 @@ impl Fib {
         let affected: Vec<NexthopId> = self
             .nexthops
             .iter()
-            .filter(|(_, entry)| gateways.contains(&entry.key.via))
+            .filter(|(_, entry)| entry.key.owner == owner && gateways.contains(&entry.key.via))
             .map(|(id, _)| *id)
             .collect();
         self.refresh_nexthops(batch, &affected);
@@ -581,8 +656,10 @@ impl Fib {
 
     /// What an installed prefix forwards to: its group's nexthop set, or the host.
     fn candidate_of(&self, installed: RouteEntry) -> Candidate {
-        if installed.is_local() {
+        if installed.group() == GROUP_LOCAL {
             Candidate::Local
+        } else if installed.group() == GROUP_PASS {
+            Candidate::Pass
         } else {
             Candidate::Via(self.groups[&installed.group()].set.clone())
         }
@@ -601,19 +678,20 @@ impl Fib {
     ) -> Result<(), FibError> {
         let group = match candidate {
             Candidate::Local => GROUP_LOCAL,
+            Candidate::Pass => GROUP_PASS,
             Candidate::Via(set) => self.acquire_group(batch, set)?,
         };
         match old.map(RouteEntry::group) {
             // Same group: it already counted this route once.
             Some(old_group) if old_group == group => {
-                if group != GROUP_LOCAL {
+                if !is_reserved(group) {
                     self.release_group(batch, group);
                 }
             }
             old_group => {
                 batch.routes.push(FibOp::SetRoute { prefix, group });
                 if let Some(old_group) = old_group
-                    && old_group != GROUP_LOCAL
+                    && !is_reserved(old_group)
                 {
                     self.release_group(batch, old_group);
                 }
@@ -644,7 +722,7 @@ impl Fib {
         if self.mirrored(installed.source(), &prefix) {
             batch.kernel.push(KernelChange::Delete { prefix });
         }
-        if !installed.is_local() {
+        if !is_reserved(installed.group()) {
             self.release_group(batch, installed.group());
         }
     }
@@ -777,7 +855,7 @@ impl Fib {
         }
         let usable = link.is_some_and(|link| link.up)
             && neighbor.is_some()
-            && !self.failed_gateways.contains(&key.via);
+            && !self.failed_gateways.contains(&(key.owner, key.via));
         if usable {
             flags |= NEXTHOP_F_RESOLVED;
         }

@@ -5,7 +5,7 @@
 //! table), so it is laid out for size. The FIB keeps one invariant that lets an entry be 3
 //! bytes: **a prefix in the table is installed, with its best source's candidate**. The
 //! candidate itself is then not stored: it is the group's nexthop set (or "local" for
-//! [`GROUP_LOCAL`]), which the FIB holds once per group.
+//! [`router_common::GROUP_LOCAL`]), which the FIB holds once per group.
 //!
 //! ```text
 //!   v4: HashMap<Ipv4Net, RouteEntry>    5 B key + 3 B entry  ->  8 B a slot
@@ -20,10 +20,8 @@
 
 use std::collections::hash_map::Entry;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use router_common::GROUP_LOCAL;
-
 use super::{Candidate, HashMap, Source};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// An installed prefix: 3 bytes, alignment 1 (an IPv4 slot is 8 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +52,6 @@ impl RouteEntry {
 
     pub(super) fn source(self) -> Source {
         self.source
-    }
-
-    pub(super) fn is_local(self) -> bool {
-        self.group() == GROUP_LOCAL
     }
 }
 
@@ -169,13 +163,14 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use router_common::GROUP_LOCAL;
     use std::{collections::BTreeSet, sync::Arc};
 
     fn via(n: u8) -> Candidate {
-        Candidate::Via(Arc::new(BTreeSet::from([super::super::NexthopKey {
-            via: std::net::IpAddr::from([192, 0, 2, n]),
-            ifindex: 1,
-        }])))
+        Candidate::Via(Arc::new(BTreeSet::from([super::super::NexthopKey::host(
+            std::net::IpAddr::from([192, 0, 2, n]),
+            1,
+        )])))
     }
 
     fn is(candidate: &Candidate, n: u8) -> bool {
@@ -189,7 +184,10 @@ mod tests {
             let entry = RouteEntry::new(group, Source::Bgp);
             assert_eq!((entry.group(), entry.source()), (group, Source::Bgp));
         }
-        assert!(RouteEntry::new(GROUP_LOCAL, Source::Local).is_local());
+        assert_eq!(
+            RouteEntry::new(GROUP_LOCAL, Source::Local).group(),
+            GROUP_LOCAL
+        );
         assert_eq!(std::mem::size_of::<(Ipv6Net, RouteEntry)>(), 20);
     }
 

@@ -82,10 +82,7 @@ fn net(s: &str) -> IpNet {
 }
 
 fn nh(via: &str, ifindex: u32) -> NexthopKey {
-    NexthopKey {
-        via: via.parse().unwrap(),
-        ifindex,
-    }
+    NexthopKey::host(via.parse().unwrap(), ifindex)
 }
 
 fn via(keys: &[NexthopKey]) -> RouteTarget {
@@ -462,7 +459,7 @@ fn failed_gateway_leaves_every_group_in_one_write_per_group() {
 
     // The BGP session to a goes down: one group rewrite moves all 1000 routes off it.
     let mut batch = Batch::default();
-    fib.set_gateways_failed(&mut batch, &[a.via], true);
+    fib.set_gateways_failed(&mut batch, Owner::Host, &[a.via], true);
     dp.apply(&batch);
     let writes: Vec<_> = batch.ops().collect();
     assert_eq!(
@@ -475,7 +472,7 @@ fn failed_gateway_leaves_every_group_in_one_write_per_group() {
     }
     // Back: the group is split again.
     let mut batch = Batch::default();
-    fib.set_gateways_failed(&mut batch, &[a.via], false);
+    fib.set_gateways_failed(&mut batch, Owner::Host, &[a.via], false);
     dp.apply(&batch);
     let to_a = (0..NEXTHOP_BUCKETS)
         .filter(|i| dp.nexthop("10.0.5.0/24", *i).unwrap().dst_mac == MAC_A)

@@ -781,10 +781,10 @@ fn kernel_mirror_applies_batches_in_order() {
         let (va, wa) = two_links().await;
         let mirror = KernelMirror::start(RTPROT_HOSTROUTER).unwrap();
         let set = |via: &str, ifindex| {
-            std::sync::Arc::new(std::collections::BTreeSet::from([NexthopKey {
-                via: addr(via),
+            std::sync::Arc::new(std::collections::BTreeSet::from([NexthopKey::host(
+                addr(via),
                 ifindex,
-            }]))
+            )]))
         };
         let (to_va, to_wa) = (set("10.1.0.2", va), set("10.2.0.2", wa));
         for round in 0..50u32 {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::fib::{NexthopKey, RouteTarget};
+use crate::fib::{NexthopKey, Owner, RouteTarget};
 
 use super::BestRoute;
 
@@ -227,6 +227,7 @@ impl BestRoute {
                 (Some(address), Some(ifindex)) => Some(NexthopKey {
                     via: IpAddr::V6(address),
                     ifindex,
+                    owner: Owner::Bgp(path.peer.0),
                 }),
                 // No session interface known: the global next hop, if it is one.
                 (Some(_), None) if path.next_hop.link_local.is_none() => None,
@@ -235,6 +236,7 @@ impl BestRoute {
                     .map(|ifindex| NexthopKey {
                         via: path.next_hop.address,
                         ifindex,
+                        owner: Owner::Bgp(path.peer.0),
                     }),
             };
             match key {

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::bgp::packet::types::{AsPath, AsSegment, AsSegmentKind, Origin};
 use crate::bgp::policy::{Filter, MaxPrefix, MaxPrefixAction};
-use crate::fib::NexthopKey;
+use crate::fib::{NexthopKey, Owner};
 
 const LOCAL_AS: u32 = 65000;
 
@@ -107,11 +107,13 @@ fn dual_homed_default_route_is_ecmp_across_neighbor_ases() {
         BTreeSet::from([
             NexthopKey {
                 via: a.address,
-                ifindex: 101
+                ifindex: 101,
+                owner: Owner::Bgp(a.id.0),
             },
             NexthopKey {
                 via: b.address,
-                ifindex: 102
+                ifindex: 102,
+                owner: Owner::Bgp(b.id.0),
             },
         ])
     );
@@ -495,7 +497,8 @@ fn unnumbered_link_local_next_hops_use_the_session_interface() {
         best.fib_nexthops(&no_resolver),
         BTreeSet::from([NexthopKey {
             via: IpAddr::V6(link_local),
-            ifindex: 101
+            ifindex: 101,
+            owner: Owner::Bgp(a.id.0),
         }])
     );
     // A global next hop the resolver does not know is left out; none left: no target.
