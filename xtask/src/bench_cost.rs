@@ -326,10 +326,7 @@ impl Bench {
                 .map(|group| {
                     let keys: BTreeSet<NexthopKey> = group
                         .iter()
-                        .map(|&via| NexthopKey {
-                            via,
-                            ifindex: EGRESS,
-                        })
+                        .map(|&via| NexthopKey::host(via, EGRESS))
                         .collect();
                     RouteTarget::Via(keys)
                 })

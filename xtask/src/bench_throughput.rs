@@ -473,12 +473,7 @@ fn program_routes(datapath: &mut Datapath, topo: &Topology, table: &Table) -> Re
     fib.update_neighbor(&mut batch, rtr1, sink_v6, Some(topo.sink0.mac));
     datapath.apply(&batch)?;
 
-    let via = |addr| {
-        RouteTarget::Via(BTreeSet::from([NexthopKey {
-            via: addr,
-            ifindex: rtr1,
-        }]))
-    };
+    let via = |addr| RouteTarget::Via(BTreeSet::from([NexthopKey::host(addr, rtr1)]));
     let (via_v4, via_v6) = (via(sink_v4), via(sink_v6));
     let prefixes = table
         .v4
