@@ -323,6 +323,8 @@ impl Datapath {
                 let zeros = PerCpuValues::try_from(vec![NexthopStats::default(); cpus])?;
                 stats.set(*id, zeros, 0)?;
             }
+            // TODO(issue 8, datapath): write NEIGHBORS for attached interfaces.
+            FibOp::SetNeighbor { .. } | FibOp::DeleteNeighbor { .. } => {}
         }
         Ok(())
     }

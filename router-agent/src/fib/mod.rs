@@ -160,6 +160,18 @@ pub enum FibOp {
     ResetNexthopStats {
         id: u32,
     },
+    /// A host on a connected subnet is usable at this link-layer address (on-link nexthops
+    /// read it per destination). The datapath keeps those of attached interfaces only.
+    SetNeighbor {
+        ifindex: u32,
+        addr: IpAddr,
+        mac: [u8; 6],
+    },
+    /// The host's address is unknown or failed: its packets go to the kernel, which resolves it.
+    DeleteNeighbor {
+        ifindex: u32,
+        addr: IpAddr,
+    },
 }
 
 /// What the kernel's FIB should hold for routes we mirror there.
@@ -566,6 +578,10 @@ impl Fib {
         if !changed {
             return;
         }
+        batch.nexthops.push(match mac {
+            Some(mac) => FibOp::SetNeighbor { ifindex, addr, mac },
+            None => FibOp::DeleteNeighbor { ifindex, addr },
+        });
         // Every owner's nexthop through this neighbor.
         let affected: Vec<(NexthopId, NexthopKey)> = self
             .nexthops

@@ -36,7 +36,7 @@ impl ModelDatapath {
                 }
                 FibOp::SetRoute { prefix, group } => {
                     assert!(
-                        *group == GROUP_LOCAL || self.groups.contains_key(group),
+                        *group < FIRST_GROUP || self.groups.contains_key(group),
                         "route {prefix} -> unwritten group {group}"
                     );
                     self.routes.insert(*prefix, *group);
@@ -54,7 +54,9 @@ impl ModelDatapath {
                     );
                     self.groups.remove(id);
                 }
-                FibOp::ResetNexthopStats { .. } => {}
+                FibOp::ResetNexthopStats { .. }
+                | FibOp::SetNeighbor { .. }
+                | FibOp::DeleteNeighbor { .. } => {}
             }
         }
     }
