@@ -323,38 +323,6 @@ fn malformed_ip_headers_are_dropped() {
 }
 
 #[test]
-fn ipv4_options_are_forwarded_and_ports_read_after_them() {
-    let mut h = Harness::new(LookupEngine::LpmTrie);
-    let vias: Vec<String> = (1..=4).map(|i| format!("192.0.2.{i}")).collect();
-    for (i, via) in vias.iter().enumerate() {
-        h.neighbor(via, Some(mac(i as u32)));
-    }
-    let via_refs: Vec<&str> = vias.iter().map(String::as_str).collect();
-    h.route("198.51.100.0/24", &via_refs);
-    for option_words in 0..=10 {
-        let frame = ipv4_udp(
-            v4("10.0.0.1"),
-            v4("198.51.100.9"),
-            64,
-            (1, 2),
-            0,
-            option_words,
-        );
-        let (action, out) = h.run(&frame);
-        assert_eq!(action, XDP_REDIRECT, "{option_words} option words");
-        assert_eq!(ipv4_checksum(&out[14..14 + 20 + option_words * 4]), 0);
-    }
-    // Different source ports with options: the hash sees them (flows spread).
-    let nexthops: std::collections::HashSet<u32> = (0..64)
-        .map(|port| {
-            let frame = ipv4_udp(v4("10.0.0.1"), v4("198.51.100.9"), 64, (port, 2), 0, 3);
-            mac_number(&h.run(&frame).1[0..6])
-        })
-        .collect();
-    assert!(nexthops.len() > 1, "ports after options feed the flow hash");
-}
-
-#[test]
 fn fragments_of_a_datagram_take_one_path() {
     let mut h = Harness::new(LookupEngine::LpmTrie);
     let vias: Vec<String> = (1..=8).map(|i| format!("192.0.2.{i}")).collect();

@@ -9,6 +9,7 @@
 //!
 //! [[interface]]
 //! name = "eth0"
+//! rpf = "off"                          # off | loose | strict (not with engine = "kernel")
 //!
 //! [[route]]
 //! prefix = "0.0.0.0/0"
@@ -130,6 +131,32 @@ pub enum XdpMode {
 #[serde(deny_unknown_fields)]
 pub struct InterfaceConfig {
     pub name: String,
+    /// Unicast reverse-path filtering of packets the fast path forwards from this interface.
+    #[serde(default)]
+    pub rpf: RpfChoice,
+}
+
+/// `[[interface]] rpf`: as the kernel's `rp_filter` 0 / 2 / 1, applied by the XDP program to
+/// the IPv4 and IPv6 packets it forwards.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RpfChoice {
+    #[default]
+    Off,
+    /// The source must have a route, not to a local address.
+    Loose,
+    /// The source's route must go out of the interface the packet came in on.
+    Strict,
+}
+
+impl RpfChoice {
+    pub fn mode(self) -> router_common::RpfMode {
+        match self {
+            RpfChoice::Off => router_common::RpfMode::Off,
+            RpfChoice::Loose => router_common::RpfMode::Loose,
+            RpfChoice::Strict => router_common::RpfMode::Strict,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -198,6 +225,14 @@ impl Config {
                 return Err((
                     key,
                     format!("{:?} is not a valid interface name", interface.name),
+                ));
+            }
+            if interface.rpf != RpfChoice::Off && self.engine() == EngineChoice::Kernel {
+                return Err((
+                    format!("interface[{i}].rpf"),
+                    "needs the agent's own FIB to look sources up; engine = \"kernel\" \
+                     forwards by the kernel's FIB, whose rp_filter sysctl does this there"
+                        .to_owned(),
                 ));
             }
             if !names.insert(interface.name.as_str()) {
@@ -484,6 +519,18 @@ mod tests {
         assert!(e.contains("route[0].nexthops[0].via"), "{e}");
         let e = error("[[interface]]\nname = \"eth0\"\n[[interface]]\nname = \"eth0\"\n");
         assert!(e.contains("interface[1].name"), "{e}");
+        let e = error("[[interface]]\nname = \"eth0\"\nrpf = \"sometimes\"\n");
+        assert!(
+            e.contains("rpf") && e.contains("unknown variant `sometimes`"),
+            "{e}"
+        );
+        let e = error(
+            "[datapath]\nengine = \"kernel\"\n[[interface]]\nname = \"eth0\"\nrpf = \"loose\"\n",
+        );
+        assert!(
+            e.contains("interface[0].rpf") && e.contains("kernel"),
+            "{e}"
+        );
         let e = error("[datapath]\npin_dir = \"relative\"\n");
         assert!(e.contains("datapath.pin_dir"), "{e}");
         let e = error("[[route]]\nprefix = \"not-a-prefix\"\nnexthops = []\n");

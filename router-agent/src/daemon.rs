@@ -147,6 +147,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         crate::config::XdpMode::Generic => XdpMode::Skb,
     };
     for (ifindex, name) in agent.interfaces.clone() {
+        // Before the program takes the interface's traffic: without its record every frame
+        // on it would go to the kernel.
+        agent.write_interface_record(ifindex, &name)?;
         agent.datapath.attach(&name, ifindex, mode)?;
         // Redirects into a veth are dropped unless its peer can receive them.
         match agent.netlink.enable_veth_peer_gro(ifindex).await {
@@ -290,6 +293,34 @@ impl Agent {
             tracing::info!(ifname = %link.name, up = link.up, mtu = link.mtu, "link state");
         }
         self.fib.update_link(batch, link.ifindex, Some(state));
+        self.note_link_mac(&link);
+    }
+
+    /// `INTERFACES[ifindex]`: the link's MAC, the configured RPF mode, the forwarding sysctls.
+    fn write_interface_record(&mut self, ifindex: u32, name: &str) -> Result<()> {
+        let rpf = self
+            .config
+            .interfaces
+            .iter()
+            .find(|interface| interface.name == name)
+            .map_or(router_common::RpfMode::Off, |interface| {
+                interface.rpf.mode()
+            });
+        self.datapath
+            .configure_interface(ifindex, name, rpf)
+            .with_context(|| format!("interface {name}"))
+    }
+
+    /// Every link's MAC goes to the datapath; an attached interface's change rewrites its
+    /// record (else the program would take its frames for another host's).
+    fn note_link_mac(&mut self, link: &LinkInfo) {
+        match self.datapath.update_link_mac(link.ifindex, link.mac) {
+            Ok(true) => tracing::info!(ifname = %link.name, "link MAC changed; XDP updated"),
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(ifname = %link.name, "link MAC change not applied: {err:#}")
+            }
+        }
     }
 
     /// The host's own addresses become local routes: their packets go to the kernel.

@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use anyhow::Result;
-use router_common::{GROUP_LOCAL, NO_NEXTHOP, Verdict};
+use router_common::{GROUP_LOCAL, GROUP_PASS, NEXTHOP_F_CONNECTED, NO_NEXTHOP, Verdict};
 use serde::Serialize;
 
 use crate::{
@@ -21,7 +21,7 @@ pub struct FibView {
 pub struct RouteView {
     pub prefix: String,
     pub group: u32,
-    /// `local` or `forward`.
+    /// `local`, `kernel` (the kernel forwards it, `GROUP_PASS`) or `forward`.
     pub action: &'static str,
     pub nexthops: Vec<NexthopView>,
 }
@@ -34,6 +34,8 @@ pub struct NexthopView {
     pub ifindex: u32,
     pub mac: String,
     pub resolved: bool,
+    /// On a connected subnet: the destination is the neighbor, its MAC looked up per packet.
+    pub on_link: bool,
     pub mtu: u16,
     /// Share of the group's buckets.
     pub buckets: usize,
@@ -93,6 +95,7 @@ fn group_nexthops(dp: &PinnedDatapath, group: u32) -> Result<Vec<NexthopView>> {
                 ifindex: nexthop.ifindex,
                 mac: mac_to_string(&nexthop.dst_mac),
                 resolved: nexthop.is_resolved(),
+                on_link: nexthop.flags & NEXTHOP_F_CONNECTED != 0,
                 mtu: nexthop.mtu,
                 buckets,
             })
@@ -105,7 +108,7 @@ pub fn fib(pin_dir: &Path) -> Result<FibView> {
     let mut groups: BTreeMap<u32, Vec<NexthopView>> = BTreeMap::new();
     let mut routes = Vec::new();
     for (prefix, group) in dp.routes()? {
-        let nexthops = if group == GROUP_LOCAL {
+        let nexthops = if group == GROUP_LOCAL || group == GROUP_PASS {
             Vec::new()
         } else {
             match groups.entry(group) {
@@ -118,10 +121,10 @@ pub fn fib(pin_dir: &Path) -> Result<FibView> {
         routes.push(RouteView {
             prefix: prefix.to_string(),
             group,
-            action: if group == GROUP_LOCAL {
-                "local"
-            } else {
-                "forward"
+            action: match group {
+                GROUP_LOCAL => "local",
+                GROUP_PASS => "kernel",
+                _ => "forward",
             },
             nexthops,
         });
@@ -147,7 +150,7 @@ pub fn counters(pin_dir: &Path) -> Result<CountersView> {
             .routes()?
             .into_iter()
             .map(|(_, g)| g)
-            .filter(|g| *g != GROUP_LOCAL)
+            .filter(|g| *g != GROUP_LOCAL && *g != GROUP_PASS)
             .collect();
         for group in groups {
             for nexthop in group_nexthops(&dp, group)? {
@@ -177,20 +180,20 @@ pub fn render_fib(view: &FibView) -> String {
     for route in &view.routes {
         let nexthops = if route.action == "local" {
             "local (to the kernel)".to_owned()
+        } else if route.action == "kernel" {
+            "passed to the kernel (it forwards)".to_owned()
         } else {
             route
                 .nexthops
                 .iter()
                 .map(|nh| {
-                    let state = if nh.resolved {
-                        nh.mac.clone()
-                    } else {
-                        "unresolved".into()
+                    let state = match (nh.resolved, nh.on_link) {
+                        (false, _) => "unresolved".to_owned(),
+                        (true, true) => "neighbors".to_owned(),
+                        (true, false) => nh.mac.clone(),
                     };
-                    format!(
-                        "{} dev {} [{}] {}/64",
-                        nh.via, nh.interface, state, nh.buckets
-                    )
+                    let via = if nh.on_link { "on-link" } else { &nh.via };
+                    format!("{} dev {} [{}] {}/64", via, nh.interface, state, nh.buckets)
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -201,11 +204,11 @@ pub fn render_fib(view: &FibView) -> String {
 }
 
 pub fn render_counters(view: &CountersView) -> String {
-    let mut out = String::from("VERDICT                   PACKETS\n");
+    let mut out = String::from("VERDICT                       PACKETS\n");
     for verdict in Verdict::ALL {
         let _ = writeln!(
             out,
-            "{:<20} {:>12}",
+            "{:<24} {:>12}",
             verdict.name(),
             view.verdicts[verdict.name()]
         );

@@ -315,18 +315,28 @@ pub enum Verdict {
     /// Addressed to another host's MAC, or to a group address: the kernel's (it drops
     /// PACKET_OTHERHOST, bridges, captures).
     PassedOtherHost = 10,
-    /// IPv4 with options: the kernel applies its option and source-route policy.
+    /// IPv4 with options, or IPv6 with a hop-by-hop header: the kernel applies its option,
+    /// source-route and router-alert policy.
     PassedIpOptions = 11,
     /// A route sends it to the kernel: `pass_to_kernel`, a kernel route the fast path does not
-    /// follow, a route not installed in full.
+    /// follow, a route not installed in full; with the kernel engine, a route out of an
+    /// interface the program is not attached to.
     PassedByRoute = 12,
     /// The source failed the interface's reverse-path filter, dropped.
     DroppedRpf = 13,
     /// The kernel does not forward this family from the ingress interface (`forwarding` = 0).
     PassedForwardingOff = 14,
+    /// An address the kernel never forwards (IPv4 source multicast, limited broadcast, 0/8,
+    /// 127/8, destination 0/8, 127/8; IPv6 source multicast, link-local, loopback,
+    /// unspecified, IPv4-mapped, destination loopback, unspecified): the kernel drops or
+    /// delivers it.
+    PassedMartian = 15,
+    /// The reverse-path filter cannot decide: the source's route goes to the kernel
+    /// (`GROUP_PASS`), or (strict) its group has more egress interfaces than it lists.
+    PassedRpfKernel = 16,
 }
 
-pub const VERDICT_COUNT: u32 = 15;
+pub const VERDICT_COUNT: u32 = 17;
 
 impl Verdict {
     pub const ALL: [Verdict; VERDICT_COUNT as usize] = [
@@ -345,6 +355,8 @@ impl Verdict {
         Verdict::PassedByRoute,
         Verdict::DroppedRpf,
         Verdict::PassedForwardingOff,
+        Verdict::PassedMartian,
+        Verdict::PassedRpfKernel,
     ];
 
     /// The name operators see in `show counters` and metrics.
@@ -365,6 +377,8 @@ impl Verdict {
             Verdict::PassedByRoute => "passed-by-route",
             Verdict::DroppedRpf => "dropped-rpf",
             Verdict::PassedForwardingOff => "passed-forwarding-off",
+            Verdict::PassedMartian => "passed-martian",
+            Verdict::PassedRpfKernel => "passed-rpf-kernel",
         }
     }
 }

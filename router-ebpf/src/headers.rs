@@ -58,6 +58,21 @@ pub fn ether_type(ctx: &XdpContext) -> Result<EtherType, ()> {
     })
 }
 
+/// Whether the frame is addressed to `mac` (unicast): not a group address, not another
+/// host's. Compared as a 32-bit and a 16-bit word: no memcmp in BPF.
+#[inline(always)]
+pub fn is_addressed_to(ctx: &XdpContext, mac: &[u8; 6]) -> bool {
+    let Ok(dst) = ptr_at::<[u8; 6]>(ctx, 0) else {
+        return false;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let dst = unsafe { *dst };
+    let high = |m: &[u8; 6]| u32::from_ne_bytes([m[0], m[1], m[2], m[3]]);
+    let low = |m: &[u8; 6]| u16::from_ne_bytes([m[4], m[5]]);
+    // The I/G bit: broadcast and multicast are never one interface's own address.
+    dst[0] & 0x01 == 0 && high(&dst) == high(mac) && low(&dst) == low(mac)
+}
+
 #[inline(always)]
 pub fn rewrite_macs(ctx: &XdpContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), ()> {
     let macs: *mut [u8; 12] = ptr_at(ctx, 0)?;
@@ -145,6 +160,12 @@ impl Ipv4Header {
         Ok(Self { raw, header_len })
     }
 
+    /// IHL > 5: the header carries options.
+    #[inline(always)]
+    pub fn has_options(&self) -> bool {
+        self.header_len > IPV4_MIN_HDR_LEN
+    }
+
     #[inline(always)]
     pub fn dst(&self) -> [u8; 4] {
         // SAFETY: validated in parse.
@@ -202,10 +223,25 @@ impl Ipv4Header {
     }
 }
 
-/// 0/8, 127/8, 169.254/16, multicast, class E and the limited broadcast: never transit.
+/// 169.254/16, multicast, class E and the limited broadcast: never transit (the kernel
+/// delivers them or decides).
 #[inline(always)]
 pub fn ipv4_is_link_scope(dst: [u8; 4]) -> bool {
-    dst[0] == 0 || dst[0] == 127 || dst[0] >= 224 || (dst[0] == 169 && dst[1] == 254)
+    dst[0] >= 224 || (dst[0] == 169 && dst[1] == 254)
+}
+
+/// Destinations `ip_route_input_slow` rejects as martian: 0/8 and 127/8 (route_localnet is a
+/// local-delivery knob; the kernel still decides).
+#[inline(always)]
+pub fn ipv4_is_martian_dst(dst: [u8; 4]) -> bool {
+    dst[0] == 0 || dst[0] == 127
+}
+
+/// Sources `ip_route_input_slow` rejects as martian: multicast (224/4), the limited
+/// broadcast, 0/8 and 127/8.
+#[inline(always)]
+pub fn ipv4_is_martian_src(src: [u8; 4]) -> bool {
+    src[0] == 0 || src[0] == 127 || (src[0] & 0xf0) == 224 || u32::from_ne_bytes(src) == u32::MAX
 }
 
 #[repr(C)]
@@ -260,6 +296,12 @@ impl Ipv6Header {
     }
 
     #[inline(always)]
+    pub fn next_header(&self) -> u8 {
+        // SAFETY: validated in parse.
+        unsafe { (*self.raw).next_header }
+    }
+
+    #[inline(always)]
     pub fn hop_limit(&self) -> u8 {
         // SAFETY: validated in parse.
         unsafe { (*self.raw).hop_limit }
@@ -306,18 +348,39 @@ impl Ipv6Header {
     }
 }
 
-/// Multicast, link-local unicast, loopback and unspecified: never transit.
+/// IPv6 next header value of a hop-by-hop options header.
+pub const IPPROTO_HOPOPTS: u8 = 0;
+
+/// Multicast and link-local unicast: never transit (the kernel delivers them).
 #[inline(always)]
 pub fn ipv6_is_link_scope(dst: &[u8; 16]) -> bool {
-    if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
-        return true;
-    }
-    // ::/127 covers :: and ::1.
-    let mut high = 0u8;
-    let mut i = 0;
-    while i < 15 {
-        high |= dst[i];
-        i += 1;
-    }
-    high == 0 && dst[15] <= 1
+    dst[0] == 0xff || is_ipv6_link_local(dst)
+}
+
+#[inline(always)]
+fn is_ipv6_link_local(addr: &[u8; 16]) -> bool {
+    addr[0] == 0xfe && addr[1] & 0xc0 == 0x80
+}
+
+/// ::/127: the unspecified address and loopback.
+#[inline(always)]
+fn is_ipv6_unspecified_or_loopback(addr: &[u8; 16]) -> bool {
+    let word = |i: usize| u32::from_ne_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    word(0) | word(4) | word(8) == 0 && u32::from_be(word(12)) <= 1
+}
+
+/// Destinations `ip6_rcv_core` drops: loopback, and the unspecified address.
+#[inline(always)]
+pub fn ipv6_is_martian_dst(dst: &[u8; 16]) -> bool {
+    is_ipv6_unspecified_or_loopback(dst)
+}
+
+/// Sources the kernel never forwards: multicast (`ip6_rcv_core` drops it), link-local and
+/// loopback (`ip6_forward`: "security critical"), unspecified, IPv4-mapped (`ip6_rcv_core`,
+/// RFC 4291 2.5.5.2).
+#[inline(always)]
+pub fn ipv6_is_martian_src(src: &[u8; 16]) -> bool {
+    let word = |i: usize| u32::from_ne_bytes([src[i], src[i + 1], src[i + 2], src[i + 3]]);
+    let v4_mapped = word(0) | word(4) == 0 && u32::from_be(word(8)) == 0xffff;
+    src[0] == 0xff || is_ipv6_link_local(src) || is_ipv6_unspecified_or_loopback(src) || v4_mapped
 }

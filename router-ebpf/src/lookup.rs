@@ -2,15 +2,17 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, bpf_fib_lookup as FibLookup},
-    btf_maps::{Array, LpmTrie, lpm_trie::Key},
+    btf_maps::{Array, HashMap, LpmTrie, lpm_trie::Key},
     helpers::generated::bpf_fib_lookup,
     macros::btf_map,
     programs::XdpContext,
 };
 use router_common::{
-    DIR24_EXTENDED, DIR24_ID_MASK, DIR24_TBL24_CHUNKS, DIR24_VALID, Dir24Chunk, GROUP_LOCAL,
-    LookupEngine, MAX_DIR24_TBL8_GROUPS, MAX_NEXTHOP_GROUPS, MAX_NEXTHOP_SLOTS, MAX_ROUTES_V4,
-    MAX_ROUTES_V6, NEXTHOP_BUCKETS, NO_NEXTHOP, NEXTHOP_F_RESOLVED, Nexthop, NexthopGroup,
+    DIR24_EXTENDED, DIR24_ID_MASK, DIR24_TBL24_CHUNKS, DIR24_VALID, Dir24Chunk,
+    GROUP_EGRESS_IFINDEXES, GROUP_F_EGRESS_OVERFLOW, GROUP_LOCAL, GROUP_PASS, LookupEngine,
+    MAX_DIR24_TBL8_GROUPS, MAX_NEIGHBORS, MAX_NEXTHOP_GROUPS, MAX_NEXTHOP_SLOTS, MAX_ROUTES_V4,
+    MAX_ROUTES_V6, NEXTHOP_BUCKETS, NEXTHOP_F_CONNECTED, NEXTHOP_F_RESOLVED, NO_NEXTHOP, Neighbor,
+    NeighborKey, Nexthop, NexthopGroup, RpfMode,
 };
 
 use crate::headers::{IPV6_HDR_LEN, Ipv4Header, Ipv6Header, L4Ports};
@@ -28,19 +30,16 @@ static LOOKUP_ENGINE: u32 = LookupEngine::LpmTrie as u32;
 static FLOW_HASH_SEED: u32 = 0;
 
 #[btf_map]
-static ROUTES_V4: LpmTrie<[u8; 4], u32, { MAX_ROUTES_V4 as usize }, NO_PREALLOC> =
-    LpmTrie::new();
+static ROUTES_V4: LpmTrie<[u8; 4], u32, { MAX_ROUTES_V4 as usize }, NO_PREALLOC> = LpmTrie::new();
 
 #[btf_map]
-static ROUTES_V6: LpmTrie<[u8; 16], u32, { MAX_ROUTES_V6 as usize }, NO_PREALLOC> =
-    LpmTrie::new();
+static ROUTES_V6: LpmTrie<[u8; 16], u32, { MAX_ROUTES_V6 as usize }, NO_PREALLOC> = LpmTrie::new();
 
 #[btf_map]
 static DIR24_TBL24: Array<Dir24Chunk, { DIR24_TBL24_CHUNKS as usize }, MMAPABLE> = Array::new();
 
 #[btf_map]
-static DIR24_TBL8: Array<Dir24Chunk, { MAX_DIR24_TBL8_GROUPS as usize }, MMAPABLE> =
-    Array::new();
+static DIR24_TBL8: Array<Dir24Chunk, { MAX_DIR24_TBL8_GROUPS as usize }, MMAPABLE> = Array::new();
 
 /// The IPv4 default route, kept out of the 16M `TBL24` entries (DIR-24-8 would otherwise write
 /// all of them to install or change 0.0.0.0/0).
@@ -54,6 +53,11 @@ static NEXTHOP_GROUPS: Array<NexthopGroup, { MAX_NEXTHOP_GROUPS as usize }, MMAP
 #[btf_map]
 static NEXTHOPS: Array<Nexthop, { MAX_NEXTHOP_SLOTS as usize }, MMAPABLE> = Array::new();
 
+/// Link-layer addresses of hosts on connected subnets, for `NEXTHOP_F_CONNECTED` nexthops.
+#[btf_map]
+static NEIGHBORS: HashMap<NeighborKey, Neighbor, { MAX_NEIGHBORS as usize }, NO_PREALLOC> =
+    HashMap::new();
+
 pub enum Destination<'a> {
     V4 { ip: &'a Ipv4Header, ports: L4Ports },
     V6 { ip: &'a Ipv6Header, ports: L4Ports },
@@ -62,6 +66,10 @@ pub enum Destination<'a> {
 pub enum Route {
     None,
     Local,
+    /// `GROUP_PASS`, or (kernel engine) an egress interface the program is not attached to.
+    Pass,
+    /// (kernel engine) `bpf_fib_lookup` says forwarding is off on the ingress interface.
+    ForwardingOff,
     Unresolved,
     TooBig,
     Nexthop(Nexthop),
@@ -70,7 +78,7 @@ pub enum Route {
 }
 
 #[inline(always)]
-fn engine() -> u32 {
+pub fn engine() -> u32 {
     // SAFETY: a plain read of a global the loader may rewrite before load.
     unsafe { core::ptr::read_volatile(&LOOKUP_ENGINE) }
 }
@@ -98,8 +106,89 @@ pub fn route(ctx: &XdpContext, dst: Destination) -> Route {
     match group {
         None => Route::None,
         Some(GROUP_LOCAL) => Route::Local,
-        Some(group) => select_nexthop(group, hash),
+        Some(GROUP_PASS) => Route::Pass,
+        Some(group) => match select_nexthop(group, hash) {
+            Route::Nexthop(nexthop) if nexthop.flags & NEXTHOP_F_CONNECTED != 0 => {
+                on_link(nexthop, &dst)
+            }
+            other => other,
+        },
     }
+}
+
+/// A connected nexthop: the destination itself is the neighbor, its MAC from `NEIGHBORS`;
+/// unknown, the kernel resolves it.
+#[inline(always)]
+fn on_link(mut nexthop: Nexthop, dst: &Destination) -> Route {
+    let key = match dst {
+        Destination::V4 { ip, .. } => NeighborKey::ipv4(nexthop.ifindex, ip.dst()),
+        Destination::V6 { ip, .. } => NeighborKey::ipv6(nexthop.ifindex, *ip.dst()),
+    };
+    match NEIGHBORS.get_ptr(&key) {
+        Some(neighbor) => {
+            // SAFETY: a map value pointer the helper returned, read once.
+            nexthop.dst_mac = unsafe { (*neighbor).mac };
+            Route::Nexthop(nexthop)
+        }
+        None => Route::Unresolved,
+    }
+}
+
+/// What the reverse-path filter says of a packet's source.
+pub enum ReversePath {
+    Accept,
+    Drop,
+    /// The source's route goes to the kernel, or its group lists too few interfaces.
+    Kernel,
+}
+
+/// Unicast RPF, as the kernel's rp_filter: loose wants a route (not a local address) for the
+/// source, strict wants that route to use the ingress interface. Same engine as the
+/// destination lookup. Not called with the kernel engine (config refuses it).
+#[inline(always)]
+pub fn reverse_path(src: Source, mode: u8, ingress: u32) -> ReversePath {
+    let group = match src {
+        Source::V4(addr) => {
+            if engine() == LookupEngine::Dir24 as u32 {
+                dir24_lookup(u32::from_be_bytes(addr))
+            } else {
+                ROUTES_V4.get(&Key::new(32, addr)).copied()
+            }
+        }
+        Source::V6(addr) => ROUTES_V6.get(&Key::new(128, *addr)).copied(),
+    };
+    let group = match group {
+        None | Some(GROUP_LOCAL) => return ReversePath::Drop,
+        Some(GROUP_PASS) => return ReversePath::Kernel,
+        Some(group) => group,
+    };
+    if mode != RpfMode::Strict as u8 {
+        return ReversePath::Accept;
+    }
+    let Some(group) = NEXTHOP_GROUPS.get(group) else {
+        return ReversePath::Drop;
+    };
+    let mut i = 0;
+    while i < GROUP_EGRESS_IFINDEXES {
+        let ifindex = group.egress[i];
+        if ifindex == ingress {
+            return ReversePath::Accept;
+        }
+        if ifindex == 0 {
+            break;
+        }
+        i += 1;
+    }
+    if group.flags & GROUP_F_EGRESS_OVERFLOW != 0 {
+        ReversePath::Kernel
+    } else {
+        ReversePath::Drop
+    }
+}
+
+pub enum Source<'a> {
+    V4([u8; 4]),
+    V6(&'a [u8; 16]),
 }
 
 /// Follows the bucket the flow hash picks to its nexthop slot.
@@ -141,7 +230,10 @@ fn dir24_lookup(addr: u32) -> Option<u32> {
 // Flow hash: murmur3's 32-bit mixing steps over the 5-tuple words.
 #[inline(always)]
 fn mix(hash: u32, word: u32) -> u32 {
-    let word = word.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
+    let word = word
+        .wrapping_mul(0xcc9e_2d51)
+        .rotate_left(15)
+        .wrapping_mul(0x1b87_3593);
     (hash ^ word)
         .rotate_left(13)
         .wrapping_mul(5)
@@ -174,7 +266,10 @@ fn mix_l4(hash: u32, ports: &L4Ports) -> u32 {
 
 #[inline(always)]
 fn flow_hash_v4(src: [u8; 4], dst: [u8; 4], ports: &L4Ports) -> u32 {
-    let hash = mix(mix(seed(), u32::from_ne_bytes(src)), u32::from_ne_bytes(dst));
+    let hash = mix(
+        mix(seed(), u32::from_ne_bytes(src)),
+        u32::from_ne_bytes(dst),
+    );
     finish(mix_l4(hash, ports))
 }
 
@@ -193,6 +288,7 @@ fn flow_hash_v6(src: &[u8; 16], dst: &[u8; 16], ports: &L4Ports) -> u32 {
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 const BPF_FIB_LKUP_RET_SUCCESS: i64 = 0;
+const BPF_FIB_LKUP_RET_FWD_DISABLED: i64 = 5;
 const BPF_FIB_LKUP_RET_NOT_FWDED: i64 = 4;
 const BPF_FIB_LKUP_RET_NO_NEIGH: i64 = 7;
 const BPF_FIB_LKUP_RET_FRAG_NEEDED: i64 = 8;
@@ -241,6 +337,9 @@ fn kernel_fib(ctx: &XdpContext, dst: &Destination) -> Route {
         )
     };
     match rc {
+        // Out of an interface we are not attached to: the kernel's business, and the frame
+        // still as it came (a redirect there would fail after the rewrite).
+        BPF_FIB_LKUP_RET_SUCCESS if !crate::is_attached(params.ifindex) => Route::Pass,
         BPF_FIB_LKUP_RET_SUCCESS => Route::Kernel(Nexthop {
             id: u32::MAX,
             ifindex: params.ifindex,
@@ -251,6 +350,7 @@ fn kernel_fib(ctx: &XdpContext, dst: &Destination) -> Route {
             via: [0; 16],
         }),
         BPF_FIB_LKUP_RET_NOT_FWDED => Route::Local,
+        BPF_FIB_LKUP_RET_FWD_DISABLED => Route::ForwardingOff,
         BPF_FIB_LKUP_RET_NO_NEIGH => Route::Unresolved,
         BPF_FIB_LKUP_RET_FRAG_NEEDED => Route::TooBig,
         _ => Route::None,

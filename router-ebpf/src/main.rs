@@ -6,8 +6,10 @@
 //! decrement the TTL and redirect to the egress port.
 //!
 //! The rule is "forward what we are sure of, pass the rest": every case this program does not
-//! handle (local, TTL expiry, unresolved neighbor, too big, not IP) returns `XDP_PASS` so the
-//! kernel does what it always did. Only frames whose headers are broken are dropped.
+//! handle (another host's frame, local, martian, options, TTL expiry, unresolved neighbor, too
+//! big, not IP) returns `XDP_PASS` so the kernel does what it always did. Only frames whose
+//! headers are broken, and (if configured) sources failing the reverse-path filter, are
+//! dropped.
 #![no_std]
 #![no_main]
 
@@ -16,26 +18,30 @@ mod lookup;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::{DevMapHash, PerCpuArray},
+    btf_maps::{DevMapHash, HashMap, PerCpuArray},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use router_common::{
-    MAX_EGRESS_PORTS, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, VERDICT_COUNT, Verdict,
+    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, MAX_EGRESS_PORTS,
+    MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, RpfMode, VERDICT_COUNT, Verdict,
 };
 
-use headers::{ETH_HDR_LEN, EtherType, Ipv4Header, Ipv6Header, L4Ports};
-use lookup::{Destination, Route};
+use headers::{ETH_HDR_LEN, EtherType, IPPROTO_HOPOPTS, Ipv4Header, Ipv6Header, L4Ports};
+use lookup::{Destination, ReversePath, Route, Source};
 
 #[btf_map]
 static EGRESS_PORTS: DevMapHash<{ MAX_EGRESS_PORTS as usize }> = DevMapHash::new();
+
+/// The attached interfaces: their MAC (the L2 check), RPF mode and forwarding switches.
+#[btf_map]
+static INTERFACES: HashMap<u32, Interface, { MAX_INTERFACES as usize }> = HashMap::new();
 
 #[btf_map]
 static VERDICT_STATS: PerCpuArray<u64, { VERDICT_COUNT as usize }> = PerCpuArray::new();
 
 #[btf_map]
-static NEXTHOP_STATS: PerCpuArray<NexthopStats, { MAX_NEXTHOP_IDS as usize }> =
-    PerCpuArray::new();
+static NEXTHOP_STATS: PerCpuArray<NexthopStats, { MAX_NEXTHOP_IDS as usize }> = PerCpuArray::new();
 
 #[xdp]
 pub fn hostrouter(ctx: XdpContext) -> u32 {
@@ -58,40 +64,108 @@ fn pass(verdict: Verdict) -> (Verdict, u32) {
 }
 
 #[inline(always)]
+fn interface(ifindex: u32) -> Option<Interface> {
+    // SAFETY: a map value pointer the helper returned, copied out at once.
+    INTERFACES.get_ptr(ifindex).map(|value| unsafe { *value })
+}
+
+/// Whether the program is attached to `ifindex` (the agent lists exactly those).
+#[inline(always)]
+pub(crate) fn is_attached(ifindex: u32) -> bool {
+    INTERFACES.get_ptr(ifindex).is_some()
+}
+
+#[inline(always)]
 fn forward(ctx: &XdpContext) -> (Verdict, u32) {
-    match headers::ether_type(ctx) {
-        Ok(EtherType::Ipv4) => forward_ipv4(ctx),
-        Ok(EtherType::Ipv6) => forward_ipv6(ctx),
-        Ok(EtherType::Vlan) => pass(Verdict::PassedVlan),
-        Ok(EtherType::Other) => pass(Verdict::PassedNotIp),
-        Err(()) => (Verdict::DroppedMalformed, xdp_action::XDP_DROP),
+    let ipv6 = match headers::ether_type(ctx) {
+        Ok(EtherType::Ipv4) => false,
+        Ok(EtherType::Ipv6) => true,
+        Ok(EtherType::Vlan) => return pass(Verdict::PassedVlan),
+        Ok(EtherType::Other) => return pass(Verdict::PassedNotIp),
+        Err(()) => return (Verdict::DroppedMalformed, xdp_action::XDP_DROP),
+    };
+    // The L2 check, before the IP header is even parsed: a frame for another host (or a group
+    // address) is the kernel's (PACKET_OTHERHOST: dropped, bridged, captured, a macvlan's),
+    // never ours to route or to drop. No entry: not an interface we know, the same.
+    let ingress = ctx.ingress_ifindex() as u32;
+    let Some(iface) = interface(ingress) else {
+        return pass(Verdict::PassedOtherHost);
+    };
+    if !headers::is_addressed_to(ctx, &iface.mac) {
+        return pass(Verdict::PassedOtherHost);
+    }
+    if ipv6 {
+        forward_ipv6(ctx, &iface, ingress)
+    } else {
+        forward_ipv4(ctx, &iface, ingress)
+    }
+}
+
+/// Where a route sends a packet, or the verdict for passing it up.
+#[inline(always)]
+fn nexthop_of(route: Route) -> Result<Nexthop, Verdict> {
+    match route {
+        Route::None => Err(Verdict::PassedNoRoute),
+        Route::Local => Err(Verdict::PassedLocal),
+        Route::Pass => Err(Verdict::PassedByRoute),
+        Route::ForwardingOff => Err(Verdict::PassedForwardingOff),
+        Route::Unresolved => Err(Verdict::PassedUnresolved),
+        Route::TooBig => Err(Verdict::PassedMtu),
+        Route::Nexthop(nexthop) => Ok(nexthop),
+        Route::Kernel(nexthop) => Ok(nexthop),
+    }
+}
+
+/// The interface's reverse-path filter, for a packet about to be forwarded: `Some` verdict
+/// if it must not be.
+#[inline(always)]
+fn reverse_path_verdict(iface: &Interface, ingress: u32, src: Source) -> Option<(Verdict, u32)> {
+    // The kernel engine has no FIB of its own to check against (config refuses `rpf` there).
+    if iface.rpf == RpfMode::Off as u8 || lookup::engine() == LookupEngine::Kernel as u32 {
+        return None;
+    }
+    match lookup::reverse_path(src, iface.rpf, ingress) {
+        ReversePath::Accept => None,
+        ReversePath::Drop => Some((Verdict::DroppedRpf, xdp_action::XDP_DROP)),
+        ReversePath::Kernel => Some(pass(Verdict::PassedRpfKernel)),
     }
 }
 
 #[inline(always)]
-fn forward_ipv4(ctx: &XdpContext) -> (Verdict, u32) {
+fn forward_ipv4(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, u32) {
     let Ok(ip) = Ipv4Header::parse(ctx) else {
         return (Verdict::DroppedMalformed, xdp_action::XDP_DROP);
     };
-    let dst = ip.dst();
+    if ip.has_options() {
+        return pass(Verdict::PassedIpOptions);
+    }
+    let (src, dst) = (ip.src(), ip.dst());
+    if headers::ipv4_is_martian_dst(dst) {
+        return pass(Verdict::PassedMartian);
+    }
     if headers::ipv4_is_link_scope(dst) {
         return pass(Verdict::PassedLocal);
+    }
+    if headers::ipv4_is_martian_src(src) {
+        return pass(Verdict::PassedMartian);
     }
     if ip.ttl() <= 1 {
         return pass(Verdict::PassedTtl);
     }
     let ports = ip.l4_ports(ctx);
-    let route = lookup::route(ctx, Destination::V4 { ip: &ip, ports });
-    let nexthop = match route {
-        Route::None => return pass(Verdict::PassedNoRoute),
-        Route::Local => return pass(Verdict::PassedLocal),
-        Route::Unresolved => return pass(Verdict::PassedUnresolved),
-        Route::TooBig => return pass(Verdict::PassedMtu),
-        Route::Nexthop(nexthop) => nexthop,
-        Route::Kernel(nexthop) => nexthop,
+    let nexthop = match nexthop_of(lookup::route(ctx, Destination::V4 { ip: &ip, ports })) {
+        Ok(nexthop) => nexthop,
+        Err(verdict) => return pass(verdict),
     };
+    // After the lookup, so that traffic for the host counts as local.
+    if iface.flags & INTERFACE_F_FORWARD_V4 == 0 {
+        return pass(Verdict::PassedForwardingOff);
+    }
     if u32::from(ip.total_len()) > u32::from(nexthop.mtu) {
         return pass(Verdict::PassedMtu);
+    }
+    if let Some(verdict) = reverse_path_verdict(iface, ingress, Source::V4(src)) {
+        return verdict;
     }
     ip.decrement_ttl();
     let len = ip.total_len();
@@ -99,10 +173,13 @@ fn forward_ipv4(ctx: &XdpContext) -> (Verdict, u32) {
 }
 
 #[inline(always)]
-fn forward_ipv6(ctx: &XdpContext) -> (Verdict, u32) {
+fn forward_ipv6(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, u32) {
     let Ok(ip) = Ipv6Header::parse(ctx) else {
         return (Verdict::DroppedMalformed, xdp_action::XDP_DROP);
     };
+    if headers::ipv6_is_martian_dst(ip.dst()) {
+        return pass(Verdict::PassedMartian);
+    }
     if headers::ipv6_is_link_scope(ip.dst()) {
         return pass(Verdict::PassedLocal);
     }
@@ -110,21 +187,31 @@ fn forward_ipv6(ctx: &XdpContext) -> (Verdict, u32) {
     if let L4Ports::NeighborDiscovery = ports {
         return pass(Verdict::PassedNotIp);
     }
+    // Hop-by-hop options (router alert: MLD, RSVP) are the kernel's to process.
+    if ip.next_header() == IPPROTO_HOPOPTS {
+        return pass(Verdict::PassedIpOptions);
+    }
+    if headers::ipv6_is_martian_src(ip.src()) {
+        return pass(Verdict::PassedMartian);
+    }
     if ip.hop_limit() <= 1 {
         return pass(Verdict::PassedTtl);
     }
-    let route = lookup::route(ctx, Destination::V6 { ip: &ip, ports });
-    let nexthop = match route {
-        Route::None => return pass(Verdict::PassedNoRoute),
-        Route::Local => return pass(Verdict::PassedLocal),
-        Route::Unresolved => return pass(Verdict::PassedUnresolved),
-        Route::TooBig => return pass(Verdict::PassedMtu),
-        Route::Nexthop(nexthop) => nexthop,
-        Route::Kernel(nexthop) => nexthop,
+    let nexthop = match nexthop_of(lookup::route(ctx, Destination::V6 { ip: &ip, ports })) {
+        Ok(nexthop) => nexthop,
+        Err(verdict) => return pass(verdict),
     };
+    // ip6_forward reads the `all` switch (and per interface `force_forwarding`): the agent
+    // folds them into this flag.
+    if iface.flags & INTERFACE_F_FORWARD_V6 == 0 {
+        return pass(Verdict::PassedForwardingOff);
+    }
     let len = u32::from(ip.payload_len()) + headers::IPV6_HDR_LEN as u32;
     if len > u32::from(nexthop.mtu) {
         return pass(Verdict::PassedMtu);
+    }
+    if let Some(verdict) = reverse_path_verdict(iface, ingress, Source::V6(ip.src())) {
+        return verdict;
     }
     ip.decrement_hop_limit();
     transmit(ctx, &nexthop, u64::from(len) + ETH_HDR_LEN as u64)

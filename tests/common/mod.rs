@@ -9,18 +9,24 @@ use aya::programs::{TestRun, TestRunOptions};
 use ipnet::IpNet;
 use router_agent::{
     datapath::{Datapath, DatapathOptions},
-    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
+    fib::{Batch, Fib, FibLimits, FibOp, LinkState, NexthopKey, RouteTarget, Source},
 };
-use router_common::LookupEngine;
+use router_common::{
+    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, NEXTHOP_F_CONNECTED,
+    NEXTHOP_F_RESOLVED, NEXTHOP_F_VIA_IPV6, Nexthop, NexthopGroup, RpfMode,
+};
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_REDIRECT: u32 = 4;
 
 /// The loopback interface: always present, so the egress port map accepts it. Test runs
-/// never transmit, they only report the verdict.
+/// never transmit, they only report the verdict. It is the ingress interface too:
+/// `BPF_PROG_TEST_RUN` runs XDP as if on the namespace's loopback.
 pub const EGRESS: u32 = 1;
+pub const INGRESS: u32 = 1;
 pub const EGRESS_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xee, 0x01];
+/// The ingress interface's MAC (`INTERFACES[INGRESS]`): test frames are addressed to it.
 pub const INGRESS_DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xaa, 0x01];
 pub const SENDER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x55, 0x01];
 
@@ -42,8 +48,97 @@ impl Harness {
             datapath,
             fib: Fib::new(FibLimits::default()),
         };
+        harness.ingress(
+            RpfMode::Off,
+            INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6,
+        );
         harness.link(1500, true);
         harness
+    }
+
+    /// `INTERFACES[INGRESS]`: its MAC is `INGRESS_DST_MAC`.
+    pub fn ingress(&mut self, rpf: RpfMode, flags: u8) {
+        let interface = Interface {
+            mac: INGRESS_DST_MAC,
+            rpf: rpf as u8,
+            flags,
+        };
+        self.datapath.set_interface(INGRESS, interface).unwrap();
+    }
+
+    /// A route the kernel forwards (`GROUP_PASS`).
+    pub fn pass_route(&mut self, prefix: &str) {
+        let mut batch = Batch::default();
+        self.fib
+            .set_route(
+                &mut batch,
+                Source::Static,
+                prefix.parse().unwrap(),
+                RouteTarget::Pass,
+            )
+            .unwrap();
+        self.commit(batch);
+    }
+
+    /// The group `addr`'s route uses, as the program reads it.
+    pub fn group_of(&self, addr: &str) -> (u32, NexthopGroup) {
+        let id = self
+            .datapath
+            .lookup_group(addr.parse().unwrap())
+            .unwrap()
+            .expect("a route");
+        (id, self.datapath.group(id).unwrap())
+    }
+
+    /// Sets the egress interfaces (and flags) strict RPF reads in the group of `addr`'s route,
+    /// as the FIB records them.
+    pub fn group_egress(&mut self, addr: &str, egress: &[u32], flags: u32) {
+        let (id, mut group) = self.group_of(addr);
+        group.egress = [0; router_common::GROUP_EGRESS_IFINDEXES];
+        group.egress[..egress.len()].copy_from_slice(egress);
+        group.flags = flags;
+        let op = FibOp::WriteGroup {
+            id,
+            group: Box::new(group),
+        };
+        self.datapath.apply_ops([&op]).unwrap();
+    }
+
+    /// `prefix` on link on `ifindex` (a connected subnet: the destination is the neighbor),
+    /// written as records with group `group` and nexthop slot/id `slot`, above what the FIB
+    /// of these tests allocates.
+    pub fn on_link_route(&mut self, prefix: &str, ifindex: u32, group: u32, slot: u32) {
+        let prefix: IpNet = prefix.parse().unwrap();
+        let nexthop = Nexthop {
+            id: slot,
+            ifindex,
+            mtu: 1500,
+            flags: NEXTHOP_F_CONNECTED
+                | NEXTHOP_F_RESOLVED
+                | if prefix.addr().is_ipv6() {
+                    NEXTHOP_F_VIA_IPV6
+                } else {
+                    0
+                },
+            dst_mac: [0; 6],
+            src_mac: EGRESS_MAC,
+            via: [0; 16],
+        };
+        let mut record = NexthopGroup {
+            buckets: [slot; router_common::NEXTHOP_BUCKETS],
+            ..NexthopGroup::EMPTY
+        };
+        record.members[0] = slot;
+        record.egress[0] = ifindex;
+        let ops = [
+            FibOp::WriteNexthop { slot, nexthop },
+            FibOp::WriteGroup {
+                id: group,
+                group: Box::new(record),
+            },
+            FibOp::SetRoute { prefix, group },
+        ];
+        self.datapath.apply_ops(&ops).unwrap();
     }
 
     pub fn commit(&mut self, batch: Batch) {
@@ -208,6 +303,12 @@ pub fn v6(addr: &str) -> [u8; 16] {
 pub fn mac(n: u32) -> [u8; 6] {
     let b = n.to_be_bytes();
     [0x02, 0x42, b[0], b[1], b[2], b[3]]
+}
+
+/// The frame with another destination MAC.
+pub fn to_mac(mut frame: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
+    frame[0..6].copy_from_slice(&mac);
+    frame
 }
 
 pub fn mac_number(mac: &[u8]) -> u32 {

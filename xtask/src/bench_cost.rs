@@ -50,20 +50,30 @@ use ipnet::IpNet;
 use rand::{SeedableRng, rngs::SmallRng};
 use router_agent::{
     datapath::{Datapath, DatapathOptions},
-    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
+    fib::{Batch, Fib, FibLimits, FibOp, LinkState, NexthopKey, RouteTarget, Source},
 };
-use router_common::{LookupEngine, Verdict, map_names};
+use router_common::{
+    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, RpfMode, Verdict,
+    map_names,
+};
 
-use report::{Hot, Memory, Packets, Phase, Programming, Report, Run, Series, Settings};
+use report::{Hot, Memory, Packets, Phase, Programming, Report, RpfPackets, Run, Series, Settings};
 use sys::{Machine, Rss};
 use table::Table;
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
 
-/// Egress interface of every nexthop: `lo` exists everywhere and the devmap accepts it.
+/// Egress interface of every nexthop: `lo` exists everywhere and the devmap accepts it. It is
+/// the ingress interface too (`BPF_PROG_TEST_RUN` runs XDP as if on the loopback).
 const EGRESS: u32 = 1;
 const EGRESS_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xee, 0x01];
+/// The ingress interface's MAC, which the probes are addressed to (`table::INGRESS_DST_MAC`).
+/// The nexthops' MAC too: the hot measurement reruns the frame the program rewrote, which
+/// must still pass the program's check that a frame is addressed to the interface.
+const INGRESS_MAC: [u8; 6] = table::INGRESS_DST_MAC;
+/// Source of the IPv4 probes; the RPF measurements give it a route.
+const PROBE_SRC_V4: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
 /// ECMP groups per family, and nexthops per group.
 const GROUPS: usize = 4;
 const GROUP_SIZE: usize = 2;
@@ -252,7 +262,7 @@ struct Probes {
 
 impl Probes {
     fn new(table: &Table, rng: &mut SmallRng, count: usize) -> Self {
-        let src4 = Ipv4Addr::new(10, 255, 0, 1);
+        let src4 = PROBE_SRC_V4;
         let src6: Ipv6Addr = "2001:db8:5::1".parse().expect("literal");
         let ports = |i: usize| (1024 + (i % 50_000) as u16, 443);
         let v4: Vec<_> = table
@@ -298,6 +308,7 @@ impl Bench {
         options.flow_hash_seed = 0x5eed;
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(EGRESS)?;
+        datapath.set_interface(EGRESS, ingress(RpfMode::Off))?;
         let mut fib = Fib::new(FibLimits::default());
         fib.reserve_routes(v4_routes, v6_routes);
         let mut batch = Batch::default();
@@ -314,9 +325,8 @@ impl Bench {
         let v6_vias: Vec<IpAddr> = (1..=GROUPS * GROUP_SIZE)
             .map(|n| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, n as u16)))
             .collect();
-        for (n, via) in v4_vias.iter().chain(&v6_vias).enumerate() {
-            let mac = [0x02, 0x42, 0, 0, 0, n as u8];
-            fib.update_neighbor(&mut batch, EGRESS, *via, Some(mac));
+        for via in v4_vias.iter().chain(&v6_vias) {
+            fib.update_neighbor(&mut batch, EGRESS, *via, Some(INGRESS_MAC));
         }
         datapath
             .apply(&batch)
@@ -425,6 +435,14 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
         },
     };
 
+    let rpf = rpf_packets(&mut bench, probes, settings)?;
+    let Bench {
+        datapath,
+        fib,
+        v4_targets: _,
+        v6_targets: _,
+    } = &mut bench;
+
     let remove = Programming::new(
         remove(fib, datapath, &table.v4, batch).context("removing IPv4")?,
         remove(fib, datapath, &table.v6, batch).context("removing IPv6")?,
@@ -453,10 +471,70 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
         load_ms,
         install,
         packets,
+        rpf,
         memory,
         remove,
         forwarded_after_remove: leftover.failures,
     })
+}
+
+/// `INTERFACES[EGRESS]`, the ingress interface of the test runs.
+fn ingress(rpf: RpfMode) -> Interface {
+    Interface {
+        mac: INGRESS_MAC,
+        rpf: rpf as u8,
+        flags: INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6,
+    }
+}
+
+/// The IPv4 spread and hot measurements again with loose, then strict reverse-path filtering
+/// on the ingress interface (the main ones run with it off). The probes' source gets a /32
+/// route of its own through the first group, whose egress list names the ingress interface:
+/// every probe takes the accept path, the one that costs the source lookup and (strict) the
+/// group read. The route is removed afterwards.
+fn rpf_packets(bench: &mut Bench, probes: &Probes, settings: &Settings) -> Result<Vec<RpfPackets>> {
+    let source = IpNet::from(IpAddr::V4(PROBE_SRC_V4));
+    let mut batch = Batch::default();
+    bench
+        .fib
+        .set_route(
+            &mut batch,
+            Source::Static,
+            source,
+            bench.v4_targets[0].clone(),
+        )
+        .context("route for the probes' source")?;
+    bench.datapath.apply(&batch)?;
+    let group_id = bench
+        .datapath
+        .lookup_group(IpAddr::V4(PROBE_SRC_V4))?
+        .context("the source's route is not in the datapath")?;
+    let mut group = bench.datapath.group(group_id)?;
+    if !group.egress.contains(&EGRESS) {
+        // A FIB that does not record egress interfaces yet: the accept path needs it.
+        group.egress[0] = EGRESS;
+        let op = FibOp::WriteGroup {
+            id: group_id,
+            group: Box::new(group),
+        };
+        bench.datapath.apply_ops([&op])?;
+    }
+    let mut runs = Vec::new();
+    for (mode, name) in [(RpfMode::Loose, "loose"), (RpfMode::Strict, "strict")] {
+        bench.datapath.set_interface(EGRESS, ingress(mode))?;
+        runs.push(RpfPackets {
+            mode: name,
+            v4_spread: series(&mut bench.datapath, frames(&probes.v4), XDP_REDIRECT)?,
+            v4_hot: hot(&mut bench.datapath, &probes.hot, settings.hot_pairs)?,
+        });
+    }
+    bench
+        .datapath
+        .set_interface(EGRESS, ingress(RpfMode::Off))?;
+    let mut batch = Batch::default();
+    bench.fib.remove_route(&mut batch, Source::Static, source);
+    bench.datapath.apply(&batch)?;
+    Ok(runs)
 }
 
 /// Installs `prefixes` (route `i` to `targets[i % len]`) through the FIB and the datapath,

@@ -42,7 +42,9 @@ use router_agent::{
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
 };
-use router_common::{LookupEngine, Verdict};
+use router_common::{
+    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, Verdict,
+};
 use serde::Serialize;
 
 use crate::netns;
@@ -446,6 +448,16 @@ fn setup_datapath(
     // interface and the router would redirect benchmark frames out of it. So: from rtr.
     topo.rtr
         .run_in(|| datapath.add_egress_port(topo.rtr1.ifindex))?;
+    // The program forwards only frames addressed to the interface they arrive on, and (kernel
+    // engine) out of interfaces it knows: both as the agent writes them at attach.
+    for link in [&topo.rtr0, &topo.rtr1] {
+        let interface = Interface {
+            mac: link.mac,
+            rpf: 0,
+            flags: INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6,
+        };
+        datapath.set_interface(link.ifindex, interface)?;
+    }
     let programming = if engine == LookupEngine::Kernel {
         None
     } else {

@@ -7,6 +7,7 @@
 
 mod batch;
 pub mod dir24;
+pub mod interfaces;
 pub mod mmap;
 pub mod pinned;
 
@@ -118,6 +119,7 @@ pub struct Datapath {
     nexthops: MmapArray<Nexthop>,
     links: BTreeMap<String, PinnedLink>,
     pinned: bool,
+    interfaces: interfaces::InterfaceState,
 }
 
 impl Datapath {
@@ -184,6 +186,7 @@ impl Datapath {
             nexthops,
             links: BTreeMap::new(),
             pinned: false,
+            interfaces: interfaces::InterfaceState::default(),
         })
     }
 
@@ -207,7 +210,9 @@ impl Datapath {
             DevMapHash::try_from(self.map_mut(map_names::EGRESS_PORTS))?;
         ports
             .insert(ifindex, ifindex, None, 0)
-            .with_context(|| format!("adding ifindex {ifindex} to EGRESS_PORTS"))
+            .with_context(|| format!("adding ifindex {ifindex} to EGRESS_PORTS"))?;
+        self.interfaces.attached.insert(ifindex);
+        Ok(())
     }
 
     pub fn remove_egress_port(&mut self, ifindex: u32) -> Result<()> {
@@ -215,7 +220,9 @@ impl Datapath {
             DevMapHash::try_from(self.map_mut(map_names::EGRESS_PORTS))?;
         ports
             .remove(ifindex)
-            .with_context(|| format!("removing ifindex {ifindex} from EGRESS_PORTS"))
+            .with_context(|| format!("removing ifindex {ifindex} from EGRESS_PORTS"))?;
+        self.interfaces.attached.remove(&ifindex);
+        self.forget_neighbors(ifindex)
     }
 
     fn map_mut(&mut self, name: &str) -> &mut Map {
@@ -226,12 +233,18 @@ impl Datapath {
     /// table) is reported and the rest still applied: a route missing from the datapath sends
     /// its packets to the kernel, which has it too.
     pub fn apply(&mut self, batch: &Batch) -> Result<()> {
+        self.apply_ops(batch.ops())
+    }
+
+    /// `apply` for operations not from a FIB batch (tests, benchmarks writing records by
+    /// hand), in the same order rules.
+    pub fn apply_ops<'a>(&mut self, ops: impl IntoIterator<Item = &'a FibOp>) -> Result<()> {
         let mut errors = Vec::new();
         // LPM trie route changes go in batches of consecutive route ops (same order).
         let mut pending = TriePending::default();
         // DIR-24-8 route changes are gathered too, and written in address order (`Dir24::apply`).
         let mut pending_dir24 = Vec::new();
-        for op in batch.ops() {
+        for op in ops {
             let route = match op {
                 FibOp::SetRoute { prefix, group } => Some((prefix, Some(*group))),
                 FibOp::DeleteRoute { prefix } => Some((prefix, None)),
@@ -323,15 +336,21 @@ impl Datapath {
                 let zeros = PerCpuValues::try_from(vec![NexthopStats::default(); cpus])?;
                 stats.set(*id, zeros, 0)?;
             }
-            // TODO(issue 8, datapath): write NEIGHBORS for attached interfaces.
-            FibOp::SetNeighbor { .. } | FibOp::DeleteNeighbor { .. } => {}
+            FibOp::SetNeighbor { ifindex, addr, mac } => {
+                self.apply_neighbor(*ifindex, *addr, Some(*mac))?
+            }
+            FibOp::DeleteNeighbor { ifindex, addr } => {
+                self.apply_neighbor(*ifindex, *addr, None)?
+            }
         }
         Ok(())
     }
 
     /// Writes a group record: the buckets the program reads one 32-bit store at a time (a
     /// reader sees each bucket old or new, never torn), then the members list (only `show`
-    /// reads it; a dump racing this write may see a mix).
+    /// reads it; a dump racing this write may see a mix), then the egress interfaces and flags
+    /// strict RPF reads (each word old or new: for the moment of the change, a source may be
+    /// judged by either member set).
     fn write_group(&mut self, id: u32, group: &NexthopGroup) {
         for (bucket, &slot) in group.buckets.iter().enumerate() {
             if self.groups.load_u32(id, bucket) != slot {
@@ -342,6 +361,18 @@ impl Datapath {
         for (index, &slot) in group.members.iter().enumerate() {
             self.groups.store_u32(id, NEXTHOP_BUCKETS + index, slot);
         }
+        let egress_at = 2 * NEXTHOP_BUCKETS;
+        for (index, &ifindex) in group.egress.iter().enumerate() {
+            self.groups.store_u32(id, egress_at + index, ifindex);
+        }
+        self.groups
+            .store_u32(id, egress_at + group.egress.len(), group.flags);
+    }
+
+    /// A group record as the program reads it (tests, `show`).
+    pub fn group(&self, id: u32) -> Result<NexthopGroup> {
+        check_index(id, self.groups.entries(), "nexthop group")?;
+        Ok(self.groups.get(id))
     }
 
     /// Writes the gathered DIR-24-8 route changes; returns one error per failed change.

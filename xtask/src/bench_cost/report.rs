@@ -43,6 +43,8 @@ pub struct Run {
     pub load_ms: f64,
     pub install: Programming,
     pub packets: Packets,
+    /// The IPv4 measurements with reverse-path filtering on (`packets` has it off).
+    pub rpf: Vec<RpfPackets>,
     pub memory: Memory,
     pub remove: Programming,
     /// Destinations still forwarded after every route was removed (must be 0).
@@ -109,6 +111,16 @@ pub struct Packets {
     pub v4_hot: Hot,
     /// IPv6 destinations over the IPv6 table, when the run has one.
     pub v6_spread: Option<Series>,
+}
+
+/// IPv4 spread and hot with the ingress interface's RPF mode set; every probe's source has a
+/// route through the ingress interface (the accept path).
+#[derive(Debug, Serialize)]
+pub struct RpfPackets {
+    /// `loose` or `strict`.
+    pub mode: &'static str,
+    pub v4_spread: Series,
+    pub v4_hot: Hot,
 }
 
 /// Per-packet times of `repeat: 1` runs, as the kernel reported them (ns).
@@ -383,6 +395,7 @@ pub fn write_tables(out: &mut dyn Write, report: &Report) -> std::io::Result<()>
         }
     }
     writeln!(out)?;
+    write_rpf_table(out, runs)?;
 
     writeln!(
         out,
@@ -542,4 +555,59 @@ pub fn write_tables(out: &mut dyn Write, report: &Report) -> std::io::Result<()>
     }
     writeln!(out)?;
     writeln!(out, "elapsed: {:.1} s", report.elapsed_s)
+}
+
+/// IPv4 per-packet cost by reverse-path filter mode: `off` is the main measurement.
+fn write_rpf_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Reverse-path filter cost, IPv4, ns/packet (source routed through the ingress \
+         interface: the accept path; off = the table above)"
+    )?;
+    let mut table = TextTable::new(&[
+        "engine",
+        "routes",
+        "rpf",
+        "spread mean",
+        "p50",
+        "p99",
+        "hot",
+        "failures",
+    ]);
+    for run in runs {
+        let off = ("off", &run.packets.v4_spread, &run.packets.v4_hot);
+        let modes = run.rpf.iter().map(|r| (r.mode, &r.v4_spread, &r.v4_hot));
+        for (mode, spread, hot) in std::iter::once(off).chain(modes) {
+            table.row(vec![
+                run.engine.into(),
+                table_name(run),
+                mode.into(),
+                ns(spread.mean_ns),
+                spread.p50_ns.to_string(),
+                spread.p99_ns.to_string(),
+                ns(hot.ns),
+                (spread.failures + hot.failures as usize).to_string(),
+            ]);
+        }
+    }
+    table.write(out)?;
+    for run in runs {
+        for r in &run.rpf {
+            if r.v4_spread.failures > 0 || r.v4_hot.failures > 0 {
+                writeln!(
+                    out,
+                    "  FAILED {} {} rpf {}: spread {} of {} (verdicts {:?}), hot {} (verdicts {:?})",
+                    run.engine,
+                    table_name(run),
+                    r.mode,
+                    r.v4_spread.failures,
+                    r.v4_spread.packets,
+                    r.v4_spread.verdicts,
+                    r.v4_hot.failures,
+                    r.v4_hot.verdicts
+                )?;
+            }
+        }
+    }
+    writeln!(out)
 }

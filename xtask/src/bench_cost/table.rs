@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use router_agent::fib::synthetic::Table;
 
-const INGRESS_DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xaa, 0x01];
+pub const INGRESS_DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xaa, 0x01];
 const SENDER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x55, 0x01];
 /// UDP payload: the IPv4 frame is 60 bytes, the smallest Ethernet frame (without FCS).
 const PAYLOAD: usize = 18;
