@@ -230,8 +230,9 @@ impl Datapath {
     }
 
     /// Applies a FIB batch in order. Every op is safe on its own, so a failing one (a full
-    /// table) is reported and the rest still applied: a route missing from the datapath sends
-    /// its packets to the kernel, which has it too.
+    /// table) is reported and the rest still applied. A route that failed is missing from the
+    /// datapath: its packets follow whatever covering route the datapath holds (or go to the
+    /// kernel when none does), so a full map is an error to fix, not a fallback.
     pub fn apply(&mut self, batch: &Batch) -> Result<()> {
         self.apply_ops(batch.ops())
     }
@@ -281,7 +282,7 @@ impl Datapath {
         match errors.len() {
             0 => Ok(()),
             n => Err(errors.swap_remove(0).context(format!(
-                "{n} datapath operation(s) failed; their prefixes are left to the kernel"
+                "{n} datapath operation(s) failed; their prefixes may follow a covering route"
             ))),
         }
     }
