@@ -45,10 +45,11 @@ const NUD_VALID: u16 =
 ///
 /// Except for *managed* entries (NTF_EXT_MANAGED, the nexthops the agent asks the kernel to
 /// keep resolved): the kernel re-probes those on its own every few seconds whatever the
-/// traffic. They cycle REACHABLE -> STALE -> DELAY -> PROBE -> REACHABLE (seen with `ip monitor
-/// neigh`), so treating their STALE phase as unusable would flap every gateway nexthop, and
-/// rewrite every group holding it, once per reachable time for nothing; a gateway that left
-/// still goes FAILED through the kernel's own probes.
+/// traffic. `ip monitor neigh` on an idle managed entry shows REACHABLE -> STALE -> PROBE ->
+/// REACHABLE over and over, STALE for up to the managed re-probe interval (~5 s) of every
+/// reachable time, while an unmanaged STALE entry stays STALE for good. Treating the managed
+/// STALE phase as unusable would flap every gateway nexthop, and rewrite every group holding
+/// it, each cycle for nothing; a gateway that left still goes FAILED through those probes.
 pub(super) fn nud_usable(state: NeighbourState, managed: bool) -> bool {
     let state = u16::from(state);
     let confirmed = NUD_VALID & !NUD_STALE;
