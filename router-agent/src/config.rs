@@ -79,6 +79,13 @@ pub struct DatapathConfig {
     /// after start), and sizes the FIB's route map up front.
     #[serde(default)]
     pub expected_ipv4_routes: usize,
+    /// Which of the kernel's own routes go into the XDP FIB (see `kernel_routes.rs`).
+    #[serde(default)]
+    pub follow_kernel_routes: crate::kernel_routes::FollowConfig,
+    /// Prefixes always handed to the kernel (XDP_PASS), whatever routes cover them. Checked by
+    /// `kernel_routes::pass_to_kernel_prefixes`; changes apply on reload.
+    #[serde(default)]
+    pub pass_to_kernel: Vec<String>,
 }
 
 impl Default for DatapathConfig {
@@ -90,6 +97,8 @@ impl Default for DatapathConfig {
             kernel_routes: true,
             route_protocol: default_route_protocol(),
             expected_ipv4_routes: 0,
+            follow_kernel_routes: Default::default(),
+            pass_to_kernel: Vec::new(),
         }
     }
 }
@@ -253,6 +262,7 @@ impl Config {
                 }
             }
         }
+        crate::kernel_routes::validate(&self.datapath)?;
         if !self.datapath.pin_dir.is_absolute() {
             return Err((
                 "datapath.pin_dir".into(),

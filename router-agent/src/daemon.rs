@@ -20,6 +20,7 @@ use crate::{
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
     kernel_mirror::{self, KernelMirror},
+    kernel_routes::{self, KernelRoutes},
     netlink::{AddressInfo, KernelEvent, LinkInfo, Netlink, PeerGro},
 };
 
@@ -58,6 +59,8 @@ struct Agent {
     connected: BTreeMap<(IpNet, u32), usize>,
     /// Our IPv6 link-local addresses by interface: the link-local next hop BGP sends there.
     link_locals: BTreeMap<u32, BTreeSet<Ipv6Addr>>,
+    /// The kernel's own routes (`datapath.follow_kernel_routes`).
+    kernel_routes: KernelRoutes,
     speaker: Option<Speaker>,
 }
 
@@ -85,7 +88,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     let mut signals = Signals::register()?;
     ensure_bpffs(&config.datapath.pin_dir)?;
     warn_if_forwarding_disabled();
-    let (netlink, mut events) = Netlink::connect()
+    let follow = kernel_routes::route_filter(&config.datapath)
+        .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
+    let (netlink, mut events) = Netlink::connect_following(follow)
         .await
         .context("connecting to rtnetlink")?;
 
@@ -111,12 +116,15 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         local_addresses: HashMap::new(),
         connected: BTreeMap::new(),
         link_locals: BTreeMap::new(),
+        kernel_routes: KernelRoutes::default(),
         speaker: None,
         config,
     };
 
-    // The kernel's view first (links, neighbors, addresses), so the datapath is complete
-    // before it takes traffic: nexthops resolved, local addresses known.
+    // The kernel's view first (links, neighbors, addresses, routes), so the datapath is
+    // complete before it takes traffic: nexthops resolved, local addresses and connected
+    // subnets known. The interfaces first: a kernel route forwards in XDP only through them.
+    agent.resolve_interfaces()?;
     let mut batch = Batch::default();
     loop {
         match events.recv().await {
@@ -125,7 +133,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
             None => bail!("rtnetlink connection closed during the initial dump"),
         }
     }
-    agent.resolve_interfaces()?;
+    let pass = kernel_routes::pass_to_kernel_prefixes(&agent.config.datapath);
+    agent.fib.set_pass_to_kernel(&mut batch, &pass);
     let routes = agent.config.routes.clone();
     // Failures are logged; the datapath forwards what could be installed.
     let _ = agent.install_static_routes(&mut batch, &routes).await;
@@ -279,6 +288,14 @@ impl Agent {
             }
             KernelEvent::Address(address) => self.on_address(batch, &address, true),
             KernelEvent::AddressRemoved(address) => self.on_address(batch, &address, false),
+            KernelEvent::Route(route) => {
+                self.kernel_routes
+                    .on_route(&mut self.fib, batch, route, &self.interfaces)
+            }
+            KernelEvent::RouteRemoved(key) => {
+                self.kernel_routes
+                    .on_route_removed(&mut self.fib, batch, key, &self.interfaces)
+            }
             KernelEvent::DumpDone => {}
         }
     }
@@ -505,8 +522,8 @@ impl Agent {
         value.to_string()
     }
 
-    /// Re-reads the configuration file and applies what can change at run time: static routes
-    /// and BGP ([`Speaker::reload`]). Any other change (datapath, interfaces, control socket,
+    /// Re-reads the configuration file and applies what can change at run time: static routes,
+    /// `datapath.pass_to_kernel` and BGP ([`Speaker::reload`]). Any other change (datapath, interfaces, control socket,
     /// adding or removing `[bgp]`, its kernel_routes) needs a restart: then, as for an invalid
     /// file, nothing is applied and the error says why.
     async fn reload(&mut self, path: &std::path::Path) -> Result<serde_json::Value, String> {
@@ -520,10 +537,8 @@ impl Agent {
 
     async fn try_reload(&mut self, path: &std::path::Path) -> Result<serde_json::Value, String> {
         let new = Config::load(path).map_err(|err| format!("{err:#}"))?;
-        let mut needs_restart = Vec::new();
-        if new.datapath != self.config.datapath {
-            needs_restart.push("[datapath]");
-        }
+        let mut needs_restart =
+            kernel_routes::datapath_restart_keys(&self.config.datapath, &new.datapath);
         if new.interfaces != self.config.interfaces {
             needs_restart.push("[[interface]]");
         }
@@ -584,6 +599,8 @@ impl Agent {
         for prefix in &not_installed {
             self.fib.remove_route(&mut batch, Source::Static, *prefix);
         }
+        let pass = kernel_routes::pass_to_kernel_prefixes(&new.datapath);
+        self.fib.set_pass_to_kernel(&mut batch, &pass);
         self.config = new;
         self.commit(batch).await;
         Ok(serde_json::json!({

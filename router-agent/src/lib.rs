@@ -12,5 +12,6 @@ pub mod daemon;
 pub mod datapath;
 pub mod fib;
 pub mod kernel_mirror;
+pub mod kernel_routes;
 pub mod netlink;
 pub mod show;

@@ -8,13 +8,15 @@
 //! causes a transient flap, immediately corrected by the newer ones that follow it.
 //!
 //! The task keeps a mirror of what it has reported. It serves three purposes:
-//! * suppress notifications that change nothing the agent sees (NUD churn REACHABLE -> STALE ->
-//!   DELAY with the same MAC, link statistics or flag changes, IPv6 address lifetime updates);
+//! * suppress notifications that change nothing the agent sees (NUD churn REACHABLE -> DELAY ->
+//!   PROBE with the same MAC, link statistics or flag changes, IPv6 address lifetime updates);
 //! * report a link's neighbors and addresses as removed when the link goes away, whether or not
 //!   the kernel sends its own notifications for them;
 //! * resynchronise after the event socket overflowed (ENOBUFS: notifications were lost): a
 //!   fresh dump is compared with the mirror and only the differences are reported, removals
-//!   included, so the consumer's state converges without any special handling on its side.
+//!   included, so the consumer's state converges without any special handling on its side;
+//! * re-dump the routes when a link goes down or away or an address is removed: the kernel
+//!   flushes the IPv4 routes through it *without* notifications.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -34,8 +36,9 @@ use rtnetlink::{
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{
-    AddressInfo, KernelEvent, LinkInfo, Mac, NeighborInfo, Netlink, NetlinkError, addresses, links,
-    neighbors,
+    AddressInfo, KernelEvent, LinkInfo, Mac, NeighborInfo, Netlink, NetlinkError, addresses,
+    kernel_routes::{self, FollowedRoute, FollowedRouteKey, RouteFilter, RouteKind},
+    links, neighbors,
 };
 
 /// One kernel notification, reduced to what the agent cares about.
@@ -47,10 +50,12 @@ pub(super) enum Update {
     NeighborGone(u32, IpAddr),
     Address(AddressInfo),
     AddressGone(AddressInfo),
+    Route(FollowedRoute),
+    RouteGone(FollowedRoute),
 }
 
 /// Reduces a notification to an [`Update`]; `None` for what the agent does not track.
-pub(super) fn parse_update(msg: &RouteNetlinkMessage) -> Option<Update> {
+pub(super) fn parse_update(msg: &RouteNetlinkMessage, filter: &RouteFilter) -> Option<Update> {
     match msg {
         RouteNetlinkMessage::NewLink(m) if links::is_interface_message(m) => {
             links::parse_link(m).map(Update::Link)
@@ -64,6 +69,12 @@ pub(super) fn parse_update(msg: &RouteNetlinkMessage) -> Option<Update> {
         }
         RouteNetlinkMessage::NewAddress(m) => addresses::parse_address(m).map(Update::Address),
         RouteNetlinkMessage::DelAddress(m) => addresses::parse_address(m).map(Update::AddressGone),
+        RouteNetlinkMessage::NewRoute(m) => {
+            kernel_routes::parse_route(m, filter).map(Update::Route)
+        }
+        RouteNetlinkMessage::DelRoute(m) => {
+            kernel_routes::parse_route(m, filter).map(Update::RouteGone)
+        }
         _ => None,
     }
 }
@@ -75,6 +86,11 @@ pub(super) struct Mirror {
     neighbors: BTreeMap<(u32, IpAddr), Option<Mac>>,
     /// Keyed like the kernel keys addresses (interface, address, prefix length).
     addresses: BTreeMap<(u32, IpAddr, u8), Option<Ipv4Addr>>,
+    routes: BTreeMap<FollowedRouteKey, FollowedRoute>,
+    pub(super) filter: RouteFilter,
+    /// The kernel may have flushed routes without telling (link down or gone, address
+    /// removed): the event task re-dumps them.
+    routes_stale: bool,
 }
 
 fn address_info(
@@ -90,11 +106,25 @@ fn address_info(
 }
 
 impl Mirror {
+    pub(super) fn new(filter: RouteFilter) -> Self {
+        Self {
+            filter,
+            ..Self::default()
+        }
+    }
+
+    /// Whether routes must be re-dumped; resets the flag.
+    pub(super) fn take_routes_stale(&mut self) -> bool {
+        std::mem::take(&mut self.routes_stale)
+    }
+
     /// Applies one update, pushing the events it implies (none if nothing visible changed).
     pub(super) fn apply(&mut self, update: Update, out: &mut Vec<KernelEvent>) {
         match update {
             Update::Link(info) => {
                 if self.links.get(&info.ifindex) != Some(&info) {
+                    let was_up = self.links.get(&info.ifindex).map(|l| l.up);
+                    self.routes_stale |= was_up == Some(true) && !info.up;
                     self.links.insert(info.ifindex, info.clone());
                     out.push(KernelEvent::Link(info));
                 }
@@ -119,6 +149,17 @@ impl Mirror {
                 for info in gone {
                     self.apply(Update::AddressGone(info), out);
                 }
+                // Its routes too (IPv4 ones silently): any route through it.
+                let gone: Vec<_> = self
+                    .routes
+                    .values()
+                    .filter(|r| r.ifindexes().any(|i| i == ifindex))
+                    .cloned()
+                    .collect();
+                for route in gone {
+                    self.remove_route(route.key, out);
+                }
+                self.routes_stale = true;
                 if self.links.remove(&ifindex).is_some() {
                     out.push(KernelEvent::LinkRemoved { ifindex });
                 }
@@ -151,15 +192,99 @@ impl Mirror {
             Update::AddressGone(info) => {
                 let key = (info.ifindex, info.addr, info.prefix_len);
                 if let Some(broadcast) = self.addresses.remove(&key) {
+                    self.routes_stale = true;
                     out.push(KernelEvent::AddressRemoved(address_info(key, broadcast)));
                 }
+            }
+            Update::Route(route) => {
+                let links = &self.links;
+                let wanted = self
+                    .filter
+                    .wants_interfaces(&route, |i| links.get(&i).map(|l| l.name.clone()));
+                if !wanted {
+                    // It may have moved off the interfaces we follow.
+                    self.remove_route(route.key, out);
+                } else if self.routes.get(&route.key) != Some(&route) {
+                    self.routes.insert(route.key, route.clone());
+                    out.push(KernelEvent::Route(route));
+                }
+            }
+            Update::RouteGone(route) => self.route_gone(route, out),
+        }
+    }
+
+    fn remove_route(&mut self, key: FollowedRouteKey, out: &mut Vec<KernelEvent>) {
+        if self.routes.remove(&key).is_some() {
+            out.push(KernelEvent::RouteRemoved(key));
+        }
+    }
+
+    /// RTM_DELROUTE. An IPv6 multipath route is a set of sibling routes: deleting one sibling
+    /// (`ip -6 route del P via G`) names only that nexthop, and the others stay.
+    fn route_gone(&mut self, gone: FollowedRoute, out: &mut Vec<KernelEvent>) {
+        let Some(known) = self.routes.get(&gone.key) else {
+            return;
+        };
+        if let (true, RouteKind::Unicast(known_hops), RouteKind::Unicast(gone_hops)) =
+            (gone.key.prefix.addr().is_ipv6(), &known.kind, &gone.kind)
+        {
+            let same = |a: &kernel_routes::RouteHop, b: &kernel_routes::RouteHop| {
+                (a.gateway, a.ifindex) == (b.gateway, b.ifindex)
+            };
+            let left: Vec<_> = known_hops
+                .iter()
+                .filter(|k| !gone_hops.iter().any(|g| same(k, g)))
+                .copied()
+                .collect();
+            if !left.is_empty() && left.len() < known_hops.len() {
+                let route = FollowedRoute {
+                    kind: RouteKind::Unicast(left),
+                    ..known.clone()
+                };
+                self.routes.insert(route.key, route.clone());
+                out.push(KernelEvent::Route(route));
+                return;
+            }
+        }
+        self.remove_route(gone.key, out);
+    }
+
+    /// Brings the routes to `fresh` (a complete route dump), pushing the differences.
+    pub(super) fn resync_routes(
+        &mut self,
+        fresh: BTreeMap<FollowedRouteKey, FollowedRoute>,
+        out: &mut Vec<KernelEvent>,
+    ) {
+        let gone: Vec<_> = self
+            .routes
+            .keys()
+            .filter(|k| !fresh.contains_key(k))
+            .copied()
+            .collect();
+        for key in gone {
+            self.remove_route(key, out);
+        }
+        for route in fresh.into_values() {
+            if self.routes.get(&route.key) != Some(&route) {
+                self.routes.insert(route.key, route.clone());
+                out.push(KernelEvent::Route(route));
             }
         }
     }
 
     /// Brings `self` to `fresh` (a complete dump), pushing the differences: removals first
-    /// (neighbors and addresses before their links), then links, addresses, neighbors.
+    /// (routes, neighbors and addresses before their links), then links, addresses, neighbors,
+    /// routes.
     pub(super) fn resync(&mut self, fresh: Mirror, out: &mut Vec<KernelEvent>) {
+        let gone_routes: Vec<_> = self
+            .routes
+            .keys()
+            .filter(|k| !fresh.routes.contains_key(k))
+            .copied()
+            .collect();
+        for key in gone_routes {
+            self.remove_route(key, out);
+        }
         let gone_neighbors: Vec<_> = self
             .neighbors
             .keys()
@@ -196,6 +321,7 @@ impl Mirror {
         for ((ifindex, addr), mac) in fresh.neighbors {
             self.apply(Update::Neighbor(NeighborInfo { ifindex, addr, mac }), out);
         }
+        self.resync_routes(fresh.routes, out);
     }
 }
 
@@ -205,9 +331,9 @@ fn ip_min() -> IpAddr {
 }
 
 impl Netlink {
-    /// Dumps links, addresses and IPv4/IPv6 neighbors into a [`Mirror`].
-    async fn dump_state(&self) -> Result<Mirror, NetlinkError> {
-        let mut mirror = Mirror::default();
+    /// Dumps links, addresses, IPv4/IPv6 neighbors and the followed routes into a [`Mirror`].
+    async fn dump_state(&self, filter: &RouteFilter) -> Result<Mirror, NetlinkError> {
+        let mut mirror = Mirror::new(filter.clone());
         let mut discard = Vec::new();
         let flags = NLM_F_REQUEST | NLM_F_DUMP;
         let links = self
@@ -229,12 +355,36 @@ impl Netlink {
                     .await?,
             );
         }
-        for msg in links.iter().chain(&addresses).chain(&neighbors) {
-            if let Some(update) = parse_update(msg) {
+        let routes = self.dump_routes().await?;
+        // Links first: the route filter names interfaces.
+        for msg in links
+            .iter()
+            .chain(&addresses)
+            .chain(&neighbors)
+            .chain(&routes)
+        {
+            if let Some(update) = parse_update(msg, filter) {
                 mirror.apply(update, &mut discard);
             }
         }
+        mirror.routes_stale = false;
         Ok(mirror)
+    }
+
+    /// The followed routes as they are now, for a [`Mirror::resync_routes`].
+    async fn dump_followed_routes(
+        &self,
+        mirror: &Mirror,
+    ) -> Result<BTreeMap<FollowedRouteKey, FollowedRoute>, NetlinkError> {
+        let mut fresh = Mirror::new(mirror.filter.clone());
+        fresh.links = mirror.links.clone();
+        let mut discard = Vec::new();
+        for msg in self.dump_routes().await? {
+            if let Some(update @ Update::Route(_)) = parse_update(&msg, &mirror.filter) {
+                fresh.apply(update, &mut discard);
+            }
+        }
+        Ok(fresh.routes)
     }
 }
 
@@ -246,10 +396,12 @@ pub(super) async fn start(
     netlink: Netlink,
     messages: RawMessages,
     tx: UnboundedSender<KernelEvent>,
+    filter: RouteFilter,
 ) -> Result<(), NetlinkError> {
-    let mut mirror = Mirror::default();
+    let mut mirror = Mirror::new(filter.clone());
     let mut out = Vec::new();
-    mirror.resync(netlink.dump_state().await?, &mut out);
+    mirror.resync(netlink.dump_state(&filter).await?, &mut out);
+    mirror.routes_stale = false;
     out.push(KernelEvent::DumpDone);
     for event in out {
         // The receiver is still in our hands: cannot fail.
@@ -276,7 +428,7 @@ async fn run(
             return;
         };
         match message.payload {
-            NetlinkPayload::InnerMessage(msg) => match parse_update(&msg) {
+            NetlinkPayload::InnerMessage(msg) => match parse_update(&msg, &mirror.filter) {
                 Some(update) => mirror.apply(update, &mut out),
                 None => tracing::trace!("ignoring kernel notification {msg:?}"),
             },
@@ -284,12 +436,23 @@ async fn run(
                 tracing::warn!("netlink event socket overflowed: resynchronising with a dump");
                 #[cfg(test)]
                 super::TEST_RESYNCS.set(super::TEST_RESYNCS.get() + 1);
-                let Some(fresh) = dump_until_ok(&netlink, &tx).await else {
+                let Some(fresh) = dump_until_ok(&netlink, &mirror.filter.clone(), &tx).await else {
                     return;
                 };
                 mirror.resync(fresh, &mut out);
+                mirror.take_routes_stale(); // just dumped
             }
             other => tracing::debug!("ignoring netlink message {other:?}"),
+        }
+        if mirror.take_routes_stale() {
+            // Queued notifications are applied after this; as for the initial dump, each
+            // route's last message wins.
+            match netlink.dump_followed_routes(&mirror).await {
+                Ok(fresh) => mirror.resync_routes(fresh, &mut out),
+                Err(e) => {
+                    tracing::warn!("route dump after a link or address change failed: {e}");
+                }
+            }
         }
         for event in out.drain(..) {
             if tx.send(event).is_err() {
@@ -300,9 +463,13 @@ async fn run(
 }
 
 /// Dumps, retrying every second on failure; `None` if the consumer went away meanwhile.
-async fn dump_until_ok(netlink: &Netlink, tx: &UnboundedSender<KernelEvent>) -> Option<Mirror> {
+async fn dump_until_ok(
+    netlink: &Netlink,
+    filter: &RouteFilter,
+    tx: &UnboundedSender<KernelEvent>,
+) -> Option<Mirror> {
     loop {
-        match netlink.dump_state().await {
+        match netlink.dump_state(filter).await {
             Ok(fresh) => return Some(fresh),
             Err(e) => tracing::warn!("netlink resynchronisation dump failed: {e}; retrying"),
         }
@@ -442,6 +609,10 @@ mod unit_tests {
         fresh.apply(neigh(2, "10.0.0.3", Some([4; 6])), &mut discard);
 
         m.resync(fresh.clone(), &mut out);
+        assert!(
+            m.take_routes_stale(),
+            "link 3 went away: routes are re-dumped"
+        );
         assert_eq!(
             out,
             vec![

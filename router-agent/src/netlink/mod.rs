@@ -1,7 +1,8 @@
 //! The agent's view of the kernel through rtnetlink.
 //!
-//! * **In**: links, neighbors (ARP/ND) and the host's own addresses, as a stream of
-//!   [`KernelEvent`]s: a full dump first, then [`KernelEvent::DumpDone`], then live changes.
+//! * **In**: links, neighbors (ARP/ND), the host's own addresses and the kernel's routes
+//!   (filtered by [`RouteFilter`]), as a stream of [`KernelEvent`]s: a full dump first, then
+//!   [`KernelEvent::DumpDone`], then live changes.
 //! * **Out**: kernel routes (so that traffic the host itself originates follows our routes),
 //!   neighbor resolution requests ([`Netlink::resolve`]) and egress lookups
 //!   ([`Netlink::egress_for`]).
@@ -9,8 +10,8 @@
 //! Two netlink sockets are used:
 //! * a *request* socket, behind [`Netlink`] (cheap to clone), for dumps and changes; it asks for
 //!   extended acks so that kernel errors come with the kernel's own explanation;
-//! * an *event* socket, subscribed to RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR and
-//!   RTNLGRP_IPV6_IFADDR *before* the initial dump is taken, so that no change can fall between
+//! * an *event* socket, subscribed to RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR,
+//!   RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE and RTNLGRP_IPV6_ROUTE *before* the initial dump is taken, so that no change can fall between
 //!   the dump and the subscription (see `events.rs` for why replaying the queued notifications
 //!   after the dump is correct).
 //!
@@ -19,6 +20,9 @@
 
 mod addresses;
 mod events;
+mod kernel_routes;
+#[cfg(test)]
+mod kernel_routes_tests;
 mod links;
 mod neighbors;
 mod route_batch;
@@ -44,6 +48,10 @@ use rtnetlink::{
 };
 use tokio::sync::mpsc;
 
+pub use kernel_routes::{
+    FollowedRoute, FollowedRouteKey, RouteFilter, RouteHop, RouteKind, TABLE_DEFAULT, TABLE_LOCAL,
+    TABLE_MAIN,
+};
 pub use route_batch::{MESSAGES_PER_SEND, RouteChange, RouteFailure, RouteWriter};
 pub use routes::{KERNEL_ROUTE_METRIC, RTPROT_HOSTROUTER};
 pub use veth::PeerGro;
@@ -70,9 +78,10 @@ pub struct LinkInfo {
 pub struct NeighborInfo {
     pub ifindex: u32,
     pub addr: IpAddr,
-    /// `Some(mac)` when the entry can be used to forward (NUD_REACHABLE, STALE, DELAY, PROBE,
-    /// PERMANENT or NOARP with a MAC); `None` while unresolved or after resolution failed
-    /// (NUD_INCOMPLETE, FAILED, NONE).
+    /// `Some(mac)` when XDP may forward with it (NUD_REACHABLE, DELAY, PROBE, PERMANENT or
+    /// NOARP with a MAC, and STALE for managed entries); `None` while unresolved, after
+    /// resolution failed (NUD_INCOMPLETE, FAILED, NONE) and for an unmanaged STALE entry,
+    /// which the kernel must confirm first (see `neighbors::nud_usable`).
     pub mac: Option<Mac>,
 }
 
@@ -96,7 +105,7 @@ pub enum KernelEvent {
         ifindex: u32,
     },
     /// A neighbor appeared or changed usability or MAC (pure NUD churn such as
-    /// REACHABLE -> STALE -> DELAY with the same MAC is not reported).
+    /// REACHABLE -> DELAY -> PROBE with the same MAC is not reported).
     Neighbor(NeighborInfo),
     NeighborRemoved {
         ifindex: u32,
@@ -104,6 +113,11 @@ pub enum KernelEvent {
     },
     Address(AddressInfo),
     AddressRemoved(AddressInfo),
+    /// A followed kernel route appeared or changed (complete: replaces what was reported for
+    /// its key).
+    Route(FollowedRoute),
+    /// A followed kernel route is gone (deleted, flushed with its link, or filtered out).
+    RouteRemoved(FollowedRouteKey),
     /// The initial dump is complete: everything sent before this is the kernel's state at
     /// start. Sent exactly once.
     DumpDone,
@@ -178,10 +192,16 @@ thread_local! {
 }
 
 impl Netlink {
-    /// Opens the netlink sockets, subscribes to link, neighbor and address changes, dumps the
-    /// current state and returns the event stream: the dump ([`KernelEvent::Link`]s, then
-    /// [`KernelEvent::Address`]es, then [`KernelEvent::Neighbor`]s), one
-    /// [`KernelEvent::DumpDone`], then live changes.
+    /// [`Self::connect_following`] the main table's routes (our own excepted).
+    pub async fn connect() -> anyhow::Result<(Netlink, mpsc::UnboundedReceiver<KernelEvent>)> {
+        Self::connect_following(RouteFilter::default()).await
+    }
+
+    /// Opens the netlink sockets, subscribes to link, neighbor, address and route changes,
+    /// dumps the current state and returns the event stream: the dump ([`KernelEvent::Link`]s,
+    /// then [`KernelEvent::Address`]es, then [`KernelEvent::Neighbor`]s, then the
+    /// [`KernelEvent::Route`]s `routes` selects), one [`KernelEvent::DumpDone`], then live
+    /// changes.
     ///
     /// Must be called inside a tokio runtime (it spawns the connection tasks). The sockets
     /// belong to the network namespace of the calling thread. Dropping the receiver stops the
@@ -191,7 +211,9 @@ impl Netlink {
     /// If the event socket overflows (notifications lost), the state is re-dumped and only the
     /// differences with what was already reported are sent, removals included: the consumer
     /// needs no special handling, and `DumpDone` is not sent again.
-    pub async fn connect() -> anyhow::Result<(Netlink, mpsc::UnboundedReceiver<KernelEvent>)> {
+    pub async fn connect_following(
+        routes: RouteFilter,
+    ) -> anyhow::Result<(Netlink, mpsc::UnboundedReceiver<KernelEvent>)> {
         // Request socket. Its unsolicited-message channel is dropped: it joins no group.
         let (mut conn, handle, _) =
             rtnetlink::new_connection().context("cannot open the netlink request socket")?;
@@ -210,6 +232,8 @@ impl Netlink {
             MulticastGroup::Neigh,
             MulticastGroup::Ipv4Ifaddr,
             MulticastGroup::Ipv6Ifaddr,
+            MulticastGroup::Ipv4Route,
+            MulticastGroup::Ipv6Route,
         ])
         .context("cannot open the netlink event socket")?;
         #[cfg(not(test))]
@@ -223,9 +247,9 @@ impl Netlink {
         tokio::spawn(ev_conn);
 
         let (tx, rx) = mpsc::unbounded_channel();
-        events::start(netlink.clone(), ev_messages, tx)
+        events::start(netlink.clone(), ev_messages, tx, routes)
             .await
-            .context("cannot dump the kernel's links, addresses and neighbors")?;
+            .context("cannot dump the kernel's links, addresses, neighbors and routes")?;
         Ok((netlink, rx))
     }
 

@@ -34,9 +34,26 @@ const NUD_PERMANENT: u16 = 0x80;
 const NUD_VALID: u16 =
     NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY;
 
-/// Whether a NUD state allows forwarding with the entry's MAC.
-pub(super) fn nud_usable(state: NeighbourState) -> bool {
-    u16::from(state) & NUD_VALID != 0
+/// Whether XDP may forward with the entry's MAC.
+///
+/// The kernel sends on any NUD_VALID entry, but it also *confirms* them: sending on a STALE
+/// entry moves it to DELAY, then PROBE (unicast ARP/NS), then REACHABLE or FAILED. Traffic
+/// XDP forwards never passes through the kernel, so a STALE entry would stay STALE forever
+/// and a host that left would be sent to for good. So a STALE entry is reported unusable: the
+/// next packets go to the kernel, whose forwarding starts that confirmation, and XDP resumes at
+/// DELAY (the kernel is confirming) or REACHABLE.
+///
+/// Except for *managed* entries (NTF_EXT_MANAGED, the nexthops the agent asks the kernel to
+/// keep resolved): the kernel re-probes those on its own every few seconds whatever the
+/// traffic. `ip monitor neigh` on an idle managed entry shows REACHABLE -> STALE -> PROBE ->
+/// REACHABLE over and over, STALE for up to the managed re-probe interval (~5 s) of every
+/// reachable time, while an unmanaged STALE entry stays STALE for good. Treating the managed
+/// STALE phase as unusable would flap every gateway nexthop, and rewrite every group holding
+/// it, each cycle for nothing; a gateway that left still goes FAILED through those probes.
+pub(super) fn nud_usable(state: NeighbourState, managed: bool) -> bool {
+    let state = u16::from(state);
+    let confirmed = NUD_VALID & !NUD_STALE;
+    state & confirmed != 0 || (managed && state & NUD_STALE != 0)
 }
 
 /// (ifindex, address) of an IPv4/IPv6 neighbor message; `None` for anything else (bridge FDB
@@ -66,15 +83,19 @@ pub(super) fn neighbor_key(msg: &NeighbourMessage) -> Option<(u32, IpAddr)> {
     }
 }
 
-/// RTM_NEWNEIGH -> [`NeighborInfo`], the MAC set only when the entry is usable.
+/// RTM_NEWNEIGH -> [`NeighborInfo`], the MAC set only when the entry is usable
+/// ([`nud_usable`]).
 pub(super) fn parse_neighbor(msg: &NeighbourMessage) -> Option<NeighborInfo> {
     let (ifindex, addr) = neighbor_key(msg)?;
     let lladdr = msg.attributes.iter().find_map(|attr| match attr {
         NeighbourAttribute::LinkLayerAddress(l) => Some(l.as_slice()),
         _ => None,
     });
+    let managed = msg.attributes.iter().any(|attr| {
+        matches!(attr, NeighbourAttribute::ExtFlags(f) if f.contains(NeighbourExtFlags::Managed))
+    });
     let mac = match lladdr.map(<Mac>::try_from) {
-        Some(Ok(mac)) if nud_usable(msg.header.state) => Some(mac),
+        Some(Ok(mac)) if nud_usable(msg.header.state, managed) => Some(mac),
         _ => None,
     };
     Some(NeighborInfo { ifindex, addr, mac })

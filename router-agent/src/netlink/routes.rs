@@ -15,7 +15,11 @@ use rtnetlink::{
     },
 };
 
-use super::{KernelNexthop, KernelRoute, Netlink, route_batch::RouteWriter};
+use super::{
+    KernelNexthop, KernelRoute, Netlink,
+    kernel_routes::{route_prefix, route_table},
+    route_batch::RouteWriter,
+};
 
 /// Route protocol number of the routes hostrouter installs (`ip route show proto 201`).
 ///
@@ -227,35 +231,6 @@ impl Netlink {
         }
         oif.ok_or_else(|| anyhow!("the kernel's route to nexthop {addr} has no interface"))
     }
-}
-
-/// A route's destination prefix (0.0.0.0/0 or ::/0 when it has no RTA_DST).
-fn route_prefix(route: &RouteMessage) -> Option<ipnet::IpNet> {
-    let len = route.header.destination_prefix_length;
-    let addr = route.attributes.iter().find_map(|attr| match attr {
-        RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
-        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    });
-    let addr = match (addr, route.header.address_family) {
-        (Some(addr), _) => addr,
-        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        (None, _) => return None,
-    };
-    ipnet::IpNet::new(addr, len).ok()
-}
-
-/// A route's table: RTA_TABLE when present (tables above 255), else the header's.
-fn route_table(route: &RouteMessage) -> u32 {
-    route
-        .attributes
-        .iter()
-        .find_map(|attr| match attr {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(route.header.table))
 }
 
 /// What identifies a dumped route for RTM_DELROUTE: prefix (and source prefix), TOS, table,

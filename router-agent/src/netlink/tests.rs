@@ -34,7 +34,7 @@ fn unshare_netns() {
 }
 
 /// Runs `body` on its own thread inside a fresh network namespace (loopback up).
-fn in_netns<F, Fut>(body: F)
+pub(super) fn in_netns<F, Fut>(body: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
@@ -58,7 +58,7 @@ where
 }
 
 /// Runs `ip ARGS` (in the calling thread's namespace) and returns its stdout; panics on failure.
-fn ip(args: &str) -> String {
+pub(super) fn ip(args: &str) -> String {
     let out = Command::new("ip")
         .args(args.split_whitespace())
         .output()
@@ -71,7 +71,7 @@ fn ip(args: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ip_json(args: &str) -> Vec<Value> {
+pub(super) fn ip_json(args: &str) -> Vec<Value> {
     let out = ip(&format!("-j {args}"));
     if out.trim().is_empty() {
         return Vec::new();
@@ -84,14 +84,14 @@ type Job = (String, std_mpsc::Sender<String>);
 /// A second namespace, for a real neighbor: a parked thread that unshared its own netns and
 /// runs `ip` commands on request. Interfaces are moved into it with `netns <tid>` (the kernel
 /// resolves a thread id like a pid). Dropping it ends the thread, hence the namespace.
-struct PeerNs {
+pub(super) struct PeerNs {
     tid: i32,
     jobs: Option<std_mpsc::Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl PeerNs {
-    fn new() -> PeerNs {
+    pub(super) fn new() -> PeerNs {
         let (jobs, rx) = std_mpsc::channel::<Job>();
         let (tid_tx, tid_rx) = std_mpsc::channel();
         let thread = thread::spawn(move || {
@@ -111,7 +111,7 @@ impl PeerNs {
         }
     }
 
-    fn ip(&self, args: &str) -> String {
+    pub(super) fn ip(&self, args: &str) -> String {
         let (tx, rx) = std_mpsc::channel();
         self.jobs
             .as_ref()
@@ -134,7 +134,7 @@ impl Drop for PeerNs {
 
 /// Waits until `ip link show dev DEV` reports operstate UP (the kernel's linkwatch applies
 /// carrier changes asynchronously).
-async fn wait_oper_up(dev: &str) {
+pub(super) async fn wait_oper_up(dev: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let link = ip_json(&format!("link show dev {dev}"));
@@ -147,7 +147,7 @@ async fn wait_oper_up(dev: &str) {
 }
 
 /// Events up to (excluding) DumpDone.
-async fn dump(rx: &mut UnboundedReceiver<KernelEvent>) -> Vec<KernelEvent> {
+pub(super) async fn dump(rx: &mut UnboundedReceiver<KernelEvent>) -> Vec<KernelEvent> {
     let mut events = Vec::new();
     loop {
         match rx.recv().await.expect("event stream ended") {
@@ -158,7 +158,7 @@ async fn dump(rx: &mut UnboundedReceiver<KernelEvent>) -> Vec<KernelEvent> {
 }
 
 /// The first event satisfying `pred` within 10 s (others are skipped).
-async fn wait_event(
+pub(super) async fn wait_event(
     rx: &mut UnboundedReceiver<KernelEvent>,
     what: &str,
     pred: impl Fn(&KernelEvent) -> bool,
@@ -176,11 +176,11 @@ async fn wait_event(
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-fn addr(s: &str) -> IpAddr {
+pub(super) fn addr(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn mac(s: &str) -> Mac {
+pub(super) fn mac(s: &str) -> Mac {
     let bytes: Vec<u8> = s
         .split(':')
         .map(|b| u8::from_str_radix(b, 16).unwrap())
@@ -189,7 +189,7 @@ fn mac(s: &str) -> Mac {
 }
 
 /// veth pair `a` <-> `b`, both up, `a` with MAC `a_mac`.
-fn veth(a: &str, b: &str, a_mac: &str) -> u32 {
+pub(super) fn veth(a: &str, b: &str, a_mac: &str) -> u32 {
     ip(&format!(
         "link add {a} address {a_mac} type veth peer name {b}"
     ));
@@ -212,21 +212,19 @@ fn mac_formatting() {
 #[test]
 fn nud_states() {
     use rtnetlink::packet_route::neighbour::NeighbourState as S;
-    for usable in [
-        S::Reachable,
-        S::Stale,
-        S::Delay,
-        S::Probe,
-        S::Permanent,
-        S::Noarp,
-    ] {
-        assert!(neighbors::nud_usable(usable), "{usable:?}");
+    for managed in [false, true] {
+        for usable in [S::Reachable, S::Delay, S::Probe, S::Permanent, S::Noarp] {
+            assert!(neighbors::nud_usable(usable, managed), "{usable:?}");
+        }
+        for unusable in [S::Incomplete, S::Failed, S::None] {
+            assert!(!neighbors::nud_usable(unusable, managed), "{unusable:?}");
+        }
     }
-    for unusable in [S::Incomplete, S::Failed, S::None] {
-        assert!(!neighbors::nud_usable(unusable), "{unusable:?}");
-    }
+    // STALE: the kernel must confirm it first, unless it re-probes it anyway (managed).
+    assert!(!neighbors::nud_usable(S::Stale, false));
+    assert!(neighbors::nud_usable(S::Stale, true));
     // Combined bits, as the kernel's state is a mask: usable if any valid bit is set.
-    assert!(neighbors::nud_usable(S::Other(0x02 | 0x80)));
+    assert!(neighbors::nud_usable(S::Other(0x02 | 0x80), false));
 }
 
 #[test]
@@ -238,7 +236,7 @@ fn neighbor_message_parsing() {
     let mut msg = NeighbourMessage::default();
     msg.header.family = AddressFamily::Inet;
     msg.header.ifindex = 4;
-    msg.header.state = NeighbourState::Stale;
+    msg.header.state = NeighbourState::Reachable;
     msg.attributes = vec![
         NeighbourAttribute::Destination(addr("10.0.0.1").into()),
         NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 0, 1]),
@@ -250,6 +248,15 @@ fn neighbor_message_parsing() {
             addr: addr("10.0.0.1"),
             mac: Some([2, 0, 0, 0, 0, 1])
         })
+    );
+    msg.header.state = NeighbourState::Stale;
+    assert_eq!(neighbors::parse_neighbor(&msg).unwrap().mac, None);
+    msg.attributes.push(NeighbourAttribute::ExtFlags(
+        rtnetlink::packet_route::neighbour::NeighbourExtFlags::Managed,
+    ));
+    assert_eq!(
+        neighbors::parse_neighbor(&msg).unwrap().mac,
+        Some([2, 0, 0, 0, 0, 1])
     );
     msg.header.state = NeighbourState::Failed;
     assert_eq!(neighbors::parse_neighbor(&msg).unwrap().mac, None);
@@ -307,7 +314,8 @@ fn dump_reports_links_addresses_and_neighbors() {
         ip("addr add 10.1.0.1/24 brd + dev va");
         ip("addr add 2001:db8:1::1/64 dev va nodad");
         ip("neigh add 10.1.0.2 lladdr 02:00:00:00:00:0b nud permanent dev va");
-        ip("neigh add 2001:db8:1::2 lladdr 02:00:00:00:00:0c nud stale dev va");
+        ip("neigh add 2001:db8:1::2 lladdr 02:00:00:00:00:0c nud reachable dev va");
+        ip("neigh add 2001:db8:1::3 lladdr 02:00:00:00:00:0d nud stale dev va");
         ip("neigh add 10.1.0.3 dev va nud incomplete");
         wait_oper_up("va").await;
 
@@ -356,11 +364,18 @@ fn dump_reports_links_addresses_and_neighbors() {
             addr: addr("10.1.0.3"),
             mac: None,
         })));
+        // Unconfirmed (STALE, not managed): left to the kernel until it confirms it.
+        assert!(events.contains(&KernelEvent::Neighbor(NeighborInfo {
+            ifindex: va,
+            addr: addr("2001:db8:1::3"),
+            mac: None,
+        })));
         // Links, then addresses, then neighbors.
         let rank = |e: &KernelEvent| match e {
             KernelEvent::Link(_) => 0,
             KernelEvent::Address(_) => 1,
             KernelEvent::Neighbor(_) => 2,
+            KernelEvent::Route(_) => 3,
             other => panic!("unexpected event in the dump: {other:?}"),
         };
         assert!(
@@ -440,7 +455,7 @@ fn neighbor_events() {
         let want = neighbor("10.1.0.2", Some("02:00:00:00:00:02"));
         wait_event(&mut rx, "new neighbor", |e| *e == want).await;
 
-        ip("neigh replace 10.1.0.2 lladdr 02:00:00:00:00:03 nud stale dev va");
+        ip("neigh replace 10.1.0.2 lladdr 02:00:00:00:00:03 nud reachable dev va");
         let want = neighbor("10.1.0.2", Some("02:00:00:00:00:03"));
         wait_event(&mut rx, "changed MAC", |e| *e == want).await;
 

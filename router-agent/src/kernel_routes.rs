@@ -1,0 +1,453 @@
+//! The kernel's own routes in the XDP FIB: connected subnets, `ip route add`, a CNI's
+//! `/32 dev cali*`, a DHCP default, anything another program put in the kernel.
+//!
+//! ```toml
+//! [datapath.follow_kernel_routes]
+//! tables = ["main"]        # names main / default, or numbers
+//! protocols = "all"        # or a list: "kernel", "boot", "static", "dhcp", "ra", numbers
+//! interfaces = "all"       # or names: the route's output interface
+//! ```
+//!
+//! A followed route ranks against ours as the kernel ranks it, by metric: lower than the metric
+//! of our kernel copy ([`KERNEL_ROUTE_METRIC`]) -> [`Source::KernelPreferred`], else
+//! [`Source::KernelFallback`]. It forwards in XDP only when it is a plain unicast route whose
+//! every nexthop is on an attached interface; anything else (blackhole, nexthop objects, a
+//! nexthop elsewhere, what cannot be parsed) becomes [`RouteTarget::Pass`]: the kernel
+//! forwards those packets, never a less specific route in XDP.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::{
+    config::DatapathConfig,
+    fib::{Batch, Fib, NexthopKey, RouteTarget, Source},
+    netlink::{
+        FollowedRoute, FollowedRouteKey, KERNEL_ROUTE_METRIC, RouteFilter, RouteKind,
+        TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
+    },
+};
+
+/// `[datapath.follow_kernel_routes]`. Changing it needs a restart.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FollowConfig {
+    #[serde(default = "default_tables")]
+    pub tables: Vec<NameOrNumber>,
+    #[serde(default)]
+    pub protocols: Selection,
+    #[serde(default)]
+    pub interfaces: Selection,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        Self {
+            tables: default_tables(),
+            protocols: Selection::default(),
+            interfaces: Selection::default(),
+        }
+    }
+}
+
+fn default_tables() -> Vec<NameOrNumber> {
+    vec![NameOrNumber::Name("main".into())]
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NameOrNumber {
+    Number(i64),
+    Name(String),
+}
+
+/// `"all"` or a list.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Selection {
+    Keyword(String),
+    List(Vec<NameOrNumber>),
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection::Keyword("all".into())
+    }
+}
+
+/// Config errors: (key, reason).
+type KeyError = (String, String);
+
+const FOLLOW: &str = "datapath.follow_kernel_routes";
+
+/// Route protocol names, as iproute2 spells them (/etc/iproute2/rt_protos).
+const PROTOCOL_NAMES: &[(&str, u8)] = &[
+    ("redirect", 1),
+    ("kernel", 2),
+    ("boot", 3),
+    ("static", 4),
+    ("ra", 9),
+    ("zebra", 11),
+    ("bird", 12),
+    ("dhcp", 16),
+    ("keepalived", 18),
+    ("babel", 42),
+    ("bgp", 186),
+    ("isis", 187),
+    ("ospf", 188),
+    ("rip", 189),
+    ("eigrp", 192),
+];
+
+/// Checks `[datapath]`'s kernel-route keys (`follow_kernel_routes`, `pass_to_kernel`).
+pub fn validate(datapath: &DatapathConfig) -> Result<(), KeyError> {
+    route_filter(datapath)?;
+    parse_pass_to_kernel(&datapath.pass_to_kernel)?;
+    Ok(())
+}
+
+/// The netlink filter `[datapath.follow_kernel_routes]` stands for.
+pub fn route_filter(datapath: &DatapathConfig) -> Result<RouteFilter, KeyError> {
+    let follow = &datapath.follow_kernel_routes;
+    let mut tables = BTreeSet::new();
+    if follow.tables.is_empty() {
+        return Err((
+            format!("{FOLLOW}.tables"),
+            "at least one table (\"main\" follows the main table)".into(),
+        ));
+    }
+    for (i, table) in follow.tables.iter().enumerate() {
+        let key = format!("{FOLLOW}.tables[{i}]");
+        let number = match table {
+            NameOrNumber::Name(name) if name == "main" => TABLE_MAIN,
+            NameOrNumber::Name(name) if name == "default" => TABLE_DEFAULT,
+            NameOrNumber::Name(name) => {
+                return Err((
+                    key,
+                    format!("unknown table {name:?} (main, default or a number)"),
+                ));
+            }
+            NameOrNumber::Number(n) => match u32::try_from(*n) {
+                Ok(n) if n != 0 && n != TABLE_LOCAL => n,
+                _ => {
+                    return Err((
+                        key,
+                        format!(
+                            "{n} is not a table that can be followed (1..2^32, not 255: local)"
+                        ),
+                    ));
+                }
+            },
+        };
+        tables.insert(number);
+    }
+    let own = datapath.route_protocol;
+    let protocols = match selection(&follow.protocols, "protocols")? {
+        None => None,
+        Some(list) => {
+            let mut protocols = BTreeSet::new();
+            for (i, item) in list.iter().enumerate() {
+                let key = format!("{FOLLOW}.protocols[{i}]");
+                let number = match item {
+                    NameOrNumber::Name(name) => PROTOCOL_NAMES
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, p)| *p)
+                        .ok_or_else(|| {
+                            let known: Vec<&str> = PROTOCOL_NAMES.iter().map(|(n, _)| *n).collect();
+                            (
+                                key.clone(),
+                                format!(
+                                    "unknown protocol {name:?} (a number or one of {})",
+                                    known.join(", ")
+                                ),
+                            )
+                        })?,
+                    NameOrNumber::Number(n) => u8::try_from(*n)
+                        .map_err(|_| (key.clone(), format!("{n} is not a protocol (0..255)")))?,
+                };
+                if number == own {
+                    return Err((
+                        key,
+                        format!(
+                            "protocol {number} is our own (datapath.route_protocol): the kernel \
+                             copy of our routes is never followed"
+                        ),
+                    ));
+                }
+                protocols.insert(number);
+            }
+            Some(protocols)
+        }
+    };
+    let interfaces = match selection(&follow.interfaces, "interfaces")? {
+        None => None,
+        Some(list) => {
+            let mut names = BTreeSet::new();
+            for (i, item) in list.iter().enumerate() {
+                let key = format!("{FOLLOW}.interfaces[{i}]");
+                match item {
+                    NameOrNumber::Name(name) if !name.is_empty() && name.len() < libc::IFNAMSIZ => {
+                        names.insert(name.clone());
+                    }
+                    other => {
+                        return Err((key, format!("{other:?} is not an interface name")));
+                    }
+                }
+            }
+            Some(names)
+        }
+    };
+    Ok(RouteFilter {
+        tables,
+        protocols,
+        interfaces,
+        own_protocol: own,
+    })
+}
+
+/// `None` for "all", else the list.
+fn selection<'a>(
+    selection: &'a Selection,
+    field: &str,
+) -> Result<Option<&'a [NameOrNumber]>, KeyError> {
+    match selection {
+        Selection::Keyword(word) if word == "all" => Ok(None),
+        Selection::Keyword(word) => Err((
+            format!("{FOLLOW}.{field}"),
+            format!("{word:?}: use \"all\" or a list"),
+        )),
+        Selection::List(list) if list.is_empty() => Err((
+            format!("{FOLLOW}.{field}"),
+            "an empty list follows nothing; use \"all\" or name some".into(),
+        )),
+        Selection::List(list) => Ok(Some(list)),
+    }
+}
+
+fn parse_pass_to_kernel(prefixes: &[String]) -> Result<Vec<IpNet>, KeyError> {
+    let mut out = Vec::with_capacity(prefixes.len());
+    for (i, text) in prefixes.iter().enumerate() {
+        let key = format!("datapath.pass_to_kernel[{i}]");
+        let prefix: IpNet = text
+            .parse()
+            .map_err(|_| (key.clone(), format!("{text:?} is not a prefix")))?;
+        if prefix != prefix.trunc() {
+            return Err((
+                key,
+                format!(
+                    "{prefix} has host bits set (did you mean {}?)",
+                    prefix.trunc()
+                ),
+            ));
+        }
+        if out.contains(&prefix) {
+            return Err((key, format!("{prefix} is listed twice")));
+        }
+        out.push(prefix);
+    }
+    Ok(out)
+}
+
+/// `datapath.pass_to_kernel`, parsed (the config was validated: nothing invalid is left).
+pub fn pass_to_kernel_prefixes(datapath: &DatapathConfig) -> Vec<IpNet> {
+    parse_pass_to_kernel(&datapath.pass_to_kernel).unwrap_or_default()
+}
+
+/// What of `[datapath]` changed that a reload cannot apply (`pass_to_kernel` can).
+pub fn datapath_restart_keys(old: &DatapathConfig, new: &DatapathConfig) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.follow_kernel_routes != new.follow_kernel_routes {
+        keys.push("datapath.follow_kernel_routes");
+    }
+    let rest = |d: &DatapathConfig| DatapathConfig {
+        follow_kernel_routes: Default::default(),
+        pass_to_kernel: Vec::new(),
+        ..d.clone()
+    };
+    if rest(old) != rest(new) {
+        keys.push("[datapath]");
+    }
+    keys
+}
+
+/// The followed kernel routes and what the FIB holds for them.
+#[derive(Debug, Default)]
+pub struct KernelRoutes {
+    /// Every followed route, by prefix (several tables, metrics, TOS may share one).
+    by_prefix: HashMap<IpNet, BTreeMap<FollowedRouteKey, FollowedRoute>>,
+    /// The source each prefix is set with in the FIB.
+    installed: HashMap<IpNet, Source>,
+    /// Causes already logged (once each, not once per prefix).
+    logged: HashSet<String>,
+}
+
+impl KernelRoutes {
+    /// A route appeared or changed. `attached`: the interfaces XDP runs on.
+    pub fn on_route(
+        &mut self,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        route: FollowedRoute,
+        attached: &BTreeMap<u32, String>,
+    ) {
+        let prefix = route.key.prefix;
+        self.by_prefix
+            .entry(prefix)
+            .or_default()
+            .insert(route.key, route);
+        self.refresh(fib, batch, prefix, attached);
+    }
+
+    pub fn on_route_removed(
+        &mut self,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        key: FollowedRouteKey,
+        attached: &BTreeMap<u32, String>,
+    ) {
+        let Some(routes) = self.by_prefix.get_mut(&key.prefix) else {
+            return;
+        };
+        routes.remove(&key);
+        if routes.is_empty() {
+            self.by_prefix.remove(&key.prefix);
+        }
+        self.refresh(fib, batch, key.prefix, attached);
+    }
+
+    /// Sets the FIB's kernel route for `prefix` to what the kernel would use now.
+    fn refresh(
+        &mut self,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        prefix: IpNet,
+        attached: &BTreeMap<u32, String>,
+    ) {
+        let wanted = self
+            .by_prefix
+            .get(&prefix)
+            .map(|routes| self.decide(prefix, routes, attached));
+        let wanted = match wanted {
+            Some((source, target, cause)) => {
+                if let Some(cause) = cause {
+                    self.log_once(cause, prefix);
+                }
+                Some((source, target))
+            }
+            None => None,
+        };
+        let old = self.installed.get(&prefix).copied();
+        match wanted {
+            None => {
+                if let Some(old) = old {
+                    fib.remove_route(batch, old, prefix);
+                    self.installed.remove(&prefix);
+                }
+            }
+            Some((source, target)) => {
+                if let Err(err) = fib.set_route(batch, source, prefix, target) {
+                    // Never keep forwarding the old way: the kernel has it.
+                    self.log_once(format!("not installed in the FIB ({err})"), prefix);
+                    let _ = fib.set_route(batch, source, prefix, RouteTarget::Pass);
+                }
+                if let Some(old) = old.filter(|old| *old != source) {
+                    fib.remove_route(batch, old, prefix);
+                }
+                self.installed.insert(prefix, source);
+            }
+        }
+    }
+
+    /// The source and target for a prefix's kernel routes, and a cause to log when XDP
+    /// cannot forward them as the kernel does.
+    fn decide(
+        &self,
+        prefix: IpNet,
+        routes: &BTreeMap<FollowedRouteKey, FollowedRoute>,
+        attached: &BTreeMap<u32, String>,
+    ) -> (Source, RouteTarget, Option<String>) {
+        // The kernel picks the lowest metric within a table.
+        let best = routes
+            .values()
+            .min_by_key(|r| (r.key.metric, r.key.table))
+            .expect("never empty");
+        let source = match best.key.metric.cmp(&KERNEL_ROUTE_METRIC) {
+            std::cmp::Ordering::Less => Source::KernelPreferred,
+            std::cmp::Ordering::Equal => {
+                let cause = format!(
+                    "kernel route with our own metric {KERNEL_ROUTE_METRIC}: ranked below ours \
+                     (the kernel's choice between the two is by insertion order)"
+                );
+                return (
+                    Source::KernelFallback,
+                    target(best, prefix, attached).0,
+                    Some(cause),
+                );
+            }
+            std::cmp::Ordering::Greater => Source::KernelFallback,
+        };
+        if routes.values().any(|r| r.key.selector != 0) {
+            let cause = "TOS or source-specific route: passed to the kernel".to_owned();
+            return (source, RouteTarget::Pass, Some(cause));
+        }
+        let tables: BTreeSet<u32> = routes.keys().map(|k| k.table).collect();
+        if tables.len() > 1 {
+            let cause = "prefix in several followed tables: passed to the kernel (its rules \
+                         choose)"
+                .to_owned();
+            return (source, RouteTarget::Pass, Some(cause));
+        }
+        let (target, cause) = target(best, prefix, attached);
+        (source, target, cause)
+    }
+
+    fn log_once(&mut self, cause: String, prefix: IpNet) {
+        if self.logged.insert(cause.clone()) {
+            tracing::warn!(%prefix, "kernel route: {cause} (logged once; other prefixes alike)");
+        } else {
+            tracing::debug!(%prefix, "kernel route: {cause}");
+        }
+    }
+}
+
+/// Where XDP sends a route's packets, and why not to a nexthop when it cannot.
+fn target(
+    route: &FollowedRoute,
+    prefix: IpNet,
+    attached: &BTreeMap<u32, String>,
+) -> (RouteTarget, Option<String>) {
+    let pass = |cause: String| (RouteTarget::Pass, Some(cause));
+    match &route.kind {
+        RouteKind::Unicast(hops) => {
+            // A nexthop elsewhere (a CNI's cali*, a tunnel...): the kernel forwards it.
+            if hops.iter().any(|hop| !attached.contains_key(&hop.ifindex)) {
+                return (RouteTarget::Pass, None);
+            }
+            if hops.iter().any(|hop| hop.weight != hops[0].weight) {
+                return pass("weighted multipath: passed to the kernel".into());
+            }
+            let keys = hops
+                .iter()
+                .map(|hop| match hop.gateway {
+                    Some(gateway) => NexthopKey::host(gateway, hop.ifindex),
+                    None => NexthopKey::on_link(hop.ifindex, prefix.addr().is_ipv6()),
+                })
+                .collect();
+            (RouteTarget::Via(keys), None)
+        }
+        RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit | RouteKind::Throw => {
+            (RouteTarget::Pass, None)
+        }
+        RouteKind::NexthopObject(_) => {
+            pass("route through a nexthop object (nhid): passed to the kernel".into())
+        }
+        RouteKind::Unsupported(why) => pass(format!("{why}: passed to the kernel")),
+        RouteKind::Other(kind) => pass(format!("route type {kind}: passed to the kernel")),
+    }
+}
+
+#[cfg(test)]
+#[path = "kernel_routes_tests.rs"]
+mod tests;

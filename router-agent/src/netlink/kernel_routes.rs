@@ -1,0 +1,372 @@
+//! The kernel's own routing table, followed: RTM_NEWROUTE / RTM_DELROUTE -> [`FollowedRoute`].
+//!
+//! Everything the kernel would forward by (connected subnets, `ip route add`, a CNI's
+//! `/32 dev cali*`, a DHCP default) comes in here, reduced to what the FIB needs: prefix,
+//! metric, type and nexthops. What the XDP program cannot reproduce exactly (blackholes, nexthop
+//! objects, encapsulation, route MTUs, unknown attributes) is still reported, as
+//! [`RouteKind::Unsupported`] or a non-unicast kind, so that the FIB hands its packets to the
+//! kernel instead of forwarding them by a less specific route.
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use ipnet::IpNet;
+use rtnetlink::{
+    packet_core::{NLM_F_DUMP, NLM_F_REQUEST, Nla as _},
+    packet_route::{
+        AddressFamily, RouteNetlinkMessage,
+        route::{
+            RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
+            RouteType, RouteVia,
+        },
+    },
+};
+
+use super::{Netlink, NetlinkError, RTPROT_HOSTROUTER};
+
+/// RT_TABLE_MAIN, RT_TABLE_DEFAULT, RT_TABLE_LOCAL.
+pub const TABLE_MAIN: u32 = RouteHeader::RT_TABLE_MAIN as u32;
+pub const TABLE_DEFAULT: u32 = 253;
+pub const TABLE_LOCAL: u32 = 255;
+
+/// Which kernel routes to follow (`[datapath.follow_kernel_routes]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteFilter {
+    /// Routing tables followed. The local table is never followed (the host's addresses come
+    /// from address events).
+    pub tables: BTreeSet<u32>,
+    /// Route protocols followed; `None`: all.
+    pub protocols: Option<BTreeSet<u8>>,
+    /// Output interfaces (by name) a route must use at least one of; `None`: all.
+    pub interfaces: Option<BTreeSet<String>>,
+    /// Our own protocol: the kernel copy of our FIB, never read back.
+    pub own_protocol: u8,
+}
+
+impl Default for RouteFilter {
+    /// Everything in the main table except our own routes.
+    fn default() -> Self {
+        Self {
+            tables: BTreeSet::from([TABLE_MAIN]),
+            protocols: None,
+            interfaces: None,
+            own_protocol: RTPROT_HOSTROUTER,
+        }
+    }
+}
+
+impl RouteFilter {
+    /// The header-level part of the filter (table, protocol): cheap, so that the kernel copy
+    /// of a full BGP table costs one header look per route and nothing more.
+    fn wants_header(&self, table: u32, protocol: u8) -> bool {
+        table != TABLE_LOCAL
+            && protocol != self.own_protocol
+            && self.tables.contains(&table)
+            && self
+                .protocols
+                .as_ref()
+                .is_none_or(|p| p.contains(&protocol))
+    }
+
+    /// The interface part, given a way to name interfaces. Routes without an interface
+    /// (blackhole, unreachable...) are followed only when every interface is.
+    pub(super) fn wants_interfaces(
+        &self,
+        route: &FollowedRoute,
+        name_of: impl Fn(u32) -> Option<String>,
+    ) -> bool {
+        let Some(names) = &self.interfaces else {
+            return true;
+        };
+        route
+            .ifindexes()
+            .any(|ifindex| name_of(ifindex).is_some_and(|name| names.contains(&name)))
+    }
+}
+
+/// What identifies a kernel route: the kernel keys IPv4 routes by (table, prefix, TOS,
+/// metric) and IPv6 routes by (table, prefix, source prefix, metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FollowedRouteKey {
+    pub table: u32,
+    pub prefix: IpNet,
+    /// IPv4 TOS, or the IPv6 source prefix length (source-specific routing): not 0 means the
+    /// route applies to some packets only.
+    pub selector: u8,
+    pub metric: u32,
+}
+
+/// One nexthop of a unicast route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteHop {
+    /// `None` for a device route (connected subnet, `ip route add ... dev X`): the destination
+    /// itself is the neighbor. An IPv4 route may have an IPv6 gateway (RTA_VIA).
+    pub gateway: Option<IpAddr>,
+    pub ifindex: u32,
+    /// RTNH weight minus one (`hops`), as the kernel reports it.
+    pub weight: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RouteKind {
+    Unicast(Vec<RouteHop>),
+    Blackhole,
+    Unreachable,
+    Prohibit,
+    /// Lookup continues in the next table (policy routing).
+    Throw,
+    /// Route through a nexthop object (RTA_NH_ID, `ip route add ... nhid N`).
+    NexthopObject(u32),
+    /// Unicast, but with something XDP cannot reproduce; the reason, for the log.
+    Unsupported(String),
+    /// Any other route type (local, NAT, anycast, multicast... outside the local table).
+    Other(u8),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FollowedRoute {
+    pub key: FollowedRouteKey,
+    pub protocol: u8,
+    pub kind: RouteKind,
+}
+
+impl FollowedRoute {
+    /// The interfaces the route sends through.
+    pub fn ifindexes(&self) -> impl Iterator<Item = u32> + '_ {
+        let hops = match &self.kind {
+            RouteKind::Unicast(hops) => hops.as_slice(),
+            _ => &[],
+        };
+        hops.iter().map(|hop| hop.ifindex)
+    }
+}
+
+/// What a route message says: a route to follow, or nothing the agent follows.
+pub(super) fn parse_route(msg: &RouteMessage, filter: &RouteFilter) -> Option<FollowedRoute> {
+    let header = &msg.header;
+    if !matches!(
+        header.address_family,
+        AddressFamily::Inet | AddressFamily::Inet6
+    ) || header.flags.contains(RouteFlags::Cloned)
+    {
+        return None; // MPLS / multicast families; IPv6 exception (cache) entries
+    }
+    let table = route_table(msg);
+    if !filter.wants_header(table, u8::from(header.protocol)) {
+        return None;
+    }
+    let prefix = route_prefix(msg)?;
+    if is_link_local_or_multicast(&prefix) {
+        return None;
+    }
+    let metric = msg
+        .attributes
+        .iter()
+        .find_map(|attr| match attr {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let selector = match header.address_family {
+        AddressFamily::Inet => header.tos,
+        _ => header.source_prefix_length,
+    };
+    Some(FollowedRoute {
+        key: FollowedRouteKey {
+            table,
+            prefix,
+            selector,
+            metric,
+        },
+        protocol: u8::from(header.protocol),
+        kind: route_kind(msg, prefix),
+    })
+}
+
+fn route_kind(msg: &RouteMessage, prefix: IpNet) -> RouteKind {
+    match msg.header.kind {
+        RouteType::Unicast => {}
+        RouteType::BlackHole => return RouteKind::Blackhole,
+        RouteType::Unreachable => return RouteKind::Unreachable,
+        RouteType::Prohibit => return RouteKind::Prohibit,
+        RouteType::Throw => return RouteKind::Throw,
+        other => return RouteKind::Other(u8::from(other)),
+    }
+    let mut gateway = None;
+    let mut oif = None;
+    let mut multipath = None;
+    for attr in &msg.attributes {
+        match attr {
+            RouteAttribute::NhId(id) => return RouteKind::NexthopObject(*id),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::MultiPath(hops) => multipath = Some(hops),
+            RouteAttribute::Gateway(_) | RouteAttribute::Via(_) => {
+                match hop_gateway(attr, prefix) {
+                    Ok(g) => gateway = g,
+                    Err(why) => return RouteKind::Unsupported(why),
+                }
+            }
+            RouteAttribute::Metrics(metrics) => {
+                // A route MTU below the link's makes the kernel fragment or send "too big"
+                // where XDP would forward; other metrics (TCP tuning) do not change forwarding.
+                if metrics.iter().any(|m| matches!(m, RouteMetric::Mtu(_))) {
+                    return RouteKind::Unsupported("route MTU (mtu ... on the route)".into());
+                }
+            }
+            RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => {
+                return RouteKind::Unsupported("encapsulation (lwtunnel)".into());
+            }
+            RouteAttribute::NewDestination(_) | RouteAttribute::NewDestinationAddress(_) => {
+                return RouteKind::Unsupported("MPLS label push (newdst)".into());
+            }
+            RouteAttribute::Other(nla) => {
+                return RouteKind::Unsupported(format!("unknown route attribute {}", nla.kind()));
+            }
+            // Identity and information only: they do not change where packets go.
+            RouteAttribute::Destination(_)
+            | RouteAttribute::Source(_)
+            | RouteAttribute::PrefSource(_)
+            | RouteAttribute::Table(_)
+            | RouteAttribute::Priority(_)
+            | RouteAttribute::CacheInfo(_)
+            | RouteAttribute::Preference(_)
+            | RouteAttribute::Expires(_)
+            | RouteAttribute::Realm(_) => {}
+            other => {
+                return RouteKind::Unsupported(format!(
+                    "route attribute {}",
+                    attribute_name(other)
+                ));
+            }
+        }
+    }
+    let hops = match multipath {
+        Some(hops) => {
+            let mut out = Vec::with_capacity(hops.len());
+            for hop in hops {
+                let mut gateway = None;
+                for attr in &hop.attributes {
+                    match attr {
+                        RouteAttribute::Gateway(_) | RouteAttribute::Via(_) => {
+                            match hop_gateway(attr, prefix) {
+                                Ok(g) => gateway = g,
+                                Err(why) => return RouteKind::Unsupported(why),
+                            }
+                        }
+                        RouteAttribute::Realm(_) => {}
+                        RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => {
+                            return RouteKind::Unsupported("encapsulation (lwtunnel)".into());
+                        }
+                        other => {
+                            return RouteKind::Unsupported(format!(
+                                "nexthop attribute {}",
+                                attribute_name(other)
+                            ));
+                        }
+                    }
+                }
+                out.push(RouteHop {
+                    gateway,
+                    ifindex: hop.interface_index,
+                    weight: hop.hops,
+                });
+            }
+            out
+        }
+        None => match oif {
+            Some(ifindex) => vec![RouteHop {
+                gateway,
+                ifindex,
+                weight: 0,
+            }],
+            None => return RouteKind::Unsupported("unicast route without interface".into()),
+        },
+    };
+    if hops.is_empty() {
+        return RouteKind::Unsupported("empty multipath route".into());
+    }
+    RouteKind::Unicast(hops)
+}
+
+/// RTA_GATEWAY or RTA_VIA -> the gateway (`None` for an all-zero gateway: on link).
+fn hop_gateway(attr: &RouteAttribute, prefix: IpNet) -> Result<Option<IpAddr>, String> {
+    let gateway = match attr {
+        RouteAttribute::Gateway(RouteAddress::Inet(a)) | RouteAttribute::Via(RouteVia::Inet(a)) => {
+            IpAddr::V4(*a)
+        }
+        RouteAttribute::Gateway(RouteAddress::Inet6(a))
+        | RouteAttribute::Via(RouteVia::Inet6(a)) => IpAddr::V6(*a),
+        other => return Err(format!("gateway of unknown family ({other:?})")),
+    };
+    if gateway.is_ipv4() && prefix.addr().is_ipv6() {
+        return Err("IPv4 gateway for an IPv6 prefix".into());
+    }
+    Ok((!gateway.is_unspecified()).then_some(gateway))
+}
+
+fn attribute_name(attr: &RouteAttribute) -> String {
+    let debug = format!("{attr:?}");
+    debug.split('(').next().unwrap_or(&debug).to_owned()
+}
+
+/// Link-local and multicast destinations never reach the XDP lookup (the program passes
+/// them first): routes inside those ranges are not followed.
+fn is_link_local_or_multicast(prefix: &IpNet) -> bool {
+    let ranges: [IpNet; 4] = [
+        IpNet::new(IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16).expect("valid"),
+        IpNet::new(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4).expect("valid"),
+        IpNet::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10).expect("valid"),
+        IpNet::new(IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8).expect("valid"),
+    ];
+    ranges.iter().any(|range| range.contains(prefix))
+}
+
+/// A route's destination prefix (0.0.0.0/0 or ::/0 when it has no RTA_DST).
+pub(super) fn route_prefix(route: &RouteMessage) -> Option<IpNet> {
+    let len = route.header.destination_prefix_length;
+    let addr = route.attributes.iter().find_map(|attr| match attr {
+        RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    });
+    let addr = match (addr, route.header.address_family) {
+        (Some(addr), _) => addr,
+        (None, AddressFamily::Inet) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (None, AddressFamily::Inet6) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        (None, _) => return None,
+    };
+    IpNet::new(addr, len).ok().map(|p| p.trunc())
+}
+
+/// A route's table: RTA_TABLE when present (tables above 255), else the header's.
+pub(super) fn route_table(route: &RouteMessage) -> u32 {
+    route
+        .attributes
+        .iter()
+        .find_map(|attr| match attr {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(route.header.table))
+}
+
+impl Netlink {
+    /// Dumps the IPv4 and IPv6 routes (all tables: the filter picks).
+    pub(super) async fn dump_routes(&self) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut msg = RouteMessage::default();
+            msg.header.address_family = family;
+            out.extend(
+                self.request(
+                    RouteNetlinkMessage::GetRoute(msg),
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,275 @@
+//! Followed kernel routes, in private network namespaces (root; see `tests.rs`).
+
+use std::collections::BTreeSet;
+
+use super::{
+    tests::{addr, dump, in_netns, ip, veth, wait_event, wait_oper_up},
+    *,
+};
+
+fn routes(events: &[KernelEvent]) -> Vec<FollowedRoute> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            KernelEvent::Route(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn find<'a>(routes: &'a [FollowedRoute], prefix: &str) -> Option<&'a FollowedRoute> {
+    let prefix: ipnet::IpNet = prefix.parse().unwrap();
+    routes.iter().find(|r| r.key.prefix == prefix)
+}
+
+fn hop(gateway: Option<&str>, ifindex: u32) -> RouteHop {
+    RouteHop {
+        gateway: gateway.map(addr),
+        ifindex,
+        weight: 0,
+    }
+}
+
+/// Two links with addresses: va 10.1.0.1/24 + 2001:db8:1::1/64, vc 10.3.0.1/24.
+async fn lab() -> (u32, u32) {
+    let va = veth("va", "vb", "02:00:00:00:00:0a");
+    let vc = veth("vc", "vd", "02:00:00:00:00:0c");
+    ip("addr add 10.1.0.1/24 dev va");
+    ip("addr add 2001:db8:1::1/64 dev va nodad");
+    ip("addr add 10.3.0.1/24 dev vc");
+    wait_oper_up("va").await;
+    wait_oper_up("vc").await;
+    (va, vc)
+}
+
+#[test]
+fn dump_parses_every_kind_of_route() {
+    in_netns(|| async {
+        let (va, vc) = lab().await;
+        ip("route add 10.9.0.0/24 via 10.1.0.2");
+        ip("route add 10.8.0.8/32 dev va metric 50");
+        ip("route add 10.7.0.0/24 nexthop via 10.1.0.2 dev va nexthop via 10.3.0.2 dev vc");
+        ip("route add blackhole 10.6.0.0/24");
+        ip("route add unreachable 10.6.1.0/24");
+        ip("route add prohibit 10.6.2.0/24");
+        ip("route add 10.5.0.0/24 via inet6 fe80::2 dev va");
+        ip("nexthop add id 7 via 10.1.0.2 dev va");
+        ip("route add 10.4.0.0/24 nhid 7");
+        ip("route add 10.4.1.0/24 via 10.1.0.2 mtu 1400");
+        ip("-6 route add 2001:db8:9::/48 via 2001:db8:1::2");
+        // Not followed: our own protocol, other tables, link-local and multicast prefixes.
+        ip("route add 10.99.0.0/24 via 10.1.0.2 proto 201 metric 20");
+        ip("route add 10.98.0.0/24 via 10.1.0.2 table 100");
+        ip("route add 169.254.7.0/24 dev va");
+        ip("route add 239.1.0.0/16 dev va");
+
+        let (_nl, mut rx) = Netlink::connect().await.unwrap();
+        let events = dump(&mut rx).await;
+        let routes = routes(&events);
+
+        let connected = find(&routes, "10.1.0.0/24").expect("connected subnet");
+        assert_eq!(connected.protocol, 2, "proto kernel");
+        assert_eq!(connected.key.metric, 0);
+        assert_eq!(connected.key.table, TABLE_MAIN);
+        assert_eq!(connected.kind, RouteKind::Unicast(vec![hop(None, va)]));
+        let connected6 = find(&routes, "2001:db8:1::/64").expect("IPv6 connected subnet");
+        assert_eq!(connected6.key.metric, 256);
+        assert_eq!(connected6.kind, RouteKind::Unicast(vec![hop(None, va)]));
+        assert!(find(&routes, "fe80::/64").is_none(), "link-local skipped");
+
+        assert_eq!(
+            find(&routes, "10.9.0.0/24").unwrap().kind,
+            RouteKind::Unicast(vec![hop(Some("10.1.0.2"), va)])
+        );
+        let device = find(&routes, "10.8.0.8/32").unwrap();
+        assert_eq!(device.key.metric, 50);
+        assert_eq!(device.kind, RouteKind::Unicast(vec![hop(None, va)]));
+        assert_eq!(
+            find(&routes, "10.7.0.0/24").unwrap().kind,
+            RouteKind::Unicast(vec![hop(Some("10.1.0.2"), va), hop(Some("10.3.0.2"), vc)])
+        );
+        assert_eq!(
+            find(&routes, "10.6.0.0/24").unwrap().kind,
+            RouteKind::Blackhole
+        );
+        assert_eq!(
+            find(&routes, "10.6.1.0/24").unwrap().kind,
+            RouteKind::Unreachable
+        );
+        assert_eq!(
+            find(&routes, "10.6.2.0/24").unwrap().kind,
+            RouteKind::Prohibit
+        );
+        assert_eq!(
+            find(&routes, "10.5.0.0/24").unwrap().kind,
+            RouteKind::Unicast(vec![hop(Some("fe80::2"), va)])
+        );
+        assert_eq!(
+            find(&routes, "10.4.0.0/24").unwrap().kind,
+            RouteKind::NexthopObject(7)
+        );
+        assert!(matches!(
+            &find(&routes, "10.4.1.0/24").unwrap().kind,
+            RouteKind::Unsupported(why) if why.contains("MTU")
+        ));
+        assert_eq!(
+            find(&routes, "2001:db8:9::/48").unwrap().kind,
+            RouteKind::Unicast(vec![hop(Some("2001:db8:1::2"), va)])
+        );
+        for ignored in [
+            "10.99.0.0/24",
+            "10.98.0.0/24",
+            "169.254.7.0/24",
+            "239.1.0.0/16",
+        ] {
+            assert!(find(&routes, ignored).is_none(), "{ignored} followed");
+        }
+        // Nothing from the local table (the host's addresses come as Address events).
+        assert!(
+            routes.iter().all(|r| r.key.table == TABLE_MAIN),
+            "{routes:?}"
+        );
+        // Routes come after links, addresses and neighbors.
+        let first_route = events
+            .iter()
+            .position(|e| matches!(e, KernelEvent::Route(_)))
+            .unwrap();
+        assert!(
+            events[first_route..]
+                .iter()
+                .all(|e| matches!(e, KernelEvent::Route(_)))
+        );
+    });
+}
+
+#[test]
+fn filters_by_table_protocol_and_interface() {
+    in_netns(|| async {
+        let (va, _vc) = lab().await;
+        ip("route add 10.9.0.0/24 via 10.1.0.2 proto static");
+        ip("route add 10.9.1.0/24 via 10.1.0.2 proto boot");
+        ip("route add 10.9.2.0/24 via 10.3.0.2 proto static");
+        ip("route add 10.9.3.0/24 via 10.1.0.2 proto static table 100");
+        ip("route add 10.9.4.0/24 via 10.1.0.2 proto static table 101");
+        ip("route add 10.9.5.0/24 via 10.1.0.2 proto 77");
+        let filter = RouteFilter {
+            tables: BTreeSet::from([TABLE_MAIN, 100]),
+            protocols: Some(BTreeSet::from([4, 77])),
+            interfaces: Some(BTreeSet::from(["va".to_owned()])),
+            own_protocol: 77,
+        };
+        let (_nl, mut rx) = Netlink::connect_following(filter).await.unwrap();
+        let routes = routes(&dump(&mut rx).await);
+        let followed: BTreeSet<String> = routes.iter().map(|r| r.key.prefix.to_string()).collect();
+        assert_eq!(
+            followed,
+            BTreeSet::from(["10.9.0.0/24".to_owned(), "10.9.3.0/24".to_owned()]),
+            "static on va in main and 100; not boot, not vc, not table 101, not our own 77"
+        );
+        let in_100 = find(&routes, "10.9.3.0/24").unwrap();
+        assert_eq!(in_100.key.table, 100);
+        assert_eq!(
+            in_100.kind,
+            RouteKind::Unicast(vec![hop(Some("10.1.0.2"), va)])
+        );
+
+        // Live too: a followed route moving to vc is reported removed.
+        ip("route replace 10.9.0.0/24 via 10.3.0.2 proto static");
+        let key = find(&routes, "10.9.0.0/24").unwrap().key;
+        wait_event(&mut rx, "route moved off va", |e| {
+            *e == KernelEvent::RouteRemoved(key)
+        })
+        .await;
+    });
+}
+
+#[test]
+fn live_route_events() {
+    in_netns(|| async {
+        let (va, vc) = lab().await;
+        let (_nl, mut rx) = Netlink::connect().await.unwrap();
+        dump(&mut rx).await;
+        let is_route = |prefix: &'static str| {
+            let prefix: ipnet::IpNet = prefix.parse().unwrap();
+            move |e: &KernelEvent| matches!(e, KernelEvent::Route(r) if r.key.prefix == prefix)
+        };
+        let removed = |prefix: &'static str| {
+            let prefix: ipnet::IpNet = prefix.parse().unwrap();
+            move |e: &KernelEvent| matches!(e, KernelEvent::RouteRemoved(k) if k.prefix == prefix)
+        };
+
+        ip("route add 10.9.0.0/24 via 10.1.0.2");
+        let e = wait_event(&mut rx, "new route", is_route("10.9.0.0/24")).await;
+        assert_eq!(
+            e,
+            KernelEvent::Route(FollowedRoute {
+                key: FollowedRouteKey {
+                    table: TABLE_MAIN,
+                    prefix: "10.9.0.0/24".parse().unwrap(),
+                    selector: 0,
+                    metric: 0
+                },
+                protocol: 3,
+                kind: RouteKind::Unicast(vec![hop(Some("10.1.0.2"), va)]),
+            })
+        );
+        ip("route replace 10.9.0.0/24 via 10.3.0.2");
+        let e = wait_event(&mut rx, "replaced route", is_route("10.9.0.0/24")).await;
+        assert!(
+            matches!(e, KernelEvent::Route(r) if r.kind == RouteKind::Unicast(vec![hop(Some("10.3.0.2"), vc)]))
+        );
+        ip("route del 10.9.0.0/24");
+        wait_event(&mut rx, "deleted route", removed("10.9.0.0/24")).await;
+
+        // Our own routes are never reported.
+        ip("route add 10.99.0.0/24 via 10.1.0.2 proto 201 metric 20");
+        ip("route add 10.98.0.0/24 via 10.1.0.2");
+        let e = wait_event(&mut rx, "any route", |e| matches!(e, KernelEvent::Route(_))).await;
+        assert!(matches!(e, KernelEvent::Route(r) if r.key.prefix.to_string() == "10.98.0.0/24"));
+
+        // IPv6 multipath: deleting one sibling keeps the other.
+        ip(
+            "-6 route add 2001:db8:9::/48 nexthop via 2001:db8:1::2 dev va nexthop via 2001:db8:1::3 dev va",
+        );
+        let both = RouteKind::Unicast(vec![
+            hop(Some("2001:db8:1::2"), va),
+            hop(Some("2001:db8:1::3"), va),
+        ]);
+        wait_event(
+            &mut rx,
+            "IPv6 multipath",
+            |e| matches!(e, KernelEvent::Route(r) if r.kind == both),
+        )
+        .await;
+        ip("-6 route del 2001:db8:9::/48 via 2001:db8:1::2 dev va");
+        let one = RouteKind::Unicast(vec![hop(Some("2001:db8:1::3"), va)]);
+        wait_event(
+            &mut rx,
+            "one sibling left",
+            |e| matches!(e, KernelEvent::Route(r) if r.kind == one),
+        )
+        .await;
+
+        // Link down: the kernel flushes its IPv4 routes without a word; they are reported gone.
+        ip("route add 10.97.0.0/24 via 10.3.0.2");
+        wait_event(&mut rx, "route via vc", is_route("10.97.0.0/24")).await;
+        ip("link set vc down");
+        let mut gone = BTreeSet::new();
+        while gone.len() < 2 {
+            let e = wait_event(&mut rx, "routes flushed with vc", |e| {
+                matches!(e, KernelEvent::RouteRemoved(_))
+            })
+            .await;
+            if let KernelEvent::RouteRemoved(key) = e {
+                gone.insert(key.prefix.to_string());
+            }
+        }
+        assert_eq!(
+            gone,
+            BTreeSet::from(["10.97.0.0/24".to_owned(), "10.3.0.0/24".to_owned()])
+        );
+        // An address removed takes its connected route.
+        ip("addr del 10.1.0.1/24 dev va");
+        wait_event(&mut rx, "connected route gone", removed("10.1.0.0/24")).await;
+    });
+}
