@@ -368,10 +368,6 @@ impl Fib {
             pass: Vec::new(),
         }
     }
-
-    /// Placeholder so that the kernel-route branch compiles on its own: the FIB engineer's
-    /// implementation replaces it at merge (same signature).
-    pub fn set_pass_to_kernel(&mut self, _batch: &mut Batch, _prefixes: &[IpNet]) {}
 }
 
 #[cfg(test)]
