@@ -125,8 +125,10 @@ fn xdp_forwards_only_what_the_kernel_would() {
     assert!(
         mismatches == 0,
         "seed {seed}: {mismatches} packets where XDP did not forward as the kernel would \
-         (replay with ORACLE_SEED={seed}; examples above)\n{}\n{}\n--- agent log:\n{}",
+         (replay with ORACLE_SEED={seed}; examples above)\n{}\n--- agent config:\n{}\n{}\n\
+         --- agent log:\n{}",
         tally.summary(),
+        fs::read_to_string(lab.net.path("agent.toml")).unwrap_or_default(),
         lab.kernel_state(),
         lab.agent_log()
     );

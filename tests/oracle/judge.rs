@@ -182,20 +182,35 @@ impl Pending {
                     ifindex.get(dev) == Some(&forwarded.egress)
                         && neighbors.get(&(dev.to_owned(), neighbor)) == Some(&forwarded.dmac)
                 });
+                let kind = route_kind(route);
                 let outcome = if members.len() > 1 && is_member {
                     Outcome::Fine(
                         "XDP_REDIRECT via another member of the kernel's multipath route".into(),
                     )
                 } else if case.answer.rc == RC_SUCCESS {
-                    Outcome::Mismatch("XDP_REDIRECT to another next hop than the kernel's".into())
+                    Outcome::Mismatch(format!(
+                        "XDP_REDIRECT to another next hop than the kernel's ({kind})"
+                    ))
                 } else {
-                    Outcome::Mismatch(
-                        "XDP_REDIRECT where the kernel's next hop is unresolved (NO_NEIGH)".into(),
-                    )
+                    Outcome::Mismatch(format!(
+                        "XDP_REDIRECT where the kernel's next hop is unresolved, NO_NEIGH ({kind})"
+                    ))
                 };
                 (case, outcome)
             })
             .collect()
+    }
+}
+
+/// Which kind of kernel route the kernel chose, to tell mismatch causes apart.
+fn route_kind(route: &Value) -> &'static str {
+    let multipath = route["nexthops"].is_array();
+    match (route["protocol"].as_str(), multipath) {
+        (Some("kernel"), _) => "kernel route: a connected subnet",
+        (Some("201"), true) => "kernel route: the agent's own, multipath",
+        (Some("201"), false) => "kernel route: the agent's own",
+        (_, true) => "kernel route: another program's, multipath",
+        (_, false) => "kernel route: another program's",
     }
 }
 

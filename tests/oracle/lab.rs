@@ -186,8 +186,11 @@ impl Lab {
     /// Writes the agent's config (attached links, static routes, the BGP neighbor) and starts
     /// it in the router namespace; returns once it forwards.
     pub fn start_agent(&mut self, scenario: &Scenario) {
+        // ORACLE_ENGINE picks the lookup engine (default: the agent's choice); `kernel` makes
+        // XDP use bpf_fib_lookup itself, a check of the oracle's own comparisons.
+        let engine = std::env::var("ORACLE_ENGINE").unwrap_or_else(|_| "auto".into());
         let mut config = format!(
-            "[datapath]\npin_dir = \"{}\"\n\n[control]\nsocket = \"{}\"\n\n",
+            "[datapath]\npin_dir = \"{}\"\nengine = \"{engine}\"\n\n[control]\nsocket = \"{}\"\n\n",
             self.net.pin_dir.display(),
             self.net.path_str("agent.sock"),
         );
