@@ -177,6 +177,15 @@ fn run_packets(
         let ingress = lab.ifindex[&link.name];
         let (action, output) = Runner::run(&programs[&packet.ingress], &packet.frame, ingress);
         let answer = runner.lookup(&packet, ingress);
+        // The oracle itself: the host's own addresses are never forwarded.
+        if locals.contains(&packet.dst) && packet.malformed.is_none() {
+            assert_eq!(
+                answer.rc, 4,
+                "bpf_fib_lookup forwards {} (a local address): is the oracle in the router's \
+                 namespace?",
+                packet.dst
+            );
+        }
         let mut case = Case {
             index,
             ingress: link.name.clone(),

@@ -68,86 +68,40 @@ impl Lab {
             let peer = lab.peer(scenario, index);
             let peer_if = format!("v{}", &link.name[1..]);
             lab.net.veth(("rtr", &link.name), (&peer, &peer_if));
-            let rtr = |args: &[&str]| lab.net.exec("rtr", args);
-            rtr(&[
-                "ip",
-                "link",
-                "set",
-                &link.name,
-                "address",
-                &mac_text(&link.mac),
-            ]);
-            rtr(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/24", link.host4(1)),
-                "dev",
-                &link.name,
-            ]);
-            rtr(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/64", link.host6(1)),
-                "dev",
-                &link.name,
-                "nodad",
-            ]);
-            rtr(&["ip", "link", "set", &link.name, "up"]);
-            let p = |args: &[&str]| lab.net.exec(&peer, args);
-            p(&[
-                "ip",
-                "link",
-                "set",
-                &peer_if,
-                "address",
-                &mac_text(&link.peer_mac),
-            ]);
+            let (name, mac) = (&link.name, mac_text(&link.mac));
+            lab.run("rtr", &format!("ip link set {name} address {mac}"));
+            lab.run(
+                "rtr",
+                &format!("ip addr add {}/24 dev {name}", link.host4(1)),
+            );
+            lab.run(
+                "rtr",
+                &format!("ip addr add {}/64 dev {name} nodad", link.host6(1)),
+            );
+            lab.run("rtr", &format!("ip link set {name} up"));
+            let mac = mac_text(&link.peer_mac);
+            lab.run(&peer, &format!("ip link set {peer_if} address {mac}"));
             for host in super::scenario::REAL_HOSTS {
-                p(&[
-                    "ip",
-                    "addr",
-                    "add",
-                    &format!("{}/24", link.host4(host)),
-                    "dev",
-                    &peer_if,
-                ]);
-                p(&[
-                    "ip",
-                    "addr",
-                    "add",
-                    &format!("{}/64", link.host6(host)),
-                    "dev",
-                    &peer_if,
-                    "nodad",
-                ]);
+                lab.run(
+                    &peer,
+                    &format!("ip addr add {}/24 dev {peer_if}", link.host4(host)),
+                );
+                let v6 = link.host6(host);
+                lab.run(&peer, &format!("ip addr add {v6}/64 dev {peer_if} nodad"));
             }
-            p(&["ip", "link", "set", &peer_if, "up"]);
+            lab.run(&peer, &format!("ip link set {peer_if} up"));
         }
         for lo in &scenario.loopbacks {
             let len = if lo.is_ipv6() { 128 } else { 32 };
-            lab.net.exec(
-                "rtr",
-                &["ip", "addr", "add", &format!("{lo}/{len}"), "dev", "lo"],
-            );
+            lab.run("rtr", &format!("ip addr add {lo}/{len} dev lo"));
         }
         for neighbor in &scenario.neighbors {
+            let (addr, mac) = (neighbor.addr, mac_text(&neighbor.mac));
             let dev = &scenario.links[neighbor.link].name;
-            lab.net.exec(
+            let nud = neighbor.nud;
+            lab.run(
                 "rtr",
-                &[
-                    "ip",
-                    "neigh",
-                    "replace",
-                    &neighbor.addr.to_string(),
-                    "lladdr",
-                    &mac_text(&neighbor.mac),
-                    "dev",
-                    dev,
-                    "nud",
-                    neighbor.nud,
-                ],
+                &format!("ip neigh replace {addr} lladdr {mac} dev {dev} nud {nud}"),
             );
         }
         for route in &scenario.kernel {
@@ -156,9 +110,10 @@ impl Lab {
             } else {
                 "-4"
             };
-            let mut args = vec!["ip", family, "route", "add"];
-            args.extend(route.args.iter().map(String::as_str));
-            lab.net.exec("rtr", &args);
+            lab.run(
+                "rtr",
+                &format!("ip {family} route add {}", route.args.join(" ")),
+            );
         }
         let links = lab.net.exec("rtr", &["ip", "-j", "link", "show"]);
         let links: Value = serde_json::from_str(&links).unwrap();
@@ -173,6 +128,12 @@ impl Lab {
 
     pub fn peer(&self, scenario: &Scenario, link: usize) -> String {
         format!("p-{}", scenario.links[link].name)
+    }
+
+    /// A command line (split at spaces) in `role`'s namespace.
+    fn run(&self, role: &str, command: &str) -> String {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        self.net.exec(role, &words)
     }
 
     pub fn exec(&self, args: &[&str]) -> String {
