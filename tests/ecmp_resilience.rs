@@ -183,7 +183,11 @@ protocol bgp host {{
             || self.gobgp_try(&["neighbor"]).is_ok(),
             || self.logs(),
         );
-        self.gobgp(&["global", "rib", "add", "-a", "ipv4", ANYCAST]);
+        // Origin IGP as FRR's `network` and BIRD's static route: GoBGP's default,
+        // incomplete, would lose the decision process before the multipath step.
+        self.gobgp(&[
+            "global", "rib", "add", "-a", "ipv4", ANYCAST, "origin", "igp",
+        ]);
     }
 
     fn gobgp_api(&self) -> String {
@@ -339,7 +343,20 @@ ipv4 = [{{ action = "permit", prefix = "{ANYCAST}" }}]
                 });
                 vias == want && buckets.values().sum::<u64>() == 64 && even
             },
-            || format!("fib: {}\n{}", self.show("fib"), self.logs()),
+            || {
+                let routes = self.show("routes");
+                let anycast: Vec<&Value> = routes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["prefix"] == ANYCAST)
+                    .collect();
+                format!(
+                    "FIB buckets: {:?}\nBGP paths: {anycast:?}\n{}",
+                    self.buckets(),
+                    self.logs()
+                )
+            },
         );
     }
 
@@ -468,7 +485,9 @@ fn a_leaving_or_joining_next_hop_moves_only_its_own_flows_whatever_the_cause() {
         "gobgp",
         &without("gobgp"),
     );
-    lab.gobgp(&["global", "rib", "add", "-a", "ipv4", ANYCAST]);
+    lab.gobgp(&[
+        "global", "rib", "add", "-a", "ipv4", ANYCAST, "origin", "igp",
+    ]);
     table = join(
         &lab,
         &mut outcomes,
