@@ -344,11 +344,11 @@ fn unicast_rpf_drops_spoofed_sources_strict_and_loose() {
     assert_eq!(sink.from(unroutable), 0, "{}", sink.summary());
 }
 
-/// The packet counters of the rules of `inet hrk fwd`, in order.
+/// The packet counters of the rules of `inet hrk counted`, in order.
 fn nft_counters(lab: &PolicyLab) -> Vec<u64> {
     let out = lab.net.exec(
         "host",
-        &["nft", "-j", "list", "chain", "inet", "hrk", "fwd"],
+        &["nft", "-j", "list", "chain", "inet", "hrk", "counted"],
     );
     let json: Value = serde_json::from_str(&out).expect("nft -j");
     json["nftables"]
@@ -366,7 +366,7 @@ fn pass_to_kernel_prefixes_go_through_netfilter() {
     lab.start_agent(None, Some("10.9.0.0/16"));
     let sink = UdpSink::start(&lab.net.ns("sink"), SINK_PORT);
     let ruleset = "table inet hrk {
-  chain fwd {
+  chain counted {
     type filter hook forward priority 0; policy accept;
     ip daddr 10.9.0.0/16 counter
     ip daddr 10.10.0.0/24 counter
