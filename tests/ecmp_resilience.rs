@@ -2,9 +2,9 @@
 //! (AS 65002) and GoBGP (AS 65003), announce the same anycast prefix to router-agent
 //! (AS 65101), which forwards it over a 3-way group (64 buckets: 22/21/21). For every way a
 //! next hop can leave the set (a BGP withdrawal, a session going down, a policy change by
-//! `router-agent reload`, a link going down) only the flows that were on it may move, and
-//! they spread over the survivors; when it comes back, the only flows that move are those
-//! moving to it. Needs root, FRR, BIRD and gobgpd.
+//! `router-agent reload`, a link going down, a neighbor entry failing) only the flows that
+//! were on it may move, and they spread over the survivors; when it comes back, the only
+//! flows that move are those moving to it. Needs root, FRR, BIRD and gobgpd.
 //!
 //! ```text
 //!   client ── c0 ═══ hc ── [host: router-agent AS 65101] ── h1 ═══ t1 ── tor1 (FRR)
@@ -148,6 +148,7 @@ protocol bgp host {{
   neighbor 10.0.2.2 as 65101;
   hold time 9;
   connect retry time 3;
+  error wait time 1, 5;
   ipv4 {{ import all; export all; }};
 }}
 "
@@ -447,6 +448,35 @@ fn join(
     after
 }
 
+/// A next hop already out of the set loses its BGP session too (its path is withdrawn):
+/// waits for the session to leave Established, then checks that no flow moved.
+fn session_lost(
+    lab: &EcmpLab,
+    outcomes: &mut Outcomes,
+    step: &str,
+    before: &FlowTable,
+    label: &str,
+) -> FlowTable {
+    let address = tor_address(label);
+    wait_for(
+        &format!("{step}: {label}'s session down"),
+        SESSIONS,
+        || lab.session_state(address) != "Established",
+        || lab.logs(),
+    );
+    let after = lab.table();
+    let moved = before.moves(&after);
+    let problem = (!moved.is_empty()).then(|| {
+        format!(
+            "{} flows moved (must be 0)\n{}",
+            moved.len(),
+            before.side_by_side(&after)
+        )
+    });
+    outcomes.push((step.to_owned(), problem));
+    after
+}
+
 #[test]
 fn a_leaving_or_joining_next_hop_moves_only_its_own_flows_whatever_the_cause() {
     let mut lab = EcmpLab::new();
@@ -554,32 +584,53 @@ fn a_leaving_or_joining_next_hop_moves_only_its_own_flows_whatever_the_cause() {
         "gobgp",
         &without("gobgp"),
     );
-    wait_for(
-        "GoBGP's session to go down after its link",
-        SESSIONS,
-        || lab.session_state("10.0.3.1") != "Established",
-        || lab.logs(),
+    table = session_lost(
+        &lab,
+        &mut outcomes,
+        "(d) GoBGP's session lost after its link",
+        &table,
+        "gobgp",
     );
-    let after_session = lab.table();
-    let moved = table.moves(&after_session);
-    outcomes.push((
-        "(d) GoBGP's session lost after its link".to_owned(),
-        (!moved.is_empty()).then(|| {
-            format!(
-                "{} flows moved (must be 0)\n{}",
-                moved.len(),
-                table.side_by_side(&after_session)
-            )
-        }),
-    ));
-    table = after_session;
     lab.exec("tor3", &["ip", "link", "set", "t3", "up"]);
-    join(
+    table = join(
         &lab,
         &mut outcomes,
         "(e) GoBGP's link up, session back",
         &table,
         "gobgp",
+    );
+
+    // (f) Neighbor failure: BIRD's ToR stops answering ARP and the host's entry for it
+    // fails; its session times out later, which must move nothing more. Then ARP is back.
+    lab.exec("tor2", &["ip", "link", "set", "t2", "arp", "off"]);
+    lab.exec(
+        "host",
+        &[
+            "ip", "neigh", "change", "10.0.2.1", "dev", "h2", "nud", "failed",
+        ],
+    );
+    table = leave(
+        &lab,
+        &mut outcomes,
+        "(f) BIRD's neighbor entry failed",
+        &table,
+        "bird",
+        &without("bird"),
+    );
+    table = session_lost(
+        &lab,
+        &mut outcomes,
+        "(f) BIRD's session lost after its neighbor",
+        &table,
+        "bird",
+    );
+    lab.exec("tor2", &["ip", "link", "set", "t2", "arp", "on"]);
+    join(
+        &lab,
+        &mut outcomes,
+        "(f) BIRD reachable again, session back",
+        &table,
+        "bird",
     );
 
     let mut failed = String::new();
