@@ -41,7 +41,7 @@ struct ContainerLab {
 
 impl ContainerLab {
     fn new() -> Self {
-        let net = Namespaces::new("hrc-", "ctr", &["client", "tor", "host", "container"]);
+        let net = Namespaces::new("hrd-", "ctr", &["client", "tor", "host", "container"]);
         net.veth(("client", "cl"), ("tor", "tl"));
         net.veth(("tor", "t1"), ("host", "r1"));
         net.veth(("container", "ct"), ("host", "r2"));
