@@ -27,7 +27,10 @@
 //!
 //!    Every IP frame must come back `XDP_REDIRECT` (four ECMP groups of two resolved nexthops on
 //!    `lo`, which the egress devmap accepts; test runs never transmit): failures are counted and
-//!    the first ones printed.
+//!    the first ones printed. `lo` is the ingress interface too: its `INTERFACES` record carries
+//!    the MAC the probes are addressed to;
+//!    - *rpf loose / strict* ([`rpf`]): IPv4 spread and hot again with the ingress interface's
+//!      reverse-path filter on, the probes' source routed through it (the accept path).
 //!
 //! Results go to stdout as tables (with the machine and command, to paste into BENCHMARKS.md)
 //! and with `--json FILE` as JSON too. `--quick` is a smoke run (CI): small tables, < 30 s.
