@@ -1,68 +1,21 @@
-//! What the XDP program leaves to the kernel, or drops, before forwarding (issue 8: forward
-//! exactly what the kernel would): another host's frames, forwarding switched off, IP options,
-//! martian addresses, routes to the kernel, on-link destinations without a neighbor, and the
-//! reverse-path filter. Through `BPF_PROG_TEST_RUN`, for the LPM trie and DIR-24-8; the
-//! kernel engine's egress check in a network namespace. Needs root.
+//! What the XDP program leaves to the kernel before forwarding (issue 8: forward exactly what
+//! the kernel would): another host's frames, forwarding switched off, IP options, martian
+//! addresses, routes to the kernel, on-link destinations without a neighbor. Through
+//! `BPF_PROG_TEST_RUN`, for the LPM trie and DIR-24-8; the kernel engine's egress check in a
+//! network namespace. Needs root. The reverse-path filter: `datapath_rpf`.
 
 mod common;
 mod netns;
 
 use common::*;
 use router_common::{
-    GROUP_F_EGRESS_OVERFLOW, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface,
-    LookupEngine, RpfMode, Verdict,
+    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, RpfMode, Verdict,
 };
-
-const ENGINES: [LookupEngine; 2] = [LookupEngine::LpmTrie, LookupEngine::Dir24];
-const BOTH: u8 = INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6;
-
-const NH_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const NH_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-
-/// 198.51.100.0/24 and 2001:db8:100::/48 via 192.0.2.1 (NH_A); sources 10.0.0.0/8 and
-/// 2001:db8:aaaa::/48 via 192.0.2.2 (NH_B), a group of their own.
-fn harness(engine: LookupEngine) -> Harness {
-    let mut h = Harness::new(engine);
-    h.neighbor("192.0.2.1", Some(NH_A));
-    h.neighbor("192.0.2.2", Some(NH_B));
-    h.route("198.51.100.0/24", &["192.0.2.1"]);
-    h.route("2001:db8:100::/48", &["192.0.2.1"]);
-    h.route("10.0.0.0/8", &["192.0.2.2"]);
-    h.route("2001:db8:aaaa::/48", &["192.0.2.2"]);
-    h
-}
-
-fn udp4(src: &str, dst: &str) -> Vec<u8> {
-    ipv4_udp(v4(src), v4(dst), 64, (1234, 80), 10, 0)
-}
-
-fn udp6(src: &str, dst: &str) -> Vec<u8> {
-    ipv6_udp(v6(src), v6(dst), 64, (1234, 80), 10)
-}
-
-/// Runs `frame`; checks the action, that exactly `verdict` counted it, and that a frame not
-/// forwarded comes back as it went in.
-fn expect(h: &mut Harness, what: &str, frame: &[u8], action: u32, verdict: Verdict) -> Vec<u8> {
-    let before = h.verdicts();
-    let (got, out) = h.run(frame);
-    let after = h.verdicts();
-    let moved: Vec<(&str, u64)> = Verdict::ALL
-        .iter()
-        .filter(|v| after[**v as usize] != before[**v as usize])
-        .map(|v| (v.name(), after[*v as usize] - before[*v as usize]))
-        .collect();
-    assert_eq!(moved, [(verdict.name(), 1)], "{what}: verdict");
-    assert_eq!(got, action, "{what}: action");
-    if action != XDP_REDIRECT {
-        assert_eq!(out, frame, "{what}: frame not modified");
-    }
-    out
-}
 
 #[test]
 fn frames_for_other_hosts_or_group_addresses_go_to_the_kernel() {
     for engine in ENGINES {
-        let mut h = harness(engine);
+        let mut h = checks_harness(engine);
         let v4 = udp4("10.0.0.1", "198.51.100.9");
         let v6 = udp6("2001:db8:aaaa::1", "2001:db8:100::9");
         let cases = [
@@ -146,7 +99,7 @@ fn frames_for_other_hosts_or_group_addresses_go_to_the_kernel() {
 #[test]
 fn forwarding_off_is_per_family() {
     for engine in ENGINES {
-        let mut h = harness(engine);
+        let mut h = checks_harness(engine);
         h.local("198.51.100.1");
         let v4 = udp4("10.0.0.1", "198.51.100.9");
         let v6 = udp6("2001:db8:aaaa::1", "2001:db8:100::9");
@@ -192,7 +145,7 @@ fn forwarding_off_is_per_family() {
 #[test]
 fn ip_options_and_hop_by_hop_go_to_the_kernel() {
     for engine in ENGINES {
-        let mut h = harness(engine);
+        let mut h = checks_harness(engine);
         for words in 1..=10 {
             let frame = ipv4_udp(v4("10.0.0.1"), v4("198.51.100.9"), 64, (1, 2), 0, words);
             let what = format!("{engine:?} {words} option words");
@@ -221,7 +174,7 @@ fn ip_options_and_hop_by_hop_go_to_the_kernel() {
 #[test]
 fn martian_addresses_go_to_the_kernel() {
     for engine in ENGINES {
-        let mut h = harness(engine);
+        let mut h = checks_harness(engine);
         // Every destination has a route: only the addresses decide.
         h.route("0.0.0.0/0", &["192.0.2.1"]);
         h.route("::/0", &["192.0.2.1"]);
@@ -307,7 +260,7 @@ fn martian_addresses_go_to_the_kernel() {
 #[test]
 fn routes_to_the_kernel_pass() {
     for engine in ENGINES {
-        let mut h = harness(engine);
+        let mut h = checks_harness(engine);
         h.pass_route("203.0.113.0/24");
         h.pass_route("2001:db8:300::/48");
         let v4 = udp4("10.0.0.1", "203.0.113.7");
@@ -324,7 +277,7 @@ fn routes_to_the_kernel_pass() {
 #[test]
 fn on_link_destinations_use_the_neighbor_table() {
     for engine in ENGINES {
-        let mut h = harness(engine);
+        let mut h = checks_harness(engine);
         h.on_link_route("203.0.113.0/24", EGRESS, 16_000, 8_000);
         h.on_link_route("2001:db8:300::/64", EGRESS, 16_001, 8_001);
         let v4 = udp4("10.0.0.1", "203.0.113.7");
@@ -398,219 +351,6 @@ fn on_link_destinations_use_the_neighbor_table() {
                 .unwrap(),
             None
         );
-    }
-}
-
-#[test]
-fn loose_rpf_wants_a_route_for_the_source() {
-    for engine in ENGINES {
-        let mut h = harness(engine);
-        h.local("10.0.0.5");
-        h.local("2001:db8:aaaa::5");
-        h.pass_route("172.16.0.0/12");
-        h.pass_route("2001:db8:bbbb::/48");
-        let dst4 = "198.51.100.9";
-        let dst6 = "2001:db8:100::9";
-        // Off: anything goes.
-        expect(
-            &mut h,
-            "off",
-            &udp4("192.0.2.77", dst4),
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-        h.ingress(RpfMode::Loose, BOTH);
-        let cases = [
-            (
-                "routed",
-                udp4("10.0.0.1", dst4),
-                XDP_REDIRECT,
-                Verdict::Forwarded,
-            ),
-            (
-                "no route",
-                udp4("192.0.2.77", dst4),
-                XDP_DROP,
-                Verdict::DroppedRpf,
-            ),
-            (
-                "local",
-                udp4("10.0.0.5", dst4),
-                XDP_DROP,
-                Verdict::DroppedRpf,
-            ),
-            (
-                "to kernel",
-                udp4("172.16.0.1", dst4),
-                XDP_PASS,
-                Verdict::PassedRpfKernel,
-            ),
-            (
-                "v6 routed",
-                udp6("2001:db8:aaaa::1", dst6),
-                XDP_REDIRECT,
-                Verdict::Forwarded,
-            ),
-            (
-                "v6 no route",
-                udp6("2001:db8:cccc::1", dst6),
-                XDP_DROP,
-                Verdict::DroppedRpf,
-            ),
-            (
-                "v6 local",
-                udp6("2001:db8:aaaa::5", dst6),
-                XDP_DROP,
-                Verdict::DroppedRpf,
-            ),
-            (
-                "v6 to kernel",
-                udp6("2001:db8:bbbb::1", dst6),
-                XDP_PASS,
-                Verdict::PassedRpfKernel,
-            ),
-            // Only packets about to be forwarded are checked.
-            (
-                "for the host",
-                udp4("192.0.2.77", "10.0.0.5"),
-                XDP_PASS,
-                Verdict::PassedLocal,
-            ),
-            (
-                "no route to dst",
-                udp4("192.0.2.77", "203.0.113.1"),
-                XDP_PASS,
-                Verdict::PassedNoRoute,
-            ),
-        ];
-        for (name, frame, action, verdict) in cases {
-            expect(
-                &mut h,
-                &format!("{engine:?} {name}"),
-                &frame,
-                action,
-                verdict,
-            );
-        }
-        // Loose ignores which interface the source's route uses.
-        h.group_egress("10.0.0.1", &[7], 0);
-        let frame = udp4("10.0.0.1", dst4);
-        expect(
-            &mut h,
-            "other interface",
-            &frame,
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-        // A default route accepts every source, as in the kernel.
-        h.route("0.0.0.0/0", &["192.0.2.2"]);
-        let frame = udp4("192.0.2.77", dst4);
-        expect(
-            &mut h,
-            "default route",
-            &frame,
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-    }
-}
-
-#[test]
-fn strict_rpf_wants_the_source_route_on_the_ingress_interface() {
-    for engine in ENGINES {
-        let mut h = harness(engine);
-        h.pass_route("172.16.0.0/12");
-        h.ingress(RpfMode::Strict, BOTH);
-        let v4 = udp4("10.0.0.1", "198.51.100.9");
-        let v6 = udp6("2001:db8:aaaa::1", "2001:db8:100::9");
-        let what = |case: &str| format!("{engine:?} {case}");
-        h.group_egress("10.0.0.1", &[INGRESS], 0);
-        h.group_egress("2001:db8:aaaa::1", &[INGRESS], 0);
-        expect(
-            &mut h,
-            &what("ingress"),
-            &v4,
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-        expect(
-            &mut h,
-            &what("v6 ingress"),
-            &v6,
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-        // ECMP over several interfaces: any of them will do, in any position.
-        h.group_egress("10.0.0.1", &[3, 4, 5, 6, 7, 8, 9, INGRESS], 0);
-        expect(
-            &mut h,
-            &what("last of 8"),
-            &v4,
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-        h.group_egress("10.0.0.1", &[3, INGRESS, 5], 0);
-        expect(
-            &mut h,
-            &what("second of 3"),
-            &v4,
-            XDP_REDIRECT,
-            Verdict::Forwarded,
-        );
-        // Another interface: dropped.
-        h.group_egress("10.0.0.1", &[7], 0);
-        h.group_egress("2001:db8:aaaa::1", &[7, 8], 0);
-        expect(&mut h, &what("other"), &v4, XDP_DROP, Verdict::DroppedRpf);
-        expect(
-            &mut h,
-            &what("v6 other"),
-            &v6,
-            XDP_DROP,
-            Verdict::DroppedRpf,
-        );
-        // More interfaces than listed: the kernel decides.
-        h.group_egress(
-            "10.0.0.1",
-            &[3, 4, 5, 6, 7, 8, 9, 10],
-            GROUP_F_EGRESS_OVERFLOW,
-        );
-        expect(
-            &mut h,
-            &what("overflow"),
-            &v4,
-            XDP_PASS,
-            Verdict::PassedRpfKernel,
-        );
-        // Source routed to the kernel, no route, local: as in loose.
-        let frame = udp4("172.16.0.1", "198.51.100.9");
-        expect(
-            &mut h,
-            &what("to kernel"),
-            &frame,
-            XDP_PASS,
-            Verdict::PassedRpfKernel,
-        );
-        let frame = udp4("192.0.2.77", "198.51.100.9");
-        expect(
-            &mut h,
-            &what("no route"),
-            &frame,
-            XDP_DROP,
-            Verdict::DroppedRpf,
-        );
-        h.local("10.0.0.5");
-        let frame = udp4("10.0.0.5", "198.51.100.9");
-        expect(
-            &mut h,
-            &what("local"),
-            &frame,
-            XDP_DROP,
-            Verdict::DroppedRpf,
-        );
-        // Back to off: no check at all.
-        h.ingress(RpfMode::Off, BOTH);
-        h.group_egress("10.0.0.1", &[7], 0);
-        expect(&mut h, &what("off"), &v4, XDP_REDIRECT, Verdict::Forwarded);
     }
 }
 

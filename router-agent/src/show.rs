@@ -332,3 +332,66 @@ pub fn render_routes(value: &serde_json::Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fib_shows_routes_the_kernel_forwards() {
+        let nexthop = NexthopView {
+            id: 3,
+            via: "0.0.0.0".into(),
+            interface: "eth1".into(),
+            ifindex: 7,
+            mac: "00:00:00:00:00:00".into(),
+            resolved: true,
+            on_link: true,
+            mtu: 1500,
+            buckets: 64,
+        };
+        let view = FibView {
+            engine: "lpm-trie".into(),
+            routes: vec![
+                RouteView {
+                    prefix: "10.0.0.0/8".into(),
+                    group: GROUP_PASS,
+                    action: "kernel",
+                    nexthops: Vec::new(),
+                },
+                RouteView {
+                    prefix: "192.0.2.0/24".into(),
+                    group: 5,
+                    action: "forward",
+                    nexthops: vec![nexthop],
+                },
+            ],
+        };
+        let text = render_fib(&view);
+        assert!(
+            text.contains("10.0.0.0/8") && text.contains("passed to the kernel (it forwards)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("on-link dev eth1 [neighbors] 64/64"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counters_list_every_verdict() {
+        let view = CountersView {
+            verdicts: Verdict::ALL.iter().map(|v| (v.name(), 1)).collect(),
+            nexthops: Vec::new(),
+        };
+        let text = render_counters(&view);
+        for name in [
+            "passed-other-host",
+            "dropped-rpf",
+            "passed-martian",
+            "passed-rpf-kernel",
+        ] {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+}

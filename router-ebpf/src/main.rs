@@ -18,13 +18,14 @@ mod lookup;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::{DevMapHash, HashMap, PerCpuArray},
+    btf_maps::{Array, DevMapHash, HashMap, PerCpuArray},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use router_common::{
-    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, MAX_EGRESS_PORTS,
-    MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, RpfMode, VERDICT_COUNT, Verdict,
+    CachedInterface, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine,
+    MAX_EGRESS_PORTS, MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, RpfMode,
+    VERDICT_COUNT, Verdict,
 };
 
 use headers::{ETH_HDR_LEN, EtherType, IPPROTO_HOPOPTS, Ipv4Header, Ipv6Header, L4Ports};
@@ -36,6 +37,14 @@ static EGRESS_PORTS: DevMapHash<{ MAX_EGRESS_PORTS as usize }> = DevMapHash::new
 /// The attached interfaces: their MAC (the L2 check), RPF mode and forwarding switches.
 #[btf_map]
 static INTERFACES: HashMap<u32, Interface, { MAX_INTERFACES as usize }> = HashMap::new();
+
+/// Bumped by the agent after every `INTERFACES` change (see `CachedInterface`).
+#[btf_map]
+static INTERFACES_GENERATION: Array<u64, 1> = Array::new();
+
+/// Per CPU: the last `INTERFACES` lookup (array lookups are inlined, hash lookups are not).
+#[btf_map]
+static INTERFACE_CACHE: PerCpuArray<CachedInterface, 1> = PerCpuArray::new();
 
 #[btf_map]
 static VERDICT_STATS: PerCpuArray<u64, { VERDICT_COUNT as usize }> = PerCpuArray::new();
@@ -63,10 +72,25 @@ fn pass(verdict: Verdict) -> (Verdict, u32) {
     (verdict, xdp_action::XDP_PASS)
 }
 
+/// `INTERFACES[ifindex]`, through this CPU's cache.
 #[inline(always)]
 fn interface(ifindex: u32) -> Option<Interface> {
-    // SAFETY: a map value pointer the helper returned, copied out at once.
-    INTERFACES.get_ptr(ifindex).map(|value| unsafe { *value })
+    let generation = INTERFACES_GENERATION.get(0).copied().unwrap_or(0);
+    let Some(cache) = INTERFACE_CACHE.get_ptr_mut(0) else {
+        // SAFETY: a map value pointer the helper returned, copied out at once.
+        return INTERFACES.get_ptr(ifindex).map(|value| unsafe { *value });
+    };
+    // SAFETY: per-CPU value, only this CPU reads and writes it.
+    let cache = unsafe { &mut *cache };
+    if cache.ifindex != ifindex || cache.generation != generation {
+        // SAFETY: as above.
+        let found = INTERFACES.get_ptr(ifindex).map(|value| unsafe { *value });
+        cache.generation = generation;
+        cache.ifindex = ifindex;
+        cache.present = u32::from(found.is_some());
+        cache.interface = found.unwrap_or_default();
+    }
+    (cache.present != 0).then_some(cache.interface)
 }
 
 /// Whether the program is attached to `ifindex` (the agent lists exactly those).

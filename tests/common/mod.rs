@@ -13,7 +13,7 @@ use router_agent::{
 };
 use router_common::{
     INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, NEXTHOP_F_CONNECTED,
-    NEXTHOP_F_RESOLVED, NEXTHOP_F_VIA_IPV6, Nexthop, NexthopGroup, RpfMode,
+    NEXTHOP_F_RESOLVED, NEXTHOP_F_VIA_IPV6, Nexthop, NexthopGroup, RpfMode, Verdict,
 };
 
 pub const XDP_DROP: u32 = 1;
@@ -313,4 +313,52 @@ pub fn to_mac(mut frame: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
 
 pub fn mac_number(mac: &[u8]) -> u32 {
     u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]])
+}
+
+// The checks before forwarding (datapath_checks, datapath_rpf).
+
+pub const ENGINES: [LookupEngine; 2] = [LookupEngine::LpmTrie, LookupEngine::Dir24];
+pub const BOTH: u8 = INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6;
+
+pub const NH_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+pub const NH_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+
+/// 198.51.100.0/24 and 2001:db8:100::/48 via 192.0.2.1 (NH_A); sources 10.0.0.0/8 and
+/// 2001:db8:aaaa::/48 via 192.0.2.2 (NH_B), a group of their own.
+pub fn checks_harness(engine: LookupEngine) -> Harness {
+    let mut h = Harness::new(engine);
+    h.neighbor("192.0.2.1", Some(NH_A));
+    h.neighbor("192.0.2.2", Some(NH_B));
+    h.route("198.51.100.0/24", &["192.0.2.1"]);
+    h.route("2001:db8:100::/48", &["192.0.2.1"]);
+    h.route("10.0.0.0/8", &["192.0.2.2"]);
+    h.route("2001:db8:aaaa::/48", &["192.0.2.2"]);
+    h
+}
+
+pub fn udp4(src: &str, dst: &str) -> Vec<u8> {
+    ipv4_udp(v4(src), v4(dst), 64, (1234, 80), 10, 0)
+}
+
+pub fn udp6(src: &str, dst: &str) -> Vec<u8> {
+    ipv6_udp(v6(src), v6(dst), 64, (1234, 80), 10)
+}
+
+/// Runs `frame`; checks the action, that exactly `verdict` counted it, and that a frame not
+/// forwarded comes back as it went in.
+pub fn expect(h: &mut Harness, what: &str, frame: &[u8], action: u32, verdict: Verdict) -> Vec<u8> {
+    let before = h.verdicts();
+    let (got, out) = h.run(frame);
+    let after = h.verdicts();
+    let moved: Vec<(&str, u64)> = Verdict::ALL
+        .iter()
+        .filter(|v| after[**v as usize] != before[**v as usize])
+        .map(|v| (v.name(), after[*v as usize] - before[*v as usize]))
+        .collect();
+    assert_eq!(moved, [(verdict.name(), 1)], "{what}: verdict");
+    assert_eq!(got, action, "{what}: action");
+    if action != XDP_REDIRECT {
+        assert_eq!(out, frame, "{what}: frame not modified");
+    }
+    out
 }

@@ -27,12 +27,16 @@
 //!
 //!    Every IP frame must come back `XDP_REDIRECT` (four ECMP groups of two resolved nexthops on
 //!    `lo`, which the egress devmap accepts; test runs never transmit): failures are counted and
-//!    the first ones printed.
+//!    the first ones printed. `lo` is the ingress interface too: its `INTERFACES` record carries
+//!    the MAC the probes are addressed to;
+//!    - *rpf loose / strict* ([`rpf`]): IPv4 spread and hot again with the ingress interface's
+//!      reverse-path filter on, the probes' source routed through it (the accept path).
 //!
 //! Results go to stdout as tables (with the machine and command, to paste into BENCHMARKS.md)
 //! and with `--json FILE` as JSON too. `--quick` is a smoke run (CI): small tables, < 30 s.
 
 pub mod report;
+mod rpf;
 pub mod sys;
 pub mod table;
 
@@ -50,14 +54,11 @@ use ipnet::IpNet;
 use rand::{SeedableRng, rngs::SmallRng};
 use router_agent::{
     datapath::{Datapath, DatapathOptions},
-    fib::{Batch, Fib, FibLimits, FibOp, LinkState, NexthopKey, RouteTarget, Source},
+    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
 };
-use router_common::{
-    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, RpfMode, Verdict,
-    map_names,
-};
+use router_common::{LookupEngine, RpfMode, Verdict, map_names};
 
-use report::{Hot, Memory, Packets, Phase, Programming, Report, RpfPackets, Run, Series, Settings};
+use report::{Hot, Memory, Packets, Phase, Programming, Report, Run, Series, Settings};
 use sys::{Machine, Rss};
 use table::Table;
 
@@ -308,7 +309,7 @@ impl Bench {
         options.flow_hash_seed = 0x5eed;
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(EGRESS)?;
-        datapath.set_interface(EGRESS, ingress(RpfMode::Off))?;
+        datapath.set_interface(EGRESS, rpf::ingress(RpfMode::Off))?;
         let mut fib = Fib::new(FibLimits::default());
         fib.reserve_routes(v4_routes, v6_routes);
         let mut batch = Batch::default();
@@ -435,7 +436,7 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
         },
     };
 
-    let rpf = rpf_packets(&mut bench, probes, settings)?;
+    let rpf = rpf::rpf_packets(&mut bench, probes, settings)?;
     let Bench {
         datapath,
         fib,
@@ -476,65 +477,6 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
         remove,
         forwarded_after_remove: leftover.failures,
     })
-}
-
-/// `INTERFACES[EGRESS]`, the ingress interface of the test runs.
-fn ingress(rpf: RpfMode) -> Interface {
-    Interface {
-        mac: INGRESS_MAC,
-        rpf: rpf as u8,
-        flags: INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6,
-    }
-}
-
-/// The IPv4 spread and hot measurements again with loose, then strict reverse-path filtering
-/// on the ingress interface (the main ones run with it off). The probes' source gets a /32
-/// route of its own through the first group, whose egress list names the ingress interface:
-/// every probe takes the accept path, the one that costs the source lookup and (strict) the
-/// group read. The route is removed afterwards.
-fn rpf_packets(bench: &mut Bench, probes: &Probes, settings: &Settings) -> Result<Vec<RpfPackets>> {
-    let source = IpNet::from(IpAddr::V4(PROBE_SRC_V4));
-    let mut batch = Batch::default();
-    bench
-        .fib
-        .set_route(
-            &mut batch,
-            Source::Static,
-            source,
-            bench.v4_targets[0].clone(),
-        )
-        .context("route for the probes' source")?;
-    bench.datapath.apply(&batch)?;
-    let group_id = bench
-        .datapath
-        .lookup_group(IpAddr::V4(PROBE_SRC_V4))?
-        .context("the source's route is not in the datapath")?;
-    let mut group = bench.datapath.group(group_id)?;
-    if !group.egress.contains(&EGRESS) {
-        // A FIB that does not record egress interfaces yet: the accept path needs it.
-        group.egress[0] = EGRESS;
-        let op = FibOp::WriteGroup {
-            id: group_id,
-            group: Box::new(group),
-        };
-        bench.datapath.apply_ops([&op])?;
-    }
-    let mut runs = Vec::new();
-    for (mode, name) in [(RpfMode::Loose, "loose"), (RpfMode::Strict, "strict")] {
-        bench.datapath.set_interface(EGRESS, ingress(mode))?;
-        runs.push(RpfPackets {
-            mode: name,
-            v4_spread: series(&mut bench.datapath, frames(&probes.v4), XDP_REDIRECT)?,
-            v4_hot: hot(&mut bench.datapath, &probes.hot, settings.hot_pairs)?,
-        });
-    }
-    bench
-        .datapath
-        .set_interface(EGRESS, ingress(RpfMode::Off))?;
-    let mut batch = Batch::default();
-    bench.fib.remove_route(&mut batch, Source::Static, source);
-    bench.datapath.apply(&batch)?;
-    Ok(runs)
 }
 
 /// Installs `prefixes` (route `i` to `targets[i % len]`) through the FIB and the datapath,

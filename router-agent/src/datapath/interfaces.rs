@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError};
 use router_common::{
     INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, Neighbor, NeighborKey, RpfMode,
     map_names,
@@ -25,6 +25,8 @@ pub(super) struct InterfaceState {
     link_macs: BTreeMap<u32, [u8; 6]>,
     /// What `INTERFACES` holds.
     written: BTreeMap<u32, Interface>,
+    /// What `INTERFACES_GENERATION` holds.
+    generation: u64,
 }
 
 impl Datapath {
@@ -36,6 +38,17 @@ impl Datapath {
         map.insert(ifindex, interface, 0)
             .with_context(|| format!("writing INTERFACES[{ifindex}]"))?;
         self.interfaces.written.insert(ifindex, interface);
+        self.invalidate_interface_caches()
+    }
+
+    /// Bumps `INTERFACES_GENERATION` after a change: every CPU's cached record is stale.
+    fn invalidate_interface_caches(&mut self) -> Result<()> {
+        let generation = self.interfaces.generation + 1;
+        let mut map: Array<&mut MapData, u64> =
+            Array::try_from(self.map_mut(map_names::INTERFACES_GENERATION))?;
+        map.set(0, generation, 0)
+            .context("writing INTERFACES_GENERATION")?;
+        self.interfaces.generation = generation;
         Ok(())
     }
 
@@ -48,7 +61,7 @@ impl Datapath {
             Err(err) => return Err(err).context(format!("removing INTERFACES[{ifindex}]")),
         }
         self.interfaces.written.remove(&ifindex);
-        Ok(())
+        self.invalidate_interface_caches()
     }
 
     /// What `INTERFACES[ifindex]` holds, as this datapath wrote it.
