@@ -342,3 +342,34 @@ fn odd_route_messages_become_unsupported() {
     bad.attributes = vec![RouteAttribute::Oif(2)];
     assert_eq!(kernel_routes::parse_route(&bad, &filter), None);
 }
+
+/// The kernel copy of a big table (our protocol) is dropped by the event socket's filter:
+/// a burst of it neither overflows a tiny socket buffer nor reaches the consumer.
+#[test]
+fn own_route_notifications_are_dropped_in_the_kernel() {
+    in_netns(|| async {
+        lab().await;
+        // A tiny event socket buffer (the kernel rounds it up to a few KiB): 2000 queued
+        // notifications would overflow it many times over.
+        super::TEST_EVENT_RCVBUF.set(Some(1));
+        let (_nl, mut rx) = Netlink::connect().await.unwrap();
+        dump(&mut rx).await;
+        let mut batch = String::new();
+        for i in 0..2000u32 {
+            let (hi, lo) = (i / 250, i % 250);
+            batch += &format!("route add 10.200.{hi}.{lo}/32 via 10.1.0.2 proto 201 metric 20\n");
+        }
+        // Then one route of somebody else's: the only route event to arrive.
+        batch += "route add 10.201.0.0/24 via 10.1.0.2\n";
+        super::tests::ip_batch(&batch);
+        let e = wait_event(&mut rx, "a route event", |e| {
+            matches!(e, KernelEvent::Route(_) | KernelEvent::RouteRemoved(_))
+        })
+        .await;
+        assert!(
+            matches!(&e, KernelEvent::Route(r) if r.key.prefix.to_string() == "10.201.0.0/24"),
+            "{e:?}"
+        );
+        assert_eq!(super::TEST_RESYNCS.get(), 0, "the event socket overflowed");
+    });
+}
