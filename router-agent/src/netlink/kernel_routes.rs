@@ -370,3 +370,88 @@ impl Netlink {
         Ok(out)
     }
 }
+
+/// Makes the kernel drop, before they are queued, the route notifications of `own_protocol`
+/// on the event socket `fd` (a classic BPF socket filter). The kernel copy of a full BGP table
+/// is a million RTM_NEWROUTEs: without this each would be queued, parsed and discarded here,
+/// and the burst would overflow the socket (then a full re-dump). Failure is logged: the
+/// notifications are then filtered in user space as well, only more slowly.
+pub(super) fn drop_own_route_notifications(fd: i32, own_protocol: u8) {
+    // Classic BPF loads are big-endian; nlmsg_type is host-endian, so on little-endian hosts
+    // RTM_NEWROUTE (24) reads as 0x1800.
+    let as_loaded = |v: u16| {
+        u32::from(if cfg!(target_endian = "little") {
+            v.swap_bytes()
+        } else {
+            v
+        })
+    };
+    let (newroute, delroute) = (as_loaded(libc::RTM_NEWROUTE), as_loaded(libc::RTM_DELROUTE));
+    // nlmsghdr (16 bytes), then rtmsg: family, dst_len, src_len, tos, table, protocol.
+    const NLMSG_TYPE: u32 = 4;
+    const RTM_PROTOCOL: u32 = 16 + 5;
+    let code = |code: u32| u16::try_from(code).expect("BPF opcode");
+    let filter = [
+        // 0: A = nlmsg_type
+        bpf(
+            code(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS),
+            0,
+            0,
+            NLMSG_TYPE,
+        ),
+        // 1: route message? on to the protocol check : accept
+        bpf(
+            code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K),
+            1,
+            0,
+            newroute,
+        ),
+        bpf(
+            code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K),
+            0,
+            2,
+            delroute,
+        ),
+        // 3: A = rtm_protocol; ours? drop : accept
+        bpf(
+            code(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS),
+            0,
+            0,
+            RTM_PROTOCOL,
+        ),
+        bpf(
+            code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K),
+            1,
+            0,
+            own_protocol.into(),
+        ),
+        // 5: accept the whole message
+        bpf(code(libc::BPF_RET | libc::BPF_K), 0, 0, u32::MAX),
+        // 6: drop
+        bpf(code(libc::BPF_RET | libc::BPF_K), 0, 0, 0),
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: SO_ATTACH_FILTER copies the program; `filter` outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&program as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(
+            "cannot filter our own route notifications in the kernel: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}

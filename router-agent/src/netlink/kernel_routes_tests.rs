@@ -273,3 +273,103 @@ fn live_route_events() {
         wait_event(&mut rx, "connected route gone", removed("10.1.0.0/24")).await;
     });
 }
+
+/// Messages `ip` cannot produce: unknown attributes, wrong gateway families. Never a panic,
+/// never a forwarding route: the route is reported unsupported (the FIB passes it).
+#[test]
+fn odd_route_messages_become_unsupported() {
+    use rtnetlink::packet_core::DefaultNla;
+    use rtnetlink::packet_route::{
+        AddressFamily,
+        route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType, RouteVia},
+    };
+    let base = |family, len| {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family;
+        msg.header.destination_prefix_length = len;
+        msg.header.table = 254;
+        msg.header.kind = RouteType::Unicast;
+        msg.header.protocol = RouteProtocol::Boot;
+        msg
+    };
+    let filter = RouteFilter::default();
+    let unsupported = |msg: &RouteMessage| {
+        matches!(
+            kernel_routes::parse_route(msg, &filter).map(|r| r.kind),
+            Some(RouteKind::Unsupported(_))
+        )
+    };
+
+    let mut msg = base(AddressFamily::Inet, 24);
+    msg.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::Inet("10.1.0.0".parse().unwrap())),
+        RouteAttribute::Oif(2),
+        RouteAttribute::Other(DefaultNla::new(99, vec![1, 2, 3, 4])),
+    ];
+    assert!(unsupported(&msg), "unknown attribute");
+
+    let mut msg = base(AddressFamily::Inet6, 64);
+    msg.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::Inet6("2001:db8::".parse().unwrap())),
+        RouteAttribute::Gateway(RouteAddress::Inet("10.0.0.1".parse().unwrap())),
+        RouteAttribute::Oif(2),
+    ];
+    assert!(unsupported(&msg), "IPv4 gateway for an IPv6 prefix");
+
+    let mut msg = base(AddressFamily::Inet, 24);
+    msg.attributes = vec![
+        RouteAttribute::Destination(RouteAddress::Inet("10.1.0.0".parse().unwrap())),
+        RouteAttribute::Via(RouteVia::Other((AddressFamily::Packet, vec![1]))),
+        RouteAttribute::Oif(2),
+    ];
+    assert!(unsupported(&msg), "RTA_VIA of an unknown family");
+
+    let mut msg = base(AddressFamily::Inet, 24);
+    msg.attributes = vec![RouteAttribute::Destination(RouteAddress::Inet(
+        "10.1.0.0".parse().unwrap(),
+    ))];
+    assert!(unsupported(&msg), "unicast without interface");
+
+    // Our own protocol and the local table: not reported at all.
+    let mut ours = base(AddressFamily::Inet, 0);
+    ours.header.protocol = RouteProtocol::Other(201);
+    assert_eq!(kernel_routes::parse_route(&ours, &filter), None);
+    let mut local = base(AddressFamily::Inet, 0);
+    local.header.table = 255;
+    assert_eq!(kernel_routes::parse_route(&local, &filter), None);
+    // A destination longer than the family allows is dropped, not a panic.
+    let mut bad = base(AddressFamily::Inet, 40);
+    bad.attributes = vec![RouteAttribute::Oif(2)];
+    assert_eq!(kernel_routes::parse_route(&bad, &filter), None);
+}
+
+/// The kernel copy of a big table (our protocol) is dropped by the event socket's filter:
+/// a burst of it neither overflows a tiny socket buffer nor reaches the consumer.
+#[test]
+fn own_route_notifications_are_dropped_in_the_kernel() {
+    in_netns(|| async {
+        lab().await;
+        // A tiny event socket buffer (the kernel rounds it up to a few KiB): 2000 queued
+        // notifications would overflow it many times over.
+        super::TEST_EVENT_RCVBUF.set(Some(1));
+        let (_nl, mut rx) = Netlink::connect().await.unwrap();
+        dump(&mut rx).await;
+        let mut batch = String::new();
+        for i in 0..2000u32 {
+            let (hi, lo) = (i / 250, i % 250);
+            batch += &format!("route add 10.200.{hi}.{lo}/32 via 10.1.0.2 proto 201 metric 20\n");
+        }
+        // Then one route of somebody else's: the only route event to arrive.
+        batch += "route add 10.201.0.0/24 via 10.1.0.2\n";
+        super::tests::ip_batch(&batch);
+        let e = wait_event(&mut rx, "a route event", |e| {
+            matches!(e, KernelEvent::Route(_) | KernelEvent::RouteRemoved(_))
+        })
+        .await;
+        assert!(
+            matches!(&e, KernelEvent::Route(r) if r.key.prefix.to_string() == "10.201.0.0/24"),
+            "{e:?}"
+        );
+        assert_eq!(super::TEST_RESYNCS.get(), 0, "the event socket overflowed");
+    });
+}

@@ -240,7 +240,9 @@ impl Netlink {
         let rcvbuf = EVENT_SOCKET_RCVBUF;
         #[cfg(test)]
         let rcvbuf = TEST_EVENT_RCVBUF.get().unwrap_or(EVENT_SOCKET_RCVBUF);
-        set_rcvbuf(ev_conn.socket_mut().socket_mut().as_raw_fd(), rcvbuf);
+        let ev_fd = ev_conn.socket_mut().socket_mut().as_raw_fd();
+        set_rcvbuf(ev_fd, rcvbuf);
+        kernel_routes::drop_own_route_notifications(ev_fd, routes.own_protocol);
         // We never send on the event socket: with its handle dropped, the connection task ends
         // once the event task drops `ev_messages`.
         drop(ev_handle);

@@ -980,7 +980,7 @@ fn udp_probe_resolves_without_managed_entry() {
 }
 
 /// Runs `ip -batch -` with `commands` on stdin.
-fn ip_batch(commands: &str) {
+pub(super) fn ip_batch(commands: &str) {
     use std::io::Write as _;
     let mut child = Command::new("ip")
         .args(["-batch", "-"])
