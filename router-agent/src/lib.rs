@@ -13,4 +13,5 @@ pub mod datapath;
 pub mod fib;
 pub mod kernel_mirror;
 pub mod netlink;
+pub mod next_hop_check;
 pub mod show;

@@ -14,3 +14,4 @@ pub mod peer;
 pub mod policy;
 pub mod rib;
 pub mod speaker;
+mod unusable_log;

@@ -1068,6 +1068,7 @@ mod tests {
             local_as: LOCAL_AS,
             ebgp,
             ifindex: Some(id),
+            own_next_hops_only: false,
         }
     }
 

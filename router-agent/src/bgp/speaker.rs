@@ -24,6 +24,7 @@ use tokio::{
     sync::mpsc,
 };
 
+use super::unusable_log::UnusableLog;
 use super::{
     config::{BgpSetup, DynamicSource, Neighbor, PeerAddress},
     discovery,
@@ -38,6 +39,11 @@ use super::{
     rib::{LocRibChange, NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
 };
 use crate::fib::{Batch, Fib, Owner, RouteTarget, Source};
+use crate::next_hop_check::{Unresolved, Unusable};
+
+/// The egress interface of a next hop, or why it has none (the daemon's view of the host's
+/// addresses and connected subnets).
+pub type Resolve<'a> = dyn Fn(IpAddr) -> Result<u32, Unresolved> + 'a;
 
 /// What the operator sees of a neighbor.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -159,6 +165,8 @@ pub struct Speaker {
     next_peer_id: u32,
     /// For the session tasks of dynamic peers.
     events: mpsc::UnboundedSender<PeerEvent>,
+    /// Unusable next hops already logged, per neighbor and cause.
+    unusable_log: UnusableLog,
 }
 
 impl Speaker {
@@ -194,6 +202,7 @@ impl Speaker {
             peers: BTreeMap::new(),
             next_peer_id: 0,
             events,
+            unusable_log: UnusableLog::default(),
             setup,
         };
         for neighbor in speaker.setup.neighbors.clone() {
@@ -427,6 +436,7 @@ impl Speaker {
                                 PathStatus::Multipath => "multipath".to_owned(),
                                 PathStatus::Candidate => "candidate".to_owned(),
                                 PathStatus::NextHopUnreachable => "next-hop-unreachable".to_owned(),
+                                PathStatus::NextHopUnusable(why) => why.to_string(),
                                 PathStatus::Rejected(why) => format!("rejected: {why:?}"),
                             },
                             as_path: attrs
@@ -468,7 +478,7 @@ impl Speaker {
         new: BgpSetup,
         fib: &mut Fib,
         batch: &mut Batch,
-        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        resolve: &Resolve<'_>,
     ) -> Result<ReloadSummary, String> {
         let mut needs_restart = Vec::new();
         if new.asn != self.setup.asn {
@@ -617,7 +627,7 @@ impl Speaker {
         why: &str,
         fib: &mut Fib,
         batch: &mut Batch,
-        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        resolve: &Resolve<'_>,
     ) {
         let state = &self.peers[&peer];
         tracing::info!(neighbor = %state.neighbor.address, address = ?state.address, "BGP neighbor removed: {why}");
@@ -625,12 +635,25 @@ impl Speaker {
             .handle
             .commands
             .send(PeerCommand::Stop(Some(why.to_owned())));
-        let gateways: Vec<IpAddr> = state.next_hops.iter().copied().collect();
-        self.down(peer, why.to_owned(), fib, batch, resolve);
-        // down() marks its gateways failed until they show up again in an UPDATE, which a
-        // removed neighbor never sends: a static route via the same gateway would lose it.
-        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &gateways, false);
+        self.forget_peer(peer, why, fib, batch, resolve);
         // Its task's last events (Down, Closed) find no peer and are ignored.
+    }
+
+    /// Takes a peer down for good: its routes withdrawn, and nothing of it left in the FIB's
+    /// failure marks (they are scoped to the peer, whose id is never used again).
+    fn forget_peer(
+        &mut self,
+        peer: PeerId,
+        why: &str,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        let gateways: Vec<IpAddr> = self.peers[&peer].next_hops.iter().copied().collect();
+        self.down(peer, why.to_owned(), fib, batch, resolve);
+        // down() marks the peer's gateways failed until they show up again in an UPDATE,
+        // which a removed peer never sends.
+        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &gateways, false);
         self.peers.remove(&peer);
     }
 
@@ -652,7 +675,7 @@ impl Speaker {
         event: PeerEvent,
         fib: &mut Fib,
         batch: &mut Batch,
-        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        resolve: &Resolve<'_>,
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
         let (peer, event) = match event {
@@ -704,9 +727,9 @@ impl Speaker {
                 // A dynamic peer's session ended (its Down came first); a configured one's
                 // task ends only when the speaker stops.
                 if self.peers[&peer].dynamic.is_some() {
-                    self.down(peer, "session ended".into(), fib, batch, resolve);
-                    let state = self.peers.remove(&peer).expect("checked above");
-                    tracing::info!(address = ?state.address, "dynamic BGP peer removed");
+                    let address = self.peers[&peer].address;
+                    self.forget_peer(peer, "session ended", fib, batch, resolve);
+                    tracing::info!(?address, "dynamic BGP peer removed");
                 }
             }
         }
@@ -723,7 +746,7 @@ impl Speaker {
         reason: String,
         fib: &mut Fib,
         batch: &mut Batch,
-        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        resolve: &Resolve<'_>,
     ) {
         let state = self.peer_mut(peer);
         // Fast failover: the neighbor's next hops leave every ECMP group now (one write per
@@ -732,6 +755,8 @@ impl Speaker {
         fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &failed, true);
         state.last_error = Some(reason);
         state.established_at = None;
+        self.unusable_log.forget(peer);
+        let state = self.peer_mut(peer);
         state.adj_out.clear();
         state.export_session = None;
         if state.info.take().is_some() {
@@ -755,7 +780,7 @@ impl Speaker {
         negotiated: fsm::Negotiated,
         local: SocketAddr,
         remote: SocketAddr,
-        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        resolve: &Resolve<'_>,
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
         let port = self.setup.port;
@@ -766,8 +791,11 @@ impl Speaker {
         let ifindex = match remote {
             // A link-local session knows its interface (unnumbered, or fe80:: neighbors).
             SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
-            _ => resolve(remote.ip()),
+            _ => resolve(remote.ip()).ok(),
         };
+        let own_next_hops_only = state
+            .dynamic
+            .is_some_and(|index| !self.setup.dynamic_neighbors[index].third_party_next_hop);
         let info = PeerInfo {
             id: peer,
             address: remote.ip(),
@@ -778,6 +806,7 @@ impl Speaker {
             // The session's interface: where the neighbor's link-local next hops (RFC 2545)
             // are.
             ifindex,
+            own_next_hops_only,
         };
         if let Err(err) = self
             .rib
@@ -833,7 +862,7 @@ impl Speaker {
         error: Option<super::packet::UpdateError>,
         fib: &mut Fib,
         batch: &mut Batch,
-        resolve: &dyn Fn(IpAddr) -> Option<u32>,
+        resolve: &Resolve<'_>,
     ) {
         if update.end_of_rib_family().is_some() {
             return;
@@ -859,6 +888,27 @@ impl Speaker {
         }
         self.peer_mut(peer).next_hops.extend(seen.iter().copied());
         fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &seen, false);
+        // Judged before the routes go in, so they are ranked right away.
+        for address in &seen {
+            changes.extend(
+                self.rib
+                    .set_next_hop_unusable(*address, unusable(resolve, *address)),
+            );
+        }
+        let announced = [
+            v4_next_hop.filter(|_| !update.nlri.is_empty()),
+            update
+                .mp_reach
+                .as_ref()
+                .filter(|reach| !reach.nlri.is_empty())
+                .map(|reach| NextHop {
+                    address: reach.next_hop,
+                    link_local: reach.link_local_next_hop,
+                }),
+        ];
+        for next_hop in announced.into_iter().flatten() {
+            self.log_if_unusable(peer, next_hop);
+        }
         let mut announce = |prefix: IpNet, next_hop: Option<NextHop>, rib: &mut Rib| {
             let path = match next_hop {
                 Some(next_hop) if !treat_as_withdraw => Some(PathSpec {
@@ -887,6 +937,56 @@ impl Speaker {
         self.enforce_max_prefix(peer);
     }
 
+    /// Says once per neighbor and cause that its routes through `next_hop` are not used.
+    fn log_if_unusable(&mut self, peer: PeerId, next_hop: NextHop) {
+        let Some(info) = self.rib.peer(peer) else {
+            return;
+        };
+        // What the RIB bars them for (see NextHopTable::state_of): the address forwarded to.
+        let forwarded_to = next_hop.link_local.map_or(next_hop.address, IpAddr::V6);
+        let why = self.rib.next_hop_state(forwarded_to).unusable.or_else(|| {
+            (info.own_next_hops_only && !info.is_own_next_hop(&next_hop))
+                .then_some(Unusable::NotNeighborAddress)
+        });
+        if let Some(why) = why
+            && self.unusable_log.first(peer, why)
+        {
+            let state = &self.peers[&peer];
+            tracing::warn!(
+                peer = %info.address, neighbor = %state.neighbor.address, next_hop = %forwarded_to,
+                "{why}: routes through it are kept but never used (said once per neighbor and \
+                 cause; `show routes` lists them)"
+            );
+        }
+    }
+
+    /// The host's addresses changed: a next hop may have become (or stopped being) one of
+    /// its own addresses or a subnet's broadcast address. Every next hop in use is judged
+    /// again and the prefixes through those that changed are re-decided.
+    pub fn host_addresses_changed(
+        &mut self,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        for address in self.rib.next_hop_addresses() {
+            let now = unusable(resolve, address);
+            if self.rib.next_hop_state(address).unusable == now {
+                continue;
+            }
+            let changes = self.rib.set_next_hop_unusable(address, now);
+            match now {
+                Some(why) => tracing::warn!(next_hop = %address, prefixes = changes.len(),
+                    "{why}: BGP routes through it are no longer used"),
+                None => tracing::info!(next_hop = %address, prefixes = changes.len(),
+                    "BGP next hop usable again"),
+            }
+            for change in changes {
+                apply_change(change, fib, batch, resolve);
+            }
+        }
+    }
+
     /// Acts on a crossed max-prefix limit the RIB reported (after an UPDATE, or a reload
     /// that lowered the limit): warn, or tear down and hold the session down.
     fn enforce_max_prefix(&mut self, peer: PeerId) {
@@ -913,13 +1013,16 @@ impl Speaker {
     }
 }
 
+/// Why `address` can never be a next hop (None: it may be, reachable or not).
+fn unusable(resolve: &Resolve<'_>, address: IpAddr) -> Option<Unusable> {
+    match resolve(address) {
+        Err(Unresolved::Unusable(why)) => Some(why),
+        Ok(_) | Err(Unresolved::NotConnected) => None,
+    }
+}
+
 /// Installs or removes the FIB route of a Loc-RIB change.
-fn apply_change(
-    change: LocRibChange,
-    fib: &mut Fib,
-    batch: &mut Batch,
-    resolve: &dyn Fn(IpAddr) -> Option<u32>,
-) {
+fn apply_change(change: LocRibChange, fib: &mut Fib, batch: &mut Batch, resolve: &Resolve<'_>) {
     let target: Option<RouteTarget> = change
         .best
         .as_ref()

@@ -43,6 +43,8 @@ use crate::bgp::policy::{ImportPolicy, ImportRejection, MaxPrefixExceeded};
 pub use decision::{DecisionConfig, Step};
 pub use intern::AttrInterner;
 pub use nexthop::{NextHop, NextHopState, NexthopResolver};
+
+use crate::next_hop_check::Unusable;
 use nexthop::{NextHopId, NextHopTable};
 
 /// A BGP session, as the RIB names it. Assigned by the speaker; stable for the session's life.
@@ -62,6 +64,19 @@ pub struct PeerInfo {
     pub ebgp: bool,
     /// The interface the session runs over, for link-local next hops (unnumbered peering).
     pub ifindex: Option<u32>,
+    /// Only next hops that are the peer's own session address count (a dynamic neighbor
+    /// whose range does not allow third-party next hops).
+    pub own_next_hops_only: bool,
+}
+
+impl PeerInfo {
+    /// Whether `hop` is the peer itself: its session address as the global next hop, or as
+    /// the link-local one (link-local sessions). A link-local next hop sent beside the
+    /// session's global address is the peer's own on the session's link (RFC 2545).
+    pub fn is_own_next_hop(&self, hop: &NextHop) -> bool {
+        let session = self.address.to_canonical();
+        hop.address.to_canonical() == session || hop.link_local.map(IpAddr::V6) == Some(session)
+    }
 }
 
 /// A route as an UPDATE carries it, for [`Rib::update`].
@@ -114,6 +129,9 @@ pub enum PathStatus {
     Candidate,
     /// Accepted, but its next hop is marked unreachable.
     NextHopUnreachable,
+    /// Accepted, but its next hop can never be used (RFC 4271 9.1.2.1): kept in the
+    /// Adj-RIB-In, never best.
+    NextHopUnusable(Unusable),
     /// Kept in the Adj-RIB-In only.
     Rejected(ImportRejection),
 }
@@ -322,13 +340,26 @@ impl Context<'_> {
         }
     }
 
+    /// What keeps an accepted path's next hop out of the decision process (None: nothing).
+    fn next_hop_bar(&self, path: &StoredPath) -> Option<PathStatus> {
+        let state = self.next_hops.state(path.next_hop);
+        if let Some(why) = state.unusable {
+            return Some(PathStatus::NextHopUnusable(why));
+        }
+        let peer = &self.peers[&path.peer].info;
+        if peer.own_next_hops_only && !peer.is_own_next_hop(&self.next_hops.get(path.next_hop)) {
+            return Some(PathStatus::NextHopUnusable(Unusable::NotNeighborAddress));
+        }
+        (!state.reachable).then_some(PathStatus::NextHopUnreachable)
+    }
+
     /// Re-runs the decision process on `entry`'s accepted paths.
     fn rank(&self, entry: &mut PrefixEntry) {
         let accepted = entry.accepted();
         let paths = &mut entry.paths_mut()[..accepted];
         let installed = match paths {
             [] => 0,
-            [only] => usize::from(self.next_hops.state(only.next_hop).reachable),
+            [only] => usize::from(self.next_hop_bar(only).is_none()),
             _ => {
                 let candidates: Vec<decision::Candidate> = paths
                     .iter()
@@ -337,7 +368,7 @@ impl Context<'_> {
                         decision::Candidate {
                             attrs: &path.attrs,
                             peer: &self.peers[&path.peer].info,
-                            reachable: state.reachable,
+                            reachable: self.next_hop_bar(path).is_none(),
                             igp_cost: state.igp_cost,
                         }
                     })
@@ -793,6 +824,32 @@ impl Rib {
         changes
     }
 
+    /// Marks `address` unusable (`Some(why)`) or usable again, keeping what else is known of
+    /// it; every prefix with a path through it is re-decided if that changes anything. Set it
+    /// before the routes arrive and they are ranked right away.
+    pub fn set_next_hop_unusable(
+        &mut self,
+        address: IpAddr,
+        unusable: Option<Unusable>,
+    ) -> Vec<LocRibChange> {
+        let state = self.next_hops.address_state(address);
+        if state.unusable == unusable {
+            return Vec::new();
+        }
+        self.set_next_hop_state(address, NextHopState { unusable, ..state })
+    }
+
+    /// What is recorded of `address` (default: reachable, usable).
+    pub fn next_hop_state(&self, address: IpAddr) -> NextHopState {
+        self.next_hops.address_state(address)
+    }
+
+    /// Every next hop address routes use or a state was recorded for: what to re-check when
+    /// the host's addresses change.
+    pub fn next_hop_addresses(&self) -> std::collections::BTreeSet<IpAddr> {
+        self.next_hops.addresses()
+    }
+
     /// The max-prefix limit of `peer`'s import policy was crossed since the last call: the
     /// speaker warns or tears the session down (Cease, "Maximum Number of Prefixes Reached",
     /// RFC 4486) as the event says. Reported once per crossing; call after each UPDATE.
@@ -850,11 +907,9 @@ impl Rib {
                 } else if index < entry.installed() {
                     PathStatus::Multipath
                 } else if index < entry.accepted() {
-                    if self.next_hops.state(stored.next_hop).reachable {
-                        PathStatus::Candidate
-                    } else {
-                        PathStatus::NextHopUnreachable
-                    }
+                    context
+                        .next_hop_bar(stored)
+                        .unwrap_or(PathStatus::Candidate)
                 } else {
                     let peer = &self.peers[&stored.peer];
                     // Re-evaluated rather than stored (that would cost a byte per path); the

@@ -6,6 +6,7 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::fib::{NexthopKey, Owner, RouteTarget};
+use crate::next_hop_check::{Unresolved, Unusable};
 
 use super::BestRoute;
 
@@ -36,6 +37,15 @@ pub struct NextHopState {
     /// Interior cost to reach it. All 0 on a host (every next hop is on a connected link);
     /// kept so that the step exists and can be fed later.
     pub igp_cost: u32,
+    /// Never usable (the host's own address, a broadcast address, ...: RFC 4271 9.1.2.1).
+    pub unusable: Option<Unusable>,
+}
+
+impl NextHopState {
+    /// Whether paths through it may take part in the decision process.
+    pub fn usable(&self) -> bool {
+        self.reachable && self.unusable.is_none()
+    }
 }
 
 impl Default for NextHopState {
@@ -43,6 +53,7 @@ impl Default for NextHopState {
         Self {
             reachable: true,
             igp_cost: 0,
+            unusable: None,
         }
     }
 }
@@ -159,7 +170,8 @@ impl NextHopTable {
     }
 
     /// The state of a next hop: unreachable if either of its addresses is; the global
-    /// address's IGP cost.
+    /// address's IGP cost; unusable as the address forwarded to is: the link-local one when
+    /// sent (a global `::` beside it is what BIRD sends over link-local sessions).
     fn state_of(&self, hop: &NextHop) -> NextHopState {
         let global = self.states.get(&hop.address).copied().unwrap_or_default();
         let link_local = hop
@@ -169,7 +181,26 @@ impl NextHopTable {
         NextHopState {
             reachable: global.reachable && link_local.reachable,
             igp_cost: global.igp_cost,
+            unusable: match hop.link_local {
+                Some(_) => link_local.unusable,
+                None => global.unusable,
+            },
         }
+    }
+
+    /// The state recorded for `address` (default when none was set).
+    pub fn address_state(&self, address: IpAddr) -> NextHopState {
+        self.states.get(&address).copied().unwrap_or_default()
+    }
+
+    /// Every address a route uses or a state was recorded for: what to re-check when the
+    /// host's addresses change.
+    pub fn addresses(&self) -> BTreeSet<IpAddr> {
+        let in_use = self
+            .by_hop
+            .keys()
+            .flat_map(|hop| std::iter::once(hop.address).chain(hop.link_local.map(IpAddr::V6)));
+        in_use.chain(self.states.keys().copied()).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -196,14 +227,15 @@ impl NextHopTable {
     }
 }
 
-/// Finds the interface of a global next hop (the kernel's connected route towards it, say).
-/// Link-local next hops do not need it: they are reached on the session's interface.
+/// Finds the interface of a global next hop (the kernel's connected route towards it, say),
+/// or says why there is none. Link-local next hops do not need it: they are reached on the
+/// session's interface.
 pub trait NexthopResolver {
-    fn ifindex(&self, via: IpAddr) -> Option<u32>;
+    fn resolve(&self, via: IpAddr) -> Result<u32, Unresolved>;
 }
 
-impl<F: Fn(IpAddr) -> Option<u32>> NexthopResolver for F {
-    fn ifindex(&self, via: IpAddr) -> Option<u32> {
+impl<F: Fn(IpAddr) -> Result<u32, Unresolved>> NexthopResolver for F {
+    fn resolve(&self, via: IpAddr) -> Result<u32, Unresolved> {
         self(via)
     }
 }
@@ -232,7 +264,8 @@ impl BestRoute {
                 // No session interface known: the global next hop, if it is one.
                 (Some(_), None) if path.next_hop.link_local.is_none() => None,
                 _ => resolver
-                    .ifindex(path.next_hop.address)
+                    .resolve(path.next_hop.address)
+                    .ok()
                     .map(|ifindex| NexthopKey {
                         via: path.next_hop.address,
                         ifindex,

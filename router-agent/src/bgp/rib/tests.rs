@@ -9,6 +9,9 @@ use super::*;
 use crate::bgp::packet::types::{AsPath, AsSegment, AsSegmentKind, Origin};
 use crate::bgp::policy::{Filter, MaxPrefix, MaxPrefixAction};
 use crate::fib::{NexthopKey, Owner};
+use crate::next_hop_check::Unresolved;
+
+mod next_hop_sanity;
 
 const LOCAL_AS: u32 = 65000;
 
@@ -25,6 +28,7 @@ fn tor(id: u32, remote_as: u32) -> PeerInfo {
         local_as: LOCAL_AS,
         ebgp: remote_as != LOCAL_AS,
         ifindex: Some(100 + id),
+        own_next_hops_only: false,
     }
 }
 
@@ -98,8 +102,8 @@ fn dual_homed_default_route_is_ecmp_across_neighbor_ases() {
     assert_eq!(installed_peers(&change), vec![a.id, b.id]);
 
     let resolver = |via: IpAddr| match via {
-        IpAddr::V4(v4) => Some(100 + u32::from(v4.octets()[2])),
-        IpAddr::V6(_) => None,
+        IpAddr::V4(v4) => Ok(100 + u32::from(v4.octets()[2])),
+        IpAddr::V6(_) => Err(Unresolved::NotConnected),
     };
     let keys = change.best.unwrap().fib_nexthops(&resolver);
     assert_eq!(
@@ -430,6 +434,7 @@ fn unreachable_next_hop_moves_traffic_and_comes_back() {
     let down = NextHopState {
         reachable: false,
         igp_cost: 0,
+        ..NextHopState::default()
     };
     let changes = rib.set_next_hop_state(a.address, down);
     assert_eq!(changes.len(), 1);
@@ -449,6 +454,7 @@ fn unreachable_next_hop_moves_traffic_and_comes_back() {
     let far = NextHopState {
         reachable: true,
         igp_cost: 10,
+        ..NextHopState::default()
     };
     let changes = rib.set_next_hop_state(a.address, far);
     assert_eq!(installed_peers(&changes[0]), vec![b.id]);
@@ -466,6 +472,7 @@ fn a_next_hop_marked_down_before_its_routes_arrive_starts_down() {
     let down = NextHopState {
         reachable: false,
         igp_cost: 0,
+        ..NextHopState::default()
     };
     assert!(rib.set_next_hop_state(a.address, down).is_empty());
     assert_eq!(
@@ -491,7 +498,7 @@ fn unnumbered_link_local_next_hops_use_the_session_interface() {
         },
     };
     let change = rib.update(a.id, net("0.0.0.0/0"), Some(with_both)).unwrap();
-    let no_resolver = |_: IpAddr| None;
+    let no_resolver = |_: IpAddr| Err(Unresolved::NotConnected);
     let best = change.best.unwrap();
     assert_eq!(
         best.fib_nexthops(&no_resolver),
@@ -505,7 +512,7 @@ fn unnumbered_link_local_next_hops_use_the_session_interface() {
     let mut global_only = best.clone();
     global_only.paths[0].next_hop = NextHop::new(IpAddr::V6(global));
     assert!(global_only.fib_target(&no_resolver).is_none());
-    let resolver = |_: IpAddr| Some(7);
+    let resolver = |_: IpAddr| Ok(7);
     assert!(global_only.fib_target(&resolver).is_some());
 }
 
@@ -707,6 +714,7 @@ fn random_operations_match_a_from_scratch_model() {
                 let state = NextHopState {
                     reachable: rng.random_ratio(2, 3),
                     igp_cost: rng.random_range(0..2),
+                    ..NextHopState::default()
                 };
                 apply(&mut fib, rib.set_next_hop_state(hop, state));
                 states.insert(hop, state);
