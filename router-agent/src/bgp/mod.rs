@@ -13,5 +13,6 @@ pub mod packet;
 pub mod peer;
 pub mod policy;
 pub mod rib;
+pub mod southbound;
 pub mod speaker;
 mod unusable_log;

@@ -24,6 +24,7 @@ use tokio::{
     sync::mpsc,
 };
 
+use super::southbound::{self, Resolve, apply_change, unusable};
 use super::unusable_log::UnusableLog;
 use super::{
     config::{BgpSetup, DynamicSource, Neighbor, PeerAddress},
@@ -36,14 +37,10 @@ use super::{
     },
     peer::{self, PeerCommand, PeerEvent, PeerHandle, PeerSpec, SessionEvent},
     policy::{AdjRibOut, ExportDiff, ExportSession, MaxPrefixAction, build_adj_rib_out},
-    rib::{LocRibChange, NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
+    rib::{NextHop, PathSpec, PathStatus, PeerId, PeerInfo, Rib},
 };
-use crate::fib::{Batch, Fib, Owner, RouteTarget, Source};
-use crate::next_hop_check::{Unresolved, Unusable};
-
-/// The egress interface of a next hop, or why it has none (the daemon's view of the host's
-/// addresses and connected subnets).
-pub type Resolve<'a> = dyn Fn(IpAddr) -> Result<u32, Unresolved> + 'a;
+use crate::fib::{Batch, Fib};
+use crate::next_hop_check::Unusable;
 
 /// What the operator sees of a neighbor.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -653,7 +650,7 @@ impl Speaker {
         self.down(peer, why.to_owned(), fib, batch, resolve);
         // down() marks the peer's gateways failed until they show up again in an UPDATE,
         // which a removed peer never sends.
-        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &gateways, false);
+        southbound::set_gateways_failed(fib, batch, peer, &gateways, false);
         self.peers.remove(&peer);
     }
 
@@ -752,7 +749,7 @@ impl Speaker {
         // Fast failover: the neighbor's next hops leave every ECMP group now (one write per
         // group); the per-prefix withdrawals below follow.
         let failed: Vec<IpAddr> = std::mem::take(&mut state.next_hops).into_iter().collect();
-        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &failed, true);
+        southbound::set_gateways_failed(fib, batch, peer, &failed, true);
         state.last_error = Some(reason);
         state.established_at = None;
         self.unusable_log.forget(peer);
@@ -887,7 +884,7 @@ impl Speaker {
             seen.extend(reach.link_local_next_hop.map(IpAddr::V6));
         }
         self.peer_mut(peer).next_hops.extend(seen.iter().copied());
-        fib.set_gateways_failed(batch, Owner::Bgp(peer.0), &seen, false);
+        southbound::set_gateways_failed(fib, batch, peer, &seen, false);
         // Judged before the routes go in, so they are ranked right away.
         for address in &seen {
             changes.extend(
@@ -1009,37 +1006,6 @@ impl Speaker {
                     restart_after,
                 });
             }
-        }
-    }
-}
-
-/// Why `address` can never be a next hop (None: it may be, reachable or not).
-fn unusable(resolve: &Resolve<'_>, address: IpAddr) -> Option<Unusable> {
-    match resolve(address) {
-        Err(Unresolved::Unusable(why)) => Some(why),
-        Ok(_) | Err(Unresolved::NotConnected) => None,
-    }
-}
-
-/// Installs or removes the FIB route of a Loc-RIB change.
-fn apply_change(change: LocRibChange, fib: &mut Fib, batch: &mut Batch, resolve: &Resolve<'_>) {
-    let target: Option<RouteTarget> = change
-        .best
-        .as_ref()
-        .and_then(|best| best.fib_target(&|ip: IpAddr| resolve(ip)));
-    match target {
-        Some(target) => {
-            if let Err(err) = fib.set_route(batch, Source::Bgp, change.prefix, target) {
-                tracing::error!(prefix = %change.prefix, "BGP route not installed: {err}");
-            }
-        }
-        None => {
-            if change.best.is_some() {
-                tracing::warn!(prefix = %change.prefix,
-                    "no next hop of the best paths is directly connected on a configured \
-                     interface; not installed");
-            }
-            fib.remove_route(batch, Source::Bgp, change.prefix);
         }
     }
 }

@@ -42,7 +42,7 @@ use crate::bgp::policy::{ImportPolicy, ImportRejection, MaxPrefixExceeded};
 
 pub use decision::{DecisionConfig, Step};
 pub use intern::AttrInterner;
-pub use nexthop::{NextHop, NextHopState, NexthopResolver};
+pub use nexthop::{NextHop, NextHopState};
 
 use crate::next_hop_check::Unusable;
 use nexthop::{NextHopId, NextHopTable};

@@ -1,14 +1,11 @@
-//! BGP next hops: the table routes point into, the reachability hook of the decision process,
-//! and the translation into the FIB's nexthop keys.
+//! BGP next hops: the table routes point into and the reachability hook of the decision
+//! process (the translation into the FIB's nexthop keys is `bgp/southbound.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::fib::{NexthopKey, Owner, RouteTarget};
-use crate::next_hop_check::{Unresolved, Unusable};
-
-use super::BestRoute;
+use crate::next_hop_check::Unusable;
 
 /// A route's next hop as the peer sent it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -224,72 +221,5 @@ impl NextHopTable {
         self.slots[id.0 as usize]
             .as_mut()
             .expect("next hop id in use")
-    }
-}
-
-/// Finds the interface of a global next hop (the kernel's connected route towards it, say),
-/// or says why there is none. Link-local next hops do not need it: they are reached on the
-/// session's interface.
-pub trait NexthopResolver {
-    fn resolve(&self, via: IpAddr) -> Result<u32, Unresolved>;
-}
-
-impl<F: Fn(IpAddr) -> Result<u32, Unresolved>> NexthopResolver for F {
-    fn resolve(&self, via: IpAddr) -> Result<u32, Unresolved> {
-        self(via)
-    }
-}
-
-fn is_ipv6_link_local(address: &Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
-}
-
-impl BestRoute {
-    /// The FIB nexthops of the installed paths. A link-local next hop (sent alongside the
-    /// global one, or as the only one) is used with the session's interface; a global one is
-    /// resolved by `resolver`. Paths whose interface cannot be found are left out (logged).
-    pub fn fib_nexthops(&self, resolver: &impl NexthopResolver) -> BTreeSet<NexthopKey> {
-        let mut keys = BTreeSet::new();
-        for path in &self.paths {
-            let link_local = path.next_hop.link_local.or(match path.next_hop.address {
-                IpAddr::V6(address) if is_ipv6_link_local(&address) => Some(address),
-                _ => None,
-            });
-            let key = match (link_local, path.ifindex) {
-                (Some(address), Some(ifindex)) => Some(NexthopKey {
-                    via: IpAddr::V6(address),
-                    ifindex,
-                    owner: Owner::Bgp(path.peer.0),
-                }),
-                // No session interface known: the global next hop, if it is one.
-                (Some(_), None) if path.next_hop.link_local.is_none() => None,
-                _ => resolver
-                    .resolve(path.next_hop.address)
-                    .ok()
-                    .map(|ifindex| NexthopKey {
-                        via: path.next_hop.address,
-                        ifindex,
-                        owner: Owner::Bgp(path.peer.0),
-                    }),
-            };
-            match key {
-                Some(key) => {
-                    keys.insert(key);
-                }
-                None => tracing::debug!(
-                    peer = path.peer.0,
-                    next_hop = ?path.next_hop,
-                    "no interface for BGP next hop; path left out of the FIB"
-                ),
-            }
-        }
-        keys
-    }
-
-    /// What to give [`crate::fib::Fib::set_route`]; None when no next hop could be placed on
-    /// an interface (the caller then removes the route).
-    pub fn fib_target(&self, resolver: &impl NexthopResolver) -> Option<RouteTarget> {
-        let keys = self.fib_nexthops(resolver);
-        (!keys.is_empty()).then_some(RouteTarget::Via(keys))
     }
 }

@@ -1,5 +1,4 @@
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -8,8 +7,6 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::bgp::packet::types::{AsPath, AsSegment, AsSegmentKind, Origin};
 use crate::bgp::policy::{Filter, MaxPrefix, MaxPrefixAction};
-use crate::fib::{NexthopKey, Owner};
-use crate::next_hop_check::Unresolved;
 
 mod next_hop_sanity;
 
@@ -100,27 +97,6 @@ fn dual_homed_default_route_is_ecmp_across_neighbor_ases() {
         .update(b.id, net("0.0.0.0/0"), Some(spec(&b, attrs(&[65002]))))
         .expect("second path joins the multipath set");
     assert_eq!(installed_peers(&change), vec![a.id, b.id]);
-
-    let resolver = |via: IpAddr| match via {
-        IpAddr::V4(v4) => Ok(100 + u32::from(v4.octets()[2])),
-        IpAddr::V6(_) => Err(Unresolved::NotConnected),
-    };
-    let keys = change.best.unwrap().fib_nexthops(&resolver);
-    assert_eq!(
-        keys,
-        BTreeSet::from([
-            NexthopKey {
-                via: a.address,
-                ifindex: 101,
-                owner: Owner::Bgp(a.id.0),
-            },
-            NexthopKey {
-                via: b.address,
-                ifindex: 102,
-                owner: Owner::Bgp(b.id.0),
-            },
-        ])
-    );
 }
 
 #[test]
@@ -479,41 +455,6 @@ fn a_next_hop_marked_down_before_its_routes_arrive_starts_down() {
         rib.update(a.id, net("0.0.0.0/0"), Some(spec(&a, attrs(&[65001])))),
         None
     );
-}
-
-#[test]
-fn unnumbered_link_local_next_hops_use_the_session_interface() {
-    let mut rib = Rib::default();
-    let mut a = tor(1, 65001);
-    a.address = "fe80::1".parse().unwrap();
-    rib.peer_up(a.clone(), accept_all()).unwrap();
-    let global: Ipv6Addr = "2001:db8::1".parse().unwrap();
-    let link_local: Ipv6Addr = "fe80::1".parse().unwrap();
-    // IPv4 route over an IPv6 next hop (RFC 8950), global + link-local.
-    let with_both = PathSpec {
-        attrs: Arc::new(attrs(&[65001])),
-        next_hop: NextHop {
-            address: IpAddr::V6(global),
-            link_local: Some(link_local),
-        },
-    };
-    let change = rib.update(a.id, net("0.0.0.0/0"), Some(with_both)).unwrap();
-    let no_resolver = |_: IpAddr| Err(Unresolved::NotConnected);
-    let best = change.best.unwrap();
-    assert_eq!(
-        best.fib_nexthops(&no_resolver),
-        BTreeSet::from([NexthopKey {
-            via: IpAddr::V6(link_local),
-            ifindex: 101,
-            owner: Owner::Bgp(a.id.0),
-        }])
-    );
-    // A global next hop the resolver does not know is left out; none left: no target.
-    let mut global_only = best.clone();
-    global_only.paths[0].next_hop = NextHop::new(IpAddr::V6(global));
-    assert!(global_only.fib_target(&no_resolver).is_none());
-    let resolver = |_: IpAddr| Ok(7);
-    assert!(global_only.fib_target(&resolver).is_some());
 }
 
 #[test]
