@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Nothing learned from a neighbor reaches the export side: `build_adj_rib_out` only reads
-//! originated routes (see `policy.rs`).
+//! originated routes (see `policy/mod.rs`).
 //!
 //! Here: the peers and their sessions' lifecycle. Connections in: `listener.rs`; the
 //! neighbors' events (sessions up and down, UPDATEs): `events.rs`; the operator's side
