@@ -14,6 +14,7 @@ pub mod packet;
 pub mod peer;
 pub mod policy;
 pub mod rib;
+pub mod route_source;
 pub mod southbound;
 pub mod speaker;
 mod unusable_log;

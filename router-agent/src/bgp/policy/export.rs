@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::bgp::packet::types::{AsPath, AsSegment, AsSegmentKind, Origin, PathAttributes};
-use crate::bgp::rib::NextHop;
+use crate::bgp::route_source::NextHop;
 
 use super::*;
 

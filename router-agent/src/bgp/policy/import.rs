@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::bgp::packet::types::PathAttributes;
-use crate::bgp::rib::PeerInfo;
+use crate::bgp::route_source::PeerInfo;
 
 use super::*;
 

@@ -32,7 +32,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -40,44 +40,13 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::bgp::packet::types::PathAttributes;
 use crate::bgp::policy::{ImportPolicy, ImportRejection, MaxPrefixExceeded};
 
+pub use super::route_source::{NextHop, PeerId, PeerInfo};
 pub use decision::{DecisionConfig, Step};
 pub use intern::AttrInterner;
-pub use nexthop::{NextHop, NextHopState};
+pub use nexthop::NextHopState;
 
 use crate::next_hop_check::Unusable;
 use nexthop::{NextHopId, NextHopTable};
-
-/// A BGP session, as the RIB names it. Assigned by the speaker; stable for the session's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u32);
-
-/// What the RIB needs to know of an established session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerInfo {
-    pub id: PeerId,
-    /// The peer's address on the session (decision process tie-break (g)).
-    pub address: IpAddr,
-    /// The peer's BGP Identifier from its OPEN.
-    pub router_id: Ipv4Addr,
-    pub remote_as: u32,
-    pub local_as: u32,
-    pub ebgp: bool,
-    /// The interface the session runs over, for link-local next hops (unnumbered peering).
-    pub ifindex: Option<u32>,
-    /// Only next hops that are the peer's own session address count (a dynamic neighbor
-    /// whose range does not allow third-party next hops).
-    pub own_next_hops_only: bool,
-}
-
-impl PeerInfo {
-    /// Whether `hop` is the peer itself: its session address as the global next hop, or as
-    /// the link-local one (link-local sessions). A link-local next hop sent beside the
-    /// session's global address is the peer's own on the session's link (RFC 2545).
-    pub fn is_own_next_hop(&self, hop: &NextHop) -> bool {
-        let session = self.address.to_canonical();
-        hop.address.to_canonical() == session || hop.link_local.map(IpAddr::V6) == Some(session)
-    }
-}
 
 /// A route as an UPDATE carries it, for [`Rib::update`].
 #[derive(Clone, Debug, PartialEq, Eq)]

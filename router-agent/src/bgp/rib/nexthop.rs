@@ -3,29 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
+use super::NextHop;
 use crate::next_hop_check::Unusable;
-
-/// A route's next hop as the peer sent it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NextHop {
-    /// NEXT_HOP, or the global next hop of MP_REACH_NLRI (may be IPv6 for IPv4 routes,
-    /// RFC 8950).
-    pub address: IpAddr,
-    /// The IPv6 link-local next hop, when the peer sent one (RFC 2545): preferred for
-    /// forwarding because it is on the session's link by construction.
-    pub link_local: Option<Ipv6Addr>,
-}
-
-impl NextHop {
-    pub fn new(address: IpAddr) -> Self {
-        Self {
-            address,
-            link_local: None,
-        }
-    }
-}
 
 /// What the caller knows of a next hop address (the decision process's step 0 and (e)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
