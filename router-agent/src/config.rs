@@ -300,11 +300,8 @@ impl Config {
                 if !seen.insert(nexthop) {
                     return Err((key, format!("nexthop {} is listed twice", nexthop.via)));
                 }
-                if !is_unicast(nexthop.via) {
-                    return Err((
-                        format!("{key}.via"),
-                        format!("{} is not a unicast address", nexthop.via),
-                    ));
+                if let Some(why) = crate::next_hop_check::martian(nexthop.via) {
+                    return Err((format!("{key}.via"), why.to_string()));
                 }
                 match &nexthop.interface {
                     None if is_link_local(nexthop.via) => {
@@ -350,15 +347,6 @@ fn is_link_local(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
-    }
-}
-
-fn is_unicast(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(v4) => {
-            !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || v4.is_loopback())
-        }
-        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast() || v6.is_loopback()),
     }
 }
 
@@ -527,6 +515,26 @@ mod tests {
         assert!(e.contains("not one of the configured interfaces"), "{e}");
         let e = error("[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = [{ via = \"224.0.0.1\" }]\n");
         assert!(e.contains("route[0].nexthops[0].via"), "{e}");
+        // Martian gateways, each named by its key and why.
+        for (via, why) in [
+            ("127.0.0.1", "127.0.0.1 is a loopback address"),
+            ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+            ("255.255.255.255", "255.255.255.255 is reserved"),
+            ("240.0.0.1", "240.0.0.1 is reserved"),
+            ("::1", "::1 is a loopback address"),
+            ("ff02::2", "ff02::2 is a multicast address"),
+            ("::ffff:127.0.0.1", "::ffff:127.0.0.1 is a loopback address"),
+        ] {
+            let e = error(&format!(
+                "[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = [{{ via = \"192.0.2.1\" }}, {{ via = \"{via}\" }}]\n"
+            ));
+            assert!(
+                e.contains(&format!(
+                    "route[0].nexthops[1].via: next hop unusable: {why}"
+                )),
+                "{e}"
+            );
+        }
         let e = error("[[interface]]\nname = \"eth0\"\n[[interface]]\nname = \"eth0\"\n");
         assert!(e.contains("interface[1].name"), "{e}");
         let e = error("[[interface]]\nname = \"eth0\"\nrpf = \"sometimes\"\n");

@@ -22,6 +22,7 @@ use crate::{
     kernel_mirror::{self, KernelMirror},
     kernel_routes::{self, KernelRoutes},
     netlink::{AddressInfo, KernelEvent, LinkInfo, Netlink, PeerGro},
+    next_hop_check::{self, Unresolved},
 };
 
 /// Datapath operations one commit gathers from queued BGP events before it applies them. The
@@ -231,9 +232,21 @@ impl Agent {
         routes: &[RouteConfig],
     ) -> Vec<IpNet> {
         let mut failed = Vec::new();
-        for route in routes {
+        for (i, route) in routes.iter().enumerate() {
             let mut keys = BTreeSet::new();
-            for nexthop in &route.nexthops {
+            for (j, nexthop) in route.nexthops.iter().enumerate() {
+                // Own addresses and subnet broadcasts: the kernel would refuse the route or
+                // route to itself. Said once per (re)load.
+                if let Err(Unresolved::Unusable(why)) = resolve_next_hop(
+                    &self.local_addresses,
+                    &self.connected,
+                    &self.interfaces,
+                    nexthop.via,
+                ) {
+                    tracing::error!(prefix = %route.prefix,
+                        "route[{i}].nexthops[{j}].via: {why}; nexthop skipped");
+                    continue;
+                }
                 let ifindex = match &nexthop.interface {
                     Some(name) => self
                         .interfaces
@@ -436,18 +449,30 @@ impl Agent {
                         bail!("rtnetlink connection closed");
                     };
                     let mut batch = Batch::default();
+                    let is_address = |event: &KernelEvent| {
+                        matches!(event, KernelEvent::Address(_) | KernelEvent::AddressRemoved(_))
+                    };
+                    let mut addresses_changed = is_address(&event);
                     self.on_kernel_event(&mut batch, event);
                     // Drain what else is queued: one commit for a burst of changes.
                     while let Ok(event) = events.try_recv() {
+                        addresses_changed |= is_address(&event);
                         self.on_kernel_event(&mut batch, event);
+                    }
+                    if addresses_changed && let Some(speaker) = self.speaker.as_mut() {
+                        // BGP next hops may have become (or stopped being) our own addresses.
+                        let (local, connected, interfaces) =
+                            (&self.local_addresses, &self.connected, &self.interfaces);
+                        let resolve = |ip: IpAddr| resolve_next_hop(local, connected, interfaces, ip);
+                        speaker.host_addresses_changed(&mut self.fib, &mut batch, &resolve);
                     }
                     self.commit(batch).await;
                 }
                 Some(event) = async { bgp_events.as_mut()?.recv().await }, if bgp_events.is_some() => {
                     let mut batch = Batch::default();
                     let mut speaker = self.speaker.take().expect("bgp events come with a speaker");
-                    let (connected, interfaces) = (&self.connected, &self.interfaces);
-                    let resolve = |ip: IpAddr| resolve_next_hop(connected, interfaces, ip);
+                    let (local, connected, interfaces) = (&self.local_addresses, &self.connected, &self.interfaces);
+                    let resolve = |ip: IpAddr| resolve_next_hop(local, connected, interfaces, ip);
                     let link_locals = &self.link_locals;
                     let link_local = |ifindex: u32| {
                         link_locals.get(&ifindex).and_then(|held| held.first().copied())
@@ -572,8 +597,9 @@ impl Agent {
         // applied.
         let bgp = match (self.speaker.take(), setup) {
             (Some(mut speaker), Some(setup)) => {
-                let (connected, interfaces) = (&self.connected, &self.interfaces);
-                let resolve = |ip: IpAddr| resolve_next_hop(connected, interfaces, ip);
+                let (local, connected, interfaces) =
+                    (&self.local_addresses, &self.connected, &self.interfaces);
+                let resolve = |ip: IpAddr| resolve_next_hop(local, connected, interfaces, ip);
                 let result = speaker.reload(setup, &mut self.fib, &mut batch, &resolve);
                 self.speaker = Some(speaker);
                 Some(result?)
@@ -655,17 +681,25 @@ impl Agent {
 }
 
 /// The egress interface of a directly connected next hop, if it is a configured interface
-/// (only those are in the XDP program's egress map).
+/// (only those are in the XDP program's egress map); or why it cannot be used at all (the
+/// host's own address, a connected subnet's network or broadcast address, a martian).
 fn resolve_next_hop(
+    local_addresses: &HashMap<IpNet, BTreeSet<u32>>,
     connected: &BTreeMap<(IpNet, u32), usize>,
     interfaces: &BTreeMap<u32, String>,
     via: IpAddr,
-) -> Option<u32> {
+) -> Result<u32, Unresolved> {
+    let is_own = |ip: IpAddr| local_addresses.contains_key(&IpNet::from(ip));
+    let subnets = connected.keys().map(|(subnet, _)| *subnet);
+    if let Some(why) = next_hop_check::classify(via, is_own, subnets) {
+        return Err(Unresolved::Unusable(why));
+    }
     connected
         .keys()
         .filter(|(subnet, ifindex)| subnet.contains(&via) && interfaces.contains_key(ifindex))
         .max_by_key(|(subnet, _)| subnet.prefix_len())
         .map(|(_, ifindex)| *ifindex)
+        .ok_or(Unresolved::NotConnected)
 }
 
 /// Mounts bpffs on /sys/fs/bpf if nothing is mounted there and the pin directory is below it.

@@ -14,4 +14,5 @@ pub mod fib;
 pub mod kernel_mirror;
 pub mod kernel_routes;
 pub mod netlink;
+pub mod next_hop_check;
 pub mod show;

@@ -325,7 +325,8 @@ pub fn render_routes(value: &serde_json::Value) -> String {
                 path["origin"].as_str().unwrap_or(""),
             );
             let status = path["status"].as_str().unwrap_or("");
-            if status.starts_with("rejected") {
+            // Paths kept but never used say why.
+            if status.starts_with("rejected") || status.starts_with("next") {
                 let _ = writeln!(out, "   ({status})");
             }
         }

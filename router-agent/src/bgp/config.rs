@@ -23,6 +23,7 @@
 //! import = { prefix_list = "vm-hosts" }
 //! export = "all"
 //! limit = 100                  # at most this many sessions from the range (default 100)
+//! third_party_next_hop = false # true: accept next hops other than the peer's own address
 //!
 //! [bgp.prefix_list.NAME]
 //! ipv4 = [{ action = "permit", prefix = "10.0.0.0/8", ge = 24, le = 32 }]
@@ -106,6 +107,10 @@ pub struct DynamicNeighborConfig {
     /// Sessions from this range at most; further connections are refused.
     #[serde(default = "default_dynamic_limit")]
     pub limit: usize,
+    /// Accept next hops other than the peer's own session address (off: such routes are
+    /// kept but never used, "next hop unusable: not the neighbor's own address").
+    #[serde(default)]
+    pub third_party_next_hop: bool,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -186,6 +191,8 @@ pub struct DynamicNeighbors {
     /// The policy of every peer it creates (address unused; passive).
     pub template: Neighbor,
     pub limit: usize,
+    /// Next hops other than the peer itself are accepted.
+    pub third_party_next_hop: bool,
 }
 
 impl DynamicNeighbors {
@@ -371,6 +378,7 @@ impl BgpConfig {
                 source,
                 template,
                 limit: dynamic.limit,
+                third_party_next_hop: dynamic.third_party_next_hop,
             });
         }
         Ok(BgpSetup {

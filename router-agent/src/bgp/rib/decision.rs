@@ -345,6 +345,7 @@ mod tests {
             local_as: LOCAL_AS,
             ebgp: remote_as != LOCAL_AS,
             ifindex: None,
+            own_next_hops_only: false,
         }
     }
 

@@ -32,7 +32,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -40,29 +40,13 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::bgp::packet::types::PathAttributes;
 use crate::bgp::policy::{ImportPolicy, ImportRejection, MaxPrefixExceeded};
 
+pub use super::route_source::{NextHop, PeerId, PeerInfo};
 pub use decision::{DecisionConfig, Step};
 pub use intern::AttrInterner;
-pub use nexthop::{NextHop, NextHopState, NexthopResolver};
+pub use nexthop::NextHopState;
+
+use crate::next_hop_check::Unusable;
 use nexthop::{NextHopId, NextHopTable};
-
-/// A BGP session, as the RIB names it. Assigned by the speaker; stable for the session's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u32);
-
-/// What the RIB needs to know of an established session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerInfo {
-    pub id: PeerId,
-    /// The peer's address on the session (decision process tie-break (g)).
-    pub address: IpAddr,
-    /// The peer's BGP Identifier from its OPEN.
-    pub router_id: Ipv4Addr,
-    pub remote_as: u32,
-    pub local_as: u32,
-    pub ebgp: bool,
-    /// The interface the session runs over, for link-local next hops (unnumbered peering).
-    pub ifindex: Option<u32>,
-}
 
 /// A route as an UPDATE carries it, for [`Rib::update`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +98,9 @@ pub enum PathStatus {
     Candidate,
     /// Accepted, but its next hop is marked unreachable.
     NextHopUnreachable,
+    /// Accepted, but its next hop can never be used (RFC 4271 9.1.2.1): kept in the
+    /// Adj-RIB-In, never best.
+    NextHopUnusable(Unusable),
     /// Kept in the Adj-RIB-In only.
     Rejected(ImportRejection),
 }
@@ -322,13 +309,26 @@ impl Context<'_> {
         }
     }
 
+    /// What keeps an accepted path's next hop out of the decision process (None: nothing).
+    fn next_hop_bar(&self, path: &StoredPath) -> Option<PathStatus> {
+        let state = self.next_hops.state(path.next_hop);
+        if let Some(why) = state.unusable {
+            return Some(PathStatus::NextHopUnusable(why));
+        }
+        let peer = &self.peers[&path.peer].info;
+        if peer.own_next_hops_only && !peer.is_own_next_hop(&self.next_hops.get(path.next_hop)) {
+            return Some(PathStatus::NextHopUnusable(Unusable::NotNeighborAddress));
+        }
+        (!state.reachable).then_some(PathStatus::NextHopUnreachable)
+    }
+
     /// Re-runs the decision process on `entry`'s accepted paths.
     fn rank(&self, entry: &mut PrefixEntry) {
         let accepted = entry.accepted();
         let paths = &mut entry.paths_mut()[..accepted];
         let installed = match paths {
             [] => 0,
-            [only] => usize::from(self.next_hops.state(only.next_hop).reachable),
+            [only] => usize::from(self.next_hop_bar(only).is_none()),
             _ => {
                 let candidates: Vec<decision::Candidate> = paths
                     .iter()
@@ -337,7 +337,7 @@ impl Context<'_> {
                         decision::Candidate {
                             attrs: &path.attrs,
                             peer: &self.peers[&path.peer].info,
-                            reachable: state.reachable,
+                            reachable: self.next_hop_bar(path).is_none(),
                             igp_cost: state.igp_cost,
                         }
                     })
@@ -793,6 +793,32 @@ impl Rib {
         changes
     }
 
+    /// Marks `address` unusable (`Some(why)`) or usable again, keeping what else is known of
+    /// it; every prefix with a path through it is re-decided if that changes anything. Set it
+    /// before the routes arrive and they are ranked right away.
+    pub fn set_next_hop_unusable(
+        &mut self,
+        address: IpAddr,
+        unusable: Option<Unusable>,
+    ) -> Vec<LocRibChange> {
+        let state = self.next_hops.address_state(address);
+        if state.unusable == unusable {
+            return Vec::new();
+        }
+        self.set_next_hop_state(address, NextHopState { unusable, ..state })
+    }
+
+    /// What is recorded of `address` (default: reachable, usable).
+    pub fn next_hop_state(&self, address: IpAddr) -> NextHopState {
+        self.next_hops.address_state(address)
+    }
+
+    /// Every next hop address routes use or a state was recorded for: what to re-check when
+    /// the host's addresses change.
+    pub fn next_hop_addresses(&self) -> std::collections::BTreeSet<IpAddr> {
+        self.next_hops.addresses()
+    }
+
     /// The max-prefix limit of `peer`'s import policy was crossed since the last call: the
     /// speaker warns or tears the session down (Cease, "Maximum Number of Prefixes Reached",
     /// RFC 4486) as the event says. Reported once per crossing; call after each UPDATE.
@@ -850,11 +876,9 @@ impl Rib {
                 } else if index < entry.installed() {
                     PathStatus::Multipath
                 } else if index < entry.accepted() {
-                    if self.next_hops.state(stored.next_hop).reachable {
-                        PathStatus::Candidate
-                    } else {
-                        PathStatus::NextHopUnreachable
-                    }
+                    context
+                        .next_hop_bar(stored)
+                        .unwrap_or(PathStatus::Candidate)
                 } else {
                     let peer = &self.peers[&stored.peer];
                     // Re-evaluated rather than stored (that would cost a byte per path); the

@@ -1,33 +1,12 @@
-//! BGP next hops: the table routes point into, the reachability hook of the decision process,
-//! and the translation into the FIB's nexthop keys.
+//! BGP next hops: the table routes point into and the reachability hook of the decision
+//! process (the translation into the FIB's nexthop keys is `bgp/southbound.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
-use crate::fib::{NexthopKey, Owner, RouteTarget};
-
-use super::BestRoute;
-
-/// A route's next hop as the peer sent it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NextHop {
-    /// NEXT_HOP, or the global next hop of MP_REACH_NLRI (may be IPv6 for IPv4 routes,
-    /// RFC 8950).
-    pub address: IpAddr,
-    /// The IPv6 link-local next hop, when the peer sent one (RFC 2545): preferred for
-    /// forwarding because it is on the session's link by construction.
-    pub link_local: Option<Ipv6Addr>,
-}
-
-impl NextHop {
-    pub fn new(address: IpAddr) -> Self {
-        Self {
-            address,
-            link_local: None,
-        }
-    }
-}
+use super::NextHop;
+use crate::next_hop_check::Unusable;
 
 /// What the caller knows of a next hop address (the decision process's step 0 and (e)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +15,15 @@ pub struct NextHopState {
     /// Interior cost to reach it. All 0 on a host (every next hop is on a connected link);
     /// kept so that the step exists and can be fed later.
     pub igp_cost: u32,
+    /// Never usable (the host's own address, a broadcast address, ...: RFC 4271 9.1.2.1).
+    pub unusable: Option<Unusable>,
+}
+
+impl NextHopState {
+    /// Whether paths through it may take part in the decision process.
+    pub fn usable(&self) -> bool {
+        self.reachable && self.unusable.is_none()
+    }
 }
 
 impl Default for NextHopState {
@@ -43,6 +31,7 @@ impl Default for NextHopState {
         Self {
             reachable: true,
             igp_cost: 0,
+            unusable: None,
         }
     }
 }
@@ -159,7 +148,8 @@ impl NextHopTable {
     }
 
     /// The state of a next hop: unreachable if either of its addresses is; the global
-    /// address's IGP cost.
+    /// address's IGP cost; unusable as the address forwarded to is: the link-local one when
+    /// sent (a global `::` beside it is what BIRD sends over link-local sessions).
     fn state_of(&self, hop: &NextHop) -> NextHopState {
         let global = self.states.get(&hop.address).copied().unwrap_or_default();
         let link_local = hop
@@ -169,7 +159,26 @@ impl NextHopTable {
         NextHopState {
             reachable: global.reachable && link_local.reachable,
             igp_cost: global.igp_cost,
+            unusable: match hop.link_local {
+                Some(_) => link_local.unusable,
+                None => global.unusable,
+            },
         }
+    }
+
+    /// The state recorded for `address` (default when none was set).
+    pub fn address_state(&self, address: IpAddr) -> NextHopState {
+        self.states.get(&address).copied().unwrap_or_default()
+    }
+
+    /// Every address a route uses or a state was recorded for: what to re-check when the
+    /// host's addresses change.
+    pub fn addresses(&self) -> BTreeSet<IpAddr> {
+        let in_use = self
+            .by_hop
+            .keys()
+            .flat_map(|hop| std::iter::once(hop.address).chain(hop.link_local.map(IpAddr::V6)));
+        in_use.chain(self.states.keys().copied()).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -193,70 +202,5 @@ impl NextHopTable {
         self.slots[id.0 as usize]
             .as_mut()
             .expect("next hop id in use")
-    }
-}
-
-/// Finds the interface of a global next hop (the kernel's connected route towards it, say).
-/// Link-local next hops do not need it: they are reached on the session's interface.
-pub trait NexthopResolver {
-    fn ifindex(&self, via: IpAddr) -> Option<u32>;
-}
-
-impl<F: Fn(IpAddr) -> Option<u32>> NexthopResolver for F {
-    fn ifindex(&self, via: IpAddr) -> Option<u32> {
-        self(via)
-    }
-}
-
-fn is_ipv6_link_local(address: &Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
-}
-
-impl BestRoute {
-    /// The FIB nexthops of the installed paths. A link-local next hop (sent alongside the
-    /// global one, or as the only one) is used with the session's interface; a global one is
-    /// resolved by `resolver`. Paths whose interface cannot be found are left out (logged).
-    pub fn fib_nexthops(&self, resolver: &impl NexthopResolver) -> BTreeSet<NexthopKey> {
-        let mut keys = BTreeSet::new();
-        for path in &self.paths {
-            let link_local = path.next_hop.link_local.or(match path.next_hop.address {
-                IpAddr::V6(address) if is_ipv6_link_local(&address) => Some(address),
-                _ => None,
-            });
-            let key = match (link_local, path.ifindex) {
-                (Some(address), Some(ifindex)) => Some(NexthopKey {
-                    via: IpAddr::V6(address),
-                    ifindex,
-                    owner: Owner::Bgp(path.peer.0),
-                }),
-                // No session interface known: the global next hop, if it is one.
-                (Some(_), None) if path.next_hop.link_local.is_none() => None,
-                _ => resolver
-                    .ifindex(path.next_hop.address)
-                    .map(|ifindex| NexthopKey {
-                        via: path.next_hop.address,
-                        ifindex,
-                        owner: Owner::Bgp(path.peer.0),
-                    }),
-            };
-            match key {
-                Some(key) => {
-                    keys.insert(key);
-                }
-                None => tracing::debug!(
-                    peer = path.peer.0,
-                    next_hop = ?path.next_hop,
-                    "no interface for BGP next hop; path left out of the FIB"
-                ),
-            }
-        }
-        keys
-    }
-
-    /// What to give [`crate::fib::Fib::set_route`]; None when no next hop could be placed on
-    /// an interface (the caller then removes the route).
-    pub fn fib_target(&self, resolver: &impl NexthopResolver) -> Option<RouteTarget> {
-        let keys = self.fib_nexthops(resolver);
-        (!keys.is_empty()).then_some(RouteTarget::Via(keys))
     }
 }

@@ -1,5 +1,4 @@
-use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -8,7 +7,8 @@ use rand::{Rng, SeedableRng};
 use super::*;
 use crate::bgp::packet::types::{AsPath, AsSegment, AsSegmentKind, Origin};
 use crate::bgp::policy::{Filter, MaxPrefix, MaxPrefixAction};
-use crate::fib::{NexthopKey, Owner};
+
+mod next_hop_sanity;
 
 const LOCAL_AS: u32 = 65000;
 
@@ -25,6 +25,7 @@ fn tor(id: u32, remote_as: u32) -> PeerInfo {
         local_as: LOCAL_AS,
         ebgp: remote_as != LOCAL_AS,
         ifindex: Some(100 + id),
+        own_next_hops_only: false,
     }
 }
 
@@ -96,27 +97,6 @@ fn dual_homed_default_route_is_ecmp_across_neighbor_ases() {
         .update(b.id, net("0.0.0.0/0"), Some(spec(&b, attrs(&[65002]))))
         .expect("second path joins the multipath set");
     assert_eq!(installed_peers(&change), vec![a.id, b.id]);
-
-    let resolver = |via: IpAddr| match via {
-        IpAddr::V4(v4) => Some(100 + u32::from(v4.octets()[2])),
-        IpAddr::V6(_) => None,
-    };
-    let keys = change.best.unwrap().fib_nexthops(&resolver);
-    assert_eq!(
-        keys,
-        BTreeSet::from([
-            NexthopKey {
-                via: a.address,
-                ifindex: 101,
-                owner: Owner::Bgp(a.id.0),
-            },
-            NexthopKey {
-                via: b.address,
-                ifindex: 102,
-                owner: Owner::Bgp(b.id.0),
-            },
-        ])
-    );
 }
 
 #[test]
@@ -430,6 +410,7 @@ fn unreachable_next_hop_moves_traffic_and_comes_back() {
     let down = NextHopState {
         reachable: false,
         igp_cost: 0,
+        ..NextHopState::default()
     };
     let changes = rib.set_next_hop_state(a.address, down);
     assert_eq!(changes.len(), 1);
@@ -449,6 +430,7 @@ fn unreachable_next_hop_moves_traffic_and_comes_back() {
     let far = NextHopState {
         reachable: true,
         igp_cost: 10,
+        ..NextHopState::default()
     };
     let changes = rib.set_next_hop_state(a.address, far);
     assert_eq!(installed_peers(&changes[0]), vec![b.id]);
@@ -466,47 +448,13 @@ fn a_next_hop_marked_down_before_its_routes_arrive_starts_down() {
     let down = NextHopState {
         reachable: false,
         igp_cost: 0,
+        ..NextHopState::default()
     };
     assert!(rib.set_next_hop_state(a.address, down).is_empty());
     assert_eq!(
         rib.update(a.id, net("0.0.0.0/0"), Some(spec(&a, attrs(&[65001])))),
         None
     );
-}
-
-#[test]
-fn unnumbered_link_local_next_hops_use_the_session_interface() {
-    let mut rib = Rib::default();
-    let mut a = tor(1, 65001);
-    a.address = "fe80::1".parse().unwrap();
-    rib.peer_up(a.clone(), accept_all()).unwrap();
-    let global: Ipv6Addr = "2001:db8::1".parse().unwrap();
-    let link_local: Ipv6Addr = "fe80::1".parse().unwrap();
-    // IPv4 route over an IPv6 next hop (RFC 8950), global + link-local.
-    let with_both = PathSpec {
-        attrs: Arc::new(attrs(&[65001])),
-        next_hop: NextHop {
-            address: IpAddr::V6(global),
-            link_local: Some(link_local),
-        },
-    };
-    let change = rib.update(a.id, net("0.0.0.0/0"), Some(with_both)).unwrap();
-    let no_resolver = |_: IpAddr| None;
-    let best = change.best.unwrap();
-    assert_eq!(
-        best.fib_nexthops(&no_resolver),
-        BTreeSet::from([NexthopKey {
-            via: IpAddr::V6(link_local),
-            ifindex: 101,
-            owner: Owner::Bgp(a.id.0),
-        }])
-    );
-    // A global next hop the resolver does not know is left out; none left: no target.
-    let mut global_only = best.clone();
-    global_only.paths[0].next_hop = NextHop::new(IpAddr::V6(global));
-    assert!(global_only.fib_target(&no_resolver).is_none());
-    let resolver = |_: IpAddr| Some(7);
-    assert!(global_only.fib_target(&resolver).is_some());
 }
 
 #[test]
@@ -707,6 +655,7 @@ fn random_operations_match_a_from_scratch_model() {
                 let state = NextHopState {
                     reachable: rng.random_ratio(2, 3),
                     igp_cost: rng.random_range(0..2),
+                    ..NextHopState::default()
                 };
                 apply(&mut fib, rib.set_next_hop_state(hop, state));
                 states.insert(hop, state);

@@ -1,0 +1,7 @@
+//! The operator's side of the speaker: configuration reload and the `show` views.
+
+mod reload;
+mod show;
+
+pub use reload::ReloadSummary;
+pub use show::{HoldDownStatus, NeighborStatus, PathStatusView, RouteStatus};

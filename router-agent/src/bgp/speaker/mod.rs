@@ -1,0 +1,265 @@
+//! The speaker: neighbors' sessions in, Loc-RIB changes out to the FIB, originated routes out
+//! to the neighbors. It runs inside the agent's event loop, which owns the FIB; sessions run
+//! as tasks (`peer.rs`) and talk to it over channels.
+//!
+//! ```text
+//!   peer tasks ──PeerEvent──> Speaker ──> import policy ─> Rib ──LocRibChange──> Fib
+//!   Originated ──> build_adj_rib_out (export policy) ──> AdjRibOut ──Update──> peer tasks
+//! ```
+//!
+//! Nothing learned from a neighbor reaches the export side: `build_adj_rib_out` only reads
+//! originated routes (see `policy/mod.rs`).
+//!
+//! Here: the peers and their sessions' lifecycle. Connections in: `listener.rs`; the
+//! neighbors' events (sessions up and down, UPDATEs): `events.rs`; the operator's side
+//! (reload, show): `../northbound/`; FIB writes: `../southbound.rs`; UPDATEs out:
+//! `../updates_out.rs`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+
+use super::southbound::{self, Resolve};
+use super::unusable_log::UnusableLog;
+use super::{
+    config::{BgpSetup, Neighbor, PeerAddress},
+    discovery,
+    fsm::{Restart, SessionConfig, State},
+    packet::types::{Afi, Safi},
+    peer::{self, PeerCommand, PeerEvent, PeerHandle, PeerSpec},
+    policy::{AdjRibOut, ExportSession},
+    rib::{PeerId, PeerInfo, Rib},
+};
+use crate::fib::{Batch, Fib};
+
+mod events;
+mod listener;
+
+/// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
+pub(in crate::bgp) struct HoldDown {
+    pub(in crate::bgp) reason: String,
+    /// When the session restarts on its own; None: only `clear neighbor` restarts it.
+    pub(in crate::bgp) ends: Option<Instant>,
+}
+
+pub(in crate::bgp) struct PeerState {
+    pub(in crate::bgp) neighbor: Neighbor,
+    /// Index of the `dynamic_neighbor` template that created it.
+    pub(in crate::bgp) dynamic: Option<usize>,
+    /// The peer's address: configured, or the source of its connection (dynamic), or
+    /// discovered (unnumbered).
+    pub(in crate::bgp) address: Option<SocketAddr>,
+    pub(in crate::bgp) handle: PeerHandle,
+    pub(in crate::bgp) state: State,
+    pub(in crate::bgp) established_at: Option<Instant>,
+    pub(in crate::bgp) info: Option<PeerInfo>,
+    pub(in crate::bgp) adj_out: AdjRibOut,
+    /// What export needs of the established session (kept to re-export on a reload).
+    pub(in crate::bgp) export_session: Option<ExportSession>,
+    pub(in crate::bgp) families: BTreeSet<(Afi, Safi)>,
+    /// Next hops (global and link-local) the neighbor's routes used this session.
+    pub(in crate::bgp) next_hops: BTreeSet<IpAddr>,
+    pub(in crate::bgp) last_error: Option<String>,
+    pub(in crate::bgp) hold_down: Option<HoldDown>,
+}
+
+impl PeerState {
+    fn new(
+        neighbor: Neighbor,
+        dynamic: Option<usize>,
+        address: Option<SocketAddr>,
+        handle: PeerHandle,
+    ) -> Self {
+        PeerState {
+            neighbor,
+            dynamic,
+            address,
+            handle,
+            state: State::Idle,
+            established_at: None,
+            info: None,
+            adj_out: AdjRibOut::new(),
+            export_session: None,
+            families: BTreeSet::new(),
+            next_hops: BTreeSet::new(),
+            last_error: None,
+            hold_down: None,
+        }
+    }
+}
+
+pub struct Speaker {
+    pub(in crate::bgp) setup: BgpSetup,
+    pub(in crate::bgp) rib: Rib,
+    pub(in crate::bgp) peers: BTreeMap<PeerId, PeerState>,
+    pub(in crate::bgp) next_peer_id: u32,
+    /// For the session tasks of dynamic peers.
+    pub(in crate::bgp) events: mpsc::UnboundedSender<PeerEvent>,
+    /// Unusable next hops already logged, per neighbor and cause.
+    pub(in crate::bgp) unusable_log: UnusableLog,
+}
+
+impl Speaker {
+    /// Starts a session per configured neighbor and the listener; events arrive on the
+    /// receiver. Connections go to the speaker ([`PeerEvent::Accepted`]), which hands them to
+    /// the neighbor's session or creates a dynamic peer.
+    pub async fn start(setup: BgpSetup) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
+        let (events, event_rx) = mpsc::unbounded_channel();
+        let listener = TcpListener::bind(SocketAddr::new(
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            setup.port,
+        ))
+        .await
+        .with_context(|| format!("listening on BGP port {}", setup.port))?;
+        let accepted = events.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, remote)) => {
+                        if accepted
+                            .send(PeerEvent::Accepted { stream, remote })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(err) => tracing::debug!("BGP accept: {err}"),
+                }
+            }
+        });
+        let mut speaker = Speaker {
+            rib: Rib::new(setup.decision.clone()),
+            peers: BTreeMap::new(),
+            next_peer_id: 0,
+            events,
+            unusable_log: UnusableLog::default(),
+            setup,
+        };
+        for neighbor in speaker.setup.neighbors.clone() {
+            let address = match neighbor.address {
+                PeerAddress::Ip(ip) => Some(SocketAddr::new(ip, speaker.setup.port)),
+                PeerAddress::Interface(_) => None,
+            };
+            speaker
+                .add_peer(neighbor.clone(), None, address, None)
+                .with_context(|| format!("neighbor {}", neighbor.address))?;
+        }
+        for interface in speaker.unnumbered_interfaces() {
+            let events = speaker.events.clone();
+            let name = interface.clone();
+            discovery::spawn(interface, move |address| {
+                let _ = events.send(PeerEvent::Discovered {
+                    interface: name.clone(),
+                    address,
+                });
+            });
+        }
+        Ok((speaker, event_rx))
+    }
+
+    /// Starts a session task.
+    pub(in crate::bgp) fn add_peer(
+        &mut self,
+        neighbor: Neighbor,
+        dynamic: Option<usize>,
+        remote: Option<SocketAddr>,
+        incoming: Option<TcpStream>,
+    ) -> Result<PeerId> {
+        let peer = PeerId(self.next_peer_id);
+        self.next_peer_id += 1;
+        let spec = PeerSpec {
+            peer,
+            remote,
+            config: self.session_config(&neighbor),
+            restart: if dynamic.is_some() {
+                Restart::Never
+            } else {
+                Restart::Always
+            },
+            incoming,
+        };
+        let handle = peer::spawn(spec, self.events.clone())?;
+        self.peers
+            .insert(peer, PeerState::new(neighbor, dynamic, remote, handle));
+        Ok(peer)
+    }
+
+    pub(in crate::bgp) fn session_config(&self, neighbor: &Neighbor) -> SessionConfig {
+        let mut session =
+            SessionConfig::new(self.setup.asn, neighbor.remote_as, self.setup.router_id);
+        session.passive = neighbor.passive;
+        if let Some(hold_time) = neighbor.hold_time {
+            session.hold_time = hold_time;
+        }
+        session.capabilities.multiprotocol =
+            BTreeSet::from([(Afi::Ipv4, Safi::Unicast), (Afi::Ipv6, Safi::Unicast)]);
+        session.capabilities.route_refresh = true;
+        session.capabilities.extended_next_hop =
+            BTreeSet::from([(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]);
+        session
+    }
+
+    /// The interfaces of unnumbered neighbors (where to send and hear Router Advertisements).
+    pub fn unnumbered_interfaces(&self) -> Vec<String> {
+        self.setup.unnumbered_interfaces().into_iter().collect()
+    }
+
+    /// Ends every session with a Cease (administrative shutdown).
+    pub fn stop(&self, message: &str) {
+        for peer in self.peers.values() {
+            let _ = peer
+                .handle
+                .commands
+                .send(PeerCommand::Stop(Some(message.to_owned())));
+        }
+    }
+
+    pub(in crate::bgp) fn peer_mut(&mut self, peer: PeerId) -> &mut PeerState {
+        self.peers.get_mut(&peer).expect("caller checked")
+    }
+
+    /// Stops a peer's session for good and withdraws its routes now.
+    pub(in crate::bgp) fn remove_peer(
+        &mut self,
+        peer: PeerId,
+        why: &str,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        let state = &self.peers[&peer];
+        tracing::info!(neighbor = %state.neighbor.address, address = ?state.address, "BGP neighbor removed: {why}");
+        let _ = state
+            .handle
+            .commands
+            .send(PeerCommand::Stop(Some(why.to_owned())));
+        self.forget_peer(peer, why, fib, batch, resolve);
+        // Its task's last events (Down, Closed) find no peer and are ignored.
+    }
+
+    /// Takes a peer down for good: its routes withdrawn, and nothing of it left in the FIB's
+    /// failure marks (they are scoped to the peer, whose id is never used again).
+    pub(in crate::bgp) fn forget_peer(
+        &mut self,
+        peer: PeerId,
+        why: &str,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        let gateways: Vec<IpAddr> = self.peers[&peer].next_hops.iter().copied().collect();
+        self.down(peer, why.to_owned(), fib, batch, resolve);
+        // down() marks the peer's gateways failed until they show up again in an UPDATE,
+        // which a removed peer never sends.
+        southbound::set_gateways_failed(fib, batch, peer, &gateways, false);
+        self.peers.remove(&peer);
+    }
+}
