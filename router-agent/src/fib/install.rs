@@ -19,14 +19,26 @@ use super::{
     is_reserved, routes::RouteEntry,
 };
 
-/// Why a route was left to the kernel.
-const TOO_MANY_NEXTHOPS: &str = "routes with more nexthops than a group holds";
+/// Why a route was left to the kernel (log lines start with it).
+const TOO_MANY_NEXTHOPS: &str = "route with more nexthops than a group holds (64)";
 
 fn cause_of(err: &FibError) -> &'static str {
     match err {
-        FibError::Full { what, .. } => what,
+        FibError::Full {
+            what: "nexthop groups",
+            ..
+        } => "no free nexthop group id",
+        FibError::Full {
+            what: "nexthop slots",
+            ..
+        } => "no free nexthop slot",
+        FibError::Full {
+            what: "nexthop ids",
+            ..
+        } => "no free nexthop id",
+        FibError::Full { .. } => "FIB table full",
         FibError::TooManyNexthops { .. } => TOO_MANY_NEXTHOPS,
-        FibError::NoNexthops { .. } => "routes without nexthops",
+        FibError::NoNexthops { .. } => "route without nexthops",
     }
 }
 
@@ -194,8 +206,9 @@ impl Fib {
         let reported = self.shortages.entry(cause).or_insert(0);
         if *reported == 0 {
             tracing::error!(
-                "no room for {cause}: the affected routes and nexthop updates are left to the \
-                 kernel until ids or slots are released (logged once; counts follow)"
+                "{cause}: what it affects is left to the kernel (routes as GROUP_PASS and \
+                 mirrored; stale nexthops out of their groups) and retried as ids and slots \
+                 are released; logged once, counts follow"
             );
             *reported = 1;
         }
@@ -217,11 +230,11 @@ impl Fib {
         self.shortages.retain(
             |cause, reported| match waiting.get(cause).copied().unwrap_or(0) {
                 0 => {
-                    tracing::info!("no more shortage of {cause}: everything is installed");
+                    tracing::info!("{cause}: over, nothing waits any more");
                     false
                 }
                 now if now != *reported => {
-                    tracing::warn!("shortage of {cause}: {now} waiting, left to the kernel");
+                    tracing::warn!("{cause}: {now} route(s) or nexthop(s) waiting");
                     *reported = now;
                     true
                 }

@@ -15,9 +15,10 @@
 //! groups holding it: one bucket rewrite per group, whatever the number of routes.
 //!
 //! A route whose nexthop set changes keeps its flows on the nexthops it keeps (resilient
-//! ECMP, see [`groups`]); a route that cannot be installed in full, and every route inside a
-//! `pass_to_kernel` prefix, is left to the kernel (`GROUP_PASS`) and mirrored there, so no
-//! stale or covering route ever forwards its packets.
+//! ECMP, see `groups.rs`). A route that cannot be installed in full is left to the kernel
+//! (`GROUP_PASS`) with its real route mirrored there, so neither its old version nor a
+//! covering route forwards its packets; a nexthop record that cannot be updated leaves its
+//! groups. Every route inside a `pass_to_kernel` prefix goes to the kernel too.
 //!
 //! Files: `api.rs` (the public operations), `install.rs` (a prefix's datapath route and
 //! kernel mirror, failures, `pass_to_kernel`), `groups.rs` (groups and their bucket layouts),

@@ -25,7 +25,7 @@ pub(super) struct NexthopEntry {
 }
 
 /// Why nexthop updates wait (logged once until it clears).
-pub(super) const SLOTS_FOR_UPDATES: &str = "updated nexthop records (no free slot)";
+pub(super) const SLOTS_FOR_UPDATES: &str = "no free nexthop slot for an updated nexthop record";
 
 impl Fib {
     /// The nexthop for `key`, created (and written to a slot) if needed; takes one reference.

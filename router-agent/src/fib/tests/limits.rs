@@ -209,3 +209,54 @@ fn no_slot_or_nexthop_id_goes_to_the_kernel_and_keeps_nothing() {
         }));
     }
 }
+
+#[test]
+fn an_unfit_route_keeps_its_nexthops_while_another_source_wins() {
+    let (a, b) = (nh("10.0.2.1", 2), nh("10.0.3.1", 3));
+    let limits = FibLimits {
+        groups: 3,
+        slot_quarantine: Duration::ZERO,
+        ..FibLimits::default()
+    };
+    let (mut fib, mut dp) = fib_resolved(limits, &[a, b]);
+    let prefix = net("10.1.0.0/16");
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Static, net("10.0.0.0/8"), via(&[a]))
+        .unwrap();
+    fib.set_route(&mut batch, Source::Static, prefix, via(&[b]))
+        .unwrap();
+    dp.apply(&batch);
+    assert_eq!(dp.routes[&prefix], GROUP_PASS);
+
+    // A local address takes the prefix: the kernel route we added goes.
+    let mut batch = Batch::default();
+    fib.set_route(&mut batch, Source::Local, prefix, RouteTarget::Local)
+        .unwrap();
+    dp.apply(&batch);
+    assert_eq!(dp.routes[&prefix], GROUP_LOCAL);
+    assert_eq!(batch.kernel, [KernelChange::Delete { prefix }]);
+
+    // It goes away: the static route is back with its own nexthops, still unfit: passed and
+    // mirrored, never the covering /8.
+    let mut batch = Batch::default();
+    fib.remove_route(&mut batch, Source::Local, prefix);
+    dp.apply(&batch);
+    assert_eq!(dp.routes[&prefix], GROUP_PASS);
+    assert_eq!(
+        batch.kernel,
+        [KernelChange::Replace {
+            prefix,
+            nexthops: Arc::new(BTreeSet::from([b])),
+        }]
+    );
+    // Room again: installed for real at the next operation.
+    let mut batch = Batch::default();
+    fib.remove_route(&mut batch, Source::Static, net("10.0.0.0/8"));
+    dp.apply(&batch);
+    fib.release_quarantined(Instant::now() + HOUR);
+    let mut batch = Batch::default();
+    fib.update_neighbor(&mut batch, a.ifindex, a.via, Some(MAC_A));
+    dp.apply(&batch);
+    assert_eq!(dp.layout(&prefix)[0], Some(via_bytes(b.via)));
+    assert_eq!(fib.unplaced_count(), 0);
+}
