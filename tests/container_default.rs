@@ -275,7 +275,15 @@ fn tcp_both_ways_between_a_bgp_default_and_a_container_link_forwarded_by_xdp() {
             tcp_echo(&lab.net.ns("container"), server, &lab.net.ns("client"), 1);
             lab.kernel_forwarded() == before
         },
-        || lab.log(),
+        || {
+            format!(
+                "{}\nnft: {}\nneighbors: {}\ncounters: {}",
+                lab.log(),
+                lab.net.exec("host", &["nft", "list", "ruleset"]),
+                lab.net.exec("host", &["ip", "neigh"]),
+                lab.show("counters")
+            )
+        },
     );
     let before = lab.show("counters");
     let kernel_before = lab.kernel_forwarded();
