@@ -514,6 +514,10 @@ impl Agent {
                     let now = Instant::now();
                     self.fib.release_quarantined(now);
                     self.datapath.release_quarantined(now);
+                    // What waited for a slot or a group id (forwarded by the kernel meanwhile).
+                    let mut batch = Batch::default();
+                    self.fib.retry_deferred(&mut batch);
+                    self.commit(batch).await;
                 }
                 _ = signals.terminate.recv() => { tracing::info!("SIGTERM"); return Ok(()); }
                 _ = signals.interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
