@@ -239,8 +239,14 @@ impl Lab {
                 let ready = fib["routes"]
                     .as_array()
                     .map(|routes| {
-                        let forward: Vec<_> =
-                            routes.iter().filter(|r| r["action"] == "forward").collect();
+                        // The service routes (connected subnets forward too, on link).
+                        let forward: Vec<_> = routes
+                            .iter()
+                            .filter(|r| r["action"] == "forward")
+                            .filter(|r| {
+                                r["prefix"] == "198.18.0.0/24" || r["prefix"] == "2001:db8:5::/64"
+                            })
+                            .collect();
                         forward.len() == 2
                             && forward.iter().all(|r| {
                                 let nhs = r["nexthops"].as_array().unwrap();

@@ -268,7 +268,21 @@ fn connected_subnets_and_kernel_routes_forward_like_the_kernel() {
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"],
     );
     lab.tcp_exchange();
-    // Neighbor resolved (REACHABLE after the traffic above): XDP forwards, both ways.
+    // Neighbors confirmed: a STALE entry (the client's, learned from its ARP request) is left
+    // to the kernel until the kernel's own forwarding has confirmed it (DELAY, PROBE, then
+    // REACHABLE, about 5 s later). Then XDP forwards, both ways.
+    for (host, dev) in [("10.0.0.2", "r0"), (CONTAINER, "r2")] {
+        wait_for(
+            &format!("the router's neighbor entry for {host} confirmed"),
+            Duration::from_secs(15),
+            || {
+                lab.exec("cli", &["ping", "-c", "1", "-W", "1", CONTAINER]);
+                lab.exec("rtr", &["ip", "neigh", "show", host, "dev", dev])
+                    .contains("REACHABLE")
+            },
+            || lab.exec("rtr", &["ip", "neigh"]),
+        );
+    }
     let before = lab.forwarded();
     lab.exec(
         "cli",
