@@ -20,7 +20,7 @@ use crate::{
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
     kernel_mirror::{self, KernelMirror},
-    kernel_routes::{self, KernelRoutes},
+    kernel_routes::{self, KernelRoutes, LocalRoutes},
     netlink::{AddressInfo, KernelEvent, LinkInfo, Netlink, PeerGro},
     next_hop_check::{self, Unresolved},
 };
@@ -62,6 +62,8 @@ struct Agent {
     link_locals: BTreeMap<u32, BTreeSet<Ipv6Addr>>,
     /// The kernel's own routes (`datapath.follow_kernel_routes`).
     kernel_routes: KernelRoutes,
+    /// The kernel's local table: the FIB's local routes.
+    local_routes: LocalRoutes,
     speaker: Option<Speaker>,
 }
 
@@ -118,6 +120,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         connected: BTreeMap::new(),
         link_locals: BTreeMap::new(),
         kernel_routes: KernelRoutes::default(),
+        local_routes: LocalRoutes::default(),
         speaker: None,
         config,
     };
@@ -299,8 +302,8 @@ impl Agent {
             KernelEvent::NeighborRemoved { ifindex, addr } => {
                 self.fib.update_neighbor(batch, ifindex, addr, None)
             }
-            KernelEvent::Address(address) => self.on_address(batch, &address, true),
-            KernelEvent::AddressRemoved(address) => self.on_address(batch, &address, false),
+            KernelEvent::Address(address) => self.on_address(&address, true),
+            KernelEvent::AddressRemoved(address) => self.on_address(&address, false),
             KernelEvent::Route(route) => {
                 self.kernel_routes
                     .on_route(&mut self.fib, batch, route, &self.interfaces)
@@ -308,6 +311,13 @@ impl Agent {
             KernelEvent::RouteRemoved(key) => {
                 self.kernel_routes
                     .on_route_removed(&mut self.fib, batch, key, &self.interfaces)
+            }
+            KernelEvent::LocalRoute(route) => {
+                self.local_routes.on_route(&mut self.fib, batch, route)
+            }
+            KernelEvent::LocalRouteRemoved(route) => {
+                self.local_routes
+                    .on_route_removed(&mut self.fib, batch, route)
             }
             KernelEvent::DumpDone => {}
         }
@@ -353,8 +363,8 @@ impl Agent {
         }
     }
 
-    /// The host's own addresses become local routes: their packets go to the kernel.
-    fn on_address(&mut self, batch: &mut Batch, address: &AddressInfo, present: bool) {
+    /// The host's addresses: connected subnets, link-locals and own addresses, for next hops.
+    fn on_address(&mut self, address: &AddressInfo, present: bool) {
         // Link-local destinations never reach the lookup (the program passes them first).
         let link_local = match address.addr {
             IpAddr::V4(v4) => v4.is_link_local(),
@@ -386,30 +396,21 @@ impl Agent {
                 }
             }
         }
+        // The FIB's local routes come from the local table (LocalRoutes), not from here: these
+        // are the host's own addresses for next-hop sanity.
         let mut hosts = vec![IpNet::from(address.addr)];
         if let Some(broadcast) = address.broadcast {
             hosts.push(IpNet::from(IpAddr::V4(broadcast)));
         }
         for host in hosts {
             let holders = self.local_addresses.entry(host).or_default();
-            let changed = if present {
-                holders.insert(address.ifindex) && holders.len() == 1
+            if present {
+                holders.insert(address.ifindex);
             } else {
-                holders.remove(&address.ifindex) && holders.is_empty()
-            };
-            if !changed {
-                continue;
-            }
-            let result = if present {
-                self.fib
-                    .set_route(batch, Source::Local, host, RouteTarget::Local)
-            } else {
-                self.local_addresses.remove(&host);
-                self.fib.remove_route(batch, Source::Local, host);
-                Ok(())
-            };
-            if let Err(err) = result {
-                tracing::error!(%host, "local route not installed: {err}");
+                holders.remove(&address.ifindex);
+                if holders.is_empty() {
+                    self.local_addresses.remove(&host);
+                }
             }
         }
     }
