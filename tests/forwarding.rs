@@ -231,7 +231,7 @@ impl Lab {
         self.net.agent_show("rtr", what, None)
     }
 
-    /// Waits until both routes point at two resolved nexthops.
+    /// Waits until both static routes point at two resolved nexthops.
     fn wait_resolved(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -239,8 +239,14 @@ impl Lab {
                 let ready = fib["routes"]
                     .as_array()
                     .map(|routes| {
-                        let forward: Vec<_> =
-                            routes.iter().filter(|r| r["action"] == "forward").collect();
+                        // The static routes (the connected subnets forward too).
+                        let forward: Vec<_> = routes
+                            .iter()
+                            .filter(|r| {
+                                r["prefix"] == "198.18.0.0/24" || r["prefix"] == "2001:db8:5::/64"
+                            })
+                            .filter(|r| r["action"] == "forward")
+                            .collect();
                         forward.len() == 2
                             && forward.iter().all(|r| {
                                 let nhs = r["nexthops"].as_array().unwrap();
