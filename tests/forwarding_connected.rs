@@ -121,7 +121,7 @@ impl Lab {
         wait_for(
             "agent forwarding",
             Duration::from_secs(20),
-            || netns::strip_ansi(&self.log()).contains("daemon: forwarding routes="),
+            || netns::strip_ansi(&self.log()).contains(" forwarding routes="),
             || self.log(),
         );
     }
