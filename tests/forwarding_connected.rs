@@ -272,7 +272,18 @@ fn connected_subnets_and_kernel_routes_forward_like_the_kernel() {
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"],
     );
     lab.tcp_exchange();
-    // Neighbor resolved (REACHABLE after the traffic above): XDP forwards, both ways.
+    // The router learnt the client from its ARP request: STALE, which XDP leaves to the kernel
+    // until the kernel confirms it (DELAY then REACHABLE, ~5 s, notified only at the end).
+    wait_for(
+        "the router's neighbor 10.0.0.2 confirmed",
+        Duration::from_secs(15),
+        || {
+            lab.exec("rtr", &["ip", "neigh", "show", "10.0.0.2", "dev", "r0"])
+                .contains("REACHABLE")
+        },
+        || lab.exec("rtr", &["ip", "neigh", "show"]),
+    );
+    // Neighbors confirmed: XDP forwards, both ways.
     let before = lab.forwarded();
     lab.exec(
         "cli",
