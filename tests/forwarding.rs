@@ -231,7 +231,7 @@ impl Lab {
         self.net.agent_show("rtr", what, None)
     }
 
-    /// Waits until both routes point at two resolved nexthops.
+    /// Waits until both static routes point at two resolved nexthops.
     fn wait_resolved(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -239,13 +239,13 @@ impl Lab {
                 let ready = fib["routes"]
                     .as_array()
                     .map(|routes| {
-                        // The service routes (connected subnets forward too, on link).
+                        // The static routes (the connected subnets forward too).
                         let forward: Vec<_> = routes
                             .iter()
-                            .filter(|r| r["action"] == "forward")
                             .filter(|r| {
                                 r["prefix"] == "198.18.0.0/24" || r["prefix"] == "2001:db8:5::/64"
                             })
+                            .filter(|r| r["action"] == "forward")
                             .collect();
                         forward.len() == 2
                             && forward.iter().all(|r| {

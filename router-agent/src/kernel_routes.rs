@@ -24,7 +24,7 @@ use crate::{
     config::DatapathConfig,
     fib::{Batch, Fib, NexthopKey, RouteTarget, Source},
     netlink::{
-        FollowedRoute, FollowedRouteKey, KERNEL_ROUTE_METRIC, RouteFilter, RouteKind,
+        FollowedRoute, FollowedRouteKey, KERNEL_ROUTE_METRIC, LocalRoute, RouteFilter, RouteKind,
         TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
     },
 };
@@ -134,7 +134,8 @@ pub fn route_filter(datapath: &DatapathConfig) -> Result<RouteFilter, KeyError> 
                     return Err((
                         key,
                         format!(
-                            "{n} is not a table that can be followed (1..2^32, not 255: local)"
+                            "{n} is not a table that can be followed (1..2^32, not 255: the local \
+                             table is always followed)"
                         ),
                     ));
                 }
@@ -445,6 +446,36 @@ fn target(
         }
         RouteKind::Unsupported(why) => pass(format!("{why}: passed to the kernel")),
         RouteKind::Other(kind) => pass(format!("route type {kind}: passed to the kernel")),
+    }
+}
+
+/// The kernel's local table in the FIB, the only producer of [`Source::Local`] routes: each
+/// prefix it holds (the host's addresses, broadcasts, anycast) goes to the host, until the last
+/// of its routes (the same address on two interfaces...) is gone.
+#[derive(Debug, Default)]
+pub struct LocalRoutes {
+    holders: HashMap<IpNet, BTreeSet<LocalRoute>>,
+}
+
+impl LocalRoutes {
+    pub fn on_route(&mut self, fib: &mut Fib, batch: &mut Batch, route: LocalRoute) {
+        let held = self.holders.entry(route.prefix).or_default();
+        if held.insert(route)
+            && held.len() == 1
+            && let Err(err) = fib.set_route(batch, Source::Local, route.prefix, RouteTarget::Local)
+        {
+            tracing::error!(prefix = %route.prefix, "local route not installed: {err}");
+        }
+    }
+
+    pub fn on_route_removed(&mut self, fib: &mut Fib, batch: &mut Batch, route: LocalRoute) {
+        let Some(held) = self.holders.get_mut(&route.prefix) else {
+            return;
+        };
+        if held.remove(&route) && held.is_empty() {
+            self.holders.remove(&route.prefix);
+            fib.remove_route(batch, Source::Local, route.prefix);
+        }
     }
 }
 

@@ -380,3 +380,47 @@ fn a_prefix_in_two_tables_is_passed() {
     h.add(other);
     assert_eq!(h.group("10.40.0.0/16"), Some(GROUP_PASS));
 }
+
+#[test]
+fn local_table_prefix_stays_local_until_its_last_holder_goes() {
+    use crate::netlink::LocalKind;
+    let mut fib = Fib::new(FibLimits::default());
+    let mut local = LocalRoutes::default();
+    let held = |prefix: &str, kind, ifindex| LocalRoute {
+        prefix: prefix.parse().unwrap(),
+        kind,
+        ifindex,
+        metric: 0,
+    };
+    let group = |fib: &Fib, prefix: &str| fib.installed_group(&prefix.parse().unwrap());
+    // The same address on two interfaces.
+    let (on_a, on_b) = (
+        held("10.5.0.1/32", LocalKind::Local, 3),
+        held("10.5.0.1/32", LocalKind::Local, 4),
+    );
+    let mut batch = Batch::default();
+    local.on_route(&mut fib, &mut batch, on_a);
+    local.on_route(&mut fib, &mut batch, on_b);
+    local.on_route(&mut fib, &mut batch, on_b); // repeated: still two holders
+    assert_eq!(group(&fib, "10.5.0.1/32"), Some(GROUP_LOCAL));
+    local.on_route_removed(&mut fib, &mut batch, on_a);
+    assert_eq!(
+        group(&fib, "10.5.0.1/32"),
+        Some(GROUP_LOCAL),
+        "b still holds it"
+    );
+    local.on_route_removed(&mut fib, &mut batch, on_a); // unknown now: nothing
+    assert_eq!(group(&fib, "10.5.0.1/32"), Some(GROUP_LOCAL));
+    local.on_route_removed(&mut fib, &mut batch, on_b);
+    assert_eq!(group(&fib, "10.5.0.1/32"), None);
+
+    // Broadcast and anycast routes are local too.
+    let broadcast = held("10.5.0.255/32", LocalKind::Broadcast, 3);
+    let anycast = held("2001:db8:5::/128", LocalKind::Anycast, 3);
+    local.on_route(&mut fib, &mut batch, broadcast);
+    local.on_route(&mut fib, &mut batch, anycast);
+    assert_eq!(group(&fib, "10.5.0.255/32"), Some(GROUP_LOCAL));
+    assert_eq!(group(&fib, "2001:db8:5::/128"), Some(GROUP_LOCAL));
+    local.on_route_removed(&mut fib, &mut batch, anycast);
+    assert_eq!(group(&fib, "2001:db8:5::/128"), None);
+}

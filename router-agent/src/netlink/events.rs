@@ -15,8 +15,8 @@
 //! * resynchronise after the event socket overflowed (ENOBUFS: notifications were lost): a
 //!   fresh dump is compared with the mirror and only the differences are reported, removals
 //!   included, so the consumer's state converges without any special handling on its side;
-//! * re-dump the routes when a link goes down or away or an address is removed: the kernel
-//!   flushes the IPv4 routes through it *without* notifications.
+//! * re-dump the routes (followed and local table) when a link goes down or away or an address
+//!   is removed: the kernel flushes the IPv4 routes through it *without* notifications.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -38,7 +38,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{
     AddressInfo, KernelEvent, LinkInfo, Mac, NeighborInfo, Netlink, NetlinkError, addresses,
     kernel_routes::{self, FollowedRoute, FollowedRouteKey, RouteFilter, RouteKind},
-    links, neighbors,
+    links,
+    local_table::{self, LocalRoute},
+    neighbors,
 };
 
 /// One kernel notification, reduced to what the agent cares about.
@@ -52,6 +54,8 @@ pub(super) enum Update {
     AddressGone(AddressInfo),
     Route(FollowedRoute),
     RouteGone(FollowedRoute),
+    LocalRoute(LocalRoute),
+    LocalRouteGone(LocalRoute),
 }
 
 /// Reduces a notification to an [`Update`]; `None` for what the agent does not track.
@@ -69,6 +73,12 @@ pub(super) fn parse_update(msg: &RouteNetlinkMessage, filter: &RouteFilter) -> O
         }
         RouteNetlinkMessage::NewAddress(m) => addresses::parse_address(m).map(Update::Address),
         RouteNetlinkMessage::DelAddress(m) => addresses::parse_address(m).map(Update::AddressGone),
+        RouteNetlinkMessage::NewRoute(m) if local_table::is_local_table(m) => {
+            local_table::parse_local_route(m).map(Update::LocalRoute)
+        }
+        RouteNetlinkMessage::DelRoute(m) if local_table::is_local_table(m) => {
+            local_table::parse_local_route(m).map(Update::LocalRouteGone)
+        }
         RouteNetlinkMessage::NewRoute(m) => {
             kernel_routes::parse_route(m, filter).map(Update::Route)
         }
@@ -87,6 +97,7 @@ pub(super) struct Mirror {
     /// Keyed like the kernel keys addresses (interface, address, prefix length).
     addresses: BTreeMap<(u32, IpAddr, u8), Option<Ipv4Addr>>,
     routes: BTreeMap<FollowedRouteKey, FollowedRoute>,
+    local_routes: BTreeSet<LocalRoute>,
     pub(super) filter: RouteFilter,
     /// The kernel may have flushed routes without telling (link down or gone, address
     /// removed): the event task re-dumps them.
@@ -159,6 +170,15 @@ impl Mirror {
                 for route in gone {
                     self.remove_route(route.key, out);
                 }
+                let gone: Vec<_> = self
+                    .local_routes
+                    .iter()
+                    .filter(|r| r.ifindex == ifindex)
+                    .copied()
+                    .collect();
+                for route in gone {
+                    self.apply(Update::LocalRouteGone(route), out);
+                }
                 self.routes_stale = true;
                 if self.links.remove(&ifindex).is_some() {
                     out.push(KernelEvent::LinkRemoved { ifindex });
@@ -210,6 +230,16 @@ impl Mirror {
                 }
             }
             Update::RouteGone(route) => self.route_gone(route, out),
+            Update::LocalRoute(route) => {
+                if self.local_routes.insert(route) {
+                    out.push(KernelEvent::LocalRoute(route));
+                }
+            }
+            Update::LocalRouteGone(route) => {
+                if self.local_routes.remove(&route) {
+                    out.push(KernelEvent::LocalRouteRemoved(route));
+                }
+            }
         }
     }
 
@@ -249,22 +279,30 @@ impl Mirror {
         self.remove_route(gone.key, out);
     }
 
-    /// Brings the routes to `fresh` (a complete route dump), pushing the differences.
-    pub(super) fn resync_routes(
-        &mut self,
-        fresh: BTreeMap<FollowedRouteKey, FollowedRoute>,
-        out: &mut Vec<KernelEvent>,
-    ) {
+    /// Brings the routes, followed and local, to those of `fresh` (a complete route dump),
+    /// pushing the differences.
+    pub(super) fn resync_routes(&mut self, fresh: Mirror, out: &mut Vec<KernelEvent>) {
         let gone: Vec<_> = self
             .routes
             .keys()
-            .filter(|k| !fresh.contains_key(k))
+            .filter(|k| !fresh.routes.contains_key(k))
             .copied()
             .collect();
         for key in gone {
             self.remove_route(key, out);
         }
-        for route in fresh.into_values() {
+        let gone: Vec<_> = self
+            .local_routes
+            .difference(&fresh.local_routes)
+            .copied()
+            .collect();
+        for route in gone {
+            self.apply(Update::LocalRouteGone(route), out);
+        }
+        for route in fresh.local_routes {
+            self.apply(Update::LocalRoute(route), out);
+        }
+        for route in fresh.routes.into_values() {
             if self.routes.get(&route.key) != Some(&route) {
                 self.routes.insert(route.key, route.clone());
                 out.push(KernelEvent::Route(route));
@@ -284,6 +322,14 @@ impl Mirror {
             .collect();
         for key in gone_routes {
             self.remove_route(key, out);
+        }
+        let gone_local: Vec<_> = self
+            .local_routes
+            .difference(&fresh.local_routes)
+            .copied()
+            .collect();
+        for route in gone_local {
+            self.apply(Update::LocalRouteGone(route), out);
         }
         let gone_neighbors: Vec<_> = self
             .neighbors
@@ -321,7 +367,12 @@ impl Mirror {
         for ((ifindex, addr), mac) in fresh.neighbors {
             self.apply(Update::Neighbor(NeighborInfo { ifindex, addr, mac }), out);
         }
-        self.resync_routes(fresh.routes, out);
+        let routes = Mirror {
+            routes: fresh.routes,
+            local_routes: fresh.local_routes,
+            ..Mirror::default()
+        };
+        self.resync_routes(routes, out);
     }
 }
 
@@ -371,20 +422,19 @@ impl Netlink {
         Ok(mirror)
     }
 
-    /// The followed routes as they are now, for a [`Mirror::resync_routes`].
-    async fn dump_followed_routes(
-        &self,
-        mirror: &Mirror,
-    ) -> Result<BTreeMap<FollowedRouteKey, FollowedRoute>, NetlinkError> {
+    /// The followed and local routes as they are now, for a [`Mirror::resync_routes`].
+    async fn dump_followed_routes(&self, mirror: &Mirror) -> Result<Mirror, NetlinkError> {
         let mut fresh = Mirror::new(mirror.filter.clone());
         fresh.links = mirror.links.clone();
         let mut discard = Vec::new();
         for msg in self.dump_routes().await? {
-            if let Some(update @ Update::Route(_)) = parse_update(&msg, &mirror.filter) {
+            if let Some(update @ (Update::Route(_) | Update::LocalRoute(_))) =
+                parse_update(&msg, &mirror.filter)
+            {
                 fresh.apply(update, &mut discard);
             }
         }
-        Ok(fresh.routes)
+        Ok(fresh)
     }
 }
 

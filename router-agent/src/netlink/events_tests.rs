@@ -164,3 +164,50 @@ fn resync_reports_only_differences() {
     );
     assert_eq!(m, fresh);
 }
+
+fn local_route(prefix: &str, ifindex: u32) -> LocalRoute {
+    LocalRoute {
+        prefix: prefix.parse().unwrap(),
+        kind: super::local_table::LocalKind::Local,
+        ifindex,
+        metric: 0,
+    }
+}
+
+#[test]
+fn local_routes_go_with_their_link_and_resync_by_difference() {
+    let mut m = Mirror::default();
+    let mut out = Vec::new();
+    m.apply(link(2, true), &mut out);
+    m.apply(link(3, true), &mut out);
+    let (on_2, on_3) = (local_route("10.0.0.2/32", 2), local_route("10.0.0.2/32", 3));
+    m.apply(Update::LocalRoute(on_2), &mut out);
+    m.apply(Update::LocalRoute(on_2), &mut out); // duplicate: nothing
+    m.apply(Update::LocalRoute(on_3), &mut out);
+    assert_eq!(
+        out[2..],
+        [KernelEvent::LocalRoute(on_2), KernelEvent::LocalRoute(on_3)]
+    );
+    out.clear();
+    m.apply(Update::LinkGone(2), &mut out);
+    assert_eq!(
+        out,
+        [
+            KernelEvent::LocalRouteRemoved(on_2),
+            KernelEvent::LinkRemoved { ifindex: 2 }
+        ]
+    );
+    // A fresh route dump: on_3 gone (flushed silently), another one new.
+    out.clear();
+    let other = local_route("10.0.9.9/32", 3);
+    let mut fresh = Mirror::default();
+    fresh.apply(Update::LocalRoute(other), &mut Vec::new());
+    m.resync_routes(fresh, &mut out);
+    assert_eq!(
+        out,
+        [
+            KernelEvent::LocalRouteRemoved(on_3),
+            KernelEvent::LocalRoute(other)
+        ]
+    );
+}

@@ -34,8 +34,8 @@ pub const TABLE_LOCAL: u32 = 255;
 /// Which kernel routes to follow (`[datapath.follow_kernel_routes]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteFilter {
-    /// Routing tables followed. The local table is never followed (the host's addresses come
-    /// from address events).
+    /// Routing tables followed. The local table is not one of them: it is always followed, on
+    /// its own (see `local_table.rs`).
     pub tables: BTreeSet<u32>,
     /// Route protocols followed; `None`: all.
     pub protocols: Option<BTreeSet<u8>>,
@@ -313,7 +313,7 @@ fn attribute_name(attr: &RouteAttribute) -> String {
 
 /// Link-local and multicast destinations never reach the XDP lookup (the program passes
 /// them first): routes inside those ranges are not followed.
-fn is_link_local_or_multicast(prefix: &IpNet) -> bool {
+pub(super) fn is_link_local_or_multicast(prefix: &IpNet) -> bool {
     let ranges: [IpNet; 4] = [
         IpNet::new(IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16).expect("valid"),
         IpNet::new(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4).expect("valid"),

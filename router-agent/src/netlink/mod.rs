@@ -1,7 +1,7 @@
 //! The agent's view of the kernel through rtnetlink.
 //!
 //! * **In**: links, neighbors (ARP/ND), the host's own addresses and the kernel's routes
-//!   (filtered by [`RouteFilter`]), as a stream of [`KernelEvent`]s: a full dump first, then
+//!   (filtered by [`RouteFilter`]; the local table always), as a stream of [`KernelEvent`]s: a full dump first, then
 //!   [`KernelEvent::DumpDone`], then live changes.
 //! * **Out**: kernel routes (so that traffic the host itself originates follows our routes),
 //!   neighbor resolution requests ([`Netlink::resolve`]) and egress lookups
@@ -24,6 +24,9 @@ mod kernel_routes;
 #[cfg(test)]
 mod kernel_routes_tests;
 mod links;
+mod local_table;
+#[cfg(test)]
+mod local_table_tests;
 mod neighbors;
 mod route_batch;
 mod routes;
@@ -52,6 +55,7 @@ pub use kernel_routes::{
     FollowedRoute, FollowedRouteKey, RouteFilter, RouteHop, RouteKind, TABLE_DEFAULT, TABLE_LOCAL,
     TABLE_MAIN,
 };
+pub use local_table::{LocalKind, LocalRoute};
 pub use route_batch::{MESSAGES_PER_SEND, RouteChange, RouteFailure, RouteWriter};
 pub use routes::{KERNEL_ROUTE_METRIC, RTPROT_HOSTROUTER};
 pub use veth::PeerGro;
@@ -118,6 +122,11 @@ pub enum KernelEvent {
     Route(FollowedRoute),
     /// A followed kernel route is gone (deleted, flushed with its link, or filtered out).
     RouteRemoved(FollowedRouteKey),
+    /// A route of the local table (the host's own, broadcast and anycast destinations)
+    /// appeared; always followed.
+    LocalRoute(LocalRoute),
+    /// A route of the local table is gone (deleted, or flushed with its link).
+    LocalRouteRemoved(LocalRoute),
     /// The initial dump is complete: everything sent before this is the kernel's state at
     /// start. Sent exactly once.
     DumpDone,
@@ -200,7 +209,7 @@ impl Netlink {
     /// Opens the netlink sockets, subscribes to link, neighbor, address and route changes,
     /// dumps the current state and returns the event stream: the dump ([`KernelEvent::Link`]s,
     /// then [`KernelEvent::Address`]es, then [`KernelEvent::Neighbor`]s, then the
-    /// [`KernelEvent::Route`]s `routes` selects), one [`KernelEvent::DumpDone`], then live
+    /// [`KernelEvent::Route`]s `routes` selects and the [`KernelEvent::LocalRoute`]s), one [`KernelEvent::DumpDone`], then live
     /// changes.
     ///
     /// Must be called inside a tokio runtime (it spawns the connection tasks). The sockets

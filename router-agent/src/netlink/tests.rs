@@ -370,12 +370,12 @@ fn dump_reports_links_addresses_and_neighbors() {
             addr: addr("2001:db8:1::3"),
             mac: None,
         })));
-        // Links, then addresses, then neighbors.
+        // Links, then addresses, then neighbors, then routes.
         let rank = |e: &KernelEvent| match e {
             KernelEvent::Link(_) => 0,
             KernelEvent::Address(_) => 1,
             KernelEvent::Neighbor(_) => 2,
-            KernelEvent::Route(_) => 3,
+            KernelEvent::Route(_) | KernelEvent::LocalRoute(_) => 3,
             other => panic!("unexpected event in the dump: {other:?}"),
         };
         assert!(

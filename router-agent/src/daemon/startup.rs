@@ -1,0 +1,222 @@
+//! Start-up: the kernel's view dumped into the FIB, static routes, the program attached and
+//! the BGP speaker started, before the event loop takes over.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
+
+use anyhow::{Context, Result, bail};
+use aya::programs::xdp::XdpMode;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{Agent, lookup_engine};
+use crate::{
+    bgp::{peer::PeerEvent, speaker::Speaker},
+    config::Config,
+    datapath::{Datapath, DatapathOptions},
+    fib::{Batch, Fib, FibLimits},
+    kernel_mirror::KernelMirror,
+    kernel_routes::{self, KernelRoutes, LocalRoutes},
+    netlink::{KernelEvent, Netlink, PeerGro},
+};
+
+/// The agent, forwarding, and the event streams its loop serves.
+pub(super) struct Started {
+    pub agent: Agent,
+    pub events: UnboundedReceiver<KernelEvent>,
+    pub bgp_events: Option<UnboundedReceiver<PeerEvent>>,
+}
+
+pub(super) async fn start(config: Config) -> Result<Started> {
+    ensure_bpffs(&config.datapath.pin_dir)?;
+    warn_if_forwarding_disabled();
+    let follow = kernel_routes::route_filter(&config.datapath)
+        .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
+    let (netlink, mut events) = Netlink::connect_following(follow)
+        .await
+        .context("connecting to rtnetlink")?;
+
+    let engine = lookup_engine(config.engine());
+    let datapath = Datapath::load(DatapathOptions::new(engine, &config.datapath.pin_dir))?;
+    tracing::info!(?engine, "XDP program loaded");
+    let mut fib = Fib::new(FibLimits::default());
+    fib.reserve_routes(config.datapath.expected_ipv4_routes, 0);
+    let kernel_mirror = if config.datapath.kernel_routes {
+        Some(
+            KernelMirror::start(config.datapath.route_protocol)
+                .context("starting the kernel route writer")?,
+        )
+    } else {
+        None
+    };
+    let mut agent = Agent {
+        fib,
+        datapath,
+        netlink,
+        kernel_mirror,
+        interfaces: BTreeMap::new(),
+        local_addresses: HashMap::new(),
+        connected: BTreeMap::new(),
+        link_locals: BTreeMap::new(),
+        kernel_routes: KernelRoutes::default(),
+        local_routes: LocalRoutes::default(),
+        speaker: None,
+        config,
+    };
+
+    // The kernel's view first (links, neighbors, addresses, routes), so the datapath is
+    // complete before it takes traffic: nexthops resolved, local addresses and connected
+    // subnets known. The interfaces first: a kernel route forwards in XDP only through them.
+    agent.resolve_interfaces()?;
+    let mut batch = Batch::default();
+    loop {
+        match events.recv().await {
+            Some(KernelEvent::DumpDone) => break,
+            Some(event) => agent.on_kernel_event(&mut batch, event),
+            None => bail!("rtnetlink connection closed during the initial dump"),
+        }
+    }
+    let pass = kernel_routes::pass_to_kernel_prefixes(&agent.config.datapath);
+    agent.fib.set_pass_to_kernel(&mut batch, &pass);
+    let routes = agent.config.routes.clone();
+    // Failures are logged; the datapath forwards what could be installed.
+    let _ = agent.install_static_routes(&mut batch, &routes).await;
+    agent.commit(batch).await;
+    if agent.config.datapath.kernel_routes {
+        // A previous run (crashed, or upgraded) may have left routes this config dropped.
+        let protocol = agent.config.datapath.route_protocol;
+        let stale = agent
+            .netlink
+            .flush_routes_except(protocol, &agent.fib.mirrored_prefixes().collect())
+            .await?;
+        if stale > 0 {
+            tracing::info!(stale, "removed kernel routes a previous run left behind");
+        }
+    }
+
+    let mode = match agent.config.datapath.xdp_mode {
+        crate::config::XdpMode::Native => XdpMode::Driver,
+        crate::config::XdpMode::Generic => XdpMode::Skb,
+    };
+    for (ifindex, name) in agent.interfaces.clone() {
+        // Before the program takes the interface's traffic: without its record every frame
+        // on it would go to the kernel.
+        agent.write_interface_record(ifindex, &name)?;
+        agent.datapath.attach(&name, ifindex, mode)?;
+        // Redirects into a veth are dropped unless its peer can receive them.
+        match agent.netlink.enable_veth_peer_gro(ifindex).await {
+            Ok(PeerGro::NotVeth) => {}
+            Ok(PeerGro::AlreadyOn { peer }) => {
+                tracing::debug!(interface = %name, %peer, "veth peer has GRO on")
+            }
+            Ok(PeerGro::Enabled { peer }) => tracing::info!(
+                interface = %name, %peer,
+                "turned GRO on at the veth peer so that XDP redirects into {name} are delivered"
+            ),
+            Err(err) => tracing::warn!(
+                interface = %name,
+                "cannot turn GRO on at the veth peer ({err:#}): XDP redirects into {name} are \
+                 dropped unless the peer runs XDP or has GRO on (ethtool -K PEER gro on)"
+            ),
+        }
+    }
+    agent.datapath.pin_maps()?;
+    tracing::info!(
+        routes = agent.fib.route_count(),
+        groups = agent.fib.group_count(),
+        nexthops = agent.fib.nexthop_count(),
+        pin_dir = %agent.config.datapath.pin_dir.display(),
+        "forwarding"
+    );
+
+    let mut bgp_events = None;
+    if let Some(bgp) = &agent.config.bgp {
+        agent.fib.set_bgp_mirror(bgp.kernel_routes);
+        let setup = bgp
+            .compile()
+            .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+        let (speaker, events) = Speaker::start(setup).await?;
+        tracing::info!(neighbors = speaker.neighbors().len(), "BGP speaker started");
+        agent.speaker = Some(speaker);
+        bgp_events = Some(events);
+    }
+    Ok(Started {
+        agent,
+        events,
+        bgp_events,
+    })
+}
+
+impl Agent {
+    fn resolve_interfaces(&mut self) -> Result<()> {
+        for interface in &self.config.interfaces {
+            let ifindex = crate::netlink::ifindex_by_name(&interface.name)
+                .with_context(|| format!("interface {:?} (from the config)", interface.name))?;
+            self.interfaces.insert(ifindex, interface.name.clone());
+            self.datapath.add_egress_port(ifindex)?;
+        }
+        Ok(())
+    }
+
+    /// `INTERFACES[ifindex]`: the link's MAC, the configured RPF mode, the forwarding sysctls.
+    fn write_interface_record(&mut self, ifindex: u32, name: &str) -> Result<()> {
+        let rpf = self
+            .config
+            .interfaces
+            .iter()
+            .find(|interface| interface.name == name)
+            .map_or(router_common::RpfMode::Off, |interface| {
+                interface.rpf.mode()
+            });
+        self.datapath
+            .configure_interface(ifindex, name, rpf)
+            .with_context(|| format!("interface {name}"))
+    }
+}
+
+/// Mounts bpffs on /sys/fs/bpf if nothing is mounted there and the pin directory is below it.
+fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let root = Path::new("/sys/fs/bpf");
+    if !pin_dir.starts_with(root) {
+        return Ok(());
+    }
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    let path = std::ffi::CString::new("/sys/fs/bpf").expect("no NUL");
+    // SAFETY: valid C string and statfs buffer.
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut stat) };
+    if rc == 0 && stat.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    let bpf = std::ffi::CString::new("bpf").expect("no NUL");
+    // SAFETY: valid C strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            bpf.as_ptr(),
+            path.as_ptr(),
+            bpf.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("mounting bpffs on /sys/fs/bpf");
+    }
+    tracing::info!("mounted bpffs on /sys/fs/bpf");
+    Ok(())
+}
+
+fn warn_if_forwarding_disabled() {
+    for (path, family) in [
+        ("/proc/sys/net/ipv4/ip_forward", "IPv4"),
+        ("/proc/sys/net/ipv6/conf/all/forwarding", "IPv6"),
+    ] {
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "0") {
+            tracing::warn!(
+                "{family} forwarding is off in the kernel ({path}): packets XDP hands to the \
+                 kernel (unresolved neighbor, TTL expiry, too big) will not be forwarded"
+            );
+        }
+    }
+}
