@@ -6,14 +6,15 @@
 //! decrement the TTL and redirect to the egress port.
 //!
 //! The rule is "forward what we are sure of, pass the rest": every case this program does not
-//! handle (another host's frame, local, martian, options, TTL expiry, unresolved neighbor, too
-//! big, not IP) returns `XDP_PASS` so the kernel does what it always did. Only frames whose
-//! headers are broken, and (if configured) sources failing the reverse-path filter, are
-//! dropped.
+//! handle (another host's frame, local, martian, options, bad IPv4 header checksum, a source
+//! that is the host's own address, TTL expiry, unresolved neighbor, too big, not IP) returns
+//! `XDP_PASS` so the kernel does what it always did. Only frames whose headers are broken,
+//! and (if configured) sources failing the reverse-path filter, are dropped.
 #![no_std]
 #![no_main]
 
 mod headers;
+mod local;
 mod lookup;
 
 use aya_ebpf::{
@@ -23,7 +24,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use router_common::{
-    CachedInterface, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine,
+    CachedInterface, INTERFACE_F_ACCEPT_LOCAL_V4, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine,
     MAX_EGRESS_PORTS, MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, RpfMode,
     VERDICT_COUNT, Verdict,
 };
@@ -163,6 +164,10 @@ fn forward_ipv4(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, 
     if ip.has_options() {
         return pass(Verdict::PassedIpOptions);
     }
+    // ip_rcv_core drops it before routing.
+    if !ip.checksum_ok() {
+        return pass(Verdict::PassedBadChecksum);
+    }
     let (src, dst) = (ip.src(), ip.dst());
     if headers::ipv4_is_martian_dst(dst) {
         return pass(Verdict::PassedMartian);
@@ -184,6 +189,10 @@ fn forward_ipv4(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, 
     // After the lookup, so that traffic for the host counts as local.
     if iface.flags & INTERFACE_F_FORWARD_V4 == 0 {
         return pass(Verdict::PassedForwardingOff);
+    }
+    // fib_validate_source, after the forwarding switch as in ip_route_input_slow.
+    if iface.flags & INTERFACE_F_ACCEPT_LOCAL_V4 == 0 && local::is_local_v4(src) {
+        return pass(Verdict::PassedLocalSource);
     }
     if u32::from(ip.total_len()) > u32::from(nexthop.mtu) {
         return pass(Verdict::PassedMtu);
