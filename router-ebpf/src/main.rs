@@ -149,7 +149,8 @@ fn reverse_path_verdict(iface: &Interface, ingress: u32, src: Source) -> Option<
     if iface.rpf == RpfMode::Off as u8 || lookup::engine() == LookupEngine::Kernel as u32 {
         return None;
     }
-    match lookup::reverse_path(src, iface.rpf, ingress) {
+    let accept_local = iface.flags & INTERFACE_F_ACCEPT_LOCAL_V4 != 0;
+    match lookup::reverse_path(src, iface.rpf, ingress, accept_local) {
         ReversePath::Accept => None,
         ReversePath::Drop => Some((Verdict::DroppedRpf, xdp_action::XDP_DROP)),
         ReversePath::Kernel => Some(pass(Verdict::PassedRpfKernel)),
@@ -190,15 +191,16 @@ fn forward_ipv4(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, 
     if iface.flags & INTERFACE_F_FORWARD_V4 == 0 {
         return pass(Verdict::PassedForwardingOff);
     }
-    // fib_validate_source, after the forwarding switch as in ip_route_input_slow.
-    if iface.flags & INTERFACE_F_ACCEPT_LOCAL_V4 == 0 && local::is_local_v4(src) {
-        return pass(Verdict::PassedLocalSource);
-    }
     if u32::from(ip.total_len()) > u32::from(nexthop.mtu) {
         return pass(Verdict::PassedMtu);
     }
     if let Some(verdict) = reverse_path_verdict(iface, ingress, Source::V4(src)) {
         return verdict;
+    }
+    // fib_validate_source refuses a local source even with rp_filter off (with it on, the
+    // reverse-path filter above has judged local sources already).
+    if iface.flags & INTERFACE_F_ACCEPT_LOCAL_V4 == 0 && local::is_local_v4(src) {
+        return pass(Verdict::PassedLocalSource);
     }
     ip.decrement_ttl();
     let len = ip.total_len();
