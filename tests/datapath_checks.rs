@@ -8,8 +8,10 @@ mod common;
 mod netns;
 
 use common::*;
+use router_agent::fib::FibOp;
 use router_common::{
-    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine, RpfMode, Verdict,
+    INTERFACE_F_ACCEPT_LOCAL_V4, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface,
+    LookupEngine, RpfMode, Verdict, local_filter_bit,
 };
 
 #[test]
@@ -169,6 +171,204 @@ fn ip_options_and_hop_by_hop_go_to_the_kernel() {
             Verdict::PassedIpOptions,
         );
     }
+}
+
+#[test]
+fn bad_ipv4_header_checksums_go_to_the_kernel() {
+    for engine in ENGINES {
+        let mut h = checks_harness(engine);
+        let good = udp4("10.0.0.1", "198.51.100.9");
+        assert_eq!(ipv4_checksum(&good[14..34]), 0);
+        let out = expect(&mut h, "good", &good, XDP_REDIRECT, Verdict::Forwarded);
+        assert_eq!(
+            ipv4_checksum(&out[14..34]),
+            0,
+            "{engine:?}: updated checksum"
+        );
+        // Off by one in either byte, zeroed, and a changed header field under the old sum.
+        let mut cases = Vec::new();
+        for (at, delta) in [(24, 1u8), (25, 1), (24, 0x80), (25, 0xff)] {
+            let mut bad = good.clone();
+            bad[at] = bad[at].wrapping_add(delta);
+            cases.push((format!("checksum byte {at} + {delta}"), bad));
+        }
+        let mut zeroed = good.clone();
+        zeroed[24..26].fill(0);
+        cases.push(("checksum zeroed".to_owned(), zeroed));
+        let mut changed = good.clone();
+        changed[22] = 65;
+        cases.push(("TTL changed, sum not".to_owned(), changed));
+        for (name, frame) in cases {
+            let what = format!("{engine:?} {name}");
+            expect(&mut h, &what, &frame, XDP_PASS, Verdict::PassedBadChecksum);
+        }
+        // Options are the kernel's before the checksum is looked at.
+        let mut options = ipv4_udp(v4("10.0.0.1"), v4("198.51.100.9"), 64, (1, 2), 0, 1);
+        options[24] ^= 0x55;
+        expect(
+            &mut h,
+            "options",
+            &options,
+            XDP_PASS,
+            Verdict::PassedIpOptions,
+        );
+        // IPv6 has no header checksum.
+        let v6 = udp6("2001:db8:aaaa::1", "2001:db8:100::9");
+        expect(&mut h, "v6", &v6, XDP_REDIRECT, Verdict::Forwarded);
+    }
+}
+
+/// An address in 10.0.0.0/8 (routed, not local) whose filter bit is `local`'s.
+fn filter_collision(local: [u8; 4]) -> String {
+    let bit = local_filter_bit(local);
+    (1u32..1 << 24)
+        .map(|n| {
+            let b = n.to_be_bytes();
+            [10, b[1], b[2], b[3]]
+        })
+        .find(|addr| *addr != local && local_filter_bit(*addr) == bit)
+        .map(|addr| std::net::Ipv4Addr::from(addr).to_string())
+        .expect("a collision in a /8")
+}
+
+#[test]
+fn sources_that_are_local_addresses_go_to_the_kernel() {
+    for engine in ENGINES {
+        let mut h = checks_harness(engine);
+        h.local("10.0.0.1");
+        h.local("10.255.255.255");
+        assert!(h.datapath.is_local_v4("10.0.0.1".parse().unwrap()));
+        let local = udp4("10.0.0.1", "198.51.100.9");
+        expect(
+            &mut h,
+            "local",
+            &local,
+            XDP_PASS,
+            Verdict::PassedLocalSource,
+        );
+        let broadcast = udp4("10.255.255.255", "198.51.100.9");
+        expect(
+            &mut h,
+            "broadcast",
+            &broadcast,
+            XDP_PASS,
+            Verdict::PassedLocalSource,
+        );
+        // Same filter bit, not local: the exact check forwards it.
+        let twin = filter_collision(v4("10.0.0.1"));
+        let what = format!("{engine:?} collision {twin}");
+        expect(
+            &mut h,
+            &what,
+            &udp4(&twin, "198.51.100.9"),
+            XDP_REDIRECT,
+            Verdict::Forwarded,
+        );
+        expect(
+            &mut h,
+            "neighbor address",
+            &udp4("10.0.0.2", "198.51.100.9"),
+            XDP_REDIRECT,
+            Verdict::Forwarded,
+        );
+        // Traffic for the host is still local first.
+        let to_host = udp4("10.0.0.1", "10.255.255.255");
+        expect(
+            &mut h,
+            "to the host",
+            &to_host,
+            XDP_PASS,
+            Verdict::PassedLocal,
+        );
+        // accept_local on the ingress interface: the kernel forwards it.
+        h.ingress(RpfMode::Off, BOTH | INTERFACE_F_ACCEPT_LOCAL_V4);
+        expect(
+            &mut h,
+            "accept_local",
+            &local,
+            XDP_REDIRECT,
+            Verdict::Forwarded,
+        );
+        h.ingress(RpfMode::Off, BOTH);
+        // IPv6 has no such check (ip6_forward).
+        h.local("2001:db8:aaaa::1");
+        let v6 = udp6("2001:db8:aaaa::1", "2001:db8:100::9");
+        expect(&mut h, "v6", &v6, XDP_REDIRECT, Verdict::Forwarded);
+        // The address goes (its route removed, or replaced by a unicast one): forwarded.
+        let mut batch = router_agent::fib::Batch::default();
+        let host = "10.0.0.1/32".parse().unwrap();
+        h.fib
+            .remove_route(&mut batch, router_agent::fib::Source::Local, host);
+        h.commit(batch);
+        assert!(!h.datapath.is_local_v4("10.0.0.1".parse().unwrap()));
+        expect(
+            &mut h,
+            "no longer local",
+            &local,
+            XDP_REDIRECT,
+            Verdict::Forwarded,
+        );
+        h.local("10.0.0.1");
+        expect(
+            &mut h,
+            "local again",
+            &local,
+            XDP_PASS,
+            Verdict::PassedLocalSource,
+        );
+        let (unicast, _) = h.group_of("10.0.0.2");
+        let op = FibOp::SetRoute {
+            prefix: host,
+            group: unicast,
+        };
+        h.datapath.apply_ops([&op]).unwrap();
+        expect(&mut h, "replaced", &local, XDP_REDIRECT, Verdict::Forwarded);
+        // The broadcast sharing nothing with it is still there.
+        expect(
+            &mut h,
+            "broadcast kept",
+            &broadcast,
+            XDP_PASS,
+            Verdict::PassedLocalSource,
+        );
+    }
+}
+
+#[test]
+fn multicast_neighbors_are_not_kept() {
+    let mut h = checks_harness(LookupEngine::LpmTrie);
+    for addr in [
+        "ff02::16",
+        "ff02::2",
+        "224.0.0.22",
+        "255.255.255.255",
+        "0.0.0.0",
+        "::",
+    ] {
+        let op = FibOp::SetNeighbor {
+            ifindex: EGRESS,
+            addr: addr.parse().unwrap(),
+            mac: mac(1),
+        };
+        h.datapath.apply_ops([&op]).unwrap();
+        assert_eq!(
+            h.datapath.neighbor(EGRESS, addr.parse().unwrap()).unwrap(),
+            None,
+            "{addr}"
+        );
+    }
+    let op = FibOp::SetNeighbor {
+        ifindex: EGRESS,
+        addr: "2001:db8:300::7".parse().unwrap(),
+        mac: mac(1),
+    };
+    h.datapath.apply_ops([&op]).unwrap();
+    assert_eq!(
+        h.datapath
+            .neighbor(EGRESS, "2001:db8:300::7".parse().unwrap())
+            .unwrap(),
+        Some(mac(1))
+    );
 }
 
 #[test]
@@ -428,6 +628,15 @@ fn kernel_engine_passes_routes_out_of_unattached_interfaces() {
             &udp4("10.0.0.1", "203.0.113.9"),
             XDP_PASS,
             Verdict::PassedByRoute,
+        );
+        // bpf_fib_lookup does not validate sources: the program's own check does.
+        h.local("10.0.0.1");
+        expect(
+            &mut h,
+            "local source",
+            &udp4("10.0.0.1", "198.51.100.9"),
+            XDP_PASS,
+            Verdict::PassedLocalSource,
         );
         // The L2 check holds for this engine too.
         let foreign = to_mac(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use router_common::{GROUP_F_EGRESS_OVERFLOW, RpfMode, Verdict};
+use router_common::{GROUP_F_EGRESS_OVERFLOW, INTERFACE_F_ACCEPT_LOCAL_V4, RpfMode, Verdict};
 
 #[test]
 fn loose_rpf_wants_a_route_for_the_source() {
@@ -97,6 +97,25 @@ fn loose_rpf_wants_a_route_for_the_source() {
                 verdict,
             );
         }
+        // accept_local: a local IPv4 source is the kernel's to judge (IPv6 has no switch).
+        h.ingress(RpfMode::Loose, BOTH | INTERFACE_F_ACCEPT_LOCAL_V4);
+        let local = udp4("10.0.0.5", dst4);
+        expect(
+            &mut h,
+            "accept_local",
+            &local,
+            XDP_PASS,
+            Verdict::PassedRpfKernel,
+        );
+        let local6 = udp6("2001:db8:aaaa::5", dst6);
+        expect(
+            &mut h,
+            "v6 accept_local",
+            &local6,
+            XDP_DROP,
+            Verdict::DroppedRpf,
+        );
+        h.ingress(RpfMode::Loose, BOTH);
         // Loose ignores which interface the source's route uses.
         h.group_egress("10.0.0.1", &[7], 0);
         let frame = udp4("10.0.0.1", dst4);

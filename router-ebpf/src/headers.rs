@@ -166,6 +166,28 @@ impl Ipv4Header {
         self.header_len > IPV4_MIN_HDR_LEN
     }
 
+    /// Whether an option-less header's checksum holds (RFC 1071: the ten 16-bit words sum
+    /// to 0xffff in one's complement), as `ip_rcv_core` checks before routing. The even bytes
+    /// are the words' high halves: summing the two byte columns apart and joining them gives
+    /// the word sum with byte loads only, which the unaligned IP header needs anyway.
+    #[inline(always)]
+    pub fn checksum_ok(&self) -> bool {
+        // SAFETY: validated in parse; only called for IHL = 5 (the 20 bytes of `Ipv4Raw`).
+        let bytes: &[u8; IPV4_MIN_HDR_LEN] = unsafe { &*(self.raw as *const [u8; 20]) };
+        let mut high = 0u32;
+        let mut low = 0u32;
+        let mut i = 0;
+        while i < IPV4_MIN_HDR_LEN {
+            high += u32::from(bytes[i]);
+            low += u32::from(bytes[i + 1]);
+            i += 2;
+        }
+        let sum = (high << 8) + low;
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        sum == 0xffff
+    }
+
     #[inline(always)]
     pub fn dst(&self) -> [u8; 4] {
         // SAFETY: validated in parse.

@@ -144,9 +144,12 @@ pub enum ReversePath {
 
 /// Unicast RPF, as the kernel's rp_filter: loose wants a route (not a local address) for the
 /// source, strict wants that route to use the ingress interface. Same engine as the
-/// destination lookup. Not called with the kernel engine (config refuses it).
+/// destination lookup. Not called with the kernel engine (config refuses it). An IPv4 local
+/// source with `accept_local` is the kernel's to judge (it then checks the local route's
+/// device).
 #[inline(always)]
-pub fn reverse_path(src: Source, mode: u8, ingress: u32) -> ReversePath {
+pub fn reverse_path(src: Source, mode: u8, ingress: u32, accept_local: bool) -> ReversePath {
+    let v4 = matches!(src, Source::V4(_));
     let group = match src {
         Source::V4(addr) => {
             if engine() == LookupEngine::Dir24 as u32 {
@@ -158,6 +161,7 @@ pub fn reverse_path(src: Source, mode: u8, ingress: u32) -> ReversePath {
         Source::V6(addr) => ROUTES_V6.get(&Key::new(128, *addr)).copied(),
     };
     let group = match group {
+        Some(GROUP_LOCAL) if v4 && accept_local => return ReversePath::Kernel,
         None | Some(GROUP_LOCAL) => return ReversePath::Drop,
         Some(GROUP_PASS) => return ReversePath::Kernel,
         Some(group) => group,

@@ -6,14 +6,15 @@
 //! decrement the TTL and redirect to the egress port.
 //!
 //! The rule is "forward what we are sure of, pass the rest": every case this program does not
-//! handle (another host's frame, local, martian, options, TTL expiry, unresolved neighbor, too
-//! big, not IP) returns `XDP_PASS` so the kernel does what it always did. Only frames whose
-//! headers are broken, and (if configured) sources failing the reverse-path filter, are
-//! dropped.
+//! handle (another host's frame, local, martian, options, bad IPv4 header checksum, a source
+//! that is the host's own address, TTL expiry, unresolved neighbor, too big, not IP) returns
+//! `XDP_PASS` so the kernel does what it always did. Only frames whose headers are broken,
+//! and (if configured) sources failing the reverse-path filter, are dropped.
 #![no_std]
 #![no_main]
 
 mod headers;
+mod local;
 mod lookup;
 
 use aya_ebpf::{
@@ -23,7 +24,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use router_common::{
-    CachedInterface, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine,
+    CachedInterface, INTERFACE_F_ACCEPT_LOCAL_V4, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine,
     MAX_EGRESS_PORTS, MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, RpfMode,
     VERDICT_COUNT, Verdict,
 };
@@ -148,7 +149,8 @@ fn reverse_path_verdict(iface: &Interface, ingress: u32, src: Source) -> Option<
     if iface.rpf == RpfMode::Off as u8 || lookup::engine() == LookupEngine::Kernel as u32 {
         return None;
     }
-    match lookup::reverse_path(src, iface.rpf, ingress) {
+    let accept_local = iface.flags & INTERFACE_F_ACCEPT_LOCAL_V4 != 0;
+    match lookup::reverse_path(src, iface.rpf, ingress, accept_local) {
         ReversePath::Accept => None,
         ReversePath::Drop => Some((Verdict::DroppedRpf, xdp_action::XDP_DROP)),
         ReversePath::Kernel => Some(pass(Verdict::PassedRpfKernel)),
@@ -162,6 +164,10 @@ fn forward_ipv4(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, 
     };
     if ip.has_options() {
         return pass(Verdict::PassedIpOptions);
+    }
+    // ip_rcv_core drops it before routing.
+    if !ip.checksum_ok() {
+        return pass(Verdict::PassedBadChecksum);
     }
     let (src, dst) = (ip.src(), ip.dst());
     if headers::ipv4_is_martian_dst(dst) {
@@ -190,6 +196,11 @@ fn forward_ipv4(ctx: &XdpContext, iface: &Interface, ingress: u32) -> (Verdict, 
     }
     if let Some(verdict) = reverse_path_verdict(iface, ingress, Source::V4(src)) {
         return verdict;
+    }
+    // fib_validate_source refuses a local source even with rp_filter off (with it on, the
+    // reverse-path filter above has judged local sources already).
+    if iface.flags & INTERFACE_F_ACCEPT_LOCAL_V4 == 0 && local::is_local_v4(src) {
+        return pass(Verdict::PassedLocalSource);
     }
     ip.decrement_ttl();
     let len = ip.total_len();

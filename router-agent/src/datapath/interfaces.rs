@@ -9,8 +9,8 @@ use std::{
 use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, MapData, MapError};
 use router_common::{
-    INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, Neighbor, NeighborKey, RpfMode,
-    map_names,
+    INTERFACE_F_ACCEPT_LOCAL_V4, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface,
+    Neighbor, NeighborKey, RpfMode, map_names,
 };
 
 use super::Datapath;
@@ -70,7 +70,8 @@ impl Datapath {
     }
 
     /// Writes the record of an attached interface: its MAC as last learned from the kernel
-    /// (`update_link_mac`), `rpf`, and the kernel's forwarding switches for `ifname` now.
+    /// (`update_link_mac`), `rpf`, and the kernel's forwarding and `accept_local` switches for
+    /// `ifname` now.
     pub fn configure_interface(&mut self, ifindex: u32, ifname: &str, rpf: RpfMode) -> Result<()> {
         let Some(mac) = self.interfaces.link_macs.get(&ifindex).copied() else {
             anyhow::bail!(
@@ -81,7 +82,7 @@ impl Datapath {
         let interface = Interface {
             mac,
             rpf: rpf as u8,
-            flags: forwarding_flags(ifname),
+            flags: forwarding_flags(ifname) | accept_local_flag(ifname),
         };
         self.set_interface(ifindex, interface)
     }
@@ -112,7 +113,9 @@ impl Datapath {
         addr: IpAddr,
         mac: Option<[u8; 6]>,
     ) -> Result<()> {
-        if !self.interfaces.attached.contains(&ifindex) {
+        // Multicast and other non-unicast entries (NOARP ones as ff02::16) are never a
+        // destination the program forwards to: not worth a slot.
+        if !self.interfaces.attached.contains(&ifindex) || !is_unicast(addr) {
             return Ok(());
         }
         let key = neighbor_key(ifindex, addr);
@@ -166,6 +169,13 @@ impl Datapath {
     }
 }
 
+fn is_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()),
+        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified()),
+    }
+}
+
 fn neighbor_key(ifindex: u32, addr: IpAddr) -> NeighborKey {
     match addr {
         IpAddr::V4(v4) => NeighborKey::ipv4(ifindex, v4.octets()),
@@ -190,4 +200,17 @@ pub fn forwarding_flags(ifname: &str) -> u8 {
         flags |= INTERFACE_F_FORWARD_V6;
     }
     flags
+}
+
+/// `INTERFACE_F_ACCEPT_LOCAL_V4` as the kernel decides it now: `IN_DEV_ACCEPT_LOCAL` is the
+/// `all` switch or the interface's.
+pub fn accept_local_flag(ifname: &str) -> u8 {
+    let on = |path: String| std::fs::read_to_string(&path).is_ok_and(|value| value.trim() == "1");
+    if on("/proc/sys/net/ipv4/conf/all/accept_local".to_owned())
+        || on(format!("/proc/sys/net/ipv4/conf/{ifname}/accept_local"))
+    {
+        INTERFACE_F_ACCEPT_LOCAL_V4
+    } else {
+        0
+    }
 }

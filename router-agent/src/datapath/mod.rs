@@ -8,6 +8,7 @@
 mod batch;
 pub mod dir24;
 pub mod interfaces;
+mod local;
 pub mod mmap;
 pub mod pinned;
 
@@ -120,6 +121,7 @@ pub struct Datapath {
     links: BTreeMap<String, PinnedLink>,
     pinned: bool,
     interfaces: interfaces::InterfaceState,
+    local: local::LocalAddresses,
 }
 
 impl Datapath {
@@ -187,6 +189,7 @@ impl Datapath {
             links: BTreeMap::new(),
             pinned: false,
             interfaces: interfaces::InterfaceState::default(),
+            local: local::LocalAddresses::default(),
         })
     }
 
@@ -251,6 +254,13 @@ impl Datapath {
                 FibOp::DeleteRoute { prefix } => Some((prefix, None)),
                 _ => None,
             };
+            // The local-source check follows host routes to GROUP_LOCAL, whatever the engine
+            // (the kernel engine too: `bpf_fib_lookup` does not validate sources).
+            if let Some((prefix, group)) = route
+                && let Err(err) = self.track_local_route(prefix, group)
+            {
+                errors.push(err);
+            }
             let result = match route {
                 Some((IpNet::V4(v4), group)) if self.dir24.is_some() => {
                     pending_dir24.push((*v4, group));
