@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ipnet::IpNet;
 use serde_json::Value;
 
 use super::scenario::{BGP_PEER_LINK, PEER_ASN, ROUTER_ASN, Scenario};
@@ -273,17 +274,31 @@ impl Lab {
     /// Waits until the agent has put every BGP route into the kernel (so it has learned
     /// them), then until neighbor resolution is over and the XDP FIB stops changing.
     pub fn settle(&self, scenario: &Scenario) {
+        // A kernel route of the same prefix with a better metric than ours (20) wins: ours
+        // is then not mirrored, as the kernel would not use it.
+        let outranked = |prefix: &IpNet| {
+            scenario.kernel.iter().any(|k| {
+                k.prefix == *prefix
+                    && k.args
+                        .windows(2)
+                        .any(|w| w[0] == "metric" && w[1].parse::<u32>().is_ok_and(|m| m < 20))
+            })
+        };
         let installed = || {
             let table = self.exec(&["ip", "route", "show", "proto", "201"])
                 + &self.exec(&["ip", "-6", "route", "show", "proto", "201"]);
-            scenario.bgp.iter().all(|r| {
-                let text = if r.prefix.prefix_len() == 0 {
-                    "default".to_owned()
-                } else {
-                    r.prefix.to_string()
-                };
-                table.lines().any(|l| l.starts_with(&text))
-            })
+            scenario
+                .bgp
+                .iter()
+                .filter(|r| !outranked(&r.prefix))
+                .all(|r| {
+                    let text = if r.prefix.prefix_len() == 0 {
+                        "default".to_owned()
+                    } else {
+                        r.prefix.to_string()
+                    };
+                    table.lines().any(|l| l.starts_with(&text))
+                })
         };
         wait_for(
             "the BGP routes in the kernel",
