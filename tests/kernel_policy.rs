@@ -478,3 +478,34 @@ fn ipv4_options_go_to_the_kernel() {
     assert!(delta.of("passed-ip-options") >= 6, "{}", delta.show());
     assert_eq!(delta.of("forwarded"), 0, "{}", delta.show());
 }
+
+#[test]
+fn forwarding_turned_off_at_run_time_stops_xdp_forwarding_too() {
+    let mut lab = PolicyLab::new("fwdoff");
+    lab.start_agent(None, None);
+    let sink = UdpSink::start(&lab.net.ns("sink"), SINK_PORT);
+    let delta = lab.send(lab.router_mac, CLIENT, ROUTED, 200);
+    assert!(delta.of("forwarded") >= 200, "{}", delta.show());
+
+    // The operator stops routing on the ingress interface: the kernel forwards nothing from
+    // it, and neither may XDP (the agent re-reads the switch every second).
+    lab.net
+        .exec("host", &["sysctl", "-qw", "net.ipv4.conf.hc.forwarding=0"]);
+    thread::sleep(Duration::from_millis(1500));
+    let arrived = sink.total();
+    let delta = lab.send(lab.router_mac, CLIENT, ROUTED, 200);
+    assert_eq!(delta.of("forwarded"), 0, "{}", delta.show());
+    assert!(delta.of("passed-forwarding-off") >= 200, "{}", delta.show());
+    assert_eq!(
+        sink.total(),
+        arrived,
+        "the kernel forwarded with forwarding off"
+    );
+
+    lab.net
+        .exec("host", &["sysctl", "-qw", "net.ipv4.conf.hc.forwarding=1"]);
+    thread::sleep(Duration::from_millis(1500));
+    let delta = lab.send(lab.router_mac, CLIENT, ROUTED, 200);
+    assert!(delta.of("forwarded") >= 200, "{}", delta.show());
+    assert!(lab.log().contains("kernel forwarding switches changed"));
+}

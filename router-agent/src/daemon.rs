@@ -142,6 +142,8 @@ impl Agent {
         signals: &mut Signals,
     ) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // The kernel's forwarding switches are re-read every second (no notification needed).
+        let mut switches_checked = Instant::now();
         loop {
             tokio::select! {
                 event = events.recv() => {
@@ -218,10 +220,38 @@ impl Agent {
                     let mut batch = Batch::default();
                     self.fib.retry_deferred(&mut batch);
                     self.commit(batch).await;
+                    if now.duration_since(switches_checked) >= Duration::from_secs(1) {
+                        switches_checked = now;
+                        self.refresh_kernel_switches();
+                    }
                 }
                 _ = signals.terminate.recv() => { tracing::info!("SIGTERM"); return Ok(()); }
                 _ = signals.interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
             }
+        }
+    }
+
+    /// Follows changes of the kernel's forwarding and `accept_local` switches into the XDP
+    /// program's interface records, logged once per change.
+    fn refresh_kernel_switches(&mut self) {
+        match self.datapath.refresh_kernel_switches(&self.interfaces) {
+            Ok(changed) => {
+                use router_common::{
+                    INTERFACE_F_ACCEPT_LOCAL_V4 as ACCEPT_LOCAL, INTERFACE_F_FORWARD_V4 as V4,
+                    INTERFACE_F_FORWARD_V6 as V6,
+                };
+                for (interface, old, new) in changed {
+                    tracing::info!(
+                        %interface,
+                        ipv4_forwarding = new & V4 != 0,
+                        ipv6_forwarding = new & V6 != 0,
+                        accept_local = new & ACCEPT_LOCAL != 0,
+                        was = old,
+                        "kernel forwarding switches changed"
+                    );
+                }
+            }
+            Err(err) => tracing::error!("interface records not updated: {err:#}"),
         }
     }
 

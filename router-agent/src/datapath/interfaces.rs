@@ -87,6 +87,28 @@ impl Datapath {
         self.set_interface(ifindex, interface)
     }
 
+    /// Re-reads the kernel's forwarding and `accept_local` switches of every attached
+    /// interface (`names` by ifindex) and rewrites the records whose switches changed: an
+    /// operator turning forwarding off stops XDP forwarding too. Returns what changed, as
+    /// (interface, old flags, new flags).
+    pub fn refresh_kernel_switches(
+        &mut self,
+        names: &BTreeMap<u32, String>,
+    ) -> Result<Vec<(String, u8, u8)>> {
+        let mut changed = Vec::new();
+        for (ifindex, name) in names {
+            let Some(written) = self.interfaces.written.get(ifindex).copied() else {
+                continue;
+            };
+            let flags = forwarding_flags(name) | accept_local_flag(name);
+            if flags != written.flags {
+                self.set_interface(*ifindex, Interface { flags, ..written })?;
+                changed.push((name.clone(), written.flags, flags));
+            }
+        }
+        Ok(changed)
+    }
+
     /// A link's MAC, from every link the kernel reports (the dump and changes); rewrites the
     /// interface's record when an attached interface's MAC changed. Returns whether it did.
     pub fn update_link_mac(&mut self, ifindex: u32, mac: Option<[u8; 6]>) -> Result<bool> {
