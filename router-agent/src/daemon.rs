@@ -68,6 +68,9 @@ struct Agent {
     kernel_routes: KernelRoutes,
     /// The kernel's local table: the FIB's local routes.
     local_routes: LocalRoutes,
+    /// STALE neighbors on attached interfaces XDP sends to: the kernel is asked to confirm
+    /// them at the next commit.
+    unconfirmed_neighbors: Vec<(u32, IpAddr)>,
     speaker: Option<Speaker>,
 }
 
@@ -117,6 +120,12 @@ impl Agent {
     /// Applies a batch to the datapath, then mirrors routes into the kernel and asks it to
     /// resolve new nexthops.
     async fn commit(&mut self, batch: Batch) {
+        for (ifindex, addr) in std::mem::take(&mut self.unconfirmed_neighbors) {
+            // Gone meanwhile (ENOENT) is fine: nothing to confirm.
+            if let Err(err) = self.netlink.confirm_neighbor(ifindex, addr).await {
+                tracing::debug!(%addr, ifindex, "neighbor confirmation: {err:#}");
+            }
+        }
         if batch.is_empty() {
             return;
         }

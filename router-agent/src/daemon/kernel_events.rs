@@ -23,6 +23,11 @@ impl Agent {
             KernelEvent::NeighborRemoved { ifindex, addr } => {
                 self.fib.update_neighbor(batch, ifindex, addr, None)
             }
+            KernelEvent::NeighborStale { ifindex, addr } => {
+                if self.interfaces.contains_key(&ifindex) {
+                    self.unconfirmed_neighbors.push((ifindex, addr));
+                }
+            }
             KernelEvent::Address(address) => self.on_address(&address, true),
             KernelEvent::AddressRemoved(address) => self.on_address(&address, false),
             KernelEvent::Route(route) => {

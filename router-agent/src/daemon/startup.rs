@@ -61,6 +61,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         link_locals: BTreeMap::new(),
         kernel_routes: KernelRoutes::default(),
         local_routes: LocalRoutes::default(),
+        unconfirmed_neighbors: Vec::new(),
         speaker: None,
         config,
     };

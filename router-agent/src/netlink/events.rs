@@ -48,7 +48,8 @@ use super::{
 pub(super) enum Update {
     Link(LinkInfo),
     LinkGone(u32),
-    Neighbor(NeighborInfo),
+    /// With whether the kernel will not confirm it by itself (see `NeighborStale`).
+    Neighbor(NeighborInfo, bool),
     NeighborGone(u32, IpAddr),
     Address(AddressInfo),
     AddressGone(AddressInfo),
@@ -67,7 +68,8 @@ pub(super) fn parse_update(msg: &RouteNetlinkMessage, filter: &RouteFilter) -> O
         RouteNetlinkMessage::DelLink(m) if links::is_interface_message(m) => {
             Some(Update::LinkGone(m.header.index))
         }
-        RouteNetlinkMessage::NewNeighbour(m) => neighbors::parse_neighbor(m).map(Update::Neighbor),
+        RouteNetlinkMessage::NewNeighbour(m) => neighbors::parse_neighbor(m)
+            .map(|info| Update::Neighbor(info, neighbors::needs_confirmation(m))),
         RouteNetlinkMessage::DelNeighbour(m) => {
             neighbors::neighbor_key(m).map(|(i, a)| Update::NeighborGone(i, a))
         }
@@ -94,6 +96,9 @@ pub(super) fn parse_update(msg: &RouteNetlinkMessage, filter: &RouteFilter) -> O
 pub(super) struct Mirror {
     links: BTreeMap<u32, LinkInfo>,
     neighbors: BTreeMap<(u32, IpAddr), Option<Mac>>,
+    /// Neighbors last seen STALE and unmanaged: a resync (the initial dump) asks for their
+    /// confirmation too.
+    stale_neighbors: BTreeSet<(u32, IpAddr)>,
     /// Keyed like the kernel keys addresses (interface, address, prefix length).
     addresses: BTreeMap<(u32, IpAddr, u8), Option<Ipv4Addr>>,
     routes: BTreeMap<FollowedRouteKey, FollowedRoute>,
@@ -184,14 +189,23 @@ impl Mirror {
                     out.push(KernelEvent::LinkRemoved { ifindex });
                 }
             }
-            Update::Neighbor(info) => {
-                let key = (info.ifindex, info.addr);
-                if self.neighbors.get(&key) != Some(&info.mac) {
-                    self.neighbors.insert(key, info.mac);
+            Update::Neighbor(info, stale) => {
+                let (ifindex, addr, usable) = (info.ifindex, info.addr, info.mac.is_some());
+                if stale {
+                    self.stale_neighbors.insert((ifindex, addr));
+                } else {
+                    self.stale_neighbors.remove(&(ifindex, addr));
+                }
+                if self.neighbors.get(&(ifindex, addr)) != Some(&info.mac) {
+                    self.neighbors.insert((ifindex, addr), info.mac);
                     out.push(KernelEvent::Neighbor(info));
+                }
+                if stale && usable {
+                    out.push(KernelEvent::NeighborStale { ifindex, addr });
                 }
             }
             Update::NeighborGone(ifindex, addr) => {
+                self.stale_neighbors.remove(&(ifindex, addr));
                 if self.neighbors.remove(&(ifindex, addr)).is_some() {
                     out.push(KernelEvent::NeighborRemoved { ifindex, addr });
                 }
@@ -365,7 +379,11 @@ impl Mirror {
             self.apply(Update::Address(address_info(key, broadcast)), out);
         }
         for ((ifindex, addr), mac) in fresh.neighbors {
-            self.apply(Update::Neighbor(NeighborInfo { ifindex, addr, mac }), out);
+            let stale = fresh.stale_neighbors.contains(&(ifindex, addr));
+            self.apply(
+                Update::Neighbor(NeighborInfo { ifindex, addr, mac }, stale),
+                out,
+            );
         }
         let routes = Mirror {
             routes: fresh.routes,

@@ -3,11 +3,14 @@
 use super::*;
 
 fn neigh(ifindex: u32, addr: &str, mac: Option<Mac>) -> Update {
-    Update::Neighbor(NeighborInfo {
-        ifindex,
-        addr: addr.parse().unwrap(),
-        mac,
-    })
+    Update::Neighbor(
+        NeighborInfo {
+            ifindex,
+            addr: addr.parse().unwrap(),
+            mac,
+        },
+        false,
+    )
 }
 
 fn link(ifindex: u32, up: bool) -> Update {

@@ -115,6 +115,12 @@ pub enum KernelEvent {
         ifindex: u32,
         addr: IpAddr,
     },
+    /// A neighbor turned STALE that the kernel will not confirm by itself (not managed):
+    /// XDP keeps using it, so ask the kernel to confirm it (`Netlink::confirm_neighbor`).
+    NeighborStale {
+        ifindex: u32,
+        addr: IpAddr,
+    },
     Address(AddressInfo),
     AddressRemoved(AddressInfo),
     /// A followed kernel route appeared or changed (complete: replaces what was reported for

@@ -34,26 +34,30 @@ const NUD_PERMANENT: u16 = 0x80;
 const NUD_VALID: u16 =
     NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY;
 
-/// Whether XDP may forward with the entry's MAC.
+/// Whether XDP may forward with the entry's MAC: in every state the kernel itself sends on
+/// (NUD_VALID), STALE included.
 ///
-/// The kernel sends on any NUD_VALID entry, but it also *confirms* them: sending on a STALE
-/// entry moves it to DELAY, then PROBE (unicast ARP/NS), then REACHABLE or FAILED. Traffic
-/// XDP forwards never passes through the kernel, so a STALE entry would stay STALE forever
-/// and a host that left would be sent to for good. So a STALE entry is reported unusable: the
-/// next packets go to the kernel, whose forwarding starts that confirmation, and XDP resumes at
-/// DELAY (the kernel is confirming) or REACHABLE.
-///
-/// Except for *managed* entries (NTF_EXT_MANAGED, the nexthops the agent asks the kernel to
-/// keep resolved): the kernel re-probes those on its own every few seconds whatever the
-/// traffic. `ip monitor neigh` on an idle managed entry shows REACHABLE -> STALE -> PROBE ->
-/// REACHABLE over and over, STALE for up to the managed re-probe interval (~5 s) of every
-/// reachable time, while an unmanaged STALE entry stays STALE for good. Treating the managed
-/// STALE phase as unusable would flap every gateway nexthop, and rewrite every group holding
-/// it, each cycle for nothing; a gateway that left still goes FAILED through those probes.
-pub(super) fn nud_usable(state: NeighbourState, managed: bool) -> bool {
-    let state = u16::from(state);
-    let confirmed = NUD_VALID & !NUD_STALE;
-    state & confirmed != 0 || (managed && state & NUD_STALE != 0)
+/// The kernel also *confirms* a STALE entry it sends on: the send moves it to DELAY, then PROBE
+/// (unicast ARP/NS), then REACHABLE or FAILED. Traffic XDP forwards never passes through the
+/// kernel, so the agent asks for that confirmation itself when an entry turns STALE
+/// ([`needs_confirmation`], `Netlink::confirm_neighbor`): a host that left goes FAILED as it
+/// would under kernel forwarding, and XDP stops sending to it. (Handing STALE entries to the
+/// kernel instead cost ~5 s of kernel forwarding to an active host every reachable time: the
+/// kernel does not report STALE -> DELAY, only the REACHABLE at the end.)
+pub(super) fn nud_usable(state: NeighbourState) -> bool {
+    u16::from(state) & NUD_VALID != 0
+}
+
+/// An entry the kernel will not confirm by itself: STALE and not managed (the kernel
+/// re-probes managed entries, the agent's gateway nexthops, on its own).
+pub(super) fn needs_confirmation(msg: &NeighbourMessage) -> bool {
+    u16::from(msg.header.state) & NUD_STALE != 0 && !is_managed(msg)
+}
+
+fn is_managed(msg: &NeighbourMessage) -> bool {
+    msg.attributes.iter().any(|attr| {
+        matches!(attr, NeighbourAttribute::ExtFlags(f) if f.contains(NeighbourExtFlags::Managed))
+    })
 }
 
 /// (ifindex, address) of an IPv4/IPv6 neighbor message; `None` for anything else (bridge FDB
@@ -91,11 +95,8 @@ pub(super) fn parse_neighbor(msg: &NeighbourMessage) -> Option<NeighborInfo> {
         NeighbourAttribute::LinkLayerAddress(l) => Some(l.as_slice()),
         _ => None,
     });
-    let managed = msg.attributes.iter().any(|attr| {
-        matches!(attr, NeighbourAttribute::ExtFlags(f) if f.contains(NeighbourExtFlags::Managed))
-    });
     let mac = match lladdr.map(<Mac>::try_from) {
-        Some(Ok(mac)) if nud_usable(msg.header.state, managed) => Some(mac),
+        Some(Ok(mac)) if nud_usable(msg.header.state) => Some(mac),
         _ => None,
     };
     Some(NeighborInfo { ifindex, addr, mac })
@@ -137,6 +138,27 @@ impl Netlink {
         );
         udp_probe(ifindex, addr)
             .with_context(|| format!("cannot make the kernel resolve {addr} on ifindex {ifindex}"))
+    }
+
+    /// Asks the kernel to confirm an existing STALE entry, as its own send on it would
+    /// (RTM_NEWNEIGH with NTF_USE: STALE -> DELAY -> PROBE -> REACHABLE or FAILED). An entry
+    /// that is gone meanwhile is not created.
+    pub async fn confirm_neighbor(&self, ifindex: u32, addr: IpAddr) -> Result<(), NetlinkError> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = match addr {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        msg.header.ifindex = ifindex;
+        msg.header.state = NeighbourState::Stale;
+        msg.header.flags = NeighbourFlags::Use;
+        msg.attributes = vec![NeighbourAttribute::Destination(addr.into())];
+        self.request(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await?;
+        Ok(())
     }
 
     /// RTM_NEWNEIGH NUD_NONE + NTF_USE + NTF_EXT_MANAGED; with `exclusive`, fails with EEXIST

@@ -212,19 +212,22 @@ fn mac_formatting() {
 #[test]
 fn nud_states() {
     use rtnetlink::packet_route::neighbour::NeighbourState as S;
-    for managed in [false, true] {
-        for usable in [S::Reachable, S::Delay, S::Probe, S::Permanent, S::Noarp] {
-            assert!(neighbors::nud_usable(usable, managed), "{usable:?}");
-        }
-        for unusable in [S::Incomplete, S::Failed, S::None] {
-            assert!(!neighbors::nud_usable(unusable, managed), "{unusable:?}");
-        }
+    // Every state the kernel sends on, STALE included (the agent has it confirmed).
+    for usable in [
+        S::Reachable,
+        S::Stale,
+        S::Delay,
+        S::Probe,
+        S::Permanent,
+        S::Noarp,
+    ] {
+        assert!(neighbors::nud_usable(usable), "{usable:?}");
     }
-    // STALE: the kernel must confirm it first, unless it re-probes it anyway (managed).
-    assert!(!neighbors::nud_usable(S::Stale, false));
-    assert!(neighbors::nud_usable(S::Stale, true));
+    for unusable in [S::Incomplete, S::Failed, S::None] {
+        assert!(!neighbors::nud_usable(unusable), "{unusable:?}");
+    }
     // Combined bits, as the kernel's state is a mask: usable if any valid bit is set.
-    assert!(neighbors::nud_usable(S::Other(0x02 | 0x80), false));
+    assert!(neighbors::nud_usable(S::Other(0x02 | 0x80)));
 }
 
 #[test]
@@ -249,8 +252,14 @@ fn neighbor_message_parsing() {
             mac: Some([2, 0, 0, 0, 0, 1])
         })
     );
+    assert!(!neighbors::needs_confirmation(&msg));
+    // STALE: usable, and to be confirmed unless the kernel re-probes it anyway (managed).
     msg.header.state = NeighbourState::Stale;
-    assert_eq!(neighbors::parse_neighbor(&msg).unwrap().mac, None);
+    assert_eq!(
+        neighbors::parse_neighbor(&msg).unwrap().mac,
+        Some([2, 0, 0, 0, 0, 1])
+    );
+    assert!(neighbors::needs_confirmation(&msg));
     msg.attributes.push(NeighbourAttribute::ExtFlags(
         rtnetlink::packet_route::neighbour::NeighbourExtFlags::Managed,
     ));
@@ -258,6 +267,7 @@ fn neighbor_message_parsing() {
         neighbors::parse_neighbor(&msg).unwrap().mac,
         Some([2, 0, 0, 0, 0, 1])
     );
+    assert!(!neighbors::needs_confirmation(&msg));
     msg.header.state = NeighbourState::Failed;
     assert_eq!(neighbors::parse_neighbor(&msg).unwrap().mac, None);
     msg.header.flags = NeighbourFlags::Proxy;
@@ -364,17 +374,21 @@ fn dump_reports_links_addresses_and_neighbors() {
             addr: addr("10.1.0.3"),
             mac: None,
         })));
-        // Unconfirmed (STALE, not managed): left to the kernel until it confirms it.
+        // STALE, not managed: usable, and to be confirmed.
         assert!(events.contains(&KernelEvent::Neighbor(NeighborInfo {
             ifindex: va,
             addr: addr("2001:db8:1::3"),
-            mac: None,
+            mac: Some(mac("02:00:00:00:00:0d")),
         })));
+        assert!(events.contains(&KernelEvent::NeighborStale {
+            ifindex: va,
+            addr: addr("2001:db8:1::3"),
+        }));
         // Links, then addresses, then neighbors, then routes.
         let rank = |e: &KernelEvent| match e {
             KernelEvent::Link(_) => 0,
             KernelEvent::Address(_) => 1,
-            KernelEvent::Neighbor(_) => 2,
+            KernelEvent::Neighbor(_) | KernelEvent::NeighborStale { .. } => 2,
             KernelEvent::Route(_) | KernelEvent::LocalRoute(_) => 3,
             other => panic!("unexpected event in the dump: {other:?}"),
         };
@@ -1058,5 +1072,31 @@ fn overflow_resynchronises() {
             TEST_RESYNCS.get() >= 1,
             "the socket did not overflow: test ineffective"
         );
+    });
+}
+
+#[test]
+fn stale_neighbors_are_confirmed_on_request() {
+    in_netns(|| async {
+        let va = veth("va", "vb", "02:00:00:00:00:0a");
+        ip("addr add 10.1.0.1/24 dev va");
+        wait_oper_up("va").await;
+        ip("neigh add 10.1.0.7 lladdr 02:00:00:00:00:07 nud stale dev va");
+        let (nl, _rx) = Netlink::connect().await.unwrap();
+        let state = || ip("neigh show 10.1.0.7 dev va");
+        assert!(state().contains("STALE"), "{}", state());
+        // What the kernel's own send on the entry does: STALE -> DELAY (then PROBE, and here
+        // FAILED, as nobody answers at 10.1.0.7).
+        nl.confirm_neighbor(va, addr("10.1.0.7")).await.unwrap();
+        let now = state();
+        assert!(
+            ["DELAY", "PROBE", "FAILED", "INCOMPLETE"]
+                .iter()
+                .any(|s| now.contains(s)),
+            "not confirming: {now}"
+        );
+        // An entry that is gone is not created.
+        assert!(nl.confirm_neighbor(va, addr("10.1.0.8")).await.is_err());
+        assert!(ip("neigh show 10.1.0.8 dev va").trim().is_empty());
     });
 }
