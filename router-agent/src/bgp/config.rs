@@ -67,6 +67,9 @@ pub struct BgpConfig {
     /// "all", "default-only" or "none".
     #[serde(default)]
     pub kernel_routes: crate::fib::KernelMirror,
+    /// RFC 4724 / 8538, both roles (see `graceful_restart.rs`).
+    #[serde(default)]
+    pub graceful_restart: super::graceful_restart::GracefulRestartConfig,
 }
 
 fn default_port() -> u16 {

@@ -8,6 +8,7 @@ pub mod config;
 mod convert;
 pub mod discovery;
 pub mod fsm;
+pub mod graceful_restart;
 pub mod next_hop_out;
 pub mod northbound;
 pub mod packet;

@@ -137,7 +137,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         let setup = bgp
             .compile()
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
-        let (speaker, events) = Speaker::start(setup).await?;
+        let (speaker, events) = Speaker::start(setup, Default::default()).await?;
         tracing::info!(neighbors = speaker.neighbors().len(), "BGP speaker started");
         agent.speaker = Some(speaker);
         bgp_events = Some(events);

@@ -24,6 +24,7 @@
 //! kernel mirror, failures, `pass_to_kernel`), `groups.rs` (groups and their bucket layouts),
 //! `nexthops.rs` (nexthop records and slots), `ids.rs` (id allocation and quarantine).
 
+mod adopted;
 mod api;
 pub mod ecmp;
 mod groups;
@@ -39,6 +40,7 @@ use std::{collections::BTreeSet, net::IpAddr, sync::Arc, time::Duration};
 use ipnet::IpNet;
 use router_common::{FIRST_GROUP, NEXTHOP_BUCKETS, Nexthop, NexthopGroup};
 
+pub use adopted::Family;
 use ecmp::NexthopId;
 use groups::GroupEntry;
 use ids::{Ids, QuarantinedIds};

@@ -111,7 +111,13 @@ impl Speaker {
     /// Starts a session per configured neighbor and the listener; events arrive on the
     /// receiver. Connections go to the speaker ([`PeerEvent::Accepted`]), which hands them to
     /// the neighbor's session or creates a dynamic peer.
-    pub async fn start(setup: BgpSetup) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
+    /// `restart`: whether this run adopted a previous run's datapath (the graceful restart
+    /// capability's R and F bits).
+    pub async fn start(
+        setup: BgpSetup,
+        restart: crate::bgp::graceful_restart::RestartState,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
+        let _ = restart;
         let (events, event_rx) = mpsc::unbounded_channel();
         let listener = TcpListener::bind(SocketAddr::new(
             IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
@@ -210,6 +216,24 @@ impl Speaker {
     /// The interfaces of unnumbered neighbors (where to send and hear Router Advertisements).
     pub fn unnumbered_interfaces(&self) -> Vec<String> {
         self.setup.unnumbered_interfaces().into_iter().collect()
+    }
+
+    /// A planned restart: ends every session the way graceful restart expects, so that the
+    /// peers keep our routes for the restart time (CONTRACT STUB: a Cease for now).
+    pub fn graceful_stop(&self) {
+        self.stop("router-agent is restarting");
+    }
+
+    /// Graceful restart timers (restart time, stale routes time); the daemon calls it every
+    /// 100 ms (CONTRACT STUB).
+    pub fn on_tick(
+        &mut self,
+        now: std::time::Instant,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        let _ = (now, fib, batch, resolve);
     }
 
     /// Ends every session with a Cease (administrative shutdown).
