@@ -1,6 +1,7 @@
 //! The operator's side of the speaker: configuration reload and the `show` views.
 
 mod reload;
+mod reload_dynamic;
 mod show;
 
 pub use reload::ReloadSummary;

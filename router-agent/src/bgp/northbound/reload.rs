@@ -1,12 +1,16 @@
 //! `router-agent reload` for BGP: the difference between the running and the new
 //! configuration, applied without resetting sessions that need not be.
 
-use std::{collections::BTreeSet, net::SocketAddr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{IpAddr, SocketAddr},
+};
 
+use super::reload_dynamic::{self, DynamicAction, DynamicPeer, EndCause};
 use crate::bgp::{
     config::{BgpSetup, Neighbor, PeerAddress},
     peer::PeerCommand,
-    policy::build_adj_rib_out,
+    policy::{ImportPolicy, build_adj_rib_out},
     rib::PeerId,
     southbound::{Resolve, apply_change},
     speaker::Speaker,
@@ -23,6 +27,9 @@ pub struct ReloadSummary {
     pub neighbors_reset: Vec<String>,
     /// Import policy changed: re-run over the routes the neighbor sent, no reset.
     pub import_reapplied: Vec<String>,
+    /// Dynamic peers ended because their range's `limit` was lowered below its sessions
+    /// (the newest go).
+    pub dynamic_over_limit: Vec<String>,
     /// Established sessions that were sent UPDATEs for export changes.
     pub exports_updated: usize,
 }
@@ -32,8 +39,9 @@ impl Speaker {
     /// not change: import policy is re-run over the routes each neighbor sent (kept before
     /// policy: no route refresh needed), export changes (originated routes, export policy) are
     /// sent as UPDATEs, neighbors added and removed start and stop. A neighbor whose session
-    /// parameters changed (remote AS, passive, hold time) is reset; dynamic peers of a changed
-    /// template are stopped (they come back under the new one). Changes that need a restart
+    /// parameters changed (remote AS, passive, hold time) is reset; dynamic peers follow their
+    /// range the same way (`reload_dynamic.rs`), and end only when they must (they may
+    /// connect again under the new range). Changes that need a restart
     /// (AS, router id, port, decision process, unnumbered interfaces) are refused, and then
     /// nothing is applied.
     pub fn reload(
@@ -104,21 +112,7 @@ impl Speaker {
                 continue;
             }
             if new_neighbor.import != old.import {
-                self.peer_mut(*peer).neighbor.import = new_neighbor.import.clone();
-                if self.peers[peer].info.is_some() {
-                    match self.rib.reapply_import(*peer, &new_neighbor.import) {
-                        Ok(changes) => {
-                            for change in changes {
-                                apply_change(change, fib, batch, resolve);
-                            }
-                        }
-                        Err(err) => {
-                            tracing::error!(neighbor = %label, "import not re-applied: {err}")
-                        }
-                    }
-                    // A lowered limit acts now, not at the peer's next UPDATE.
-                    self.enforce_max_prefix(*peer);
-                }
+                self.reapply_import(*peer, &new_neighbor.import, fib, batch, resolve);
                 summary.import_reapplied.push(label.clone());
             }
             if new_neighbor.export != old.export {
@@ -142,27 +136,8 @@ impl Speaker {
                 Err(err) => tracing::error!(neighbor = %neighbor.address, "not started: {err:#}"),
             }
         }
-        // Dynamic peers follow their template: if it changed, they go and come back.
-        let dynamic: Vec<(PeerId, usize)> = self
-            .peers
-            .iter()
-            .filter_map(|(peer, state)| Some((*peer, state.dynamic?)))
-            .collect();
-        for (peer, index) in dynamic {
-            if new.dynamic_neighbors.get(index) != self.setup.dynamic_neighbors.get(index) {
-                let label = self.peers[&peer]
-                    .address
-                    .map_or_else(|| format!("{peer:?}"), |a| a.ip().to_string());
-                self.remove_peer(
-                    peer,
-                    "its dynamic_neighbor template changed",
-                    fib,
-                    batch,
-                    resolve,
-                );
-                summary.neighbors_removed.push(label);
-            }
-        }
+        // Dynamic peers follow the range that takes their address now.
+        self.reload_dynamic(&new, &mut summary, &mut re_export, fib, batch, resolve);
         self.setup = new;
 
         if originated_changed {
@@ -181,5 +156,110 @@ impl Speaker {
             }
         }
         Ok(summary)
+    }
+
+    /// A neighbor's new import policy, run over the routes it sent (no reset).
+    fn reapply_import(
+        &mut self,
+        peer: PeerId,
+        import: &ImportPolicy,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        self.peer_mut(peer).neighbor.import = import.clone();
+        if self.peers[&peer].info.is_none() {
+            return; // not established: the RIB takes the policy when it is
+        }
+        match self.rib.reapply_import(peer, import) {
+            Ok(changes) => {
+                for change in changes {
+                    apply_change(change, fib, batch, resolve);
+                }
+            }
+            Err(err) => {
+                tracing::error!(neighbor = %self.peers[&peer].neighbor.address, "import not re-applied: {err}")
+            }
+        }
+        // A lowered limit acts now, not at the peer's next UPDATE.
+        self.enforce_max_prefix(peer);
+    }
+
+    /// The dynamic peers under the new ranges: kept (policies re-applied), or ended only when
+    /// their session must be negotiated again, no range takes them, or a lowered limit.
+    fn reload_dynamic(
+        &mut self,
+        new: &BgpSetup,
+        summary: &mut ReloadSummary,
+        re_export: &mut BTreeSet<PeerId>,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        resolve: &Resolve<'_>,
+    ) {
+        let running: Vec<DynamicPeer> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| {
+                let PeerAddress::Ip(address) = state.neighbor.address else {
+                    return None;
+                };
+                Some(DynamicPeer {
+                    peer: *peer,
+                    index: state.dynamic?,
+                    address,
+                })
+            })
+            .collect();
+        let addresses: BTreeMap<PeerId, IpAddr> =
+            running.iter().map(|p| (p.peer, p.address)).collect();
+        let mut over_limit: BTreeMap<usize, Vec<IpAddr>> = BTreeMap::new();
+        let plan = reload_dynamic::plan(
+            &self.setup.dynamic_neighbors,
+            &new.dynamic_neighbors,
+            &running,
+        );
+        for (peer, action) in plan {
+            let address = addresses[&peer];
+            match action {
+                DynamicAction::Keep {
+                    index,
+                    import_changed,
+                    export_changed,
+                } => {
+                    let range = &new.dynamic_neighbors[index];
+                    self.peer_mut(peer).dynamic = Some(index);
+                    if import_changed {
+                        self.reapply_import(peer, &range.template.import, fib, batch, resolve);
+                        summary.import_reapplied.push(address.to_string());
+                    }
+                    if export_changed {
+                        self.peer_mut(peer).neighbor.export = range.template.export.clone();
+                        re_export.insert(peer);
+                    }
+                }
+                DynamicAction::End(cause @ EndCause::OverLimit { index }) => {
+                    // Logged once per range below, not once per peer.
+                    let why = cause.reason();
+                    let _ = self.peers[&peer]
+                        .handle
+                        .commands
+                        .send(PeerCommand::Stop(Some(why.to_owned())));
+                    self.forget_peer(peer, why, fib, batch, resolve);
+                    over_limit.entry(index).or_default().push(address);
+                    summary.dynamic_over_limit.push(address.to_string());
+                }
+                DynamicAction::End(cause) => {
+                    self.remove_peer(peer, cause.reason(), fib, batch, resolve);
+                    summary.neighbors_removed.push(address.to_string());
+                }
+            }
+        }
+        for (index, ended) in over_limit {
+            let range = &new.dynamic_neighbors[index];
+            let ended: Vec<String> = ended.iter().map(IpAddr::to_string).collect();
+            tracing::warn!(range = %range.source, limit = range.limit,
+                "dynamic_neighbor limit lowered: ended the newest sessions over it: {}",
+                ended.join(", "));
+        }
     }
 }
