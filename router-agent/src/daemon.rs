@@ -291,16 +291,21 @@ impl Agent {
     }
 
     async fn shutdown(mut self, options: RunOptions) -> Result<()> {
+        let started = Instant::now();
         if let Some(speaker) = &self.speaker {
             speaker.stop("router-agent is shutting down");
             // Let the sessions send their Cease before the process ends.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        // The kernel writer stops first: nothing it still has may land after the flush below.
-        // A kept datapath keeps the kernel routes too, complete.
+        // The kernel writer stops first: nothing it still has may land after the removal below.
+        // A kept datapath keeps the kernel routes too, complete. Otherwise what it had not
+        // applied yet may be in the kernel (a withdrawn route's delete): removed below too.
+        let mut unapplied = Vec::new();
         if let Some(mirror) = self.kernel_mirror.take() {
             let apply_queued = options.keep_datapath;
-            let _ = tokio::task::spawn_blocking(move || mirror.finish(apply_queued)).await;
+            unapplied = tokio::task::spawn_blocking(move || mirror.finish(apply_queued))
+                .await
+                .unwrap_or_default();
         }
         if options.keep_datapath {
             tracing::info!(
@@ -311,10 +316,12 @@ impl Agent {
         let names: Vec<String> = self.interfaces.values().cloned().collect();
         self.datapath.detach_and_unpin(&names)?;
         if self.config.datapath.kernel_routes {
-            // What this run mirrored, by prefix and in bulk (no dump of a full table to find
-            // them), then whatever else has our protocol: a previous run's leftovers.
+            // What this run may have put in the kernel, by prefix and in bulk (no dump of a
+            // full table to find them), then whatever else has our protocol: a previous run's
+            // leftovers, found by a dump of what is left (small by then).
             let protocol = self.config.datapath.route_protocol;
-            let prefixes: Vec<IpNet> = self.fib.mirrored_prefixes().collect();
+            let mut prefixes: Vec<IpNet> = self.fib.mirrored_prefixes().collect();
+            prefixes.extend(unapplied);
             let removed =
                 tokio::task::spawn_blocking(move || kernel_mirror::remove(protocol, &prefixes))
                     .await
@@ -323,9 +330,13 @@ impl Agent {
                         tracing::error!("kernel routes not removed by prefix: {err:#}");
                         0
                     });
-            // Also what the removal by prefix left: a flush by protocol finds every one.
             let leftovers = self.netlink.flush_routes(protocol).await?;
-            tracing::info!(removed, leftovers, "kernel routes removed");
+            tracing::info!(
+                removed,
+                leftovers,
+                seconds = started.elapsed().as_secs_f64(),
+                "kernel routes removed"
+            );
         }
         tracing::info!("detached and unpinned; bye");
         Ok(())

@@ -16,7 +16,9 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use crate::fib::KernelChange;
-use crate::netlink::{KernelNexthop, KernelRoute, MESSAGES_PER_SEND, RouteChange, RouteWriter};
+use crate::netlink::{
+    KernelNexthop, KernelRoute, MESSAGES_PER_SEND, RouteChange, RouteFailure, RouteWriter,
+};
 
 /// Batches queued at most (the daemon's batches hold up to some 32k changes).
 const QUEUED_BATCHES: usize = 2;
@@ -30,9 +32,11 @@ const LOGGED_FAILURES: usize = 10;
 
 pub struct KernelMirror {
     queue: mpsc::Sender<Vec<KernelChange>>,
-    /// Set to drop what is still queued (at exit, when the routes are flushed anyway).
+    /// Set to stop applying what is still queued (at exit, when the routes are removed
+    /// anyway).
     abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    /// Returns the prefixes of the changes it did not apply.
+    thread: std::thread::JoinHandle<Vec<ipnet::IpNet>>,
 }
 
 impl KernelMirror {
@@ -49,6 +53,7 @@ impl KernelMirror {
             .name("kernel-routes".into())
             .spawn(move || {
                 let mut changes = Vec::new();
+                let mut unapplied = Vec::new();
                 while let Some(batch) = batches.blocking_recv() {
                     let mut batch = batch;
                     while let Ok(more) = batches.try_recv() {
@@ -56,13 +61,17 @@ impl KernelMirror {
                     }
                     for step in batch.chunks(CHANGES_PER_STEP) {
                         if abandoned.load(Relaxed) {
-                            break;
+                            // Its route may be in the kernel still (e.g. a delete of a route
+                            // we installed): the exit removes it by prefix, not by a dump.
+                            unapplied.extend(step.iter().map(changed_prefix));
+                            continue;
                         }
                         changes.clear();
                         changes.extend(step.iter().map(|change| route_change(change, protocol)));
                         apply_logged(&mut writer, &changes);
                     }
                 }
+                unapplied
             })
             .context("cannot start the kernel route thread")?;
         Ok(Self {
@@ -82,35 +91,73 @@ impl KernelMirror {
     }
 
     /// Stops the thread once every queued change is applied (`apply_queued`), or as soon as
-    /// possible, dropping the rest. Blocking.
-    pub fn finish(self, apply_queued: bool) {
+    /// possible, skipping the rest. Blocking. Returns the prefixes of the changes skipped:
+    /// the kernel may hold a route of ours for them.
+    pub fn finish(self, apply_queued: bool) -> Vec<ipnet::IpNet> {
         if !apply_queued {
             self.abandon
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         drop(self.queue);
-        if self.thread.join().is_err() {
+        self.thread.join().unwrap_or_else(|_| {
             tracing::error!("the kernel route thread panicked");
-        }
+            Vec::new()
+        })
     }
 }
 
-/// Deletes our kernel routes to `prefixes` (absent ones are fine), in bulk. Blocking. Returns
-/// how many were asked for.
+/// Deletes our kernel routes to `prefixes` (absent ones are fine; duplicates are removed
+/// once), in bulk, IPv4 and IPv6 on a socket and thread each (the kernel takes them in
+/// parallel), without acknowledgements. Blocking. Returns how many prefixes were asked for;
+/// an error if any delete failed (the first one, and how many).
 pub fn remove(protocol: u8, prefixes: &[ipnet::IpNet]) -> anyhow::Result<usize> {
-    let mut writer = RouteWriter::open()?;
-    let mut changes = Vec::with_capacity(CHANGES_PER_STEP.min(prefixes.len()));
-    for step in prefixes.chunks(CHANGES_PER_STEP) {
-        changes.clear();
-        changes.extend(
-            step.iter()
-                .map(|&prefix| route_change(&KernelChange::Delete { prefix }, protocol)),
-        );
-        if let Some(failure) = writer.apply(&changes)?.into_iter().next() {
-            return Err(failure.error);
-        }
+    let (mut v4, mut v6): (Vec<ipnet::IpNet>, Vec<ipnet::IpNet>) =
+        prefixes.iter().partition(|prefix| prefix.addr().is_ipv4());
+    for family in [&mut v4, &mut v6] {
+        // Scrambled, not in address order: the kernel's IPv4 trie shrinks its nodes as a
+        // region empties, and a full table deleted in address order took it twice as long.
+        family.sort_unstable_by_key(scrambled);
+        family.dedup();
     }
-    Ok(prefixes.len())
+    let asked = v4.len() + v6.len();
+    let delete = |prefixes: &[ipnet::IpNet]| -> anyhow::Result<Vec<RouteFailure>> {
+        if prefixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        RouteWriter::open()?.delete_quietly(prefixes, protocol)
+    };
+    let (v4, v6) = std::thread::scope(|scope| {
+        // A new thread starts in its creator's network namespace.
+        let v6 = scope.spawn(|| delete(&v6));
+        let v4 = delete(&v4);
+        (v4, v6.join())
+    });
+    let v6 = v6.unwrap_or_else(|_| Err(anyhow::anyhow!("the IPv6 route removal panicked")));
+    let mut failures = v4?.into_iter().chain(v6?);
+    if let Some(first) = failures.next() {
+        let more = failures.count();
+        return Err(first
+            .error
+            .context(format!("{} kernel routes not removed", more + 1)));
+    }
+    Ok(asked)
+}
+
+/// A key that orders prefixes pseudo-randomly; distinct prefixes have distinct keys (an odd
+/// multiplier is a bijection), so equal ones end up side by side.
+fn scrambled(prefix: &ipnet::IpNet) -> u128 {
+    let address = match prefix.addr() {
+        std::net::IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => u128::from(v6),
+    };
+    (address ^ u128::from(prefix.prefix_len()).rotate_right(8))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+}
+
+fn changed_prefix(change: &KernelChange) -> ipnet::IpNet {
+    match change {
+        KernelChange::Replace { prefix, .. } | KernelChange::Delete { prefix } => *prefix,
+    }
 }
 
 fn route_change(change: &KernelChange, protocol: u8) -> RouteChange {

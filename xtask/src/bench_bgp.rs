@@ -50,6 +50,8 @@ use sender::{SenderConfig, Session};
 /// tests/bgp_two_tors.rs's, and each side's stale cleanup would remove the other's.
 const TAG: &str = "hrbb";
 const SENDER_ASN: u32 = 65001;
+/// How long a DUT may take to stop before it is killed and the run fails.
+const STOP_PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -86,6 +88,10 @@ pub struct Args {
     /// Also print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Close the session before stopping the DUT (stop s): it stops with the withdrawal of
+    /// the whole table under way instead of with the table installed.
+    #[arg(long)]
+    close_before_stop: bool,
 }
 
 /// The link between sender and DUT.
@@ -142,6 +148,9 @@ struct Outcome {
     /// before the DUT started to convergence: the kernel FIB BIRD and FRR (and router-agent
     /// with `kernel_routes = all`) fill, router-agent's BPF maps.
     kernel_growth: i64,
+    /// SIGTERM -> the DUT's processes exited, the session still up (a full stop: the
+    /// routes it put in the kernel removed).
+    stop_s: f64,
     routes: usize,
 }
 
@@ -243,8 +252,16 @@ pub fn run(args: Args) -> Result<()> {
     let mut outcomes = Vec::new();
     for &kind in &args.duts {
         progress(&format!("{}: starting", kind.label()));
-        let outcome = measure(kind, &link, &agent, &feed, routes, timeout)
-            .with_context(|| format!("{} did not converge", kind.label()))?;
+        let outcome = measure(
+            kind,
+            &link,
+            &agent,
+            &feed,
+            routes,
+            timeout,
+            args.close_before_stop,
+        )
+        .with_context(|| format!("{} did not converge", kind.label()))?;
         progress(&format!(
             "{}: RIB {:.2} s, FIB {:.2} s, peak {:.1} MiB",
             kind.label(),
@@ -298,6 +315,7 @@ fn measure(
     feed: &feed::Feed,
     routes: usize,
     timeout: Duration,
+    close_before_stop: bool,
 ) -> Result<Outcome> {
     let topology = Topology::create(link)?;
     let dir = std::env::temp_dir().join(format!("{TAG}-{}-{kind:?}", std::process::id()));
@@ -322,6 +340,16 @@ fn measure(
         timeout,
         kernel_before,
     );
+    // Stopped with the session up, as a host with a full table is (or just after it closed).
+    let result = result.and_then(|(mut outcome, session)| {
+        if close_before_stop {
+            drop(session);
+            // The DUT notices, and starts withdrawing.
+            netns::sleep(Duration::from_millis(300))?;
+        }
+        outcome.stop_s = dut.stop(STOP_PATIENCE)?.as_secs_f64();
+        Ok(outcome)
+    });
     match result {
         Ok(outcome) => {
             drop(dut);
@@ -340,7 +368,7 @@ fn converge(
     routes: usize,
     timeout: Duration,
     kernel_before: u64,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Session)> {
     let start = dut.memory()?;
     let config = SenderConfig {
         asn: link.sender_asn,
@@ -419,18 +447,22 @@ fn converge(
         errors.join("\n")
     );
     let seconds = |at: Option<Instant>| at.map_or(f64::NAN, |at| (at - established).as_secs_f64());
-    Ok(Outcome {
-        dut: dut.kind.label(),
-        fib_signal: dut.kind.fib_signal(),
-        rib_s: seconds(rib_at),
-        fib_s: seconds(fib_at),
-        sent_s: (sent_at - established).as_secs_f64(),
-        start,
-        max_anon: max_anon.max(end.anon),
-        kernel_growth,
-        end,
-        routes,
-    })
+    Ok((
+        Outcome {
+            dut: dut.kind.label(),
+            fib_signal: dut.kind.fib_signal(),
+            rib_s: seconds(rib_at),
+            fib_s: seconds(fib_at),
+            sent_s: (sent_at - established).as_secs_f64(),
+            start,
+            max_anon: max_anon.max(end.anon),
+            kernel_growth,
+            end,
+            stop_s: f64::NAN,
+            routes,
+        },
+        session,
+    ))
 }
 
 fn print_results(outcomes: &[Outcome]) -> Result<()> {
@@ -448,6 +480,7 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
         "max anon MiB",
         "kernel MiB",
         "anon+kernel B/route",
+        "stop s",
     ]);
     for o in outcomes {
         table.row(vec![
@@ -463,6 +496,7 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
             mib(o.max_anon),
             format!("{:+.1}", o.kernel_growth as f64 / (1024.0 * 1024.0)),
             format!("{:.0}", o.anon_and_kernel_per_route()),
+            format!("{:.2}", o.stop_s),
         ]);
     }
     let mut out = std::io::stdout().lock();
@@ -478,6 +512,11 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
          (heap and stacks only: not the DIR-24-8 arrays router-agent maps); kernel: change of \
          SUnreclaim + VmallocUsed (system-wide) from before the DUT started to convergence: \
          the kernel FIB, BPF maps"
+    )?;
+    writeln!(
+        out,
+        "stop: SIGTERM (session up) until the DUT's processes exited, its kernel routes \
+         removed"
     )?;
     writeln!(out)?;
     table.write(&mut out)?;

@@ -28,6 +28,8 @@ mod local_table;
 #[cfg(test)]
 mod local_table_tests;
 mod neighbors;
+#[cfg(test)]
+mod removal_tests;
 mod route_batch;
 mod routes;
 #[cfg(test)]

@@ -115,7 +115,7 @@ impl RouteWriter {
                     }),
                 }
             }
-            let refused = match self.exchange(&messages) {
+            let refused = match self.exchange(&messages, Answers::Each) {
                 Ok(refused) => refused,
                 // Whatever the socket did, the changes of this chunk are reported failed and
                 // the next chunks are still tried.
@@ -143,6 +143,49 @@ impl RouteWriter {
         Ok(failures)
     }
 
+    /// Deletes our routes to `prefixes` (absent ones are fine), asking the kernel to answer
+    /// only refusals: at a full table's size the acknowledgements of the others cost a
+    /// sizeable part of the time. Fails as a whole if the socket does, or if refusals were
+    /// lost (the receive buffer overflowed): then which deletes worked is unknown.
+    pub fn delete_quietly(
+        &mut self,
+        prefixes: &[ipnet::IpNet],
+        protocol: u8,
+    ) -> anyhow::Result<Vec<RouteFailure>> {
+        let mut failures = Vec::new();
+        let mut messages = Vec::with_capacity(prefixes.len().min(MESSAGES_PER_SEND));
+        for (offset, chunk) in (0..)
+            .step_by(MESSAGES_PER_SEND)
+            .zip(prefixes.chunks(MESSAGES_PER_SEND))
+        {
+            messages.clear();
+            messages.extend(chunk.iter().enumerate().map(|(i, &prefix)| {
+                let route = KernelRoute {
+                    prefix,
+                    nexthops: Vec::new(),
+                    protocol,
+                };
+                (
+                    offset + i,
+                    (
+                        RouteNetlinkMessage::DelRoute(delete_message(&route)),
+                        NLM_F_REQUEST,
+                    ),
+                )
+            }));
+            for (index, error) in self.exchange(&messages, Answers::RefusalsOnly)? {
+                if !is_absent(&error) {
+                    failures.push(RouteFailure {
+                        index,
+                        error: anyhow::Error::new(error)
+                            .context(format!("cannot delete route {}", prefixes[index])),
+                    });
+                }
+            }
+        }
+        Ok(failures)
+    }
+
     /// Deletes routes given by their deletion keys (from a dump); returns how many were there.
     pub(super) fn delete_keys(&mut self, keys: Vec<RouteMessage>) -> anyhow::Result<usize> {
         let mut deleted = 0;
@@ -159,7 +202,7 @@ impl RouteWriter {
                     ),
                 )
             }));
-            let failures = self.exchange(&messages)?;
+            let failures = self.exchange(&messages, Answers::Each)?;
             let absent = failures
                 .iter()
                 .filter(|(_, error)| is_absent(error))
@@ -178,6 +221,7 @@ impl RouteWriter {
     fn exchange(
         &mut self,
         messages: &[(usize, (RouteNetlinkMessage, u16))],
+        answers: Answers,
     ) -> anyhow::Result<Vec<(usize, NetlinkError)>> {
         let mut refused = Vec::new();
         let mut start = 0;
@@ -197,7 +241,7 @@ impl RouteWriter {
                 end += 1;
             }
             self.next_sequence = first.wrapping_add((end - start) as u32);
-            refused.extend(self.send_and_collect(&messages[start..end], first)?);
+            refused.extend(self.send_and_collect(&messages[start..end], first, answers)?);
             start = end;
         }
         Ok(refused)
@@ -209,6 +253,7 @@ impl RouteWriter {
         &mut self,
         messages: &[(usize, (RouteNetlinkMessage, u16))],
         first: u32,
+        answers: Answers,
     ) -> anyhow::Result<Vec<(usize, NetlinkError)>> {
         let sent = self
             .socket
@@ -224,10 +269,21 @@ impl RouteWriter {
         let mut outstanding = messages.len();
         let mut refused = Vec::new();
         while outstanding > 0 {
-            let received = self
-                .socket
-                .recv(&mut &mut self.receive_buffer[..], 0)
-                .context("cannot read the kernel's answers to route changes")?;
+            let received = match answers {
+                Answers::Each => self.socket.recv(&mut &mut self.receive_buffer[..], 0),
+                // The kernel handled every message inside the sendmsg: the refusals are all
+                // queued already, and nothing more is coming.
+                Answers::RefusalsOnly => {
+                    match self
+                        .socket
+                        .recv(&mut &mut self.receive_buffer[..], libc::MSG_DONTWAIT)
+                    {
+                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                        other => other,
+                    }
+                }
+            }
+            .context("cannot read the kernel's answers to route changes")?;
             let mut rest = &self.receive_buffer[..received];
             while rest.len() >= 16 {
                 let length = u32::from_ne_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
@@ -262,6 +318,15 @@ impl RouteWriter {
         }
         Ok(refused)
     }
+}
+
+/// What the kernel answers to a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answers {
+    /// Every message (NLM_F_ACK): an error or a success each.
+    Each,
+    /// Refusals only (no NLM_F_ACK).
+    RefusalsOnly,
 }
 
 fn encode(change: &RouteChange) -> anyhow::Result<(RouteNetlinkMessage, u16)> {

@@ -573,7 +573,7 @@ fn egress_lookup() {
 }
 
 /// Two veth pairs, va (10.1.0.1/24, 2001:db8:1::1/64) and wa (10.2.0.1/24, 2001:db8:2::1/64).
-async fn two_links() -> (u32, u32) {
+pub(super) async fn two_links() -> (u32, u32) {
     let va = veth("va", "vb", "02:00:00:00:00:0a");
     let wa = veth("wa", "wb", "02:00:00:00:00:0b");
     ip("addr add 10.1.0.1/24 dev va");
@@ -585,7 +585,7 @@ async fn two_links() -> (u32, u32) {
     (va, wa)
 }
 
-fn route(prefix: &str, nexthops: &[(&str, u32)]) -> KernelRoute {
+pub(super) fn route(prefix: &str, nexthops: &[(&str, u32)]) -> KernelRoute {
     KernelRoute {
         prefix: prefix.parse().unwrap(),
         nexthops: nexthops
@@ -600,7 +600,7 @@ fn route(prefix: &str, nexthops: &[(&str, u32)]) -> KernelRoute {
 }
 
 /// Our routes as (prefix, [(gateway, dev)]) from `ip -j [-6] route show proto 201`.
-fn our_routes(family: &str) -> Vec<(String, Vec<(String, String)>)> {
+pub(super) fn our_routes(family: &str) -> Vec<(String, Vec<(String, String)>)> {
     let hop = |v: &Value| {
         let gw = v["gateway"]
             .as_str()

@@ -480,27 +480,49 @@ router bgp {DUT_ASN}
     }
 }
 
+impl Dut {
+    /// Stops the daemons (SIGTERM to each process group, in reverse order of start) and
+    /// returns how long until the last one exited. One still running after `patience` is
+    /// killed, and that is an error.
+    pub fn stop(&mut self, patience: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        while let Some((label, mut child)) = self.processes.pop() {
+            if !stop_child(&label, &mut child, patience) {
+                bail!(
+                    "{label} did not stop within {:.0} s of SIGTERM",
+                    patience.as_secs_f64()
+                );
+            }
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// SIGTERM to `child`'s process group; SIGKILL after `patience`. Whether it stopped on
+/// SIGTERM.
+fn stop_child(label: &str, child: &mut Child, patience: Duration) -> bool {
+    // SAFETY: kill(2) on the process group of a child we spawned in its own group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+    let deadline = Instant::now() + patience;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                eprintln!("  {label} did not stop on SIGTERM; killing it");
+                // SAFETY: as above.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
 impl Drop for Dut {
     fn drop(&mut self) {
         while let Some((label, mut child)) = self.processes.pop() {
-            // SAFETY: kill(2) on the process group of a child we spawned in its own group.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50))
-                    }
-                    _ => {
-                        eprintln!("  {label} did not stop on SIGTERM; killing it");
-                        // SAFETY: as above.
-                        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
+            stop_child(&label, &mut child, Duration::from_secs(10));
         }
         netns::remove_pin_dir(&self.pin_dir);
     }
