@@ -249,7 +249,10 @@ fn reload_keeps_dynamic_sessions_and_their_routes() {
     });
     assert_eq!(absent, 0, "{VM} missing from {absent} of {polls} FIB reads");
     assert!(polls >= 20, "only {polls} FIB reads");
-    assert_eq!(summary_list(&text, "neighbors_removed"), Vec::<String>::new());
+    assert_eq!(
+        summary_list(&text, "neighbors_removed"),
+        Vec::<String>::new()
+    );
     let mut reapplied = summary_list(&text, "import_reapplied");
     reapplied.sort();
     assert_eq!(reapplied, [first.clone(), second.clone()], "{text}");
@@ -276,8 +279,11 @@ fn reload_keeps_dynamic_sessions_and_their_routes() {
         text = answer;
     });
     assert_eq!(absent, 0, "{VM} missing from {absent} of {polls} FIB reads");
-    assert_eq!(summary_list(&text, "dynamic_over_limit"), [second.clone()]);
-    assert_eq!(summary_list(&text, "neighbors_removed"), Vec::<String>::new());
+    assert_eq!(summary_list(&text, "dynamic_over_limit"), [second.as_str()]);
+    assert_eq!(
+        summary_list(&text, "neighbors_removed"),
+        Vec::<String>::new()
+    );
     wait_for(
         "the newer session's VM gone, the newer session refused when it comes back",
         SESSION,
@@ -299,7 +305,7 @@ fn reload_keeps_dynamic_sessions_and_their_routes() {
         established(&lab, &first).is_some_and(|uptime| uptime >= uptime_after),
         "{peers:?}"
     );
-    assert_eq!(lab.fib_vias(VM), [first.clone()]);
+    assert_eq!(lab.fib_vias(VM), [first.as_str()]);
     assert!(lab.agent_running(), "router-agent exited\n{}", lab.logs());
     eprintln!("dynamic reload: {:.1?}", started.elapsed());
 }
