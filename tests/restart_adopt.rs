@@ -34,9 +34,10 @@ const LEARNED: [&str; 2] = ["198.18.0.0/24", "198.18.7.0/24"];
 const SESSION: Duration = Duration::from_secs(30);
 const ADOPTED: &str = "adopted the previous datapath";
 
-fn config(lab: &Lab) -> String {
+fn config(lab: &Lab, engine: &str) -> String {
     format!(
         r#"[datapath]
+engine = "{engine}"
 pin_dir = "{pin_dir}"
 [control]
 socket = "{socket}"
@@ -48,7 +49,7 @@ asn = {HOST_ASN}
 router_id = "{HOST_LOOPBACK}"
 originate = [{{ prefix = "{HOST_PREFIX}" }}]
 [bgp.graceful_restart]
-selection_deferral = "3s"
+selection_deferral = "8s"
 [[bgp.neighbor]]
 address = "{peer}"
 remote_as = {GOBGP_ASN}
@@ -127,14 +128,59 @@ fn learned_in(fib: &BTreeMap<String, Vec<String>>, peer: &str) -> bool {
         .all(|prefix| fib.get(*prefix).is_some_and(|vias| vias == &[peer]))
 }
 
+/// Polls the FIB and the kernel routes until the `count`th "adoption over": both must stay
+/// `fib` and `kernel` the whole time, the session must be back by then (its routes took over
+/// before the deferral swept the adopted ones), and nothing is flushed from the kernel.
+fn fib_steady_until_adoption_over(
+    lab: &Lab,
+    fib: &BTreeMap<String, Vec<String>>,
+    kernel: &str,
+    count: usize,
+) {
+    let start = Instant::now();
+    while lab.agent_log_count(&["adoption over"]) < count {
+        assert!(
+            start.elapsed() < SESSION,
+            "no end of adoption\n{}",
+            lab.logs()
+        );
+        assert_eq!(&lab.fib(), fib, "{}", lab.logs());
+        assert_eq!(lab.kernel_routes(), kernel, "{}", lab.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(&lab.fib(), fib, "{}", lab.logs());
+    assert_eq!(lab.kernel_routes(), kernel, "{}", lab.logs());
+    assert_eq!(
+        lab.agent_log_count(&["selection deferral over", "swept=2"]),
+        count,
+        "the adopted routes waited behind the fresh ones until the deferral\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.agent_log_count(&["removed kernel routes a previous run left behind"]),
+        0,
+        "{}",
+        lab.logs()
+    );
+}
+
 #[test]
 fn restarts_adopt_the_previous_datapath_and_refuse_a_corrupted_one() {
-    let mut lab = Lab::new("adopt", "ah", "ap", 74);
+    restarts(Lab::new("adopt", "ah", "ap", 74), "lpm-trie");
+}
+
+/// The same over DIR-24-8: IPv4 routes are read back from the expanded tables.
+#[test]
+fn restarts_adopt_dir24_tables() {
+    restarts(Lab::new("adopt24", "ah", "ap", 75), "dir24");
+}
+
+fn restarts(mut lab: Lab, engine: &str) {
     interop::gobgp::start(&mut lab, GOBGP_ASN, 1);
     for prefix in LEARNED {
         interop::gobgp::cli(&lab, &["global", "rib", "add", "-a", "ipv4", prefix]).unwrap();
     }
-    fs::write(lab.path("agent.toml"), config(&lab)).unwrap();
+    fs::write(lab.path("agent.toml"), config(&lab, engine)).unwrap();
     sh(&[AGENT, "check", "-c", &lab.path_str("agent.toml")]);
     let pin_dir = lab.net.pin_dir.clone();
     let peer = lab.peer_ip.clone();
@@ -191,23 +237,23 @@ fn restarts_adopt_the_previous_datapath_and_refuse_a_corrupted_one() {
         "{}",
         lab.logs()
     );
-    assert_eq!(lab.fib(), before, "{}", lab.logs());
+    let status = lab.show("status");
+    assert_eq!(
+        (
+            &status["adoption"]["adopting"],
+            &status["adoption"]["adopted_routes"]
+        ),
+        (&serde_json::json!(true), &serde_json::json!(2)),
+        "{status}"
+    );
     assert_eq!(
         stamp(&pin_dir).flow_hash_seed,
         stamped.flow_hash_seed,
         "the flow hash seed is kept"
     );
-    let kernel_now = lab.kernel_routes();
-    assert!(kernel_now.contains(LEARNED[0]), "{kernel_now}");
-    // The session comes back; the selection deferral ends the adoption.
-    wait_for(
-        "the adoption to end, the routes learned again",
-        SESSION,
-        || lab.agent_log_count(&["adoption over"]) == 1 && learned_in(&lab.fib(), &peer),
-        || lab.fib_and_logs(),
-    );
-    assert_eq!(lab.fib(), before, "{}", lab.logs());
-    assert!(lab.kernel_routes().contains(LEARNED[0]));
+    // The session comes back, its fresh routes take over, the selection deferral sweeps the
+    // adopted ones: the FIB and the kernel routes stay as they were all along.
+    fib_steady_until_adoption_over(&lab, &before, &kernel_before, 1);
 
     // `router-agent restart`: the same in place, same PID.
     let pid = agent.id();
@@ -219,13 +265,7 @@ fn restarts_adopt_the_previous_datapath_and_refuse_a_corrupted_one() {
         || lab.logs(),
     );
     assert!(process_alive(pid) && agent.try_wait().unwrap().is_none());
-    assert_eq!(lab.fib(), before, "{}", lab.logs());
-    wait_for(
-        "the session back",
-        SESSION,
-        || lab.agent_log_count(&["adoption over"]) == 2 && learned_in(&lab.fib(), &peer),
-        || lab.fib_and_logs(),
-    );
+    fib_steady_until_adoption_over(&lab, &before, &kernel_before, 2);
 
     // A corrupted stamp: a cold start with one clear line, no crash.
     term(&lab, &mut agent);

@@ -144,7 +144,7 @@ impl Agent {
             let swept = self.fib.sweep_adopted(&mut batch, None, None);
             tracing::warn!(
                 swept,
-                "selection deferral over: adopted routes no peer sent again are removed"
+                "selection deferral over: the adopted routes left are swept"
             );
             self.commit(batch).await;
         }
