@@ -255,6 +255,24 @@ fn restarts(mut lab: Lab, engine: &str) {
     // adopted ones: the FIB and the kernel routes stay as they were all along.
     fib_steady_until_adoption_over(&lab, &before, &kernel_before, 1);
 
+    // `router-agent restart` with a file the new process would refuse: refused, still running.
+    let agent_toml = lab.path("agent.toml");
+    let good = fs::read_to_string(&agent_toml).unwrap();
+    fs::write(lab.path("cli.toml"), &good).unwrap();
+    fs::write(&agent_toml, format!("{good}\n[bgp.graceful_restart]\n")).unwrap();
+    let out = lab
+        .command_in("host", AGENT)
+        .args(["restart", "-c", &lab.path_str("cli.toml")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("restart refused"),
+        "{stderr}"
+    );
+    fs::write(&agent_toml, &good).unwrap();
+    assert!(agent.try_wait().unwrap().is_none(), "{}", lab.logs());
+
     // `router-agent restart`: the same in place, same PID.
     let pid = agent.id();
     sh(&[AGENT, "restart", "-c", &lab.path_str("agent.toml")]);
