@@ -331,7 +331,8 @@ fn restarts(mut lab: Lab, engine: &str) {
 }
 
 /// Without BGP nothing is BGP-owned, but a restart still adopts: the flow hash seed is kept,
-/// the FIB comes back the same, and a crash (`kill -9`, stamp still "running") adopts too.
+/// the FIB comes back the same, and a crash (`kill -9`, stamp still "running") adopts too;
+/// maps of another layout version are a cold start.
 #[test]
 fn restarts_without_bgp_keep_the_seed_and_survive_a_crash() {
     let lab = Lab::new("adoptstatic", "ah", "ap", 76);
@@ -390,6 +391,27 @@ fn restarts_without_bgp_keep_the_seed_and_survive_a_crash() {
         lab.logs()
     );
     assert_eq!(stamp(&pin_dir).flow_hash_seed, seed);
+    assert_eq!(lab.fib(), before);
+
+    // Maps of another layout version (an upgrade that changed a map): a cold start, a new
+    // seed, the FIB rebuilt the same.
+    term(&lab, &mut agent);
+    {
+        let mut stamps = open_array::<DatapathStamp>(&pin_dir, map_names::STAMP);
+        let mut older = stamps.get(&0, 0).unwrap();
+        older.layout_version = LAYOUT_VERSION + 1;
+        stamps.set(0, older, 0).unwrap();
+    }
+    let mut agent = start_agent(&lab);
+    forwarding(4);
+    assert_eq!(
+        lab.agent_log_count(&["cold start: not adopting", "layout version"]),
+        1,
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(lab.agent_log_count(&[ADOPTED]), 2, "{}", lab.logs());
+    assert_eq!(stamp(&pin_dir).layout_version, LAYOUT_VERSION);
     assert_eq!(lab.fib(), before);
     assert!(agent.try_wait().unwrap().is_none(), "{}", lab.logs());
     sh(&[AGENT, "stop", "-c", &lab.path_str("agent.toml")]);
