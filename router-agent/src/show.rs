@@ -288,6 +288,15 @@ pub fn render_status(value: &serde_json::Value) -> String {
         "FIB: {} routes, {} nexthop groups, {} nexthops\n",
         fib["routes"], fib["groups"], fib["nexthops"]
     );
+    let adoption = &value["adoption"];
+    if adoption["adopting"].as_bool() == Some(true) {
+        out.push_str(&format!(
+            "Adopting the previous run's datapath: {} adopted routes left, swept in {:.0} s at \
+             the latest\n",
+            adoption["adopted_routes"],
+            adoption["deferral_left_secs"].as_f64().unwrap_or(0.0)
+        ));
+    }
     if value["neighbors"].as_array().is_some_and(|n| !n.is_empty()) {
         out.push('\n');
         out.push_str(&render_neighbors(&value["neighbors"]));
@@ -394,5 +403,25 @@ mod tests {
         ] {
             assert!(text.contains(name), "{text}");
         }
+    }
+
+    #[test]
+    fn status_shows_an_adoption_in_progress_only() {
+        let status = |adoption| {
+            render_status(&serde_json::json!({
+                "fib": { "routes": 3, "groups": 1, "nexthops": 1 },
+                "neighbors": [],
+                "adoption": adoption,
+            }))
+        };
+        let adopting = status(serde_json::json!({
+            "adopting": true, "adopted_routes": 1200, "deferral_left_secs": 95.4
+        }));
+        assert!(
+            adopting.contains("1200 adopted routes left, swept in 95 s"),
+            "{adopting}"
+        );
+        let over = status(serde_json::json!({ "adopting": false }));
+        assert!(!over.contains("dopt"), "{over}");
     }
 }
