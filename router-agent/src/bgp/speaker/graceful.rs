@@ -271,3 +271,6 @@ impl Speaker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
