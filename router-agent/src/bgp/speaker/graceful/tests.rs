@@ -486,3 +486,50 @@ fn our_capability_is_in_the_session_config() {
     assert!(capability.families.iter().all(|f| !f.forwarding));
     let _unused: Option<Ipv6Addr> = None;
 }
+
+#[test]
+fn show_neighbors_and_routes_tell_the_restart() {
+    let mut lab = up(Some(capability(
+        true,
+        &[(Afi::Ipv4, true), (Afi::Ipv6, false)],
+    )));
+    let status = lab.speaker.neighbors()[0].graceful_restart.clone().unwrap();
+    assert_eq!(status.peer_restart_time_seconds, 120);
+    assert!(status.notification);
+    assert_eq!(status.peer_families, ["ipv4", "ipv6"]);
+    assert_eq!(status.peer_forwarding, ["ipv4"]);
+    assert!(status.restarting.is_none());
+    assert!(
+        lab.speaker
+            .routes()
+            .iter()
+            .all(|r| r.paths.iter().all(|p| !p.stale))
+    );
+
+    lab.down(DownReason::TcpConnectionFails);
+    let status = lab.speaker.neighbors()[0].graceful_restart.clone().unwrap();
+    let restarting = status.restarting.unwrap();
+    assert_eq!(restarting.phase, "restarting");
+    assert_eq!(restarting.stale_routes, 3);
+    assert!((119..=120).contains(&restarting.seconds_left));
+    let routes = lab.speaker.routes();
+    assert!(routes.iter().all(|r| r.paths.iter().all(|p| p.stale)));
+
+    lab.established(Some(capability(true, &BOTH_FORWARDING)));
+    lab.announce(&["198.18.0.0/24"]);
+    let restarting = lab.speaker.neighbors()[0]
+        .graceful_restart
+        .clone()
+        .unwrap()
+        .restarting
+        .unwrap();
+    assert_eq!(restarting.phase, "awaiting-end-of-rib");
+    assert_eq!(restarting.stale_routes, 2);
+    let fresh = lab
+        .speaker
+        .routes()
+        .into_iter()
+        .find(|r| r.prefix == net("198.18.0.0/24"))
+        .unwrap();
+    assert!(!fresh.paths[0].stale);
+}
