@@ -79,6 +79,7 @@ impl Lab {
             events,
             unusable_log: UnusableLog::default(),
             restart_state: Default::default(),
+            graceful_stopping: Default::default(),
             setup,
         };
         let address = SocketAddr::new(ip(GATEWAY_V4), 179);
@@ -532,4 +533,35 @@ fn show_neighbors_and_routes_tell_the_restart() {
         .find(|r| r.prefix == net("198.18.0.0/24"))
         .unwrap();
     assert!(!fresh.paths[0].stale);
+}
+
+#[test]
+fn our_hard_stop_of_a_restarting_peer_drops_its_routes() {
+    let mut lab = up(Some(capability(true, &BOTH)));
+    lab.down(DownReason::TcpConnectionFails);
+    // A failed reconnection keeps them; the operator's stop does not.
+    lab.down(DownReason::TcpConnectionFails);
+    assert!(lab.in_fib(ROUTES[0]));
+    lab.down(DownReason::ManualStop);
+    assert!(!lab.in_fib(ROUTES[0]));
+    assert!(lab.speaker.peers[&PEER].restart.is_none());
+}
+
+#[test]
+fn a_planned_restart_of_ours_leaves_the_fib_alone() {
+    let mut lab = up(None);
+    lab.speaker.graceful_stop();
+    assert!(matches!(
+        lab.commands.try_recv(),
+        Ok(PeerCommand::Send(_)) // the Established advertisement
+    ));
+    assert!(matches!(
+        lab.commands.try_recv(),
+        Ok(PeerCommand::GracefulStop(_))
+    ));
+    lab.down(DownReason::ManualStop);
+    for route in ROUTES {
+        assert!(lab.in_fib(route), "{route} kept for the next run");
+    }
+    assert_eq!(lab.gateway_usable(GATEWAY_V4), Some(true));
 }
