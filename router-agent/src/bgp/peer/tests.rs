@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::bgp::fsm::RemoteAs;
 use crate::bgp::graceful_restart::{GracefulRestartCapability, GracefulRestartFamily};
-use crate::bgp::packet::Open;
+use crate::bgp::packet::{Capability, Open};
 
 fn capability(notification: bool) -> GracefulRestartCapability {
     GracefulRestartCapability {
