@@ -97,6 +97,12 @@ impl PeerRestart {
         matches!(self.phase, Phase::AwaitingEndOfRib { .. }) && self.families.remove(&afi)
     }
 
+    /// The operator ends the wait (`clear neighbor` of a peer whose session is gone): the
+    /// next tick withdraws everything, as if the restart time had run out.
+    pub fn expire_now(&mut self, now: Instant) {
+        self.phase = Phase::Restarting { until: now };
+    }
+
     /// Nothing is kept any more: the restart is over.
     pub fn is_over(&self) -> bool {
         self.families.is_empty()

@@ -591,3 +591,16 @@ async fn a_restarting_dynamic_peer_comes_back_under_the_same_id() {
     assert!(!lab.in_fib("198.18.1.0/24"));
     assert!(lab.speaker.peers[&PEER].restart.is_none());
 }
+
+#[test]
+fn clearing_a_restarting_dynamic_peer_flushes_it_at_the_next_tick() {
+    let mut lab = Lab::new("", true);
+    lab.established(Some(capability(true, &BOTH)));
+    lab.announce(&ROUTES);
+    lab.down(DownReason::TcpConnectionFails);
+    lab.event(SessionEvent::Closed);
+    lab.speaker.clear(ip(GATEWAY_V4)).unwrap();
+    lab.tick_after(Duration::ZERO);
+    assert!(lab.speaker.peers.is_empty());
+    assert!(!lab.in_fib(ROUTES[0]));
+}
