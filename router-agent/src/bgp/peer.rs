@@ -28,9 +28,10 @@ use tokio::{
 
 use super::{
     fsm::{
-        Action, CeaseSubcode, Conn, Event, Incoming, Negotiated, NotificationInfo, Peering,
-        Restart, SessionConfig, State, Timer,
+        Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
+        Peering, Restart, SessionConfig, State, Timer,
     },
+    graceful_restart::NegotiatedGracefulRestart,
     packet::{
         Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
         message_length,
@@ -59,6 +60,9 @@ pub enum PeerCommand {
     Clear,
     /// Tear the session down with a Cease, and end the task.
     Stop(Option<String>),
+    /// A planned restart of ours: end the session so that the peer keeps our routes (see
+    /// `graceful_restart::session::graceful_close`), and end the task.
+    GracefulStop(String),
 }
 
 /// To the speaker: from the listeners, or from one neighbor's session.
@@ -97,6 +101,8 @@ pub enum SessionEvent {
     },
     Down {
         reason: String,
+        /// Why, for graceful restart (whether the peer's routes are kept).
+        cause: DownReason,
     },
     /// The task ended: stopped, or a dynamic neighbor's session ended.
     Closed,
@@ -135,6 +141,7 @@ pub fn spawn(
         connections: [Connection::default(), Connection::default()],
         connecting: None,
         reported_state: State::Idle,
+        malformed_graceful_restart_logged: false,
     };
     tokio::spawn(task.run(command_rx, spec.incoming));
     Ok(PeerHandle { commands })
@@ -152,6 +159,8 @@ struct Connection {
     codec: Codec,
     /// Deadline of each FSM timer, indexed by `timer_index`.
     timers: [Option<Instant>; 4],
+    /// Graceful restart as negotiated by this connection's session, once Established.
+    graceful_restart: Option<NegotiatedGracefulRestart>,
 }
 
 impl Default for Connection {
@@ -162,6 +171,7 @@ impl Default for Connection {
             buffer: BytesMut::with_capacity(64 * 1024),
             codec: Codec::default(),
             timers: [None; 4],
+            graceful_restart: None,
         }
     }
 }
@@ -174,6 +184,7 @@ impl Connection {
         self.writer = Some(writer);
         self.buffer.clear();
         self.codec = Codec::default();
+        self.graceful_restart = None;
     }
 
     fn detach(&mut self) {
@@ -210,6 +221,8 @@ struct PeerTask {
     /// Our connection attempt (the primary's).
     connecting: Option<Connecting>,
     reported_state: State,
+    /// A malformed Graceful Restart capability is said once per peer, not per OPEN.
+    malformed_graceful_restart_logged: bool,
 }
 
 fn timer_index(timer: Timer) -> usize {
@@ -268,22 +281,31 @@ impl PeerTask {
                             continue;
                         }
                         Some(PeerCommand::HoldDown { notification, restart_after }) => {
+                            let notification = self.hard(notification);
                             let actions = self.peering.hold_down(notification, restart_after);
                             self.carry_out(actions).await;
                             continue;
                         }
                         Some(PeerCommand::Clear) => {
-                            let reset =
-                                NotificationInfo::cease(CeaseSubcode::AdministrativeReset, None);
+                            let reset = self.hard(NotificationInfo::cease(
+                                CeaseSubcode::AdministrativeReset,
+                                None,
+                            ));
                             let actions = self.peering.clear(reset);
                             self.carry_out(actions).await;
+                            continue;
+                        }
+                        Some(PeerCommand::GracefulStop(message)) => {
+                            self.graceful_stop(&message).await;
                             continue;
                         }
                         Some(PeerCommand::Stop(message)) => message,
                         None => None,
                     };
-                    let cease =
-                        NotificationInfo::cease(CeaseSubcode::AdministrativeShutdown, message.as_deref());
+                    let cease = self.hard(NotificationInfo::cease(
+                        CeaseSubcode::AdministrativeShutdown,
+                        message.as_deref(),
+                    ));
                     let actions = self.peering.stop(cease);
                     self.carry_out(actions).await;
                 }
@@ -402,7 +424,10 @@ impl PeerTask {
     ) -> Event {
         let established = self.peering.session(conn).map(|s| s.state()) == Some(State::Established);
         match message {
-            Message::Open(open) => Event::BgpOpen((&open).into()),
+            Message::Open(open) => {
+                self.log_malformed_graceful_restart(&open);
+                Event::BgpOpen((&open).into())
+            }
             Message::Keepalive => Event::KeepAliveMsg,
             Message::Notification(notification) => {
                 tracing::warn!(peer = %label(self.remote), "NOTIFICATION received: {notification}");
@@ -513,6 +538,7 @@ impl PeerTask {
             }
             Action::StopTimer(timer) => connection.timers[timer_index(timer)] = None,
             Action::Established(negotiated) => {
+                connection.graceful_restart = negotiated.graceful_restart.clone();
                 connection.codec = Codec {
                     four_octet_as: negotiated.four_octet_as,
                     extended_next_hop_ipv4: negotiated.extended_next_hop.contains(&(
@@ -537,6 +563,7 @@ impl PeerTask {
                 tracing::warn!(peer = %label(self.remote), "session down: {reason}");
                 self.emit(SessionEvent::Down {
                     reason: reason.to_string(),
+                    cause: reason,
                 });
             }
         }
@@ -591,3 +618,7 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
         v4 => v4,
     }
 }
+
+mod graceful;
+#[cfg(test)]
+mod tests;
