@@ -196,12 +196,12 @@ fn restarts(mut lab: Lab, engine: &str) {
     let kernel_before = lab.kernel_routes();
     assert!(kernel_before.contains(LEARNED[0]), "{kernel_before}");
     // The session names its peer to the FIB (`Fib::name_owner`, called by BGP's southbound
-    // when a session is established); before the graceful restart work calls it, the owner is
-    // recorded as a BGP session of unknown address, adopted all the same.
+    // when a session is established): the next run sweeps per peer address.
     let owners = owner_peers(&pin_dir);
-    assert!(
-        owners == [Some(peer.parse::<Ipv4Addr>().unwrap())] || owners == [None],
-        "one BGP owner, the peer: {owners:?}"
+    assert_eq!(
+        owners,
+        [Some(peer.parse::<Ipv4Addr>().unwrap())],
+        "one BGP owner, the peer"
     );
 
     // A planned restart: everything stays, and says so.
