@@ -47,6 +47,26 @@ pub struct GracefulRestartCapability {
     pub families: Vec<GracefulRestartFamily>,
 }
 
+#[cfg(test)]
+impl GracefulRestartCapability {
+    /// A capability for unicast `families`, each with its F bit, R clear (for tests).
+    pub fn unicast(notification: bool, restart_time: u16, families: &[(Afi, bool)]) -> Self {
+        Self {
+            restarted: false,
+            notification,
+            restart_time,
+            families: families
+                .iter()
+                .map(|&(afi, forwarding)| GracefulRestartFamily {
+                    afi,
+                    safi: Safi::Unicast,
+                    forwarding,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Why a received value is not a Graceful Restart capability (it is then ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MalformedGracefulRestart {

@@ -132,22 +132,10 @@ impl PeerRestart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bgp::graceful_restart::{GracefulRestartCapability, GracefulRestartFamily};
+    use crate::bgp::graceful_restart::GracefulRestartCapability;
 
     fn negotiated(restart_time: u16, families: &[(Afi, bool)]) -> NegotiatedGracefulRestart {
-        let capability = GracefulRestartCapability {
-            restarted: false,
-            notification: true,
-            restart_time,
-            families: families
-                .iter()
-                .map(|&(afi, forwarding)| GracefulRestartFamily {
-                    afi,
-                    safi: Safi::Unicast,
-                    forwarding,
-                })
-                .collect(),
-        };
+        let capability = GracefulRestartCapability::unicast(true, restart_time, families);
         NegotiatedGracefulRestart::negotiate(
             Some(&capability),
             Some(&capability),

@@ -147,19 +147,7 @@ mod tests {
     use super::*;
 
     fn capability(notification: bool, families: &[(Afi, bool)]) -> GracefulRestartCapability {
-        GracefulRestartCapability {
-            restarted: false,
-            notification,
-            restart_time: 120,
-            families: families
-                .iter()
-                .map(|&(afi, forwarding)| GracefulRestartFamily {
-                    afi,
-                    safi: Safi::Unicast,
-                    forwarding,
-                })
-                .collect(),
-        }
+        GracefulRestartCapability::unicast(notification, 120, families)
     }
 
     fn both() -> BTreeSet<(Afi, Safi)> {

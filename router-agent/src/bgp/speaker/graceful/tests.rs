@@ -13,10 +13,7 @@ use crate::bgp::packet::types::Afi;
 use crate::bgp::{
     config::BgpConfig,
     fsm::{CeaseSubcode, DownReason, Negotiated, NotificationInfo},
-    graceful_restart::{
-        GracefulRestartCapability, GracefulRestartFamily, NegotiatedGracefulRestart,
-        session::hard_reset,
-    },
+    graceful_restart::{GracefulRestartCapability, NegotiatedGracefulRestart, session::hard_reset},
     packet::{
         Update,
         types::{AsPath, AsSegment, AsSegmentKind, MpReach, Origin, PathAttributes, Safi},
@@ -231,19 +228,7 @@ impl Lab {
 }
 
 fn capability(notification: bool, families: &[(Afi, bool)]) -> GracefulRestartCapability {
-    GracefulRestartCapability {
-        restarted: false,
-        notification,
-        restart_time: 120,
-        families: families
-            .iter()
-            .map(|&(afi, forwarding)| GracefulRestartFamily {
-                afi,
-                safi: Safi::Unicast,
-                forwarding,
-            })
-            .collect(),
-    }
+    GracefulRestartCapability::unicast(notification, 120, families)
 }
 
 const BOTH: [(Afi, bool); 2] = [(Afi::Ipv4, false), (Afi::Ipv6, false)];
