@@ -32,6 +32,9 @@ pub struct SenderConfig {
     pub asn: u32,
     pub router_id: Ipv4Addr,
     pub remote: SocketAddr,
+    /// Offer graceful restart (RFC 4724) with this restart time, forwarding state preserved
+    /// for IPv4 and IPv6 unicast: a peer of a restarting receiver (`bench restart`).
+    pub graceful_restart: Option<u16>,
 }
 
 /// An established session; the background threads stop when it is dropped.
@@ -63,23 +66,22 @@ impl Session {
         };
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
-        let open = Open::new(
-            config.asn,
-            HOLD_TIME,
-            config.router_id,
-            vec![
-                Capability::Multiprotocol {
-                    afi: Afi::Ipv4,
-                    safi: Safi::Unicast,
-                },
-                Capability::Multiprotocol {
-                    afi: Afi::Ipv6,
-                    safi: Safi::Unicast,
-                },
-                Capability::RouteRefresh,
-                Capability::FourOctetAs(config.asn),
-            ],
-        );
+        let mut capabilities = vec![
+            Capability::Multiprotocol {
+                afi: Afi::Ipv4,
+                safi: Safi::Unicast,
+            },
+            Capability::Multiprotocol {
+                afi: Afi::Ipv6,
+                safi: Safi::Unicast,
+            },
+            Capability::RouteRefresh,
+            Capability::FourOctetAs(config.asn),
+        ];
+        if let Some(restart_time) = config.graceful_restart {
+            capabilities.push(Capability::GracefulRestart(graceful_restart(restart_time)));
+        }
+        let open = Open::new(config.asn, HOLD_TIME, config.router_id, capabilities);
         stream.write_all(&Message::Open(open.clone()).encode(&Codec::default()))?;
         let mut reader = MessageReader::default();
         let remote_open = match reader.next(&mut stream, &Codec::default())? {
@@ -192,6 +194,17 @@ impl Drop for Session {
             let _ = thread.join();
         }
     }
+}
+
+/// The graceful restart capability's value (RFC 4724 3): restart flags and time, then per
+/// family AFI, SAFI and the Forwarding State bit.
+fn graceful_restart(restart_time: u16) -> Vec<u8> {
+    let mut value = (restart_time & 0x0fff).to_be_bytes().to_vec();
+    for afi in [1u16, 2] {
+        value.extend_from_slice(&afi.to_be_bytes());
+        value.extend_from_slice(&[1, 0x80]);
+    }
+    value
 }
 
 fn record(failure: &Mutex<Option<String>>, message: String) {
