@@ -11,7 +11,7 @@
 //!   on the same configuration;
 //! - `restart`: `router-agent restart` (the agent re-executes itself);
 //! - `kill -9`: router-agent is SIGKILLed, a new one is started;
-//! - FRR (the anchor, `--frr`): bgpd (with `bgp graceful-restart`, `preserve-fw-state`) is
+//! - FRR (the anchor, `--duts frr`): bgpd (with `bgp graceful-restart`, `preserve-fw-state`) is
 //!   SIGKILLed and started again; zebra keeps its routes in the kernel meanwhile.
 //!
 //! The sender's session drops with the DUT; it reconnects, sends the whole feed again and its
@@ -54,6 +54,8 @@ use lab::{Dut, Topology};
 use probe::Probe;
 
 const PROBE_PORT: u16 = 9000;
+/// Losses are counted until this long after the FIB is clean.
+const SETTLE: Duration = Duration::from_secs(1);
 /// The restart time the sender offers (and FRR's default).
 const RESTART_TIME: u16 = 120;
 
@@ -68,9 +70,15 @@ pub struct Args {
     /// IPv6 routes of the full feed [default: 200,000; --quick: 2,000].
     #[arg(long)]
     v6_routes: Option<usize>,
-    /// Also restart FRR's bgpd the same way (the anchor rows).
-    #[arg(long)]
-    frr: bool,
+    /// DUTs, in order, comma-separated: router-agent (`hostrouter`) and FRR's bgpd + zebra
+    /// (`frr`, the anchor rows).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "hostrouter,frr"
+    )]
+    duts: Vec<DutKind>,
     /// router-agent's `bgp.kernel_routes` (none, default-only, all).
     #[arg(long, default_value = "none")]
     kernel_routes: String,
@@ -79,6 +87,12 @@ pub struct Args {
     timeout: u64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DutKind {
+    Hostrouter,
+    Frr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,15 +170,17 @@ pub fn run(args: Args) -> Result<()> {
             thousands(case.routes),
             case.feed.bytes.len() as f64 / (1024.0 * 1024.0)
         ));
-        rows.extend(bench_agent(
-            &link,
-            &binary,
-            &case,
-            &args.kernel_routes,
-            timeout,
-        )?);
-        if args.frr {
-            rows.push(bench_frr(&link, &binary, &case, timeout)?);
+        for dut in &args.duts {
+            match dut {
+                DutKind::Hostrouter => rows.extend(bench_agent(
+                    &link,
+                    &binary,
+                    &case,
+                    &args.kernel_routes,
+                    timeout,
+                )?),
+                DutKind::Frr => rows.push(bench_frr(&link, &binary, &case, timeout)?),
+            }
         }
     }
     print_rows(&rows)
@@ -339,6 +355,8 @@ fn bench_agent(
                 let adopted = adopted.context("`status` reports no adopted count")?;
                 Ok(routes == full && adopted == 0)
             })?;
+            // What a clean FIB changes only after (a late sweep) counts too.
+            netns::sleep(SETTLE)?;
             let to = probe.mark();
             let losses = probe.losses(from, to);
             let row = Row {
@@ -418,6 +436,7 @@ fn bench_frr(link: &Link, binary: &Path, case: &Case, timeout: Duration) -> Resu
             &mut dut,
             |dut| Ok(dut.frr_received()? >= case.routes),
         )?;
+        netns::sleep(SETTLE)?;
         let losses = probe.losses(from, probe.mark());
         Ok(Row {
             routes: case.routes,
@@ -462,7 +481,7 @@ fn print_rows(rows: &[Row]) -> Result<()> {
     writeln!(
         out,
         "\nUDP datagrams at 1 ms from the client through the DUT to a route of the feed, lost \
-         from the restart until the FIB is clean; seconds from the restart (SIGTERM, the \
+         from the restart until 1 s after the FIB is clean; seconds from the restart (SIGTERM, the \
          restart command, SIGKILL) until the process exited (exit), the sender's session was \
          back (session), its End-of-RIB was sent (EoR), the FIB was clean (router-agent: every \
          route in the FIB and no adopted entry left; FRR: every prefix received again)"
