@@ -84,10 +84,15 @@ fn check_away(lab: &RestartLab, what: &str) {
         view.raw,
         lab.logs()
     );
+    let fib = lab.fib();
     assert!(
-        !lab.fib_vias(TOR_PREFIX).is_empty(),
-        "{what}: the pinned FIB keeps {TOR_PREFIX}: {:?}",
-        lab.fib()
+        fib.routes.contains_key(TOR_PREFIX),
+        "{what}: the pinned FIB keeps {TOR_PREFIX}: {fib:?}"
+    );
+    assert!(
+        fib.kernel.iter().any(|route| route.starts_with(TOR_PREFIX)),
+        "{what}: the host's kernel keeps {TOR_PREFIX} (protocol 201): {:?}",
+        fib.kernel
     );
 }
 

@@ -48,11 +48,13 @@ pub struct RestartLab {
 
 /// The routes of `show fib`, compared across a restart: per prefix its action and its
 /// nexthops (address, interface, resolved, on-link, bucket share), and which prefixes share a
-/// group. Ids are left out: they are the FIB's to allocate.
+/// group; and the agent's routes in the host's kernel table (protocol 201). Ids are left out:
+/// they are the FIB's to allocate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FibSnapshot {
     pub routes: BTreeMap<String, (String, Vec<String>)>,
     pub groups: BTreeSet<Vec<String>>,
+    pub kernel: Vec<String>,
 }
 
 impl RestartLab {
@@ -259,9 +261,17 @@ hold_time = 9
             }
             routes.insert(prefix, (action, nexthops));
         }
+        let mut kernel: Vec<String> = self
+            .net
+            .exec("host", &["ip", "-4", "route", "show", "proto", "201"])
+            .lines()
+            .map(|line| line.trim().to_owned())
+            .collect();
+        kernel.sort();
         FibSnapshot {
             routes,
             groups: groups.into_values().collect(),
+            kernel,
         }
     }
 
