@@ -36,9 +36,11 @@ pub mod map_names {
     pub const INTERFACE_CACHE: &str = "INTERFACE_CACHE";
     pub const LOCAL_V4_FILTER: &str = "LOCAL_V4_FILTER";
     pub const LOCAL_V4: &str = "LOCAL_V4";
+    pub const STAMP: &str = "STAMP";
+    pub const NEXTHOP_OWNERS: &str = "NEXTHOP_OWNERS";
 
     /// Every map the forwarding program owns, in pinning order.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 18] = [
         ROUTES_V4,
         ROUTES_V6,
         DIR24_TBL24,
@@ -55,6 +57,8 @@ pub mod map_names {
         INTERFACE_CACHE,
         LOCAL_V4_FILTER,
         LOCAL_V4,
+        STAMP,
+        NEXTHOP_OWNERS,
     ];
 }
 
@@ -435,6 +439,62 @@ impl Verdict {
     }
 }
 
+/// `STAMP` magic: the pin directory was written by hostrouter (b"hostrtr\0", little-endian).
+pub const STAMP_MAGIC: u64 = u64::from_le_bytes(*b"hostrtr\0");
+
+/// The layout of every pinned map (names, key and value types, the meaning of their fields).
+/// A restarting agent adopts a previous run's maps only when their stamp carries this very
+/// version: bump it with any change the fingerprint test below reports, or with a change of
+/// meaning it cannot see (a flag bit, an entry encoding).
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// `DatapathStamp::state`: an agent runs this datapath (or crashed while it did).
+pub const STAMP_RUNNING: u32 = 1;
+/// `DatapathStamp::state`: the agent left it forwarding for a planned restart.
+pub const STAMP_RESTARTING: u32 = 2;
+
+/// `STAMP` value (one entry): who wrote the pin directory and how to read it back. The XDP
+/// program does not read it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatapathStamp {
+    /// `STAMP_MAGIC`.
+    pub magic: u64,
+    /// `LAYOUT_VERSION` of the agent that wrote the maps.
+    pub layout_version: u32,
+    /// `STAMP_RUNNING` or `STAMP_RESTARTING`.
+    pub state: u32,
+    /// The program's flow hash seed: kept by the next run so flows keep their buckets.
+    pub flow_hash_seed: u32,
+    /// `LookupEngine` as u32: which route tables hold the routes.
+    pub engine: u32,
+    /// The agent's process id (for operators).
+    pub pid: u32,
+    pub _reserved: u32,
+}
+
+/// `NexthopOwner::kind`: the slot is free or holds a nexthop of static or kernel routes.
+pub const OWNER_HOST: u32 = 0;
+/// `NexthopOwner::kind`: a BGP session's nexthop; `peer` is the session's peer address.
+pub const OWNER_BGP: u32 = 1;
+/// `NexthopOwner::flags`: `peer` holds an IPv6 address (else IPv4 in its first 4 bytes).
+pub const OWNER_F_PEER_IPV6: u32 = 1 << 0;
+/// `NexthopOwner::flags`: the BGP peer's address was not known when the slot was written.
+pub const OWNER_F_PEER_UNKNOWN: u32 = 1 << 1;
+
+/// `NEXTHOP_OWNERS` value, indexed like `NEXTHOPS`: whose nexthop a slot holds, so that the
+/// next run adopts only routes learned from BGP and sweeps them per peer. Userspace
+/// bookkeeping only; the XDP program does not read it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NexthopOwner {
+    /// `OWNER_*`.
+    pub kind: u32,
+    /// `OWNER_F_*`.
+    pub flags: u32,
+    pub peer: [u8; 16],
+}
+
 /// The benchmark traffic generator's configuration (`router-ebpf/src/bin/trafficgen.rs`).
 pub mod trafficgen {
     /// Up to this many destinations; the generator walks them in order, per CPU.
@@ -466,6 +526,8 @@ mod pod {
     unsafe impl aya::Pod for super::Neighbor {}
     unsafe impl aya::Pod for super::Interface {}
     unsafe impl aya::Pod for super::CachedInterface {}
+    unsafe impl aya::Pod for super::DatapathStamp {}
+    unsafe impl aya::Pod for super::NexthopOwner {}
 }
 
 #[cfg(test)]
@@ -484,6 +546,81 @@ mod tests {
         assert_eq!(core::mem::size_of::<Neighbor>(), 8);
         assert_eq!(core::mem::size_of::<Interface>(), 8);
         assert_eq!(core::mem::size_of::<CachedInterface>(), 24);
+    }
+
+    /// FNV-1a, fed with bytes (this crate is `no_std`: no `Hasher` boxes or strings needed).
+    struct Fnv(u64);
+
+    impl Fnv {
+        fn bytes(&mut self, bytes: &[u8]) {
+            for byte in bytes {
+                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+
+    #[test]
+    fn map_layouts_match_layout_version() {
+        use core::mem::{offset_of, size_of};
+        let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+        for name in map_names::ALL {
+            hash.bytes(name.as_bytes());
+            hash.bytes(b"/");
+        }
+        let layout = [
+            size_of::<NexthopGroup>() as u64,
+            offset_of!(NexthopGroup, buckets) as u64,
+            offset_of!(NexthopGroup, members) as u64,
+            offset_of!(NexthopGroup, egress) as u64,
+            offset_of!(NexthopGroup, flags) as u64,
+            size_of::<Nexthop>() as u64,
+            offset_of!(Nexthop, id) as u64,
+            offset_of!(Nexthop, ifindex) as u64,
+            offset_of!(Nexthop, mtu) as u64,
+            offset_of!(Nexthop, flags) as u64,
+            offset_of!(Nexthop, dst_mac) as u64,
+            offset_of!(Nexthop, src_mac) as u64,
+            offset_of!(Nexthop, via) as u64,
+            size_of::<NexthopStats>() as u64,
+            size_of::<NeighborKey>() as u64,
+            size_of::<Neighbor>() as u64,
+            size_of::<Interface>() as u64,
+            offset_of!(Interface, rpf) as u64,
+            offset_of!(Interface, flags) as u64,
+            size_of::<CachedInterface>() as u64,
+            size_of::<Dir24Chunk>() as u64,
+            size_of::<DatapathStamp>() as u64,
+            offset_of!(DatapathStamp, layout_version) as u64,
+            offset_of!(DatapathStamp, state) as u64,
+            offset_of!(DatapathStamp, flow_hash_seed) as u64,
+            offset_of!(DatapathStamp, engine) as u64,
+            size_of::<NexthopOwner>() as u64,
+            offset_of!(NexthopOwner, flags) as u64,
+            offset_of!(NexthopOwner, peer) as u64,
+            NEXTHOP_BUCKETS as u64,
+            GROUP_EGRESS_IFINDEXES as u64,
+            u64::from(GROUP_LOCAL),
+            u64::from(GROUP_PASS),
+            u64::from(NO_NEXTHOP),
+            u64::from(DIR24_VALID | DIR24_EXTENDED),
+            u64::from(DIR24_DEPTH_MASK),
+            u64::from(DIR24_ID_MASK),
+            u64::from(NEXTHOP_F_RESOLVED | NEXTHOP_F_VIA_IPV6 | NEXTHOP_F_CONNECTED),
+            u64::from(OWNER_HOST) << 8 | u64::from(OWNER_BGP),
+            u64::from(OWNER_F_PEER_IPV6 | OWNER_F_PEER_UNKNOWN),
+            STAMP_MAGIC,
+        ];
+        // When this fails, a pinned map's layout changed: bump LAYOUT_VERSION (so that a
+        // restarting agent never reads an older run's maps as its own) and record the new
+        // fingerprint with it.
+        for value in layout {
+            hash.bytes(&value.to_le_bytes());
+        }
+        assert_eq!(
+            (LAYOUT_VERSION, hash.0),
+            (1, 0xd5bd_1a34_9cad_7640),
+            "the pinned maps' layout changed: bump LAYOUT_VERSION and record the new fingerprint"
+        );
     }
 
     #[test]

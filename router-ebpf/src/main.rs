@@ -16,6 +16,7 @@
 mod headers;
 mod local;
 mod lookup;
+mod restart;
 
 use aya_ebpf::{
     bindings::xdp_action,

@@ -131,7 +131,11 @@ impl Harness {
         record.members[0] = slot;
         record.egress[0] = ifindex;
         let ops = [
-            FibOp::WriteNexthop { slot, nexthop },
+            FibOp::WriteNexthop {
+                slot,
+                nexthop,
+                owner: Default::default(),
+            },
             FibOp::WriteGroup {
                 id: group,
                 group: Box::new(record),

@@ -219,6 +219,7 @@ pub struct BgpSetup {
     pub originated: Originated,
     pub neighbors: Vec<Neighbor>,
     pub dynamic_neighbors: Vec<DynamicNeighbors>,
+    pub graceful_restart: super::graceful_restart::GracefulRestartConfig,
 }
 
 impl BgpSetup {
@@ -268,6 +269,9 @@ impl BgpConfig {
         }
         if self.router_id.is_unspecified() {
             return Err(invalid("bgp.router_id", "must not be 0.0.0.0".into()));
+        }
+        if let Err((key, reason)) = self.graceful_restart.validate() {
+            return Err(invalid(&key, reason));
         }
         let lists = PrefixLists::compile(&self.prefix_lists)?;
         let originated = Originated::from_config(&self.originate)?;
@@ -392,6 +396,7 @@ impl BgpConfig {
             originated,
             neighbors,
             dynamic_neighbors,
+            graceful_restart: self.graceful_restart.clone(),
         })
     }
 }

@@ -17,6 +17,10 @@ impl From<&Open> for OpenInfo {
                 Capability::ExtendedNextHop(tuples) => capabilities
                     .extended_next_hop
                     .extend(tuples.iter().copied()),
+                // RFC 4724 3: of several instances, the last one counts.
+                Capability::GracefulRestart(graceful_restart) => {
+                    capabilities.graceful_restart = Some(graceful_restart.clone())
+                }
                 _ => {}
             }
         }
@@ -57,6 +61,9 @@ impl From<&OpenInfo> for Open {
             capabilities.push(Capability::ExtendedNextHop(
                 caps.extended_next_hop.iter().copied().collect(),
             ));
+        }
+        if let Some(graceful_restart) = &caps.graceful_restart {
+            capabilities.push(Capability::GracefulRestart(graceful_restart.clone()));
         }
         Open {
             version: info.version,

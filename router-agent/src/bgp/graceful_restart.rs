@@ -1,8 +1,26 @@
 //! BGP graceful restart (RFC 4724, with the RFC 8538 NOTIFICATION semantics), both roles.
 //!
-//! CONTRACT STUB (session 5): the types the daemon uses; the implementation lands with it.
+//! - `capability.rs`: the capability's wire format.
+//! - `session.rs`: what a session negotiates, which ends keep the peer's routes, which
+//!   NOTIFICATION ends a session the graceful or the hard way.
+//! - `helper.rs`: the receiving speaker's timers per peer (restart time, stale routes time),
+//!   sans-IO; the speaker carries its verdicts out on the RIB (`rib/stale.rs`) and the FIB
+//!   (`speaker/graceful.rs`).
+//!
+//! As the restarting speaker we only send originated routes, so our End-of-RIB follows them at
+//! once; what the previous run left in the FIB is swept per peer and family on the peer's
+//! End-of-RIB (`southbound::end_of_rib`).
+
+mod capability;
+pub mod helper;
+pub mod session;
 
 use std::time::Duration;
+
+pub use capability::{
+    GracefulRestartCapability, GracefulRestartFamily, MAX_RESTART_TIME, MalformedGracefulRestart,
+};
+pub use session::NegotiatedGracefulRestart;
 
 use serde::Deserialize;
 
@@ -38,6 +56,30 @@ impl Default for GracefulRestartConfig {
             stale_routes_time: Duration::from_secs(360),
             notification: true,
         }
+    }
+}
+
+impl GracefulRestartConfig {
+    /// Checks what the wire can carry; the error names the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.restart_time > Duration::from_secs(u64::from(MAX_RESTART_TIME)) {
+            return Err((
+                "bgp.graceful_restart.restart_time".to_owned(),
+                format!(
+                    "{} is more than the capability's 12-bit restart time holds (at most \
+                     4095 s, RFC 4724)",
+                    humantime_serde::re::humantime::format_duration(self.restart_time)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The capability's Restart Time, in whole seconds.
+    pub fn restart_time_seconds(&self) -> u16 {
+        u16::try_from(self.restart_time.as_secs())
+            .unwrap_or(MAX_RESTART_TIME)
+            .min(MAX_RESTART_TIME)
     }
 }
 

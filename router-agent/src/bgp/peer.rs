@@ -28,12 +28,16 @@ use tokio::{
 
 use super::{
     fsm::{
-        Action, CeaseSubcode, Conn, Event, Incoming, Negotiated, NotificationInfo, Peering,
-        Restart, SessionConfig, State, Timer,
+        Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
+        Peering, Restart, SessionConfig, State, Timer,
+    },
+    graceful_restart::{
+        NegotiatedGracefulRestart,
+        session::{GracefulClose, graceful_close, hard_reset},
     },
     packet::{
-        Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
-        message_length,
+        Capability, Codec, Message, MessageError, MessageType, Update, UpdateError,
+        capability::code as capability_code, encode_updates, message_length,
         types::{Afi, Safi},
     },
     rib::PeerId,
@@ -59,6 +63,9 @@ pub enum PeerCommand {
     Clear,
     /// Tear the session down with a Cease, and end the task.
     Stop(Option<String>),
+    /// A planned restart of ours: end the session so that the peer keeps our routes (see
+    /// `graceful_restart::session::graceful_close`), and end the task.
+    GracefulStop(String),
 }
 
 /// To the speaker: from the listeners, or from one neighbor's session.
@@ -97,6 +104,8 @@ pub enum SessionEvent {
     },
     Down {
         reason: String,
+        /// Why, for graceful restart (whether the peer's routes are kept).
+        cause: DownReason,
     },
     /// The task ended: stopped, or a dynamic neighbor's session ended.
     Closed,
@@ -135,6 +144,7 @@ pub fn spawn(
         connections: [Connection::default(), Connection::default()],
         connecting: None,
         reported_state: State::Idle,
+        malformed_graceful_restart_logged: false,
     };
     tokio::spawn(task.run(command_rx, spec.incoming));
     Ok(PeerHandle { commands })
@@ -152,6 +162,8 @@ struct Connection {
     codec: Codec,
     /// Deadline of each FSM timer, indexed by `timer_index`.
     timers: [Option<Instant>; 4],
+    /// Graceful restart as negotiated by this connection's session, once Established.
+    graceful_restart: Option<NegotiatedGracefulRestart>,
 }
 
 impl Default for Connection {
@@ -162,6 +174,7 @@ impl Default for Connection {
             buffer: BytesMut::with_capacity(64 * 1024),
             codec: Codec::default(),
             timers: [None; 4],
+            graceful_restart: None,
         }
     }
 }
@@ -174,6 +187,7 @@ impl Connection {
         self.writer = Some(writer);
         self.buffer.clear();
         self.codec = Codec::default();
+        self.graceful_restart = None;
     }
 
     fn detach(&mut self) {
@@ -210,6 +224,8 @@ struct PeerTask {
     /// Our connection attempt (the primary's).
     connecting: Option<Connecting>,
     reported_state: State,
+    /// A malformed Graceful Restart capability is said once per peer, not per OPEN.
+    malformed_graceful_restart_logged: bool,
 }
 
 fn timer_index(timer: Timer) -> usize {
@@ -268,22 +284,31 @@ impl PeerTask {
                             continue;
                         }
                         Some(PeerCommand::HoldDown { notification, restart_after }) => {
+                            let notification = self.hard(notification);
                             let actions = self.peering.hold_down(notification, restart_after);
                             self.carry_out(actions).await;
                             continue;
                         }
                         Some(PeerCommand::Clear) => {
-                            let reset =
-                                NotificationInfo::cease(CeaseSubcode::AdministrativeReset, None);
+                            let reset = self.hard(NotificationInfo::cease(
+                                CeaseSubcode::AdministrativeReset,
+                                None,
+                            ));
                             let actions = self.peering.clear(reset);
                             self.carry_out(actions).await;
+                            continue;
+                        }
+                        Some(PeerCommand::GracefulStop(message)) => {
+                            self.graceful_stop(&message).await;
                             continue;
                         }
                         Some(PeerCommand::Stop(message)) => message,
                         None => None,
                     };
-                    let cease =
-                        NotificationInfo::cease(CeaseSubcode::AdministrativeShutdown, message.as_deref());
+                    let cease = self.hard(NotificationInfo::cease(
+                        CeaseSubcode::AdministrativeShutdown,
+                        message.as_deref(),
+                    ));
                     let actions = self.peering.stop(cease);
                     self.carry_out(actions).await;
                 }
@@ -320,6 +345,41 @@ impl PeerTask {
             }
         }
         self.emit(SessionEvent::Closed);
+    }
+
+    /// Graceful restart as the Established connection negotiated it.
+    fn established_graceful_restart(&self) -> Option<&NegotiatedGracefulRestart> {
+        let conn = self.peering.established()?;
+        self.connections[conn.index()].graceful_restart.as_ref()
+    }
+
+    /// Our hard resets (stop, clear, max-prefix) as Cease / Hard Reset on a session that
+    /// negotiated N: the peer must not keep our routes (RFC 8538 3).
+    fn hard(&self, notification: NotificationInfo) -> NotificationInfo {
+        match self.established_graceful_restart() {
+            Some(gr) if gr.notification => hard_reset(notification),
+            _ => notification,
+        }
+    }
+
+    /// A planned restart: the peer keeps our routes if it can (see `graceful_close`).
+    async fn graceful_stop(&mut self, message: &str) {
+        let close = graceful_close(self.established_graceful_restart(), message);
+        let cease = match close {
+            GracefulClose::Notify(notification) => notification,
+            GracefulClose::Silent => {
+                // Closed before the FSM stops: its Cease finds no connection to go out on.
+                for conn in CONNS {
+                    if let Some(mut writer) = self.connections[conn.index()].writer.take() {
+                        let _ = writer.shutdown().await;
+                    }
+                    self.connections[conn.index()].detach();
+                }
+                NotificationInfo::cease(CeaseSubcode::AdministrativeShutdown, Some(message))
+            }
+        };
+        let actions = self.peering.stop(cease);
+        self.carry_out(actions).await;
     }
 
     /// Tells the speaker. It may have stopped (shutdown): nothing to do then.
@@ -402,7 +462,10 @@ impl PeerTask {
     ) -> Event {
         let established = self.peering.session(conn).map(|s| s.state()) == Some(State::Established);
         match message {
-            Message::Open(open) => Event::BgpOpen((&open).into()),
+            Message::Open(open) => {
+                self.log_malformed_graceful_restart(&open);
+                Event::BgpOpen((&open).into())
+            }
             Message::Keepalive => Event::KeepAliveMsg,
             Message::Notification(notification) => {
                 tracing::warn!(peer = %label(self.remote), "NOTIFICATION received: {notification}");
@@ -431,6 +494,27 @@ impl PeerTask {
                 tracing::debug!(peer = %label(self.remote), afi, safi, "ROUTE-REFRESH for an unknown family");
                 Event::RouteRefreshMsg
             }
+        }
+    }
+
+    /// RFC 4724 gives no error for a malformed Graceful Restart capability: it is ignored
+    /// (the session runs without GR), and said once per peer.
+    fn log_malformed_graceful_restart(&mut self, open: &super::packet::Open) {
+        let malformed = open.capabilities.iter().find_map(|capability| match capability {
+            Capability::Unknown { code, value } if *code == capability_code::GRACEFUL_RESTART => {
+                Some(value)
+            }
+            _ => None,
+        });
+        if let Some(value) = malformed
+            && !self.malformed_graceful_restart_logged
+        {
+            self.malformed_graceful_restart_logged = true;
+            let why = crate::bgp::graceful_restart::GracefulRestartCapability::decode(value)
+                .err()
+                .map_or_else(|| "malformed".to_owned(), |err| err.to_string());
+            tracing::warn!(peer = %label(self.remote), value = ?value,
+                "{why}: capability ignored, no graceful restart with this peer (said once)");
         }
     }
 
@@ -513,6 +597,7 @@ impl PeerTask {
             }
             Action::StopTimer(timer) => connection.timers[timer_index(timer)] = None,
             Action::Established(negotiated) => {
+                connection.graceful_restart = negotiated.graceful_restart.clone();
                 connection.codec = Codec {
                     four_octet_as: negotiated.four_octet_as,
                     extended_next_hop_ipv4: negotiated.extended_next_hop.contains(&(
@@ -537,6 +622,7 @@ impl PeerTask {
                 tracing::warn!(peer = %label(self.remote), "session down: {reason}");
                 self.emit(SessionEvent::Down {
                     reason: reason.to_string(),
+                    cause: reason,
                 });
             }
         }

@@ -6,8 +6,9 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::packet::types::Afi;
 use super::rib::{BestRoute, LocRibChange, PeerId};
-use crate::fib::{Batch, Fib, NexthopKey, Owner, RouteTarget, Source};
+use crate::fib::{Batch, Family, Fib, NexthopKey, Owner, RouteTarget, Source};
 use crate::next_hop_check::{Unresolved, Unusable};
 
 /// The egress interface of a next hop, or why it has none (the daemon's view of the host's
@@ -29,6 +30,23 @@ pub fn set_gateways_failed(
     failed: bool,
 ) {
     fib.set_gateways_failed(batch, owner(peer), gateways, failed);
+}
+
+/// Names the peer address behind a session's owner id in the FIB (the datapath records it,
+/// so that a later run sweeps what it adopted per peer). Called when the session is
+/// Established, before its routes.
+pub fn name_owner(fib: &mut Fib, peer: PeerId, address: IpAddr) {
+    fib.name_owner(owner(peer), address);
+}
+
+/// The peer at `peer_address` sent its End-of-RIB for `afi`: the routes adopted from the
+/// previous run through that peer, in that family, are swept. Returns how many changed.
+pub fn end_of_rib(fib: &mut Fib, batch: &mut Batch, peer_address: IpAddr, afi: Afi) -> usize {
+    let family = match afi {
+        Afi::Ipv4 => Family::Ipv4,
+        Afi::Ipv6 => Family::Ipv6,
+    };
+    fib.sweep_adopted(batch, Some(peer_address), Some(family))
 }
 
 /// Why `address` can never be a next hop (None: it may be, reachable or not).

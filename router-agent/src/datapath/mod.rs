@@ -5,12 +5,14 @@
 //! through its pinned link) and pinned. A restart or upgrade therefore never shows packets an
 //! empty or half-written table; a crash leaves the pinned link and maps forwarding.
 
+pub mod adopt;
 mod batch;
 pub mod dir24;
 pub mod interfaces;
 mod local;
 pub mod mmap;
 pub mod pinned;
+mod stamp;
 
 use std::{
     collections::BTreeMap,
@@ -33,7 +35,8 @@ use aya::{
 use ipnet::{IpNet, Ipv4Net};
 use router_common::{
     DIR24_TBL24_CHUNKS, Dir24Chunk, ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS,
-    MAX_ROUTES_V4, MAX_ROUTES_V6, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopStats, map_names,
+    MAX_ROUTES_V4, MAX_ROUTES_V6, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopOwner,
+    NexthopStats, map_names,
 };
 
 use crate::fib::{Batch, FibOp};
@@ -118,6 +121,8 @@ pub struct Datapath {
     dir24: Option<Dir24<MmapDir24>>,
     groups: MmapArray<NexthopGroup>,
     nexthops: MmapArray<Nexthop>,
+    /// Beside `nexthops`, slot for slot: whose nexthop it is (for the next run's adoption).
+    owners: MmapArray<NexthopOwner>,
     links: BTreeMap<String, PinnedLink>,
     pinned: bool,
     interfaces: interfaces::InterfaceState,
@@ -170,6 +175,7 @@ impl Datapath {
         }
         let groups = mmap_array(&maps, map_names::NEXTHOP_GROUPS)?;
         let nexthops = mmap_array(&maps, map_names::NEXTHOPS)?;
+        let owners = mmap_array(&maps, map_names::NEXTHOP_OWNERS)?;
         let dir24 = if uses_dir24 {
             Some(Dir24::new(MmapDir24 {
                 tbl24: mmap_array(&maps, map_names::DIR24_TBL24)?,
@@ -186,6 +192,7 @@ impl Datapath {
             dir24,
             groups,
             nexthops,
+            owners,
             links: BTreeMap::new(),
             pinned: false,
             interfaces: interfaces::InterfaceState::default(),
@@ -325,9 +332,16 @@ impl Datapath {
 
     fn apply_op(&mut self, op: &FibOp) -> Result<()> {
         match op {
-            FibOp::WriteNexthop { slot, nexthop } => {
+            FibOp::WriteNexthop {
+                slot,
+                nexthop,
+                owner,
+            } => {
                 check_index(*slot, self.nexthops.entries(), "nexthop slot")?;
                 self.nexthops.write_unpublished(*slot, nexthop);
+                if *slot < self.owners.entries() {
+                    self.owners.write_unpublished(*slot, owner);
+                }
             }
             FibOp::WriteGroup { id, group } => {
                 check_index(*id, self.groups.entries(), "nexthop group")?;
@@ -485,8 +499,10 @@ impl Datapath {
         Ok(())
     }
 
-    /// Pins every map as `<pin dir>/<name>`, replacing what a previous agent pinned there.
+    /// Pins every map as `<pin dir>/<name>`, replacing what a previous agent pinned there,
+    /// stamped as running: the next run may adopt them.
     pub fn pin_maps(&mut self) -> Result<()> {
+        self.write_stamp(router_common::STAMP_RUNNING)?;
         let pin_dir = &self.options.pin_dir;
         std::fs::create_dir_all(pin_dir)
             .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;

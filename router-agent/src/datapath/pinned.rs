@@ -160,7 +160,7 @@ impl PinnedDatapath {
     }
 }
 
-fn open_map(pin_dir: &Path, name: &str) -> Result<Map> {
+pub(super) fn open_map(pin_dir: &Path, name: &str) -> Result<Map> {
     let path = pin_dir.join(name);
     let data = MapData::from_pin(&path).with_context(|| {
         format!(

@@ -120,7 +120,7 @@ impl Fib {
     }
 
     /// The shared instance of a nexthop set.
-    fn intern(&mut self, keys: BTreeSet<NexthopKey>) -> NexthopSet {
+    pub(super) fn intern(&mut self, keys: BTreeSet<NexthopKey>) -> NexthopSet {
         match self.groups_by_set.get_key_value(&keys) {
             Some((set, _)) => set.clone(),
             None => Arc::new(keys),

@@ -22,30 +22,41 @@ impl Default for Buckets {
 
 impl Buckets {
     /// Reassigns buckets to `members` (sorted, deduplicated), keeping every bucket whose
-    /// nexthop is still a member and under its share.
+    /// nexthop is still a member and under its share. Shares are even; the remainder of the
+    /// division goes to members already holding one more bucket than the even share (a layout
+    /// made elsewhere, as the previous run's of an adopted group, is kept as it is), then to
+    /// the first members.
     pub fn rebalance(&mut self, members: &[NexthopId]) {
         if members.is_empty() {
             self.0 = [None; NEXTHOP_BUCKETS];
             return;
         }
-        // Each member's share: an even split, the remainder to the first members.
         let base = NEXTHOP_BUCKETS / members.len();
-        let extra = NEXTHOP_BUCKETS % members.len();
-        let share = |rank: usize| base + usize::from(rank < extra);
+        let mut extra = NEXTHOP_BUCKETS % members.len();
         let rank_of = |id: NexthopId| members.binary_search(&id).ok();
 
         let mut held = vec![0usize; members.len()];
+        let mut holds_extra = vec![false; members.len()];
         for bucket in self.0.iter_mut() {
             let Some(rank) = bucket.and_then(rank_of) else {
                 *bucket = None;
                 continue;
             };
-            if held[rank] < share(rank) {
+            if held[rank] < base {
                 held[rank] += 1;
+            } else if held[rank] == base && extra > 0 {
+                held[rank] += 1;
+                holds_extra[rank] = true;
+                extra -= 1;
             } else {
                 *bucket = None;
             }
         }
+        // The extras left go to the first members.
+        for holds in holds_extra.iter_mut().filter(|holds| !**holds).take(extra) {
+            *holds = true;
+        }
+        let share = |rank: usize| base + usize::from(holds_extra[rank]);
         let mut rank = 0;
         for bucket in self.0.iter_mut().filter(|bucket| bucket.is_none()) {
             while held[rank] >= share(rank) {
@@ -113,6 +124,23 @@ mod tests {
         for (old, new) in before.0.iter().zip(buckets.0.iter()) {
             assert!(old == new || *new == Some(3));
         }
+    }
+
+    #[test]
+    fn a_balanced_layout_is_kept_whoever_holds_the_remainder() {
+        // 3 members: 22/21/21, here the last one holding 22.
+        let mut buckets = Buckets::default();
+        for (i, bucket) in buckets.0.iter_mut().enumerate() {
+            *bucket = Some(match i % 3 {
+                0 => 3,
+                1 => 1,
+                _ => 2,
+            });
+        }
+        assert_eq!(buckets.count(3), 22);
+        let before = buckets.clone();
+        buckets.rebalance(&[1, 2, 3]);
+        assert_eq!(buckets, before);
     }
 
     #[test]

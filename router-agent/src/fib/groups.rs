@@ -77,7 +77,7 @@ impl Fib {
     }
 
     /// A new group for `set` with one reference, its buckets rebalanced from `layout`.
-    fn create_group(
+    pub(super) fn create_group(
         &mut self,
         batch: &mut Batch,
         set: &NexthopSet,
@@ -238,8 +238,17 @@ impl Fib {
     /// whose record is current (unresolved: packets reach the kernel, which resolves the
     /// neighbor); never over a stale record. Returns whether a bucket changed nexthop.
     pub(super) fn assign_buckets(&self, group: &mut GroupEntry) -> bool {
-        let current: Vec<NexthopId> = group
-            .members
+        let before = group.buckets.clone();
+        group.buckets = self.balanced(&group.members, &before);
+        for (slot, bucket) in group.slots.iter_mut().zip(group.buckets.0.iter()) {
+            *slot = bucket.map_or(NO_NEXTHOP, |id| self.nexthops[&id].slot);
+        }
+        group.buckets != before
+    }
+
+    /// `layout` rebalanced over the members buckets may point at (see `assign_buckets`).
+    pub(super) fn balanced(&self, members: &[NexthopId], layout: &Buckets) -> Buckets {
+        let current: Vec<NexthopId> = members
             .iter()
             .copied()
             .filter(|id| !self.nexthops[id].stale)
@@ -249,13 +258,8 @@ impl Fib {
             .copied()
             .filter(|id| self.nexthops[id].record.is_resolved())
             .collect();
-        let before = group.buckets.clone();
-        group
-            .buckets
-            .rebalance(if usable.is_empty() { &current } else { &usable });
-        for (slot, bucket) in group.slots.iter_mut().zip(group.buckets.0.iter()) {
-            *slot = bucket.map_or(NO_NEXTHOP, |id| self.nexthops[&id].slot);
-        }
-        group.buckets != before
+        let mut buckets = layout.clone();
+        buckets.rebalance(if usable.is_empty() { &current } else { &usable });
+        buckets
     }
 }

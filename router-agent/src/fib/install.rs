@@ -46,7 +46,10 @@ impl Fib {
     /// Whether `source`'s route for `prefix` is mirrored by policy.
     pub(super) fn mirrored(&self, source: Source, prefix: &IpNet) -> bool {
         match source {
-            Source::Local | Source::KernelPreferred | Source::KernelFallback => false,
+            // Adopted routes: the kernel still holds the previous run's.
+            Source::Local | Source::KernelPreferred | Source::KernelFallback | Source::Adopted => {
+                false
+            }
             Source::Static => true,
             Source::Bgp => match self.bgp_mirror {
                 KernelMirror::All => true,
@@ -63,6 +66,7 @@ impl Fib {
             || (!self.unplaced.is_empty()
                 && !source.is_kernel()
                 && source != Source::Local
+                && source != Source::Adopted
                 && self.unplaced.contains_key(prefix))
     }
 

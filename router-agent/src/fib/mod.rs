@@ -38,9 +38,9 @@ pub mod synthetic;
 use std::{collections::BTreeSet, net::IpAddr, sync::Arc, time::Duration};
 
 use ipnet::IpNet;
-use router_common::{FIRST_GROUP, NEXTHOP_BUCKETS, Nexthop, NexthopGroup};
+use router_common::{FIRST_GROUP, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopOwner};
 
-pub use adopted::Family;
+pub use adopted::{AdoptedGroup, Family};
 use ecmp::NexthopId;
 use groups::GroupEntry;
 use ids::{Ids, QuarantinedIds};
@@ -68,6 +68,10 @@ pub enum Source {
     Static,
     /// Best paths (and their ECMP set) from the BGP speaker.
     Bgp,
+    /// BGP routes the previous run of the agent left in the datapath (a restart or an
+    /// upgrade), forwarding until the peers they came from have sent their routes again
+    /// (`adopted.rs`). Never mirrored: the kernel still holds the previous run's routes.
+    Adopted,
     /// A route another program put in the kernel with a higher metric than ours (connected
     /// IPv6 subnets have metric 256): used only when we have none for the prefix.
     KernelFallback,
@@ -90,6 +94,8 @@ pub enum Owner {
     Host,
     /// A BGP session (the speaker's peer id).
     Bgp(u32),
+    /// The previous run's BGP session with this peer address (adopted routes, `adopted.rs`).
+    Adopted(IpAddr),
 }
 
 /// A nexthop as routes name it: the gateway, the interface it is reached on, and whose it is.
@@ -151,6 +157,8 @@ pub enum FibOp {
     WriteNexthop {
         slot: u32,
         nexthop: Nexthop,
+        /// Whose nexthop it is, recorded beside the slot for the next run to adopt.
+        owner: NexthopOwner,
     },
     /// Point a group's buckets at these slots (and record its members).
     WriteGroup {
@@ -334,6 +342,10 @@ pub struct Fib {
     shortages: std::collections::BTreeMap<&'static str, usize>,
     /// `pass_to_kernel`: destinations the fast path leaves to the kernel. Sorted.
     pass: Vec<IpNet>,
+    /// The peer address of each BGP session owner (`name_owner`), recorded with its nexthops.
+    owner_names: HashMap<u32, IpAddr>,
+    /// Prefixes holding an adopted route (installed or waiting behind a fresher source).
+    adopted_routes: usize,
 }
 
 impl Fib {
@@ -369,6 +381,8 @@ impl Fib {
             retry_due: false,
             shortages: Default::default(),
             pass: Vec::new(),
+            owner_names: HashMap::default(),
+            adopted_routes: 0,
         }
     }
 }

@@ -54,6 +54,7 @@ impl Fib {
         batch.nexthops.push(FibOp::WriteNexthop {
             slot,
             nexthop: record,
+            owner: self.owner_record(key.owner),
         });
         self.nexthops.insert(
             id,
@@ -151,6 +152,7 @@ impl Fib {
             batch.nexthops.push(FibOp::WriteNexthop {
                 slot,
                 nexthop: record,
+                owner: self.owner_record(self.nexthops[&id].key.owner),
             });
             let entry = self.nexthops.get_mut(&id).expect("present");
             let old_slot = std::mem::replace(&mut entry.slot, slot);

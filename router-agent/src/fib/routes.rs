@@ -153,6 +153,24 @@ impl RouteTable {
         self.alternates.get(prefix)?.first()
     }
 
+    /// `source`'s waiting candidate for `prefix`, if any.
+    pub(super) fn alternate(&self, prefix: &IpNet, source: Source) -> Option<&Candidate> {
+        let others = self.alternates.get(prefix)?;
+        let index = others.binary_search_by_key(&source, |(s, _)| *s).ok()?;
+        Some(&others[index].1)
+    }
+
+    /// The prefixes where `source`'s candidate waits behind another source, with it.
+    pub(super) fn alternates_of(
+        &self,
+        source: Source,
+    ) -> impl Iterator<Item = (IpNet, &Candidate)> + '_ {
+        self.alternates.iter().filter_map(move |(prefix, others)| {
+            let index = others.binary_search_by_key(&source, |(s, _)| *s).ok()?;
+            Some((*prefix, &others[index].1))
+        })
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = (IpNet, RouteEntry)> + '_ {
         let v4 = self.v4.iter().map(|(p, e)| (IpNet::V4(*p), *e));
         let v6 = self.v6.iter().map(|(p, e)| (IpNet::V6(*p), *e));

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::bgp::graceful_restart::{GracefulRestartCapability, NegotiatedGracefulRestart};
 use crate::bgp::packet::types::{Afi, Safi};
 
 use super::SessionConfig;
@@ -18,8 +19,8 @@ pub const BGP_VERSION: u8 = 4;
 /// (RFC 6793).
 pub const AS_TRANS: u32 = 23456;
 
-/// The capabilities the FSM negotiates. Others (graceful restart, enhanced route refresh, ...)
-/// are the codec's and the driver's business.
+/// The capabilities the FSM negotiates. Others (enhanced route refresh, ...) are the codec's
+/// and the driver's business.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
     /// Multiprotocol Extensions (RFC 4760). Empty: the capability is not sent, and the speaker
@@ -31,6 +32,8 @@ pub struct Capabilities {
     pub four_octet_as: Option<u32>,
     /// Extended Next Hop Encoding (RFC 8950): (NLRI AFI, NLRI SAFI, next hop AFI).
     pub extended_next_hop: BTreeSet<(Afi, Safi, Afi)>,
+    /// Graceful Restart (RFC 4724, RFC 8538).
+    pub graceful_restart: Option<GracefulRestartCapability>,
 }
 
 impl Capabilities {
@@ -112,6 +115,8 @@ pub struct Negotiated {
     pub route_refresh: bool,
     /// Extended next hop encodings both announced, for negotiated families only.
     pub extended_next_hop: BTreeSet<(Afi, Safi, Afi)>,
+    /// Both sides sent Graceful Restart: the peer's capability and what follows from it.
+    pub graceful_restart: Option<NegotiatedGracefulRestart>,
 }
 
 impl Negotiated {
@@ -173,6 +178,11 @@ pub(super) fn negotiate(config: &SessionConfig, open: &OpenInfo, peer_as: u32) -
         .filter(|(afi, safi, _)| families.contains(&(*afi, *safi)))
         .copied()
         .collect();
+    let graceful_restart = NegotiatedGracefulRestart::negotiate(
+        ours.graceful_restart.as_ref(),
+        theirs.graceful_restart.as_ref(),
+        &families,
+    );
     Negotiated {
         peer_as,
         peer_router_id: open.router_id,
@@ -183,5 +193,6 @@ pub(super) fn negotiate(config: &SessionConfig, open: &OpenInfo, peer_as: u32) -
         families,
         route_refresh: ours.route_refresh && theirs.route_refresh,
         extended_next_hop,
+        graceful_restart,
     }
 }

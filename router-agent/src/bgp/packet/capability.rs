@@ -20,6 +20,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::types::{Afi, Safi};
 use super::wire::{Reader, afi_from_wire, safi_from_wire};
+use crate::bgp::graceful_restart::GracefulRestartCapability;
 
 /// Capability codes (IANA "Capability Codes").
 pub mod code {
@@ -62,9 +63,9 @@ pub enum Capability {
     /// (IPv4, unicast, IPv6) for IPv4 routes with IPv6 next hops. Tuples with families we
     /// do not implement are left out when decoding.
     ExtendedNextHop(Vec<(Afi, Safi, Afi)>),
-    /// RFC 4724: restart flags, restart time and per-family flags, kept as the raw value for
-    /// the graceful restart implementation to parse.
-    GracefulRestart(Vec<u8>),
+    /// RFC 4724 (with RFC 8538's N bit): restart flags, restart time and per-family flags.
+    /// A malformed value is kept as [`Capability::Unknown`] (and so ignored).
+    GracefulRestart(GracefulRestartCapability),
     /// Anything else (FQDN, ADD-PATH, LLGR, ...) or a known code with a malformed value.
     Unknown { code: u8, value: Vec<u8> },
 }
@@ -135,7 +136,10 @@ impl Capability {
                 }
                 Capability::ExtendedNextHop(tuples)
             }
-            code::GRACEFUL_RESTART => Capability::GracefulRestart(value.to_vec()),
+            code::GRACEFUL_RESTART => match GracefulRestartCapability::decode(value) {
+                Ok(capability) => Capability::GracefulRestart(capability),
+                Err(_) => unknown(),
+            },
             _ => unknown(),
         }
     }
@@ -156,12 +160,13 @@ impl Capability {
                 })
                 .flat_map(u16::to_be_bytes)
                 .collect(),
-            Capability::GracefulRestart(value) | Capability::Unknown { value, .. } => value.clone(),
+            Capability::GracefulRestart(capability) => capability.encode(),
+            Capability::Unknown { value, .. } => value.clone(),
         }
     }
 
     /// Appends the TLV. A value longer than the one-octet Capability Length allows cannot be
-    /// sent and is left out (only a locally built `Unknown`/`GracefulRestart`, or more than 42
+    /// sent and is left out (only a locally built `Unknown`, or more than 42
     /// extended next hop tuples, can be that long).
     pub(crate) fn encode(&self, out: &mut BytesMut) {
         let value = self.value();
@@ -216,7 +221,9 @@ mod tests {
                 (Afi::Ipv6, Safi::Unicast, Afi::Ipv6),
             ]),
             Capability::ExtendedNextHop(vec![]),
-            Capability::GracefulRestart(vec![0x40, 0x78, 0x00, 0x01, 0x01, 0x80]),
+            Capability::GracefulRestart(
+                GracefulRestartCapability::decode(&[0x40, 0x78, 0x00, 0x01, 0x01, 0x80]).unwrap(),
+            ),
             Capability::Unknown {
                 code: code::FQDN,
                 value: vec![2, b'r', b'1', 0],
@@ -257,13 +264,15 @@ mod tests {
 
     #[test]
     fn malformed_known_capabilities_are_kept_as_unknown() {
-        let cases: [(u8, &[u8]); 6] = [
+        let cases: [(u8, &[u8]); 8] = [
             (code::MULTIPROTOCOL, &[0, 1, 0]),
             (code::MULTIPROTOCOL, &[0, 25, 0, 65]), // L2VPN EVPN: a family we do not implement
             (code::ROUTE_REFRESH, &[0]),
             (code::ENHANCED_ROUTE_REFRESH, &[1, 2]),
             (code::FOUR_OCTET_AS, &[0, 0, 1]),
             (code::EXTENDED_NEXT_HOP, &[0, 1, 0, 1, 0]),
+            (code::GRACEFUL_RESTART, &[0x40]),
+            (code::GRACEFUL_RESTART, &[0x40, 0x78, 0, 1, 1]),
         ];
         for (code, value) in cases {
             assert_eq!(

@@ -432,7 +432,8 @@ mod tests {
                         code: code::FQDN,
                         value: vec![2, b'r', b'1', 0]
                     },
-                    Capability::GracefulRestart(vec![0x40, 0x78]),
+                    Capability::GracefulRestart(
+ crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0x40, 0x78]).expect("well-formed")),
                 ],
             }
         );

@@ -27,6 +27,7 @@
 pub mod decision;
 mod intern;
 mod nexthop;
+mod stale;
 #[cfg(test)]
 mod tests;
 
@@ -398,6 +399,8 @@ pub struct Rib {
     peers: HashMap<PeerId, PeerState>,
     next_hops: NextHopTable,
     interner: AttrInterner,
+    /// Graceful restart: paths of restarting peers (`stale.rs`).
+    stale: stale::StalePaths,
 }
 
 /// The table of a prefix's family, borrowed apart from the rest of the RIB.
@@ -445,6 +448,7 @@ impl Rib {
             peers: HashMap::new(),
             next_hops: NextHopTable::default(),
             interner: AttrInterner::new(),
+            stale: stale::StalePaths::default(),
         }
     }
 
@@ -500,6 +504,7 @@ impl Rib {
         path: Option<PathSpec>,
     ) -> Option<LocRibChange> {
         let prefix = prefix.trunc();
+        self.stale.refreshed(peer, &prefix);
         let Some(state) = self.peers.get(&peer) else {
             tracing::error!(?peer, %prefix, "BGP update from a peer that is not up; ignored");
             debug_assert!(false, "update from unknown peer {peer:?}");
@@ -679,6 +684,7 @@ impl Rib {
             self.next_hops.release(old.next_hop);
         }
         self.peers.remove(&peer);
+        self.stale.forget(peer);
         self.interner.prune();
     }
 

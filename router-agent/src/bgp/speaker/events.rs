@@ -67,7 +67,9 @@ impl Speaker {
                 negotiated,
                 local,
                 remote,
-            } => self.established(peer, negotiated, local, remote, resolve, link_local),
+            } => self.established(
+                peer, negotiated, local, remote, fib, batch, resolve, link_local,
+            ),
             SessionEvent::Update { update, error } => {
                 self.update(peer, *update, error, fib, batch, resolve)
             }
@@ -83,14 +85,14 @@ impl Speaker {
                 let updates = updates_from_diff(diff);
                 let _ = state.handle.commands.send(PeerCommand::Send(updates));
             }
-            SessionEvent::Down { reason } => self.down(peer, reason, fib, batch, resolve),
+            SessionEvent::Down { reason, cause } => {
+                self.session_down(peer, reason, cause, fib, batch, resolve)
+            }
             SessionEvent::Closed => {
                 // A dynamic peer's session ended (its Down came first); a configured one's
                 // task ends only when the speaker stops.
                 if self.peers[&peer].dynamic.is_some() {
-                    let address = self.peers[&peer].address;
-                    self.forget_peer(peer, "session ended", fib, batch, resolve);
-                    tracing::info!(?address, "dynamic BGP peer removed");
+                    self.dynamic_session_closed(peer, fib, batch, resolve);
                 }
             }
         }
@@ -112,6 +114,9 @@ impl Speaker {
         southbound::set_gateways_failed(fib, batch, peer, &failed, true);
         state.last_error = Some(reason);
         state.established_at = None;
+        // Hard: nothing is kept (the RIB drops the stale marks with the paths).
+        state.restart = None;
+        state.graceful_restart = None;
         self.unusable_log.forget(peer);
         let state = self.peer_mut(peer);
         state.adj_out.clear();
@@ -131,12 +136,15 @@ impl Speaker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::bgp) fn established(
         &mut self,
         peer: PeerId,
         negotiated: fsm::Negotiated,
         local: SocketAddr,
         remote: SocketAddr,
+        fib: &mut Fib,
+        batch: &mut Batch,
         resolve: &Resolve<'_>,
         link_local: &dyn Fn(u32) -> Option<Ipv6Addr>,
     ) {
@@ -165,13 +173,38 @@ impl Speaker {
             ifindex,
             own_next_hops_only,
         };
-        if let Err(err) = self
-            .rib
-            .peer_up(info.clone(), state.neighbor.import.clone())
-        {
-            tracing::error!(peer = %remote, "RIB: {err}");
-            return;
+        // Before any of its routes: the FIB records the peer address behind the owner id.
+        southbound::name_owner(fib, peer, remote.ip());
+        let restarting = state.restart.is_some();
+        let import = state.neighbor.import.clone();
+        let registered = if restarting {
+            // Graceful restart: its paths were kept; the session's facts are new.
+            self.rib.peer_resume(info.clone(), import)
+        } else {
+            self.rib.peer_up(info.clone(), import).map(|()| Vec::new())
+        };
+        match registered {
+            Ok(changes) => {
+                for change in changes {
+                    apply_change(change, fib, batch, resolve);
+                }
+            }
+            Err(err) => {
+                tracing::error!(peer = %remote, "RIB: {err}");
+                return;
+            }
         }
+        if restarting {
+            self.resume_restart(
+                peer,
+                negotiated.graceful_restart.as_ref(),
+                fib,
+                batch,
+                resolve,
+            );
+        }
+        let state = self.peers.get_mut(&peer).expect("caller checked");
+        state.graceful_restart = negotiated.graceful_restart.clone();
         state.info = Some(info.clone());
         state.established_at = Some(Instant::now());
         state.families = negotiated.families.clone();
@@ -221,7 +254,8 @@ impl Speaker {
         batch: &mut Batch,
         resolve: &Resolve<'_>,
     ) {
-        if update.end_of_rib_family().is_some() {
+        if let Some((afi, _unicast)) = update.end_of_rib_family() {
+            self.end_of_rib(peer, afi, fib, batch, resolve);
             return;
         }
         let treat_as_withdraw = matches!(

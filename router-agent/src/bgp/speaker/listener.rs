@@ -33,6 +33,11 @@ impl Speaker {
                 PeerAddress::Interface(name) => on_interface(name),
             });
         if let Some((&peer, _)) = existing {
+            if self.peers[&peer].session_ended {
+                // A dynamic peer back from its graceful restart.
+                self.respawn_dynamic(peer, stream);
+                return;
+            }
             let state = self.peers.get_mut(&peer).expect("found");
             if matches!(state.neighbor.address, PeerAddress::Interface(_)) {
                 // Unnumbered: its connection tells us where it is, if RAs have not yet.

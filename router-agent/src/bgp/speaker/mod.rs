@@ -33,6 +33,7 @@ use super::{
     config::{BgpSetup, Neighbor, PeerAddress},
     discovery,
     fsm::{Restart, SessionConfig, State},
+    graceful_restart::{self, NegotiatedGracefulRestart, RestartState, helper::PeerRestart},
     packet::types::{Afi, Safi},
     peer::{self, PeerCommand, PeerEvent, PeerHandle, PeerSpec},
     policy::{AdjRibOut, ExportSession},
@@ -41,6 +42,7 @@ use super::{
 use crate::fib::{Batch, Fib};
 
 mod events;
+mod graceful;
 mod listener;
 
 /// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
@@ -69,6 +71,12 @@ pub(in crate::bgp) struct PeerState {
     pub(in crate::bgp) next_hops: BTreeSet<IpAddr>,
     pub(in crate::bgp) last_error: Option<String>,
     pub(in crate::bgp) hold_down: Option<HoldDown>,
+    /// Graceful restart as the last Established session negotiated it.
+    pub(in crate::bgp) graceful_restart: Option<NegotiatedGracefulRestart>,
+    /// The peer is restarting (helper side): its routes kept stale (`graceful.rs`).
+    pub(in crate::bgp) restart: Option<PeerRestart>,
+    /// A dynamic peer's task ended while it restarts; a connection from it respawns one.
+    pub(in crate::bgp) session_ended: bool,
 }
 
 impl PeerState {
@@ -92,6 +100,9 @@ impl PeerState {
             next_hops: BTreeSet::new(),
             last_error: None,
             hold_down: None,
+            graceful_restart: None,
+            restart: None,
+            session_ended: false,
         }
     }
 }
@@ -105,6 +116,8 @@ pub struct Speaker {
     pub(in crate::bgp) events: mpsc::UnboundedSender<PeerEvent>,
     /// Unusable next hops already logged, per neighbor and cause.
     pub(in crate::bgp) unusable_log: UnusableLog,
+    /// This run's restart, for the Graceful Restart capability we send (R and F bits).
+    pub(in crate::bgp) restart_state: RestartState,
 }
 
 impl Speaker {
@@ -115,9 +128,8 @@ impl Speaker {
     /// capability's R and F bits).
     pub async fn start(
         setup: BgpSetup,
-        restart: crate::bgp::graceful_restart::RestartState,
+        restart: RestartState,
     ) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
-        let _ = restart;
         let (events, event_rx) = mpsc::unbounded_channel();
         let listener = TcpListener::bind(SocketAddr::new(
             IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
@@ -147,6 +159,7 @@ impl Speaker {
             next_peer_id: 0,
             events,
             unusable_log: UnusableLog::default(),
+            restart_state: restart,
             setup,
         };
         for neighbor in speaker.setup.neighbors.clone() {
@@ -210,6 +223,11 @@ impl Speaker {
         session.capabilities.route_refresh = true;
         session.capabilities.extended_next_hop =
             BTreeSet::from([(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]);
+        session.capabilities.graceful_restart = graceful_restart::session::local_capability(
+            &self.setup.graceful_restart,
+            self.restart_state,
+            &session.capabilities.multiprotocol,
+        );
         session
     }
 
@@ -219,13 +237,14 @@ impl Speaker {
     }
 
     /// A planned restart: ends every session the way graceful restart expects, so that the
-    /// peers keep our routes for the restart time (CONTRACT STUB: a Cease for now).
+    /// peers keep our routes for the restart time: Cease / Administrative Reset with N, a
+    /// bare TCP close with GR but no N, the usual Cease without GR.
     pub fn graceful_stop(&self) {
-        self.stop("router-agent is restarting");
+        self.graceful_stop_sessions("router-agent is restarting");
     }
 
     /// Graceful restart timers (restart time, stale routes time); the daemon calls it every
-    /// 100 ms (CONTRACT STUB).
+    /// 100 ms.
     pub fn on_tick(
         &mut self,
         now: std::time::Instant,
@@ -233,7 +252,7 @@ impl Speaker {
         batch: &mut Batch,
         resolve: &Resolve<'_>,
     ) {
-        let _ = (now, fib, batch, resolve);
+        self.graceful_restart_tick(now, fib, batch, resolve);
     }
 
     /// Ends every session with a Cease (administrative shutdown).

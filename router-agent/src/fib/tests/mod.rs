@@ -1,5 +1,6 @@
 //! FIB tests against a model datapath that checks make-before-break after every single op.
 
+mod adopted;
 mod basics;
 mod limits;
 mod owners;
@@ -29,7 +30,7 @@ impl ModelDatapath {
     fn apply(&mut self, batch: &Batch) {
         for op in batch.ops() {
             match op {
-                FibOp::WriteNexthop { slot, nexthop } => {
+                FibOp::WriteNexthop { slot, nexthop, .. } => {
                     assert!(
                         !self.referenced_slots().contains(slot),
                         "slot {slot} rewritten while a bucket points at it"
