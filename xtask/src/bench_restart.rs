@@ -100,6 +100,8 @@ enum Restart {
     Planned,
     Command,
     Kill,
+    /// Not a restart: the full stop at the end (detach, unpin, kernel routes removed), timed.
+    Stop,
     FrrBgpdKill,
 }
 
@@ -109,6 +111,7 @@ impl Restart {
             Restart::Planned => "router-agent: SIGTERM (--keep-datapath), run",
             Restart::Command => "router-agent: `router-agent restart`",
             Restart::Kill => "router-agent: kill -9, run",
+            Restart::Stop => "router-agent: `router-agent stop` (full stop)",
             Restart::FrrBgpdKill => "FRR: kill -9 bgpd, start (GR, zebra keeps routes)",
         }
     }
@@ -344,7 +347,7 @@ fn bench_agent(
                     dut.kill("router-agent")?;
                     dut.start_agent(&topology.dut)?;
                 }
-                Restart::FrrBgpdKill => unreachable!(),
+                Restart::Stop | Restart::FrrBgpdKill => unreachable!(),
             }
             // The old session is gone with the old agent (or goes when the sender notices).
             drop(session.take());
@@ -378,6 +381,19 @@ fn bench_agent(
             ));
             rows.push(row);
         }
+        // The full stop, timed: it must not take long with a full table in the kernel.
+        drop(session);
+        let stopped = dut.stop_command()?;
+        rows.push(Row {
+            routes: case.routes,
+            restart: Restart::Stop,
+            sent: 0,
+            lost: 0,
+            exit_s: Some(stopped.as_secs_f64()),
+            established_s: f64::NAN,
+            eor_s: f64::NAN,
+            clean_s: f64::NAN,
+        });
         Ok(rows)
     })();
     result.map_err(|err| {
@@ -464,17 +480,37 @@ fn print_rows(rows: &[Row]) -> Result<()> {
         "clean s",
         "clean - EoR s",
     ]);
+    let seconds = |s: f64| {
+        if s.is_nan() {
+            "-".to_owned()
+        } else {
+            format!("{s:.2}")
+        }
+    };
     for row in rows {
+        let stop = row.restart == Restart::Stop;
         table.row(vec![
             thousands(row.routes),
             row.restart.label().to_owned(),
-            row.lost.to_string(),
-            row.sent.to_string(),
-            row.exit_s.map_or("-".into(), |s| format!("{s:.2}")),
-            format!("{:.2}", row.established_s),
-            format!("{:.2}", row.eor_s),
-            format!("{:.2}", row.clean_s),
-            format!("{:+.2}", row.clean_s - row.eor_s),
+            if stop {
+                "-".into()
+            } else {
+                row.lost.to_string()
+            },
+            if stop {
+                "-".into()
+            } else {
+                row.sent.to_string()
+            },
+            row.exit_s.map_or("-".into(), seconds),
+            seconds(row.established_s),
+            seconds(row.eor_s),
+            seconds(row.clean_s),
+            if stop {
+                "-".into()
+            } else {
+                format!("{:+.2}", row.clean_s - row.eor_s)
+            },
         ]);
     }
     let mut out = std::io::stdout().lock();
@@ -484,7 +520,8 @@ fn print_rows(rows: &[Row]) -> Result<()> {
          from the restart until 1 s after the FIB is clean; seconds from the restart (SIGTERM, the \
          restart command, SIGKILL) until the process exited (exit), the sender's session was \
          back (session), its End-of-RIB was sent (EoR), the FIB was clean (router-agent: every \
-         route in the FIB and no adopted entry left; FRR: every prefix received again)"
+         route in the FIB and no adopted entry left; FRR: every prefix received again); the \
+         full stop's exit: from `router-agent stop` until the process is gone"
     )?;
     writeln!(out)?;
     table.write(&mut out)?;

@@ -16,6 +16,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use router_agent::bgp::graceful_restart::{GracefulRestartCapability, GracefulRestartFamily};
 use router_agent::bgp::packet::{
     Capability, Codec, Message, Open,
     types::{Afi, Safi},
@@ -196,15 +197,22 @@ impl Drop for Session {
     }
 }
 
-/// The graceful restart capability's value (RFC 4724 3): restart flags and time, then per
-/// family AFI, SAFI and the Forwarding State bit.
-fn graceful_restart(restart_time: u16) -> Vec<u8> {
-    let mut value = (restart_time & 0x0fff).to_be_bytes().to_vec();
-    for afi in [1u16, 2] {
-        value.extend_from_slice(&afi.to_be_bytes());
-        value.extend_from_slice(&[1, 0x80]);
+/// The graceful restart capability (RFC 4724 3): not restarting, forwarding state preserved
+/// for IPv4 and IPv6 unicast.
+fn graceful_restart(restart_time: u16) -> GracefulRestartCapability {
+    GracefulRestartCapability {
+        restarted: false,
+        notification: false,
+        restart_time,
+        families: [Afi::Ipv4, Afi::Ipv6]
+            .into_iter()
+            .map(|afi| GracefulRestartFamily {
+                afi,
+                safi: Safi::Unicast,
+                forwarding: true,
+            })
+            .collect(),
     }
-    value
 }
 
 fn record(failure: &Mutex<Option<String>>, message: String) {

@@ -234,6 +234,35 @@ passive = true
         Ok(())
     }
 
+    /// `router-agent stop` (the full stop); returns how long until the process exited.
+    pub fn stop_command(&mut self) -> Result<Duration> {
+        let mut child = self.take("router-agent")?;
+        let start = Instant::now();
+        netns::run(
+            Command::new(&self.binary)
+                .arg("stop")
+                .arg("-c")
+                .arg(self.config()),
+        )?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "router-agent exited with {status}:\n{}",
+                        self.log_tail("router-agent", 20)
+                    );
+                }
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("router-agent did not exit within 60 s of `router-agent stop`");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// An error naming a process that exited, with its log.
     pub fn check_running(&mut self) -> Result<()> {
         for (label, child) in &mut self.processes {
