@@ -37,7 +37,8 @@ use super::{
     },
     packet::{
         Capability, Codec, Message, MessageError, MessageType, Update, UpdateError,
-        capability::code as capability_code, encode_updates, message_length,
+        capability::code as capability_code,
+        encode_updates, message_length,
         types::{Afi, Safi},
     },
     rib::PeerId,
@@ -500,12 +501,17 @@ impl PeerTask {
     /// RFC 4724 gives no error for a malformed Graceful Restart capability: it is ignored
     /// (the session runs without GR), and said once per peer.
     fn log_malformed_graceful_restart(&mut self, open: &super::packet::Open) {
-        let malformed = open.capabilities.iter().find_map(|capability| match capability {
-            Capability::Unknown { code, value } if *code == capability_code::GRACEFUL_RESTART => {
-                Some(value)
-            }
-            _ => None,
-        });
+        let malformed = open
+            .capabilities
+            .iter()
+            .find_map(|capability| match capability {
+                Capability::Unknown { code, value }
+                    if *code == capability_code::GRACEFUL_RESTART =>
+                {
+                    Some(value)
+                }
+                _ => None,
+            });
         if let Some(value) = malformed
             && !self.malformed_graceful_restart_logged
         {

@@ -50,9 +50,13 @@ pub struct GracefulRestartCapability {
 /// Why a received value is not a Graceful Restart capability (it is then ignored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MalformedGracefulRestart {
-    #[error("graceful restart capability of {0} octets: shorter than the 2-octet restart flags and time")]
+    #[error(
+        "graceful restart capability of {0} octets: shorter than the 2-octet restart flags and time"
+    )]
     TooShort(usize),
-    #[error("graceful restart capability of {0} octets: the families part is not a multiple of 4 octets")]
+    #[error(
+        "graceful restart capability of {0} octets: the families part is not a multiple of 4 octets"
+    )]
     TruncatedFamily(usize),
 }
 
@@ -224,7 +228,9 @@ mod tests {
     #[test]
     fn unknown_and_repeated_families_are_skipped() {
         // L2VPN EVPN (25/70), IPv4 unicast with F, IPv4 unicast again without, IPv4 VPN (128).
-        let value = [0, 0x78, 0, 25, 70, 0x80, 0, 1, 1, 0x80, 0, 1, 1, 0, 0, 1, 128, 0x80];
+        let value = [
+            0, 0x78, 0, 25, 70, 0x80, 0, 1, 1, 0x80, 0, 1, 1, 0, 0, 1, 128, 0x80,
+        ];
         let decoded = GracefulRestartCapability::decode(&value).unwrap();
         assert_eq!(decoded.families, vec![family(Afi::Ipv4, true)]);
         assert!(decoded.family(Afi::Ipv4, Safi::Unicast).unwrap().forwarding);

@@ -151,7 +151,10 @@ mod tests {
         let restart = PeerRestart::begin(now, &negotiated(30, &[(Afi::Ipv4, false)])).unwrap();
         assert_eq!(restart.families, [Afi::Ipv4].into());
         assert_eq!(restart.expired(now + Duration::from_secs(29)), None);
-        assert_eq!(restart.time_left(now + Duration::from_secs(10)).as_secs(), 20);
+        assert_eq!(
+            restart.time_left(now + Duration::from_secs(10)).as_secs(),
+            20
+        );
         assert_eq!(
             restart.expired(now + Duration::from_secs(30)),
             Some(Expiry::RestartTime)
@@ -171,7 +174,11 @@ mod tests {
         // An End-of-RIB before the session is back means nothing.
         assert!(!restart.end_of_rib(Afi::Ipv4));
         let later = now + Duration::from_secs(5);
-        let sweep = restart.resumed(later, Some(&negotiated(120, &both)), Duration::from_secs(60));
+        let sweep = restart.resumed(
+            later,
+            Some(&negotiated(120, &both)),
+            Duration::from_secs(60),
+        );
         assert!(sweep.is_empty());
         assert_eq!(restart.expired(later + Duration::from_secs(59)), None);
         assert!(restart.end_of_rib(Afi::Ipv4));

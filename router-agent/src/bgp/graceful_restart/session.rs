@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{GracefulRestartCapability, GracefulRestartConfig, GracefulRestartFamily, RestartState};
+use super::{
+    GracefulRestartCapability, GracefulRestartConfig, GracefulRestartFamily, RestartState,
+};
 use crate::bgp::fsm::{CeaseSubcode, DownReason, NotificationInfo, error_code};
 use crate::bgp::packet::types::{Afi, Safi};
 
@@ -123,7 +125,10 @@ pub enum GracefulClose {
 /// The planned-restart close of a session: with N, Cease / Administrative Reset (RFC 8538
 /// keeps GR for anything but a Hard Reset); with GR but no N, a bare TCP close; without GR,
 /// the usual Cease / Administrative Shutdown.
-pub fn graceful_close(negotiated: Option<&NegotiatedGracefulRestart>, message: &str) -> GracefulClose {
+pub fn graceful_close(
+    negotiated: Option<&NegotiatedGracefulRestart>,
+    message: &str,
+) -> GracefulClose {
     match negotiated {
         Some(gr) if gr.notification => GracefulClose::Notify(NotificationInfo::cease(
             CeaseSubcode::AdministrativeReset,
@@ -194,8 +199,8 @@ mod tests {
         let ours = capability(true, &[(Afi::Ipv4, false), (Afi::Ipv6, false)]);
         let theirs = capability(true, &[(Afi::Ipv4, true), (Afi::Ipv6, false)]);
         let v4_only = [(Afi::Ipv4, Safi::Unicast)].into();
-        let gr = NegotiatedGracefulRestart::negotiate(Some(&ours), Some(&theirs), &v4_only)
-            .unwrap();
+        let gr =
+            NegotiatedGracefulRestart::negotiate(Some(&ours), Some(&theirs), &v4_only).unwrap();
         assert!(gr.notification);
         assert_eq!(gr.families, v4_only);
         assert!(gr.forwarding_preserved(Afi::Ipv4));

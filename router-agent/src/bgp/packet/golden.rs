@@ -259,11 +259,12 @@ fn frr_open() {
     assert_eq!(unknown(128).unwrap(), b"");
     // Graceful restart: restart and notification flags, 120 s, IPv4 and IPv6 unicast.
     assert!(
-        open.capabilities
-            .contains(&Capability::GracefulRestart(
- crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[
+        open.capabilities.contains(&Capability::GracefulRestart(
+            crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[
                 0xc0, 0x78, 0, 1, 1, 0, 0, 2, 1, 0
-            ]).expect("well-formed")))
+            ])
+            .expect("well-formed")
+        ))
     );
     // FRR sends one optional parameter per capability, we one for all (RFC 5492 4 allows
     // both).
@@ -292,7 +293,9 @@ fn bird_open() {
             Capability::ExtendedNextHop(vec![(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]),
             // Restart time 120 s, no family preserved.
             Capability::GracefulRestart(
- crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0x00, 0x78]).expect("well-formed")),
+                crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0x00, 0x78])
+                    .expect("well-formed")
+            ),
             Capability::FourOctetAs(65002),
             Capability::EnhancedRouteRefresh,
             Capability::Unknown {
@@ -318,9 +321,10 @@ fn gobgp_open_from_a_four_octet_as() {
     assert_eq!(open.multiprotocol().collect::<Vec<_>>(), [V4]);
     assert!(open.extended_next_hop(Afi::Ipv4, Safi::Unicast, Afi::Ipv6));
     assert!(
-        open.capabilities
-            .contains(&Capability::GracefulRestart(
- crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0, 90, 0, 1, 1, 0]).expect("well-formed")))
+        open.capabilities.contains(&Capability::GracefulRestart(
+            crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0, 90, 0, 1, 1, 0])
+                .expect("well-formed")
+        ))
     );
     assert!(open.route_refresh());
     // FQDN next: the host name of the machine that made the capture, kept opaque.
@@ -348,11 +352,12 @@ fn exabgp_open_without_four_octet_as() {
     );
     // Graceful restart: the restart flag (it "restarted"), 120 s, IPv4 forwarding preserved.
     assert!(
-        open.capabilities
-            .contains(&Capability::GracefulRestart(
- crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[
+        open.capabilities.contains(&Capability::GracefulRestart(
+            crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[
                 0x80, 0x78, 0, 1, 1, 0x80
-            ]).expect("well-formed")))
+            ])
+            .expect("well-formed")
+        ))
     );
     // ADD-PATH receive for IPv4 unicast, kept opaque.
     assert!(open.capabilities.contains(&Capability::Unknown {

@@ -433,7 +433,11 @@ mod tests {
                         value: vec![2, b'r', b'1', 0]
                     },
                     Capability::GracefulRestart(
- crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0x40, 0x78]).expect("well-formed")),
+                        crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[
+                            0x40, 0x78
+                        ])
+                        .expect("well-formed")
+                    ),
                 ],
             }
         );

@@ -93,7 +93,11 @@ fn sample_messages() -> Vec<Message> {
                 Capability::FourOctetAs(4_200_000_000),
                 Capability::ExtendedNextHop(vec![(Afi::Ipv4, Safi::Unicast, Afi::Ipv6)]),
                 Capability::GracefulRestart(
- crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[0x40, 0x78, 0, 1, 1, 0x80]).expect("well-formed")),
+                    crate::bgp::graceful_restart::GracefulRestartCapability::decode(&[
+                        0x40, 0x78, 0, 1, 1, 0x80,
+                    ])
+                    .expect("well-formed"),
+                ),
                 Capability::Unknown {
                     code: 73,
                     value: vec![2, b'r', b'1', 0],

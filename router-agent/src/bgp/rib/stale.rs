@@ -75,10 +75,13 @@ impl Rib {
 
     /// Whether `peer`'s path to `prefix` is stale.
     pub fn is_stale(&self, peer: PeerId, prefix: &IpNet) -> bool {
-        self.stale.peers.get(&peer).is_some_and(|stale| match prefix {
-            IpNet::V4(net) => stale.v4.contains(net),
-            IpNet::V6(net) => stale.v6.contains(net),
-        })
+        self.stale
+            .peers
+            .get(&peer)
+            .is_some_and(|stale| match prefix {
+                IpNet::V4(net) => stale.v4.contains(net),
+                IpNet::V6(net) => stale.v6.contains(net),
+            })
     }
 
     /// How many of `peer`'s paths are stale.
