@@ -284,17 +284,17 @@ hold_time = 9
             .unwrap_or_default()
     }
 
-    /// Adopted (previous run's) entries the running agent still holds, from `show status`:
-    /// the sum of every number under a key naming "adopted" or "stale". None if the agent
-    /// does not answer or reports no such key.
+    /// Adopted (previous run's) and stale entries the running agent still holds, from
+    /// `show status`: the sum of every number under a key naming "adopted" or "stale" (not a
+    /// timer's setting). None if the agent does not answer or reports no "adopted" key.
     pub fn leftover_adopted(&self) -> Option<u64> {
         let status = self.show("status");
         if status.is_null() || status.get("error").is_some() {
             return None;
         }
-        let mut found = None;
-        sum_keys(&status, &mut found);
-        found
+        let mut sums = Leftovers::default();
+        sums.add(&status);
+        Some(sums.adopted? + sums.stale)
     }
 
     /// The neighbor's state as the agent reports it.
@@ -406,25 +406,33 @@ hold_time = 9
     }
 }
 
-/// Sums the numbers under keys naming "adopted" or "stale" anywhere in `value`.
-fn sum_keys(value: &Value, found: &mut Option<u64>) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                let key = key.to_ascii_lowercase();
-                // Not a timer's setting ("stale_routes_time").
-                if (key.contains("adopted") || key.contains("stale"))
-                    && !key.contains("time")
-                    && let Some(n) = inner.as_u64()
-                {
-                    *found = Some(found.unwrap_or(0) + n);
-                } else {
-                    sum_keys(inner, found);
+/// Numbers under keys naming "adopted" or "stale" in a JSON document, summed.
+#[derive(Default)]
+struct Leftovers {
+    adopted: Option<u64>,
+    stale: u64,
+}
+
+impl Leftovers {
+    fn add(&mut self, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    let key = key.to_ascii_lowercase();
+                    // Not a timer's setting ("stale_routes_time").
+                    let counted = !key.contains("time");
+                    match inner.as_u64() {
+                        Some(n) if counted && key.contains("adopted") => {
+                            self.adopted = Some(self.adopted.unwrap_or(0) + n)
+                        }
+                        Some(n) if counted && key.contains("stale") => self.stale += n,
+                        _ => self.add(inner),
+                    }
                 }
             }
+            Value::Array(items) => items.iter().for_each(|item| self.add(item)),
+            _ => {}
         }
-        Value::Array(items) => items.iter().for_each(|item| sum_keys(item, found)),
-        _ => {}
     }
 }
 
