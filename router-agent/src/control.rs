@@ -1,5 +1,5 @@
-//! The daemon's control socket: `router-agent show neighbors|routes|status` and `router-agent
-//! clear neighbor ADDR` talk to the running agent over a Unix socket (root-only permissions).
+//! The daemon's control socket: `router-agent show neighbors|routes|status`, `router-agent
+//! clear neighbor ADDR`, `reload`, `restart` and `stop` talk to the running agent over a Unix socket (root-only permissions).
 //! One request line in, one JSON document out.
 
 use std::{
@@ -31,6 +31,11 @@ pub enum Query {
     Status,
     /// Re-read the configuration file and apply it (what can change at run time).
     Reload,
+    /// A planned restart in place: everything left forwarding, then the agent executes its
+    /// binary again (the new process adopts the datapath).
+    Restart,
+    /// A full stop: sessions closed, program detached, maps unpinned, kernel routes removed.
+    Stop,
 }
 
 impl Query {
@@ -40,6 +45,8 @@ impl Query {
             ["routes"] => Some(Self::Routes),
             ["status"] => Some(Self::Status),
             ["reload"] => Some(Self::Reload),
+            ["restart"] => Some(Self::Restart),
+            ["stop"] => Some(Self::Stop),
             ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
             _ => None,
         }
@@ -51,6 +58,8 @@ impl Query {
             Self::Routes => "routes".to_owned(),
             Self::Status => "status".to_owned(),
             Self::Reload => "reload".to_owned(),
+            Self::Restart => "restart".to_owned(),
+            Self::Stop => "stop".to_owned(),
             Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
         }
     }

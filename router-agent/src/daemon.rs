@@ -3,6 +3,7 @@
 
 mod kernel_events;
 mod reload;
+mod restart;
 mod startup;
 mod static_routes;
 
@@ -27,6 +28,7 @@ use crate::{
     netlink::{KernelEvent, Netlink},
 };
 
+pub use restart::{Exit, Invocation};
 use static_routes::resolve_next_hop;
 
 /// Datapath operations one commit gathers from queued BGP events before it applies them. The
@@ -34,7 +36,8 @@ use static_routes::resolve_next_hop;
 pub const MAX_BGP_BATCH_OPS: usize = 32_768;
 
 pub struct RunOptions {
-    /// Leave the program attached and the maps pinned at exit.
+    /// SIGTERM / SIGINT is a planned restart: program, maps and kernel routes are left
+    /// forwarding, for the next start to adopt.
     pub keep_datapath: bool,
     /// The configuration file, re-read on `reload` (SIGHUP, or `router-agent reload`).
     pub config_path: std::path::PathBuf,
@@ -72,6 +75,8 @@ struct Agent {
     /// them at the next commit.
     unconfirmed_neighbors: Vec<(u32, IpAddr)>,
     speaker: Option<Speaker>,
+    /// The previous run's routes still being adopted (`restart.rs`).
+    adoption: Option<restart::AdoptionProgress>,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -94,7 +99,9 @@ impl Signals {
     }
 }
 
-pub async fn run(config: Config, options: RunOptions) -> Result<()> {
+/// Runs the agent until it is told to stop or restart; says which (`Exit::ReExec`: the
+/// caller executes the agent again).
+pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
     let mut signals = Signals::register()?;
     let startup::Started {
         mut agent,
@@ -103,7 +110,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
     } = startup::start(config).await?;
 
     let mut control = crate::control::serve(&agent.config.control.socket)?;
-    agent
+    let exit = agent
         .event_loop(
             &mut events,
             bgp_events.as_mut(),
@@ -113,7 +120,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<()> {
         )
         .await?;
     let _ = std::fs::remove_file(&agent.config.control.socket);
-    agent.shutdown(options).await
+    agent.shutdown(exit).await?;
+    Ok(exit)
 }
 
 impl Agent {
@@ -149,7 +157,7 @@ impl Agent {
         control: &mut UnboundedReceiver<crate::control::ControlRequest>,
         options: &RunOptions,
         signals: &mut Signals,
-    ) -> Result<()> {
+    ) -> Result<Exit> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         // The kernel's forwarding switches are re-read every second (no notification needed).
         let mut switches_checked = Instant::now();
@@ -204,6 +212,19 @@ impl Agent {
                     self.commit(batch).await;
                 }
                 Some(request) = control.recv() => {
+                    let exit = match request.query {
+                        crate::control::Query::Stop => Some(Exit::Stop),
+                        crate::control::Query::Restart => Some(Exit::ReExec),
+                        _ => None,
+                    };
+                    if let Some(exit) = exit {
+                        tracing::info!(?exit, "asked over the control socket");
+                        let answer = serde_json::json!({ "exit": format!("{exit:?}"), "pid": std::process::id() });
+                        let _ = request.reply.send(answer.to_string());
+                        // Let the connection write the answer before the process goes.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return Ok(exit);
+                    }
                     let answer = match request.query {
                         crate::control::Query::Reload => {
                             match self.reload(&options.config_path).await {
@@ -228,15 +249,38 @@ impl Agent {
                     // What waited for a slot or a group id (forwarded by the kernel meanwhile).
                     let mut batch = Batch::default();
                     self.fib.retry_deferred(&mut batch);
+                    if let Some(speaker) = self.speaker.as_mut() {
+                        // Graceful restart timers (restart time, stale routes, deferral).
+                        let (local, connected, interfaces) =
+                            (&self.local_addresses, &self.connected, &self.interfaces);
+                        let resolve = |ip: IpAddr| resolve_next_hop(local, connected, interfaces, ip);
+                        speaker.on_tick(now, &mut self.fib, &mut batch, &resolve);
+                    }
                     self.commit(batch).await;
+                    self.check_adoption(now).await;
                     if now.duration_since(switches_checked) >= Duration::from_secs(1) {
                         switches_checked = now;
                         self.refresh_kernel_switches();
                     }
                 }
-                _ = signals.terminate.recv() => { tracing::info!("SIGTERM"); return Ok(()); }
-                _ = signals.interrupt.recv() => { tracing::info!("SIGINT"); return Ok(()); }
+                _ = signals.terminate.recv() => {
+                    tracing::info!("SIGTERM");
+                    return Ok(Self::signalled_exit(options));
+                }
+                _ = signals.interrupt.recv() => {
+                    tracing::info!("SIGINT");
+                    return Ok(Self::signalled_exit(options));
+                }
             }
+        }
+    }
+
+    /// SIGTERM / SIGINT: a planned restart under `--keep-datapath`, else a full stop.
+    fn signalled_exit(options: &RunOptions) -> Exit {
+        if options.keep_datapath {
+            Exit::PlannedRestart
+        } else {
+            Exit::Stop
         }
     }
 
@@ -276,9 +320,12 @@ impl Agent {
                     "nexthops": self.fib.nexthop_count(),
                 },
                 "neighbors": speaker.as_ref().map(|s| s.neighbors()).unwrap_or_default(),
+                "adoption": self.adoption_status(),
             }),
-            // The event loop answers it (it awaits netlink); never routed here.
-            (Query::Reload, _) => serde_json::json!({ "error": "reload: internal routing error" }),
+            // The event loop answers these (they await); never routed here.
+            (Query::Reload | Query::Stop | Query::Restart, _) => {
+                serde_json::json!({ "error": "internal routing error" })
+            }
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
             (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
             (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),
@@ -290,23 +337,19 @@ impl Agent {
         value.to_string()
     }
 
-    async fn shutdown(mut self, options: RunOptions) -> Result<()> {
+    async fn shutdown(mut self, exit: Exit) -> Result<()> {
+        if exit != Exit::Stop {
+            self.leave_for_restart().await;
+            return Ok(());
+        }
         if let Some(speaker) = &self.speaker {
             speaker.stop("router-agent is shutting down");
             // Let the sessions send their Cease before the process ends.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // The kernel writer stops first: nothing it still has may land after the flush below.
-        // A kept datapath keeps the kernel routes too, complete.
         if let Some(mirror) = self.kernel_mirror.take() {
-            let apply_queued = options.keep_datapath;
-            let _ = tokio::task::spawn_blocking(move || mirror.finish(apply_queued)).await;
-        }
-        if options.keep_datapath {
-            tracing::info!(
-                "exiting; XDP program and pinned maps keep forwarding (--keep-datapath)"
-            );
-            return Ok(());
+            let _ = tokio::task::spawn_blocking(move || mirror.finish(false)).await;
         }
         let names: Vec<String> = self.interfaces.values().cloned().collect();
         self.datapath.detach_and_unpin(&names)?;

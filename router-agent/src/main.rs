@@ -22,7 +22,9 @@ enum Command {
     Run {
         #[arg(short, long, default_value = "/etc/hostrouter/router.toml")]
         config: PathBuf,
-        /// At exit, leave the program attached and the maps pinned (they keep forwarding).
+        /// SIGTERM / SIGINT is a planned restart: the XDP program, the pinned maps and the
+        /// kernel routes keep forwarding, and the next start adopts them (BGP graceful
+        /// restart). Without it, SIGTERM is a full stop.
         #[arg(long)]
         keep_datapath: bool,
     },
@@ -50,6 +52,20 @@ enum Command {
     Reload {
         #[arg(short, long, default_value = "/etc/hostrouter/router.toml")]
         config: PathBuf,
+    },
+    /// Restart the running agent in place, losing nothing: sessions end the graceful restart
+    /// way, the datapath keeps forwarding, and the agent executes its binary again (an
+    /// upgraded one if it was replaced) with the same arguments; the new process adopts the
+    /// datapath. Same PID, so a service manager keeps tracking it.
+    Restart {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Stop the running agent fully: sessions closed, program detached, maps unpinned,
+    /// kernel routes removed (whatever --keep-datapath says).
+    Stop {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
     /// Act on the running agent.
     Clear {
@@ -90,6 +106,8 @@ fn main() -> Result<()> {
             keep_datapath,
         } => {
             init_logging();
+            // Resolved now: `restart` runs this path even once an upgrade replaced the file.
+            let invocation = daemon::Invocation::current()?;
             let config = Config::load(&path)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -98,7 +116,31 @@ fn main() -> Result<()> {
                 keep_datapath,
                 config_path: path,
             };
-            runtime.block_on(daemon::run(config, options))
+            let exit = runtime.block_on(daemon::run(config, options))?;
+            drop(runtime);
+            match exit {
+                daemon::Exit::ReExec => Err(invocation.exec()),
+                daemon::Exit::Stop | daemon::Exit::PlannedRestart => Ok(()),
+            }
+        }
+        Command::Restart { ref config } | Command::Stop { ref config } => {
+            let restart = matches!(cli.command, Command::Restart { .. });
+            let config = config.as_ref().map(|path| Config::load(path)).transpose()?;
+            let query = if restart {
+                control::Query::Restart
+            } else {
+                control::Query::Stop
+            };
+            let answer = control::query(&control_socket(config.as_ref()), query)?;
+            let pid = &answer["pid"];
+            if restart {
+                println!(
+                    "router-agent (pid {pid}) restarting; the new process adopts the datapath"
+                );
+            } else {
+                println!("router-agent (pid {pid}) stopping");
+            }
+            Ok(())
         }
         Command::Check { config } => {
             let parsed = Config::load(&config)?;

@@ -288,6 +288,15 @@ pub fn render_status(value: &serde_json::Value) -> String {
         "FIB: {} routes, {} nexthop groups, {} nexthops\n",
         fib["routes"], fib["groups"], fib["nexthops"]
     );
+    let adoption = &value["adoption"];
+    if adoption["adopting"].as_bool() == Some(true) {
+        out.push_str(&format!(
+            "Adopting the previous run's datapath: {} adopted routes left, swept in {:.0} s at \
+             the latest\n",
+            adoption["adopted_routes"],
+            adoption["deferral_left_secs"].as_f64().unwrap_or(0.0)
+        ));
+    }
     if value["neighbors"].as_array().is_some_and(|n| !n.is_empty()) {
         out.push('\n');
         out.push_str(&render_neighbors(&value["neighbors"]));

@@ -4,6 +4,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::Path,
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
@@ -12,7 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Agent, lookup_engine};
 use crate::{
-    bgp::{peer::PeerEvent, speaker::Speaker},
+    bgp::{graceful_restart::RestartState, peer::PeerEvent, speaker::Speaker},
     config::Config,
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits},
@@ -37,8 +38,15 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         .await
         .context("connecting to rtnetlink")?;
 
+    // Read before anything is loaded: the new maps replace the pins only once complete.
+    let adoption = super::restart::previous_datapath(&config.datapath.pin_dir);
     let engine = lookup_engine(config.engine());
-    let datapath = Datapath::load(DatapathOptions::new(engine, &config.datapath.pin_dir))?;
+    let mut options = DatapathOptions::new(engine, &config.datapath.pin_dir);
+    if let Some(adoption) = &adoption {
+        // The same seed: every flow hashes to the bucket it used before the restart.
+        options.flow_hash_seed = adoption.stamp.flow_hash_seed;
+    }
+    let datapath = Datapath::load(options)?;
     tracing::info!(?engine, "XDP program loaded");
     let mut fib = Fib::new(FibLimits::default());
     fib.reserve_routes(config.datapath.expected_ipv4_routes, 0);
@@ -63,6 +71,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         local_routes: LocalRoutes::default(),
         unconfirmed_neighbors: Vec::new(),
         speaker: None,
+        adoption: None,
         config,
     };
 
@@ -78,22 +87,23 @@ pub(super) async fn start(config: Config) -> Result<Started> {
             None => bail!("rtnetlink connection closed during the initial dump"),
         }
     }
+    if let Some(adoption) = &adoption {
+        // Without BGP no peer sends them again: they go at the first tick.
+        let deferral = agent.config.bgp.as_ref().map_or(Duration::ZERO, |bgp| {
+            bgp.graceful_restart.selection_deferral
+        });
+        agent.adopt(&mut batch, adoption, deferral);
+    }
     let pass = kernel_routes::pass_to_kernel_prefixes(&agent.config.datapath);
     agent.fib.set_pass_to_kernel(&mut batch, &pass);
     let routes = agent.config.routes.clone();
     // Failures are logged; the datapath forwards what could be installed.
     let _ = agent.install_static_routes(&mut batch, &routes).await;
     agent.commit(batch).await;
-    if agent.config.datapath.kernel_routes {
-        // A previous run (crashed, or upgraded) may have left routes this config dropped.
-        let protocol = agent.config.datapath.route_protocol;
-        let stale = agent
-            .netlink
-            .flush_routes_except(protocol, &agent.fib.mirrored_prefixes().collect())
-            .await?;
-        if stale > 0 {
-            tracing::info!(stale, "removed kernel routes a previous run left behind");
-        }
+    // A previous run (crashed, or upgraded) may have left routes this config dropped. While
+    // its routes are adopted, the kernel keeps its routes too: flushed when adoption is over.
+    if agent.config.datapath.kernel_routes && agent.adoption.is_none() {
+        agent.flush_kernel_leftovers().await;
     }
 
     let mode = match agent.config.datapath.xdp_mode {
@@ -137,7 +147,11 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         let setup = bgp
             .compile()
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
-        let (speaker, events) = Speaker::start(setup, Default::default()).await?;
+        let restart = RestartState {
+            restarted: adoption.is_some(),
+            forwarding_preserved: adoption.is_some(),
+        };
+        let (speaker, events) = Speaker::start(setup, restart).await?;
         tracing::info!(neighbors = speaker.neighbors().len(), "BGP speaker started");
         agent.speaker = Some(speaker);
         bgp_events = Some(events);
