@@ -277,8 +277,62 @@ pub fn render_neighbors(value: &serde_json::Value) -> String {
                 ),
             };
         }
+        render_graceful_restart(&mut out, &n["graceful_restart"]);
     }
     out
+}
+
+/// A neighbor's graceful restart line(s), under its row (nothing when not negotiated).
+fn render_graceful_restart(out: &mut String, gr: &serde_json::Value) {
+    if gr.is_null() {
+        return;
+    }
+    let list = |key: &str| -> String {
+        let names: Vec<&str> = gr[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  graceful restart: negotiated{}, peer restart time {} s, families {}, forwarding \
+         preserved {}",
+        if gr["notification"] == serde_json::Value::Bool(true) {
+            " (N)"
+        } else {
+            ""
+        },
+        gr["peer_restart_time_seconds"],
+        list("peer_families"),
+        list("peer_forwarding"),
+    );
+    let restarting = &gr["restarting"];
+    if !restarting.is_null() {
+        let waiting = match restarting["phase"].as_str() {
+            Some("restarting") => "peer restarting, session down",
+            _ => "session back, waiting for End-of-RIB",
+        };
+        let families: Vec<&str> = restarting["families"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  graceful restart: {waiting}: {} stale routes ({}) kept, {} s left",
+            restarting["stale_routes"],
+            families.join(", "),
+            restarting["seconds_left"],
+        );
+    }
 }
 
 /// `show status`: FIB counts, then the neighbors as `show neighbors` prints them.
@@ -304,10 +358,11 @@ pub fn render_status(value: &serde_json::Value) -> String {
     out
 }
 
-/// `show routes` as a table: one line per path, `*>` best, `*=` multipath.
+/// `show routes` as a table: one line per path, `*>` best, `*=` multipath, `S` stale (kept
+/// over the peer's graceful restart).
 pub fn render_routes(value: &serde_json::Value) -> String {
     let mut out = format!(
-        "   {:<44} {:<40} {:<40} PATH\n",
+        "    {:<44} {:<40} {:<40} PATH\n",
         "PREFIX", "NEXT HOP", "FROM"
     );
     for route in value.as_array().into_iter().flatten() {
@@ -324,9 +379,14 @@ pub fn render_routes(value: &serde_json::Value) -> String {
                 .flatten()
                 .map(|asn| asn.to_string())
                 .collect();
+            let stale = if path["stale"] == serde_json::Value::Bool(true) {
+                "S"
+            } else {
+                " "
+            };
             let _ = writeln!(
                 out,
-                "{mark} {:<44} {:<40} {:<40} {} {}",
+                "{mark}{stale} {:<44} {:<40} {:<40} {} {}",
                 route["prefix"].as_str().unwrap_or(""),
                 path["next_hop"].as_str().unwrap_or(""),
                 path["peer"].as_str().unwrap_or("-"),
@@ -336,7 +396,7 @@ pub fn render_routes(value: &serde_json::Value) -> String {
             let status = path["status"].as_str().unwrap_or("");
             // Paths kept but never used say why.
             if status.starts_with("rejected") || status.starts_with("next") {
-                let _ = writeln!(out, "   ({status})");
+                let _ = writeln!(out, "    ({status})");
             }
         }
     }
@@ -403,5 +463,60 @@ mod tests {
         ] {
             assert!(text.contains(name), "{text}");
         }
+    }
+
+    #[test]
+    fn neighbors_show_graceful_restart_state() {
+        let value = serde_json::json!([{
+            "address": "10.0.1.1", "interface": null, "dynamic": false, "state": "Active",
+            "remote_as": 65001, "uptime_seconds": null, "prefixes_received": 3,
+            "prefixes_advertised": 0, "last_error": "hold timer expired", "hold_down": null,
+            "graceful_restart": {
+                "peer_restart_time_seconds": 120, "notification": true,
+                "peer_families": ["ipv4", "ipv6"], "peer_forwarding": ["ipv4"],
+                "restarting": {
+                    "phase": "restarting", "stale_routes": 3, "seconds_left": 97,
+                    "families": ["ipv4", "ipv6"]
+                }
+            }
+        }, {
+            "address": "10.0.2.1", "interface": null, "dynamic": false, "state": "Established",
+            "remote_as": 65002, "uptime_seconds": 5, "prefixes_received": 1,
+            "prefixes_advertised": 1, "last_error": null, "hold_down": null,
+            "graceful_restart": null
+        }]);
+        let text = render_neighbors(&value);
+        assert!(
+            text.contains(
+                "graceful restart: negotiated (N), peer restart time 120 s, families ipv4, \
+                 ipv6, forwarding preserved ipv4"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "graceful restart: peer restarting, session down: 3 stale routes (ipv4, ipv6) \
+                 kept, 97 s left"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("graceful restart").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn routes_mark_stale_paths() {
+        let path = |stale: bool, status: &str| {
+            serde_json::json!({
+                "peer": "10.0.1.1", "next_hop": "10.0.1.1", "status": status, "stale": stale,
+                "as_path": [65001], "origin": "igp"
+            })
+        };
+        let value = serde_json::json!([
+            {"prefix": "198.18.0.0/24", "paths": [path(true, "best")]},
+            {"prefix": "198.18.1.0/24", "paths": [path(false, "best")]},
+        ]);
+        let text = render_routes(&value);
+        assert!(text.contains("*>S 198.18.0.0/24"), "{text}");
+        assert!(text.contains("*>  198.18.1.0/24"), "{text}");
     }
 }

@@ -91,3 +91,41 @@ pub struct RestartState {
     /// The forwarding state was kept across the restart: the F bit for every family.
     pub forwarding_preserved: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::bgp::config::BgpConfig;
+
+    fn compile(graceful_restart: &str) -> Result<super::GracefulRestartConfig, String> {
+        let text = format!(
+            "asn = 65101\nrouter_id = \"10.255.0.1\"\n[graceful_restart]\n{graceful_restart}\n"
+        );
+        let config: BgpConfig = toml::from_str(&text).map_err(|err| err.to_string())?;
+        config
+            .compile()
+            .map(|setup| setup.graceful_restart)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn defaults_and_humantime_values() {
+        let defaults = compile("").unwrap();
+        assert!(defaults.enabled && defaults.notification);
+        assert_eq!(defaults.restart_time_seconds(), 120);
+        assert_eq!(defaults.stale_routes_time.as_secs(), 360);
+        let set = compile("restart_time = \"1h 8m 15s\"\nstale_routes_time = \"90s\"").unwrap();
+        assert_eq!(set.restart_time_seconds(), 4095);
+        assert_eq!(set.stale_routes_time.as_secs(), 90);
+    }
+
+    #[test]
+    fn a_restart_time_over_12_bits_names_the_key() {
+        let err = compile("restart_time = \"4096s\"").unwrap_err();
+        assert!(err.contains("bgp.graceful_restart.restart_time"), "{err}");
+        assert!(err.contains("4095"), "{err}");
+        assert!(
+            compile("restart_tme = \"10s\"").is_err(),
+            "unknown keys refused"
+        );
+    }
+}

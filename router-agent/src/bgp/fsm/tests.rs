@@ -46,6 +46,7 @@ fn peer_open() -> OpenInfo {
             route_refresh: true,
             four_octet_as: Some(PEER_AS),
             extended_next_hop: BTreeSet::new(),
+            graceful_restart: None,
         },
     }
 }
@@ -62,6 +63,7 @@ fn our_open() -> OpenInfo {
             route_refresh: true,
             four_octet_as: Some(LOCAL_AS),
             extended_next_hop: BTreeSet::new(),
+            graceful_restart: None,
         },
     }
 }
@@ -77,6 +79,7 @@ fn negotiated() -> Negotiated {
         families: [V4].into(),
         route_refresh: true,
         extended_next_hop: BTreeSet::new(),
+        graceful_restart: None,
     }
 }
 
@@ -2071,4 +2074,55 @@ fn exhaustive_short_sequences() {
             walk(&session, &running(&session), depth);
         }
     }
+}
+
+/// Graceful restart (RFC 4724): our OPEN carries the configured capability; the session
+/// negotiates it only when the peer sent one too, with N only when both did.
+#[test]
+fn graceful_restart_is_sent_and_negotiated() {
+    use crate::bgp::graceful_restart::{GracefulRestartCapability, GracefulRestartFamily};
+    let capability = |notification: bool, forwarding: bool| GracefulRestartCapability {
+        restarted: false,
+        notification,
+        restart_time: 120,
+        families: vec![GracefulRestartFamily {
+            afi: Afi::Ipv4,
+            safi: Safi::Unicast,
+            forwarding,
+        }],
+    };
+    let mut config = config();
+    config.capabilities.graceful_restart = Some(capability(true, false));
+    let mut session = Session::new(config.clone()).unwrap();
+    session.handle(Event::ManualStart);
+    let actions = session.handle(Event::TcpCrAcked);
+    let Some(Action::SendOpen(open)) = actions.iter().find(|a| matches!(a, Action::SendOpen(_)))
+    else {
+        panic!("no OPEN sent: {actions:?}");
+    };
+    assert_eq!(
+        open.capabilities.graceful_restart,
+        Some(capability(true, false))
+    );
+    let established = |peer: Option<GracefulRestartCapability>| {
+        let mut session = Session::new(config.clone()).unwrap();
+        let mut open = peer_open();
+        open.capabilities.graceful_restart = peer;
+        for event in [Event::ManualStart, Event::TcpCrAcked, Event::BgpOpen(open)] {
+            session.handle(event);
+        }
+        let actions = session.handle(Event::KeepAliveMsg);
+        match actions.last() {
+            Some(Action::Established(negotiated)) => negotiated.graceful_restart.clone(),
+            other => panic!("not established: {other:?}"),
+        }
+    };
+    assert_eq!(established(None), None);
+    let with_n = established(Some(capability(true, true))).unwrap();
+    assert!(with_n.notification);
+    assert!(with_n.forwarding_preserved(Afi::Ipv4));
+    assert_eq!(with_n.families, [V4].into());
+    let without_n = established(Some(capability(false, false))).unwrap();
+    assert!(!without_n.notification);
+    assert!(!without_n.forwarding_preserved(Afi::Ipv4));
 }

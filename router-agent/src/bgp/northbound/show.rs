@@ -4,7 +4,14 @@ use std::{net::IpAddr, time::Instant};
 
 use ipnet::IpNet;
 
-use crate::bgp::{config::PeerAddress, peer::PeerCommand, rib::PathStatus, speaker::Speaker};
+use crate::bgp::{
+    config::PeerAddress,
+    graceful_restart::helper::Phase,
+    packet::types::Afi,
+    peer::PeerCommand,
+    rib::PathStatus,
+    speaker::{PeerState, Speaker},
+};
 
 /// What the operator sees of a neighbor.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -23,6 +30,33 @@ pub struct NeighborStatus {
     pub last_error: Option<String>,
     /// Kept down after a max-prefix teardown; None when not held.
     pub hold_down: Option<HoldDownStatus>,
+    /// Graceful restart as the last session negotiated it; None: not negotiated.
+    pub graceful_restart: Option<GracefulRestartStatus>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GracefulRestartStatus {
+    /// The peer's Restart Time.
+    pub peer_restart_time_seconds: u16,
+    /// Both sent N (RFC 8538): only a Hard Reset ends graceful restart.
+    pub notification: bool,
+    /// The families the peer preserves across a restart ("ipv4", "ipv6").
+    pub peer_families: Vec<&'static str>,
+    /// Those it said it kept forwarding for (F bit) in its last OPEN.
+    pub peer_forwarding: Vec<&'static str>,
+    /// The peer is restarting and we keep its routes; None otherwise.
+    pub restarting: Option<RestartingStatus>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestartingStatus {
+    /// "restarting" (session down, restart timer) or "awaiting-end-of-rib" (session back,
+    /// stale routes timer).
+    pub phase: &'static str,
+    pub stale_routes: usize,
+    pub seconds_left: u64,
+    /// The families whose stale routes are still kept.
+    pub families: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -45,6 +79,8 @@ pub struct PathStatusView {
     pub next_hop: IpAddr,
     /// best, multipath, candidate, next-hop-unreachable, rejected: <why>
     pub status: String,
+    /// Kept over the peer's graceful restart, not announced again yet.
+    pub stale: bool,
     pub as_path: Vec<u32>,
     pub origin: Option<String>,
     pub med: Option<u32>,
@@ -84,8 +120,46 @@ impl Speaker {
                             .ceil() as u64
                     }),
                 }),
+                graceful_restart: self.graceful_restart_status(peer),
             })
             .collect()
+    }
+
+    fn graceful_restart_status(&self, peer: &PeerState) -> Option<GracefulRestartStatus> {
+        let negotiated = peer.graceful_restart.as_ref()?;
+        let families = |afis: &mut dyn Iterator<Item = Afi>| -> Vec<&'static str> {
+            afis.map(|afi| match afi {
+                Afi::Ipv4 => "ipv4",
+                Afi::Ipv6 => "ipv6",
+            })
+            .collect()
+        };
+        let restarting = peer.restart.as_ref().map(|restart| RestartingStatus {
+            phase: match restart.phase {
+                Phase::Restarting { .. } => "restarting",
+                Phase::AwaitingEndOfRib { .. } => "awaiting-end-of-rib",
+            },
+            stale_routes: peer
+                .info
+                .as_ref()
+                .map_or(0, |info| self.rib.stale_count(info.id)),
+            seconds_left: restart.time_left(Instant::now()).as_secs_f64().ceil() as u64,
+            families: families(&mut restart.families.iter().copied()),
+        });
+        Some(GracefulRestartStatus {
+            peer_restart_time_seconds: negotiated.peer.restart_time,
+            notification: negotiated.notification,
+            peer_families: families(&mut negotiated.families.iter().map(|(afi, _)| *afi)),
+            peer_forwarding: families(
+                &mut negotiated
+                    .peer
+                    .families
+                    .iter()
+                    .filter(|family| family.forwarding)
+                    .map(|family| family.afi),
+            ),
+            restarting,
+        })
     }
 
     /// `clear neighbor`: a hard reset of the session (Cease / Administrative Reset if it is
@@ -122,6 +196,7 @@ impl Speaker {
                                 .get(&view.path.peer)
                                 .and_then(|p| p.address.map(|a| a.ip())),
                             next_hop: view.path.next_hop.address,
+                            stale: self.rib.is_stale(view.path.peer, &route.prefix),
                             status: match &view.status {
                                 PathStatus::Best => "best".to_owned(),
                                 PathStatus::Multipath => "multipath".to_owned(),

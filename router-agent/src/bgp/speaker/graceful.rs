@@ -7,6 +7,7 @@
 //! kept (`session_ended`) until a connection from its address respawns a task under the same
 //! id (`listener.rs`), or its timers run out and it is forgotten.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
@@ -40,14 +41,26 @@ impl Speaker {
         batch: &mut Batch,
         resolve: &Resolve<'_>,
     ) {
+        let stopping = self.graceful_stopping.load(Ordering::Relaxed);
         let state = self.peer_mut(peer);
-        if matches!(
-            state.restart,
-            Some(PeerRestart {
-                phase: Phase::Restarting { .. },
-                ..
-            })
-        ) {
+        if stopping {
+            // Our planned restart: what the peer sent stays in the FIB for the next run.
+            state.last_error = Some(reason);
+            return;
+        }
+        let ours = matches!(
+            cause,
+            DownReason::ManualStop | DownReason::AutomaticStop | DownReason::HeldDown { .. }
+        );
+        if !ours
+            && matches!(
+                state.restart,
+                Some(PeerRestart {
+                    phase: Phase::Restarting { .. },
+                    ..
+                })
+            )
+        {
             // A reconnection attempt that never got Established: the restart timer runs on.
             state.last_error = Some(reason);
             return;
@@ -217,8 +230,9 @@ impl Speaker {
         batch: &mut Batch,
         resolve: &Resolve<'_>,
     ) {
+        let stopping = self.graceful_stopping.load(Ordering::Relaxed);
         let state = self.peer_mut(peer);
-        if state.restart.is_some() {
+        if state.restart.is_some() || stopping {
             state.session_ended = true;
             return;
         }
@@ -251,6 +265,7 @@ impl Speaker {
 
     /// A planned restart of ours: every session ends the way graceful restart expects.
     pub(in crate::bgp) fn graceful_stop_sessions(&self, message: &str) {
+        self.graceful_stopping.store(true, Ordering::Relaxed);
         for state in self.peers.values() {
             let _ = state
                 .handle
@@ -271,3 +286,6 @@ impl Speaker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

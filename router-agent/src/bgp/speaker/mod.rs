@@ -118,6 +118,9 @@ pub struct Speaker {
     pub(in crate::bgp) unusable_log: UnusableLog,
     /// This run's restart, for the Graceful Restart capability we send (R and F bits).
     pub(in crate::bgp) restart_state: RestartState,
+    /// `graceful_stop` was called: the sessions' ends must not touch the FIB (the datapath
+    /// outlives us with every route). Atomic: `graceful_stop` takes `&self`.
+    pub(in crate::bgp) graceful_stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Speaker {
@@ -160,6 +163,7 @@ impl Speaker {
             events,
             unusable_log: UnusableLog::default(),
             restart_state: restart,
+            graceful_stopping: Default::default(),
             setup,
         };
         for neighbor in speaker.setup.neighbors.clone() {
