@@ -406,7 +406,8 @@ hold_time = 9
     }
 }
 
-/// Numbers under keys naming "adopted" or "stale" in a JSON document, summed.
+/// Numbers under keys naming "adopted" or "stale" in a JSON document, summed (and the
+/// `adopting` flag of `show status`'s `adoption`).
 #[derive(Default)]
 struct Leftovers {
     adopted: Option<u64>,
@@ -421,11 +422,19 @@ impl Leftovers {
                     let key = key.to_ascii_lowercase();
                     // Not a timer's setting ("stale_routes_time").
                     let counted = !key.contains("time");
-                    match inner.as_u64() {
-                        Some(n) if counted && key.contains("adopted") => {
+                    // `"adopting": false` once the adoption is over (no count then); while
+                    // it runs the count comes with it, and it counts as one more.
+                    let number = match inner {
+                        Value::Bool(adopting) if key == "adopting" => {
+                            Some(u64::from(*adopting)).map(|n| (n, "adopted"))
+                        }
+                        _ => inner.as_u64().map(|n| (n, key.as_str())),
+                    };
+                    match number {
+                        Some((n, name)) if counted && name.contains("adopted") => {
                             self.adopted = Some(self.adopted.unwrap_or(0) + n)
                         }
-                        Some(n) if counted && key.contains("stale") => self.stale += n,
+                        Some((n, name)) if counted && name.contains("stale") => self.stale += n,
                         _ => self.add(inner),
                     }
                 }

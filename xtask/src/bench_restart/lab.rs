@@ -408,19 +408,25 @@ impl Drop for Dut {
     }
 }
 
-/// Sums the numbers under keys naming "adopted" (not a timer's setting) in `value`.
+/// Sums the numbers under keys naming "adopted" (not a timer's setting) in `value`, and the
+/// `adopting` flag of `status`'s `adoption`.
 fn sum_adopted(value: &serde_json::Value, found: &mut Option<u64>) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, inner) in map {
                 let key = key.to_ascii_lowercase();
-                if key.contains("adopted")
-                    && !key.contains("time")
-                    && let Some(n) = inner.as_u64()
-                {
-                    *found = Some(found.unwrap_or(0) + n);
-                } else {
-                    sum_adopted(inner, found);
+                // `"adopting": false` once the adoption is over (no count then); while it
+                // runs, the count comes with it and the flag counts as one more.
+                let number = match inner {
+                    serde_json::Value::Bool(adopting) if key == "adopting" => {
+                        Some(u64::from(*adopting))
+                    }
+                    _ if key.contains("adopted") && !key.contains("time") => inner.as_u64(),
+                    _ => None,
+                };
+                match number {
+                    Some(n) => *found = Some(found.unwrap_or(0) + n),
+                    None => sum_adopted(inner, found),
                 }
             }
         }
