@@ -17,13 +17,14 @@ pub mod tor;
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     process::Child,
     thread,
     time::{Duration, Instant},
 };
 
+use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::netns::{AGENT, Namespaces, process_alive, sh, spawn_logged, stop, tail, wait_for};
@@ -55,6 +56,44 @@ pub struct FibSnapshot {
     pub routes: BTreeMap<String, (String, Vec<String>)>,
     pub groups: BTreeSet<Vec<String>>,
     pub kernel: Vec<String>,
+}
+
+impl FibSnapshot {
+    /// What the longest prefix containing `address` says: (prefix, action, nexthops).
+    fn lookup(&self, address: IpAddr) -> Option<(&String, &(String, Vec<String>))> {
+        self.routes
+            .iter()
+            .filter_map(|(prefix, route)| Some((prefix.parse::<IpNet>().ok()?, prefix, route)))
+            .filter(|(net, _, _)| net.contains(&address))
+            .max_by_key(|(net, _, _)| net.prefix_len())
+            .map(|(_, prefix, route)| (prefix, route))
+    }
+
+    /// The differences in forwarding between two FIBs that may list their routes in other
+    /// shapes (DIR-24-8 lists the ranges left between longer prefixes, not the prefixes): for
+    /// the first, second and last address of every prefix of either, the action and nexthops
+    /// of the longest match in each. Empty: they forward alike.
+    pub fn forwarding_differences(&self, other: &Self) -> Vec<String> {
+        let mut addresses = BTreeSet::new();
+        for prefix in self.routes.keys().chain(other.routes.keys()) {
+            let Ok(net) = prefix.parse::<IpNet>() else {
+                continue;
+            };
+            addresses.insert(net.network());
+            addresses.insert(net.broadcast());
+            if let Some(second) = net.hosts().nth(1) {
+                addresses.insert(second);
+            }
+        }
+        addresses
+            .into_iter()
+            .filter_map(|address| {
+                let (ours, theirs) = (self.lookup(address), other.lookup(address));
+                (ours.map(|m| m.1) != theirs.map(|m| m.1))
+                    .then(|| format!("{address}: {ours:?} against {theirs:?}"))
+            })
+            .collect()
+    }
 }
 
 impl RestartLab {
