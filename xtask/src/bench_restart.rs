@@ -246,10 +246,21 @@ fn feed_session(
     link: &Link,
     case: &Case,
 ) -> Result<(Session, Instant, Instant)> {
-    let session = topology
-        .sender
-        .run_in(|| Session::establish(&sender_config(link), Duration::from_secs(120)))
-        .context("opening the session")?;
+    // A restarting DUT may accept a connection and then drop it (the old process on its way
+    // out): retried until the deadline.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let session = loop {
+        match topology
+            .sender
+            .run_in(|| Session::establish(&sender_config(link), Duration::from_secs(10)))
+        {
+            Ok(session) => break session,
+            Err(err) if Instant::now() > deadline => {
+                return Err(err.context("opening the session"));
+            }
+            Err(_) => netns::sleep(Duration::from_millis(100))?,
+        }
+    };
     let established = session.established_at;
     session.send(&case.feed.bytes)?;
     session.send(&feed::end_of_rib())?;

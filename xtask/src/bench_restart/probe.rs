@@ -129,14 +129,17 @@ impl Probe {
 
     /// Waits until datagrams sent from now on arrive (up to `timeout`): the path works.
     pub fn flowing(&self, timeout: Duration) -> bool {
-        let from = self.mark();
         let deadline = Instant::now() + timeout;
+        let mut from = self.mark();
         while Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(100));
             let to = self.mark();
+            // What was just sent may still be on its way.
+            thread::sleep(Duration::from_millis(100));
             if to > from + 20 && self.lost_between(from, to) == 0 {
                 return true;
             }
+            from = to;
         }
         false
     }
