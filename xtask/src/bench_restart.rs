@@ -54,6 +54,8 @@ use lab::{Dut, Topology};
 use probe::Probe;
 
 const PROBE_PORT: u16 = 9000;
+/// What the agent logs when a peer's End-of-RIB sweeps the adopted routes.
+const SWEPT_ON_EOR: &str = "End-of-RIB: routes adopted from the previous run swept";
 /// Losses are counted until this long after the FIB is clean.
 const SETTLE: Duration = Duration::from_secs(1);
 /// The restart time the sender offers (and FRR's default).
@@ -126,6 +128,8 @@ struct Row {
     exit_s: Option<f64>,
     established_s: f64,
     eor_s: f64,
+    /// The agent read the End-of-RIB and swept the adopted routes (its log's time).
+    eor_read_s: Option<f64>,
     clean_s: f64,
 }
 
@@ -347,6 +351,7 @@ fn bench_agent(
             ));
             let from = probe.mark();
             let start = Instant::now();
+            let wall_start = std::time::SystemTime::now();
             let mut exit_s = None;
             match restart {
                 Restart::Planned => {
@@ -381,14 +386,18 @@ fn bench_agent(
                 exit_s,
                 established_s: (established - start).as_secs_f64(),
                 eor_s: (eor - start).as_secs_f64(),
+                eor_read_s: dut
+                    .log_time_of_day(SWEPT_ON_EOR)
+                    .map(|at| seconds_since(wall_start, at)),
                 clean_s: (clean - start).as_secs_f64(),
             };
             progress(&format!(
-                "  lost {} of {}, clean after {:.2} s ({:+.2} s after the End-of-RIB)",
+                "  lost {} of {}, clean after {:.2} s (End-of-RIB sent at {:.2} s, read at {})",
                 row.lost,
                 row.sent,
                 row.clean_s,
-                row.clean_s - row.eor_s
+                row.eor_s,
+                row.eor_read_s.map_or("?".into(), |s| format!("{s:.2} s"))
             ));
             rows.push(row);
         }
@@ -403,6 +412,7 @@ fn bench_agent(
             exit_s: Some(stopped.as_secs_f64()),
             established_s: f64::NAN,
             eor_s: f64::NAN,
+            eor_read_s: None,
             clean_s: f64::NAN,
         });
         Ok(rows)
@@ -473,10 +483,26 @@ fn bench_frr(link: &Link, binary: &Path, case: &Case, timeout: Duration) -> Resu
             exit_s: None,
             established_s: (established - start).as_secs_f64(),
             eor_s: (eor - start).as_secs_f64(),
+            eor_read_s: None,
             clean_s: (clean - start).as_secs_f64(),
         })
     })();
     result.map_err(|err| err.context(format!("bgpd log:\n{}", dut.log_tail("bgpd", 30))))
+}
+
+/// Seconds from `start` to a UTC time of day (seconds since midnight) shortly after it.
+fn seconds_since(start: std::time::SystemTime, time_of_day: f64) -> f64 {
+    let since_epoch = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let delta = time_of_day - since_epoch % 86_400.0;
+    // Past midnight.
+    if delta < -43_200.0 {
+        delta + 86_400.0
+    } else {
+        delta
+    }
 }
 
 fn print_rows(rows: &[Row]) -> Result<()> {
@@ -487,9 +513,10 @@ fn print_rows(rows: &[Row]) -> Result<()> {
         "sent",
         "exit s",
         "session s",
-        "EoR s",
+        "EoR sent s",
+        "EoR read s",
         "clean s",
-        "clean - EoR s",
+        "clean - EoR read s",
     ]);
     let seconds = |s: f64| {
         if s.is_nan() {
@@ -516,12 +543,10 @@ fn print_rows(rows: &[Row]) -> Result<()> {
             row.exit_s.map_or("-".into(), seconds),
             seconds(row.established_s),
             seconds(row.eor_s),
+            row.eor_read_s.map_or("-".into(), seconds),
             seconds(row.clean_s),
-            if stop {
-                "-".into()
-            } else {
-                format!("{:+.2}", row.clean_s - row.eor_s)
-            },
+            row.eor_read_s
+                .map_or("-".into(), |read| format!("{:+.2}", row.clean_s - read)),
         ]);
     }
     let mut out = std::io::stdout().lock();
@@ -530,7 +555,8 @@ fn print_rows(rows: &[Row]) -> Result<()> {
         "\nUDP datagrams at 1 ms from the client through the DUT to a route of the feed, lost \
          from the restart until 1 s after the FIB is clean; seconds from the restart (SIGTERM, the \
          restart command, SIGKILL) until the process exited (exit), the sender's session was \
-         back (session), its End-of-RIB was sent (EoR), the FIB was clean (router-agent: every \
+         back (session), its End-of-RIB was sent (EoR sent: handed to its socket, behind the whole \
+         feed) and read (EoR read: the agent's log line of the sweep it triggers), the FIB was clean (router-agent: every \
          route in the FIB and no adopted entry left; FRR: every prefix received again); the \
          full stop's exit: from `router-agent stop` until the process is gone"
     )?;

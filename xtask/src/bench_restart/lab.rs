@@ -288,6 +288,19 @@ passive = true
         Ok((routes as usize, adopted))
     }
 
+    /// The UTC time of day (seconds since midnight) of the agent's last log line containing
+    /// `needle` (the log's lines start with an RFC 3339 timestamp).
+    pub fn log_time_of_day(&self, needle: &str) -> Option<f64> {
+        let text = fs::read_to_string(self.dir.join("router-agent.log")).ok()?;
+        let line = text.lines().rev().find(|line| line.contains(needle))?;
+        let clock = line.get(11..)?.split('Z').next()?;
+        let mut parts = clock.split(':');
+        let hours: f64 = parts.next()?.parse().ok()?;
+        let minutes: f64 = parts.next()?.parse().ok()?;
+        let seconds: f64 = parts.next()?.parse().ok()?;
+        Some(hours * 3600.0 + minutes * 60.0 + seconds)
+    }
+
     pub fn log_tail(&self, label: &str, lines: usize) -> String {
         tail(&self.dir.join(format!("{label}.log")), lines)
     }
