@@ -255,6 +255,24 @@ fn restarts(mut lab: Lab, engine: &str) {
     // adopted ones: the FIB and the kernel routes stay as they were all along.
     fib_steady_until_adoption_over(&lab, &before, &kernel_before, 1);
 
+    // `router-agent restart` with a file the new process would refuse: refused, still running.
+    let agent_toml = lab.path("agent.toml");
+    let good = fs::read_to_string(&agent_toml).unwrap();
+    fs::write(lab.path("cli.toml"), &good).unwrap();
+    fs::write(&agent_toml, format!("{good}\n[bgp.graceful_restart]\n")).unwrap();
+    let out = lab
+        .command_in("host", AGENT)
+        .args(["restart", "-c", &lab.path_str("cli.toml")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("restart refused"),
+        "{stderr}"
+    );
+    fs::write(&agent_toml, &good).unwrap();
+    assert!(agent.try_wait().unwrap().is_none(), "{}", lab.logs());
+
     // `router-agent restart`: the same in place, same PID.
     let pid = agent.id();
     sh(&[AGENT, "restart", "-c", &lab.path_str("agent.toml")]);
@@ -310,4 +328,92 @@ fn restarts(mut lab: Lab, engine: &str) {
     let link = lab.exec("host", &["ip", "link", "show", "dev", &lab.host_if]);
     assert!(!link.contains("xdp"), "detached: {link}");
     assert_eq!(lab.kernel_routes().trim(), "", "kernel routes removed");
+}
+
+/// Without BGP nothing is BGP-owned, but a restart still adopts: the flow hash seed is kept,
+/// the FIB comes back the same, and a crash (`kill -9`, stamp still "running") adopts too;
+/// maps of another layout version are a cold start.
+#[test]
+fn restarts_without_bgp_keep_the_seed_and_survive_a_crash() {
+    let lab = Lab::new("adoptstatic", "ah", "ap", 76);
+    let config = config(&lab, "lpm-trie");
+    let config = format!(
+        "{}[[route]]\nprefix = \"{}\"\nnexthops = [{{ via = \"{}\" }}]\n",
+        &config[..config.find("[bgp]").unwrap()],
+        LEARNED[0],
+        lab.peer_ip
+    );
+    fs::write(lab.path("agent.toml"), config).unwrap();
+    let pin_dir = lab.net.pin_dir.clone();
+    let forwarding = |runs: usize| {
+        wait_for(
+            "the agent forwarding",
+            Duration::from_secs(10),
+            || lab.agent_log_count(&["forwarding routes="]) == runs,
+            || lab.logs(),
+        )
+    };
+
+    let mut agent = start_agent(&lab);
+    forwarding(1);
+    let before = lab.fib();
+    assert!(before.contains_key(LEARNED[0]), "{before:?}");
+    let seed = stamp(&pin_dir).flow_hash_seed;
+
+    term(&lab, &mut agent);
+    let mut agent = start_agent(&lab);
+    forwarding(2);
+    assert_eq!(
+        lab.agent_log_count(&[ADOPTED, "adopted=0", "planned restart"]),
+        1,
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(stamp(&pin_dir).flow_hash_seed, seed);
+    assert_eq!(lab.fib(), before);
+    wait_for(
+        "the adoption to end at once",
+        Duration::from_secs(5),
+        || lab.agent_log_count(&["adoption over"]) == 1,
+        || lab.logs(),
+    );
+
+    // A crash: the stamp still says running, and the next start adopts all the same.
+    // SAFETY: kill(2) on our own, unreaped child.
+    unsafe { libc::kill(agent.id() as libc::pid_t, libc::SIGKILL) };
+    wait_exit(&lab, &mut agent);
+    let mut agent = start_agent(&lab);
+    forwarding(3);
+    assert_eq!(
+        lab.agent_log_count(&[ADOPTED, "adopted=0", "crashed"]),
+        1,
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(stamp(&pin_dir).flow_hash_seed, seed);
+    assert_eq!(lab.fib(), before);
+
+    // Maps of another layout version (an upgrade that changed a map): a cold start, a new
+    // seed, the FIB rebuilt the same.
+    term(&lab, &mut agent);
+    {
+        let mut stamps = open_array::<DatapathStamp>(&pin_dir, map_names::STAMP);
+        let mut older = stamps.get(&0, 0).unwrap();
+        older.layout_version = LAYOUT_VERSION + 1;
+        stamps.set(0, older, 0).unwrap();
+    }
+    let mut agent = start_agent(&lab);
+    forwarding(4);
+    assert_eq!(
+        lab.agent_log_count(&["cold start: not adopting", "layout version"]),
+        1,
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(lab.agent_log_count(&[ADOPTED]), 2, "{}", lab.logs());
+    assert_eq!(stamp(&pin_dir).layout_version, LAYOUT_VERSION);
+    assert_eq!(lab.fib(), before);
+    assert!(agent.try_wait().unwrap().is_none(), "{}", lab.logs());
+    sh(&[AGENT, "stop", "-c", &lab.path_str("agent.toml")]);
+    wait_exit(&lab, &mut agent);
 }

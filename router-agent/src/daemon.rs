@@ -217,6 +217,17 @@ impl Agent {
                         crate::control::Query::Restart => Some(Exit::ReExec),
                         _ => None,
                     };
+                    // The new process reads the file again: one it would refuse would
+                    // leave no agent at all.
+                    let invalid = (exit == Some(Exit::ReExec))
+                        .then(|| Config::load(&options.config_path).err())
+                        .flatten();
+                    if let Some(err) = invalid {
+                        let error = format!("restart refused, the configuration is invalid: {err:#}");
+                        tracing::error!("{error}");
+                        let _ = request.reply.send(serde_json::json!({ "error": error }).to_string());
+                        continue;
+                    }
                     if let Some(exit) = exit {
                         tracing::info!(?exit, "asked over the control socket");
                         let answer = serde_json::json!({ "exit": format!("{exit:?}"), "pid": std::process::id() });

@@ -519,4 +519,24 @@ mod tests {
         assert!(text.contains("*>S 198.18.0.0/24"), "{text}");
         assert!(text.contains("*>  198.18.1.0/24"), "{text}");
     }
+
+    #[test]
+    fn status_shows_an_adoption_in_progress_only() {
+        let status = |adoption| {
+            render_status(&serde_json::json!({
+                "fib": { "routes": 3, "groups": 1, "nexthops": 1 },
+                "neighbors": [],
+                "adoption": adoption,
+            }))
+        };
+        let adopting = status(serde_json::json!({
+            "adopting": true, "adopted_routes": 1200, "deferral_left_secs": 95.4
+        }));
+        assert!(
+            adopting.contains("1200 adopted routes left, swept in 95 s"),
+            "{adopting}"
+        );
+        let over = status(serde_json::json!({ "adopting": false }));
+        assert!(!over.contains("dopt"), "{over}");
+    }
 }

@@ -95,14 +95,16 @@ impl Agent {
     /// neighbors, so that their groups start with the previous layout over resolved
     /// nexthops), and starts the adoption's clock.
     pub(super) fn adopt(&mut self, batch: &mut Batch, adoption: &Adoption, deferral: Duration) {
+        let mut by_group: Vec<Vec<ipnet::IpNet>> = vec![Vec::new(); adoption.groups.len()];
+        for (prefix, group) in &adoption.routes {
+            by_group[*group].push(*prefix);
+        }
         let mut failed = 0;
         let mut first_error = None;
-        for (prefix, group) in &adoption.routes {
-            if let Err(err) = self
-                .fib
-                .adopt_route(batch, *prefix, &adoption.groups[*group])
-            {
-                failed += 1;
+        for (group, prefixes) in adoption.groups.iter().zip(&by_group) {
+            let before = self.fib.adopted_route_count();
+            if let Err(err) = self.fib.adopt_routes(batch, group, prefixes) {
+                failed += prefixes.len() - (self.fib.adopted_route_count() - before);
                 first_error.get_or_insert(err);
             }
         }

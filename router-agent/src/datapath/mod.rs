@@ -3,7 +3,9 @@
 //! A datapath is built complete before it takes traffic: maps are created unpinned, filled
 //! from the FIB, and only then attached (replacing a previous agent's program atomically
 //! through its pinned link) and pinned. A restart or upgrade therefore never shows packets an
-//! empty or half-written table; a crash leaves the pinned link and maps forwarding.
+//! empty or half-written table; a crash leaves the pinned link and maps forwarding. The pin
+//! directory's `STAMP` (`stamp.rs`) lets the next run adopt the previous one's BGP routes
+//! (`adopt.rs`).
 
 pub mod adopt;
 mod batch;
@@ -12,24 +14,17 @@ pub mod interfaces;
 mod local;
 pub mod mmap;
 pub mod pinned;
+mod pins;
+pub use pins::link_pin_path;
 mod stamp;
 
-use std::{
-    collections::BTreeMap,
-    net::IpAddr,
-    os::fd::AsFd,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd, path::PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{DevMapHash, LpmTrie, Map, MapData, PerCpuArray, PerCpuValues, lpm_trie::Key},
-    programs::{
-        Xdp,
-        links::{FdLink, PinnedLink},
-        xdp::{XdpLink, XdpMode},
-    },
+    programs::{Xdp, links::PinnedLink},
     util::nr_cpus,
 };
 use ipnet::{IpNet, Ipv4Net};
@@ -52,11 +47,6 @@ pub static TRAFFICGEN_OBJECT: &[u8] =
 
 pub const PROGRAM_NAME: &str = "hostrouter";
 pub const FLOW_HASH_SEED_GLOBAL: &str = "FLOW_HASH_SEED";
-
-/// Pinned XDP link of an interface: `<pin dir>/link_<ifname>`.
-pub fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
-    pin_dir.join(format!("link_{ifname}"))
-}
 
 #[derive(Clone, Debug)]
 pub struct DatapathOptions {
@@ -130,9 +120,10 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Loads the program with fresh, unpinned, empty maps sized for `options`. Nothing is taken
-    /// over from a previous agent's pinned maps (`pin_maps` replaces them), so a table in an
-    /// older entry format (as DIR-24-8 before depths moved into its entries) is never read back.
+    /// Loads the program with fresh, unpinned, empty maps sized for `options`. A previous
+    /// agent's pinned maps are never written: `pin_maps` replaces them, and what is taken over
+    /// from them is read before, through the FIB (`adopt.rs`, only from maps whose stamp has
+    /// this layout version).
     pub fn load(options: DatapathOptions) -> Result<Self> {
         let engine = options.engine as u32;
         let uses_trie_v4 = options.engine == LookupEngine::LpmTrie;
@@ -462,84 +453,6 @@ impl Datapath {
     /// Userspace bookkeeping of the DIR-24-8 tables, in bytes.
     pub fn dir24_bookkeeping_bytes(&self) -> usize {
         self.dir24.as_ref().map_or(0, Dir24::memory_bytes)
-    }
-
-    /// Attaches to `ifname`: replaces the program behind its pinned link if a previous agent
-    /// left one (atomic, no packet sees no program), else attaches and pins a new link.
-    pub fn attach(&mut self, ifname: &str, ifindex: u32, mode: XdpMode) -> Result<()> {
-        let pin_dir = self.options.pin_dir.clone();
-        std::fs::create_dir_all(&pin_dir)
-            .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
-        let link_path = link_pin_path(&pin_dir, ifname);
-        let program = self.program_mut();
-        if link_path.exists() {
-            let pinned = PinnedLink::from_pin(&link_path)
-                .with_context(|| format!("opening pinned link {}", link_path.display()))?;
-            let link = XdpLink::try_from(FdLink::from(pinned))
-                .with_context(|| format!("{} is not an XDP link", link_path.display()))?;
-            program
-                .attach_to_link(link)
-                .with_context(|| format!("replacing the program on {ifname}"))?;
-            tracing::info!(ifname, "replaced the XDP program behind the pinned link");
-            // The pin stays; nothing more to keep.
-            return Ok(());
-        }
-        let id = program
-            .attach_to_if_index(ifindex, mode)
-            .with_context(|| format!("attaching XDP to {ifname} ({mode:?} mode)"))?;
-        let link = program.take_link(id)?;
-        let fd_link = FdLink::try_from(link).map_err(|err| {
-            anyhow!("{ifname}: the kernel attached without a bpf_link ({err}); cannot pin")
-        })?;
-        let pinned = fd_link
-            .pin(&link_path)
-            .with_context(|| format!("pinning {}", link_path.display()))?;
-        self.links.insert(ifname.to_owned(), pinned);
-        tracing::info!(ifname, ?mode, "attached XDP program");
-        Ok(())
-    }
-
-    /// Pins every map as `<pin dir>/<name>`, replacing what a previous agent pinned there,
-    /// stamped as running: the next run may adopt them.
-    pub fn pin_maps(&mut self) -> Result<()> {
-        self.write_stamp(router_common::STAMP_RUNNING)?;
-        let pin_dir = &self.options.pin_dir;
-        std::fs::create_dir_all(pin_dir)
-            .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
-        for (name, map) in &self.maps {
-            let path = pin_dir.join(name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(err).with_context(|| format!("unpinning {}", path.display()));
-                }
-            }
-            map.pin(&path)
-                .with_context(|| format!("pinning {}", path.display()))?;
-        }
-        self.pinned = true;
-        Ok(())
-    }
-
-    /// Detaches from every interface and removes our pins: the clean way out.
-    pub fn detach_and_unpin(mut self, ifnames: &[String]) -> Result<()> {
-        let pin_dir = self.options.pin_dir.clone();
-        for ifname in ifnames {
-            let path = link_pin_path(&pin_dir, ifname);
-            let link = match self.links.remove(ifname) {
-                Some(link) => link,
-                None if path.exists() => PinnedLink::from_pin(&path)?,
-                None => continue,
-            };
-            // Unpinning leaves us the last reference: dropping it detaches the program.
-            drop(link.unpin()?);
-        }
-        for name in map_names::ALL {
-            let _ = std::fs::remove_file(pin_dir.join(name));
-        }
-        let _ = std::fs::remove_dir(&pin_dir);
-        Ok(())
     }
 }
 

@@ -82,57 +82,85 @@ impl Fib {
     }
 
     /// Adds the previous run's route for `prefix` over `group`, its buckets laid out as they
-    /// were. Routes of one previous group share one new group. A prefix some source already
-    /// holds keeps it if that source is preferred (the adopted route waits behind it); a
-    /// prefix already adopted keeps its first route.
+    /// were. See [`Fib::adopt_routes`].
     pub fn adopt_route(
         &mut self,
         batch: &mut Batch,
         prefix: IpNet,
         group: &AdoptedGroup,
     ) -> Result<(), FibError> {
-        let prefix = prefix.trunc();
-        if group.members.is_empty() {
-            return Err(FibError::NoNexthops { prefix });
-        }
-        if group.members.len() > NEXTHOP_BUCKETS {
-            return Err(FibError::TooManyNexthops {
-                prefix,
-                count: group.members.len(),
+        self.adopt_routes(batch, group, &[prefix])
+    }
+
+    /// Adds the previous run's routes of one group (a full table is a million routes over a
+    /// few groups: the group is made once). Routes of one previous group share one new group,
+    /// laid out as the previous one. A prefix some source already holds keeps it if that
+    /// source is preferred (the adopted route waits behind it); a prefix already adopted keeps
+    /// its first route. On an error (no group id, slot or nexthop id free), the routes not
+    /// adopted yet are left to the kernel, which still holds them.
+    pub fn adopt_routes(
+        &mut self,
+        batch: &mut Batch,
+        group: &AdoptedGroup,
+        prefixes: &[IpNet],
+    ) -> Result<(), FibError> {
+        if group.members.is_empty() || group.members.len() > NEXTHOP_BUCKETS {
+            let prefix = prefixes.first().copied().unwrap_or_default();
+            return Err(match group.members.len() {
+                0 => FibError::NoNexthops { prefix },
+                count => FibError::TooManyNexthops { prefix, count },
             });
         }
         let keys: BTreeSet<NexthopKey> = group.members.iter().copied().collect();
         let set = self.intern(keys);
-        let installed = self.routes.get(&prefix);
-        match installed {
-            Some(installed) if installed.source() == Source::Adopted => return Ok(()),
-            Some(installed) if installed.source() < Source::Adopted => {
-                if self.routes.alternate(&prefix, Source::Adopted).is_none() {
-                    self.routes
-                        .set_alternate(prefix, Source::Adopted, Candidate::Via(set));
-                    self.adopted_routes += 1;
+        // The new group, once a route needs it; every route after the first adds a reference.
+        let mut acquired: Option<u32> = None;
+        for prefix in prefixes {
+            let prefix = prefix.trunc();
+            let installed = self.routes.get(&prefix);
+            match installed {
+                Some(installed) if installed.source() == Source::Adopted => continue,
+                Some(installed) if installed.source() < Source::Adopted => {
+                    if self.routes.alternate(&prefix, Source::Adopted).is_none() {
+                        self.routes.set_alternate(
+                            prefix,
+                            Source::Adopted,
+                            Candidate::Via(set.clone()),
+                        );
+                        self.adopted_routes += 1;
+                    }
+                    continue;
                 }
-                return Ok(());
+                _ => {}
             }
-            _ => {}
-        }
-        let id = self.acquire_adopted_group(batch, &set, group)?;
-        batch.routes.push(self.route_op(prefix, id));
-        if let Some(installed) = installed {
-            // A kernel route we use only without one of our own: it waits now.
-            let demoted = self.candidate_of(installed, &prefix);
-            if !self.unplaced.is_empty() {
-                self.unplaced.remove(&prefix);
-            }
-            if !is_reserved(installed.group()) {
-                self.release_group(batch, installed.group());
+            let id = match acquired {
+                Some(id) => {
+                    self.groups.get_mut(&id).expect("held").routes += 1;
+                    id
+                }
+                None => {
+                    let id = self.acquire_adopted_group(batch, &set, group)?;
+                    acquired = Some(id);
+                    id
+                }
+            };
+            batch.routes.push(self.route_op(prefix, id));
+            if let Some(installed) = installed {
+                // A kernel route we use only without one of our own: it waits now.
+                let demoted = self.candidate_of(installed, &prefix);
+                if !self.unplaced.is_empty() {
+                    self.unplaced.remove(&prefix);
+                }
+                if !is_reserved(installed.group()) {
+                    self.release_group(batch, installed.group());
+                }
+                self.routes
+                    .set_alternate(prefix, installed.source(), demoted);
             }
             self.routes
-                .set_alternate(prefix, installed.source(), demoted);
+                .set(prefix, RouteEntry::new(id, Source::Adopted));
+            self.adopted_routes += 1;
         }
-        self.routes
-            .set(prefix, RouteEntry::new(id, Source::Adopted));
-        self.adopted_routes += 1;
         Ok(())
     }
 

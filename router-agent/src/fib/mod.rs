@@ -22,7 +22,8 @@
 //!
 //! Files: `api.rs` (the public operations), `install.rs` (a prefix's datapath route and
 //! kernel mirror, failures, `pass_to_kernel`), `groups.rs` (groups and their bucket layouts),
-//! `nexthops.rs` (nexthop records and slots), `ids.rs` (id allocation and quarantine).
+//! `nexthops.rs` (nexthop records and slots), `ids.rs` (id allocation and quarantine),
+//! `adopted.rs` (the previous run's routes after a restart, and nexthop owner records).
 
 mod adopted;
 mod api;

@@ -349,3 +349,33 @@ fn nexthop_records_carry_their_owner() {
     assert!(owners.iter().any(|o| o.flags == OWNER_F_PEER_IPV6));
     assert!(owners.contains(&NexthopOwner::default()));
 }
+
+#[test]
+fn a_table_of_one_group_is_adopted_with_one_group_write() {
+    let (mut fib, mut dp, a, b) = two_peers();
+    let prefixes: Vec<IpNet> = (0..20_000).map(prefix_n).collect();
+    let mut batch = Batch::default();
+    let started = Instant::now();
+    fib.adopt_routes(&mut batch, &group(&[a, b]), &prefixes)
+        .unwrap();
+    eprintln!("20000 routes adopted in {:?}", started.elapsed());
+    let group_writes = batch
+        .ops()
+        .filter(|op| matches!(op, FibOp::WriteGroup { .. }))
+        .count();
+    assert_eq!(group_writes, 1);
+    dp.apply(&batch);
+    assert_eq!(fib.adopted_route_count(), 20_000);
+    assert_eq!(dp.routes.len(), 20_000);
+
+    let mut batch = Batch::default();
+    assert_eq!(
+        fib.sweep_adopted(&mut batch, None, Some(Family::Ipv4)),
+        20_000
+    );
+    dp.apply(&batch);
+    assert_eq!(
+        (fib.route_count(), fib.group_count(), fib.nexthop_count()),
+        (0, 0, 0)
+    );
+}
