@@ -31,14 +31,10 @@ use super::{
         Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
         Peering, Restart, SessionConfig, State, Timer,
     },
-    graceful_restart::{
-        NegotiatedGracefulRestart,
-        session::{GracefulClose, graceful_close, hard_reset},
-    },
+    graceful_restart::NegotiatedGracefulRestart,
     packet::{
-        Capability, Codec, Message, MessageError, MessageType, Update, UpdateError,
-        capability::code as capability_code,
-        encode_updates, message_length,
+        Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
+        message_length,
         types::{Afi, Safi},
     },
     rib::PeerId,
@@ -348,41 +344,6 @@ impl PeerTask {
         self.emit(SessionEvent::Closed);
     }
 
-    /// Graceful restart as the Established connection negotiated it.
-    fn established_graceful_restart(&self) -> Option<&NegotiatedGracefulRestart> {
-        let conn = self.peering.established()?;
-        self.connections[conn.index()].graceful_restart.as_ref()
-    }
-
-    /// Our hard resets (stop, clear, max-prefix) as Cease / Hard Reset on a session that
-    /// negotiated N: the peer must not keep our routes (RFC 8538 3).
-    fn hard(&self, notification: NotificationInfo) -> NotificationInfo {
-        match self.established_graceful_restart() {
-            Some(gr) if gr.notification => hard_reset(notification),
-            _ => notification,
-        }
-    }
-
-    /// A planned restart: the peer keeps our routes if it can (see `graceful_close`).
-    async fn graceful_stop(&mut self, message: &str) {
-        let close = graceful_close(self.established_graceful_restart(), message);
-        let cease = match close {
-            GracefulClose::Notify(notification) => notification,
-            GracefulClose::Silent => {
-                // Closed before the FSM stops: its Cease finds no connection to go out on.
-                for conn in CONNS {
-                    if let Some(mut writer) = self.connections[conn.index()].writer.take() {
-                        let _ = writer.shutdown().await;
-                    }
-                    self.connections[conn.index()].detach();
-                }
-                NotificationInfo::cease(CeaseSubcode::AdministrativeShutdown, Some(message))
-            }
-        };
-        let actions = self.peering.stop(cease);
-        self.carry_out(actions).await;
-    }
-
     /// Tells the speaker. It may have stopped (shutdown): nothing to do then.
     fn emit(&self, event: SessionEvent) {
         let _ = self.events.send(PeerEvent::Session {
@@ -495,32 +456,6 @@ impl PeerTask {
                 tracing::debug!(peer = %label(self.remote), afi, safi, "ROUTE-REFRESH for an unknown family");
                 Event::RouteRefreshMsg
             }
-        }
-    }
-
-    /// RFC 4724 gives no error for a malformed Graceful Restart capability: it is ignored
-    /// (the session runs without GR), and said once per peer.
-    fn log_malformed_graceful_restart(&mut self, open: &super::packet::Open) {
-        let malformed = open
-            .capabilities
-            .iter()
-            .find_map(|capability| match capability {
-                Capability::Unknown { code, value }
-                    if *code == capability_code::GRACEFUL_RESTART =>
-                {
-                    Some(value)
-                }
-                _ => None,
-            });
-        if let Some(value) = malformed
-            && !self.malformed_graceful_restart_logged
-        {
-            self.malformed_graceful_restart_logged = true;
-            let why = crate::bgp::graceful_restart::GracefulRestartCapability::decode(value)
-                .err()
-                .map_or_else(|| "malformed".to_owned(), |err| err.to_string());
-            tracing::warn!(peer = %label(self.remote), value = ?value,
-                "{why}: capability ignored, no graceful restart with this peer (said once)");
         }
     }
 
@@ -683,3 +618,7 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
         v4 => v4,
     }
 }
+
+mod graceful;
+#[cfg(test)]
+mod tests;

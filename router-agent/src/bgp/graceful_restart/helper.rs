@@ -64,7 +64,8 @@ impl PeerRestart {
 
     /// The session is Established again: returns the families whose stale routes go at once
     /// (the new OPEN has no capability, leaves the family out, or has F clear: the peer lost
-    /// its forwarding state, RFC 4724 4.2). The others wait for End-of-RIB.
+    /// its forwarding state, RFC 4724 4.2; or the new session does not carry the family, so
+    /// no End-of-RIB can come). The others wait for End-of-RIB.
     pub fn resumed(
         &mut self,
         now: Instant,
@@ -75,7 +76,11 @@ impl PeerRestart {
             .families
             .iter()
             .copied()
-            .filter(|afi| !negotiated.is_some_and(|gr| gr.forwarding_preserved(*afi)))
+            .filter(|afi| {
+                !negotiated.is_some_and(|gr| {
+                    gr.families.contains(&(*afi, Safi::Unicast)) && gr.forwarding_preserved(*afi)
+                })
+            })
             .collect();
         for afi in &sweep {
             self.families.remove(afi);
@@ -90,6 +95,12 @@ impl PeerRestart {
     /// now (it was waiting for it).
     pub fn end_of_rib(&mut self, afi: Afi) -> bool {
         matches!(self.phase, Phase::AwaitingEndOfRib { .. }) && self.families.remove(&afi)
+    }
+
+    /// The operator ends the wait (`clear neighbor` of a peer whose session is gone): the
+    /// next tick withdraws everything, as if the restart time had run out.
+    pub fn expire_now(&mut self, now: Instant) {
+        self.phase = Phase::Restarting { until: now };
     }
 
     /// Nothing is kept any more: the restart is over.
@@ -202,6 +213,13 @@ mod tests {
         let sweep = restart.resumed(now, Some(&new), Duration::from_secs(60));
         assert_eq!(sweep, vec![Afi::Ipv6]);
         assert_eq!(restart.families, [Afi::Ipv4].into());
+
+        let mut restart = PeerRestart::begin(now, &negotiated(120, &both)).unwrap();
+        // F for both, but the new session carries IPv4 only.
+        let mut v4_session = negotiated(120, &[(Afi::Ipv4, true), (Afi::Ipv6, true)]);
+        v4_session.families.remove(&(Afi::Ipv6, Safi::Unicast));
+        let sweep = restart.resumed(now, Some(&v4_session), Duration::from_secs(60));
+        assert_eq!(sweep, vec![Afi::Ipv6]);
 
         let mut restart = PeerRestart::begin(now, &negotiated(120, &both)).unwrap();
         let sweep = restart.resumed(now, None, Duration::from_secs(60));

@@ -172,6 +172,14 @@ impl Speaker {
             .find(|peer| peer.address.map(|a| a.ip()) == Some(address))
             .ok_or_else(|| format!("{address} is not a configured neighbor"))?;
         peer.hold_down = None;
+        if peer.session_ended
+            && let Some(restart) = peer.restart.as_mut()
+        {
+            // A restarting dynamic peer with no session: its stale routes go at the next tick.
+            tracing::info!(peer = %address, "clear neighbor: stale routes of a restarting peer withdrawn");
+            restart.expire_now(Instant::now());
+            return Ok(());
+        }
         tracing::info!(peer = %address, "clear neighbor: resetting the session");
         peer.handle
             .commands

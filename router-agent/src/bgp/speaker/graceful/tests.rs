@@ -565,3 +565,42 @@ fn a_planned_restart_of_ours_leaves_the_fib_alone() {
     }
     assert_eq!(lab.gateway_usable(GATEWAY_V4), Some(true));
 }
+
+#[tokio::test]
+async fn a_restarting_dynamic_peer_comes_back_under_the_same_id() {
+    let mut lab = Lab::new("", true);
+    lab.established(Some(capability(true, &BOTH)));
+    lab.announce(&ROUTES);
+    lab.down(DownReason::TcpConnectionFails);
+    lab.event(SessionEvent::Closed);
+    assert!(lab.speaker.peers[&PEER].session_ended);
+    // Its new connection (any stream will do: the task is what is checked).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+    let (client, accepted) = tokio::join!(client, listener.accept());
+    let (_client, (stream, _)) = (client.unwrap(), accepted.unwrap());
+    lab.speaker
+        .accept(stream, SocketAddr::new(ip(GATEWAY_V4), 50000));
+    assert_eq!(lab.speaker.peers.len(), 1, "no second peer for the address");
+    assert!(!lab.speaker.peers[&PEER].session_ended, "a task again");
+    lab.established(Some(capability(true, &BOTH_FORWARDING)));
+    lab.announce(&["198.18.0.0/24"]);
+    lab.end_of_rib(Afi::Ipv4);
+    lab.end_of_rib(Afi::Ipv6);
+    assert!(lab.in_fib("198.18.0.0/24"));
+    assert!(!lab.in_fib("198.18.1.0/24"));
+    assert!(lab.speaker.peers[&PEER].restart.is_none());
+}
+
+#[test]
+fn clearing_a_restarting_dynamic_peer_flushes_it_at_the_next_tick() {
+    let mut lab = Lab::new("", true);
+    lab.established(Some(capability(true, &BOTH)));
+    lab.announce(&ROUTES);
+    lab.down(DownReason::TcpConnectionFails);
+    lab.event(SessionEvent::Closed);
+    lab.speaker.clear(ip(GATEWAY_V4)).unwrap();
+    lab.tick_after(Duration::ZERO);
+    assert!(lab.speaker.peers.is_empty());
+    assert!(!lab.in_fib(ROUTES[0]));
+}
