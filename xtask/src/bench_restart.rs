@@ -417,13 +417,24 @@ fn bench_agent(
         });
         Ok(rows)
     })();
-    result.map_err(|err| {
+    let result = result.map_err(|err| {
         err.context(format!(
             "router-agent log (in {}):\n{}",
             dir.display(),
             dut.log_tail("router-agent", 30)
         ))
-    })
+    });
+    finish(dut, &dir, result)
+}
+
+/// Stops the DUT (its drop needs its configuration), then removes its directory unless the
+/// run failed (its logs are kept for the error message's reader).
+fn finish<T>(dut: Dut, dir: &Path, result: Result<T>) -> Result<T> {
+    drop(dut);
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
 }
 
 fn bench_frr(link: &Link, binary: &Path, case: &Case, timeout: Duration) -> Result<Row> {
@@ -487,7 +498,14 @@ fn bench_frr(link: &Link, binary: &Path, case: &Case, timeout: Duration) -> Resu
             clean_s: (clean - start).as_secs_f64(),
         })
     })();
-    result.map_err(|err| err.context(format!("bgpd log:\n{}", dut.log_tail("bgpd", 30))))
+    let result = result.map_err(|err| {
+        err.context(format!(
+            "bgpd log (in {}):\n{}",
+            dir.display(),
+            dut.log_tail("bgpd", 30)
+        ))
+    });
+    finish(dut, &dir, result)
 }
 
 /// Seconds from `start` to a UTC time of day (seconds since midnight) shortly after it.
