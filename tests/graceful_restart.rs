@@ -8,7 +8,8 @@
 //!   `run`) and `router-agent restart` lose nothing; `kill -9` then a start loses at most a
 //!   loose bound (the ToR's helper mode keeps our routes, XDP keeps forwarding). While the
 //!   agent is away the ToR keeps the host's prefix, marked stale; afterwards the FIB equals
-//!   the one before and no adopted entry is left.
+//!   the one before and no adopted entry is left. Then `router-agent stop`, the full stop:
+//!   the ToR drops the host's prefix at once, pins and kernel routes are gone.
 //! - The ToR restarts (FRR's bgpd killed and started again, GR on both sides): the agent
 //!   as helper keeps the ToR's routes in XDP until the ToR's End-of-RIB.
 //! - Upgrade: the next run loads another XDP program (engine lpm-trie -> dir24 and back),
@@ -187,6 +188,31 @@ fn agent_restarts(tag: &str, tor: TorKind) {
     lab.wait_clean(&format!("{what}: back and swept"), UP);
     check_losses(&lab, &what, &marks, KILL_LOSS_BOUND);
     check_same_fib(&lab, &what, &before);
+
+    // `router-agent stop` is the full stop whatever --keep-datapath says: the ToR is told to
+    // drop the host's prefix at once (no graceful restart), the pins and kernel routes go.
+    lab.stop_command();
+    netns::wait_for(
+        &format!("{tor:?}: the ToR withdraws the host's prefix after a full stop"),
+        Duration::from_secs(10),
+        || !lab.host_route().present,
+        || format!("{}\n{}", lab.host_route().raw, lab.logs()),
+    );
+    assert!(
+        !lab.net.pin_dir.exists() || lab.net.pin_dir.read_dir().unwrap().next().is_none(),
+        "{tor:?}: the full stop unpins everything: {:?}",
+        lab.net
+            .pin_dir
+            .read_dir()
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    let kernel = lab
+        .net
+        .exec("host", &["ip", "-4", "route", "show", "proto", "201"]);
+    assert!(
+        kernel.trim().is_empty(),
+        "{tor:?}: kernel routes after a full stop: {kernel}"
+    );
 }
 
 #[test]

@@ -255,6 +255,37 @@ hold_time = 9
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `router-agent stop`: the full stop; waits (up to 10 s) for the agent to exit and
+    /// asserts it exited cleanly.
+    pub fn stop_command(&mut self) {
+        let mut agent = self.agent.take().expect("agent running");
+        let mut command = self.net.command_in("host", AGENT);
+        command.args(["stop", "-c"]).arg(self.config_path());
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "router-agent stop failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = agent.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "the agent exited with {status}\n{}",
+                    self.logs()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                stop(agent, libc::SIGKILL);
+                panic!("the agent did not exit within 10 s of `router-agent stop`");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn agent_pid(&self) -> Option<u32> {
         self.agent.as_ref().map(Child::id)
     }
@@ -490,10 +521,16 @@ impl Drop for RestartLab {
         // A full stop: the agent started with --keep-datapath would leave its program and
         // pins; `stop` (full) is asked first, then SIGKILL; the namespaces' removal takes
         // the pins and the attached program with the interfaces.
-        if let Some(agent) = self.agent.take() {
+        if let Some(mut agent) = self.agent.take() {
             let mut command = self.net.command_in("host", AGENT);
             command.args(["stop", "-c"]).arg(self.config_path());
             let _ = command.output();
+            // The stop is acknowledged before it is done: let it finish (the Cease that ends
+            // graceful restart at the ToR goes out), then kill whatever is left.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(agent.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(20));
+            }
             stop(agent, libc::SIGKILL);
         }
         self.tor = None;

@@ -397,7 +397,7 @@ impl Drop for Dut {
     fn drop(&mut self) {
         // The agent ran with --keep-datapath: a full stop is asked for, then whatever is left
         // is killed; the pins go with the pin directory (the namespaces take the links).
-        if self.processes.iter().any(|(l, _)| l == "router-agent") {
+        if let Some(at) = self.processes.iter().position(|(l, _)| l == "router-agent") {
             let _ = Command::new(&self.binary)
                 .arg("stop")
                 .arg("-c")
@@ -405,6 +405,12 @@ impl Drop for Dut {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+            // Acknowledged before it is done: let it finish.
+            let agent = &mut self.processes[at].1;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(agent.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         while let Some((_, mut child)) = self.processes.pop() {
             // SAFETY: kill(2) on the process group of a child we spawned in its own group.
