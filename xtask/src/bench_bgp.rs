@@ -18,9 +18,9 @@
 //! the DUT's peak resident memory (VmHWM, summed over its processes) per route. A DUT that does
 //! not converge within `--timeout`, or drops the session, fails the run.
 
-mod dut;
-mod feed;
-mod sender;
+pub mod dut;
+pub mod feed;
+pub mod sender;
 
 use std::{
     io::Write,
@@ -106,7 +106,7 @@ pub struct Link {
 }
 
 impl Link {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             sender_if: "snd0",
             dut_if: "dut0",
@@ -118,11 +118,11 @@ impl Link {
         }
     }
 
-    fn v4_subnet(&self) -> Ipv4Net {
+    pub fn v4_subnet(&self) -> Ipv4Net {
         Ipv4Net::new(self.sender_v4, 24).expect("valid").trunc()
     }
 
-    fn v6_subnet(&self) -> Ipv6Net {
+    pub fn v6_subnet(&self) -> Ipv6Net {
         Ipv6Net::new(self.sender_v6, 64).expect("valid").trunc()
     }
 }
@@ -374,6 +374,7 @@ fn converge(
         asn: link.sender_asn,
         router_id: link.sender_v4,
         remote: SocketAddr::new(IpAddr::V4(link.dut_v4), 179),
+        graceful_restart: None,
     };
     let session = topology
         .sender
@@ -538,7 +539,7 @@ fn settled_kernel_memory() -> Result<u64> {
     }
 }
 
-fn load_average() -> String {
+pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|text| text.split_whitespace().next().map(str::to_owned))

@@ -6,9 +6,11 @@
 //! - `bench datapath`: forwarding throughput and per-packet cost, kernel vs XDP engines.
 //! - `bench cost`: per-packet cost, route programming rate and memory per engine.
 //! - `bench bgp`: BGP convergence and memory, router-agent vs BIRD 2 vs FRR.
+//! - `bench restart`: packets lost and time to a clean FIB across a restart of the daemon.
 
 mod bench_bgp;
 mod bench_cost;
+mod bench_restart;
 mod bench_throughput;
 mod netns;
 
@@ -46,6 +48,9 @@ enum Bench {
     Cost(bench_cost::Args),
     /// BGP convergence (Established -> routes in the FIB) and memory: router-agent, BIRD, FRR.
     Bgp(bench_bgp::Args),
+    /// Restarts (planned, `router-agent restart`, kill -9; FRR's bgpd with GR): packets lost,
+    /// time to a clean FIB, with 1 route and a full table.
+    Restart(bench_restart::Args),
 }
 
 fn main() -> Result<()> {
@@ -67,6 +72,7 @@ fn main() -> Result<()> {
             Bench::Datapath(args) => bench_throughput::run(args),
             Bench::Cost(args) => bench_cost::run(args),
             Bench::Bgp(args) => bench_bgp::run(args),
+            Bench::Restart(args) => bench_restart::run(args),
         },
     }
 }

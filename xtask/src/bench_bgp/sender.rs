@@ -16,6 +16,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use router_agent::bgp::graceful_restart::{GracefulRestartCapability, GracefulRestartFamily};
 use router_agent::bgp::packet::{
     Capability, Codec, Message, Open,
     types::{Afi, Safi},
@@ -32,6 +33,9 @@ pub struct SenderConfig {
     pub asn: u32,
     pub router_id: Ipv4Addr,
     pub remote: SocketAddr,
+    /// Offer graceful restart (RFC 4724) with this restart time, forwarding state preserved
+    /// for IPv4 and IPv6 unicast: a peer of a restarting receiver (`bench restart`).
+    pub graceful_restart: Option<u16>,
 }
 
 /// An established session; the background threads stop when it is dropped.
@@ -63,23 +67,22 @@ impl Session {
         };
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
-        let open = Open::new(
-            config.asn,
-            HOLD_TIME,
-            config.router_id,
-            vec![
-                Capability::Multiprotocol {
-                    afi: Afi::Ipv4,
-                    safi: Safi::Unicast,
-                },
-                Capability::Multiprotocol {
-                    afi: Afi::Ipv6,
-                    safi: Safi::Unicast,
-                },
-                Capability::RouteRefresh,
-                Capability::FourOctetAs(config.asn),
-            ],
-        );
+        let mut capabilities = vec![
+            Capability::Multiprotocol {
+                afi: Afi::Ipv4,
+                safi: Safi::Unicast,
+            },
+            Capability::Multiprotocol {
+                afi: Afi::Ipv6,
+                safi: Safi::Unicast,
+            },
+            Capability::RouteRefresh,
+            Capability::FourOctetAs(config.asn),
+        ];
+        if let Some(restart_time) = config.graceful_restart {
+            capabilities.push(Capability::GracefulRestart(graceful_restart(restart_time)));
+        }
+        let open = Open::new(config.asn, HOLD_TIME, config.router_id, capabilities);
         stream.write_all(&Message::Open(open.clone()).encode(&Codec::default()))?;
         let mut reader = MessageReader::default();
         let remote_open = match reader.next(&mut stream, &Codec::default())? {
@@ -191,6 +194,24 @@ impl Drop for Session {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+/// The graceful restart capability (RFC 4724 3): not restarting, forwarding state preserved
+/// for IPv4 and IPv6 unicast.
+fn graceful_restart(restart_time: u16) -> GracefulRestartCapability {
+    GracefulRestartCapability {
+        restarted: false,
+        notification: false,
+        restart_time,
+        families: [Afi::Ipv4, Afi::Ipv6]
+            .into_iter()
+            .map(|afi| GracefulRestartFamily {
+                afi,
+                safi: Safi::Unicast,
+                forwarding: true,
+            })
+            .collect(),
     }
 }
 
