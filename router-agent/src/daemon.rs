@@ -77,6 +77,9 @@ struct Agent {
     speaker: Option<Speaker>,
     /// The previous run's routes still being adopted (`restart.rs`).
     adoption: Option<restart::AdoptionProgress>,
+    /// Our protocol's kernel routes, being listed once an adoption is over (see
+    /// `restart.rs`).
+    kernel_leftovers: Option<tokio::sync::oneshot::Receiver<Result<Vec<IpNet>>>>,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -273,6 +276,14 @@ impl Agent {
                         switches_checked = now;
                         self.refresh_kernel_switches();
                     }
+                }
+                listed = async { self.kernel_leftovers.as_mut().expect("guarded").await },
+                    if self.kernel_leftovers.is_some() =>
+                {
+                    self.kernel_leftovers = None;
+                    // A dropped sender (the listing task panicked) is a failure like another.
+                    let found = listed.unwrap_or_else(|_| Err(anyhow::anyhow!("the listing task ended")));
+                    self.remove_kernel_leftovers(found).await;
                 }
                 _ = signals.terminate.recv() => {
                     tracing::info!("SIGTERM");

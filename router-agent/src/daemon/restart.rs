@@ -21,7 +21,7 @@ use anyhow::Result;
 use super::Agent;
 use crate::{
     datapath::adopt::{Adoption, PreviousDatapath},
-    fib::Batch,
+    fib::{Batch, KernelChange},
 };
 
 /// How the event loop ended, and so what shutdown does.
@@ -154,7 +154,51 @@ impl Agent {
         self.adoption = None;
         tracing::info!(took = ?took, "adoption over");
         if self.config.datapath.kernel_routes {
-            self.flush_kernel_leftovers().await;
+            self.find_kernel_leftovers();
+        }
+    }
+
+    /// Starts listing our protocol's kernel routes in the background: with a full table the
+    /// dump takes seconds, which the event loop must not wait for. What it finds arrives in
+    /// [`Agent::remove_kernel_leftovers`].
+    fn find_kernel_leftovers(&mut self) {
+        let (found, receiver) = tokio::sync::oneshot::channel();
+        let netlink = self.netlink.clone();
+        let protocol = self.config.datapath.route_protocol;
+        tokio::spawn(async move {
+            let _ = found.send(netlink.route_prefixes_of(protocol).await);
+        });
+        self.kernel_leftovers = Some(receiver);
+    }
+
+    /// Deletes the kernel routes of our protocol the FIB does not hold there (the previous
+    /// run's), judged now rather than when they were listed, and through the kernel writer's
+    /// queue: after what it applies before, before what it applies after, so a route this run
+    /// installed meanwhile is never deleted.
+    pub(super) async fn remove_kernel_leftovers(&mut self, found: Result<Vec<ipnet::IpNet>>) {
+        let prefixes = match found {
+            Ok(prefixes) => prefixes,
+            Err(err) => {
+                tracing::error!("listing a previous run's kernel routes: {err:#}");
+                return;
+            }
+        };
+        let deletes: Vec<KernelChange> = prefixes
+            .into_iter()
+            .filter(|prefix| !self.fib.holds_in_kernel(prefix))
+            .map(|prefix| KernelChange::Delete { prefix })
+            .collect();
+        if deletes.is_empty() {
+            return;
+        }
+        tracing::info!(
+            stale = deletes.len(),
+            "removing kernel routes a previous run left behind"
+        );
+        match &self.kernel_mirror {
+            Some(mirror) => mirror.submit(deletes).await,
+            // Nothing of this run is written to the kernel: no order to keep.
+            None => self.flush_kernel_leftovers().await,
         }
     }
 
@@ -173,7 +217,7 @@ impl Agent {
     /// `show status`'s view of the adoption.
     pub(super) fn adoption_status(&self) -> serde_json::Value {
         match &self.adoption {
-            None => serde_json::json!({ "adopting": false }),
+            None => serde_json::json!({ "adopting": false, "adopted_routes": 0 }),
             Some(progress) => serde_json::json!({
                 "adopting": true,
                 "adopted_routes": self.fib.adopted_route_count(),

@@ -72,6 +72,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         unconfirmed_neighbors: Vec::new(),
         speaker: None,
         adoption: None,
+        kernel_leftovers: None,
         config,
     };
 

@@ -276,6 +276,15 @@ impl Fib {
             .map(|(prefix, _)| prefix)
     }
 
+    /// Whether the kernel holds (or is about to hold: the mirror is queued) our route for
+    /// `prefix`, as [`Fib::mirrored_prefixes`] lists them.
+    pub fn holds_in_kernel(&self, prefix: &IpNet) -> bool {
+        let prefix = prefix.trunc();
+        self.routes
+            .get(&prefix)
+            .is_some_and(|route| self.in_kernel(route.source(), &prefix))
+    }
+
     /// The group a prefix is installed with, if any (its real group for a `pass_to_kernel`
     /// route, `GROUP_PASS` for one that did not fit).
     pub fn installed_group(&self, prefix: &IpNet) -> Option<u32> {

@@ -149,7 +149,35 @@ impl Netlink {
         protocol: u8,
         keep: &std::collections::HashSet<ipnet::IpNet>,
     ) -> anyhow::Result<usize> {
-        let mut doomed = Vec::new();
+        let doomed: Vec<_> = self
+            .main_table_routes_of(protocol)
+            .await?
+            .iter()
+            .filter(|route| !route_prefix(route).is_some_and(|prefix| keep.contains(&prefix)))
+            .map(deletion_key)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        // In bulk: a full table takes seconds this way, minutes one request at a time. An
+        // absent route is fine: e.g. an IPv6 sibling already deleted with the first one.
+        // Blocking, like the dump above in effect: this runs at start and at exit.
+        let mut writer = RouteWriter::open()?;
+        writer.delete_keys(doomed)
+    }
+
+    /// The prefixes of the main table's IPv4 and IPv6 routes of protocol `protocol`.
+    pub async fn route_prefixes_of(&self, protocol: u8) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        Ok(self
+            .main_table_routes_of(protocol)
+            .await?
+            .iter()
+            .filter_map(route_prefix)
+            .collect())
+    }
+
+    async fn main_table_routes_of(&self, protocol: u8) -> anyhow::Result<Vec<RouteMessage>> {
+        let mut found = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut dump = RouteMessage::default();
             dump.header.address_family = family;
@@ -160,27 +188,17 @@ impl Netlink {
                 )
                 .await
                 .with_context(|| format!("cannot dump the {family:?} routes"))?;
-            for route in routes {
-                let RouteNetlinkMessage::NewRoute(route) = route else {
-                    continue;
-                };
-                if u8::from(route.header.protocol) != protocol
-                    || route_table(&route) != MAIN_TABLE
-                    || route_prefix(&route).is_some_and(|prefix| keep.contains(&prefix))
+            found.extend(routes.into_iter().filter_map(|route| match route {
+                RouteNetlinkMessage::NewRoute(route)
+                    if u8::from(route.header.protocol) == protocol
+                        && route_table(&route) == MAIN_TABLE =>
                 {
-                    continue;
+                    Some(route)
                 }
-                doomed.push(deletion_key(&route));
-            }
+                _ => None,
+            }));
         }
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        // In bulk: a full table takes seconds this way, minutes one request at a time. An
-        // absent route is fine: e.g. an IPv6 sibling already deleted with the first one.
-        // Blocking, like the dump above in effect: this runs at start and at exit.
-        let mut writer = RouteWriter::open()?;
-        writer.delete_keys(doomed)
+        Ok(found)
     }
 
     /// Which interface the kernel sends to `addr` through (what `ip route get ADDR` says),
