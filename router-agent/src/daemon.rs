@@ -366,9 +366,9 @@ impl Agent {
         }
         let started = Instant::now();
         if let Some(speaker) = &self.speaker {
+            // The sessions send their Cease while the datapath and kernel routes go (their
+            // tasks run whenever this one awaits); the exit waits for them at the end.
             speaker.stop("router-agent is shutting down");
-            // Let the sessions send their Cease before the process ends.
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // The kernel writer stops first: nothing it still has may land after the removal below.
         // What it had not applied yet may be in the kernel (a withdrawn route's delete):
@@ -404,6 +404,8 @@ impl Agent {
                 "kernel routes removed"
             );
         }
+        // Let the sessions send their Cease before the process ends.
+        tokio::time::sleep_until((started + Duration::from_millis(200)).into()).await;
         tracing::info!("detached and unpinned; bye");
         Ok(())
     }
