@@ -267,6 +267,18 @@ pub struct BgpSetup {
 }
 
 impl BgpSetup {
+    /// Every neighbor and dynamic range uses GTSM (and there is one): the listening socket
+    /// can require TTL 255 of all (see `ttl_security.rs`).
+    pub fn all_ttl_security(&self) -> bool {
+        let mut all = self
+            .neighbors
+            .iter()
+            .chain(self.dynamic_neighbors.iter().map(|d| &d.template))
+            .map(|n| n.security.ttl_security)
+            .peekable();
+        all.peek().is_some() && all.all(|gtsm| gtsm)
+    }
+
     /// The interfaces of unnumbered neighbors.
     pub fn unnumbered_interfaces(&self) -> std::collections::BTreeSet<String> {
         self.neighbors

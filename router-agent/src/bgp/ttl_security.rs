@@ -6,6 +6,13 @@
 //! (accepted sockets inherit it); once the accepted connection's neighbor is known, its socket
 //! gets the minimum (GTSM) or goes back to the default TTL (not GTSM). An outgoing socket
 //! gets both before it connects.
+//!
+//! The listener is shared by all neighbors, and the minimum set after accept comes too late
+//! for the segments already queued (a peer's OPEN follows its handshake at once). So when
+//! every neighbor and dynamic range uses GTSM the listener itself requires 255 (its SYNs and
+//! everything after are checked by the kernel, accepted sockets inherit it); with a mix, the
+//! GTSM neighbors' inbound connections are checked from accept on only (as FRR does), their
+//! outbound ones entirely.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -48,22 +55,29 @@ fn set_send_ttl(socket: BorrowedFd<'_>, v6: bool, ttl: libc::c_int) -> std::io::
 }
 
 /// The listening socket (AF_INET6, dual-stack): send with 255 so that SYN-ACKs to GTSM peers
-/// pass their minimum.
-pub fn prepare_listener(socket: BorrowedFd<'_>) -> std::io::Result<()> {
-    set_send_ttl(socket, true, GTSM_TTL)
+/// pass their minimum; `enforce` (every neighbor uses GTSM): require 255 of everything.
+pub fn prepare_listener(socket: BorrowedFd<'_>, enforce: bool) -> std::io::Result<()> {
+    set_send_ttl(socket, true, GTSM_TTL)?;
+    set_min_ttl(socket, true, if enforce { GTSM_TTL } else { 0 })
+}
+
+/// The minimum TTL / hop limit the kernel accepts (0: any).
+fn set_min_ttl(socket: BorrowedFd<'_>, v6: bool, min: libc::c_int) -> std::io::Result<()> {
+    set_int(socket, libc::IPPROTO_IP, libc::IP_MINTTL, min)?;
+    if v6 {
+        set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, min)?;
+    }
+    Ok(())
 }
 
 /// A socket about to connect or just accepted, for a neighbor with (`gtsm`) or without GTSM.
 /// `v6`: an AF_INET6 socket (its v4-mapped peers use the IPv4 options too).
 pub fn apply(socket: BorrowedFd<'_>, v6: bool, gtsm: bool) -> std::io::Result<()> {
     if !gtsm {
-        // An accepted socket inherited the listener's 255.
-        return set_send_ttl(socket, v6, DEFAULT_TTL);
+        // An accepted socket inherited the listener's 255 (and its minimum, if it had one).
+        set_send_ttl(socket, v6, DEFAULT_TTL)?;
+        return set_min_ttl(socket, v6, 0);
     }
     set_send_ttl(socket, v6, GTSM_TTL)?;
-    set_int(socket, libc::IPPROTO_IP, libc::IP_MINTTL, GTSM_TTL)?;
-    if v6 {
-        set_int(socket, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, GTSM_TTL)?;
-    }
-    Ok(())
+    set_min_ttl(socket, v6, GTSM_TTL)
 }

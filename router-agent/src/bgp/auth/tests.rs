@@ -160,6 +160,14 @@ fn ttl_security_defaults_on_for_one_hop_peers_only() {
     assert_eq!(dynamic, [true, false]);
     let setup = compile("[[dynamic_neighbor]]\ninterface = \"vms\"\nremote_as = 65001\n").unwrap();
     assert!(setup.dynamic_neighbors[0].template.security.ttl_security);
+    assert!(setup.all_ttl_security(), "the listener can require 255");
+    let mixed = compile(
+        "[[neighbor]]\ninterface = \"eth1\"\nremote_as = 65001\n\
+         [[neighbor]]\naddress = \"10.0.1.1\"\nremote_as = 65001\n",
+    )
+    .unwrap();
+    assert!(!mixed.all_ttl_security());
+    assert!(!compile("").unwrap().all_ttl_security());
 }
 
 #[test]

@@ -74,10 +74,10 @@ impl Speaker {
             ));
         }
 
-        // TCP MD5 keys: new and changed ones on the listener before any session restarts.
+        // TCP MD5 keys and GTSM: on the listener before any session restarts.
         let listener_keys = crate::bgp::auth::listener_keys(&new)
             .map_err(|err| format!("{}: {}", err.key, err.reason))?;
-        self.sync_listener_keys(listener_keys);
+        self.sync_listener(&new, listener_keys);
 
         let mut summary = ReloadSummary::default();
         let originated_changed = new.originated != self.setup.originated;

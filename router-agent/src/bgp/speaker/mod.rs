@@ -142,7 +142,7 @@ impl Speaker {
         let (events, event_rx) = mpsc::unbounded_channel();
         let listener_keys = auth::listener_keys(&setup)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
-        let listener = listen(setup.port, &listener_keys)
+        let listener = listen(setup.port, &listener_keys, setup.all_ttl_security())
             .with_context(|| format!("listening on BGP port {}", setup.port))?;
         let listening = {
             use std::os::fd::AsFd;
@@ -198,12 +198,16 @@ impl Speaker {
         Ok((speaker, event_rx))
     }
 
-    /// Brings the listening socket's TCP MD5 keys to the configuration's (on reload; new
-    /// and changed keys take effect for new connections).
-    pub(in crate::bgp) fn sync_listener_keys(&mut self, keys: auth::ListenerKeys) {
+    /// Brings the listening socket's TCP MD5 keys and GTSM to the new configuration's (on
+    /// reload; they take effect for new connections). Failures are logged (by neighbor).
+    pub(in crate::bgp) fn sync_listener(&mut self, new: &BgpSetup, keys: auth::ListenerKeys) {
         if let Some(socket) = &self.listening {
             use std::os::fd::AsFd;
             auth::sync_listener(socket.as_fd(), &self.listener_keys, &keys);
+            if let Err(err) = ttl_security::prepare_listener(socket.as_fd(), new.all_ttl_security())
+            {
+                tracing::error!("GTSM on the BGP listener not updated: {err}");
+            }
         }
         self.listener_keys = keys;
     }
@@ -335,11 +339,12 @@ impl Speaker {
 /// The BGP listening socket: dual-stack [::]:port, sending with TTL 255 (GTSM, see
 /// `ttl_security.rs`) and with its TCP MD5 keys installed before it listens, so that no
 /// connection is accepted unsigned in between.
-fn listen(port: u16, keys: &auth::ListenerKeys) -> Result<TcpListener> {
+fn listen(port: u16, keys: &auth::ListenerKeys, all_gtsm: bool) -> Result<TcpListener> {
     use std::os::fd::AsFd;
     let socket = tokio::net::TcpSocket::new_v6()?;
     socket.set_reuseaddr(true)?;
-    ttl_security::prepare_listener(socket.as_fd()).context("TTL 255 (GTSM) on the listener")?;
+    ttl_security::prepare_listener(socket.as_fd(), all_gtsm)
+        .context("TTL 255 (GTSM) on the listener")?;
     let failed = auth::sync_listener(socket.as_fd(), &auth::ListenerKeys::new(), keys);
     if failed > 0 {
         anyhow::bail!("{failed} TCP MD5 key(s) could not be set (see the log)");
