@@ -180,6 +180,38 @@ fn gobgp_key_on_one_side_only_never_establishes() {
     assert_never_established(&mut lab, Some("gobgpd"), gobgp_established);
 }
 
+/// A dynamic range's key (a prefix key on the listener, the peer's v4 address mapped there).
+#[test]
+fn gobgp_dynamic_range_key() {
+    for (tag, subnet, gobgp_key, establishes) in [
+        ("md5dyn", 47, KEY, true),
+        ("md5dynbad", 48, "other-key", false),
+    ] {
+        let mut lab = Lab::new(tag, &format!("h{tag}"), &format!("p{tag}"), subnet);
+        let config = gobgp_config(&lab, Some(gobgp_key));
+        interop::gobgp::spawn(&mut lab, "gobgpd", &config);
+        let bgp = format!(
+            "[bgp]\nasn = {HOST_ASN}\nrouter_id = \"{HOST_LOOPBACK}\"\n\
+             originate = [{{ prefix = \"{HOST_PREFIX}\" }}]\n\
+             [[bgp.dynamic_neighbor]]\nrange = \"10.0.{subnet}.0/24\"\nremote_as = {GOBGP_ASN}\n\
+             import = \"all\"\nexport = \"all\"\nhold_time = 9\n{}\n",
+            key_file(&lab, KEY)
+        );
+        lab.start_agent(&bgp);
+        if establishes {
+            wait_established(&lab, "the dynamic peer's MD5-signed session");
+            wait_for(
+                "GoBGP's view",
+                SESSION,
+                || gobgp_established(&lab),
+                || lab.logs(),
+            );
+        } else {
+            assert_never_established(&mut lab, Some("gobgpd"), gobgp_established);
+        }
+    }
+}
+
 fn frr_config(lab: &Lab, ttl_hops: &str) -> String {
     format!(
         "frr defaults traditional\n\
