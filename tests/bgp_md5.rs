@@ -7,6 +7,7 @@
 //! `show neighbors`; a wrong key never establishes (10 s) until the key file is fixed and the
 //! agent reloaded (keys re-applied on reload); a key on one side only never establishes,
 //! either way round.
+//! IPv6 and a dynamic range's (prefix) key: the right key establishes, a wrong one never.
 //! FRR: MD5 and GTSM together establish; FRR reaching us with TTL 254 (its outgoing TTL
 //! lowered) is dropped by our minimum TTL and never establishes.
 //!
@@ -56,12 +57,22 @@ fn key_file(lab: &Lab, key: &str) -> String {
 }
 
 fn gobgp_config(lab: &Lab, password: Option<&str>) -> String {
+    gobgp_session(lab, password, &lab.peer_ip, &lab.host_ip)
+}
+
+/// GoBGP at `local`, the host at `host` (their family only).
+fn gobgp_session(lab: &Lab, password: Option<&str>, local: &str, host: &str) -> String {
+    let afi_safi = if local.contains(':') {
+        "ipv6-unicast"
+    } else {
+        "ipv4-unicast"
+    };
     let password = password.map_or_else(String::new, |p| format!("    auth-password = \"{p}\"\n"));
     format!(
         r#"[global.config]
   as = {GOBGP_ASN}
   router-id = "{peer}"
-  local-address-list = ["{peer}"]
+  local-address-list = ["{local}"]
 
 [[neighbors]]
   [neighbors.config]
@@ -73,10 +84,9 @@ fn gobgp_config(lab: &Lab, password: Option<&str>) -> String {
     keepalive-interval = 3
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
+      afi-safi-name = "{afi_safi}"
 "#,
         peer = lab.peer_ip,
-        host = lab.host_ip,
     )
 }
 
@@ -178,6 +188,37 @@ fn gobgp_key_on_one_side_only_never_establishes() {
     drop(lab);
     let mut lab = gobgp_lab("md5theirs", 44, Some(KEY), None);
     assert_never_established(&mut lab, Some("gobgpd"), gobgp_established);
+}
+
+/// An IPv6 session's key (the neighbor's own v6 address on the listener and the outgoing
+/// AF_INET6 socket).
+#[test]
+fn gobgp_ipv6_key() {
+    for (tag, subnet, gobgp_key, establishes) in [
+        ("md5v6", 49, KEY, true),
+        ("md5v6bad", 50, "other-key", false),
+    ] {
+        let mut lab = Lab::new(tag, &format!("h{tag}"), &format!("p{tag}"), subnet);
+        let (host, peer) = lab.add_ipv6(subnet);
+        let config = gobgp_session(&lab, Some(gobgp_key), &peer, &host);
+        interop::gobgp::spawn(&mut lab, "gobgpd", &config);
+        let security = key_file(&lab, KEY);
+        lab.start_agent(&agent_bgp(&peer, GOBGP_ASN, &security));
+        if establishes {
+            wait_for(
+                "the IPv6 MD5-signed session",
+                SESSION,
+                || lab.agent_established_with(&peer) >= 1,
+                || lab.logs(),
+            );
+        } else {
+            let until = std::time::Instant::now() + NEVER;
+            while std::time::Instant::now() < until {
+                assert_eq!(lab.agent_established_with(&peer), 0, "{}", lab.logs());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
 }
 
 /// A dynamic range's key (a prefix key on the listener, the peer's v4 address mapped there).
