@@ -9,7 +9,8 @@
 //! either way round.
 //! IPv6 and a dynamic range's (prefix) key: the right key establishes, a wrong one never.
 //! FRR: MD5 and GTSM together establish; FRR reaching us with TTL 254 (its outgoing TTL
-//! lowered) is dropped by our minimum TTL and never establishes.
+//! lowered by nftables) never establishes; both with GTSM for every neighbor (the listener's
+//! minimum TTL) and beside a neighbor without it (the listener's socket filter).
 //!
 //! Needs root and the Debian packages `gobgpd` and `frr`. `HRGX_KEEP_LOGS=1` keeps each
 //! lab's directory.
@@ -270,48 +271,77 @@ fn frr_established(frr: &Frr, host: &str) -> bool {
     frr.vtysh(&format!("show bgp neighbors {host} json"))[host]["bgpState"] == "Established"
 }
 
-/// MD5 and GTSM with FRR (`ttl-security hops 1`: FRR sends with 255 and requires 254).
-#[test]
-fn frr_md5_and_gtsm_establish() {
-    let mut lab = Lab::new("gtsm", "hgtsm", "pgtsm", 45);
-    let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, "1"));
-    let security = format!("{}\nttl_security = true", key_file(&lab, KEY));
-    let bgp = agent_bgp(&lab.peer_ip.clone(), FRR_ASN, &security);
-    lab.start_agent(&bgp);
-    wait_established(&lab, "the MD5 + GTSM session with FRR");
-    let host = lab.host_ip.clone();
-    wait_for(
-        "FRR's view",
-        SESSION,
-        || frr_established(&frr, &host),
-        || lab.logs(),
-    );
+/// A neighbor without GTSM beside FRR (passive, never there): the listener cannot require
+/// TTL 255 of all, the socket filter (`gtsm_filter.rs`) does it for FRR's address.
+fn other_neighbor(subnet: u8) -> String {
+    format!(
+        "[[bgp.neighbor]]\naddress = \"10.0.{subnet}.99\"\nremote_as = 65099\npassive = true\n\
+         ttl_security = false\n"
+    )
 }
 
-/// FRR two hops away in TTL terms (`ttl-security hops 2`: it sends with 255 too, so raise
-/// nothing there): instead its packets are made to arrive with TTL 254 by an nftables rule
-/// in its namespace, which our minimum TTL of 255 drops.
+/// MD5 and GTSM with FRR (`ttl-security hops 1`: FRR sends with 255 and requires 255), with
+/// GTSM for all neighbors (the listener's minimum TTL) and for FRR only (the socket filter).
+#[test]
+fn frr_md5_and_gtsm_establish() {
+    for (tag, subnet, mixed) in [("gtsm", 45, false), ("gtsmmix", 51, true)] {
+        let mut lab = Lab::new(tag, &format!("h{tag}"), &format!("p{tag}"), subnet);
+        let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, "1"));
+        let security = format!("{}\nttl_security = true", key_file(&lab, KEY));
+        let mut bgp = agent_bgp(&lab.peer_ip.clone(), FRR_ASN, &security);
+        if mixed {
+            bgp.push_str(&other_neighbor(subnet));
+        }
+        lab.start_agent(&bgp);
+        wait_established(&lab, "the MD5 + GTSM session with FRR");
+        let host = lab.host_ip.clone();
+        wait_for(
+            "FRR's view",
+            SESSION,
+            || frr_established(&frr, &host),
+            || lab.logs(),
+        );
+    }
+}
+
+/// FRR with `ttl-security hops 2` (it sends with 255 and accepts our 255), whose segments an
+/// nftables rule in its namespace rewrites to TTL 254: we require 255 and never establish.
+/// FRR's neighbor is passive here, so every connection is FRR's: its SYN must be dropped
+/// already (no TCP connection at all), which a minimum TTL set after accept would not do.
 #[test]
 fn gtsm_drops_a_peer_below_ttl_255() {
-    let mut lab = Lab::new("gtsmlow", "hgtlow", "pgtlow", 46);
-    let peer_if = lab.peer_if.clone();
-    // FRR without GTSM sends eBGP with TTL 1; this makes it 254 (what a peer one router
-    // further away would arrive with).
-    lab.exec(
-        "peer",
-        &[
-            "nft",
-            &format!(
-                "add table ip gtsm; add chain ip gtsm out {{ type filter hook postrouting priority 0; }}; \
-                 add rule ip gtsm out oifname {peer_if} tcp dport 179 ip ttl set 254; \
-                 add rule ip gtsm out oifname {peer_if} tcp sport 179 ip ttl set 254"
-            ),
-        ],
-    );
-    let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, "2"));
-    let security = format!("{}\nttl_security = true", key_file(&lab, KEY));
-    let bgp = agent_bgp(&lab.peer_ip.clone(), FRR_ASN, &security);
-    lab.start_agent(&bgp);
-    let host = lab.host_ip.clone();
-    assert_never_established(&mut lab, None, |_| frr_established(&frr, &host));
+    for (tag, subnet, mixed) in [("gtsmlow", 46, false), ("gtsmlowmix", 52, true)] {
+        let mut lab = Lab::new(tag, &format!("h{tag}"), &format!("p{tag}"), subnet);
+        let peer_if = lab.peer_if.clone();
+        // FRR's segments leave with TTL 254 (what a peer one router further away would
+        // arrive with).
+        lab.exec(
+            "peer",
+            &[
+                "nft",
+                &format!(
+                    "add table ip gtsm; \
+                     add chain ip gtsm out {{ type filter hook postrouting priority 0; }}; \
+                     add rule ip gtsm out oifname {peer_if} tcp dport 179 ip ttl set 254; \
+                     add rule ip gtsm out oifname {peer_if} tcp sport 179 ip ttl set 254"
+                ),
+            ],
+        );
+        let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, "2"));
+        let security = format!(
+            "{}\nttl_security = true\npassive = true",
+            key_file(&lab, KEY)
+        );
+        let mut bgp = agent_bgp(&lab.peer_ip.clone(), FRR_ASN, &security);
+        if mixed {
+            bgp.push_str(&other_neighbor(subnet));
+        }
+        lab.start_agent(&bgp);
+        let host = lab.host_ip.clone();
+        assert_never_established(&mut lab, None, |lab| {
+            let connections = lab.bgp_connections("host");
+            assert!(connections.is_empty(), "TCP connected: {connections:?}");
+            frr_established(&frr, &host)
+        });
+    }
 }

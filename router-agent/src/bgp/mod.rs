@@ -10,6 +10,7 @@ mod convert;
 pub mod discovery;
 pub mod fsm;
 pub mod graceful_restart;
+pub mod gtsm_filter;
 pub mod next_hop_out;
 pub mod northbound;
 pub mod packet;

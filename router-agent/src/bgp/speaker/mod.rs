@@ -29,7 +29,7 @@ use tokio::{
 
 use super::southbound::{self, Resolve};
 use super::unusable_log::UnusableLog;
-use super::{auth, ttl_security};
+use super::{auth, gtsm_filter, ttl_security};
 use super::{
     config::{BgpSetup, Neighbor, PeerAddress},
     discovery,
@@ -142,7 +142,7 @@ impl Speaker {
         let (events, event_rx) = mpsc::unbounded_channel();
         let listener_keys = auth::listener_keys(&setup)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
-        let listener = listen(setup.port, &listener_keys, setup.all_ttl_security())
+        let listener = listen(&setup, &listener_keys)
             .with_context(|| format!("listening on BGP port {}", setup.port))?;
         let listening = {
             use std::os::fd::AsFd;
@@ -207,6 +207,9 @@ impl Speaker {
             if let Err(err) = ttl_security::prepare_listener(socket.as_fd(), new.all_ttl_security())
             {
                 tracing::error!("GTSM on the BGP listener not updated: {err}");
+            }
+            if let Err(err) = gtsm_filter::attach(socket.as_fd(), &gtsm_filter::scopes(new)) {
+                tracing::error!("the GTSM socket filter on the BGP listener not updated: {err}");
             }
         }
         self.listener_keys = keys;
@@ -339,12 +342,15 @@ impl Speaker {
 /// The BGP listening socket: dual-stack [::]:port, sending with TTL 255 (GTSM, see
 /// `ttl_security.rs`) and with its TCP MD5 keys installed before it listens, so that no
 /// connection is accepted unsigned in between.
-fn listen(port: u16, keys: &auth::ListenerKeys, all_gtsm: bool) -> Result<TcpListener> {
+fn listen(setup: &BgpSetup, keys: &auth::ListenerKeys) -> Result<TcpListener> {
     use std::os::fd::AsFd;
+    let port = setup.port;
     let socket = tokio::net::TcpSocket::new_v6()?;
     socket.set_reuseaddr(true)?;
-    ttl_security::prepare_listener(socket.as_fd(), all_gtsm)
+    ttl_security::prepare_listener(socket.as_fd(), setup.all_ttl_security())
         .context("TTL 255 (GTSM) on the listener")?;
+    gtsm_filter::attach(socket.as_fd(), &gtsm_filter::scopes(setup))
+        .context("the GTSM socket filter on the listener")?;
     let failed = auth::sync_listener(socket.as_fd(), &auth::ListenerKeys::new(), keys);
     if failed > 0 {
         anyhow::bail!("{failed} TCP MD5 key(s) could not be set (see the log)");
