@@ -1,6 +1,6 @@
 //! TCP MD5 signatures (RFC 2385) and GTSM (RFC 5082) on BGP sessions, against GoBGP 3
-//! (`auth-password`) and FRR 8 (`neighbor X password`, `neighbor X ttl-security hops 1`),
-//! each in its own lab (see `interop/mod.rs`). The agent reads its key from a `password_file`
+//! (`auth-password`), FRR 8 (`neighbor X password`, `neighbor X ttl-security hops 1`) and
+//! BIRD 2 (`password`, `ttl security on`), each in its own lab (see `interop/mod.rs`). The agent reads its key from a `password_file`
 //! (mode 0600) in the lab's directory.
 //!
 //! GoBGP: the right key establishes and the key appears neither in the agent's log nor in
@@ -12,7 +12,9 @@
 //! lowered by nftables) never establishes; both with GTSM for every neighbor (the listener's
 //! minimum TTL) and beside a neighbor without it (the listener's socket filter).
 //!
-//! Needs root and the Debian packages `gobgpd` and `frr`. `HRGX_KEEP_LOGS=1` keeps each
+//! BIRD 2: MD5 and GTSM together establish.
+//!
+//! Needs root and the Debian packages `gobgpd`, `frr` and `bird2`. `HRGX_KEEP_LOGS=1` keeps each
 //! lab's directory.
 
 mod interop;
@@ -20,7 +22,7 @@ mod netns;
 
 use std::{fs, os::unix::fs::PermissionsExt, time::Duration};
 
-use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, frr::Frr};
+use interop::{HOST_ASN, HOST_LOOPBACK, HOST_PREFIX, Lab, bird::Bird, frr::Frr};
 use netns::{AGENT, wait_for};
 
 const SESSION: Duration = Duration::from_secs(20);
@@ -302,6 +304,35 @@ fn frr_md5_and_gtsm_establish() {
             || lab.logs(),
         );
     }
+}
+
+/// MD5 and GTSM with BIRD (`password`, `ttl security on`).
+#[test]
+fn bird_md5_and_gtsm_establish() {
+    let mut lab = Lab::new("birdmd5", "hbmd5", "pbmd5", 53);
+    let bird = Bird::start(
+        &lab.net,
+        "peer",
+        &format!(
+            "router id {peer};\nprotocol device {{}}\n\
+             protocol bgp host {{\n  local {peer} as 65040;\n  neighbor {host} as {HOST_ASN};\n\
+             password \"{KEY}\";\n  ttl security on;\n  hold time 9;\n  connect delay time 1;\n\
+             connect retry time 2;\n  error wait time 1, 5;\n\
+             ipv4 {{ import all; export none; }};\n}}\n",
+            peer = lab.peer_ip,
+            host = lab.host_ip,
+        ),
+    );
+    let security = format!("{}\nttl_security = true", key_file(&lab, KEY));
+    let bgp = agent_bgp(&lab.peer_ip.clone(), 65040, &security);
+    lab.start_agent(&bgp);
+    wait_established(&lab, "the MD5 + GTSM session with BIRD");
+    wait_for(
+        "BIRD's view",
+        SESSION,
+        || bird.birdc("show protocols host").contains("Established"),
+        || format!("{}\n{}", bird.birdc("show protocols all host"), lab.logs()),
+    );
 }
 
 /// FRR with `ttl-security hops 2` (it sends with 255 and accepts our 255), whose segments an
