@@ -546,7 +546,8 @@ fn zebra_unnumbered_config(interface: &str) -> String {
     format!("interface {interface}\n ipv6 nd ra-interval 1\n no ipv6 nd suppress-ra\n!\n")
 }
 
-/// bgpd's config for an unnumbered session on `interface`.
+/// bgpd's config for an unnumbered session on `interface`, with GTSM (the agent's default for
+/// unnumbered neighbors: FRR's eBGP TTL of 1 would be dropped).
 fn bgpd_unnumbered_config(lab: &Lab, interface: &str) -> String {
     format!(
         "log file {log} debugging\nfrr defaults datacenter\n\
@@ -555,6 +556,7 @@ fn bgpd_unnumbered_config(lab: &Lab, interface: &str) -> String {
          neighbor {interface} interface remote-as external\n\
          neighbor {interface} timers 3 9\n neighbor {interface} timers connect 1\n\
          neighbor {interface} capability extended-nexthop\n\
+         neighbor {interface} ttl-security hops 1\n\
          address-family ipv4 unicast\n  network {FRR_V4_PREFIX}\n exit-address-family\n\
          address-family ipv6 unicast\n  neighbor {interface} activate\n\
            network {FRR_V6_PREFIX}\n exit-address-family\n",

@@ -12,6 +12,8 @@
 //! import = "default-only"      # or { prefix_list = "NAME" }; absent: nothing (RFC 8212)
 //! export = "all"               # originated routes only, ever; absent: nothing (RFC 8212)
 //! max_prefix = { limit = 100, action = "teardown", restart_after = "60s" }
+//! password_file = "/etc/hostrouter/tor1.key"  # or password = "..." (TCP MD5, RFC 2385)
+//! ttl_security = true          # GTSM (RFC 5082); default: on for interface/link-local peers
 //!
 //! [[bgp.neighbor]]
 //! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
@@ -93,6 +95,13 @@ pub struct NeighborConfig {
     pub passive: bool,
     /// Proposed hold time, seconds (0, or at least 3).
     pub hold_time: Option<u16>,
+    /// TCP MD5 key (RFC 2385); or `password_file`.
+    pub password: Option<String>,
+    /// A file holding the TCP MD5 key (mode 0600 or stricter, owned by root or us).
+    pub password_file: Option<std::path::PathBuf>,
+    /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
+    /// link-local peers (always one hop away), off otherwise.
+    pub ttl_security: Option<bool>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -114,6 +123,13 @@ pub struct DynamicNeighborConfig {
     /// kept but never used, "next hop unusable: not the neighbor's own address").
     #[serde(default)]
     pub third_party_next_hop: bool,
+    /// TCP MD5 key (RFC 2385); or `password_file`.
+    pub password: Option<String>,
+    /// A file holding the TCP MD5 key (mode 0600 or stricter, owned by root or us).
+    pub password_file: Option<std::path::PathBuf>,
+    /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
+    /// link-local peers (always one hop away), off otherwise.
+    pub ttl_security: Option<bool>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -168,6 +184,34 @@ pub struct Neighbor {
     pub export: ExportPolicy,
     pub passive: bool,
     pub hold_time: Option<u16>,
+    /// TCP MD5 and GTSM.
+    pub security: SessionSecurity,
+}
+
+/// How a neighbor's TCP connection is protected.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionSecurity {
+    /// TCP MD5 signatures (RFC 2385).
+    pub md5: Option<super::auth::Md5Key>,
+    /// GTSM (RFC 5082).
+    pub ttl_security: bool,
+}
+
+impl SessionSecurity {
+    fn from_config(
+        key: &str,
+        password: Option<&str>,
+        password_file: Option<&std::path::Path>,
+        ttl_security: Option<bool>,
+        one_hop: bool,
+    ) -> Result<Self, PolicyError> {
+        let md5 = super::auth::Md5Key::from_config(password, password_file, key)
+            .map_err(|(key, reason)| PolicyError { key, reason })?;
+        Ok(SessionSecurity {
+            md5,
+            ttl_security: ttl_security.unwrap_or(one_hop),
+        })
+    }
 }
 
 /// Which connections a dynamic neighbor template accepts.
@@ -223,6 +267,18 @@ pub struct BgpSetup {
 }
 
 impl BgpSetup {
+    /// Every neighbor and dynamic range uses GTSM (and there is one): the listening socket
+    /// can require TTL 255 of all (see `ttl_security.rs`).
+    pub fn all_ttl_security(&self) -> bool {
+        let mut all = self
+            .neighbors
+            .iter()
+            .chain(self.dynamic_neighbors.iter().map(|d| &d.template))
+            .map(|n| n.security.ttl_security)
+            .peekable();
+        all.peek().is_some() && all.all(|gtsm| gtsm)
+    }
+
     /// The interfaces of unnumbered neighbors.
     pub fn unnumbered_interfaces(&self) -> std::collections::BTreeSet<String> {
         self.neighbors
@@ -306,9 +362,21 @@ impl BgpConfig {
                     format!("{} is configured twice", other.address),
                 ));
             }
+            let one_hop = match &address {
+                PeerAddress::Interface(_) => true,
+                PeerAddress::Ip(ip) => is_link_local(*ip),
+            };
+            let security = SessionSecurity::from_config(
+                &key,
+                neighbor.password.as_deref(),
+                neighbor.password_file.as_deref(),
+                neighbor.ttl_security,
+                one_hop,
+            )?;
             neighbors.push(compile_neighbor(
                 &key,
                 address,
+                security,
                 neighbor.remote_as,
                 neighbor.import.as_ref(),
                 neighbor.export.as_ref(),
@@ -370,9 +438,24 @@ impl BgpConfig {
                     "must be at least 1".into(),
                 ));
             }
+            let one_hop = match &source {
+                DynamicSource::Interface(_) => true,
+                DynamicSource::Range(range) => {
+                    range.contains(&super::auth::link_local_prefix())
+                        || super::auth::link_local_prefix().contains(range)
+                }
+            };
+            let security = SessionSecurity::from_config(
+                &key,
+                dynamic.password.as_deref(),
+                dynamic.password_file.as_deref(),
+                dynamic.ttl_security,
+                one_hop,
+            )?;
             let template = compile_neighbor(
                 &key,
                 PeerAddress::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                security,
                 dynamic.remote_as,
                 dynamic.import.as_ref(),
                 dynamic.export.as_ref(),
@@ -388,7 +471,7 @@ impl BgpConfig {
                 third_party_next_hop: dynamic.third_party_next_hop,
             });
         }
-        Ok(BgpSetup {
+        let setup = BgpSetup {
             asn: self.asn,
             router_id: self.router_id,
             port: self.port,
@@ -397,8 +480,14 @@ impl BgpConfig {
             neighbors,
             dynamic_neighbors,
             graceful_restart: self.graceful_restart.clone(),
-        })
+        };
+        super::auth::listener_keys(&setup)?;
+        Ok(setup)
     }
+}
+
+fn is_link_local(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// Two dynamic sources accept a common address.
@@ -422,6 +511,7 @@ fn sources_overlap(a: &DynamicSource, b: &DynamicSource) -> bool {
 fn compile_neighbor(
     key: &str,
     address: PeerAddress,
+    security: SessionSecurity,
     remote_as: RemoteAsConfig,
     import: Option<&ImportConfig>,
     export: Option<&ExportConfig>,
@@ -443,5 +533,6 @@ fn compile_neighbor(
         export: ExportPolicy::from_config(export, lists, &format!("{key}.export"))?,
         passive,
         hold_time,
+        security,
     })
 }

@@ -4,11 +4,13 @@
 //!   wire ──> packet (codec) ──> fsm (session state, sans-IO) ──> rib (Adj-RIB-In, decision,
 //!   Loc-RIB) ──> policy gates in and out ──> fib (Source::Bgp)
 //! ```
+pub mod auth;
 pub mod config;
 mod convert;
 pub mod discovery;
 pub mod fsm;
 pub mod graceful_restart;
+pub mod gtsm_filter;
 pub mod next_hop_out;
 pub mod northbound;
 pub mod packet;
@@ -16,7 +18,9 @@ pub mod peer;
 pub mod policy;
 pub mod rib;
 pub mod route_source;
+pub mod session_socket;
 pub mod southbound;
 pub mod speaker;
+pub mod ttl_security;
 mod unusable_log;
 pub mod updates_out;

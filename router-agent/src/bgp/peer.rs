@@ -27,6 +27,7 @@ use tokio::{
 };
 
 use super::{
+    config::SessionSecurity,
     fsm::{
         Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
         Peering, Restart, SessionConfig, State, Timer,
@@ -38,6 +39,7 @@ use super::{
         types::{Afi, Safi},
     },
     rib::PeerId,
+    session_socket,
 };
 
 /// From the speaker to a session.
@@ -121,6 +123,8 @@ pub struct PeerSpec {
     /// Where to connect (a link-local address carries its interface as scope id).
     pub remote: Option<SocketAddr>,
     pub config: SessionConfig,
+    /// TCP MD5 and GTSM for our connections.
+    pub security: SessionSecurity,
     pub restart: Restart,
     /// The connection that created a dynamic peer.
     pub incoming: Option<TcpStream>,
@@ -136,6 +140,7 @@ pub fn spawn(
     let task = PeerTask {
         peer: spec.peer,
         remote: spec.remote,
+        security: spec.security,
         peering,
         events,
         connections: [Connection::default(), Connection::default()],
@@ -214,6 +219,7 @@ struct PeerTask {
     peer: PeerId,
     /// None: not known yet (an unnumbered neighbor before discovery); connecting fails.
     remote: Option<SocketAddr>,
+    security: SessionSecurity,
     peering: Peering,
     events: mpsc::UnboundedSender<PeerEvent>,
     /// Indexed by [`Conn::index`].
@@ -493,6 +499,7 @@ impl PeerTask {
         match action {
             Action::Connect => {
                 let remote = self.remote;
+                let security = self.security.clone();
                 self.connecting = Some(Box::pin(async move {
                     let Some(remote) = remote else {
                         return Err(std::io::Error::new(
@@ -500,14 +507,17 @@ impl PeerTask {
                             "the neighbor's address is not known yet",
                         ));
                     };
-                    tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "connect timed out",
-                            ))
-                        })
+                    tokio::time::timeout(
+                        CONNECT_TIMEOUT,
+                        session_socket::connect(remote, &security),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connect timed out",
+                        ))
+                    })
                 }));
             }
             Action::Disconnect => {

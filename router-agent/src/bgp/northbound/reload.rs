@@ -74,6 +74,11 @@ impl Speaker {
             ));
         }
 
+        // TCP MD5 keys and GTSM: on the listener before any session restarts.
+        let listener_keys = crate::bgp::auth::listener_keys(&new)
+            .map_err(|err| format!("{}: {}", err.key, err.reason))?;
+        self.sync_listener(&new, listener_keys);
+
         let mut summary = ReloadSummary::default();
         let originated_changed = new.originated != self.setup.originated;
         let mut re_export = BTreeSet::new();
@@ -101,7 +106,8 @@ impl Speaker {
                 new_neighbor.remote_as,
                 new_neighbor.passive,
                 new_neighbor.hold_time,
-            ) != (old.remote_as, old.passive, old.hold_time)
+                &new_neighbor.security,
+            ) != (old.remote_as, old.passive, old.hold_time, &old.security)
             {
                 let address = self.peers[peer].address;
                 self.remove_peer(*peer, "session parameters changed", fib, batch, resolve);

@@ -104,6 +104,8 @@ fn action(old: &[DynamicNeighbors], new: &[DynamicNeighbors], peer: &DynamicPeer
             range.template.remote_as,
             range.template.passive,
             range.template.hold_time,
+            // The connection carries them (TCP MD5 key, GTSM).
+            range.template.security.clone(),
             // Decided when the session comes up (the RIB's view of the peer).
             range.third_party_next_hop,
         )

@@ -55,6 +55,7 @@ async fn close_with(
             peer: PeerId(0),
             remote: Some(address),
             config,
+            security: Default::default(),
             restart: Restart::Never,
             incoming: None,
         },

@@ -249,6 +249,7 @@ impl Speaker {
             peer,
             remote: state.address,
             config: self.session_config(&state.neighbor),
+            security: state.neighbor.security.clone(),
             restart: crate::bgp::fsm::Restart::Never,
             incoming: Some(stream),
         };

@@ -7,9 +7,10 @@ use tokio::net::TcpStream;
 
 use super::Speaker;
 use crate::bgp::{
-    config::{DynamicSource, PeerAddress},
+    config::{DynamicSource, Neighbor, PeerAddress},
     discovery,
     peer::{self, PeerCommand},
+    session_socket,
 };
 
 impl Speaker {
@@ -32,7 +33,10 @@ impl Speaker {
                 PeerAddress::Ip(_) => state.address.map(|a| a.ip()) == Some(address),
                 PeerAddress::Interface(name) => on_interface(name),
             });
-        if let Some((&peer, _)) = existing {
+        if let Some((&peer, state)) = existing {
+            if !protect(&stream, &state.neighbor) {
+                return;
+            }
             if self.peers[&peer].session_ended {
                 // A dynamic peer back from its graceful restart.
                 self.respawn_dynamic(peer, stream);
@@ -77,6 +81,9 @@ impl Speaker {
             return;
         }
         let neighbor = template.neighbor(address);
+        if !protect(&stream, &neighbor) {
+            return;
+        }
         let remote = remote_for_connect(remote, self.setup.port);
         match self.add_peer(neighbor, Some(index), Some(remote), Some(stream)) {
             Ok(peer) => {
@@ -104,6 +111,18 @@ impl Speaker {
                 state.address = Some(remote);
                 let _ = state.handle.commands.send(PeerCommand::Remote(remote));
             }
+        }
+    }
+}
+
+/// The neighbor's GTSM on its accepted connection; false (connection dropped, logged by
+/// neighbor): it could not be set.
+fn protect(stream: &TcpStream, neighbor: &Neighbor) -> bool {
+    match session_socket::accepted(stream, &neighbor.security) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(neighbor = %neighbor.address, "BGP connection dropped: {err}");
+            false
         }
     }
 }

@@ -29,6 +29,7 @@ use tokio::{
 
 use super::southbound::{self, Resolve};
 use super::unusable_log::UnusableLog;
+use super::{auth, gtsm_filter, ttl_security};
 use super::{
     config::{BgpSetup, Neighbor, PeerAddress},
     discovery,
@@ -121,6 +122,11 @@ pub struct Speaker {
     /// `graceful_stop` was called: the sessions' ends must not touch the FIB (the datapath
     /// outlives us with every route). Atomic: `graceful_stop` takes `&self`.
     pub(in crate::bgp) graceful_stopping: std::sync::atomic::AtomicBool,
+    /// The listening socket (a duplicate of the accept task's), for TCP MD5 keys on reload;
+    /// None in unit tests.
+    pub(in crate::bgp) listening: Option<std::os::fd::OwnedFd>,
+    /// The TCP MD5 keys it carries now.
+    pub(in crate::bgp) listener_keys: auth::ListenerKeys,
 }
 
 impl Speaker {
@@ -134,12 +140,14 @@ impl Speaker {
         restart: RestartState,
     ) -> Result<(Self, mpsc::UnboundedReceiver<PeerEvent>)> {
         let (events, event_rx) = mpsc::unbounded_channel();
-        let listener = TcpListener::bind(SocketAddr::new(
-            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-            setup.port,
-        ))
-        .await
-        .with_context(|| format!("listening on BGP port {}", setup.port))?;
+        let listener_keys = auth::listener_keys(&setup)
+            .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+        let listener = listen(&setup, &listener_keys)
+            .with_context(|| format!("listening on BGP port {}", setup.port))?;
+        let listening = {
+            use std::os::fd::AsFd;
+            listener.as_fd().try_clone_to_owned()?
+        };
         let accepted = events.clone();
         tokio::spawn(async move {
             loop {
@@ -164,6 +172,8 @@ impl Speaker {
             unusable_log: UnusableLog::default(),
             restart_state: restart,
             graceful_stopping: Default::default(),
+            listening: Some(listening),
+            listener_keys,
             setup,
         };
         for neighbor in speaker.setup.neighbors.clone() {
@@ -188,6 +198,23 @@ impl Speaker {
         Ok((speaker, event_rx))
     }
 
+    /// Brings the listening socket's TCP MD5 keys and GTSM to the new configuration's (on
+    /// reload; they take effect for new connections). Failures are logged (by neighbor).
+    pub(in crate::bgp) fn sync_listener(&mut self, new: &BgpSetup, keys: auth::ListenerKeys) {
+        if let Some(socket) = &self.listening {
+            use std::os::fd::AsFd;
+            auth::sync_listener(socket.as_fd(), &self.listener_keys, &keys);
+            if let Err(err) = ttl_security::prepare_listener(socket.as_fd(), new.all_ttl_security())
+            {
+                tracing::error!("GTSM on the BGP listener not updated: {err}");
+            }
+            if let Err(err) = gtsm_filter::attach(socket.as_fd(), &gtsm_filter::scopes(new)) {
+                tracing::error!("the GTSM socket filter on the BGP listener not updated: {err}");
+            }
+        }
+        self.listener_keys = keys;
+    }
+
     /// Starts a session task.
     pub(in crate::bgp) fn add_peer(
         &mut self,
@@ -202,6 +229,7 @@ impl Speaker {
             peer,
             remote,
             config: self.session_config(&neighbor),
+            security: neighbor.security.clone(),
             restart: if dynamic.is_some() {
                 Restart::Never
             } else {
@@ -309,4 +337,27 @@ impl Speaker {
         southbound::set_gateways_failed(fib, batch, peer, &gateways, false);
         self.peers.remove(&peer);
     }
+}
+
+/// The BGP listening socket: dual-stack [::]:port, sending with TTL 255 (GTSM, see
+/// `ttl_security.rs`) and with its TCP MD5 keys installed before it listens, so that no
+/// connection is accepted unsigned in between.
+fn listen(setup: &BgpSetup, keys: &auth::ListenerKeys) -> Result<TcpListener> {
+    use std::os::fd::AsFd;
+    let port = setup.port;
+    let socket = tokio::net::TcpSocket::new_v6()?;
+    socket.set_reuseaddr(true)?;
+    ttl_security::prepare_listener(socket.as_fd(), setup.all_ttl_security())
+        .context("TTL 255 (GTSM) on the listener")?;
+    gtsm_filter::attach(socket.as_fd(), &gtsm_filter::scopes(setup))
+        .context("the GTSM socket filter on the listener")?;
+    let failed = auth::sync_listener(socket.as_fd(), &auth::ListenerKeys::new(), keys);
+    if failed > 0 {
+        anyhow::bail!("{failed} TCP MD5 key(s) could not be set (see the log)");
+    }
+    socket.bind(SocketAddr::new(
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        port,
+    ))?;
+    Ok(socket.listen(1024)?)
 }

@@ -77,6 +77,8 @@ impl Lab {
             unusable_log: UnusableLog::default(),
             restart_state: Default::default(),
             graceful_stopping: Default::default(),
+            listening: None,
+            listener_keys: Default::default(),
             setup,
         };
         let address = SocketAddr::new(ip(GATEWAY_V4), 179);
