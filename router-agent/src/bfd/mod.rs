@@ -2,3 +2,4 @@
 //!
 //! Layers, one way like BGP's: wire ([`packet`]) -> session ([`session`], sans-IO).
 pub mod packet;
+pub mod session;
