@@ -11,8 +11,10 @@
 //! - **Timers.** Two: transmit and detection. `Arm*(d)` arms it to expire `d` from now, replacing
 //!   any pending expiry; `Stop*` cancels it. Deliver the expiry only for the latest arming.
 //!   Transmit intervals come jittered (6.8.7): the driver must not add its own.
-//! - **State.** `StateChanged` reports every transition, with the local diagnostic. Leaving Up
-//!   is what fails the neighbour's next hops and its BGP session (RFC 5882).
+//! - **State.** `StateChanged` reports every transition, with the local diagnostic.
+//!   `path_failed` is what fails the neighbour's next hops and its BGP session: Up to Down,
+//!   except when the peer went AdminDown (RFC 5882 3.2: not a failure of the path; our own
+//!   AdminDown is not either).
 //!
 //! # Deviations and choices
 //!
@@ -86,6 +88,7 @@ pub enum Output {
         from: State,
         to: State,
         diag: Diagnostic,
+        path_failed: bool,
     },
 }
 
@@ -363,7 +366,14 @@ impl Session {
         if to != State::Up {
             self.polling = false;
         }
-        out.push(Output::StateChanged { from, to, diag });
+        let path_failed =
+            from == State::Up && to == State::Down && self.remote_state != State::AdminDown;
+        out.push(Output::StateChanged {
+            from,
+            to,
+            diag,
+            path_failed,
+        });
         // Coming Up starts the poll to our real rate, and that poll packet is the prompt
         // announcement; otherwise send one now (deviation 1).
         self.renegotiate(out);

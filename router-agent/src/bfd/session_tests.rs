@@ -18,6 +18,7 @@ struct Driven {
     sent: Vec<(Duration, ControlPacket)>,
     changes: Vec<(Duration, State, State, Diagnostic)>,
     transmit_arms: Vec<Duration>,
+    path_failures: usize,
 }
 
 impl Driven {
@@ -29,6 +30,7 @@ impl Driven {
             sent: Vec::new(),
             changes: Vec::new(),
             transmit_arms: Vec::new(),
+            path_failures: 0,
         }
     }
 
@@ -48,9 +50,15 @@ impl Driven {
                 Output::StopTransmitTimer => self.transmit_at = None,
                 Output::ArmDetectionTimer(d) => self.detect_at = Some(now + d),
                 Output::StopDetectionTimer => self.detect_at = None,
-                Output::StateChanged { from, to, diag } => {
+                Output::StateChanged {
+                    from,
+                    to,
+                    diag,
+                    path_failed,
+                } => {
                     assert_eq!(to, self.session.state());
                     self.changes.push((now, from, to, diag));
+                    self.path_failures += usize::from(path_failed);
                 }
             }
         }
@@ -247,6 +255,9 @@ fn detection_time_expiry_takes_the_session_down() {
         "down {down_after:?} after the freeze"
     );
     assert_eq!(pair.a.session.remote_discriminator(), 0);
+    assert_eq!(pair.a.path_failures, 1);
+    // b learns of it from a's Down (diag 3): a failure for b too.
+    assert_eq!(pair.b.path_failures, 1);
     assert_eq!(
         pair.a.session.local_diag(),
         Diagnostic::ControlDetectionTimeExpired
@@ -297,6 +308,8 @@ fn remote_admin_down_is_diag_3_and_admin_up_recovers() {
             Diagnostic::NeighborSignaledSessionDown
         )
     );
+    // RFC 5882 3.2: the peer's AdminDown, like ours, is not a path failure.
+    assert_eq!((pair.a.path_failures, pair.b.path_failures), (0, 0));
     // AdminDown ignores a's packets and keeps announcing itself: nothing comes up.
     pair.run_until(pair.now + Duration::from_secs(5));
     assert_eq!(
