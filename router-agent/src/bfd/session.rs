@@ -30,6 +30,7 @@
 //! 4. In AdminDown we keep sending at the slow rate (6.8.16 allows ceasing after a Detection
 //!    Time; continuing tells a restarted peer why we are down).
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
@@ -105,7 +106,7 @@ pub struct Session {
     config: SessionConfig,
     state: State,
     remote_state: State,
-    local_discr: u32,
+    local_discr: NonZeroU32,
     remote_discr: u32,
     local_diag: Diagnostic,
     /// bfd.RemoteMinRxInterval; 1 us until the peer says (6.8.1).
@@ -131,10 +132,10 @@ fn micros(d: Duration) -> u32 {
 }
 
 impl Session {
-    /// A session in Down with discriminator `local_discr` (non-zero, unique on the system).
+    /// A session in Down with discriminator `local_discr` (unique on the system; 6.8.1 makes
+    /// it non-zero).
     /// `jitter_seed` seeds the 6.8.7 jitter (random in production, fixed in tests).
-    pub fn new(config: SessionConfig, local_discr: u32, jitter_seed: u64) -> Session {
-        assert_ne!(local_discr, 0, "My Discriminator must be non-zero (6.8.1)");
+    pub fn new(config: SessionConfig, local_discr: NonZeroU32, jitter_seed: u64) -> Session {
         let mut session = Session {
             config,
             state: State::Down,
@@ -258,7 +259,7 @@ impl Session {
     fn receive(&mut self, packet: ControlPacket, out: &mut Vec<Output>) {
         // 6.8.6: the demultiplexer should not hand us another session's packet; if it did, it
         // must not move this one.
-        if packet.your_discriminator != 0 && packet.your_discriminator != self.local_discr {
+        if packet.your_discriminator != 0 && packet.your_discriminator != self.local_discr.get() {
             return;
         }
         if self.state == State::AdminDown {
@@ -429,7 +430,7 @@ impl Session {
             state: self.state,
             flags,
             detect_mult: self.config.detect_mult,
-            my_discriminator: self.local_discr,
+            my_discriminator: self.local_discr.get(),
             your_discriminator: self.remote_discr,
             desired_min_tx_us: self.advertised.desired_min_tx_us,
             required_min_rx_us: self.advertised.required_min_rx_us,

@@ -1,6 +1,7 @@
 //! Sessions driven on a fake clock: alone with scripted peer packets, or two of them wired
 //! back to back through the codec.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::*;
@@ -24,7 +25,7 @@ struct Driven {
 impl Driven {
     fn new(config: SessionConfig, discr: u32, seed: u64) -> Driven {
         Driven {
-            session: Session::new(config, discr, seed),
+            session: Session::new(config, NonZeroU32::new(discr).unwrap(), seed),
             transmit_at: None,
             detect_at: None,
             sent: Vec::new(),
