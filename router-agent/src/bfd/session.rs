@@ -251,6 +251,10 @@ impl Session {
             Event::ParametersChanged(config) => {
                 self.config = config;
                 self.renegotiate(&mut out);
+                // Outside Up the new TX interval applies at once: so does its timer.
+                if self.transmit_armed != self.periodic_interval() {
+                    self.rearm_transmit(&mut out);
+                }
             }
         }
         out

@@ -526,3 +526,22 @@ fn a_peer_in_demand_mode_stops_our_periodic_packets() {
     d.feed(2 * MS, peer(State::Up, NONE, 300_000, 300_000));
     assert!(d.transmit_at.is_some());
 }
+
+#[test]
+fn interval_changes_outside_up_apply_at_once_without_a_poll() {
+    let mut d = Driven::new(SessionConfig::default(), A_DISCR, 6);
+    let outputs = d.session.start();
+    d.apply(Duration::ZERO, outputs);
+    let slower = SessionConfig {
+        desired_min_tx: Duration::from_secs(3),
+        ..SessionConfig::default()
+    };
+    let sent = d.feed(MS, Event::ParametersChanged(slower));
+    assert!(sent.is_empty(), "no poll outside Up: {sent:?}");
+    assert!(!d.session.polling());
+    assert_eq!(d.session.transmit_interval(), Duration::from_secs(3));
+    let armed = *d.transmit_arms.last().unwrap();
+    assert!((2250 * MS..=3000 * MS).contains(&armed), "{armed:?}");
+    let periodic = d.feed(2 * MS, Event::TransmitTimerExpired);
+    assert_eq!(periodic[0].desired_min_tx_us, 3_000_000);
+}
