@@ -5,6 +5,7 @@
 //!                  ──> datapath (BPF maps: LPM trie or DIR-24-8, groups, nexthops) ──> packets
 //!   netlink: neighbors, links, addresses in; kernel routes out
 //! ```
+pub mod bfd;
 pub mod bgp;
 pub mod config;
 pub mod control;
