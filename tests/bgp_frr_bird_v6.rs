@@ -235,7 +235,7 @@ impl Lab {
     fn show(&self, what: &str) -> Value {
         let config = PathBuf::from(self.path("host.toml"));
         self.net
-            .agent_show("host", what, Some(&config))
+            .agent_show(AGENT, "host", what, Some(&config))
             .unwrap_or(Value::Null)
     }
 

@@ -134,7 +134,7 @@ hold_time = 9
 
     fn show(&self, what: &str) -> Value {
         self.net
-            .agent_show("host", what, Some(&self.net.path("agent.toml")))
+            .agent_show(AGENT, "host", what, Some(&self.net.path("agent.toml")))
             .unwrap_or(Value::Null)
     }
 

@@ -306,7 +306,7 @@ ipv4 = [{{ action = "permit", prefix = "{ANYCAST}" }}]
 
     fn show(&self, what: &str) -> Value {
         self.net
-            .agent_show("host", what, Some(&self.config_path()))
+            .agent_show(AGENT, "host", what, Some(&self.config_path()))
             .unwrap_or(Value::Null)
     }
 

@@ -228,7 +228,7 @@ impl Lab {
     }
 
     fn show(&self, what: &str) -> Option<Value> {
-        self.net.agent_show("rtr", what, None)
+        self.net.agent_show(AGENT, "rtr", what, None)
     }
 
     /// Waits until both static routes point at two resolved nexthops.

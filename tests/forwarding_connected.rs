@@ -132,7 +132,7 @@ impl Lab {
 
     fn fib(&self) -> Vec<Value> {
         self.net
-            .agent_show("rtr", "fib", None)
+            .agent_show(AGENT, "rtr", "fib", None)
             .and_then(|fib| fib["routes"].as_array().cloned())
             .unwrap_or_default()
     }
@@ -153,7 +153,7 @@ impl Lab {
 
     fn counters(&self) -> Value {
         self.net
-            .agent_show("rtr", "counters", None)
+            .agent_show(AGENT, "rtr", "counters", None)
             .expect("show counters")
     }
 

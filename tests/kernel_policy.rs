@@ -183,7 +183,7 @@ nexthops = [{{ via = "10.0.2.2" }}]
 
     fn show(&self, what: &str) -> Value {
         self.net
-            .agent_show("host", what, Some(&self.net.path("agent.toml")))
+            .agent_show(AGENT, "host", what, Some(&self.net.path("agent.toml")))
             .unwrap_or(Value::Null)
     }
 

@@ -277,7 +277,7 @@ impl Lab {
     pub fn show(&self, what: &str) -> Value {
         // The config names the lab's own control socket.
         self.net
-            .agent_show("host", what, Some(&self.path("agent.toml")))
+            .agent_show(AGENT, "host", what, Some(&self.path("agent.toml")))
             .unwrap_or(Value::Null)
     }
 

@@ -321,7 +321,7 @@ impl Lab {
         loop {
             let fib = self
                 .net
-                .agent_show("rtr", "fib", None)
+                .agent_show(AGENT, "rtr", "fib", None)
                 .map(|v| v.to_string())
                 .unwrap_or_default();
             let state = format!("{:?}{fib}", self.resolved_neighbors());

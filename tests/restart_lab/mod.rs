@@ -298,7 +298,7 @@ hold_time = 9
 
     pub fn show(&self, what: &str) -> Value {
         self.net
-            .agent_show("host", what, Some(&self.config_path()))
+            .agent_show(AGENT, "host", what, Some(&self.config_path()))
             .unwrap_or(Value::Null)
     }
 

@@ -41,9 +41,9 @@ use crate::{
         table::Table,
     },
     bench_throughput::table::thousands,
-    netns::{self, Namespace},
 };
 use dut::{Dut, Kind, Memory};
+use netns_lab::Namespace;
 use sender::{SenderConfig, Session};
 
 /// Namespaces, pin and scratch directories: `hrbb-<pid>-<role>`. Not `hrbgp`: that is
@@ -176,8 +176,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     ensure!(!args.duts.is_empty(), "--duts needs at least one DUT");
     crate::ensure_bpffs()?;
-    netns::catch_interrupts();
-    netns::remove_stale(TAG);
+    netns_lab::catch_interrupts();
+    netns_lab::remove_stale_labs(&format!("{}-", TAG));
 
     let pick = |given: Option<usize>, full: usize, quick: usize| {
         given.unwrap_or(if args.quick { quick } else { full })
@@ -290,7 +290,7 @@ impl Topology {
         let pid = std::process::id();
         let sender = Namespace::create(&format!("{TAG}-{pid}-snd"))?;
         let dut = Namespace::create(&format!("{TAG}-{pid}-dut"))?;
-        netns::veth(
+        netns_lab::veth(
             (&sender, link.sender_if, [0x02, 0, 0, 0, 0x5e, 0x01]),
             (&dut, link.dut_if, [0x02, 0, 0, 0, 0xd0, 0x01]),
         )?;
@@ -345,7 +345,7 @@ fn measure(
         if close_before_stop {
             drop(session);
             // The DUT notices, and starts withdrawing.
-            netns::sleep(Duration::from_millis(300))?;
+            netns_lab::sleep(Duration::from_millis(300))?;
         }
         outcome.stop_s = dut.stop(STOP_PATIENCE)?.as_secs_f64();
         Ok(outcome)
@@ -399,7 +399,7 @@ fn converge(
             Ok(Instant::now())
         });
         while rib_at.is_none() || fib_at.is_none() {
-            netns::sleep(poll)?;
+            netns_lab::sleep(poll)?;
             session.check()?;
             dut.check_running()?;
             if Instant::now() > deadline {
@@ -530,7 +530,7 @@ fn settled_kernel_memory() -> Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = sys::kernel_memory()?;
     loop {
-        netns::sleep(Duration::from_millis(500))?;
+        netns_lab::sleep(Duration::from_millis(500))?;
         let now = sys::kernel_memory()?;
         if now + 1024 * 1024 > last || Instant::now() > deadline {
             return Ok(now);

@@ -48,7 +48,6 @@ use crate::{
         table::Table,
     },
     bench_throughput::table::thousands,
-    netns,
 };
 use lab::{Dut, Topology};
 use probe::Probe;
@@ -147,8 +146,8 @@ pub fn run(args: Args) -> Result<()> {
         bail!("bench restart creates network namespaces and loads XDP programs: run it as root");
     }
     crate::ensure_bpffs()?;
-    netns::catch_interrupts();
-    netns::remove_stale(lab::TAG);
+    netns_lab::catch_interrupts();
+    netns_lab::remove_stale_labs(&format!("{}-", lab::TAG));
     let link = Link::new();
     let binary = agent_binary()?;
     let v4 = args
@@ -262,7 +261,7 @@ fn feed_session(
             Err(err) if Instant::now() > deadline => {
                 return Err(err.context("opening the session"));
             }
-            Err(_) => netns::sleep(Duration::from_millis(100))?,
+            Err(_) => netns_lab::sleep(Duration::from_millis(100))?,
         }
     };
     let established = session.established_at;
@@ -297,7 +296,7 @@ fn wait(
                     .unwrap_or_default()
             );
         }
-        netns::sleep(Duration::from_millis(50))?;
+        netns_lab::sleep(Duration::from_millis(50))?;
     }
 }
 
@@ -375,7 +374,7 @@ fn bench_agent(
                 Ok(routes == full && adopted == 0)
             })?;
             // What a clean FIB changes only after (a late sweep) counts too.
-            netns::sleep(SETTLE)?;
+            netns_lab::sleep(SETTLE)?;
             let to = probe.mark();
             let losses = probe.losses(from, to);
             let row = Row {
@@ -484,7 +483,7 @@ fn bench_frr(link: &Link, binary: &Path, case: &Case, timeout: Duration) -> Resu
             &mut dut,
             |dut| Ok(dut.frr_received()? >= case.routes),
         )?;
-        netns::sleep(SETTLE)?;
+        netns_lab::sleep(SETTLE)?;
         let losses = probe.losses(from, probe.mark());
         Ok(Row {
             routes: case.routes,

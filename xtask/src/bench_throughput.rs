@@ -47,7 +47,6 @@ use router_common::{
 };
 use serde::Serialize;
 
-use crate::netns;
 use table::{Table, thousands};
 use topology::Topology;
 use trafficgen::{Generator, GeneratorStop, Placement, Sink};
@@ -230,9 +229,9 @@ struct Report {
 
 pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
-    netns::catch_interrupts();
+    netns_lab::catch_interrupts();
     crate::ensure_bpffs()?;
-    netns::remove_stale(topology::TAG);
+    netns_lab::remove_stale_labs(&format!("{}-", topology::TAG));
 
     let seconds = args.seconds.unwrap_or(if args.quick { 2.0 } else { 5.0 });
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
@@ -268,7 +267,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         nproc,
-        kernel: netns::run(std::process::Command::new("uname").arg("-r"))?
+        kernel: netns_lab::run(std::process::Command::new("uname").arg("-r"))?
             .trim()
             .to_owned(),
         cpu_model: cpu_model(),
@@ -549,13 +548,13 @@ fn measure(
         let generator =
             scope.spawn(|| generator.run(&topo.gen_ns, topo.gen0.ifindex, placement, &stop));
         let measured = (|| -> Result<Window> {
-            netns::sleep(WARMUP)?;
+            netns_lab::sleep(WARMUP)?;
             if generator.is_finished() {
                 bail!("the generator stopped during warm-up");
             }
             let cpu0 = placement.cpu.and_then(cpu_times);
             let (t0, p0, g0) = (Instant::now(), sink.counters()?.0, topo.generated()?);
-            netns::sleep(Duration::from_secs_f64(seconds))?;
+            netns_lab::sleep(Duration::from_secs_f64(seconds))?;
             let (t1, p1, g1) = (Instant::now(), sink.counters()?.0, topo.generated()?);
             let cpu1 = placement.cpu.and_then(cpu_times);
             let others = match (cpu0, cpu1) {

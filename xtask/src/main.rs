@@ -12,7 +12,7 @@ mod bench_bgp;
 mod bench_cost;
 mod bench_restart;
 mod bench_throughput;
-mod netns;
+mod lab;
 
 use std::process::Command;
 
@@ -32,7 +32,7 @@ enum Task {
     /// Run every test (unit, BPF_PROG_TEST_RUN, network namespaces). Needs root.
     Test,
     /// Start a namespace lab, show router-agent forwarding, tear it down.
-    Lab(netns::LabArgs),
+    Lab(lab::LabArgs),
     /// Benchmarks; results go to stdout (copy them into BENCHMARKS.md with the command).
     Bench {
         #[command(subcommand)]
@@ -67,7 +67,7 @@ fn main() -> Result<()> {
                 "--test-threads=2",
             ])
         }
-        Task::Lab(args) => netns::lab(args),
+        Task::Lab(args) => lab::lab(args),
         Task::Bench { what } => match what {
             Bench::Datapath(args) => bench_throughput::run(args),
             Bench::Cost(args) => bench_cost::run(args),

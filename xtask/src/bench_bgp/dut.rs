@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use router_agent::control::{self, Query};
 
 use super::Link;
-use crate::netns::{self, Namespace};
+use netns_lab::Namespace;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -149,7 +149,7 @@ impl Dut {
                 Err(err) if Instant::now() > deadline => {
                     return Err(err.context(format!("{} did not come up", kind.label())));
                 }
-                Err(_) => netns::sleep(Duration::from_millis(200))?,
+                Err(_) => netns_lab::sleep(Duration::from_millis(200))?,
             }
         }
     }
@@ -198,7 +198,7 @@ passive = true
         );
         let path = self.dir.join("agent.toml");
         fs::write(&path, config)?;
-        netns::run(
+        netns_lab::run(
             Command::new(&agent.binary)
                 .arg("check")
                 .arg("-c")
@@ -309,7 +309,7 @@ router bgp {DUT_ASN}
             if Instant::now() > deadline {
                 bail!("zebra did not create {}", zserv.display());
             }
-            netns::sleep(Duration::from_millis(50))?;
+            netns_lab::sleep(Duration::from_millis(50))?;
         }
         let mut bgpd = ns.command("/usr/lib/frr/bgpd");
         common(&mut bgpd, "bgpd.pid");
@@ -389,7 +389,7 @@ router bgp {DUT_ASN}
                 })
             }
             Kind::Bird => {
-                let text = netns::run(
+                let text = netns_lab::run(
                     Command::new("birdc")
                         .arg("-s")
                         .arg(self.dir.join("bird.ctl"))
@@ -405,7 +405,7 @@ router bgp {DUT_ASN}
                 })
             }
             Kind::Frr => {
-                let text = netns::run(
+                let text = netns_lab::run(
                     Command::new("vtysh")
                         .arg("--vty_socket")
                         .arg(&self.dir)
@@ -524,7 +524,7 @@ impl Drop for Dut {
         while let Some((label, mut child)) = self.processes.pop() {
             stop_child(&label, &mut child, Duration::from_secs(10));
         }
-        netns::remove_pin_dir(&self.pin_dir);
+        netns_lab::remove_pin_dir(&self.pin_dir);
     }
 }
 

@@ -60,7 +60,7 @@ impl Session {
                 Ok(stream) => break stream,
                 // Refused: the receiver is not listening yet.
                 Err(_) if Instant::now() < deadline => {
-                    crate::netns::sleep(Duration::from_millis(200))?;
+                    netns_lab::sleep(Duration::from_millis(200))?;
                 }
                 Err(err) => return Err(err).context(format!("connecting to {}", config.remote)),
             }

@@ -20,10 +20,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 use router_agent::control::{self, Query};
 
-use crate::{
-    bench_bgp::{Link, dut::DUT_ASN},
-    netns::{self, Namespace},
-};
+use crate::bench_bgp::{Link, dut::DUT_ASN};
+use netns_lab::Namespace;
 
 pub const TAG: &str = "hrbr";
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(10, 254, 0, 2);
@@ -41,11 +39,11 @@ impl Topology {
         let client = Namespace::create(&format!("{TAG}-{pid}-{case}-cli"))?;
         let sender = Namespace::create(&format!("{TAG}-{pid}-{case}-snd"))?;
         let dut = Namespace::create(&format!("{TAG}-{pid}-{case}-dut"))?;
-        netns::veth(
+        netns_lab::veth(
             (&sender, link.sender_if, [0x02, 0, 0, 0, 0x5e, 0x01]),
             (&dut, link.dut_if, [0x02, 0, 0, 0, 0xd0, 0x01]),
         )?;
-        netns::veth(
+        netns_lab::veth(
             (&client, "cli0", [0x02, 0, 0, 0, 0xc1, 0x01]),
             (&dut, "dutc", [0x02, 0, 0, 0, 0xd0, 0x02]),
         )?;
@@ -144,7 +142,7 @@ passive = true
             sender_asn = link.sender_asn,
         );
         fs::write(self.config(), config)?;
-        netns::run(
+        netns_lab::run(
             Command::new(&self.binary)
                 .arg("check")
                 .arg("-c")
@@ -225,7 +223,7 @@ passive = true
 
     /// `router-agent restart`: the agent re-executes itself (same pid).
     pub fn restart_command(&self) -> Result<()> {
-        netns::run(
+        netns_lab::run(
             Command::new(&self.binary)
                 .arg("restart")
                 .arg("-c")
@@ -238,7 +236,7 @@ passive = true
     pub fn stop_command(&mut self) -> Result<Duration> {
         let mut child = self.take("router-agent")?;
         let start = Instant::now();
-        netns::run(
+        netns_lab::run(
             Command::new(&self.binary)
                 .arg("stop")
                 .arg("-c")
@@ -344,7 +342,7 @@ router bgp {DUT_ASN}
             if Instant::now() > deadline {
                 bail!("zebra did not create {}", zserv.display());
             }
-            netns::sleep(Duration::from_millis(50))?;
+            netns_lab::sleep(Duration::from_millis(50))?;
         }
         self.start_bgpd(ns)
     }
@@ -376,7 +374,7 @@ router bgp {DUT_ASN}
 
     /// bgpd's prefixes received from the sender (both families).
     pub fn frr_received(&self) -> Result<usize> {
-        let text = netns::run(
+        let text = netns_lab::run(
             Command::new("vtysh")
                 .arg("--vty_socket")
                 .arg(&self.dir)
@@ -423,7 +421,7 @@ impl Drop for Dut {
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
         }
-        netns::remove_pin_dir(&self.pin_dir);
+        netns_lab::remove_pin_dir(&self.pin_dir);
     }
 }
 

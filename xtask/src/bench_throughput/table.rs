@@ -19,7 +19,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 use super::topology::{ROUTE_PROTOCOL, SINK_V4, SINK_V6};
-use crate::netns::Namespace;
+use netns_lab::Namespace;
 
 /// Share of the full table inside 10.0.0.0/8 and 2001:db8::/32: the prefixes traffic hits.
 pub const TEST_RANGE_SHARE: f64 = 0.06;

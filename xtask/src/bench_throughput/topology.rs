@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::netns::{self, LinkInfo, Namespace};
+use netns_lab::{LinkInfo, Namespace};
 
 pub const GEN_V4: &str = "10.10.0.2";
 pub const GEN_V6: &str = "2001:db8:10::2";
@@ -47,7 +47,7 @@ pub struct PinDir(pub PathBuf);
 
 impl Drop for PinDir {
     fn drop(&mut self) {
-        netns::remove_pin_dir(&self.0);
+        netns_lab::remove_pin_dir(&self.0);
     }
 }
 
@@ -60,8 +60,8 @@ impl Topology {
         let gen_ns = Namespace::create(&name("gen"))?;
         let rtr = Namespace::create(&name("rtr"))?;
         let sink = Namespace::create(&name("sink"))?;
-        netns::veth((&gen_ns, "gen0", GEN0_MAC), (&rtr, "rtr0", RTR0_MAC))?;
-        netns::veth((&rtr, "rtr1", RTR1_MAC), (&sink, "sink0", SINK0_MAC))?;
+        netns_lab::veth((&gen_ns, "gen0", GEN0_MAC), (&rtr, "rtr0", RTR0_MAC))?;
+        netns_lab::veth((&rtr, "rtr1", RTR1_MAC), (&sink, "sink0", SINK0_MAC))?;
 
         for (ns, dev, v4, v6) in [
             (&gen_ns, "gen0", "10.10.0.2/24", "2001:db8:10::2/64"),
@@ -76,7 +76,7 @@ impl Topology {
         rtr.sysctl("net.ipv6.conf.all.forwarding", "1")?;
         rtr.sysctl("net.ipv4.conf.all.rp_filter", "0")?;
         rtr.sysctl("net.ipv4.conf.rtr0.rp_filter", "0")?;
-        let sink_mac = netns::mac_string(&SINK0_MAC);
+        let sink_mac = netns_lab::mac_string(&SINK0_MAC);
         for addr in [SINK_V4, SINK_V6] {
             rtr.ip(&[
                 "neigh",
@@ -97,7 +97,7 @@ impl Topology {
             .context("enabling GRO on rtr0")?;
         if threaded_napi {
             // /sys/class/net is per namespace: `ip netns exec` mounts the namespace's sysfs.
-            netns::run(std::process::Command::new("ip").args([
+            netns_lab::run(std::process::Command::new("ip").args([
                 "netns",
                 "exec",
                 rtr.name(),

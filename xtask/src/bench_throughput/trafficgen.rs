@@ -28,7 +28,7 @@ use aya::{
 use router_agent::datapath::TRAFFICGEN_OBJECT;
 use router_common::trafficgen::{GenConfig, MAX_DESTINATIONS};
 
-use crate::netns::Namespace;
+use netns_lab::Namespace;
 
 /// Frame length handed to the generator (the minimum Ethernet frame without FCS).
 pub const FRAME_LEN: usize = 64;

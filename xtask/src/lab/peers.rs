@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use super::super::{Namespace, run};
+use netns_lab::{Namespace, run};
 
 pub const ROUTER_AS: u32 = 65101;
 pub const FRR_AS: u32 = 65001;
@@ -221,7 +221,7 @@ pub fn wait_established(
         if start.elapsed() > timeout {
             bail!("after {timeout:?} only {established} of {count} BGP sessions are up");
         }
-        super::super::sleep(Duration::from_millis(200))?;
+        netns_lab::sleep(Duration::from_millis(200))?;
     }
 }
 

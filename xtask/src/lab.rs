@@ -29,7 +29,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use super::{Namespace, run};
+use netns_lab::{Namespace, remove_stale_labs, run};
 
 mod peers;
 
@@ -107,9 +107,9 @@ struct ServerCounters {
 
 pub fn lab(args: LabArgs) -> Result<()> {
     let started = Instant::now();
-    super::catch_interrupts();
+    netns_lab::catch_interrupts();
     crate::ensure_bpffs()?;
-    super::remove_stale(TAG);
+    remove_stale_labs(&format!("{TAG}-"));
     let agent_bin = agent_binary()?;
 
     let lab = Lab::create(args.routes)?;
@@ -225,15 +225,15 @@ impl Lab {
             ns.sysctl("net.ipv6.conf.default.keep_addr_on_down", "1")?;
         }
         let mac = |n: u8| [0x02, 0x00, 0x00, 0x00, 0x00, n];
-        super::veth(
+        netns_lab::veth(
             (&lab.client, "c-eth0", mac(0x11)),
             (&lab.router, "r-client", mac(0x01)),
         )?;
-        super::veth(
+        netns_lab::veth(
             (&lab.server1, "s1-eth0", mac(0x21)),
             (&lab.router, "r-srv1", mac(0x02)),
         )?;
-        super::veth(
+        netns_lab::veth(
             (&lab.server2, "s2-eth0", mac(0x31)),
             (&lab.router, "r-srv2", mac(0x03)),
         )?;
@@ -482,7 +482,7 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
             Ok((sent, tcp_failed))
         })?;
         // Let the last datagrams arrive.
-        super::sleep(Duration::from_millis(300))?;
+        netns_lab::sleep(Duration::from_millis(300))?;
         for (i, counter) in counters.iter().enumerate() {
             let datagrams = counter.datagrams.load(Ordering::Relaxed) - before[i].0;
             let connections = counter.connections.load(Ordering::Relaxed) - before[i].1;
@@ -561,7 +561,7 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
                     self.bucket_summary()?
                 );
             }
-            super::sleep(Duration::from_millis(20))?;
+            netns_lab::sleep(Duration::from_millis(20))?;
         }
     }
 
@@ -680,7 +680,7 @@ impl Agent {
                 print_log(&self.log, usize::MAX);
                 bail!("router-agent did not pin its maps within {timeout:?}; its log is above");
             }
-            super::sleep(Duration::from_millis(50))?;
+            netns_lab::sleep(Duration::from_millis(50))?;
         }
     }
 
