@@ -18,12 +18,9 @@
 //! client's traffic shows which server each flow went to.
 
 use std::{
-    io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
-    os::unix::process::CommandExt,
+    net::IpAddr,
     path::{Path, PathBuf},
-    process::{Child, ExitStatus, Stdio},
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -31,7 +28,17 @@ use anyhow::{Context, Result, bail};
 
 use netns_lab::{Namespace, remove_stale_labs, run};
 
+mod agent;
+mod narration;
 mod peers;
+mod traffic;
+
+use agent::{Agent, agent_binary};
+use narration::{print_log, step, within, yes_no};
+use traffic::{
+    DATAGRAMS_PER_FLOW, ServerCounters, TCP_CONNECTIONS, UDP_FLOWS, connect_tcp, ping, send_udp,
+    serve,
+};
 
 #[derive(clap::Args)]
 pub struct LabArgs {
@@ -80,12 +87,6 @@ const ANYCAST_V4: &str = "198.18.0.1";
 const ANYCAST_V6: &str = "2001:db8:ffff::1";
 const SERVER1_V4: &str = "10.2.1.2";
 const SERVER2_V4: &str = "10.2.2.2";
-const UDP_PORT: u16 = 9000;
-const TCP_PORT: u16 = 8080;
-/// Client traffic per run: datagrams from this many source ports, and TCP connections.
-const UDP_FLOWS: usize = 200;
-const DATAGRAMS_PER_FLOW: usize = 5;
-const TCP_CONNECTIONS: usize = 40;
 
 struct Lab {
     client: Namespace,
@@ -96,13 +97,6 @@ struct Lab {
     dir: PathBuf,
     pin_dir: PathBuf,
     routes: Routes,
-}
-
-/// What a server saw.
-#[derive(Default)]
-struct ServerCounters {
-    datagrams: AtomicU64,
-    connections: AtomicU64,
 }
 
 pub fn lab(args: LabArgs) -> Result<()> {
@@ -312,37 +306,6 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
                 ),
             }
         )
-    }
-
-    fn print_intro(&self, engine: Engine) {
-        println!("hostrouter lab: router-agent between a client and two anycast servers");
-        println!(
-            "  namespaces: {}, {}, {}, {}",
-            self.client.name(),
-            self.router.name(),
-            self.server1.name(),
-            self.server2.name()
-        );
-        println!();
-        println!("    client  10.1.0.2 ─── r-client ┐");
-        println!(
-            "                                    ├ router: router-agent, XDP, engine {}",
-            engine.config_value()
-        );
-        println!("    server1 10.2.1.2 ─── r-srv1   ┤   198.18.0.0/24      via 10.2.1.2, 10.2.2.2");
-        println!(
-            "    server2 10.2.2.2 ─── r-srv2   ┘   2001:db8:ffff::/48 via 2001:db8:2:{{1,2}}::2"
-        );
-        println!("    both servers hold {ANYCAST_V4} and {ANYCAST_V6} (anycast)");
-        if self.routes == Routes::Bgp {
-            println!(
-                "    the routes come from BGP: server1 runs FRR (AS {}), server2 BIRD (AS {}),\n    \
-                 the router is AS {} and advertises the client's subnet back",
-                peers::FRR_AS,
-                peers::BIRD_AS,
-                peers::ROUTER_AS
-            );
-        }
     }
 
     /// Everything after the agent is up; the servers are listening.
@@ -576,36 +539,6 @@ nexthops = [{{ via = "2001:db8:2:1::2" }}, {{ via = "2001:db8:2:2::2" }}]
         self.show(agent_bin, "fib")
     }
 
-    fn print_keep_instructions(&self, agent_bin: &Path, agent_pid: u32) {
-        let pin_dir = self.pin_dir.display();
-        let names = [
-            self.client.name(),
-            self.router.name(),
-            self.server1.name(),
-            self.server2.name(),
-        ];
-        println!("\nthe lab keeps running (router-agent pid {agent_pid}).");
-        println!("  ping from the client:");
-        println!(
-            "    ip netns exec {} ping {ANYCAST_V4}   (if ping is installed)",
-            names[0]
-        );
-        println!("  inspect the router (nsenter keeps /sys/fs/bpf, `ip netns exec` hides it):");
-        println!(
-            "    nsenter --net=/run/netns/{} {} show counters --pin-dir {pin_dir}",
-            names[1],
-            agent_bin.display()
-        );
-        println!("  a shell in a namespace:  ip netns exec {} bash", names[3]);
-        println!("  agent log: {}", self.dir.join("agent.log").display());
-        println!("  tear down:");
-        println!("    kill {agent_pid}; sleep 1");
-        println!(
-            "    for ns in {}; do ip netns del $ns; done",
-            names.join(" ")
-        );
-    }
-
     /// Leaves the namespaces in place (for `--keep`).
     fn persist(self) {
         for ns in [self.client, self.router, self.server1, self.server2] {
@@ -632,244 +565,5 @@ fn server_default_routes(server: &Namespace) -> Result<()> {
             Err(err) if start.elapsed() > Duration::from_secs(3) => return Err(err),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-    }
-}
-
-/// The router-agent process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(router: &Namespace, bin: &Path, config: &Path, log: &Path) -> Result<Self> {
-        let file =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = router
-            .command(bin)
-            .args(["run", "-c"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            // Its own process group: a Ctrl-C on the terminal reaches us, and we stop it.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Self {
-            child,
-            log: log.to_owned(),
-        })
-    }
-
-    /// Waits until the agent has pinned its maps (the last step of its start-up).
-    fn wait_ready(&mut self, pin_dir: &Path, timeout: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        let marker = pin_dir.join(router_common::map_names::VERDICT_STATS);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                print_log(&self.log, usize::MAX);
-                bail!("router-agent exited during start-up ({status}); its log is above");
-            }
-            if marker.exists() {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                print_log(&self.log, usize::MAX);
-                bail!("router-agent did not pin its maps within {timeout:?}; its log is above");
-            }
-            netns_lab::sleep(Duration::from_millis(50))?;
-        }
-    }
-
-    /// SIGTERM, then wait up to 10 s.
-    fn stop(&mut self) -> Result<ExitStatus> {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = self.child.kill();
-                bail!("router-agent ignored SIGTERM for 10 s; killed");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.stop();
-        }
-    }
-}
-
-/// A server: counts UDP datagrams on port 9000, answers TCP connections on 8080 with its name.
-fn serve(ns: &Namespace, name: &str, counters: &ServerCounters, stop: &AtomicBool) -> Result<()> {
-    ns.enter_current_thread()?;
-    // [::] takes IPv4 too (dual stack).
-    let udp = UdpSocket::bind(("::", UDP_PORT)).context("binding the UDP server")?;
-    udp.set_read_timeout(Some(Duration::from_millis(10)))?;
-    let tcp = TcpListener::bind(("::", TCP_PORT)).context("binding the TCP server")?;
-    tcp.set_nonblocking(true)?;
-    let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
-        while let Ok((_, _)) = udp.recv_from(&mut buf) {
-            counters.datagrams.fetch_add(1, Ordering::Relaxed);
-        }
-        while let Ok((mut stream, _)) = tcp.accept() {
-            stream.set_nonblocking(false)?;
-            let _ = stream.write_all(name.as_bytes());
-            counters.connections.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    Ok(())
-}
-
-/// ICMP echo to `target` through an ICMP datagram ("ping") socket: the kernel fills in the
-/// identifier and checksum. `count` requests, 200 ms apart; the round-trip time of each reply.
-fn ping(target: IpAddr, count: u16) -> Result<Vec<Option<Duration>>> {
-    use std::os::fd::FromRawFd;
-    let (domain, protocol, request, reply) = match target {
-        IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP, 8u8, 0u8),
-        IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6, 128u8, 129u8),
-    };
-    // SAFETY: plain socket(2); the fd is owned by the UdpSocket below.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("opening an ICMP socket");
-    }
-    // SAFETY: `fd` is a fresh datagram socket nobody else owns; std only uses send/recv on it.
-    let socket = unsafe { UdpSocket::from_raw_fd(fd) };
-    socket.connect((target, 0))?;
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let mut replies = Vec::new();
-    for seq in 1..=count {
-        let mut packet = [0u8; 16];
-        packet[0] = request;
-        packet[6..8].copy_from_slice(&seq.to_be_bytes());
-        packet[8..].copy_from_slice(b"hostrtr!");
-        let sent = Instant::now();
-        socket.send(&packet)?;
-        let mut rtt = None;
-        let mut buf = [0u8; 128];
-        while sent.elapsed() < Duration::from_millis(1000) {
-            match socket.recv(&mut buf) {
-                Ok(n) if n >= 8 && buf[0] == reply && buf[6..8] == seq.to_be_bytes() => {
-                    rtt = Some(sent.elapsed());
-                    break;
-                }
-                Ok(_) => {}
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(err) => return Err(err).context("receiving an ICMP reply"),
-            }
-        }
-        replies.push(rtt);
-        if rtt.is_some() {
-            std::thread::sleep(Duration::from_millis(200).saturating_sub(sent.elapsed()));
-        }
-    }
-    Ok(replies)
-}
-
-/// UDP_FLOWS sockets (one source port each) send DATAGRAMS_PER_FLOW datagrams each.
-fn send_udp(target: IpAddr) -> Result<usize> {
-    let local: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse()?
-    } else {
-        "[::]:0".parse()?
-    };
-    let mut sent = 0;
-    for flow in 0..UDP_FLOWS {
-        let socket = UdpSocket::bind(local)?;
-        for _ in 0..DATAGRAMS_PER_FLOW {
-            socket.send_to(b"hello from the client", (target, UDP_PORT))?;
-            sent += 1;
-        }
-        if flow % 20 == 19 {
-            // Gentle: the veth rings are short.
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-    Ok(sent)
-}
-
-/// TCP_CONNECTIONS connections, each reading the server's name; returns how many failed.
-/// Gives up after 5 failures in a row (each may take a 1 s time-out).
-fn connect_tcp(target: IpAddr) -> usize {
-    let mut failed = 0;
-    let mut in_a_row = 0;
-    for attempt in 0..TCP_CONNECTIONS {
-        if in_a_row == 5 {
-            return failed + TCP_CONNECTIONS - attempt;
-        }
-        let answer = (|| -> std::io::Result<String> {
-            let mut stream =
-                TcpStream::connect_timeout(&(target, TCP_PORT).into(), Duration::from_secs(1))?;
-            stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer)?;
-            Ok(answer)
-        })();
-        if matches!(answer.as_deref(), Ok("server1" | "server2")) {
-            in_a_row = 0;
-        } else {
-            failed += 1;
-            in_a_row += 1;
-        }
-    }
-    failed
-}
-
-/// `target/release/router-agent`, next to this xtask binary.
-fn agent_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let bin = exe
-        .parent()
-        .context("the xtask binary has no directory")?
-        .join("router-agent");
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p router-agent -p xtask)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-fn step(title: &str) {
-    println!("\n==> {title}");
-}
-
-/// "within 120 ms" of the link change, or "at once" when the first check already saw it.
-/// How long after `event` something was seen.
-fn within(elapsed: Duration, event: &str) -> String {
-    if elapsed < Duration::from_millis(1) {
-        format!("before the first check, right after {event}")
-    } else {
-        format!("within {} ms of {event}", elapsed.as_millis())
-    }
-}
-
-fn yes_no(value: bool) -> &'static str {
-    if value { "yes" } else { "no" }
-}
-
-/// Prints the last `max` lines of a log, indented.
-fn print_log(path: &Path, max: usize) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    for line in &lines[lines.len().saturating_sub(max)..] {
-        println!("      {line}");
     }
 }
