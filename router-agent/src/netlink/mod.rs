@@ -31,6 +31,7 @@ mod neighbors;
 #[cfg(test)]
 mod removal_tests;
 mod route_batch;
+mod route_message;
 mod routes;
 #[cfg(test)]
 mod tests;
@@ -59,7 +60,7 @@ pub use kernel_routes::{
 };
 pub use local_table::{LocalKind, LocalRoute};
 pub use route_batch::{MESSAGES_PER_SEND, RouteChange, RouteFailure, RouteWriter};
-pub use routes::{KERNEL_ROUTE_METRIC, RTPROT_HOSTROUTER};
+pub use route_message::{KERNEL_ROUTE_METRIC, RTPROT_HOSTROUTER};
 pub use veth::PeerGro;
 
 /// A 48-bit Ethernet MAC address.

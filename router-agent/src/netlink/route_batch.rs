@@ -28,7 +28,7 @@ use rtnetlink::{
 
 use super::{
     KernelRoute, NetlinkError, extack_message,
-    routes::{delete_message, describe, new_route_message},
+    route_message::{delete_message, describe, new_route_message},
     set_rcvbuf, set_sndbuf,
 };
 

@@ -165,7 +165,10 @@ impl Message {
                 });
             }
             MessageType::Notification => {
-                Message::Notification(Notification::decode_body(body, header.length)?)
+                // The header checked the minimum length, so this is a second line of defence.
+                Message::Notification(Notification::decode_body(body).ok_or_else(|| {
+                    MessageError::bad_length(header.length, "NOTIFICATION shorter than 21 octets")
+                })?)
             }
             MessageType::Keepalive => Message::Keepalive,
             MessageType::RouteRefresh => match route_refresh::decode_body(body, buf)? {
@@ -196,7 +199,9 @@ impl Message {
                 };
             }
             Message::Open(open) => open.encode_body(&mut out),
-            Message::Notification(notification) => notification.encode_body(&mut out),
+            Message::Notification(notification) => {
+                notification.encode_body(&mut out, MAX_MESSAGE_LEN - HEADER_LEN)
+            }
             Message::Keepalive => {}
             Message::RouteRefresh(refresh) => route_refresh::encode_body(
                 refresh.afi as u16,

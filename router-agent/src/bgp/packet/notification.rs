@@ -29,8 +29,6 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
-use super::error::MessageError;
-use super::header::{HEADER_LEN, MAX_MESSAGE_LEN};
 use super::types::{Afi, Safi};
 use super::wire::{Reader, afi_from_wire, family_name, hex, safi_from_wire};
 
@@ -322,27 +320,21 @@ impl Notification {
         )
     }
 
-    /// Decodes the body (after the 19-octet header). The header already checked that it has
-    /// at least code and subcode.
-    pub(crate) fn decode_body(body: &[u8], length: u16) -> Result<Notification, MessageError> {
+    /// Decodes the body (after the 19-octet header): `None` if it lacks code and subcode
+    /// (the caller, which knows the header, reports the length error).
+    pub(crate) fn decode_body(body: &[u8]) -> Option<Notification> {
         let mut reader = Reader::new(body);
-        match (reader.u8(), reader.u8()) {
-            (Some(code), Some(subcode)) => {
-                Ok(Notification::new(code, subcode, reader.rest().to_vec()))
-            }
-            _ => Err(MessageError::bad_length(
-                length,
-                "NOTIFICATION shorter than 21 octets",
-            )),
-        }
+        let (code, subcode) = (reader.u8()?, reader.u8()?);
+        Some(Notification::new(code, subcode, reader.rest().to_vec()))
     }
 
-    /// Encodes the body; data that would not fit in a 4096-octet message is cut.
-    pub(crate) fn encode_body(&self, out: &mut BytesMut) {
-        const MAX_DATA_LEN: usize = MAX_MESSAGE_LEN - HEADER_LEN - Notification::MIN_BODY_LEN;
+    /// Encodes the body in at most `room` octets (what the message size leaves after the
+    /// header): data that would not fit is cut.
+    pub(crate) fn encode_body(&self, out: &mut BytesMut, room: usize) {
+        let max_data_len = room.saturating_sub(Notification::MIN_BODY_LEN);
         out.put_u8(self.code);
         out.put_u8(self.subcode);
-        out.put_slice(&self.data[..self.data.len().min(MAX_DATA_LEN)]);
+        out.put_slice(&self.data[..self.data.len().min(max_data_len)]);
     }
 }
 
@@ -443,7 +435,7 @@ fn write_data(f: &mut fmt::Formatter<'_>, data: &[u8]) -> fmt::Result {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Codec, Message};
+    use super::super::{Codec, MAX_MESSAGE_LEN, Message};
     use super::*;
 
     /// Hand-assembled from RFC 4271 4.1/4.5 and RFC 9003 2 (a capture from FRR/BIRD will be
