@@ -51,12 +51,16 @@ pub struct Config {
 pub struct ControlConfig {
     #[serde(default = "default_control_socket")]
     pub socket: PathBuf,
+    /// A group whose members may `show` (read-only queries) over the socket.
+    #[serde(default)]
+    pub show_group: Option<String>,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         Self {
             socket: default_control_socket(),
+            show_group: None,
         }
     }
 }
