@@ -357,7 +357,7 @@ impl BgpConfig {
                     ));
                 }
             };
-            peer_checks::remote_as(&key, neighbor.remote_as)?;
+            peer_checks::remote_as(&key, &address, neighbor.remote_as)?;
             if let PeerAddress::Ip(ip) = address {
                 peer_checks::neighbor_address(&key, ip, neighbor.passive, &neighbors)?;
             }
@@ -426,7 +426,7 @@ impl BgpConfig {
                     ));
                 }
             };
-            peer_checks::remote_as(&key, dynamic.remote_as)?;
+            peer_checks::remote_as(&key, &format!("range {source}"), dynamic.remote_as)?;
             if let Some(other) = dynamic_neighbors
                 .iter()
                 .find(|other| sources_overlap(&other.source, &source))

@@ -19,13 +19,16 @@ fn neighbor(fields: &str) -> String {
 fn remote_as_zero_is_refused() {
     let e = neighbor("address = \"10.0.0.1\"\nremote_as = 0");
     assert!(
-        e.contains("bgp.neighbor[0].remote_as") && e.contains("AS 0 is reserved"),
+        e.contains("bgp.neighbor[0].remote_as: 10.0.0.1: AS 0 is reserved"),
         "{e}"
     );
     let e = error(&format!(
         "{BGP}[[bgp.dynamic_neighbor]]\nrange = \"10.0.0.0/24\"\nremote_as = 0\n"
     ));
-    assert!(e.contains("bgp.dynamic_neighbor[0].remote_as"), "{e}");
+    assert!(
+        e.contains("bgp.dynamic_neighbor[0].remote_as: range 10.0.0.0/24"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -34,7 +37,7 @@ fn as_trans_is_refused_as_local_or_remote_as() {
     assert!(e.contains("bgp.asn") && e.contains("AS_TRANS"), "{e}");
     let e = neighbor("address = \"10.0.0.1\"\nremote_as = 23456");
     assert!(
-        e.contains("bgp.neighbor[0].remote_as") && e.contains("AS_TRANS"),
+        e.contains("bgp.neighbor[0].remote_as: 10.0.0.1") && e.contains("AS_TRANS"),
         "{e}"
     );
     let e = error(&format!(

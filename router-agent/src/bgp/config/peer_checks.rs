@@ -25,15 +25,20 @@ pub fn local_as(asn: u32) -> Result<(), PolicyError> {
     }
 }
 
-/// `<key>.remote_as` of a neighbor or a dynamic range (`key` names it).
-pub fn remote_as(key: &str, remote_as: RemoteAsConfig) -> Result<(), PolicyError> {
+/// `<key>.remote_as` of a neighbor or a dynamic range (`key` names it, `who` says which:
+/// its address, interface or range).
+pub fn remote_as(
+    key: &str,
+    who: &dyn std::fmt::Display,
+    remote_as: RemoteAsConfig,
+) -> Result<(), PolicyError> {
     let key = format!("{key}.remote_as");
     match remote_as.0 {
         RemoteAs::Exact(0) => Err(refuse(
             key,
-            "AS 0 is reserved and cannot be peered with (RFC 7607)".into(),
+            format!("{who}: AS 0 is reserved and cannot be peered with (RFC 7607)"),
         )),
-        RemoteAs::Exact(AS_TRANS) => Err(refuse(key, as_trans_reason())),
+        RemoteAs::Exact(AS_TRANS) => Err(refuse(key, format!("{who}: {}", as_trans_reason()))),
         _ => Ok(()),
     }
 }
