@@ -318,6 +318,29 @@ fn control_socket_is_locked_private_and_open_to_show_group_only() {
         lab.logs()
     );
 
+    // A reload naming a neighbor that cannot be applied is refused as a whole, by the agent
+    // itself (asked directly, past the CLI's own check) and by the CLI (exit status).
+    let good = fs::read_to_string(lab.config()).unwrap();
+    fs::write(
+        lab.config(),
+        format!(
+            "{good}[[bgp.neighbor]]\naddress = \"10.77.0.2\"\nremote_as = 65002\n\
+             [[bgp.neighbor]]\naddress = \"10.77.0.3\"\nremote_as = 0\n"
+        ),
+    )
+    .unwrap();
+    let answer = ask(&socket, "reload");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bgp.neighbor[1].remote_as")),
+        "{answer}"
+    );
+    assert!(!lab.cli_in_host(&["reload"]).status.success());
+    let neighbors = ask(&socket, "neighbors");
+    assert_eq!(neighbors, serde_json::json!([]), "nothing applied");
+    fs::write(lab.config(), good).unwrap();
+
     // `show fib` from the root namespace names the agent's interface, not ours by its index.
     let out = Command::new(AGENT)
         .args(["show", "fib", "--json", "--pin-dir"])
@@ -359,6 +382,18 @@ fn control_socket_is_locked_private_and_open_to_show_group_only() {
     }
     lab.stop_agent();
     assert!(!socket.exists());
+}
+
+/// One request line to the agent's control socket, its JSON answer.
+fn ask(socket: &std::path::Path, request: &str) -> serde_json::Value {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    writeln!(stream, "{request}").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
 /// The write end of a pipe whose read end is already closed.
