@@ -18,6 +18,10 @@
 //!
 //! Unknown keys are errors: a typo must not silently change what the host forwards.
 
+pub mod prefix;
+#[cfg(test)]
+mod refusals_tests;
+
 use std::{collections::BTreeSet, net::IpAddr, path::PathBuf};
 
 use ipnet::IpNet;
@@ -47,12 +51,16 @@ pub struct Config {
 pub struct ControlConfig {
     #[serde(default = "default_control_socket")]
     pub socket: PathBuf,
+    /// A group whose members may `show` (read-only queries) over the socket.
+    #[serde(default)]
+    pub show_group: Option<String>,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         Self {
             socket: default_control_socket(),
+            show_group: None,
         }
     }
 }
@@ -171,6 +179,7 @@ impl RpfChoice {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    #[serde(deserialize_with = "prefix::deserialize")]
     pub prefix: IpNet,
     pub nexthops: Vec<NexthopConfig>,
 }
@@ -282,6 +291,9 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(why) = prefix::ipv4_mapped(&route.prefix) {
+                return Err((format!("{key}.prefix"), why));
+            }
             if !prefixes.insert(route.prefix) {
                 return Err((
                     format!("{key}.prefix"),
@@ -302,6 +314,14 @@ impl Config {
                 }
                 if let Some(why) = crate::next_hop_check::martian(nexthop.via) {
                     return Err((format!("{key}.via"), why.to_string()));
+                }
+                if let IpAddr::V6(v6) = nexthop.via
+                    && let Some(v4) = v6.to_ipv4_mapped()
+                {
+                    return Err((
+                        format!("{key}.via"),
+                        format!("{v6} is IPv4-mapped, which no neighbor answers to: write {v4}"),
+                    ));
                 }
                 match &nexthop.interface {
                     None if is_link_local(nexthop.via) => {

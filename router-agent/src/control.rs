@@ -1,5 +1,7 @@
 //! The daemon's control socket: `router-agent show neighbors|routes|status`, `router-agent
-//! clear neighbor ADDR`, `reload`, `restart` and `stop` talk to the running agent over a Unix socket (root-only permissions).
+//! clear neighbor ADDR`, `reload`, `restart` and `stop` talk to the running agent over a Unix
+//! socket: mode 0600, or 0660 for `[control] show_group`, whose members may only show
+//! (`access.rs`); one agent per socket (`lock.rs`).
 //! One request line in, one JSON document out.
 
 use std::{
@@ -16,6 +18,11 @@ use tokio::{
     net::UnixListener,
     sync::{mpsc, oneshot},
 };
+
+mod access;
+mod lock;
+
+pub use lock::lock_path;
 
 pub const DEFAULT_SOCKET: &str = "/run/hostrouter/router-agent.sock";
 
@@ -71,21 +78,47 @@ pub struct ControlRequest {
     pub reply: oneshot::Sender<String>,
 }
 
-/// Listens on `path` (replacing a stale socket) and forwards queries to the event loop.
-pub fn serve(path: &Path) -> Result<mpsc::UnboundedReceiver<ControlRequest>> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
+/// What `run` takes before it touches the datapath: the socket's lock (no other agent serves
+/// it) and the gid `show` is opened to.
+pub struct ControlClaim {
+    _lock: lock::SocketLock,
+    show_group: Option<u32>,
+}
+
+/// Takes the control socket for this agent: refused if another agent holds it, or if
+/// `show_group` names no group.
+pub fn claim(config: &crate::config::ControlConfig) -> Result<ControlClaim> {
+    let show_group = config
+        .show_group
+        .as_deref()
+        .map(access::group_id)
+        .transpose()?;
+    Ok(ControlClaim {
+        _lock: lock::claim(&config.socket)?,
+        show_group,
+    })
+}
+
+/// Listens on `path` (replacing a stale socket: the claim says no agent serves it) and
+/// forwards the queries each peer may ask to the event loop.
+pub fn serve(path: &Path, claim: &ControlClaim) -> Result<mpsc::UnboundedReceiver<ControlRequest>> {
     let _ = std::fs::remove_file(path);
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = bind_private(path)?;
+    if let Some(gid) = claim.show_group {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("giving {} to gid {gid}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    }
+    let show_group = claim.show_group;
     let (requests, request_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
+            };
+            let access = {
+                use std::os::fd::AsFd;
+                access::of_peer(stream.as_fd(), show_group)
             };
             let requests = requests.clone();
             tokio::spawn(async move {
@@ -96,6 +129,15 @@ pub fn serve(path: &Path) -> Result<mpsc::UnboundedReceiver<ControlRequest>> {
                     return;
                 }
                 let answer = match Query::parse(&line) {
+                    Some(query) if !access.allows(query) => error_json(&format!(
+                        "permission denied: {:?} needs root or the agent's user{}",
+                        line.trim(),
+                        if access == access::Access::ShowOnly {
+                            " (control.show_group may only show)"
+                        } else {
+                            ""
+                        }
+                    )),
                     Some(query) => {
                         let (reply, answer) = oneshot::channel();
                         let _ = requests.send(ControlRequest { query, reply });
@@ -111,6 +153,20 @@ pub fn serve(path: &Path) -> Result<mpsc::UnboundedReceiver<ControlRequest>> {
         }
     });
     Ok(request_rx)
+}
+
+/// Binds `path` as mode 0600 from the start: created under umask 0177, so that there is no
+/// moment at which anyone else may connect (a chmod after bind leaves one).
+fn bind_private(path: &Path) -> Result<UnixListener> {
+    // SAFETY: umask(2) cannot fail. It is process-wide: nothing else of the agent creates
+    // files while it starts.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(previous) };
+    let listener = bound.with_context(|| format!("binding {}", path.display()))?;
+    listener.set_nonblocking(true)?;
+    Ok(UnixListener::from_std(listener)?)
 }
 
 fn error_json(message: &str) -> String {

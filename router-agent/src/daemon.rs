@@ -1,6 +1,7 @@
 //! `router-agent run`: wires the sources (config, kernel state) to the FIB, the FIB to the
 //! datapath and the kernel's routing table, and keeps them in step until told to stop.
 
+mod failed_start;
 mod kernel_events;
 mod reload;
 mod restart;
@@ -106,13 +107,22 @@ impl Signals {
 /// caller executes the agent again).
 pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
     let mut signals = Signals::register()?;
+    // Before anything is touched: a second agent on the same socket must not take over.
+    let claim = crate::control::claim(&config.control)?;
     let startup::Started {
         mut agent,
         mut events,
         mut bgp_events,
     } = startup::start(config).await?;
 
-    let mut control = crate::control::serve(&agent.config.control.socket)?;
+    let mut control = match crate::control::serve(&agent.config.control.socket, &claim) {
+        Ok(control) => control,
+        Err(err) => {
+            let adopting = agent.adoption.is_some();
+            agent.abandon_start(adopting).await;
+            return Err(err);
+        }
+    };
     let exit = agent
         .event_loop(
             &mut events,

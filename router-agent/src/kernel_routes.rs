@@ -231,9 +231,8 @@ fn parse_pass_to_kernel(prefixes: &[String]) -> Result<Vec<IpNet>, KeyError> {
     let mut out = Vec::with_capacity(prefixes.len());
     for (i, text) in prefixes.iter().enumerate() {
         let key = format!("datapath.pass_to_kernel[{i}]");
-        let prefix: IpNet = text
-            .parse()
-            .map_err(|_| (key.clone(), format!("{text:?} is not a prefix")))?;
+        let prefix: IpNet =
+            crate::config::prefix::parse(text).map_err(|reason| (key.clone(), reason))?;
         if prefix != prefix.trunc() {
             return Err((
                 key,

@@ -6,6 +6,14 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use router_agent::{config::Config, control, daemon, show};
 
+/// `println!` that takes a closed pipe (`router-agent show routes | head -1`) as the reader
+/// having seen enough: no panic, no error, the command's own result stands.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_stdout(&format!($($arg)*))
+    };
+}
+
 #[derive(Parser)]
 #[command(
     version,
@@ -134,24 +142,20 @@ fn main() -> Result<()> {
             let answer = control::query(&control_socket(config.as_ref()), query)?;
             let pid = &answer["pid"];
             if restart {
-                println!(
-                    "router-agent (pid {pid}) restarting; the new process adopts the datapath"
-                );
+                say!("router-agent (pid {pid}) restarting; the new process adopts the datapath")
             } else {
-                println!("router-agent (pid {pid}) stopping");
+                say!("router-agent (pid {pid}) stopping")
             }
-            Ok(())
         }
         Command::Check { config } => {
             let parsed = Config::load(&config)?;
-            println!(
+            say!(
                 "{}: ok ({} interfaces, {} routes, engine {:?})",
                 config.display(),
                 parsed.interfaces.len(),
                 parsed.routes.len(),
                 parsed.engine()
-            );
-            Ok(())
+            )
         }
         Command::Reload { config } => {
             // Checked here too, so that a typo is reported before the agent is asked.
@@ -159,11 +163,10 @@ fn main() -> Result<()> {
             let answer = control::query(&control_socket(Some(&parsed)), control::Query::Reload)?;
             // The agent re-reads the file it was started with: say which one that was.
             let loaded = answer["config"].as_str().unwrap_or("?");
-            println!(
+            say!(
                 "{loaded}: reloaded\n{}",
                 serde_json::to_string_pretty(&answer)?
-            );
-            Ok(())
+            )
         }
         Command::Clear {
             what: ClearCommand::Neighbor { address },
@@ -174,8 +177,7 @@ fn main() -> Result<()> {
                 &control_socket(config.as_ref()),
                 control::Query::ClearNeighbor(address),
             )?;
-            println!("neighbor {address}: session reset");
-            Ok(())
+            say!("neighbor {address}: session reset")
         }
         Command::Show {
             what,
@@ -225,13 +227,16 @@ fn main() -> Result<()> {
                     }
                 }
             };
-            // `show fib | head` closes the pipe early: that is not an error.
-            let mut stdout = std::io::stdout().lock();
-            match writeln!(stdout, "{}", text.trim_end()) {
-                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                result => Ok(result?),
-            }
+            say!("{}", text.trim_end())
         }
+    }
+}
+
+fn write_stdout(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => Ok(result?),
     }
 }
 

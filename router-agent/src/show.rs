@@ -1,4 +1,5 @@
-//! `router-agent show fib|counters`: human tables or JSON, straight from the pinned maps.
+//! `router-agent show fib|counters`: human tables or JSON, straight from the pinned maps;
+//! interfaces named as the agent's namespace names them (`pinned_links.rs`).
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
@@ -7,7 +8,10 @@ use router_common::{GROUP_LOCAL, GROUP_PASS, NEXTHOP_F_CONNECTED, NO_NEXTHOP, Ve
 use serde::Serialize;
 
 use crate::{
-    datapath::pinned::{PinnedDatapath, nexthop_via},
+    datapath::{
+        pinned::{PinnedDatapath, nexthop_via},
+        pinned_links::attached_interfaces,
+    },
     netlink::{ifname_by_index, mac_to_string},
 };
 
@@ -71,7 +75,13 @@ pub fn interface_name(ifindex: u32) -> String {
 
 /// The group's nexthops, with how many buckets each holds: members that failed hold none
 /// but are listed (unresolved).
-fn group_nexthops(dp: &PinnedDatapath, group: u32) -> Result<Vec<NexthopView>> {
+/// `names`: the agent's interfaces by its ifindex ([`attached_interfaces`]); an ifindex not
+/// among them shows as `if<N>`, never by the caller's own table (another namespace's).
+fn group_nexthops(
+    dp: &PinnedDatapath,
+    group: u32,
+    names: &BTreeMap<u32, String>,
+) -> Result<Vec<NexthopView>> {
     let record = dp.group(group)?;
     let mut by_slot: BTreeMap<u32, usize> = record
         .members
@@ -91,7 +101,10 @@ fn group_nexthops(dp: &PinnedDatapath, group: u32) -> Result<Vec<NexthopView>> {
             Ok(NexthopView {
                 id: nexthop.id,
                 via: nexthop_via(&nexthop).to_string(),
-                interface: interface_name(nexthop.ifindex),
+                interface: names
+                    .get(&nexthop.ifindex)
+                    .cloned()
+                    .unwrap_or_else(|| format!("if{}", nexthop.ifindex)),
                 ifindex: nexthop.ifindex,
                 mac: mac_to_string(&nexthop.dst_mac),
                 resolved: nexthop.is_resolved(),
@@ -105,6 +118,7 @@ fn group_nexthops(dp: &PinnedDatapath, group: u32) -> Result<Vec<NexthopView>> {
 
 pub fn fib(pin_dir: &Path) -> Result<FibView> {
     let dp = PinnedDatapath::open(pin_dir)?;
+    let names = attached_interfaces(pin_dir);
     let mut groups: BTreeMap<u32, Vec<NexthopView>> = BTreeMap::new();
     let mut routes = Vec::new();
     for (prefix, group) in dp.routes()? {
@@ -114,7 +128,7 @@ pub fn fib(pin_dir: &Path) -> Result<FibView> {
             match groups.entry(group) {
                 std::collections::btree_map::Entry::Occupied(known) => known.get().clone(),
                 std::collections::btree_map::Entry::Vacant(new) => {
-                    new.insert(group_nexthops(&dp, group)?).clone()
+                    new.insert(group_nexthops(&dp, group, &names)?).clone()
                 }
             }
         };
@@ -137,6 +151,7 @@ pub fn fib(pin_dir: &Path) -> Result<FibView> {
 
 pub fn counters(pin_dir: &Path) -> Result<CountersView> {
     let dp = PinnedDatapath::open(pin_dir)?;
+    let names = attached_interfaces(pin_dir);
     let verdicts = dp
         .verdicts()?
         .into_iter()
@@ -153,7 +168,7 @@ pub fn counters(pin_dir: &Path) -> Result<CountersView> {
             .filter(|g| *g != GROUP_LOCAL && *g != GROUP_PASS)
             .collect();
         for group in groups {
-            for nexthop in group_nexthops(&dp, group)? {
+            for nexthop in group_nexthops(&dp, group, &names)? {
                 seen.entry(nexthop.id).or_insert(nexthop);
             }
         }

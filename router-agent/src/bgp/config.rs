@@ -38,6 +38,8 @@ use std::{
 
 use serde::Deserialize;
 
+pub mod peer_checks;
+
 use super::{
     fsm::RemoteAs,
     policy::{
@@ -109,6 +111,10 @@ pub struct NeighborConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamicNeighborConfig {
+    #[serde(
+        default,
+        deserialize_with = "crate::config::prefix::deserialize_option"
+    )]
     pub range: Option<ipnet::IpNet>,
     pub interface: Option<String>,
     pub remote_as: RemoteAsConfig,
@@ -320,9 +326,7 @@ impl BgpConfig {
             key: key.to_owned(),
             reason,
         };
-        if self.asn == 0 {
-            return Err(invalid("bgp.asn", "AS 0 is reserved (RFC 7607)".into()));
-        }
+        peer_checks::local_as(self.asn)?;
         if self.router_id.is_unspecified() {
             return Err(invalid("bgp.router_id", "must not be 0.0.0.0".into()));
         }
@@ -330,6 +334,7 @@ impl BgpConfig {
             return Err(invalid(&key, reason));
         }
         let lists = PrefixLists::compile(&self.prefix_lists)?;
+        peer_checks::originated(&self.originate)?;
         let originated = Originated::from_config(&self.originate)?;
         let mut neighbors: Vec<Neighbor> = Vec::new();
         for (i, neighbor) in self.neighbors.iter().enumerate() {
@@ -352,6 +357,10 @@ impl BgpConfig {
                     ));
                 }
             };
+            peer_checks::remote_as(&key, &address, neighbor.remote_as)?;
+            if let PeerAddress::Ip(ip) = address {
+                peer_checks::neighbor_address(&key, ip, neighbor.passive, &neighbors)?;
+            }
             if let Some(other) = neighbors.iter().find(|other| other.address == address) {
                 let field = match address {
                     PeerAddress::Ip(_) => "address",
@@ -400,6 +409,7 @@ impl BgpConfig {
                             ),
                         ));
                     }
+                    peer_checks::dynamic_range(&key, &range)?;
                     DynamicSource::Range(range)
                 }
                 (None, Some(name)) => DynamicSource::Interface(name.clone()),
@@ -416,6 +426,7 @@ impl BgpConfig {
                     ));
                 }
             };
+            peer_checks::remote_as(&key, &format!("range {source}"), dynamic.remote_as)?;
             if let Some(other) = dynamic_neighbors
                 .iter()
                 .find(|other| sources_overlap(&other.source, &source))

@@ -75,7 +75,27 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         kernel_leftovers: None,
         config,
     };
+    let adopting = adoption.is_some();
+    match bring_up(&mut agent, &mut events, adoption).await {
+        Ok(bgp_events) => Ok(Started {
+            agent,
+            events,
+            bgp_events,
+        }),
+        Err(err) => {
+            agent.abandon_start(adopting).await;
+            Err(err)
+        }
+    }
+}
 
+/// Everything after the agent exists: the FIB filled, the program attached, the maps pinned,
+/// BGP started. A failure here is undone by [`Agent::abandon_start`].
+async fn bring_up(
+    agent: &mut Agent,
+    events: &mut UnboundedReceiver<KernelEvent>,
+    adoption: Option<crate::datapath::adopt::Adoption>,
+) -> Result<Option<UnboundedReceiver<PeerEvent>>> {
     // The kernel's view first (links, neighbors, addresses, routes), so the datapath is
     // complete before it takes traffic: nexthops resolved, local addresses and connected
     // subnets known. The interfaces first: a kernel route forwards in XDP only through them.
@@ -157,11 +177,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         agent.speaker = Some(speaker);
         bgp_events = Some(events);
     }
-    Ok(Started {
-        agent,
-        events,
-        bgp_events,
-    })
+    Ok(bgp_events)
 }
 
 impl Agent {

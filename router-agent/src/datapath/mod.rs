@@ -14,6 +14,7 @@ pub mod interfaces;
 mod local;
 pub mod mmap;
 pub mod pinned;
+pub mod pinned_links;
 mod pins;
 pub use pins::link_pin_path;
 mod stamp;
@@ -114,6 +115,8 @@ pub struct Datapath {
     /// Beside `nexthops`, slot for slot: whose nexthop it is (for the next run's adoption).
     owners: MmapArray<NexthopOwner>,
     links: BTreeMap<String, PinnedLink>,
+    /// Interfaces whose pinned link (a previous run's) now runs this program.
+    replaced: std::collections::BTreeSet<String>,
     pinned: bool,
     interfaces: interfaces::InterfaceState,
     local: local::LocalAddresses,
@@ -185,6 +188,7 @@ impl Datapath {
             nexthops,
             owners,
             links: BTreeMap::new(),
+            replaced: Default::default(),
             pinned: false,
             interfaces: interfaces::InterfaceState::default(),
             local: local::LocalAddresses::default(),

@@ -34,6 +34,7 @@ impl Datapath {
             program
                 .attach_to_link(link)
                 .with_context(|| format!("replacing the program on {ifname}"))?;
+            self.replaced.insert(ifname.to_owned());
             tracing::info!(ifname, "replaced the XDP program behind the pinned link");
             // The pin stays; nothing more to keep.
             return Ok(());
@@ -74,6 +75,40 @@ impl Datapath {
         }
         self.pinned = true;
         Ok(())
+    }
+
+    /// A cold start that failed: detaches from the interfaces it attached to (`ifnames`:
+    /// through the links it pinned, or a refused previous datapath's pinned links whose
+    /// program it replaced) and removes the map pins only if it pinned them, so that a
+    /// pin directory it was not going to use keeps what was there.
+    pub fn abandon_start(mut self, ifnames: &[String]) -> Result<()> {
+        let pinned = self.pinned;
+        let pin_dir = self.options.pin_dir.clone();
+        let mut first_error = None;
+        for ifname in ifnames {
+            let path = link_pin_path(&pin_dir, ifname);
+            let link = match self.links.remove(ifname) {
+                Some(link) => Ok(link),
+                None if self.replaced.contains(ifname) => PinnedLink::from_pin(&path)
+                    .with_context(|| format!("opening pinned link {}", path.display())),
+                None => continue,
+            };
+            // Unpinning leaves us the last reference: dropping it detaches the program.
+            match link.and_then(|link| Ok(link.unpin()?)) {
+                Ok(link) => drop(link),
+                Err(err) => {
+                    first_error.get_or_insert(err.context(format!("detaching from {ifname}")));
+                }
+            }
+        }
+        if pinned {
+            for name in map_names::ALL {
+                let _ = std::fs::remove_file(pin_dir.join(name));
+            }
+        }
+        // Only if empty: what someone else pinned there stays.
+        let _ = std::fs::remove_dir(&pin_dir);
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Detaches from every interface and removes our pins: the clean way out.

@@ -139,7 +139,7 @@ fn ttl_security_defaults_on_for_one_hop_peers_only() {
     let setup = compile(
         "[[neighbor]]\ninterface = \"eth1\"\nremote_as = \"external\"\n\
          [[neighbor]]\naddress = \"10.0.1.1\"\nremote_as = 65001\n\
-         [[neighbor]]\naddress = \"fe80::1\"\nremote_as = 65001\n\
+         [[neighbor]]\naddress = \"fe80::1\"\nremote_as = 65001\npassive = true\n\
          [[neighbor]]\naddress = \"10.0.1.2\"\nremote_as = 65001\nttl_security = true\n\
          [[neighbor]]\ninterface = \"eth2\"\nremote_as = 65001\nttl_security = false\n\
          [[dynamic_neighbor]]\nrange = \"fe80::/64\"\nremote_as = \"external\"\n\

@@ -74,6 +74,22 @@ impl Speaker {
             ));
         }
 
+        // Every session the new configuration would start must be startable, checked before
+        // anything changes: a neighbor that cannot be applied refuses the whole reload,
+        // rather than being dropped while the rest applies.
+        for neighbor in new
+            .neighbors
+            .iter()
+            .chain(new.dynamic_neighbors.iter().map(|range| &range.template))
+        {
+            if let Err(err) = self.session_config(neighbor).validate() {
+                return Err(format!(
+                    "neighbor {}: {err}; nothing applied",
+                    neighbor_label(&new, neighbor)
+                ));
+            }
+        }
+
         // TCP MD5 keys and GTSM: on the listener before any session restarts.
         let listener_keys = crate::bgp::auth::listener_keys(&new)
             .map_err(|err| format!("{}: {}", err.key, err.reason))?;
@@ -269,3 +285,19 @@ impl Speaker {
         }
     }
 }
+
+/// A neighbor as the operator wrote it: its address or interface, or its dynamic range.
+fn neighbor_label(setup: &BgpSetup, neighbor: &Neighbor) -> String {
+    setup
+        .dynamic_neighbors
+        .iter()
+        .find(|range| std::ptr::eq(&range.template, neighbor))
+        .map_or_else(
+            || neighbor.address.to_string(),
+            |range| format!("range {}", range.source),
+        )
+}
+
+#[cfg(test)]
+#[path = "reload_tests.rs"]
+mod tests;

@@ -258,6 +258,7 @@ deserialize_from_str!(LargeCommunity);
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginateConfig {
+    #[serde(deserialize_with = "crate::config::prefix::deserialize")]
     pub prefix: IpNet,
     #[serde(default)]
     pub communities: Vec<Community>,

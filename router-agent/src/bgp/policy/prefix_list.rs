@@ -34,6 +34,7 @@ pub struct PrefixListConfig {
 #[serde(deny_unknown_fields)]
 pub struct PrefixListEntryConfig {
     pub action: PolicyAction,
+    #[serde(deserialize_with = "crate::config::prefix::deserialize")]
     pub prefix: IpNet,
     pub ge: Option<u8>,
     pub le: Option<u8>,

@@ -81,7 +81,7 @@ pub(in crate::bgp) struct PeerState {
 }
 
 impl PeerState {
-    fn new(
+    pub(in crate::bgp) fn new(
         neighbor: Neighbor,
         dynamic: Option<usize>,
         address: Option<SocketAddr>,
