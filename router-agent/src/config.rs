@@ -18,6 +18,7 @@
 //!
 //! Unknown keys are errors: a typo must not silently change what the host forwards.
 
+pub mod kernel_routes;
 pub mod prefix;
 #[cfg(test)]
 mod refusals_tests;
@@ -65,8 +66,11 @@ impl Default for ControlConfig {
     }
 }
 
+/// Where the control socket is unless `[control] socket` says otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/hostrouter/router-agent.sock";
+
 fn default_control_socket() -> PathBuf {
-    PathBuf::from(crate::control::DEFAULT_SOCKET)
+    PathBuf::from(DEFAULT_CONTROL_SOCKET)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -89,7 +93,7 @@ pub struct DatapathConfig {
     pub expected_ipv4_routes: usize,
     /// Which of the kernel's own routes go into the XDP FIB (see `kernel_routes.rs`).
     #[serde(default)]
-    pub follow_kernel_routes: crate::kernel_routes::FollowConfig,
+    pub follow_kernel_routes: kernel_routes::FollowConfig,
     /// Prefixes always handed to the kernel (XDP_PASS), whatever routes cover them. Checked by
     /// `kernel_routes::pass_to_kernel_prefixes`; changes apply on reload.
     #[serde(default)]
@@ -271,7 +275,7 @@ impl Config {
                 }
             }
         }
-        crate::kernel_routes::validate(&self.datapath)?;
+        kernel_routes::validate(&self.datapath)?;
         if !self.datapath.pin_dir.is_absolute() {
             return Err((
                 "datapath.pin_dir".into(),

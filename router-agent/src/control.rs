@@ -24,7 +24,7 @@ mod lock;
 
 pub use lock::lock_path;
 
-pub const DEFAULT_SOCKET: &str = "/run/hostrouter/router-agent.sock";
+pub use crate::config::DEFAULT_CONTROL_SOCKET as DEFAULT_SOCKET;
 
 /// What a client asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,9 +7,11 @@ use ipnet::IpNet;
 
 use super::{Agent, resolve_next_hop};
 use crate::{
-    config::Config,
+    config::{
+        Config,
+        kernel_routes::{datapath_restart_keys, pass_to_kernel_prefixes},
+    },
     fib::{Batch, Source},
-    kernel_routes,
 };
 
 impl Agent {
@@ -31,8 +33,7 @@ impl Agent {
 
     async fn try_reload(&mut self, path: &std::path::Path) -> Result<serde_json::Value, String> {
         let new = Config::load(path).map_err(|err| format!("{err:#}"))?;
-        let mut needs_restart =
-            kernel_routes::datapath_restart_keys(&self.config.datapath, &new.datapath);
+        let mut needs_restart = datapath_restart_keys(&self.config.datapath, &new.datapath);
         if new.interfaces != self.config.interfaces {
             needs_restart.push("[[interface]]");
         }
@@ -94,7 +95,7 @@ impl Agent {
         for prefix in &not_installed {
             self.fib.remove_route(&mut batch, Source::Static, *prefix);
         }
-        let pass = kernel_routes::pass_to_kernel_prefixes(&new.datapath);
+        let pass = pass_to_kernel_prefixes(&new.datapath);
         self.fib.set_pass_to_kernel(&mut batch, &pass);
         self.config = new;
         self.commit(batch).await;

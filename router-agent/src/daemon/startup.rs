@@ -14,11 +14,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{Agent, lookup_engine};
 use crate::{
     bgp::{graceful_restart::RestartState, peer::PeerEvent, speaker::Speaker},
-    config::Config,
+    config::{
+        Config,
+        kernel_routes::{pass_to_kernel_prefixes, route_filter},
+    },
     datapath::{Datapath, DatapathOptions},
     fib::{Batch, Fib, FibLimits},
     kernel_mirror::KernelMirror,
-    kernel_routes::{self, KernelRoutes, LocalRoutes},
+    kernel_routes::{KernelRoutes, LocalRoutes},
     netlink::{KernelEvent, Netlink, PeerGro},
 };
 
@@ -32,7 +35,7 @@ pub(super) struct Started {
 pub(super) async fn start(config: Config) -> Result<Started> {
     ensure_bpffs(&config.datapath.pin_dir)?;
     warn_if_forwarding_disabled();
-    let follow = kernel_routes::route_filter(&config.datapath)
+    let follow = route_filter(&config.datapath)
         .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
     let (netlink, mut events) = Netlink::connect_following(follow)
         .await
@@ -115,7 +118,7 @@ async fn bring_up(
         });
         agent.adopt(&mut batch, adoption, deferral);
     }
-    let pass = kernel_routes::pass_to_kernel_prefixes(&agent.config.datapath);
+    let pass = pass_to_kernel_prefixes(&agent.config.datapath);
     agent.fib.set_pass_to_kernel(&mut batch, &pass);
     let routes = agent.config.routes.clone();
     // Failures are logged; the datapath forwards what could be installed.
