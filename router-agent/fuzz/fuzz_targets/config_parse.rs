@@ -1,7 +1,8 @@
-//! `cargo +nightly fuzz run -s none config_parse fuzz/seeds/config_parse`: the agent's
+//! `cargo +nightly fuzz run -s none config_parse fuzz/corpus/config_parse fuzz/seeds/config_parse`
+//! (the first directory made beforehand: new inputs go there, not into the seeds): the agent's
 //! configuration (config.rs: TOML, then the checks of every section, BGP's compiled form
 //! included) from any text never panics; it is accepted or refused with an error that names a
-//! key. Seeds: fuzz/seeds/config_parse (the README's and the tests' kinds of configuration).
+//! key. Seeds: fuzz/seeds/config_parse (the README's examples, and both combined).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
