@@ -13,8 +13,8 @@ use super::{
     tcp_ao, ttl_security,
 };
 
-/// Connects to `remote` with the neighbor's TCP MD5 or TCP-AO key and GTSM set first. Errors say which
-/// option failed, never the key.
+/// Connects to `remote` with the neighbor's TCP MD5 or TCP-AO key and GTSM set first. Errors
+/// say which option failed, never the key.
 pub async fn connect(remote: SocketAddr, security: &SessionSecurity) -> std::io::Result<TcpStream> {
     let (socket, family) = if remote.is_ipv6() {
         (TcpSocket::new_v6()?, Family::V6)

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{Family, KeyScope, link_local_prefix},
-    config::{BgpSetup, DynamicSource, PeerAddress},
+    config::{BgpSetup, DynamicSource, PeerAddress, SessionSecurity},
     policy::PolicyError,
 };
 
@@ -399,20 +399,16 @@ pub fn sync_listener(socket: BorrowedFd<'_>, old: &ListenerAoKeys, new: &Listene
     failed
 }
 
-/// Each neighbor and dynamic range with its configuration key and the addresses its
-/// connections come from (fe80::/10 for link-local ones: the kernel scopes keys by VRF, not
-/// by interface).
-fn scopes(setup: &BgpSetup) -> Vec<(String, KeyScope, Option<&AoKey>)> {
+/// Each neighbor and dynamic range with its configuration key, the addresses its connections
+/// come from (fe80::/10 for link-local ones: the kernel scopes keys by VRF, not by interface)
+/// and its protection.
+fn scopes(setup: &BgpSetup) -> Vec<(String, KeyScope, &SessionSecurity)> {
     let neighbors = setup.neighbors.iter().enumerate().map(|(i, neighbor)| {
         let scope = match &neighbor.address {
             PeerAddress::Ip(ip) => KeyScope::Address(*ip),
             PeerAddress::Interface(_) => KeyScope::Prefix(link_local_prefix()),
         };
-        (
-            format!("bgp.neighbor[{i}]"),
-            scope,
-            neighbor.security.ao.as_ref(),
-        )
+        (format!("bgp.neighbor[{i}]"), scope, &neighbor.security)
     });
     let dynamic = setup
         .dynamic_neighbors
@@ -426,20 +422,34 @@ fn scopes(setup: &BgpSetup) -> Vec<(String, KeyScope, Option<&AoKey>)> {
             (
                 format!("bgp.dynamic_neighbor[{i}]"),
                 scope,
-                dynamic.template.security.ao.as_ref(),
+                &dynamic.template.security,
             )
         });
     neighbors.chain(dynamic).collect()
 }
 
+/// Two key scopes cover a common address.
+fn overlap(a: KeyScope, b: KeyScope) -> bool {
+    let net = |scope| match scope {
+        KeyScope::Address(ip) => ipnet::IpNet::from(ip),
+        KeyScope::Prefix(net) => net,
+    };
+    let (a, b) = (net(a), net(b));
+    a.contains(&b) || b.contains(&a)
+}
+
 /// The TCP-AO keys the listening socket needs for a configuration. Two neighbors at the same
 /// addresses (link-local peers on different interfaces) with different keys, or one with a
-/// key and one without, are an error naming the second one's `tcp_ao`.
+/// key and one without, are an error naming the second one's `tcp_ao`; so is a TCP-AO key
+/// whose addresses overlap a TCP MD5 key's (a neighbor inside a dynamic range, say): the
+/// kernel refuses an AO key for a peer an MD5 key covers.
 pub fn listener_keys(setup: &BgpSetup) -> Result<ListenerAoKeys, PolicyError> {
     let mut keys = ListenerAoKeys::new();
     let mut unkeyed = std::collections::BTreeSet::new();
-    for (key, scope, ao) in scopes(setup) {
-        let clash = match ao {
+    let scopes = scopes(setup);
+    for (key, scope, security) in &scopes {
+        let (key, scope) = (key, *scope);
+        let clash = match &security.ao {
             Some(ao) => {
                 unkeyed.contains(&scope) || keys.insert(scope, ao.clone()).is_some_and(|k| k != *ao)
             }
@@ -458,6 +468,23 @@ pub fn listener_keys(setup: &BgpSetup) -> Result<ListenerAoKeys, PolicyError> {
             });
         }
     }
+    for (key, scope, security) in &scopes {
+        if security.ao.is_none() {
+            continue;
+        }
+        let md5 = scopes.iter().find(|(_, other, other_security)| {
+            other_security.md5.is_some() && overlap(*scope, *other)
+        });
+        if let Some((md5_key, md5_scope, _)) = md5 {
+            return Err(PolicyError {
+                key: format!("{key}.tcp_ao"),
+                reason: format!(
+                    "{scope} overlaps {md5_scope} of {md5_key}, which has a TCP MD5 key: the \
+                     kernel takes only one kind of key for a peer"
+                ),
+            });
+        }
+    }
     Ok(keys)
 }
 
@@ -466,8 +493,8 @@ pub fn listener_keys(setup: &BgpSetup) -> Result<ListenerAoKeys, PolicyError> {
 /// kernel, or not this algorithm); it is meant for start-up and reload, before any key is set.
 pub fn check_kernel(setup: &BgpSetup) -> Result<(), PolicyError> {
     let mut tried = Vec::new();
-    for (key, scope, ao) in scopes(setup) {
-        let Some(ao) = ao else { continue };
+    for (key, scope, security) in scopes(setup) {
+        let Some(ao) = &security.ao else { continue };
         if tried.contains(&ao.algorithm) {
             continue;
         }

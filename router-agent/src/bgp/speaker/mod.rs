@@ -365,8 +365,8 @@ impl Speaker {
 }
 
 /// The BGP listening socket: dual-stack [::]:port, sending with TTL 255 (GTSM, see
-/// `ttl_security.rs`) and with its TCP MD5 and TCP-AO keys installed before it listens, so that no
-/// connection is accepted unsigned in between.
+/// `ttl_security.rs`) and with its TCP MD5 and TCP-AO keys installed before it listens, so
+/// that no connection is accepted unsigned in between.
 fn listen(
     setup: &BgpSetup,
     keys: &auth::ListenerKeys,

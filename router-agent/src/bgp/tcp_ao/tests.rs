@@ -291,6 +291,32 @@ fn listener_keys_cover_neighbors_and_ranges_and_link_local_clashes_are_refused()
     assert!(err.key.starts_with("bgp.neighbor[1]."), "{}", err.key);
 }
 
+/// The kernel refuses an AO key for a peer an MD5 key covers: a configured neighbor with
+/// TCP-AO inside a dynamic range with MD5 (or the other way round) is refused by `check`.
+#[test]
+fn ao_and_md5_keys_over_overlapping_addresses_are_refused() {
+    let ao = "tcp_ao = { key_id = 1, algorithm = \"hmac(sha256)\", key = \"a\" }";
+    let err = compile(&format!(
+        "[[neighbor]]\naddress = \"10.0.2.7\"\nremote_as = 65001\n{ao}\n\
+         [[dynamic_neighbor]]\nrange = \"10.0.2.0/24\"\nremote_as = 65001\npassword = \"m\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.key, "bgp.neighbor[0].tcp_ao");
+    assert!(err.reason.contains("10.0.2.0/24"), "{}", err.reason);
+    let err = compile(&format!(
+        "[[neighbor]]\naddress = \"10.0.2.7\"\nremote_as = 65001\npassword = \"m\"\n\
+         [[dynamic_neighbor]]\nrange = \"10.0.2.0/24\"\nremote_as = 65001\n{ao}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.key, "bgp.dynamic_neighbor[0].tcp_ao");
+    // Disjoint addresses are accepted.
+    compile(&format!(
+        "[[neighbor]]\naddress = \"10.0.3.7\"\nremote_as = 65001\npassword = \"m\"\n\
+         [[dynamic_neighbor]]\nrange = \"10.0.2.0/24\"\nremote_as = 65001\n{ao}\n"
+    ))
+    .unwrap();
+}
+
 /// On a kernel with TCP-AO every key we install goes in and comes out again; on one without
 /// (as the CI machine's, 6.18 without CONFIG_TCP_AO), the start-up check names the neighbor.
 #[test]
