@@ -8,14 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// The codec depends on nothing else in router-agent, so its directory is compiled directly:
-// this keeps router-agent's build script (which builds the eBPF program) and its
-// dependencies out of the fuzz build.
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/bgp/packet/mod.rs"]
-mod packet;
-
-use packet::{Codec, MAX_MESSAGE_LEN, Message, message_length};
+use router_agent::bgp::packet::{Codec, MAX_MESSAGE_LEN, Message, message_length};
 
 const CODECS: [Codec; 3] = [
     Codec {

@@ -78,7 +78,7 @@ impl Md5Key {
 
 /// The key file's contents, trailing newline stripped, if only root or we can read or write
 /// it (mode 0600 or stricter, owned by root or our user).
-fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
+pub(super) fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::os::unix::fs::MetadataExt;
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|err| format!("{shown}: {err}"))?;

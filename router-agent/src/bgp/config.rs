@@ -14,6 +14,7 @@
 //! max_prefix = { limit = 100, action = "teardown", restart_after = "60s" }
 //! password_file = "/etc/hostrouter/tor1.key"  # or password = "..." (TCP MD5, RFC 2385)
 //! ttl_security = true          # GTSM (RFC 5082); default: on for interface/link-local peers
+//! # tcp_ao = { key_id = 1, algorithm = "hmac(sha256)", key_file = "..." }  # instead of MD5
 //!
 //! [[bgp.neighbor]]
 //! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
@@ -104,6 +105,8 @@ pub struct NeighborConfig {
     /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
+    /// TCP-AO (RFC 5925) instead of TCP MD5; see `tcp_ao.rs`.
+    pub tcp_ao: Option<super::tcp_ao::TcpAoConfig>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -136,6 +139,8 @@ pub struct DynamicNeighborConfig {
     /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
+    /// TCP-AO (RFC 5925) instead of TCP MD5; see `tcp_ao.rs`.
+    pub tcp_ao: Option<super::tcp_ao::TcpAoConfig>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -199,6 +204,8 @@ pub struct Neighbor {
 pub struct SessionSecurity {
     /// TCP MD5 signatures (RFC 2385).
     pub md5: Option<super::auth::Md5Key>,
+    /// TCP-AO (RFC 5925); never together with `md5`.
+    pub ao: Option<super::tcp_ao::AoKey>,
     /// GTSM (RFC 5082).
     pub ttl_security: bool,
 }
@@ -210,11 +217,23 @@ impl SessionSecurity {
         password_file: Option<&std::path::Path>,
         ttl_security: Option<bool>,
         one_hop: bool,
+        tcp_ao: Option<&super::tcp_ao::TcpAoConfig>,
     ) -> Result<Self, PolicyError> {
         let md5 = super::auth::Md5Key::from_config(password, password_file, key)
             .map_err(|(key, reason)| PolicyError { key, reason })?;
+        if tcp_ao.is_some() && md5.is_some() {
+            return Err(PolicyError {
+                key: format!("{key}.tcp_ao"),
+                reason: "TCP-AO and TCP MD5 (password) are exclusive on a neighbor (RFC 5925)"
+                    .into(),
+            });
+        }
+        let ao = tcp_ao
+            .map(|config| super::tcp_ao::AoKey::from_config(config, key))
+            .transpose()?;
         Ok(SessionSecurity {
             md5,
+            ao,
             ttl_security: ttl_security.unwrap_or(one_hop),
         })
     }
@@ -381,6 +400,7 @@ impl BgpConfig {
                 neighbor.password_file.as_deref(),
                 neighbor.ttl_security,
                 one_hop,
+                neighbor.tcp_ao.as_ref(),
             )?;
             neighbors.push(compile_neighbor(
                 &key,
@@ -462,6 +482,7 @@ impl BgpConfig {
                 dynamic.password_file.as_deref(),
                 dynamic.ttl_security,
                 one_hop,
+                dynamic.tcp_ao.as_ref(),
             )?;
             let template = compile_neighbor(
                 &key,
@@ -493,6 +514,7 @@ impl BgpConfig {
             graceful_restart: self.graceful_restart.clone(),
         };
         super::auth::listener_keys(&setup)?;
+        super::tcp_ao::listener_keys(&setup)?;
         Ok(setup)
     }
 }

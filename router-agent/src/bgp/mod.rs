@@ -21,6 +21,7 @@ pub mod route_source;
 pub mod session_socket;
 pub mod southbound;
 pub mod speaker;
+pub mod tcp_ao;
 pub mod ttl_security;
 mod unusable_log;
 pub mod updates_out;

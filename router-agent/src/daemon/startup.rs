@@ -35,6 +35,13 @@ pub(super) struct Started {
 pub(super) async fn start(config: Config) -> Result<Started> {
     ensure_bpffs(&config.datapath.pin_dir)?;
     warn_if_forwarding_disabled();
+    // Before anything is loaded or attached: a neighbor's TCP-AO needs the kernel's.
+    if let Some(bgp) = &config.bgp {
+        let setup =
+            (bgp.compile()).map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+        crate::bgp::tcp_ao::check_kernel(&setup)
+            .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+    }
     let follow = route_filter(&config.datapath)
         .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
     let (netlink, mut events) = Netlink::connect_following(follow)

@@ -90,10 +90,14 @@ impl Speaker {
             }
         }
 
-        // TCP MD5 keys and GTSM: on the listener before any session restarts.
+        // TCP MD5 and TCP-AO keys and GTSM: on the listener before any session restarts.
         let listener_keys = crate::bgp::auth::listener_keys(&new)
             .map_err(|err| format!("{}: {}", err.key, err.reason))?;
-        self.sync_listener(&new, listener_keys);
+        crate::bgp::tcp_ao::check_kernel(&new)
+            .map_err(|err| format!("{}: {}", err.key, err.reason))?;
+        let listener_ao_keys = crate::bgp::tcp_ao::listener_keys(&new)
+            .map_err(|err| format!("{}: {}", err.key, err.reason))?;
+        self.sync_listener(&new, listener_keys, listener_ao_keys);
 
         let mut summary = ReloadSummary::default();
         let originated_changed = new.originated != self.setup.originated;

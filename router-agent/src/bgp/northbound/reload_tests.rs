@@ -41,6 +41,7 @@ fn speaker() -> (Speaker, mpsc::UnboundedReceiver<PeerCommand>) {
         graceful_stopping: Default::default(),
         listening: None,
         listener_keys: Default::default(),
+        listener_ao_keys: Default::default(),
         setup,
     };
     let address = SocketAddr::new("10.0.1.1".parse().unwrap(), 179);

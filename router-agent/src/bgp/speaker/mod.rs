@@ -29,7 +29,7 @@ use tokio::{
 
 use super::southbound::{self, Resolve};
 use super::unusable_log::UnusableLog;
-use super::{auth, gtsm_filter, ttl_security};
+use super::{auth, gtsm_filter, tcp_ao, ttl_security};
 use super::{
     config::{BgpSetup, Neighbor, PeerAddress},
     discovery,
@@ -127,6 +127,8 @@ pub struct Speaker {
     pub(in crate::bgp) listening: Option<std::os::fd::OwnedFd>,
     /// The TCP MD5 keys it carries now.
     pub(in crate::bgp) listener_keys: auth::ListenerKeys,
+    /// The TCP-AO keys it carries now.
+    pub(in crate::bgp) listener_ao_keys: tcp_ao::ListenerAoKeys,
 }
 
 impl Speaker {
@@ -142,7 +144,13 @@ impl Speaker {
         let (events, event_rx) = mpsc::unbounded_channel();
         let listener_keys = auth::listener_keys(&setup)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
-        let listener = listen(&setup, &listener_keys)
+        // A kernel without TCP-AO: refuse to start, naming the neighbor, rather than run it
+        // unprotected.
+        tcp_ao::check_kernel(&setup)
+            .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+        let listener_ao_keys = tcp_ao::listener_keys(&setup)
+            .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
+        let listener = listen(&setup, &listener_keys, &listener_ao_keys)
             .with_context(|| format!("listening on BGP port {}", setup.port))?;
         let listening = {
             use std::os::fd::AsFd;
@@ -174,6 +182,7 @@ impl Speaker {
             graceful_stopping: Default::default(),
             listening: Some(listening),
             listener_keys,
+            listener_ao_keys,
             setup,
         };
         for neighbor in speaker.setup.neighbors.clone() {
@@ -198,12 +207,27 @@ impl Speaker {
         Ok((speaker, event_rx))
     }
 
-    /// Brings the listening socket's TCP MD5 keys and GTSM to the new configuration's (on
-    /// reload; they take effect for new connections). Failures are logged (by neighbor).
-    pub(in crate::bgp) fn sync_listener(&mut self, new: &BgpSetup, keys: auth::ListenerKeys) {
+    /// Brings the listening socket's TCP MD5 and TCP-AO keys and GTSM to the new
+    /// configuration's (on reload; they take effect for new connections). Failures are logged
+    /// (by neighbor).
+    pub(in crate::bgp) fn sync_listener(
+        &mut self,
+        new: &BgpSetup,
+        keys: auth::ListenerKeys,
+        ao_keys: tcp_ao::ListenerAoKeys,
+    ) {
         if let Some(socket) = &self.listening {
             use std::os::fd::AsFd;
-            auth::sync_listener(socket.as_fd(), &self.listener_keys, &keys);
+            // The kernel refuses an MD5 and an AO key for the same peer: MD5 keys whose peer
+            // no longer has one go first, then AO keys are synced, then MD5 keys are added
+            // (a changed MD5 key is replaced in place, never removed in between).
+            let kept: auth::ListenerKeys = (self.listener_keys.iter())
+                .filter(|(scope, _)| keys.contains_key(scope))
+                .map(|(scope, key)| (*scope, key.clone()))
+                .collect();
+            auth::sync_listener(socket.as_fd(), &self.listener_keys, &kept);
+            tcp_ao::sync_listener(socket.as_fd(), &self.listener_ao_keys, &ao_keys);
+            auth::sync_listener(socket.as_fd(), &kept, &keys);
             if let Err(err) = ttl_security::prepare_listener(socket.as_fd(), new.all_ttl_security())
             {
                 tracing::error!("GTSM on the BGP listener not updated: {err}");
@@ -213,6 +237,7 @@ impl Speaker {
             }
         }
         self.listener_keys = keys;
+        self.listener_ao_keys = ao_keys;
     }
 
     /// Starts a session task.
@@ -340,9 +365,13 @@ impl Speaker {
 }
 
 /// The BGP listening socket: dual-stack [::]:port, sending with TTL 255 (GTSM, see
-/// `ttl_security.rs`) and with its TCP MD5 keys installed before it listens, so that no
-/// connection is accepted unsigned in between.
-fn listen(setup: &BgpSetup, keys: &auth::ListenerKeys) -> Result<TcpListener> {
+/// `ttl_security.rs`) and with its TCP MD5 and TCP-AO keys installed before it listens, so
+/// that no connection is accepted unsigned in between.
+fn listen(
+    setup: &BgpSetup,
+    keys: &auth::ListenerKeys,
+    ao_keys: &tcp_ao::ListenerAoKeys,
+) -> Result<TcpListener> {
     use std::os::fd::AsFd;
     let port = setup.port;
     let socket = tokio::net::TcpSocket::new_v6()?;
@@ -354,6 +383,10 @@ fn listen(setup: &BgpSetup, keys: &auth::ListenerKeys) -> Result<TcpListener> {
     let failed = auth::sync_listener(socket.as_fd(), &auth::ListenerKeys::new(), keys);
     if failed > 0 {
         anyhow::bail!("{failed} TCP MD5 key(s) could not be set (see the log)");
+    }
+    let failed = tcp_ao::sync_listener(socket.as_fd(), &tcp_ao::ListenerAoKeys::new(), ao_keys);
+    if failed > 0 {
+        anyhow::bail!("{failed} TCP-AO key(s) could not be set (see the log)");
     }
     socket.bind(SocketAddr::new(
         IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),

@@ -79,6 +79,7 @@ impl Lab {
             graceful_stopping: Default::default(),
             listening: None,
             listener_keys: Default::default(),
+            listener_ao_keys: Default::default(),
             setup,
         };
         let address = SocketAddr::new(ip(GATEWAY_V4), 179);
