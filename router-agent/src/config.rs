@@ -265,7 +265,8 @@ impl Config {
             }
         }
         if let Some(bgp) = &self.bgp {
-            bgp.compile().map_err(|err| (err.key, err.reason))?;
+            let setup = bgp.compile().map_err(|err| (err.key, err.reason))?;
+            crate::bgp::check_listener_keys(&setup).map_err(|err| (err.key, err.reason))?;
             for (key, name) in bgp.interface_refs() {
                 if !names.contains(name) {
                     return Err((

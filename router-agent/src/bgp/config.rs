@@ -106,7 +106,7 @@ pub struct NeighborConfig {
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
     /// TCP-AO (RFC 5925) instead of TCP MD5; see `tcp_ao.rs`.
-    pub tcp_ao: Option<super::tcp_ao::TcpAoConfig>,
+    pub tcp_ao: Option<super::tcp_ao::key::TcpAoConfig>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -140,7 +140,7 @@ pub struct DynamicNeighborConfig {
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
     /// TCP-AO (RFC 5925) instead of TCP MD5; see `tcp_ao.rs`.
-    pub tcp_ao: Option<super::tcp_ao::TcpAoConfig>,
+    pub tcp_ao: Option<super::tcp_ao::key::TcpAoConfig>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -203,9 +203,9 @@ pub struct Neighbor {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionSecurity {
     /// TCP MD5 signatures (RFC 2385).
-    pub md5: Option<super::auth::Md5Key>,
+    pub md5: Option<super::auth::key::Md5Key>,
     /// TCP-AO (RFC 5925); never together with `md5`.
-    pub ao: Option<super::tcp_ao::AoKey>,
+    pub ao: Option<super::tcp_ao::key::AoKey>,
     /// GTSM (RFC 5082).
     pub ttl_security: bool,
 }
@@ -217,9 +217,9 @@ impl SessionSecurity {
         password_file: Option<&std::path::Path>,
         ttl_security: Option<bool>,
         one_hop: bool,
-        tcp_ao: Option<&super::tcp_ao::TcpAoConfig>,
+        tcp_ao: Option<&super::tcp_ao::key::TcpAoConfig>,
     ) -> Result<Self, PolicyError> {
-        let md5 = super::auth::Md5Key::from_config(password, password_file, key)
+        let md5 = super::auth::key::Md5Key::from_config(password, password_file, key)
             .map_err(|(key, reason)| PolicyError { key, reason })?;
         if tcp_ao.is_some() && md5.is_some() {
             return Err(PolicyError {
@@ -229,7 +229,7 @@ impl SessionSecurity {
             });
         }
         let ao = tcp_ao
-            .map(|config| super::tcp_ao::AoKey::from_config(config, key))
+            .map(|config| super::tcp_ao::key::AoKey::from_config(config, key))
             .transpose()?;
         Ok(SessionSecurity {
             md5,
@@ -472,8 +472,8 @@ impl BgpConfig {
             let one_hop = match &source {
                 DynamicSource::Interface(_) => true,
                 DynamicSource::Range(range) => {
-                    range.contains(&super::auth::link_local_prefix())
-                        || super::auth::link_local_prefix().contains(range)
+                    range.contains(&super::auth::key::link_local_prefix())
+                        || super::auth::key::link_local_prefix().contains(range)
                 }
             };
             let security = SessionSecurity::from_config(
@@ -513,8 +513,6 @@ impl BgpConfig {
             dynamic_neighbors,
             graceful_restart: self.graceful_restart.clone(),
         };
-        super::auth::listener_keys(&setup)?;
-        super::tcp_ao::listener_keys(&setup)?;
         Ok(setup)
     }
 }

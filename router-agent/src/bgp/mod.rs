@@ -25,3 +25,12 @@ pub mod tcp_ao;
 pub mod ttl_security;
 mod unusable_log;
 pub mod updates_out;
+
+/// Refuses session keys the listening socket could not hold together (overlapping scopes,
+/// TCP MD5 beside TCP-AO for the same peer, link-local peers with different keys): part of
+/// `check`, beside [`config::BgpConfig::compile`], which knows nothing of sockets.
+pub fn check_listener_keys(setup: &config::BgpSetup) -> Result<(), policy::PolicyError> {
+    auth::listener_keys(setup)?;
+    tcp_ao::listener_keys(setup)?;
+    Ok(())
+}

@@ -13,7 +13,9 @@ fn compile(neighbors: &str) -> Result<BgpSetup, PolicyError> {
         "asn = 65101\nrouter_id = \"10.255.0.1\"\n{neighbors}"
     ))
     .unwrap();
-    config.compile()
+    let setup = config.compile()?;
+    crate::bgp::check_listener_keys(&setup)?;
+    Ok(setup)
 }
 
 /// A key file in its own temporary directory, with this mode.

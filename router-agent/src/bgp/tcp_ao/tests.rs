@@ -17,7 +17,9 @@ fn compile(neighbors: &str) -> Result<BgpSetup, PolicyError> {
         key: "toml".into(),
         reason: err.to_string(),
     })?;
-    config.compile()
+    let setup = config.compile()?;
+    crate::bgp::check_listener_keys(&setup)?;
+    Ok(setup)
 }
 
 fn neighbor(tcp_ao: &str) -> String {
