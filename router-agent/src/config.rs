@@ -39,6 +39,9 @@ pub struct Config {
     pub bgp: Option<crate::bgp::config::BgpConfig>,
     #[serde(default)]
     pub control: ControlConfig,
+    /// BFD's default intervals and profiles (`bfd/config.rs`); neighbours opt in.
+    #[serde(default)]
+    pub bfd: crate::bfd::config::BfdConfig,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
@@ -252,7 +255,7 @@ impl Config {
             }
         }
         if let Some(bgp) = &self.bgp {
-            bgp.compile().map_err(|err| (err.key, err.reason))?;
+            crate::bfd::config::compile_bgp(bgp, &self.bfd).map_err(|err| (err.key, err.reason))?;
             for (key, name) in bgp.interface_refs() {
                 if !names.contains(name) {
                     return Err((
@@ -262,6 +265,7 @@ impl Config {
                 }
             }
         }
+        self.bfd.validate()?;
         crate::kernel_routes::validate(&self.datapath)?;
         if !self.datapath.pin_dir.is_absolute() {
             return Err((

@@ -14,6 +14,7 @@
 //! max_prefix = { limit = 100, action = "teardown", restart_after = "60s" }
 //! password_file = "/etc/hostrouter/tor1.key"  # or password = "..." (TCP MD5, RFC 2385)
 //! ttl_security = true          # GTSM (RFC 5082); default: on for interface/link-local peers
+//! bfd = true                   # or a [bfd.profile] name (see `bfd/config.rs`)
 //!
 //! [[bgp.neighbor]]
 //! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
@@ -102,6 +103,8 @@ pub struct NeighborConfig {
     /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
+    /// BFD (RFC 5880): `true` (the `[bfd]` values), a `[bfd.profile]` name, or `false`.
+    pub bfd: Option<crate::bfd::config::NeighborBfd>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -130,6 +133,8 @@ pub struct DynamicNeighborConfig {
     /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
+    /// BFD (RFC 5880): `true` (the `[bfd]` values), a `[bfd.profile]` name, or `false`.
+    pub bfd: Option<crate::bfd::config::NeighborBfd>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -186,6 +191,8 @@ pub struct Neighbor {
     pub hold_time: Option<u16>,
     /// TCP MD5 and GTSM.
     pub security: SessionSecurity,
+    /// BFD's parameters; None: no BFD. Filled from `[bfd]` by `bfd::config::compile_bgp`.
+    pub bfd: Option<crate::bfd::session::SessionConfig>,
 }
 
 /// How a neighbor's TCP connection is protected.
@@ -534,5 +541,6 @@ fn compile_neighbor(
         passive,
         hold_time,
         security,
+        bfd: None,
     })
 }

@@ -55,7 +55,7 @@ impl Agent {
         }
         let setup = match &new.bgp {
             Some(bgp) => Some(
-                bgp.compile()
+                crate::bfd::config::compile_bgp(bgp, &new.bfd)
                     .map_err(|err| format!("{}: {}: {}", path.display(), err.key, err.reason))?,
             ),
             None => None,

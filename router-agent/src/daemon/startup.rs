@@ -145,8 +145,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
     let mut bgp_events = None;
     if let Some(bgp) = &agent.config.bgp {
         agent.fib.set_bgp_mirror(bgp.kernel_routes);
-        let setup = bgp
-            .compile()
+        let setup = crate::bfd::config::compile_bgp(bgp, &agent.config.bfd)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
         let restart = RestartState {
             restarted: adoption.is_some(),
