@@ -2,7 +2,7 @@
 //! Asynchronous mode. Layers, one way like BGP's: wire ([`packet`]) -> session ([`session`],
 //! sans-IO) -> consumers (BGP and the FIB, RFC 5882). [`config`] is the `[bfd]` section.
 //!
-//! # How it will run (not wired yet)
+//! # How it runs
 //!
 //! - **Off the BGP event loop.** One BFD task on its own thread (a current-thread tokio
 //!   runtime), so that a 1.2M-route UPDATE burst on the BGP loop cannot delay a packet. It
@@ -28,4 +28,7 @@
 //!   session is Established, so that both come up together.
 pub mod config;
 pub mod packet;
+pub mod runtime;
 pub mod session;
+pub mod show;
+pub mod socket;
