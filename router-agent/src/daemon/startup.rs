@@ -73,6 +73,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         speaker: None,
         adoption: None,
         kernel_leftovers: None,
+        bfd: super::bfd::BfdClient::new(),
         config,
     };
 
