@@ -69,7 +69,7 @@ impl Speaker {
                 tracing::warn!(neighbor = %state.neighbor.address, next_hops = gateways.len(),
                     "{reason}: next hops failed, session torn down until BFD is up");
                 state.last_error = Some(reason.clone());
-                state.bfd_held = true;
+                state.bfd_held = Some(reason.clone());
                 if state.hold_down.is_none() {
                     let _ = state.handle.commands.send(PeerCommand::HoldDown {
                         notification: NotificationInfo::cease(
@@ -79,8 +79,8 @@ impl Speaker {
                         restart_after: None,
                     });
                 }
-            } else if change.to == State::Up && state.bfd_held {
-                state.bfd_held = false;
+            } else if change.to == State::Up && state.bfd_held.is_some() {
+                state.bfd_held = None;
                 southbound::set_gateways_failed(fib, batch, peer, &gateways, false);
                 tracing::info!(neighbor = %state.neighbor.address, "BFD up: session restarts");
                 if state.hold_down.is_none() {
@@ -103,13 +103,24 @@ impl Speaker {
     ) {
         let state = self.peer_mut(peer);
         state.neighbor.bfd = bfd;
-        if bfd.is_none() && state.bfd_held {
-            state.bfd_held = false;
+        if bfd.is_none() && state.bfd_held.is_some() {
+            state.bfd_held = None;
             let gateways: Vec<IpAddr> = state.next_hops.iter().copied().collect();
             southbound::set_gateways_failed(fib, batch, peer, &gateways, false);
             if state.hold_down.is_none() {
                 let _ = state.handle.commands.send(PeerCommand::Clear);
             }
+        }
+    }
+}
+
+impl Speaker {
+    /// Why a session went down, as the operator reads it: a session BFD holds down says so
+    /// (the session's own reason would be a hold-down "until cleared by the operator").
+    pub(in crate::bgp) fn down_reason(&self, peer: PeerId, reason: String) -> String {
+        match &self.peers[&peer].bfd_held {
+            Some(why) => format!("{why} (held down until BFD is up)"),
+            None => reason,
         }
     }
 }

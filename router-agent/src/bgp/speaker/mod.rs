@@ -79,8 +79,8 @@ pub(in crate::bgp) struct PeerState {
     pub(in crate::bgp) restart: Option<PeerRestart>,
     /// A dynamic peer's task ended while it restarts; a connection from it respawns one.
     pub(in crate::bgp) session_ended: bool,
-    /// BFD went down: the session is held down until BFD is up again (`bfd.rs`).
-    pub(in crate::bgp) bfd_held: bool,
+    /// BFD went down (why): the session is held down until BFD is up again (`bfd.rs`).
+    pub(in crate::bgp) bfd_held: Option<String>,
 }
 
 impl PeerState {
@@ -107,7 +107,7 @@ impl PeerState {
             graceful_restart: None,
             restart: None,
             session_ended: false,
-            bfd_held: false,
+            bfd_held: None,
         }
     }
 }
