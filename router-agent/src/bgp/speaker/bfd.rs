@@ -151,3 +151,7 @@ fn interface_name(ifindex: u32) -> Option<String> {
     let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
     Some(name.to_string_lossy().into_owned())
 }
+
+#[cfg(test)]
+#[path = "bfd_tests.rs"]
+mod tests;
