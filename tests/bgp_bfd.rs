@@ -177,10 +177,20 @@ protocol bgp host {{
     }
 
     fn start_agent(&mut self, bfd: bool) {
-        let bfd = if bfd { "bfd = true" } else { "" };
+        let line = if bfd { "bfd = true" } else { "" };
+        self.write_config([line, line], "");
+        let path = self.path("host.toml");
+        let mut command = self.net.command_in("host", AGENT);
+        command.args(["run", "-c", &path]);
+        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
+    }
+
+    /// host.toml with `bfd` the BFD line of each neighbour (ToR1, ToR2) and `tail` appended.
+    fn write_config(&self, bfd: [&str; 2], tail: &str) {
         let neighbors: String = [("10.0.1.1", "65001"), ("10.0.2.1", "65002")]
             .iter()
-            .map(|(address, asn)| {
+            .zip(bfd)
+            .map(|((address, asn), bfd)| {
                 format!(
                     "[[bgp.neighbor]]\naddress = \"{address}\"\nremote_as = {asn}\n\
                      import = \"default-only\"\nexport = \"all\"\nhold_time = 9\n{bfd}\n"
@@ -205,15 +215,26 @@ asn = 65101
 router_id = "192.0.2.10"
 originate = [{{ prefix = "192.0.2.10/32" }}]
 
-{neighbors}"#,
+{neighbors}
+{tail}"#,
             pin_dir = self.net.pin_dir.display(),
             socket = self.path("agent.sock"),
         );
-        let path = self.path("host.toml");
-        fs::write(&path, config).unwrap();
+        fs::write(self.path("host.toml"), config).unwrap();
+    }
+
+    /// `router-agent reload`; its output, or a panic with the log.
+    fn reload(&self) -> String {
         let mut command = self.net.command_in("host", AGENT);
-        command.args(["run", "-c", &path]);
-        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
+        command.args(["reload", "-c", &self.path("host.toml")]);
+        let out = command.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "reload: {text}\n{}", self.log());
+        text
     }
 
     fn log(&self) -> String {
@@ -500,4 +521,99 @@ fn without_bfd_the_hold_timer_detects_a_frozen_tor() {
         lab.log()
     );
     assert!(lab.show("bfd").as_array().is_none_or(Vec::is_empty));
+}
+
+#[test]
+fn reload_adds_re_times_and_removes_bfd_sessions() {
+    let mut lab = Lab::new("reload");
+    lab.start_tors(true);
+    lab.start_agent(false);
+    wait_for(
+        "a default route via both ToRs",
+        Duration::from_secs(60),
+        || lab.default_nexthops() == TORS,
+        || format!("{}\nfib: {}", lab.log(), lab.show("fib")),
+    );
+    assert!(lab.show("bfd").as_array().is_some_and(Vec::is_empty));
+    let uptime = || {
+        lab.show("neighbors")[0]["uptime_seconds"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let established_for = uptime();
+
+    // Added: BFD with FRR comes up, the BGP session is not reset.
+    lab.write_config(["bfd = true", ""], "");
+    let summary = lab.reload();
+    assert!(summary.contains("\"neighbors_reset\": []"), "{summary}");
+    wait_for(
+        "BFD with FRR up",
+        Duration::from_secs(20),
+        || lab.bfd_states() == [(TORS[0].to_owned(), "Up".to_owned())],
+        || format!("{}\nbfd: {}", lab.log(), lab.show("bfd")),
+    );
+    let first = lab.show("bfd")[0].clone();
+    assert_eq!(first["detection_time_ms"], 900.0, "{first}");
+
+    // Re-timed (a profile at 500 ms): the same session, its detection time negotiated anew.
+    lab.write_config(
+        ["bfd = \"slow\"", ""],
+        "[bfd.profile.slow]\ndesired_min_tx = \"500ms\"\nrequired_min_rx = \"500ms\"\n",
+    );
+    lab.reload();
+    wait_for(
+        "500 ms both ways (after the Poll Sequence): detection 1.5 s",
+        Duration::from_secs(20),
+        || {
+            let session = &lab.show("bfd")[0];
+            session["detection_time_ms"] == 1500.0 && session["transmit_interval_ms"] == 500.0
+        },
+        || format!("{}\nbfd: {}", lab.log(), lab.show("bfd")),
+    );
+    let retimed = lab.show("bfd")[0].clone();
+    assert_eq!(retimed["state"], "Up", "{retimed}");
+    assert_eq!(
+        retimed["local_discriminator"], first["local_discriminator"],
+        "not restarted"
+    );
+    assert_eq!(retimed["transmit_interval_ms"], 500.0, "{retimed}");
+    assert!(
+        uptime() >= established_for,
+        "adding and re-timing BFD reset no session: {}",
+        lab.show("neighbors")
+    );
+
+    // Removed: FRR hears AdminDown. For us that is no failure (RFC 5882 3.2); FRR 8.4 resets
+    // its BGP session on it all the same (Cease / Hard Reset: its BFD client sees "down").
+    // Our side holds nothing down: the session is back at once, both ToRs forwarding.
+    lab.write_config(["", ""], "");
+    lab.reload();
+    assert!(lab.show("bfd").as_array().is_some_and(Vec::is_empty));
+    wait_for(
+        "FRR's BFD peer down by our AdminDown",
+        Duration::from_secs(10),
+        || {
+            let peers = lab.frr.as_ref().unwrap().vtysh("show bfd peers json");
+            peers[0]["status"] == "down"
+        },
+        || lab.log(),
+    );
+    wait_for(
+        "both sessions established, the ECMP route intact",
+        Duration::from_secs(30),
+        || {
+            let neighbors = lab.show("neighbors");
+            neighbors[0]["state"] == "Established" && lab.default_nexthops() == TORS
+        },
+        || format!("{}\nneighbors: {}", lab.log(), lab.show("neighbors")),
+    );
+    let neighbors = lab.show("neighbors");
+    assert!(
+        !neighbors[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("BFD"),
+        "not a BFD failure of ours: {neighbors}"
+    );
+    assert!(neighbors[0]["bfd"].is_null(), "{neighbors}");
 }
