@@ -22,9 +22,13 @@ fn free_port() -> u16 {
 }
 
 fn spec(config: SessionConfig) -> Vec<SessionSpec> {
+    spec_at(LOOPBACK, config)
+}
+
+fn spec_at(address: IpAddr, config: SessionConfig) -> Vec<SessionSpec> {
     vec![SessionSpec {
         key: PeerKey {
-            address: LOOPBACK,
+            address,
             interface: None,
         },
         config,
@@ -189,4 +193,36 @@ async fn ttl_below_255_is_ignored_and_silence_fails_the_path_after_the_detection
         "control detection time expired"
     );
     bfd.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_drivers_come_up_over_ipv6() {
+    let loopback = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    let (port_a, port_b) = (free_port(), free_port());
+    let (tx_a, mut changes_a) = mpsc::unbounded_channel();
+    let (tx_b, mut changes_b) = mpsc::unbounded_channel();
+    let a = Bfd::spawn(
+        Ports {
+            receive: port_a,
+            peer: port_b,
+        },
+        tx_a,
+    )
+    .unwrap();
+    let b = Bfd::spawn(
+        Ports {
+            receive: port_b,
+            peer: port_a,
+        },
+        tx_b,
+    )
+    .unwrap();
+    a.sync(spec_at(loopback, FAST));
+    b.sync(spec_at(loopback, FAST));
+    until_state(&mut changes_a, State::Up).await;
+    until_state(&mut changes_b, State::Up).await;
+    let status = &a.sessions()[0];
+    assert_eq!((status.peer, status.state.as_str()), (loopback, "Up"));
+    a.shutdown().await;
+    b.shutdown().await;
 }
