@@ -46,6 +46,11 @@ struct Lab {
     probe: Option<probe::Probe>,
     /// The ToR frozen, thawed on Drop (its daemons must get their SIGTERM).
     frozen: Option<usize>,
+    /// BIRD's `bfd` in its BGP protocol: "on", or "graceful" (a BFD down is a graceful
+    /// restart of the session).
+    bird_bfd: &'static str,
+    /// FRR's neighbour BFD lines.
+    frr_bfd: &'static str,
     /// Last: dropped after the processes are stopped.
     net: Namespaces,
 }
@@ -68,6 +73,8 @@ impl Lab {
             bird: None,
             probe: None,
             frozen: None,
+            bird_bfd: "on",
+            frr_bfd: " neighbor 10.0.1.2 bfd\n",
             net,
         };
         let addresses = [
@@ -133,7 +140,7 @@ impl Lab {
     }
 
     fn start_tors(&mut self, bfd: bool) {
-        let frr_bfd = if bfd { " neighbor 10.0.1.2 bfd\n" } else { "" };
+        let frr_bfd = if bfd { self.frr_bfd } else { "" };
         let frr = format!(
             "hostname tor1
 router bgp 65001
@@ -152,10 +159,10 @@ router bgp 65001
             (
                 "protocol bfd {\n  interface \"t2\" {\n    min rx interval 300 ms;\n    \
                  min tx interval 300 ms;\n    multiplier 3;\n  };\n}\n",
-                "  bfd on;\n",
+                format!("  bfd {};\n", self.bird_bfd),
             )
         } else {
-            ("", "")
+            ("", String::new())
         };
         let bird = format!(
             "router id 10.0.2.1;
@@ -616,4 +623,60 @@ fn reload_adds_re_times_and_removes_bfd_sessions() {
         "not a BFD failure of ours: {neighbors}"
     );
     assert!(neighbors[0]["bfd"].is_null(), "{neighbors}");
+}
+
+#[test]
+fn a_planned_restart_with_bfd_keeps_our_route_at_both_tors() {
+    let mut lab = Lab::new("restart");
+    // BIRD's plain `bfd on` takes the restart's BFD down as a failure and drops our route
+    // for the restart's duration; `bfd graceful` makes it a graceful restart instead.
+    lab.bird_bfd = "graceful";
+    // FRR alike: with the C bit clear (our BFD shares fate with our control plane), a BFD down
+    // during graceful restart is ignored.
+    lab.frr_bfd = " neighbor 10.0.1.2 bfd\n neighbor 10.0.1.2 bfd check-control-plane-failure\n";
+    bring_up(&mut lab, true);
+    let both_up = |lab: &Lab| lab.bfd_states().iter().filter(|(_, s)| s == "Up").count() == 2;
+    wait_for(
+        "both BFD sessions up",
+        Duration::from_secs(60),
+        || both_up(&lab),
+        || lab.log(),
+    );
+    let routes_at_tors = |lab: &Lab| {
+        let frr = lab.frr.as_ref().unwrap();
+        let at_frr = frr.vtysh("show bgp ipv4 unicast 192.0.2.10/32 json")["paths"].is_array();
+        let bird = lab.bird.as_ref().unwrap();
+        (
+            at_frr,
+            bird.birdc("show route 192.0.2.10/32")
+                .contains("192.0.2.10/32"),
+        )
+    };
+    wait_for(
+        "our route at both ToRs",
+        Duration::from_secs(20),
+        || routes_at_tors(&lab) == (true, true),
+        || lab.log(),
+    );
+
+    let mut command = lab.net.command_in("host", AGENT);
+    command.args(["restart", "-c", &lab.path("host.toml")]);
+    assert!(command.status().unwrap().success());
+    // Through the restart (AdminDown from the old process, a new BFD session from the new
+    // one): our route never leaves either ToR.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline {
+        assert_eq!(routes_at_tors(&lab), (true, true), "{}", lab.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(
+        "both BFD sessions up again",
+        Duration::from_secs(30),
+        || both_up(&lab),
+        || lab.log(),
+    );
+    let neighbors = lab.show("neighbors");
+    for neighbor in neighbors.as_array().unwrap() {
+        assert_eq!(neighbor["state"], "Established", "{neighbors}");
+    }
 }
