@@ -44,6 +44,9 @@ pub struct Config {
     pub bgp: Option<crate::bgp::config::BgpConfig>,
     #[serde(default)]
     pub control: ControlConfig,
+    /// BFD's default intervals and profiles (`bfd/config.rs`); neighbours opt in.
+    #[serde(default)]
+    pub bfd: crate::bfd::config::BfdConfig,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
@@ -265,7 +268,9 @@ impl Config {
             }
         }
         if let Some(bgp) = &self.bgp {
-            let setup = bgp.compile().map_err(|err| (err.key, err.reason))?;
+            let setup = bgp
+                .compile_with_bfd(&self.bfd)
+                .map_err(|err| (err.key, err.reason))?;
             crate::bgp::check_listener_keys(&setup).map_err(|err| (err.key, err.reason))?;
             for (key, name) in bgp.interface_refs() {
                 if !names.contains(name) {
@@ -276,6 +281,7 @@ impl Config {
                 }
             }
         }
+        self.bfd.validate()?;
         kernel_routes::validate(&self.datapath)?;
         if !self.datapath.pin_dir.is_absolute() {
             return Err((

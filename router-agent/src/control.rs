@@ -31,6 +31,8 @@ pub use crate::config::DEFAULT_CONTROL_SOCKET as DEFAULT_SOCKET;
 pub enum Query {
     Neighbors,
     Routes,
+    /// BFD sessions: state, discriminators, intervals (`show bfd`).
+    Bfd,
     /// Hard-reset a BGP session and restart it (ends a max-prefix hold-down).
     ClearNeighbor(IpAddr),
     /// Route, group and nexthop counts of the FIB as the datapath holds it, and per neighbor
@@ -50,6 +52,7 @@ impl Query {
         match line.split_whitespace().collect::<Vec<_>>()[..] {
             ["neighbors"] => Some(Self::Neighbors),
             ["routes"] => Some(Self::Routes),
+            ["bfd"] => Some(Self::Bfd),
             ["status"] => Some(Self::Status),
             ["reload"] => Some(Self::Reload),
             ["restart"] => Some(Self::Restart),
@@ -63,6 +66,7 @@ impl Query {
         match self {
             Self::Neighbors => "neighbors".to_owned(),
             Self::Routes => "routes".to_owned(),
+            Self::Bfd => "bfd".to_owned(),
             Self::Status => "status".to_owned(),
             Self::Reload => "reload".to_owned(),
             Self::Restart => "restart".to_owned(),

@@ -1,6 +1,7 @@
 //! `router-agent run`: wires the sources (config, kernel state) to the FIB, the FIB to the
 //! datapath and the kernel's routing table, and keeps them in step until told to stop.
 
+mod bfd;
 mod failed_start;
 mod kernel_events;
 mod reload;
@@ -81,6 +82,8 @@ struct Agent {
     /// Our protocol's kernel routes, being listed once an adoption is over (see
     /// `restart.rs`).
     kernel_leftovers: Option<tokio::sync::oneshot::Receiver<Result<Vec<IpNet>>>>,
+    /// The BFD thread and its sessions (`bfd.rs`).
+    bfd: bfd::BfdClient,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -123,10 +126,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
             return Err(err);
         }
     };
+    let mut bfd_changes = agent.bfd.take_changes();
+    agent.sync_bfd();
     let exit = agent
         .event_loop(
             &mut events,
             bgp_events.as_mut(),
+            &mut bfd_changes,
             &mut control,
             &options,
             &mut signals,
@@ -167,6 +173,7 @@ impl Agent {
         &mut self,
         events: &mut UnboundedReceiver<KernelEvent>,
         mut bgp_events: Option<&mut UnboundedReceiver<PeerEvent>>,
+        bfd_changes: &mut UnboundedReceiver<crate::bfd::runtime::StateChange>,
         control: &mut UnboundedReceiver<crate::control::ControlRequest>,
         options: &RunOptions,
         signals: &mut Signals,
@@ -223,7 +230,10 @@ impl Agent {
                     }
                     self.speaker = Some(speaker);
                     self.commit(batch).await;
+                    // Neighbours found, connected or gone: their BFD sessions follow.
+                    self.sync_bfd();
                 }
+                Some(change) = bfd_changes.recv() => self.on_bfd_change(change).await,
                 Some(request) = control.recv() => {
                     let exit = match request.query {
                         crate::control::Query::Stop => Some(Exit::Stop),
@@ -252,7 +262,10 @@ impl Agent {
                     let answer = match request.query {
                         crate::control::Query::Reload => {
                             match self.reload(&options.config_path).await {
-                                Ok(summary) => summary,
+                                Ok(summary) => {
+                                    self.sync_bfd();
+                                    summary
+                                }
                                 Err(error) => serde_json::json!({ "error": error }),
                             }
                             .to_string()
@@ -265,6 +278,7 @@ impl Agent {
                     tracing::info!("SIGHUP: reloading {}", options.config_path.display());
                     // Logged either way by reload().
                     let _ = self.reload(&options.config_path).await;
+                    self.sync_bfd();
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -359,7 +373,10 @@ impl Agent {
                 serde_json::json!({ "error": "internal routing error" })
             }
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
-            (Query::Neighbors, Some(speaker)) => serde_json::json!(speaker.neighbors()),
+            (Query::Bfd, _) => serde_json::json!(self.bfd.sessions()),
+            (Query::Neighbors, Some(speaker)) => {
+                Self::neighbors_with_bfd(&self.bfd, speaker.neighbors())
+            }
             (Query::Routes, Some(speaker)) => serde_json::json!(speaker.routes()),
             (Query::ClearNeighbor(address), Some(speaker)) => match speaker.clear(address) {
                 Ok(()) => serde_json::json!({ "cleared": address }),
@@ -370,6 +387,9 @@ impl Agent {
     }
 
     async fn shutdown(mut self, exit: Exit) -> Result<()> {
+        // AdminDown to the BFD peers first: neither a restart nor a stop is a path failure,
+        // and a peer must not fail our session (nor, in a restart, the graceful one) for it.
+        self.bfd.shutdown().await;
         if exit != Exit::Stop {
             self.leave_for_restart().await;
             return Ok(());

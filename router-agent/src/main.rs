@@ -104,6 +104,9 @@ enum ShowCommand {
     Routes,
     /// FIB route/group/nexthop counts and prefixes received per neighbor (asks the agent).
     Status,
+    /// BFD sessions: state, remote state, discriminators, negotiated intervals (asks the
+    /// agent).
+    Bfd,
 }
 
 fn main() -> Result<()> {
@@ -201,10 +204,14 @@ fn main() -> Result<()> {
                         show::render_fib(&view)
                     }
                 }
-                ShowCommand::Neighbors | ShowCommand::Routes | ShowCommand::Status => {
+                ShowCommand::Neighbors
+                | ShowCommand::Routes
+                | ShowCommand::Status
+                | ShowCommand::Bfd => {
                     let query = match what {
                         ShowCommand::Neighbors => control::Query::Neighbors,
                         ShowCommand::Routes => control::Query::Routes,
+                        ShowCommand::Bfd => control::Query::Bfd,
                         _ => control::Query::Status,
                     };
                     let value = control::query(&socket, query)?;
@@ -214,6 +221,7 @@ fn main() -> Result<()> {
                         match what {
                             ShowCommand::Neighbors => show::render_neighbors(&value),
                             ShowCommand::Routes => show::render_routes(&value),
+                            ShowCommand::Bfd => router_agent::bfd::show::render_bfd(&value),
                             _ => show::render_status(&value),
                         }
                     }

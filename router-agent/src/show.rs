@@ -293,6 +293,7 @@ pub fn render_neighbors(value: &serde_json::Value) -> String {
             };
         }
         render_graceful_restart(&mut out, &n["graceful_restart"]);
+        crate::bfd::show::render_neighbor_bfd(&mut out, &n["bfd"]);
     }
     out
 }

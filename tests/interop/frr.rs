@@ -1,4 +1,4 @@
-//! FRR 8 (zebra + bgpd) in a lab namespace. Both daemonize (`-d`) and write pid files, the
+//! FRR 8 (zebra + bgpd, and bfdd if asked) in a lab namespace. Both daemonize (`-d`) and write pid files, the
 //! vty sockets and the zserv socket into the lab's scratch directory; `-N` gives the instance
 //! its own pathspace (`<lab><role>`), so that labs never share FRR's run directory.
 
@@ -17,6 +17,11 @@ pub struct Frr {
 impl Frr {
     /// Writes `config` as bgpd.conf and starts zebra and bgpd in `role`'s namespace.
     pub fn start(lab: &Namespaces, role: &str, config: &str) -> Self {
+        Self::start_with(lab, role, config, false)
+    }
+
+    /// As [`Frr::start`], with bfdd too (`bfdd`: for `neighbor X bfd`), started before bgpd.
+    pub fn start_with(lab: &Namespaces, role: &str, config: &str, bfdd: bool) -> Self {
         std::fs::write(lab.path("bgpd.conf"), config).unwrap();
         let frr = Self {
             dir: lab.dir.clone(),
@@ -25,6 +30,10 @@ impl Frr {
         };
         let pidfile = frr.path_str("zebra.pid");
         frr.daemon(lab, "/usr/lib/frr/zebra", &["-i", &pidfile]);
+        if bfdd {
+            let pidfile = frr.path_str("bfdd.pid");
+            frr.daemon(lab, "/usr/lib/frr/bfdd", &["-i", &pidfile]);
+        }
         frr.start_bgpd(lab);
         frr
     }
@@ -92,6 +101,10 @@ impl Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        stop_pidfiles(&[self.path("bgpd.pid"), self.path("zebra.pid")]);
+        stop_pidfiles(&[
+            self.path("bgpd.pid"),
+            self.path("bfdd.pid"),
+            self.path("zebra.pid"),
+        ]);
     }
 }

@@ -1,5 +1,5 @@
-//! The `[bfd]` section and the per-neighbour `bfd` key (designed here; not yet part of
-//! `crate::config::Config` nor of `[[bgp.neighbor]]`).
+//! The `[bfd]` section and the per-neighbour `bfd` key of `[[bgp.neighbor]]` and
+//! `[[bgp.dynamic_neighbor]]` (`BgpConfig::compile_with_bfd` gives each compiled neighbour its parameters).
 //!
 //! ```toml
 //! [bfd]                          # the default profile; absent: 300 ms x 3
@@ -251,5 +251,81 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown field")
         );
+    }
+
+    fn agent_config(rest: &str) -> Result<crate::config::Config, String> {
+        let text = format!(
+            "[[interface]]\nname = \"eth0\"\n[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n{rest}"
+        );
+        crate::config::Config::parse(&text, std::path::Path::new("test.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn neighbours_and_ranges_get_their_profile() {
+        let config = agent_config(
+            r#"
+            [[bgp.neighbor]]
+            address = "10.0.0.1"
+            remote_as = 65002
+            bfd = true
+            [[bgp.neighbor]]
+            address = "10.0.0.2"
+            remote_as = 65002
+            bfd = "tor"
+            [[bgp.neighbor]]
+            interface = "eth0"
+            remote_as = "external"
+            [[bgp.dynamic_neighbor]]
+            range = "10.1.0.0/24"
+            remote_as = "external"
+            bfd = "tor"
+            [bfd]
+            detect_multiplier = 4
+            [bfd.profile.tor]
+            desired_min_tx = "100ms"
+            "#,
+        )
+        .unwrap();
+        let setup = config
+            .bgp
+            .as_ref()
+            .unwrap()
+            .compile_with_bfd(&config.bfd)
+            .unwrap();
+        let default = SessionConfig {
+            detect_mult: 4,
+            ..SessionConfig::default()
+        };
+        let tor = SessionConfig {
+            desired_min_tx: 100 * MS,
+            ..default
+        };
+        assert_eq!(setup.neighbors[0].bfd, Some(default));
+        assert_eq!(setup.neighbors[1].bfd, Some(tor));
+        assert_eq!(setup.neighbors[2].bfd, None, "absent: no BFD");
+        let vm = setup.dynamic_neighbors[0].neighbor("10.1.0.9".parse().unwrap());
+        assert_eq!(vm.bfd, Some(tor));
+    }
+
+    #[test]
+    fn check_names_the_neighbour_key_of_an_unknown_profile() {
+        let e = agent_config(
+            "[[bgp.neighbor]]\naddress = \"10.0.0.1\"\nremote_as = 1\n\
+             [[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_as = 1\nbfd = \"fast\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("bgp.neighbor[1].bfd") && e.contains("no [bfd.profile.fast]"),
+            "{e}"
+        );
+        let e = agent_config(
+            "[[bgp.dynamic_neighbor]]\nrange = \"10.1.0.0/24\"\nremote_as = 1\nbfd = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("bgp.dynamic_neighbor[0].bfd"), "{e}");
+        // [bfd] is checked without any neighbour using it.
+        let e = agent_config("[bfd]\nrequired_min_rx = \"1ms\"\n").unwrap_err();
+        assert!(e.contains("bfd.required_min_rx"), "{e}");
     }
 }

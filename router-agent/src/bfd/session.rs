@@ -176,6 +176,11 @@ impl Session {
         self.state
     }
 
+    /// bfd.RemoteSessionState: the state in the peer's last packet.
+    pub fn remote_state(&self) -> State {
+        self.remote_state
+    }
+
     pub fn local_diag(&self) -> Diagnostic {
         self.local_diag
     }

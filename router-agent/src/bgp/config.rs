@@ -15,6 +15,7 @@
 //! password_file = "/etc/hostrouter/tor1.key"  # or password = "..." (TCP MD5, RFC 2385)
 //! ttl_security = true          # GTSM (RFC 5082); default: on for interface/link-local peers
 //! # tcp_ao = { key_id = 1, algorithm = "hmac(sha256)", key_file = "..." }  # instead of MD5
+//! bfd = true                   # or a [bfd.profile] name (see `bfd/config.rs`)
 //!
 //! [[bgp.neighbor]]
 //! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
@@ -39,6 +40,7 @@ use std::{
 
 use serde::Deserialize;
 
+mod bfd;
 pub mod peer_checks;
 
 use super::{
@@ -107,6 +109,8 @@ pub struct NeighborConfig {
     pub ttl_security: Option<bool>,
     /// TCP-AO (RFC 5925) instead of TCP MD5; see `tcp_ao.rs`.
     pub tcp_ao: Option<super::tcp_ao::key::TcpAoConfig>,
+    /// BFD (RFC 5880): `true` (the `[bfd]` values), a `[bfd.profile]` name, or `false`.
+    pub bfd: Option<crate::bfd::config::NeighborBfd>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -141,6 +145,8 @@ pub struct DynamicNeighborConfig {
     pub ttl_security: Option<bool>,
     /// TCP-AO (RFC 5925) instead of TCP MD5; see `tcp_ao.rs`.
     pub tcp_ao: Option<super::tcp_ao::key::TcpAoConfig>,
+    /// BFD (RFC 5880): `true` (the `[bfd]` values), a `[bfd.profile]` name, or `false`.
+    pub bfd: Option<crate::bfd::config::NeighborBfd>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -197,6 +203,8 @@ pub struct Neighbor {
     pub hold_time: Option<u16>,
     /// TCP MD5 and GTSM.
     pub security: SessionSecurity,
+    /// BFD's parameters; None: no BFD. Filled from `[bfd]` by `BgpConfig::compile_with_bfd`.
+    pub bfd: Option<crate::bfd::session::SessionConfig>,
 }
 
 /// How a neighbor's TCP connection is protected.
@@ -565,5 +573,6 @@ fn compile_neighbor(
         passive,
         hold_time,
         security,
+        bfd: None,
     })
 }

@@ -56,7 +56,7 @@ impl Agent {
         }
         let setup = match &new.bgp {
             Some(bgp) => Some(
-                bgp.compile()
+                bgp.compile_with_bfd(&new.bfd)
                     .map_err(|err| format!("{}: {}: {}", path.display(), err.key, err.reason))?,
             ),
             None => None,

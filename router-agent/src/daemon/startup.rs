@@ -83,6 +83,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         speaker: None,
         adoption: None,
         kernel_leftovers: None,
+        bfd: super::bfd::BfdClient::new(),
         config,
     };
     let adopting = adoption.is_some();
@@ -176,7 +177,7 @@ async fn bring_up(
     if let Some(bgp) = &agent.config.bgp {
         agent.fib.set_bgp_mirror(bgp.kernel_routes);
         let setup = bgp
-            .compile()
+            .compile_with_bfd(&agent.config.bfd)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
         let restart = RestartState {
             restarted: adoption.is_some(),

@@ -137,6 +137,9 @@ impl Speaker {
                 summary.neighbors_reset.push(label);
                 continue;
             }
+            if new_neighbor.bfd != old.bfd {
+                self.reload_bfd(*peer, new_neighbor.bfd, fib, batch);
+            }
             if new_neighbor.import != old.import {
                 self.reapply_import(*peer, &new_neighbor.import, fib, batch, resolve);
                 summary.import_reapplied.push(label.clone());
@@ -254,6 +257,7 @@ impl Speaker {
                 } => {
                     let range = &new.dynamic_neighbors[index];
                     self.peer_mut(peer).dynamic = Some(index);
+                    self.reload_bfd(peer, range.template.bfd, fib, batch);
                     if import_changed {
                         self.reapply_import(peer, &range.template.import, fib, batch, resolve);
                         summary.import_reapplied.push(address.to_string());

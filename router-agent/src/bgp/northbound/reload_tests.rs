@@ -1,17 +1,12 @@
 //! A reload that cannot apply a neighbor is refused as a whole (no sockets: the peer's task
 //! is replaced by a channel the test reads).
 
-use std::{collections::BTreeMap, net::SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
 use crate::bgp::{
-    config::BgpConfig,
-    fsm::RemoteAs,
-    peer::{PeerCommand, PeerHandle},
-    rib::{PeerId, Rib},
-    speaker::{PeerState, Speaker},
-    unusable_log::UnusableLog,
+    config::BgpConfig, fsm::RemoteAs, peer::PeerCommand, rib::PeerId, speaker::Speaker,
 };
 use crate::fib::{Batch, Fib, FibLimits};
 
@@ -28,26 +23,8 @@ fn setup(neighbors: &str) -> crate::bgp::config::BgpSetup {
 /// A speaker running neighbor 10.0.1.1 (AS 65001) as `PEER`.
 fn speaker() -> (Speaker, mpsc::UnboundedReceiver<PeerCommand>) {
     let setup = setup("[[neighbor]]\naddress = \"10.0.1.1\"\nremote_as = 65001\n");
-    let (events, _) = mpsc::unbounded_channel();
-    let (sender, commands) = mpsc::unbounded_channel();
-    let neighbor = setup.neighbors[0].clone();
-    let mut speaker = Speaker {
-        rib: Rib::new(setup.decision.clone()),
-        peers: BTreeMap::new(),
-        next_peer_id: 1,
-        events,
-        unusable_log: UnusableLog::default(),
-        restart_state: Default::default(),
-        graceful_stopping: Default::default(),
-        listening: None,
-        listener_keys: Default::default(),
-        listener_ao_keys: Default::default(),
-        setup,
-    };
     let address = SocketAddr::new("10.0.1.1".parse().unwrap(), 179);
-    let handle = PeerHandle { commands: sender };
-    let state = PeerState::new(neighbor, None, Some(address), handle);
-    speaker.peers.insert(PEER, state);
+    let (speaker, commands) = Speaker::with_one_peer(setup, PEER, None, address);
     (speaker, commands)
 }
 

@@ -86,6 +86,7 @@ impl Speaker {
                 let _ = state.handle.commands.send(PeerCommand::Send(updates));
             }
             SessionEvent::Down { reason, cause } => {
+                let reason = self.down_reason(peer, reason);
                 self.session_down(peer, reason, cause, fib, batch, resolve)
             }
             SessionEvent::Closed => {

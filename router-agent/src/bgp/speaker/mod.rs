@@ -42,9 +42,12 @@ use super::{
 };
 use crate::fib::{Batch, Fib};
 
+mod bfd;
 mod events;
 mod graceful;
 mod listener;
+#[cfg(test)]
+mod test_support;
 
 /// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
 pub(in crate::bgp) struct HoldDown {
@@ -78,6 +81,8 @@ pub(in crate::bgp) struct PeerState {
     pub(in crate::bgp) restart: Option<PeerRestart>,
     /// A dynamic peer's task ended while it restarts; a connection from it respawns one.
     pub(in crate::bgp) session_ended: bool,
+    /// BFD went down (why): the session is held down until BFD is up again (`bfd.rs`).
+    pub(in crate::bgp) bfd_held: Option<String>,
 }
 
 impl PeerState {
@@ -104,6 +109,7 @@ impl PeerState {
             graceful_restart: None,
             restart: None,
             session_ended: false,
+            bfd_held: None,
         }
     }
 }

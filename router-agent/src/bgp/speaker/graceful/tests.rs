@@ -1,14 +1,14 @@
 //! The helper end to end inside the speaker: session events in, RIB and FIB out (no
 //! sockets: the peer's task is replaced by a channel the test reads).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tokio::sync::mpsc;
 
-use super::super::{PeerState, Speaker};
+use super::super::Speaker;
 use crate::bgp::packet::types::Afi;
 use crate::bgp::{
     config::BgpConfig,
@@ -18,9 +18,8 @@ use crate::bgp::{
         Update,
         types::{AsPath, AsSegment, AsSegmentKind, MpReach, Origin, PathAttributes, Safi},
     },
-    peer::{PeerCommand, PeerEvent, PeerHandle, SessionEvent},
-    rib::{PeerId, Rib},
-    unusable_log::UnusableLog,
+    peer::{PeerCommand, PeerEvent, SessionEvent},
+    rib::PeerId,
 };
 use crate::fib::{Batch, Fib, FibLimits, LinkState, Owner};
 use crate::next_hop_check::Unresolved;
@@ -66,26 +65,9 @@ impl Lab {
         ))
         .unwrap();
         let setup = config.compile().unwrap();
-        let (events, _) = mpsc::unbounded_channel::<PeerEvent>();
-        let (sender, commands) = mpsc::unbounded_channel();
-        let neighbor = setup.neighbors[0].clone();
-        let mut speaker = Speaker {
-            rib: Rib::new(setup.decision.clone()),
-            peers: BTreeMap::new(),
-            next_peer_id: 1,
-            events,
-            unusable_log: UnusableLog::default(),
-            restart_state: Default::default(),
-            graceful_stopping: Default::default(),
-            listening: None,
-            listener_keys: Default::default(),
-            listener_ao_keys: Default::default(),
-            setup,
-        };
         let address = SocketAddr::new(ip(GATEWAY_V4), 179);
-        let handle = PeerHandle { commands: sender };
-        let state = PeerState::new(neighbor, dynamic.then_some(0), Some(address), handle);
-        speaker.peers.insert(PEER, state);
+        let (speaker, commands) =
+            Speaker::with_one_peer(setup, PEER, dynamic.then_some(0), address);
         let mut fib = Fib::new(FibLimits::default());
         let mut batch = Batch::default();
         let link = LinkState {
