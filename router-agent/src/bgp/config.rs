@@ -14,6 +14,7 @@
 //! max_prefix = { limit = 100, action = "teardown", restart_after = "60s" }
 //! password_file = "/etc/hostrouter/tor1.key"  # or password = "..." (TCP MD5, RFC 2385)
 //! ttl_security = true          # GTSM (RFC 5082); default: on for interface/link-local peers
+//! fast_external_fallover = true # eBGP on a connected subnet: down with its link (default)
 //!
 //! [[bgp.neighbor]]
 //! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
@@ -102,6 +103,9 @@ pub struct NeighborConfig {
     /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
+    /// Fast external fallover: an eBGP session to a directly connected neighbor ends as soon
+    /// as the link goes down, not at hold expiry. Default: on.
+    pub fast_external_fallover: Option<bool>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -130,6 +134,9 @@ pub struct DynamicNeighborConfig {
     /// GTSM (RFC 5082): TTL 255 out, 255 required in. Default: on for unnumbered and
     /// link-local peers (always one hop away), off otherwise.
     pub ttl_security: Option<bool>,
+    /// Fast external fallover: an eBGP session to a directly connected neighbor ends as soon
+    /// as the link goes down, not at hold expiry. Default: on.
+    pub fast_external_fallover: Option<bool>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -186,6 +193,8 @@ pub struct Neighbor {
     pub hold_time: Option<u16>,
     /// TCP MD5 and GTSM.
     pub security: SessionSecurity,
+    /// End the session when the link to it goes down (directly connected eBGP only).
+    pub fast_external_fallover: bool,
 }
 
 /// How a neighbor's TCP connection is protected.
@@ -373,7 +382,7 @@ impl BgpConfig {
                 neighbor.ttl_security,
                 one_hop,
             )?;
-            neighbors.push(compile_neighbor(
+            let mut compiled = compile_neighbor(
                 &key,
                 address,
                 security,
@@ -384,7 +393,9 @@ impl BgpConfig {
                 neighbor.passive,
                 neighbor.hold_time,
                 &lists,
-            )?);
+            )?;
+            compiled.fast_external_fallover = neighbor.fast_external_fallover.unwrap_or(true);
+            neighbors.push(compiled);
         }
         let mut dynamic_neighbors: Vec<DynamicNeighbors> = Vec::new();
         for (i, dynamic) in self.dynamic_neighbors.iter().enumerate() {
@@ -452,7 +463,7 @@ impl BgpConfig {
                 dynamic.ttl_security,
                 one_hop,
             )?;
-            let template = compile_neighbor(
+            let mut template = compile_neighbor(
                 &key,
                 PeerAddress::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 security,
@@ -464,6 +475,7 @@ impl BgpConfig {
                 dynamic.hold_time,
                 &lists,
             )?;
+            template.fast_external_fallover = dynamic.fast_external_fallover.unwrap_or(true);
             dynamic_neighbors.push(DynamicNeighbors {
                 source,
                 template,
@@ -534,5 +546,6 @@ fn compile_neighbor(
         passive,
         hold_time,
         security,
+        fast_external_fallover: true,
     })
 }

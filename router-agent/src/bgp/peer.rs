@@ -15,24 +15,14 @@ use std::{
     time::Duration,
 };
 
-use bytes::BytesMut;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
-    sync::mpsc,
-    time::Instant,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream, sync::mpsc, time::Instant};
 
 use super::{
     config::SessionSecurity,
     fsm::{
         Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
-        Peering, Restart, SessionConfig, State, Timer,
+        Peering, Restart, SessionConfig, State, Timer, send_hold_time,
     },
-    graceful_restart::NegotiatedGracefulRestart,
     packet::{
         Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
         message_length,
@@ -41,6 +31,7 @@ use super::{
     rib::PeerId,
     session_socket,
 };
+use connection::{Connection, Written, timer_index};
 
 /// From the speaker to a session.
 #[derive(Debug)]
@@ -60,6 +51,10 @@ pub enum PeerCommand {
     /// The operator's hard reset (`clear neighbor`): Cease / Administrative Reset if a
     /// connection is up, then start again at once, ending any hold-down.
     Clear,
+    /// The link to a directly connected neighbor went down (fast external fallover): end the
+    /// session now, its routes withdrawn (not kept for graceful restart), and start again
+    /// (connections fail until the link is back).
+    LinkDown(String),
     /// Tear the session down with a Cease, and end the task.
     Stop(Option<String>),
     /// A planned restart of ours: end the session so that the peer keeps our routes (see
@@ -155,66 +150,6 @@ pub fn spawn(
 type Connecting =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>;
 
-/// One TCP connection of a peer and its FSM timers.
-struct Connection {
-    reader: Option<OwnedReadHalf>,
-    writer: Option<OwnedWriteHalf>,
-    buffer: BytesMut,
-    /// Wire format negotiated for this connection (RFC 4271 baseline until Established).
-    codec: Codec,
-    /// Deadline of each FSM timer, indexed by `timer_index`.
-    timers: [Option<Instant>; 4],
-    /// Graceful restart as negotiated by this connection's session, once Established.
-    graceful_restart: Option<NegotiatedGracefulRestart>,
-}
-
-impl Default for Connection {
-    fn default() -> Self {
-        Connection {
-            reader: None,
-            writer: None,
-            buffer: BytesMut::with_capacity(64 * 1024),
-            codec: Codec::default(),
-            timers: [None; 4],
-            graceful_restart: None,
-        }
-    }
-}
-
-impl Connection {
-    fn attach(&mut self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
-        self.reader = Some(reader);
-        self.writer = Some(writer);
-        self.buffer.clear();
-        self.codec = Codec::default();
-        self.graceful_restart = None;
-    }
-
-    fn detach(&mut self) {
-        self.reader = None;
-        self.writer = None;
-        self.buffer.clear();
-    }
-
-    /// The earliest armed timer.
-    fn next_timer(&self) -> Option<(Instant, Timer)> {
-        self.timers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.map(|t| (t, TIMERS[i])))
-            .min()
-    }
-
-    async fn read(&mut self) -> std::io::Result<usize> {
-        match self.reader.as_mut() {
-            Some(reader) => reader.read_buf(&mut self.buffer).await,
-            None => std::future::pending().await,
-        }
-    }
-}
-
 struct PeerTask {
     peer: PeerId,
     /// None: not known yet (an unnumbered neighbor before discovery); connecting fails.
@@ -230,22 +165,6 @@ struct PeerTask {
     /// A malformed Graceful Restart capability is said once per peer, not per OPEN.
     malformed_graceful_restart_logged: bool,
 }
-
-fn timer_index(timer: Timer) -> usize {
-    match timer {
-        Timer::ConnectRetry => 0,
-        Timer::Hold => 1,
-        Timer::Keepalive => 2,
-        Timer::IdleHold => 3,
-    }
-}
-
-const TIMERS: [Timer; 4] = [
-    Timer::ConnectRetry,
-    Timer::Hold,
-    Timer::Keepalive,
-    Timer::IdleHold,
-];
 
 const CONNS: [Conn; 2] = [Conn::Primary, Conn::Second];
 
@@ -263,6 +182,7 @@ impl PeerTask {
             self.incoming(stream).await;
         }
         while !self.peering.finished() {
+            self.report_stalls().await;
             let next_timer = CONNS
                 .iter()
                 .filter_map(|&conn| {
@@ -296,6 +216,17 @@ impl PeerTask {
                             let reset = self.hard(NotificationInfo::cease(
                                 CeaseSubcode::AdministrativeReset,
                                 None,
+                            ));
+                            let actions = self.peering.clear(reset);
+                            self.carry_out(actions).await;
+                            continue;
+                        }
+                        Some(PeerCommand::LinkDown(interface)) => {
+                            // Administrative Reset: should the link come back before the
+                            // connection times out, the peer learns why.
+                            let reset = self.hard(NotificationInfo::cease(
+                                CeaseSubcode::AdministrativeReset,
+                                Some(&format!("link {interface} down")),
                             ));
                             let actions = self.peering.clear(reset);
                             self.carry_out(actions).await;
@@ -557,6 +488,7 @@ impl PeerTask {
                         Afi::Ipv6,
                     )),
                 };
+                connection.send_hold = send_hold_time(negotiated.hold_time);
                 let local = connection.writer.as_ref().and_then(|w| w.local_addr().ok());
                 let remote = connection.writer.as_ref().and_then(|w| w.peer_addr().ok());
                 if let (Some(local), Some(remote)) = (local, remote) {
@@ -586,17 +518,38 @@ impl PeerTask {
         for update in updates {
             for message in encode_updates(update, &self.connections[conn.index()].codec) {
                 self.write(conn, &message).await;
+                if self.connections[conn.index()].stalled {
+                    return;
+                }
             }
         }
     }
 
+    /// Writes, bounded by the send hold timer (`connection.rs`). A stall is reported to the
+    /// FSM by `report_stalls`, once the action or command that wrote is over.
     async fn write(&mut self, conn: Conn, bytes: &[u8]) {
-        let Some(writer) = self.connections[conn.index()].writer.as_mut() else {
-            return;
-        };
-        if let Err(err) = writer.write_all(bytes).await {
-            tracing::debug!(peer = %label(self.remote), "write: {err}");
-            // The read side sees the failure too and feeds TcpConnectionFails.
+        match self.connections[conn.index()].write(bytes).await {
+            Written::Done | Written::Skipped => {}
+            Written::Failed(err) => {
+                tracing::debug!(peer = %label(self.remote), "write: {err}");
+            }
+            Written::Stalled => {
+                tracing::warn!(peer = %label(self.remote),
+                    send_hold = ?self.connections[conn.index()].send_hold,
+                    "the peer stopped reading: nothing written for the send hold time (RFC 9687)");
+            }
+        }
+    }
+
+    /// Feeds `SendHoldTimerExpires` for each connection whose writes stalled.
+    async fn report_stalls(&mut self) {
+        for conn in CONNS {
+            let connection = &self.connections[conn.index()];
+            if connection.stalled && connection.writer.is_some() {
+                self.handle(conn, Event::SendHoldTimerExpires).await;
+                // The FSM disconnected it; should it not have, never report it again.
+                self.connections[conn.index()].detach();
+            }
         }
     }
 }
@@ -629,6 +582,7 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+mod connection;
 mod graceful;
 #[cfg(test)]
 mod tests;

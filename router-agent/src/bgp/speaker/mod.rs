@@ -43,8 +43,11 @@ use super::{
 use crate::fib::{Batch, Fib};
 
 mod events;
+mod fallover;
 mod graceful;
 mod listener;
+
+pub use fallover::LinkDown;
 
 /// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
 pub(in crate::bgp) struct HoldDown {
