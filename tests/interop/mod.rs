@@ -172,6 +172,11 @@ impl Lab {
         unsafe { libc::kill(pid, signal) };
     }
 
+    /// The agent's pid (for its memory in /proc).
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
     /// Sends `signal` to the agent (e.g. SIGSTOP / SIGCONT to freeze it).
     pub fn signal_agent(&self, signal: libc::c_int) {
         let pid = self.agent.as_ref().expect("agent started").id() as libc::pid_t;
