@@ -20,8 +20,8 @@ use tokio::{io::AsyncWriteExt, net::TcpStream, sync::mpsc, time::Instant};
 use super::{
     config::SessionSecurity,
     fsm::{
-        Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
-        Peering, Restart, SessionConfig, State, Timer, send_hold_time,
+        Action, CeaseSubcode, Conn, Event, Incoming, NotificationInfo, Peering, Restart,
+        SessionConfig, State, Timer, send_hold_time,
     },
     packet::{
         Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
@@ -31,86 +31,12 @@ use super::{
     rib::PeerId,
     session_socket,
 };
+mod interface;
+
 use connection::{Connection, Written, timer_index};
-
-/// From the speaker to a session.
-#[derive(Debug)]
-pub enum PeerCommand {
-    /// The neighbor connected to us.
-    Incoming(TcpStream),
-    /// Where the neighbor is now (an unnumbered neighbor, discovered).
-    Remote(SocketAddr),
-    /// Advertise or withdraw (Established only; dropped otherwise).
-    Send(Vec<Update>),
-    /// Tear the session down with this NOTIFICATION and keep it down (refusing the neighbor's
-    /// connections) for `restart_after`, or until `Clear` when None.
-    HoldDown {
-        notification: NotificationInfo,
-        restart_after: Option<Duration>,
-    },
-    /// The operator's hard reset (`clear neighbor`): Cease / Administrative Reset if a
-    /// connection is up, then start again at once, ending any hold-down.
-    Clear,
-    /// The link to a directly connected neighbor went down (fast external fallover): end the
-    /// session now, its routes withdrawn (not kept for graceful restart), and start again
-    /// (connections fail until the link is back).
-    LinkDown(String),
-    /// Tear the session down with a Cease, and end the task.
-    Stop(Option<String>),
-    /// A planned restart of ours: end the session so that the peer keeps our routes (see
-    /// `graceful_restart::session::graceful_close`), and end the task.
-    GracefulStop(String),
-}
-
-/// To the speaker: from the listeners, or from one neighbor's session.
-#[derive(Debug)]
-pub enum PeerEvent {
-    /// An unnumbered neighbor's link-local address was heard (Router Advertisement).
-    Discovered {
-        interface: String,
-        address: std::net::Ipv6Addr,
-    },
-    /// The listener accepted a connection (for the speaker to hand to a session).
-    Accepted {
-        stream: TcpStream,
-        remote: SocketAddr,
-    },
-    Session {
-        peer: PeerId,
-        event: SessionEvent,
-    },
-}
-
-/// From one neighbor's session task.
-#[derive(Debug)]
-pub enum SessionEvent {
-    Established {
-        negotiated: Negotiated,
-        local: SocketAddr,
-        remote: SocketAddr,
-    },
-    Update {
-        update: Box<Update>,
-        error: Option<UpdateError>,
-    },
-    RouteRefresh {
-        afi: Afi,
-    },
-    Down {
-        reason: String,
-        /// Why, for graceful restart (whether the peer's routes are kept).
-        cause: DownReason,
-    },
-    /// The task ended: stopped, or a dynamic neighbor's session ended.
-    Closed,
-    State {
-        state: State,
-    },
-}
-
-pub struct PeerHandle {
-    pub commands: mpsc::UnboundedSender<PeerCommand>,
-}
+use credit::Credits;
+pub use credit::{MAX_UPDATES_IN_FLIGHT, UpdateCredit};
+pub use interface::{PeerCommand, PeerEvent, PeerHandle, SessionEvent};
 
 /// How a session task starts.
 pub struct PeerSpec {
@@ -142,6 +68,7 @@ pub fn spawn(
         connecting: None,
         reported_state: State::Idle,
         malformed_graceful_restart_logged: false,
+        credits: Credits::new(),
     };
     tokio::spawn(task.run(command_rx, spec.incoming));
     Ok(PeerHandle { commands })
@@ -164,6 +91,8 @@ struct PeerTask {
     reported_state: State,
     /// A malformed Graceful Restart capability is said once per peer, not per OPEN.
     malformed_graceful_restart_logged: bool,
+    /// UPDATEs handed to the speaker and not applied yet: bounded (`peer/credit.rs`).
+    credits: Credits,
 }
 
 const CONNS: [Conn; 2] = [Conn::Primary, Conn::Second];
@@ -191,6 +120,10 @@ impl PeerTask {
                 })
                 .min_by_key(|(at, _, _)| *at);
             let [primary, second] = &mut self.connections;
+            // Out of credit: the connections are not read (TCP back-pressure) until the
+            // speaker has applied some of what they sent.
+            let reading = self.credits.available();
+            let credits = self.credits.clone();
             tokio::select! {
                 command = commands.recv() => {
                     let message = match command {
@@ -261,8 +194,14 @@ impl PeerTask {
                         }
                     }
                 }
-                read = primary.read() => self.on_read(Conn::Primary, read).await,
-                read = second.read() => self.on_read(Conn::Second, read).await,
+                read = primary.read(), if reading => self.on_read(Conn::Primary, read).await,
+                read = second.read(), if reading => self.on_read(Conn::Second, read).await,
+                () = credits.returned(), if !reading => {
+                    // What was read before the pause.
+                    for conn in CONNS {
+                        self.receive(conn).await;
+                    }
+                }
                 _ = tokio::time::sleep_until(next_timer.map_or_else(far_future, |(at, _, _)| at)),
                     if next_timer.is_some() =>
                 {
@@ -331,6 +270,10 @@ impl PeerTask {
     /// Decodes every complete message in the buffer of `conn`.
     async fn receive(&mut self, conn: Conn) {
         loop {
+            if !self.credits.available() {
+                // Paused: the rest stays in the buffer until credit comes back.
+                return;
+            }
             let connection = &mut self.connections[conn.index()];
             let length = match message_length(&connection.buffer) {
                 Ok(Some(length)) if connection.buffer.len() >= length => length,
@@ -378,6 +321,7 @@ impl PeerTask {
                     self.emit(SessionEvent::Update {
                         update: Box::new(update),
                         error: update_error,
+                        credit: self.credits.take(),
                     });
                 }
                 Event::UpdateMsg
@@ -583,6 +527,9 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 mod connection;
+mod credit;
 mod graceful;
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;
