@@ -73,6 +73,9 @@ pub struct BgpConfig {
     /// RFC 4724 / 8538, both roles (see `graceful_restart.rs`).
     #[serde(default)]
     pub graceful_restart: super::graceful_restart::GracefulRestartConfig,
+    /// Addresses to accept BGP connections on; empty: all (dual-stack `::`).
+    #[serde(default)]
+    pub listen: Vec<IpAddr>,
 }
 
 fn default_port() -> u16 {
@@ -273,6 +276,8 @@ pub struct BgpSetup {
     pub neighbors: Vec<Neighbor>,
     pub dynamic_neighbors: Vec<DynamicNeighbors>,
     pub graceful_restart: super::graceful_restart::GracefulRestartConfig,
+    /// Where to listen (`bgp.listen`); empty: everywhere.
+    pub listen: Vec<IpAddr>,
 }
 
 impl BgpSetup {
@@ -492,10 +497,39 @@ impl BgpConfig {
             neighbors,
             dynamic_neighbors,
             graceful_restart: self.graceful_restart.clone(),
+            listen: compile_listen(&self.listen)?,
         };
         super::auth::listener_keys(&setup)?;
         Ok(setup)
     }
+}
+
+/// `bgp.listen`: distinct addresses, IPv4 ones specific (`::` already takes every IPv4
+/// address, and a v4-mapped 0.0.0.0 cannot be bound beside it).
+fn compile_listen(listen: &[IpAddr]) -> Result<Vec<IpAddr>, PolicyError> {
+    let mut seen = Vec::new();
+    for (i, &address) in listen.iter().enumerate() {
+        let invalid = |reason: String| PolicyError {
+            key: format!("bgp.listen[{i}]"),
+            reason,
+        };
+        if address == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            return Err(invalid(
+                "0.0.0.0: use \"::\" (every IPv4 and IPv6 address), or the addresses".into(),
+            ));
+        }
+        if is_link_local(address) {
+            return Err(invalid(format!(
+                "{address}: a link-local address needs an interface; unnumbered neighbors \
+                 need \"::\""
+            )));
+        }
+        if seen.contains(&address) {
+            return Err(invalid(format!("{address} is listed twice")));
+        }
+        seen.push(address);
+    }
+    Ok(seen)
 }
 
 fn is_link_local(address: IpAddr) -> bool {
@@ -549,3 +583,6 @@ fn compile_neighbor(
         fast_external_fallover: true,
     })
 }
+
+#[cfg(test)]
+mod hardening_tests;

@@ -77,9 +77,10 @@ impl Lab {
             unusable_log: UnusableLog::default(),
             restart_state: Default::default(),
             graceful_stopping: Default::default(),
-            listening: None,
+            listening: Vec::new(),
             listener_keys: Default::default(),
             setup,
+            refusals: Default::default(),
         };
         let address = SocketAddr::new(ip(GATEWAY_V4), 179);
         let handle = PeerHandle { commands: sender };
