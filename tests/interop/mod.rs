@@ -211,8 +211,13 @@ impl Lab {
     /// Writes the agent's config (`[datapath]`, the interface, then `bgp`) and starts it.
     /// The agent's control socket is the lab's own (`agent.sock`): labs run in parallel.
     pub fn start_agent(&mut self, bgp: &str) {
+        self.start_agent_with("", bgp);
+    }
+
+    /// [`Lab::start_agent`] with more `[datapath]` lines (`datapath`, newline-terminated).
+    pub fn start_agent_with(&mut self, datapath: &str, bgp: &str) {
         let config = format!(
-            "[datapath]\npin_dir = \"{}\"\n[control]\nsocket = \"{}\"\n[[interface]]\nname = \"{}\"\n\n{bgp}",
+            "[datapath]\npin_dir = \"{}\"\n{datapath}[control]\nsocket = \"{}\"\n[[interface]]\nname = \"{}\"\n\n{bgp}",
             self.net.pin_dir.display(),
             self.path_str("agent.sock"),
             self.host_if
