@@ -9,6 +9,10 @@
 //!                                   v                                 v
 //!                           PeerEvent (speaker)       send, timers, connect, established
 //! ```
+//!
+//! Bounded both ways: at most `MAX_UPDATES_IN_FLIGHT` decoded UPDATEs wait for the speaker
+//! (then reading stops: TCP back-pressure, `peer/credit.rs`), and a write that makes no
+//! progress for the send hold time ends the session (RFC 9687, `peer/connection.rs`).
 
 use std::{
     net::{IpAddr, SocketAddr},
