@@ -50,3 +50,109 @@ impl Speaker {
         ended
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use tokio::sync::mpsc;
+
+    use super::super::PeerState;
+    use super::*;
+    use crate::bgp::{
+        config::BgpConfig,
+        peer::PeerHandle,
+        rib::{PeerInfo, Rib},
+        unusable_log::UnusableLog,
+    };
+
+    /// A speaker with two Established neighbors: eBGP 10.0.1.1 and iBGP 10.0.1.3 (AS 65101,
+    /// ours), both on 10.0.1.0/24; `options` are TOML lines for the eBGP one.
+    fn established(options: &str) -> (Speaker, Vec<mpsc::UnboundedReceiver<PeerCommand>>) {
+        let config: BgpConfig = toml::from_str(&format!(
+            "asn = 65101\nrouter_id = \"10.255.0.1\"\n\
+             [[neighbor]]\naddress = \"10.0.1.1\"\nremote_as = 65001\n{options}\n\
+             [[neighbor]]\naddress = \"10.0.1.3\"\nremote_as = 65101\n"
+        ))
+        .unwrap();
+        let setup = config.compile().unwrap();
+        let (events, _) = mpsc::unbounded_channel();
+        let mut speaker = Speaker {
+            rib: Rib::new(setup.decision.clone()),
+            peers: BTreeMap::new(),
+            next_peer_id: 2,
+            events,
+            unusable_log: UnusableLog::default(),
+            restart_state: Default::default(),
+            graceful_stopping: Default::default(),
+            listening: Vec::new(),
+            listener_keys: Default::default(),
+            setup: setup.clone(),
+            refusals: Default::default(),
+        };
+        let mut receivers = Vec::new();
+        for (i, neighbor) in setup.neighbors.iter().enumerate() {
+            let (commands, receiver) = mpsc::unbounded_channel();
+            receivers.push(receiver);
+            let address: IpAddr = match i {
+                0 => Ipv4Addr::new(10, 0, 1, 1).into(),
+                _ => Ipv4Addr::new(10, 0, 1, 3).into(),
+            };
+            let peer = PeerId(i as u32);
+            let mut state = PeerState::new(
+                neighbor.clone(),
+                None,
+                Some(SocketAddr::new(address, 179)),
+                PeerHandle { commands },
+            );
+            state.state = State::Established;
+            state.info = Some(PeerInfo {
+                id: peer,
+                address,
+                router_id: Ipv4Addr::new(10, 0, 1, 1 + i as u8),
+                remote_as: if i == 0 { 65001 } else { 65101 },
+                local_as: 65101,
+                ebgp: i == 0,
+                ifindex: Some(101),
+                own_next_hops_only: false,
+            });
+            speaker.peers.insert(peer, state);
+        }
+        (speaker, receivers)
+    }
+
+    fn link(ifindex: u32, subnets: &[&str]) -> LinkDown {
+        LinkDown {
+            ifindex,
+            name: format!("eth{ifindex}"),
+            subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_link_of_a_directly_connected_ebgp_neighbor_ends_its_session() {
+        let (mut speaker, mut commands) = established("");
+        assert_eq!(speaker.link_down(&link(101, &["10.0.1.0/24"])), [PeerId(0)]);
+        assert!(matches!(
+            commands[0].try_recv(),
+            Ok(PeerCommand::LinkDown(name)) if name == "eth101"
+        ));
+        // iBGP is not external: its session stays (to its hold timer or BFD).
+        assert!(commands[1].try_recv().is_err());
+        // By the session's interface alone (a link-local session, or subnets already gone).
+        assert_eq!(speaker.link_down(&link(101, &[])), [PeerId(0)]);
+    }
+
+    #[test]
+    fn other_links_and_neighbors_without_fallover_are_left_alone() {
+        let (mut speaker, _commands) = established("");
+        assert!(speaker.link_down(&link(102, &["10.0.2.0/24"])).is_empty());
+        let (mut speaker, _commands) = established("fast_external_fallover = false");
+        assert!(speaker.link_down(&link(101, &["10.0.1.0/24"])).is_empty());
+        // Not Established: nothing to end.
+        let (mut speaker, _commands) = established("");
+        speaker.peer_mut(PeerId(0)).state = State::Active;
+        assert!(speaker.link_down(&link(101, &["10.0.1.0/24"])).is_empty());
+    }
+}
