@@ -573,8 +573,9 @@ fn a_leaving_or_joining_next_hop_moves_only_its_own_flows_whatever_the_cause() {
     lab.reload(None);
     table = join(&lab, &mut outcomes, "(c) reload accepts FRR", &table, "frr");
 
-    // (d) Link down at GoBGP's end: the nexthop fails at once; later its BGP session times
-    // out and the path is withdrawn, which must move nothing more. Then the link comes back.
+    // (d) Link down at GoBGP's end: the nexthop fails at once; its BGP session ends too
+    // (fast external fallover) and the path is withdrawn, which must move nothing more. Then
+    // the link comes back.
     lab.exec("tor3", &["ip", "link", "set", "t3", "down"]);
     table = leave(
         &lab,

@@ -192,11 +192,18 @@ impl Agent {
                         matches!(event, KernelEvent::Address(_) | KernelEvent::AddressRemoved(_))
                     };
                     let mut addresses_changed = is_address(&event);
+                    let mut links_down: Vec<_> = self.link_down(&event).into_iter().collect();
                     self.on_kernel_event(&mut batch, event);
                     // Drain what else is queued: one commit for a burst of changes.
                     while let Ok(event) = events.try_recv() {
                         addresses_changed |= is_address(&event);
+                        links_down.extend(self.link_down(&event));
                         self.on_kernel_event(&mut batch, event);
+                    }
+                    if let Some(speaker) = self.speaker.as_mut() {
+                        for link in &links_down {
+                            speaker.link_down(link);
+                        }
                     }
                     if addresses_changed && let Some(speaker) = self.speaker.as_mut() {
                         // BGP next hops may have become (or stopped being) our own addresses.

@@ -172,6 +172,11 @@ impl Lab {
         unsafe { libc::kill(pid, signal) };
     }
 
+    /// The agent's pid (for its memory in /proc).
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
     /// Sends `signal` to the agent (e.g. SIGSTOP / SIGCONT to freeze it).
     pub fn signal_agent(&self, signal: libc::c_int) {
         let pid = self.agent.as_ref().expect("agent started").id() as libc::pid_t;
@@ -206,8 +211,13 @@ impl Lab {
     /// Writes the agent's config (`[datapath]`, the interface, then `bgp`) and starts it.
     /// The agent's control socket is the lab's own (`agent.sock`): labs run in parallel.
     pub fn start_agent(&mut self, bgp: &str) {
+        self.start_agent_with("", bgp);
+    }
+
+    /// [`Lab::start_agent`] with more `[datapath]` lines (`datapath`, newline-terminated).
+    pub fn start_agent_with(&mut self, datapath: &str, bgp: &str) {
         let config = format!(
-            "[datapath]\npin_dir = \"{}\"\n[control]\nsocket = \"{}\"\n[[interface]]\nname = \"{}\"\n\n{bgp}",
+            "[datapath]\npin_dir = \"{}\"\n{datapath}[control]\nsocket = \"{}\"\n[[interface]]\nname = \"{}\"\n\n{bgp}",
             self.net.pin_dir.display(),
             self.path_str("agent.sock"),
             self.host_if

@@ -16,6 +16,7 @@
 //! ttl_security = true          # GTSM (RFC 5082); default: on for interface/link-local peers
 //! # tcp_ao = { key_id = 1, algorithm = "hmac(sha256)", key_file = "..." }  # instead of MD5
 //! bfd = true                   # or a [bfd.profile] name (see `bfd/config.rs`)
+//! fast_external_fallover = true # eBGP on a connected subnet: down with its link (default)
 //!
 //! [[bgp.neighbor]]
 //! interface = "eth1"           # instead of address: unnumbered, over IPv6 link-local
@@ -77,6 +78,9 @@ pub struct BgpConfig {
     /// RFC 4724 / 8538, both roles (see `graceful_restart.rs`).
     #[serde(default)]
     pub graceful_restart: super::graceful_restart::GracefulRestartConfig,
+    /// Addresses to accept BGP connections on; empty: all (dual-stack `::`).
+    #[serde(default)]
+    pub listen: Vec<IpAddr>,
 }
 
 fn default_port() -> u16 {
@@ -111,6 +115,9 @@ pub struct NeighborConfig {
     pub tcp_ao: Option<super::tcp_ao::key::TcpAoConfig>,
     /// BFD (RFC 5880): `true` (the `[bfd]` values), a `[bfd.profile]` name, or `false`.
     pub bfd: Option<crate::bfd::config::NeighborBfd>,
+    /// Fast external fallover: an eBGP session to a directly connected neighbor ends as soon
+    /// as the link goes down, not at hold expiry. Default: on.
+    pub fast_external_fallover: Option<bool>,
 }
 
 /// A template for passive peers connecting from a range of addresses (or any link-local
@@ -147,6 +154,9 @@ pub struct DynamicNeighborConfig {
     pub tcp_ao: Option<super::tcp_ao::key::TcpAoConfig>,
     /// BFD (RFC 5880): `true` (the `[bfd]` values), a `[bfd.profile]` name, or `false`.
     pub bfd: Option<crate::bfd::config::NeighborBfd>,
+    /// Fast external fallover: an eBGP session to a directly connected neighbor ends as soon
+    /// as the link goes down, not at hold expiry. Default: on.
+    pub fast_external_fallover: Option<bool>,
 }
 
 fn default_dynamic_limit() -> usize {
@@ -205,6 +215,8 @@ pub struct Neighbor {
     pub security: SessionSecurity,
     /// BFD's parameters; None: no BFD. Filled from `[bfd]` by `BgpConfig::compile_with_bfd`.
     pub bfd: Option<crate::bfd::session::SessionConfig>,
+    /// End the session when the link to it goes down (directly connected eBGP only).
+    pub fast_external_fallover: bool,
 }
 
 /// How a neighbor's TCP connection is protected.
@@ -297,6 +309,8 @@ pub struct BgpSetup {
     pub neighbors: Vec<Neighbor>,
     pub dynamic_neighbors: Vec<DynamicNeighbors>,
     pub graceful_restart: super::graceful_restart::GracefulRestartConfig,
+    /// Where to listen (`bgp.listen`); empty: everywhere.
+    pub listen: Vec<IpAddr>,
 }
 
 impl BgpSetup {
@@ -410,7 +424,7 @@ impl BgpConfig {
                 one_hop,
                 neighbor.tcp_ao.as_ref(),
             )?;
-            neighbors.push(compile_neighbor(
+            let mut compiled = compile_neighbor(
                 &key,
                 address,
                 security,
@@ -421,7 +435,9 @@ impl BgpConfig {
                 neighbor.passive,
                 neighbor.hold_time,
                 &lists,
-            )?);
+            )?;
+            compiled.fast_external_fallover = neighbor.fast_external_fallover.unwrap_or(true);
+            neighbors.push(compiled);
         }
         let mut dynamic_neighbors: Vec<DynamicNeighbors> = Vec::new();
         for (i, dynamic) in self.dynamic_neighbors.iter().enumerate() {
@@ -492,7 +508,7 @@ impl BgpConfig {
                 one_hop,
                 dynamic.tcp_ao.as_ref(),
             )?;
-            let template = compile_neighbor(
+            let mut template = compile_neighbor(
                 &key,
                 PeerAddress::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 security,
@@ -504,6 +520,7 @@ impl BgpConfig {
                 dynamic.hold_time,
                 &lists,
             )?;
+            template.fast_external_fallover = dynamic.fast_external_fallover.unwrap_or(true);
             dynamic_neighbors.push(DynamicNeighbors {
                 source,
                 template,
@@ -520,9 +537,38 @@ impl BgpConfig {
             neighbors,
             dynamic_neighbors,
             graceful_restart: self.graceful_restart.clone(),
+            listen: compile_listen(&self.listen)?,
         };
         Ok(setup)
     }
+}
+
+/// `bgp.listen`: distinct addresses, IPv4 ones specific (`::` already takes every IPv4
+/// address, and a v4-mapped 0.0.0.0 cannot be bound beside it).
+fn compile_listen(listen: &[IpAddr]) -> Result<Vec<IpAddr>, PolicyError> {
+    let mut seen = Vec::new();
+    for (i, &address) in listen.iter().enumerate() {
+        let invalid = |reason: String| PolicyError {
+            key: format!("bgp.listen[{i}]"),
+            reason,
+        };
+        if address == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            return Err(invalid(
+                "0.0.0.0: use \"::\" (every IPv4 and IPv6 address), or the addresses".into(),
+            ));
+        }
+        if is_link_local(address) {
+            return Err(invalid(format!(
+                "{address}: a link-local address needs an interface; unnumbered neighbors \
+                 need \"::\""
+            )));
+        }
+        if seen.contains(&address) {
+            return Err(invalid(format!("{address} is listed twice")));
+        }
+        seen.push(address);
+    }
+    Ok(seen)
 }
 
 fn is_link_local(address: IpAddr) -> bool {
@@ -574,5 +620,9 @@ fn compile_neighbor(
         hold_time,
         security,
         bfd: None,
+        fast_external_fallover: true,
     })
 }
+
+#[cfg(test)]
+mod hardening_tests;

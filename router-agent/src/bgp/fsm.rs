@@ -79,6 +79,8 @@
 //!     AllowAutomaticStart set to false: in Idle, `AutomaticStart` is ignored until the
 //!     IdleHold timer armed with `restart_after` expires, or, without one, until `ManualStart`.
 
+#[cfg(test)]
+mod hardening_tests;
 mod notification;
 mod open;
 mod peering;
@@ -306,6 +308,22 @@ pub enum Event {
         notification: NotificationInfo,
         restart_after: Option<Duration>,
     },
+    /// RFC 9687 SendHoldTimer_Expires: a write made no progress for the send hold time (the
+    /// driver owns that timer: only it sees its writes wait; see [`send_hold_time`]).
+    SendHoldTimerExpires,
+}
+
+/// RFC 9687's send hold time of a session with this negotiated hold time: twice the hold
+/// time (FRR's default; RFC 9687 suggests at least 8 minutes, but a stalled write also
+/// stalls this session's other timers, so a host wants it as short as the hold time allows),
+/// and with hold time 0 (no hold timer) the RFC's 8 minutes.
+pub fn send_hold_time(hold_time: u16) -> Duration {
+    const RFC_9687_DEFAULT: Duration = Duration::from_secs(8 * 60);
+    if hold_time == 0 {
+        RFC_9687_DEFAULT
+    } else {
+        Duration::from_secs(2 * u64::from(hold_time))
+    }
 }
 
 impl Event {
@@ -341,7 +359,9 @@ impl Event {
             Event::KeepAliveMsg => 26,
             Event::UpdateMsg => 27,
             Event::UpdateMsgErr(_) => 28,
-            Event::RouteRefreshMsg | Event::HoldDown { .. } => return None,
+            Event::RouteRefreshMsg | Event::HoldDown { .. } | Event::SendHoldTimerExpires => {
+                return None;
+            }
         })
     }
 
@@ -370,6 +390,7 @@ impl Event {
             Event::UpdateMsgErr(_) => "UpdateMsgErr",
             Event::RouteRefreshMsg => "RouteRefreshMsg",
             Event::HoldDown { .. } => "HoldDown",
+            Event::SendHoldTimerExpires => "SendHoldTimer_Expires",
         }
     }
 
@@ -428,6 +449,8 @@ pub enum DownReason {
     OpenCollisionDump,
     /// We sent Hold Timer Expired.
     HoldTimerExpired,
+    /// The peer stopped reading: a write made no progress for the send hold time (RFC 9687).
+    SendHoldTimerExpired,
     /// The connection failed or the peer closed it.
     TcpConnectionFails,
     /// The peer sent this NOTIFICATION.
@@ -453,6 +476,9 @@ impl fmt::Display for DownReason {
             DownReason::AutomaticStop => f.write_str("stopped automatically"),
             DownReason::OpenCollisionDump => f.write_str("connection collision, this one closed"),
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::SendHoldTimerExpired => {
+                f.write_str("send hold timer expired: the peer stopped reading")
+            }
             DownReason::TcpConnectionFails => f.write_str("TCP connection failed or closed"),
             DownReason::NotificationReceived(n) => write!(f, "NOTIFICATION received: {n}"),
             DownReason::ErrorDetected(n) => write!(f, "error in a received message: {n}"),
@@ -597,6 +623,8 @@ impl Session {
                     restart_after,
                 },
             ) => self.hold_down(notification, restart_after, &mut out),
+            // No connection to write to: nothing can have stalled.
+            (State::Idle | State::Connect | State::Active, Event::SendHoldTimerExpires) => {}
             (State::Idle, event) => self.idle(event, &mut out),
             (State::Connect, event) => self.connect(event, &mut out),
             (State::Active, event) => self.active(event, &mut out),
@@ -840,6 +868,13 @@ impl Session {
                 out,
                 Some(NotificationInfo::hold_timer_expired()),
                 DownReason::HoldTimerExpired,
+                Counter::Increment,
+            ),
+            // RFC 9687 4: the NOTIFICATION is attempted, the connection closed regardless.
+            Event::SendHoldTimerExpires => self.tear_down(
+                out,
+                Some(NotificationInfo::send_hold_timer_expired()),
+                DownReason::SendHoldTimerExpired,
                 Counter::Increment,
             ),
             Event::OpenCollisionDump => self.tear_down(

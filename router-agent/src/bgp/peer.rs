@@ -9,30 +9,24 @@
 //!                                   v                                 v
 //!                           PeerEvent (speaker)       send, timers, connect, established
 //! ```
+//!
+//! Bounded both ways: at most `MAX_UPDATES_IN_FLIGHT` decoded UPDATEs wait for the speaker
+//! (then reading stops: TCP back-pressure, `peer/credit.rs`), and a write that makes no
+//! progress for the send hold time ends the session (RFC 9687, `peer/connection.rs`).
 
 use std::{
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
-use bytes::BytesMut;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
-    sync::mpsc,
-    time::Instant,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream, sync::mpsc, time::Instant};
 
 use super::{
     config::SessionSecurity,
     fsm::{
-        Action, CeaseSubcode, Conn, DownReason, Event, Incoming, Negotiated, NotificationInfo,
-        Peering, Restart, SessionConfig, State, Timer,
+        Action, CeaseSubcode, Conn, Event, Incoming, NotificationInfo, Peering, Restart,
+        SessionConfig, State, Timer, send_hold_time,
     },
-    graceful_restart::NegotiatedGracefulRestart,
     packet::{
         Codec, Message, MessageError, MessageType, Update, UpdateError, encode_updates,
         message_length,
@@ -41,81 +35,12 @@ use super::{
     rib::PeerId,
     session_socket,
 };
+mod interface;
 
-/// From the speaker to a session.
-#[derive(Debug)]
-pub enum PeerCommand {
-    /// The neighbor connected to us.
-    Incoming(TcpStream),
-    /// Where the neighbor is now (an unnumbered neighbor, discovered).
-    Remote(SocketAddr),
-    /// Advertise or withdraw (Established only; dropped otherwise).
-    Send(Vec<Update>),
-    /// Tear the session down with this NOTIFICATION and keep it down (refusing the neighbor's
-    /// connections) for `restart_after`, or until `Clear` when None.
-    HoldDown {
-        notification: NotificationInfo,
-        restart_after: Option<Duration>,
-    },
-    /// The operator's hard reset (`clear neighbor`): Cease / Administrative Reset if a
-    /// connection is up, then start again at once, ending any hold-down.
-    Clear,
-    /// Tear the session down with a Cease, and end the task.
-    Stop(Option<String>),
-    /// A planned restart of ours: end the session so that the peer keeps our routes (see
-    /// `graceful_restart::session::graceful_close`), and end the task.
-    GracefulStop(String),
-}
-
-/// To the speaker: from the listeners, or from one neighbor's session.
-#[derive(Debug)]
-pub enum PeerEvent {
-    /// An unnumbered neighbor's link-local address was heard (Router Advertisement).
-    Discovered {
-        interface: String,
-        address: std::net::Ipv6Addr,
-    },
-    /// The listener accepted a connection (for the speaker to hand to a session).
-    Accepted {
-        stream: TcpStream,
-        remote: SocketAddr,
-    },
-    Session {
-        peer: PeerId,
-        event: SessionEvent,
-    },
-}
-
-/// From one neighbor's session task.
-#[derive(Debug)]
-pub enum SessionEvent {
-    Established {
-        negotiated: Negotiated,
-        local: SocketAddr,
-        remote: SocketAddr,
-    },
-    Update {
-        update: Box<Update>,
-        error: Option<UpdateError>,
-    },
-    RouteRefresh {
-        afi: Afi,
-    },
-    Down {
-        reason: String,
-        /// Why, for graceful restart (whether the peer's routes are kept).
-        cause: DownReason,
-    },
-    /// The task ended: stopped, or a dynamic neighbor's session ended.
-    Closed,
-    State {
-        state: State,
-    },
-}
-
-pub struct PeerHandle {
-    pub commands: mpsc::UnboundedSender<PeerCommand>,
-}
+use connection::{Connection, Written, timer_index};
+use credit::Credits;
+pub use credit::{MAX_UPDATES_IN_FLIGHT, UpdateCredit};
+pub use interface::{PeerCommand, PeerEvent, PeerHandle, SessionEvent};
 
 /// How a session task starts.
 pub struct PeerSpec {
@@ -147,6 +72,7 @@ pub fn spawn(
         connecting: None,
         reported_state: State::Idle,
         malformed_graceful_restart_logged: false,
+        credits: Credits::new(),
     };
     tokio::spawn(task.run(command_rx, spec.incoming));
     Ok(PeerHandle { commands })
@@ -154,66 +80,6 @@ pub fn spawn(
 
 type Connecting =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TcpStream>> + Send>>;
-
-/// One TCP connection of a peer and its FSM timers.
-struct Connection {
-    reader: Option<OwnedReadHalf>,
-    writer: Option<OwnedWriteHalf>,
-    buffer: BytesMut,
-    /// Wire format negotiated for this connection (RFC 4271 baseline until Established).
-    codec: Codec,
-    /// Deadline of each FSM timer, indexed by `timer_index`.
-    timers: [Option<Instant>; 4],
-    /// Graceful restart as negotiated by this connection's session, once Established.
-    graceful_restart: Option<NegotiatedGracefulRestart>,
-}
-
-impl Default for Connection {
-    fn default() -> Self {
-        Connection {
-            reader: None,
-            writer: None,
-            buffer: BytesMut::with_capacity(64 * 1024),
-            codec: Codec::default(),
-            timers: [None; 4],
-            graceful_restart: None,
-        }
-    }
-}
-
-impl Connection {
-    fn attach(&mut self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
-        self.reader = Some(reader);
-        self.writer = Some(writer);
-        self.buffer.clear();
-        self.codec = Codec::default();
-        self.graceful_restart = None;
-    }
-
-    fn detach(&mut self) {
-        self.reader = None;
-        self.writer = None;
-        self.buffer.clear();
-    }
-
-    /// The earliest armed timer.
-    fn next_timer(&self) -> Option<(Instant, Timer)> {
-        self.timers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.map(|t| (t, TIMERS[i])))
-            .min()
-    }
-
-    async fn read(&mut self) -> std::io::Result<usize> {
-        match self.reader.as_mut() {
-            Some(reader) => reader.read_buf(&mut self.buffer).await,
-            None => std::future::pending().await,
-        }
-    }
-}
 
 struct PeerTask {
     peer: PeerId,
@@ -229,23 +95,9 @@ struct PeerTask {
     reported_state: State,
     /// A malformed Graceful Restart capability is said once per peer, not per OPEN.
     malformed_graceful_restart_logged: bool,
+    /// UPDATEs handed to the speaker and not applied yet: bounded (`peer/credit.rs`).
+    credits: Credits,
 }
-
-fn timer_index(timer: Timer) -> usize {
-    match timer {
-        Timer::ConnectRetry => 0,
-        Timer::Hold => 1,
-        Timer::Keepalive => 2,
-        Timer::IdleHold => 3,
-    }
-}
-
-const TIMERS: [Timer; 4] = [
-    Timer::ConnectRetry,
-    Timer::Hold,
-    Timer::Keepalive,
-    Timer::IdleHold,
-];
 
 const CONNS: [Conn; 2] = [Conn::Primary, Conn::Second];
 
@@ -263,6 +115,7 @@ impl PeerTask {
             self.incoming(stream).await;
         }
         while !self.peering.finished() {
+            self.report_stalls().await;
             let next_timer = CONNS
                 .iter()
                 .filter_map(|&conn| {
@@ -271,6 +124,10 @@ impl PeerTask {
                 })
                 .min_by_key(|(at, _, _)| *at);
             let [primary, second] = &mut self.connections;
+            // Out of credit: the connections are not read (TCP back-pressure) until the
+            // speaker has applied some of what they sent.
+            let reading = self.credits.available();
+            let credits = self.credits.clone();
             tokio::select! {
                 command = commands.recv() => {
                     let message = match command {
@@ -296,6 +153,17 @@ impl PeerTask {
                             let reset = self.hard(NotificationInfo::cease(
                                 CeaseSubcode::AdministrativeReset,
                                 None,
+                            ));
+                            let actions = self.peering.clear(reset);
+                            self.carry_out(actions).await;
+                            continue;
+                        }
+                        Some(PeerCommand::LinkDown(interface)) => {
+                            // Administrative Reset: should the link come back before the
+                            // connection times out, the peer learns why.
+                            let reset = self.hard(NotificationInfo::cease(
+                                CeaseSubcode::AdministrativeReset,
+                                Some(&format!("link {interface} down")),
                             ));
                             let actions = self.peering.clear(reset);
                             self.carry_out(actions).await;
@@ -330,8 +198,14 @@ impl PeerTask {
                         }
                     }
                 }
-                read = primary.read() => self.on_read(Conn::Primary, read).await,
-                read = second.read() => self.on_read(Conn::Second, read).await,
+                read = primary.read(), if reading => self.on_read(Conn::Primary, read).await,
+                read = second.read(), if reading => self.on_read(Conn::Second, read).await,
+                () = credits.returned(), if !reading => {
+                    // What was read before the pause.
+                    for conn in CONNS {
+                        self.receive(conn).await;
+                    }
+                }
                 _ = tokio::time::sleep_until(next_timer.map_or_else(far_future, |(at, _, _)| at)),
                     if next_timer.is_some() =>
                 {
@@ -400,6 +274,10 @@ impl PeerTask {
     /// Decodes every complete message in the buffer of `conn`.
     async fn receive(&mut self, conn: Conn) {
         loop {
+            if !self.credits.available() {
+                // Paused: the rest stays in the buffer until credit comes back.
+                return;
+            }
             let connection = &mut self.connections[conn.index()];
             let length = match message_length(&connection.buffer) {
                 Ok(Some(length)) if connection.buffer.len() >= length => length,
@@ -447,6 +325,7 @@ impl PeerTask {
                     self.emit(SessionEvent::Update {
                         update: Box::new(update),
                         error: update_error,
+                        credit: self.credits.take(),
                     });
                 }
                 Event::UpdateMsg
@@ -557,6 +436,7 @@ impl PeerTask {
                         Afi::Ipv6,
                     )),
                 };
+                connection.send_hold = send_hold_time(negotiated.hold_time);
                 let local = connection.writer.as_ref().and_then(|w| w.local_addr().ok());
                 let remote = connection.writer.as_ref().and_then(|w| w.peer_addr().ok());
                 if let (Some(local), Some(remote)) = (local, remote) {
@@ -586,17 +466,38 @@ impl PeerTask {
         for update in updates {
             for message in encode_updates(update, &self.connections[conn.index()].codec) {
                 self.write(conn, &message).await;
+                if self.connections[conn.index()].stalled {
+                    return;
+                }
             }
         }
     }
 
+    /// Writes, bounded by the send hold timer (`connection.rs`). A stall is reported to the
+    /// FSM by `report_stalls`, once the action or command that wrote is over.
     async fn write(&mut self, conn: Conn, bytes: &[u8]) {
-        let Some(writer) = self.connections[conn.index()].writer.as_mut() else {
-            return;
-        };
-        if let Err(err) = writer.write_all(bytes).await {
-            tracing::debug!(peer = %label(self.remote), "write: {err}");
-            // The read side sees the failure too and feeds TcpConnectionFails.
+        match self.connections[conn.index()].write(bytes).await {
+            Written::Done | Written::Skipped => {}
+            Written::Failed(err) => {
+                tracing::debug!(peer = %label(self.remote), "write: {err}");
+            }
+            Written::Stalled => {
+                tracing::warn!(peer = %label(self.remote),
+                    send_hold = ?self.connections[conn.index()].send_hold,
+                    "the peer stopped reading: nothing written for the send hold time (RFC 9687)");
+            }
+        }
+    }
+
+    /// Feeds `SendHoldTimerExpires` for each connection whose writes stalled.
+    async fn report_stalls(&mut self) {
+        for conn in CONNS {
+            let connection = &self.connections[conn.index()];
+            if connection.stalled && connection.writer.is_some() {
+                self.handle(conn, Event::SendHoldTimerExpires).await;
+                // The FSM disconnected it; should it not have, never report it again.
+                self.connections[conn.index()].detach();
+            }
         }
     }
 }
@@ -629,6 +530,10 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+mod connection;
+mod credit;
 mod graceful;
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;

@@ -7,11 +7,33 @@ use ipnet::IpNet;
 
 use super::Agent;
 use crate::{
+    bgp::speaker::LinkDown,
     fib::{Batch, LinkState},
     netlink::{AddressInfo, KernelEvent, LinkInfo},
 };
 
 impl Agent {
+    /// A link going down or away, with the host's subnets on it as they were (for fast
+    /// external fallover, `bgp/speaker/fallover.rs`). Taken before the event is applied.
+    pub(super) fn link_down(&self, event: &KernelEvent) -> Option<LinkDown> {
+        let (ifindex, name) = match event {
+            KernelEvent::Link(link) if !link.up => (link.ifindex, link.name.clone()),
+            KernelEvent::LinkRemoved { ifindex } => (*ifindex, format!("ifindex {ifindex}")),
+            _ => return None,
+        };
+        let subnets = self
+            .connected
+            .keys()
+            .filter(|(_, on)| *on == ifindex)
+            .map(|(subnet, _)| *subnet)
+            .collect();
+        Some(LinkDown {
+            ifindex,
+            name,
+            subnets,
+        })
+    }
+
     pub(super) fn on_kernel_event(&mut self, batch: &mut Batch, event: KernelEvent) {
         match event {
             KernelEvent::Link(link) => self.on_link(batch, link),

@@ -14,6 +14,8 @@ pub mod error_code {
     pub const FSM_ERROR: u8 = 5;
     pub const CEASE: u8 = 6;
     pub const ROUTE_REFRESH_MESSAGE_ERROR: u8 = 7;
+    /// RFC 9687 5.
+    pub const SEND_HOLD_TIMER_EXPIRED: u8 = 8;
 }
 
 /// Subcodes of OPEN Message Error (RFC 4271 6.2, RFC 5492).
@@ -128,6 +130,11 @@ impl NotificationInfo {
         NotificationInfo::new(error_code::HOLD_TIMER_EXPIRED, 0, Vec::new())
     }
 
+    /// Send Hold Timer Expired (RFC 9687 5): subcode 0, no data.
+    pub fn send_hold_timer_expired() -> Self {
+        NotificationInfo::new(error_code::SEND_HOLD_TIMER_EXPIRED, 0, Vec::new())
+    }
+
     /// OPEN Message Error with one of the [`open_error`] subcodes.
     pub fn open_error(subcode: u8, data: Vec<u8>) -> Self {
         NotificationInfo::new(error_code::OPEN_MESSAGE_ERROR, subcode, data)
@@ -212,6 +219,7 @@ impl NotificationInfo {
             error_code::FSM_ERROR => "Finite State Machine Error",
             error_code::CEASE => "Cease",
             error_code::ROUTE_REFRESH_MESSAGE_ERROR => "ROUTE-REFRESH Message Error",
+            error_code::SEND_HOLD_TIMER_EXPIRED => "Send Hold Timer Expired",
             _ => return None,
         })
     }

@@ -149,6 +149,14 @@ pub(super) fn validate(config: &SessionConfig, open: &OpenInfo) -> Result<u32, N
             Vec::new(),
         ));
     }
+    // Hold time 0 turns off keepalives and the hold timer: a dead peer would never be
+    // noticed. Only when we propose 0 ourselves (configured explicitly) is it acceptable.
+    if open.hold_time == 0 && config.hold_time != 0 {
+        return Err(NotificationInfo::open_error(
+            open_error::UNACCEPTABLE_HOLD_TIME,
+            Vec::new(),
+        ));
+    }
     // RFC 6286 2.2: the identifier is any non-zero 4-octet value, unique within an AS: only an
     // internal peer may not share ours. (Equal identifiers across ASes are legal; collision
     // resolution then compares AS numbers, see `collision_winner`.)

@@ -1142,7 +1142,16 @@ fn open_bad_hold_time() {
             NotificationInfo::new(2, 6, vec![]),
         );
     }
-    for hold_time in [0, 3, u16::MAX] {
+    // 0 only when we propose 0 too (see `hardening_tests.rs`).
+    assert_rejected(
+        config(),
+        OpenInfo {
+            hold_time: 0,
+            ..peer_open()
+        },
+        NotificationInfo::new(2, 6, vec![]),
+    );
+    for hold_time in [3, u16::MAX] {
         assert_accepted(
             config(),
             OpenInfo {
@@ -1381,12 +1390,17 @@ fn hold_time_negotiation() {
         )
     );
     assert_eq!(hold(0, 90), (0, Duration::ZERO));
-    assert_eq!(hold(90, 0), (0, Duration::ZERO));
+    assert_eq!(hold(0, 0), (0, Duration::ZERO));
 }
 
 #[test]
 fn hold_time_zero_runs_no_timers() {
-    let mut session = session_in(config(), State::OpenSent);
+    // Hold time 0 is accepted only when configured (see `hardening_tests.rs`).
+    let zero_hold = SessionConfig {
+        hold_time: 0,
+        ..config()
+    };
+    let mut session = session_in(zero_hold, State::OpenSent);
     let open = OpenInfo {
         hold_time: 0,
         ..peer_open()

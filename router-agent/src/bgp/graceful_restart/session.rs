@@ -85,6 +85,8 @@ pub fn retains_routes(reason: &DownReason, negotiated: &NegotiatedGracefulRestar
     match reason {
         DownReason::TcpConnectionFails | DownReason::HoldTimerExpired => true,
         DownReason::ManualStop | DownReason::AutomaticStop | DownReason::HeldDown { .. } => false,
+        // Alive but not reading: not restarting, and its forwarding is suspect.
+        DownReason::SendHoldTimerExpired => false,
         // Never for an Established session (a collision never dumps one).
         DownReason::OpenCollisionDump => false,
         DownReason::NotificationReceived(notification)

@@ -61,6 +61,9 @@ impl Speaker {
         if new.port != self.setup.port {
             needs_restart.push("bgp.port");
         }
+        if new.listen != self.setup.listen {
+            needs_restart.push("bgp.listen");
+        }
         if new.decision != self.setup.decision {
             needs_restart.push("bgp.decision");
         }

@@ -45,19 +45,43 @@ async fn close_with(
     theirs: Option<GracefulRestartCapability>,
     command: PeerCommand,
 ) -> Option<NotificationInfo> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let mut config = SessionConfig::new(65101, RemoteAs::Exact(65001), Ipv4Addr::new(10, 0, 0, 1));
     config.capabilities.graceful_restart = ours;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (handle, mut stream, _events) = establish(config, listener, None, theirs, 90).await;
+    handle.commands.send(command).unwrap();
+    let mut notification = None;
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(5), read_message(&mut stream)).await
+    {
+        if let Message::Notification(received) = message {
+            notification = Some((&received).into());
+        }
+    }
+    notification
+}
+
+/// A session task with `config` up to Established against a scripted peer: the task
+/// connects to `listener` or, with `incoming`, is handed that connection (whose other end
+/// `listener` accepts). The peer offers `theirs` and hold time `hold_time`. Returns the
+/// task's handle, the peer's end and the task's events (Established consumed).
+pub(super) async fn establish(
+    config: SessionConfig,
+    listener: TcpListener,
+    incoming: Option<TcpStream>,
+    theirs: Option<GracefulRestartCapability>,
+    hold_time: u16,
+) -> (PeerHandle, TcpStream, mpsc::UnboundedReceiver<PeerEvent>) {
+    let address = listener.local_addr().unwrap();
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let handle = spawn(
         PeerSpec {
             peer: PeerId(0),
-            remote: Some(address),
+            remote: incoming.is_none().then_some(address),
             config,
             security: Default::default(),
             restart: Restart::Never,
-            incoming: None,
+            incoming,
         },
         events,
     )
@@ -78,7 +102,7 @@ async fn close_with(
     let open = Message::Open(Open {
         version: 4,
         my_as: 65001,
-        hold_time: 90,
+        hold_time,
         router_id: Ipv4Addr::new(10, 0, 0, 2),
         capabilities,
     });
@@ -107,16 +131,7 @@ async fn close_with(
             break;
         }
     }
-    handle.commands.send(command).unwrap();
-    let mut notification = None;
-    while let Ok(Some(message)) =
-        tokio::time::timeout(Duration::from_secs(5), read_message(&mut stream)).await
-    {
-        if let Message::Notification(received) = message {
-            notification = Some((&received).into());
-        }
-    }
-    notification
+    (handle, stream, event_rx)
 }
 
 fn cease(subcode: CeaseSubcode, message: &str) -> NotificationInfo {

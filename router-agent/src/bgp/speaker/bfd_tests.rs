@@ -110,6 +110,7 @@ impl Lab {
         lab.event(SessionEvent::Update {
             update: Box::new(update),
             error: None,
+            credit: Default::default(),
         });
         assert!(
             lab.fib

@@ -70,7 +70,8 @@ impl Speaker {
             } => self.established(
                 peer, negotiated, local, remote, fib, batch, resolve, link_local,
             ),
-            SessionEvent::Update { update, error } => {
+            // The credit goes back once the UPDATE is applied (end of this arm).
+            SessionEvent::Update { update, error, .. } => {
                 self.update(peer, *update, error, fib, batch, resolve)
             }
             SessionEvent::RouteRefresh { afi } => {

@@ -66,7 +66,10 @@ impl Speaker {
                 DynamicSource::Interface(name) => on_interface(name),
             })
         else {
-            tracing::info!(%address, "refused a BGP connection from a non-neighbor");
+            if let Some(unlogged) = self.refusals.refused(address, std::time::Instant::now()) {
+                tracing::info!(%address, refused_since_last_logged = unlogged,
+                    "refused a BGP connection from a non-neighbor (logged once a minute per source)");
+            }
             return;
         };
         let template = &self.setup.dynamic_neighbors[index];

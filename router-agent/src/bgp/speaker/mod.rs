@@ -42,12 +42,16 @@ use super::{
 };
 use crate::fib::{Batch, Fib};
 
+mod accept;
 mod bfd;
 mod events;
+mod fallover;
 mod graceful;
 mod listener;
 #[cfg(test)]
 mod test_support;
+
+pub use fallover::LinkDown;
 
 /// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
 pub(in crate::bgp) struct HoldDown {
@@ -128,13 +132,15 @@ pub struct Speaker {
     /// `graceful_stop` was called: the sessions' ends must not touch the FIB (the datapath
     /// outlives us with every route). Atomic: `graceful_stop` takes `&self`.
     pub(in crate::bgp) graceful_stopping: std::sync::atomic::AtomicBool,
-    /// The listening socket (a duplicate of the accept task's), for TCP MD5 keys on reload;
-    /// None in unit tests.
-    pub(in crate::bgp) listening: Option<std::os::fd::OwnedFd>,
-    /// The TCP MD5 keys it carries now.
+    /// The listening sockets (duplicates of the accept tasks'), for TCP MD5 keys on reload;
+    /// none in unit tests.
+    pub(in crate::bgp) listening: Vec<std::os::fd::OwnedFd>,
+    /// The TCP MD5 keys they carry now.
     pub(in crate::bgp) listener_keys: auth::ListenerKeys,
-    /// The TCP-AO keys it carries now.
+    /// The TCP-AO keys they carry now.
     pub(in crate::bgp) listener_ao_keys: tcp_ao::ListenerAoKeys,
+    /// Connections refused from non-neighbors, for rate-limited logs.
+    pub(in crate::bgp) refusals: accept::RefusalLog,
 }
 
 impl Speaker {
@@ -156,28 +162,16 @@ impl Speaker {
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
         let listener_ao_keys = tcp_ao::listener_keys(&setup)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
-        let listener = listen(&setup, &listener_keys, &listener_ao_keys)
-            .with_context(|| format!("listening on BGP port {}", setup.port))?;
-        let listening = {
-            use std::os::fd::AsFd;
-            listener.as_fd().try_clone_to_owned()?
-        };
-        let accepted = events.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, remote)) => {
-                        if accepted
-                            .send(PeerEvent::Accepted { stream, remote })
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(err) => tracing::debug!("BGP accept: {err}"),
-                }
-            }
-        });
+        let mut listening = Vec::new();
+        for address in listen_addresses(&setup) {
+            let listener = listen(&setup, &listener_keys, &listener_ao_keys, address)
+                .with_context(|| format!("listening on BGP port {} of {address}", setup.port))?;
+            listening.push({
+                use std::os::fd::AsFd;
+                listener.as_fd().try_clone_to_owned()?
+            });
+            accept::spawn(listener, events.clone());
+        }
         let mut speaker = Speaker {
             rib: Rib::new(setup.decision.clone()),
             peers: BTreeMap::new(),
@@ -186,10 +180,11 @@ impl Speaker {
             unusable_log: UnusableLog::default(),
             restart_state: restart,
             graceful_stopping: Default::default(),
-            listening: Some(listening),
+            listening,
             listener_keys,
             listener_ao_keys,
             setup,
+            refusals: Default::default(),
         };
         for neighbor in speaker.setup.neighbors.clone() {
             let address = match neighbor.address {
@@ -213,7 +208,7 @@ impl Speaker {
         Ok((speaker, event_rx))
     }
 
-    /// Brings the listening socket's TCP MD5 and TCP-AO keys and GTSM to the new
+    /// Brings the listening sockets' TCP MD5 and TCP-AO keys and GTSM to the new
     /// configuration's (on reload; they take effect for new connections). Failures are logged
     /// (by neighbor).
     pub(in crate::bgp) fn sync_listener(
@@ -222,7 +217,7 @@ impl Speaker {
         keys: auth::ListenerKeys,
         ao_keys: tcp_ao::ListenerAoKeys,
     ) {
-        if let Some(socket) = &self.listening {
+        for socket in &self.listening {
             use std::os::fd::AsFd;
             // The kernel refuses an MD5 and an AO key for the same peer: MD5 keys whose peer
             // no longer has one go first, then AO keys are synced, then MD5 keys are added
@@ -370,13 +365,24 @@ impl Speaker {
     }
 }
 
-/// The BGP listening socket: dual-stack [::]:port, sending with TTL 255 (GTSM, see
+/// Where to listen: `bgp.listen`, or everywhere (dual-stack `[::]`).
+fn listen_addresses(setup: &BgpSetup) -> Vec<IpAddr> {
+    if setup.listen.is_empty() {
+        vec![IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)]
+    } else {
+        setup.listen.clone()
+    }
+}
+
+/// A BGP listening socket at `address`: always AF_INET6 (an IPv4 address bound v4-mapped),
+/// so that TCP MD5 / TCP-AO keys and GTSM apply alike; sending with TTL 255 (GTSM, see
 /// `ttl_security.rs`) and with its TCP MD5 and TCP-AO keys installed before it listens, so
 /// that no connection is accepted unsigned in between.
 fn listen(
     setup: &BgpSetup,
     keys: &auth::ListenerKeys,
     ao_keys: &tcp_ao::ListenerAoKeys,
+    address: IpAddr,
 ) -> Result<TcpListener> {
     use std::os::fd::AsFd;
     let port = setup.port;
@@ -394,9 +400,10 @@ fn listen(
     if failed > 0 {
         anyhow::bail!("{failed} TCP-AO key(s) could not be set (see the log)");
     }
-    socket.bind(SocketAddr::new(
-        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        port,
-    ))?;
+    let bound = match address {
+        IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        v6 => v6,
+    };
+    socket.bind(SocketAddr::new(bound, port))?;
     Ok(socket.listen(1024)?)
 }

@@ -13,6 +13,25 @@ use crate::bgp::{
 };
 
 impl Speaker {
+    /// A speaker of `setup` with no peers, sockets or tasks.
+    pub(in crate::bgp) fn without_sockets(setup: BgpSetup) -> Speaker {
+        let (events, _) = mpsc::unbounded_channel();
+        Speaker {
+            rib: Rib::new(setup.decision.clone()),
+            peers: BTreeMap::new(),
+            next_peer_id: 1,
+            events,
+            unusable_log: UnusableLog::default(),
+            restart_state: Default::default(),
+            graceful_stopping: Default::default(),
+            listening: Vec::new(),
+            listener_keys: Default::default(),
+            listener_ao_keys: Default::default(),
+            refusals: Default::default(),
+            setup,
+        }
+    }
+
     /// A speaker of `setup` whose first neighbor runs as `peer`, connected from `address`
     /// (created by dynamic range `range` if given); the receiver gets what is sent to it.
     pub(in crate::bgp) fn with_one_peer(
@@ -21,22 +40,9 @@ impl Speaker {
         range: Option<usize>,
         address: SocketAddr,
     ) -> (Speaker, mpsc::UnboundedReceiver<PeerCommand>) {
-        let (events, _) = mpsc::unbounded_channel();
         let (sender, commands) = mpsc::unbounded_channel();
         let neighbor = setup.neighbors[0].clone();
-        let mut speaker = Speaker {
-            rib: Rib::new(setup.decision.clone()),
-            peers: BTreeMap::new(),
-            next_peer_id: 1,
-            events,
-            unusable_log: UnusableLog::default(),
-            restart_state: Default::default(),
-            graceful_stopping: Default::default(),
-            listening: None,
-            listener_keys: Default::default(),
-            listener_ao_keys: Default::default(),
-            setup,
-        };
+        let mut speaker = Speaker::without_sockets(setup);
         let handle = PeerHandle { commands: sender };
         let state = PeerState::new(neighbor, range, Some(address), handle);
         speaker.peers.insert(peer, state);

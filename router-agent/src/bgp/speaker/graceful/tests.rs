@@ -175,6 +175,7 @@ impl Lab {
         self.event(SessionEvent::Update {
             update: Box::new(update),
             error: None,
+            credit: Default::default(),
         });
     }
 
