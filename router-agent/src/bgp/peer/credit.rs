@@ -4,18 +4,21 @@
 //! stops decoding and reading, the socket's receive buffer fills, and TCP's window holds
 //! the peer back. Keepalives, timers and writes go on meanwhile.
 //!
-//! The bound: 256 UPDATEs of at most 4096 octets (RFC 4271; extended messages are not
-//! offered) is at most 1 MiB of wire bytes per peer; decoded, an NLRI takes 5 bytes
-//! (`Ipv4Net`) or 17 (`Ipv6Net`) against 2 to 17 on the wire, so at most about 5 MiB per
-//! peer, plus the 64 KiB read buffer. A full table through one fast peer therefore never
-//! piles up in the agent beyond that: the rest waits in the peer's send buffer.
+//! The bound: 1024 UPDATEs of at most 4096 octets (RFC 4271; extended messages are not
+//! offered) is at most 4 MiB of wire bytes per peer; decoded, an NLRI takes 5 bytes
+//! (`Ipv4Net`) or 17 (`Ipv6Net`) against at least 2 on the wire, so at most 10 MiB of IPv4
+//! or 34 MiB of IPv6 prefixes per peer (a real feed, with longer prefixes, about 5 to 8 MiB),
+//! plus the 64 KiB read buffer. A full table through one fast peer therefore never piles up
+//! in the agent beyond that: the rest waits in the peer's send buffer. 256 was measured too:
+//! it held the event loop's batches to fewer routes and cost about 0.8 s of 6.7 s with every
+//! route mirrored into the kernel (BENCHMARKS.md).
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Decoded UPDATEs a session may have handed the speaker and not seen applied.
-pub const MAX_UPDATES_IN_FLIGHT: usize = 256;
+pub const MAX_UPDATES_IN_FLIGHT: usize = 1024;
 
 /// One peer's credits.
 #[derive(Clone, Debug)]
