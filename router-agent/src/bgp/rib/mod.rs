@@ -25,15 +25,17 @@
 //! only ever sees the host's originated routes (see the never-transit notes there).
 
 pub mod decision;
+mod entry;
 mod intern;
+mod max_prefix;
+mod next_hop_marks;
 mod nexthop;
 mod stale;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use std::collections::{BTreeMap, HashMap};
-use std::mem::size_of;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -45,9 +47,12 @@ pub use super::route_source::{NextHop, PeerId, PeerInfo};
 pub use decision::{DecisionConfig, Step};
 pub use intern::AttrInterner;
 pub use nexthop::NextHopState;
+pub use view::{MemoryEstimate, PathView, RouteView};
 
 use crate::next_hop_check::Unusable;
-use nexthop::{NextHopId, NextHopTable};
+use entry::{PrefixEntry, StoredPath, apply_order, insert_path, remove_path, snapshot};
+use max_prefix::{check_max_prefix, rearm_max_prefix};
+use nexthop::NextHopTable;
 
 /// A route as an UPDATE carries it, for [`Rib::update`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,172 +111,12 @@ pub enum PathStatus {
     Rejected(ImportRejection),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathView {
-    pub path: Path,
-    pub status: PathStatus,
-}
-
-/// A prefix and every path to it, best first, for `show routes`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteView {
-    pub prefix: IpNet,
-    pub paths: Vec<PathView>,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RibError {
     #[error("peer {0:?} is already up: call peer_down first")]
     PeerExists(PeerId),
     #[error("peer {0:?} is not up")]
     UnknownPeer(PeerId),
-}
-
-/// Sizes and approximate heap bytes of the RIB (see [`Rib::memory_estimate`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryEstimate {
-    pub prefixes: usize,
-    pub paths: usize,
-    pub attribute_sets: usize,
-    pub next_hops: usize,
-    /// Prefix tables (B-tree nodes).
-    pub table_bytes: usize,
-    /// Per-prefix path arrays.
-    pub path_bytes: usize,
-    /// Interned attributes and the next hop table.
-    pub shared_bytes: usize,
-}
-
-impl MemoryEstimate {
-    pub fn total_bytes(&self) -> usize {
-        self.table_bytes + self.path_bytes + self.shared_bytes
-    }
-}
-
-/// A path as stored: 16 bytes. Not `Clone`: it holds a counted reference into the next hop
-/// table, which only the `Rib` may take and release.
-#[derive(Debug)]
-struct StoredPath {
-    attrs: Arc<PathAttributes>,
-    peer: PeerId,
-    next_hop: NextHopId,
-}
-
-/// All paths to one prefix: `paths()[..accepted()]` passed import policy and are ranked by the
-/// decision process, `paths()[..installed()]` form the Loc-RIB route, `paths()[accepted()..]`
-/// were rejected by import policy.
-///
-/// 24 bytes. Most prefixes of a full table have exactly one path (one peer sends them), kept
-/// inline with its two counts: no allocation per prefix (a 16-byte block costs 32 with the
-/// allocator's header). More paths live in a boxed slice (not a `Vec`: no capacity word; the
-/// slice is tiny, one path per peer, and rewritten on a change anyway).
-#[derive(Debug)]
-enum PrefixEntry {
-    One {
-        path: StoredPath,
-        accepted: bool,
-        installed: bool,
-    },
-    /// Any other number of paths, none included (an empty box does not allocate).
-    Many {
-        paths: Box<[StoredPath]>,
-        accepted: u16,
-        installed: u16,
-    },
-}
-
-impl PrefixEntry {
-    fn empty() -> Self {
-        PrefixEntry::Many {
-            paths: Box::new([]),
-            accepted: 0,
-            installed: 0,
-        }
-    }
-
-    fn paths(&self) -> &[StoredPath] {
-        match self {
-            PrefixEntry::One { path, .. } => std::slice::from_ref(path),
-            PrefixEntry::Many { paths, .. } => paths,
-        }
-    }
-
-    fn paths_mut(&mut self) -> &mut [StoredPath] {
-        match self {
-            PrefixEntry::One { path, .. } => std::slice::from_mut(path),
-            PrefixEntry::Many { paths, .. } => paths,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        match self {
-            PrefixEntry::One { accepted, .. } => usize::from(*accepted),
-            PrefixEntry::Many { accepted, .. } => usize::from(*accepted),
-        }
-    }
-
-    fn installed(&self) -> usize {
-        match self {
-            PrefixEntry::One { installed, .. } => usize::from(*installed),
-            PrefixEntry::Many { installed, .. } => usize::from(*installed),
-        }
-    }
-
-    /// `count <= accepted()`.
-    fn set_installed(&mut self, count: usize) {
-        debug_assert!(count <= self.accepted());
-        match self {
-            PrefixEntry::One { installed, .. } => *installed = count == 1,
-            PrefixEntry::Many { installed, .. } => {
-                *installed = u16::try_from(count).expect("one path per peer fits in u16");
-            }
-        }
-    }
-
-    /// Takes the paths out for a change, as (paths, accepted, installed), with room for one
-    /// more; [`PrefixEntry::from_parts`] puts them back.
-    fn take(&mut self) -> (Vec<StoredPath>, usize, usize) {
-        let counts = (self.accepted(), self.installed());
-        let paths = match std::mem::replace(self, PrefixEntry::empty()) {
-            PrefixEntry::One { path, .. } => {
-                let mut paths = Vec::with_capacity(2);
-                paths.push(path);
-                paths
-            }
-            PrefixEntry::Many { paths, .. } => {
-                let mut paths = paths.into_vec();
-                // Exact growth: the boxed slice in from_parts then needs no reallocation.
-                paths.reserve_exact(1);
-                paths
-            }
-        };
-        (paths, counts.0, counts.1)
-    }
-
-    fn from_parts(mut paths: Vec<StoredPath>, accepted: usize, installed: usize) -> Self {
-        debug_assert!(installed <= accepted && accepted <= paths.len());
-        if paths.len() == 1 {
-            let path = paths.pop().expect("one path");
-            return PrefixEntry::One {
-                path,
-                accepted: accepted == 1,
-                installed: installed == 1,
-            };
-        }
-        PrefixEntry::Many {
-            paths: paths.into_boxed_slice(),
-            accepted: u16::try_from(accepted).expect("one path per peer fits in u16"),
-            installed: u16::try_from(installed).expect("one path per peer fits in u16"),
-        }
-    }
-
-    /// Heap bytes the entry allocated.
-    fn heap_bytes(&self) -> usize {
-        match self {
-            PrefixEntry::One { .. } => 0,
-            PrefixEntry::Many { paths, .. } => size_of_val(&**paths),
-        }
-    }
 }
 
 struct PeerState {
@@ -357,37 +202,6 @@ impl Context<'_> {
         (!installed.is_empty()).then(|| BestRoute {
             paths: installed.iter().map(|path| self.view(path)).collect(),
         })
-    }
-}
-
-/// The installed paths' identity: what a Loc-RIB change is detected against. Next hops by id
-/// are safe to compare: the snapshot is taken and compared while the old paths (and so their
-/// ids) are still held.
-type InstalledSnapshot = Vec<(PeerId, *const PathAttributes, NextHopId)>;
-
-fn snapshot(entry: &PrefixEntry) -> InstalledSnapshot {
-    entry.paths()[..entry.installed()]
-        .iter()
-        .map(|path| (path.peer, Arc::as_ptr(&path.attrs), path.next_hop))
-        .collect()
-}
-
-/// Reorders `items` so that `items[i]` is the element that was at `order[i]`.
-fn apply_order<T>(items: &mut [T], order: &[usize]) {
-    debug_assert_eq!(items.len(), order.len());
-    // position[k]: where the element originally at k is now; origin[p]: the reverse.
-    let mut position: Vec<usize> = (0..items.len()).collect();
-    let mut origin = position.clone();
-    for (i, &wanted) in order.iter().enumerate() {
-        let at = position[wanted];
-        if at != i {
-            items.swap(i, at);
-            let displaced = origin[i];
-            origin[at] = displaced;
-            position[displaced] = at;
-            origin[i] = wanted;
-            position[wanted] = i;
-        }
     }
 }
 
@@ -755,83 +569,6 @@ impl Rib {
         Ok(changes)
     }
 
-    /// The hook for next hop tracking (decision step 0 and (e)): the caller tells what it
-    /// knows of an address (a link went down, a neighbor failed); every prefix with a path
-    /// through it is re-decided. A default state (reachable, cost 0) clears the mark.
-    pub fn set_next_hop_state(
-        &mut self,
-        address: IpAddr,
-        state: NextHopState,
-    ) -> Vec<LocRibChange> {
-        if !self.next_hops.set_state(address, state) {
-            return Vec::new();
-        }
-        let context = Context {
-            peers: &self.peers,
-            next_hops: &self.next_hops,
-            config: &self.config,
-        };
-        let uses_address = |path: &StoredPath| {
-            let hop = context.next_hops.get(path.next_hop);
-            hop.address == address || hop.link_local.map(IpAddr::V6) == Some(address)
-        };
-        let mut changes = Vec::new();
-        let mut redecide = |prefix: IpNet, entry: &mut PrefixEntry| {
-            let accepted = &entry.paths()[..entry.accepted()];
-            if !accepted.iter().any(uses_address) {
-                return;
-            }
-            let before = snapshot(entry);
-            context.rank(entry);
-            if snapshot(entry) != before {
-                changes.push(LocRibChange {
-                    prefix,
-                    best: context.best_route(entry),
-                });
-            }
-        };
-        for (net, entry) in self.v4.iter_mut() {
-            redecide(IpNet::V4(*net), entry);
-        }
-        for (net, entry) in self.v6.iter_mut() {
-            redecide(IpNet::V6(*net), entry);
-        }
-        changes
-    }
-
-    /// Marks `address` unusable (`Some(why)`) or usable again, keeping what else is known of
-    /// it; every prefix with a path through it is re-decided if that changes anything. Set it
-    /// before the routes arrive and they are ranked right away.
-    pub fn set_next_hop_unusable(
-        &mut self,
-        address: IpAddr,
-        unusable: Option<Unusable>,
-    ) -> Vec<LocRibChange> {
-        let state = self.next_hops.address_state(address);
-        if state.unusable == unusable {
-            return Vec::new();
-        }
-        self.set_next_hop_state(address, NextHopState { unusable, ..state })
-    }
-
-    /// What is recorded of `address` (default: reachable, usable).
-    pub fn next_hop_state(&self, address: IpAddr) -> NextHopState {
-        self.next_hops.address_state(address)
-    }
-
-    /// Every next hop address routes use or a state was recorded for: what to re-check when
-    /// the host's addresses change.
-    pub fn next_hop_addresses(&self) -> std::collections::BTreeSet<IpAddr> {
-        self.next_hops.addresses()
-    }
-
-    /// The max-prefix limit of `peer`'s import policy was crossed since the last call: the
-    /// speaker warns or tears the session down (Cease, "Maximum Number of Prefixes Reached",
-    /// RFC 4486) as the event says. Reported once per crossing; call after each UPDATE.
-    pub fn take_max_prefix_exceeded(&mut self, peer: PeerId) -> Option<MaxPrefixExceeded> {
-        self.peers.get_mut(&peer)?.max_prefix_event.take()
-    }
-
     fn context(&self) -> Context<'_> {
         Context {
             peers: &self.peers,
@@ -840,177 +577,9 @@ impl Rib {
         }
     }
 
-    /// The Loc-RIB route of `prefix`.
-    pub fn best(&self, prefix: &IpNet) -> Option<BestRoute> {
-        let entry = match prefix.trunc() {
-            IpNet::V4(net) => self.v4.get(&net),
-            IpNet::V6(net) => self.v6.get(&net),
-        }?;
-        self.context().best_route(entry)
-    }
-
-    /// Every prefix (IPv4 then IPv6, in prefix order) with all its paths and their status.
-    pub fn routes(&self) -> impl Iterator<Item = RouteView> + '_ {
-        let v4 = self.v4.iter().map(|(net, entry)| (IpNet::V4(*net), entry));
-        let v6 = self.v6.iter().map(|(net, entry)| (IpNet::V6(*net), entry));
-        v4.chain(v6)
-            .map(|(prefix, entry)| self.route_view(prefix, entry))
-    }
-
-    /// The paths `peer` sent (its Adj-RIB-In, pre-policy), with whether import accepted each.
-    pub fn adj_rib_in(&self, peer: PeerId) -> impl Iterator<Item = (IpNet, Path, bool)> + '_ {
-        let context = self.context();
-        let v4 = self.v4.iter().map(|(net, entry)| (IpNet::V4(*net), entry));
-        let v6 = self.v6.iter().map(|(net, entry)| (IpNet::V6(*net), entry));
-        v4.chain(v6).filter_map(move |(prefix, entry)| {
-            let index = entry.paths().iter().position(|path| path.peer == peer)?;
-            let accepted = index < entry.accepted();
-            Some((prefix, context.view(&entry.paths()[index]), accepted))
-        })
-    }
-
-    fn route_view(&self, prefix: IpNet, entry: &PrefixEntry) -> RouteView {
-        let context = self.context();
-        let paths = entry
-            .paths()
-            .iter()
-            .enumerate()
-            .map(|(index, stored)| {
-                let path = context.view(stored);
-                let status = if index == 0 && entry.installed() > 0 {
-                    PathStatus::Best
-                } else if index < entry.installed() {
-                    PathStatus::Multipath
-                } else if index < entry.accepted() {
-                    context
-                        .next_hop_bar(stored)
-                        .unwrap_or(PathStatus::Candidate)
-                } else {
-                    let peer = &self.peers[&stored.peer];
-                    // Re-evaluated rather than stored (that would cost a byte per path); the
-                    // policy only changes through reapply_import, which re-sorts the paths.
-                    let reason = peer
-                        .import
-                        .evaluate(&prefix, &stored.attrs, &peer.info)
-                        .err()
-                        .unwrap_or(ImportRejection::Denied);
-                    PathStatus::Rejected(reason)
-                };
-                PathView { path, status }
-            })
-            .collect();
-        RouteView { prefix, paths }
-    }
-
-    /// Prefixes held (with at least one path, accepted or not).
-    pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Drops attribute sets no route uses any more (also done automatically as the interner
     /// grows, and after a peer goes down).
     pub fn prune_attributes(&mut self) -> usize {
         self.interner.prune()
-    }
-
-    /// Approximate heap use. B-tree nodes are counted at the fill ratio random insertion
-    /// leaves them with (about 2/3), so this is an estimate, not an allocator measurement.
-    pub fn memory_estimate(&self) -> MemoryEstimate {
-        // A leaf holds up to 11 entries plus a parent pointer and two u16s.
-        const BTREE_CAPACITY: usize = 11;
-        const FILL: f64 = 2.0 / 3.0;
-        fn table_bytes<K>(len: usize) -> usize {
-            let node = size_of::<usize>()
-                + 2 * size_of::<u16>()
-                + BTREE_CAPACITY * (size_of::<K>() + size_of::<PrefixEntry>());
-            (len as f64 / (BTREE_CAPACITY as f64 * FILL)).ceil() as usize * node
-        }
-        // Allocators round small blocks up and add a header; 16-byte granularity plus 8.
-        fn allocation(bytes: usize) -> usize {
-            if bytes == 0 {
-                0
-            } else {
-                (bytes + 8).div_ceil(16) * 16
-            }
-        }
-        let entries = self.v4.values().chain(self.v6.values());
-        let (mut paths, mut path_bytes) = (0, 0);
-        for entry in entries {
-            paths += entry.paths().len();
-            path_bytes += allocation(entry.heap_bytes());
-        }
-        MemoryEstimate {
-            prefixes: self.len(),
-            paths,
-            attribute_sets: self.interner.len(),
-            next_hops: self.next_hops.len(),
-            table_bytes: table_bytes::<Ipv4Net>(self.v4.len())
-                + table_bytes::<Ipv6Net>(self.v6.len()),
-            path_bytes,
-            shared_bytes: self.interner.memory_estimate() + self.next_hops.memory_estimate(),
-        }
-    }
-}
-
-/// Removes `entry.paths[index]`; returns it and whether it was accepted. Keeps the accepted
-/// partition; `installed` is only meaningful again after ranking.
-fn remove_path(entry: &mut PrefixEntry, index: Option<usize>) -> Option<(StoredPath, bool)> {
-    let index = index?;
-    let (mut paths, mut accepted, installed) = entry.take();
-    let was_accepted = index < accepted;
-    let path = paths.remove(index);
-    if was_accepted {
-        accepted -= 1;
-    }
-    *entry = PrefixEntry::from_parts(paths, accepted, installed.min(accepted));
-    Some((path, was_accepted))
-}
-
-/// Adds `path` to the accepted partition (ranked later) or to the rejected tail.
-fn insert_path(entry: &mut PrefixEntry, path: StoredPath, accepted: bool) {
-    let (mut paths, mut accepted_count, installed) = entry.take();
-    if accepted {
-        paths.insert(accepted_count, path);
-        accepted_count += 1;
-    } else {
-        paths.push(path);
-    }
-    *entry = PrefixEntry::from_parts(paths, accepted_count, installed);
-}
-
-fn check_max_prefix(state: &mut PeerState) {
-    let Some(max_prefix) = &state.import.max_prefix else {
-        return;
-    };
-    let received = state.received();
-    if state.max_prefix_tripped || received <= max_prefix.limit as usize {
-        return;
-    }
-    state.max_prefix_tripped = true;
-    let event = MaxPrefixExceeded {
-        limit: max_prefix.limit,
-        received,
-        action: max_prefix.action,
-    };
-    tracing::warn!(
-        peer = %state.info.address,
-        remote_as = state.info.remote_as,
-        received,
-        limit = max_prefix.limit,
-        action = ?max_prefix.action,
-        "BGP neighbor exceeded its maximum prefix count"
-    );
-    state.max_prefix_event = Some(event);
-}
-
-fn rearm_max_prefix(state: &mut PeerState) {
-    if let Some(max_prefix) = &state.import.max_prefix
-        && state.received() <= max_prefix.limit as usize
-    {
-        state.max_prefix_tripped = false;
     }
 }
