@@ -6,13 +6,18 @@
 //! GoBGP: the right key establishes and the key appears neither in the agent's log nor in
 //! `show neighbors`; a wrong key never establishes (10 s) until the key file is fixed and the
 //! agent reloaded (keys re-applied on reload); a key on one side only never establishes,
-//! either way round.
+//! either way round. A wrong key of ours: the agent warns once that its connection attempts
+//! get no answer, naming the neighbor, never the key (`peer/unanswered.rs`).
 //! IPv6 and a dynamic range's (prefix) key: the right key establishes, a wrong one never.
 //! FRR: MD5 and GTSM together establish; FRR reaching us with TTL 254 (its outgoing TTL
 //! lowered by nftables) never establishes; both with GTSM for every neighbor (the listener's
 //! minimum TTL) and beside a neighbor without it (the listener's socket filter).
 //!
 //! BIRD 2: MD5 and GTSM together establish.
+//!
+//! FRR and BIRD, each in one lab: no key at the agent, a wrong one (warned once, as with
+//! GoBGP), no key at the daemon never establish (10 s each; keys changed by the agent's
+//! `reload` and the daemon's own reconfiguration); then the right key at both ends does.
 //!
 //! Needs root and the Debian packages `gobgpd`, `frr` and `bird2`. `HRGX_KEEP_LOGS=1` keeps each
 //! lab's directory.
@@ -30,7 +35,11 @@ const SESSION: Duration = Duration::from_secs(20);
 const NEVER: Duration = Duration::from_secs(10);
 const GOBGP_ASN: u32 = 65010;
 const FRR_ASN: u32 = 65030;
+const BIRD_ASN: u32 = 65040;
 const KEY: &str = "hostrouter-md5-Key";
+const WRONG_KEY: &str = "not-the-key";
+/// The agent's warning when its connection attempts to a neighbor with a key get no answer.
+const UNANSWERED: &str = "no answer to TCP connection attempts; TCP MD5 is configured";
 
 /// The agent's `[bgp]` with one neighbor; `security` lines are added to it.
 fn agent_bgp(neighbor: &str, remote_as: u32, security: &str) -> String {
@@ -57,6 +66,28 @@ fn key_file(lab: &Lab, key: &str) -> String {
     fs::write(&path, format!("{key}\n")).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     format!("password_file = \"{}\"", path.display())
+}
+
+/// Replaces the agent's `[bgp]` section (`old`, as started or last replaced) by `new` and
+/// reloads the agent (`router-agent reload`).
+fn reload_agent_bgp(lab: &Lab, old: &str, new: &str) {
+    let path = lab.path("agent.toml");
+    let config = fs::read_to_string(&path).unwrap();
+    assert!(
+        config.ends_with(old),
+        "not the agent's [bgp]: {old}\n{config}"
+    );
+    fs::write(&path, config.replace(old, new)).unwrap();
+    reload_agent(lab);
+}
+
+fn reload_agent(lab: &Lab) {
+    let out = lab
+        .command_in("host", AGENT)
+        .args(["reload", "-c", &lab.path_str("agent.toml")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "reload: {out:?}\n{}", lab.logs());
 }
 
 fn gobgp_config(lab: &Lab, password: Option<&str>) -> String {
@@ -165,21 +196,13 @@ fn gobgp_right_key_establishes_and_is_never_shown() {
 
 #[test]
 fn gobgp_wrong_key_never_establishes_until_reload_fixes_it() {
-    let mut lab = gobgp_lab("md5bad", 42, Some(KEY), Some("not-the-key"));
+    let mut lab = gobgp_lab("md5bad", 42, Some(KEY), Some(WRONG_KEY));
     assert_never_established(&mut lab, Some("gobgpd"), gobgp_established);
-    assert!(
-        !lab.agent_log().contains("not-the-key"),
-        "the key is in the log"
-    );
+    assert_unanswered_said_once(&lab, 0);
 
     // The right key, by reload: the listener's and the session's keys are replaced.
     key_file(&lab, KEY);
-    let out = lab
-        .command_in("host", AGENT)
-        .args(["reload", "-c", &lab.path_str("agent.toml")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "reload: {out:?}\n{}", lab.logs());
+    reload_agent(&lab);
     wait_established(&lab, "the session after the key was fixed by reload");
     assert!(!lab.agent_log().contains(KEY), "the key is in the log");
 }
@@ -256,12 +279,15 @@ fn gobgp_dynamic_range_key() {
     }
 }
 
-fn frr_config(lab: &Lab, ttl_hops: &str) -> String {
+/// FRR with our key; `ttl_hops`: `ttl-security hops` (GTSM), None: without GTSM.
+fn frr_config(lab: &Lab, ttl_hops: Option<&str>) -> String {
+    let gtsm = ttl_hops.map_or_else(String::new, |hops| {
+        format!(" neighbor {} ttl-security hops {hops}\n", lab.host_ip)
+    });
     format!(
         "frr defaults traditional\n\
          router bgp {FRR_ASN}\n bgp router-id {peer}\n no bgp ebgp-requires-policy\n\
-         neighbor {host} remote-as {HOST_ASN}\n neighbor {host} password {KEY}\n\
-         neighbor {host} ttl-security hops {ttl_hops}\n\
+         neighbor {host} remote-as {HOST_ASN}\n neighbor {host} password {KEY}\n{gtsm}\
          neighbor {host} timers 3 9\n neighbor {host} timers connect 2\n\
          address-family ipv4 unicast\n  neighbor {host} activate\n exit-address-family\n",
         peer = lab.peer_ip,
@@ -288,7 +314,7 @@ fn other_neighbor(subnet: u8) -> String {
 fn frr_md5_and_gtsm_establish() {
     for (tag, subnet, mixed) in [("gtsm", 45, false), ("gtsmmix", 51, true)] {
         let mut lab = Lab::new(tag, &format!("h{tag}"), &format!("p{tag}"), subnet);
-        let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, "1"));
+        let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, Some("1")));
         let security = format!("{}\nttl_security = true", key_file(&lab, KEY));
         let mut bgp = agent_bgp(&lab.peer_ip.clone(), FRR_ASN, &security);
         if mixed {
@@ -306,33 +332,159 @@ fn frr_md5_and_gtsm_establish() {
     }
 }
 
+/// BIRD's `protocol bgp host`: `password` (None: without), `ttl security on` (GTSM).
+fn bird_config(lab: &Lab, password: Option<&str>, gtsm: bool) -> String {
+    let password = password.map_or_else(String::new, |key| format!("  password \"{key}\";\n"));
+    let gtsm = if gtsm { "  ttl security on;\n" } else { "" };
+    format!(
+        "router id {peer};\nprotocol device {{}}\n\
+         protocol bgp host {{\n  local {peer} as {BIRD_ASN};\n  neighbor {host} as {HOST_ASN};\n\
+         {password}{gtsm}  hold time 9;\n  connect delay time 1;\n\
+         connect retry time 2;\n  error wait time 1, 5;\n\
+         ipv4 {{ import all; export none; }};\n}}\n",
+        peer = lab.peer_ip,
+        host = lab.host_ip,
+    )
+}
+
+fn bird_established(bird: &Bird) -> bool {
+    bird.birdc("show protocols host").contains("Established")
+}
+
 /// MD5 and GTSM with BIRD (`password`, `ttl security on`).
 #[test]
 fn bird_md5_and_gtsm_establish() {
     let mut lab = Lab::new("birdmd5", "hbmd5", "pbmd5", 53);
-    let bird = Bird::start(
-        &lab.net,
-        "peer",
-        &format!(
-            "router id {peer};\nprotocol device {{}}\n\
-             protocol bgp host {{\n  local {peer} as 65040;\n  neighbor {host} as {HOST_ASN};\n\
-             password \"{KEY}\";\n  ttl security on;\n  hold time 9;\n  connect delay time 1;\n\
-             connect retry time 2;\n  error wait time 1, 5;\n\
-             ipv4 {{ import all; export none; }};\n}}\n",
-            peer = lab.peer_ip,
-            host = lab.host_ip,
-        ),
-    );
+    let bird = Bird::start(&lab.net, "peer", &bird_config(&lab, Some(KEY), true));
     let security = format!("{}\nttl_security = true", key_file(&lab, KEY));
-    let bgp = agent_bgp(&lab.peer_ip.clone(), 65040, &security);
+    let bgp = agent_bgp(&lab.peer_ip.clone(), BIRD_ASN, &security);
     lab.start_agent(&bgp);
     wait_established(&lab, "the MD5 + GTSM session with BIRD");
     wait_for(
         "BIRD's view",
         SESSION,
-        || bird.birdc("show protocols host").contains("Established"),
+        || bird_established(&bird),
         || format!("{}\n{}", bird.birdc("show protocols all host"), lab.logs()),
     );
+}
+
+/// The agent's connection attempts to the lab's peer that got no answer (debug lines).
+fn unanswered_attempts(lab: &Lab) -> usize {
+    let neighbor = format!("peer={}:179", lab.peer_ip);
+    lab.agent_log_count(&["connect: connect timed out", &neighbor])
+        + lab.agent_log_count(&["connect: no answer before ConnectRetry expired", &neighbor])
+}
+
+/// With a wrong key since `before` unanswered attempts: the agent warned once, naming the
+/// neighbor, though its attempts went on (two at least, so that "once" is a finding), and
+/// never wrote the key.
+fn assert_unanswered_said_once(lab: &Lab, before: usize) {
+    wait_for(
+        "two unanswered connection attempts with the wrong key",
+        SESSION,
+        || unanswered_attempts(lab) >= before + 2,
+        || lab.logs(),
+    );
+    let neighbor = format!("peer={}:179", lab.peer_ip);
+    assert_eq!(
+        lab.agent_log_count(&["WARN", UNANSWERED, &neighbor]),
+        1,
+        "{}",
+        lab.logs()
+    );
+    assert!(
+        !lab.agent_log().contains(WRONG_KEY),
+        "the key is in the log"
+    );
+}
+
+/// The agent against a daemon that has our key (`KEY`): no key at the agent, a wrong one,
+/// then none at the daemon (`set_peer_key(None)`) never establish (each watched for
+/// [`NEVER`]); the right key at both ends then establishes, so the lab could all along.
+/// The wrong key is said once, naming the neighbor, never the key. The order never passes
+/// through matching keys (none at both ends included).
+fn wrong_or_missing_key_never_establishes(
+    lab: &mut Lab,
+    remote_as: u32,
+    set_peer_key: impl Fn(Option<&str>),
+    peer_established: impl Fn(&Lab) -> bool,
+) {
+    let peer = lab.peer_ip.clone();
+    let without_key = agent_bgp(&peer, remote_as, "");
+    lab.start_agent(&without_key);
+    assert_never_established(lab, None, &peer_established);
+    // No key of ours, nothing to suspect: unanswered attempts are not worth a warning.
+    assert_eq!(lab.agent_log_count(&[UNANSWERED]), 0, "{}", lab.logs());
+
+    let before = unanswered_attempts(lab);
+    let with_wrong_key = agent_bgp(&peer, remote_as, &key_file(lab, WRONG_KEY));
+    reload_agent_bgp(lab, &without_key, &with_wrong_key);
+    assert_never_established(lab, None, &peer_established);
+    assert_unanswered_said_once(lab, before);
+
+    set_peer_key(None);
+    assert_never_established(lab, None, &peer_established);
+
+    set_peer_key(Some(KEY));
+    key_file(lab, KEY);
+    reload_agent(lab);
+    wait_established(lab, "the session with the right key at both ends");
+    wait_for(
+        "the daemon's view",
+        SESSION,
+        || peer_established(lab),
+        || lab.logs(),
+    );
+    assert!(!lab.agent_log().contains(KEY), "the key is in the log");
+}
+
+/// FRR (`neighbor X password`): a wrong or missing key never establishes.
+#[test]
+fn frr_wrong_or_missing_key_never_establishes() {
+    let mut lab = Lab::new("frrmd5bad", "hfmd5bad", "pfmd5bad", 54);
+    let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, None));
+    let host = lab.host_ip.clone();
+    let set_frr_key = |key: Option<&str>| {
+        let password = match key {
+            Some(key) => format!("neighbor {host} password {key}"),
+            None => format!("no neighbor {host} password"),
+        };
+        let out = frr.vtysh_text(&[
+            "configure terminal",
+            &format!("router bgp {FRR_ASN}"),
+            &password,
+        ]);
+        assert!(out.trim().is_empty(), "vtysh: {out}");
+    };
+    wrong_or_missing_key_never_establishes(&mut lab, FRR_ASN, set_frr_key, |_| {
+        frr_established(&frr, &host)
+    });
+}
+
+/// BIRD (`password` in the protocol, changed by `birdc configure`): a wrong or missing key
+/// never establishes.
+#[test]
+fn bird_wrong_or_missing_key_never_establishes() {
+    let mut lab = Lab::new("birdmd5bad", "hbmd5bad", "pbmd5bad", 55);
+    let bird = Bird::start(&lab.net, "peer", &bird_config(&lab, Some(KEY), false));
+    let (config_path, with_key, without_key) = (
+        lab.path("bird.conf"),
+        bird_config(&lab, Some(KEY), false),
+        bird_config(&lab, None, false),
+    );
+    let set_bird_key = |key: Option<&str>| {
+        let config = match key {
+            Some(key) => with_key.replace(KEY, key),
+            None => without_key.clone(),
+        };
+        fs::write(&config_path, config).unwrap();
+        let out = bird.birdc("configure");
+        // A changed password restarts the protocol: "Reconfiguration in progress".
+        assert!(out.contains("Reconfigur"), "birdc configure: {out}");
+    };
+    wrong_or_missing_key_never_establishes(&mut lab, BIRD_ASN, set_bird_key, |_| {
+        bird_established(&bird)
+    });
 }
 
 /// FRR with `ttl-security hops 2` (it sends with 255 and accepts our 255), whose segments an
@@ -358,7 +510,7 @@ fn gtsm_drops_a_peer_below_ttl_255() {
                 ),
             ],
         );
-        let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, "2"));
+        let frr = Frr::start(&lab.net, "peer", &frr_config(&lab, Some("2")));
         let security = format!(
             "{}\nttl_security = true\npassive = true",
             key_file(&lab, KEY)

@@ -41,6 +41,7 @@ use connection::{Connection, Written, timer_index};
 use credit::Credits;
 pub use credit::{MAX_UPDATES_IN_FLIGHT, UpdateCredit};
 pub use interface::{PeerCommand, PeerEvent, PeerHandle, SessionEvent};
+use unanswered::UnansweredConnects;
 
 /// How a session task starts.
 pub struct PeerSpec {
@@ -73,6 +74,7 @@ pub fn spawn(
         reported_state: State::Idle,
         malformed_graceful_restart_logged: false,
         credits: Credits::new(),
+        unanswered_connects: UnansweredConnects::default(),
     };
     tokio::spawn(task.run(command_rx, spec.incoming));
     Ok(PeerHandle { commands })
@@ -97,6 +99,8 @@ struct PeerTask {
     malformed_graceful_restart_logged: bool,
     /// UPDATEs handed to the speaker and not applied yet: bounded (`peer/credit.rs`).
     credits: Credits,
+    /// Our connection attempts without an answer, said once per streak (`peer/unanswered.rs`).
+    unanswered_connects: UnansweredConnects,
 }
 
 const CONNS: [Conn; 2] = [Conn::Primary, Conn::Second];
@@ -189,11 +193,15 @@ impl PeerTask {
                     self.connecting = None;
                     match result {
                         Ok(stream) => {
+                            self.unanswered_connects.connected();
                             self.connections[0].attach(stream);
                             self.handle(Conn::Primary, Event::TcpCrAcked).await;
                         }
                         Err(err) => {
                             tracing::debug!(peer = %label(self.remote), "connect: {err}");
+                            if err.kind() == std::io::ErrorKind::TimedOut {
+                                self.connect_unanswered();
+                            }
                             self.handle(Conn::Primary, Event::TcpConnectionFails).await;
                         }
                     }
@@ -212,7 +220,17 @@ impl PeerTask {
                     let (_, conn, timer) = next_timer.expect("guarded");
                     self.connections[conn.index()].timers[timer_index(timer)] = None;
                     let event = match timer {
-                        Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                        Timer::ConnectRetry => {
+                            // Our attempt still pending: the FSM gives it up for a new one,
+                            // and in all that time it got neither a SYN-ACK nor a reset. With
+                            // the default ConnectRetry (5 s) this comes before CONNECT_TIMEOUT.
+                            if conn == Conn::Primary && self.connecting.is_some() {
+                                tracing::debug!(peer = %label(self.remote),
+                                    "connect: no answer before ConnectRetry expired");
+                                self.connect_unanswered();
+                            }
+                            Event::ConnectRetryTimerExpires
+                        }
                         Timer::Hold => Event::HoldTimerExpires,
                         Timer::Keepalive => Event::KeepaliveTimerExpires,
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
@@ -252,6 +270,7 @@ impl PeerTask {
                 }
             }
             Incoming::Accept { conn, probe } => {
+                self.unanswered_connects.connected();
                 if conn == Conn::Primary {
                     self.connecting = None;
                 }
@@ -261,6 +280,20 @@ impl PeerTask {
                 self.connections[conn.index()].attach(stream);
                 self.handle(conn, Event::TcpConnectionConfirmed).await;
             }
+        }
+    }
+
+    /// Our connection attempt got no answer. With signed segments that is what a key mismatch
+    /// looks like (`peer/unanswered.rs`): said once per streak, naming the neighbor and the
+    /// option, never the key.
+    fn connect_unanswered(&mut self) {
+        let Some(signature) = unanswered::signature(&self.security) else {
+            return;
+        };
+        if self.unanswered_connects.first_of_streak() {
+            tracing::warn!(peer = %label(self.remote),
+                "no answer to TCP connection attempts; {signature} is configured: a key \
+                 mismatch at either end looks like this");
         }
     }
 
@@ -537,3 +570,4 @@ mod graceful;
 mod hardening_tests;
 #[cfg(test)]
 mod tests;
+mod unanswered;
