@@ -130,7 +130,7 @@ fn bfd_key(address: &PeerAddress, remote: SocketAddr) -> PeerKey {
     let interface = match (address, remote) {
         (PeerAddress::Interface(name), _) => Some(name.clone()),
         (PeerAddress::Ip(_), SocketAddr::V6(v6)) if v6.scope_id() != 0 => {
-            interface_name(v6.scope_id())
+            crate::netlink::ifname_by_index(v6.scope_id())
         }
         _ => None,
     };
@@ -138,18 +138,6 @@ fn bfd_key(address: &PeerAddress, remote: SocketAddr) -> PeerKey {
         address: remote.ip(),
         interface,
     }
-}
-
-fn interface_name(ifindex: u32) -> Option<String> {
-    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname requires.
-    let found = unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) };
-    if found.is_null() {
-        return None;
-    }
-    // SAFETY: if_indextoname wrote a NUL-terminated name into the buffer.
-    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
