@@ -47,6 +47,9 @@ pub struct Config {
     /// BFD's default intervals and profiles (`bfd/config.rs`); neighbours opt in.
     #[serde(default)]
     pub bfd: crate::bfd::config::BfdConfig,
+    /// `[[redistribute]]`: the host's kernel routes and addresses announced over BGP.
+    #[serde(default)]
+    pub redistribute: Vec<crate::redistribute::config::RedistributeConfig>,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
@@ -283,6 +286,7 @@ impl Config {
         }
         self.bfd.validate()?;
         kernel_routes::validate(&self.datapath)?;
+        self.redistribute_rules()?;
         if !self.datapath.pin_dir.is_absolute() {
             return Err((
                 "datapath.pin_dir".into(),

@@ -99,30 +99,7 @@ pub fn route_filter(datapath: &DatapathConfig) -> Result<RouteFilter, KeyError> 
         ));
     }
     for (i, table) in follow.tables.iter().enumerate() {
-        let key = format!("{FOLLOW}.tables[{i}]");
-        let number = match table {
-            NameOrNumber::Name(name) if name == "main" => TABLE_MAIN,
-            NameOrNumber::Name(name) if name == "default" => TABLE_DEFAULT,
-            NameOrNumber::Name(name) => {
-                return Err((
-                    key,
-                    format!("unknown table {name:?} (main, default or a number)"),
-                ));
-            }
-            NameOrNumber::Number(n) => match u32::try_from(*n) {
-                Ok(n) if n != 0 && n != TABLE_LOCAL => n,
-                _ => {
-                    return Err((
-                        key,
-                        format!(
-                            "{n} is not a table that can be followed (1..2^32, not 255: the local \
-                             table is always followed)"
-                        ),
-                    ));
-                }
-            },
-        };
-        tables.insert(number);
+        tables.insert(table_number(table, format!("{FOLLOW}.tables[{i}]"))?);
     }
     let own = datapath.route_protocol;
     let protocols = match selection(&follow.protocols, "protocols")? {
@@ -131,24 +108,7 @@ pub fn route_filter(datapath: &DatapathConfig) -> Result<RouteFilter, KeyError> 
             let mut protocols = BTreeSet::new();
             for (i, item) in list.iter().enumerate() {
                 let key = format!("{FOLLOW}.protocols[{i}]");
-                let number = match item {
-                    NameOrNumber::Name(name) => PROTOCOL_NAMES
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, p)| *p)
-                        .ok_or_else(|| {
-                            let known: Vec<&str> = PROTOCOL_NAMES.iter().map(|(n, _)| *n).collect();
-                            (
-                                key.clone(),
-                                format!(
-                                    "unknown protocol {name:?} (a number or one of {})",
-                                    known.join(", ")
-                                ),
-                            )
-                        })?,
-                    NameOrNumber::Number(n) => u8::try_from(*n)
-                        .map_err(|_| (key.clone(), format!("{n} is not a protocol (0..255)")))?,
-                };
+                let number = protocol_number(item, &key)?;
                 if number == own {
                     return Err((
                         key,
@@ -187,6 +147,54 @@ pub fn route_filter(datapath: &DatapathConfig) -> Result<RouteFilter, KeyError> 
         interfaces,
         own_protocol: own,
     })
+}
+
+/// A table of a config list (`main`, `default` or a number), `key` naming the item.
+pub(crate) fn table_number(table: &NameOrNumber, key: String) -> Result<u32, KeyError> {
+    Ok(match table {
+        NameOrNumber::Name(name) if name == "main" => TABLE_MAIN,
+        NameOrNumber::Name(name) if name == "default" => TABLE_DEFAULT,
+        NameOrNumber::Name(name) => {
+            return Err((
+                key,
+                format!("unknown table {name:?} (main, default or a number)"),
+            ));
+        }
+        NameOrNumber::Number(n) => match u32::try_from(*n) {
+            Ok(n) if n != 0 && n != TABLE_LOCAL => n,
+            _ => {
+                return Err((
+                    key,
+                    format!(
+                        "{n} is not a table that can be followed (1..2^32, not 255: the local \
+                         table is always followed)"
+                    ),
+                ));
+            }
+        },
+    })
+}
+
+/// A route protocol of a config list (an iproute2 name or a number), `key` naming the item.
+pub(crate) fn protocol_number(item: &NameOrNumber, key: &str) -> Result<u8, KeyError> {
+    match item {
+        NameOrNumber::Name(name) => PROTOCOL_NAMES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| {
+                let known: Vec<&str> = PROTOCOL_NAMES.iter().map(|(n, _)| *n).collect();
+                (
+                    key.to_owned(),
+                    format!(
+                        "unknown protocol {name:?} (a number or one of {})",
+                        known.join(", ")
+                    ),
+                )
+            }),
+        NameOrNumber::Number(n) => u8::try_from(*n)
+            .map_err(|_| (key.to_owned(), format!("{n} is not a protocol (0..255)"))),
+    }
 }
 
 /// `None` for "all", else the list.
