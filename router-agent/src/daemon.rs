@@ -84,6 +84,10 @@ struct Agent {
     kernel_leftovers: Option<tokio::sync::oneshot::Receiver<Result<Vec<IpNet>>>>,
     /// The BFD thread and its sessions (`bfd.rs`).
     bfd: bfd::BfdClient,
+    /// `[[redistribute]]`: the host's routes and addresses to announce (`redistribute.rs`).
+    redistributor: crate::redistribute::Redistributor,
+    /// The kernel tables netlink observes (set at start; a reload cannot widen them).
+    observed_tables: BTreeSet<u32>,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up

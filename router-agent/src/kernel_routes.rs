@@ -52,6 +52,24 @@ impl KernelRoutes {
         self.refresh(fib, batch, prefix, attached);
     }
 
+    /// A route netlink observed: a followed one is ranked and installed; one no longer
+    /// followed (moved off the followed interfaces) goes as if removed; the others (observed
+    /// for `[[redistribute]]` only) are not the FIB's business.
+    pub fn on_observed_route(
+        &mut self,
+        fib: &mut Fib,
+        batch: &mut Batch,
+        route: FollowedRoute,
+        attached: &BTreeMap<u32, String>,
+    ) {
+        if route.followed {
+            self.on_route(fib, batch, route, attached);
+        } else {
+            self.on_route_removed(fib, batch, route.key, attached);
+        }
+    }
+
+    /// A route is gone; nothing happens unless it was followed.
     pub fn on_route_removed(
         &mut self,
         fib: &mut Fib,
@@ -62,7 +80,9 @@ impl KernelRoutes {
         let Some(routes) = self.by_prefix.get_mut(&key.prefix) else {
             return;
         };
-        routes.remove(&key);
+        if routes.remove(&key).is_none() {
+            return; // observed only (or already gone): the FIB never had it
+        }
         if routes.is_empty() {
             self.by_prefix.remove(&key.prefix);
         }

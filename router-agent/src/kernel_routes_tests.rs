@@ -25,6 +25,7 @@ fn route(prefix: &str, metric: u32, kind: RouteKind) -> FollowedRoute {
         },
         protocol: 2,
         kind,
+        followed: true,
     }
 }
 
@@ -53,6 +54,13 @@ impl Harness {
         let mut batch = Batch::default();
         self.routes
             .on_route(&mut self.fib, &mut batch, route, &attached());
+        batch
+    }
+
+    fn observe(&mut self, route: FollowedRoute) -> Batch {
+        let mut batch = Batch::default();
+        self.routes
+            .on_observed_route(&mut self.fib, &mut batch, route, &attached());
         batch
     }
 
@@ -253,6 +261,46 @@ fn lowest_metric_wins_and_ranks_against_ours() {
     h.remove(dhcp.key);
     assert_eq!(h.group(prefix), None);
     assert!(!h.routes.installed.contains_key(&prefix.parse().unwrap()));
+}
+
+#[test]
+fn observed_only_routes_never_reach_the_fib() {
+    let mut h = Harness::new();
+    let mut observed = route(
+        "10.50.0.5/32",
+        0,
+        RouteKind::Unicast(vec![hop(None, ATTACHED)]),
+    );
+    observed.followed = false;
+    let batch = h.observe(observed.clone());
+    assert_eq!(batch.ops().count(), 0, "observed only: not the FIB's");
+    assert_eq!(h.group("10.50.0.5/32"), None);
+    assert_eq!(h.remove(observed.key).ops().count(), 0);
+
+    // Followed, then no longer (moved off the followed interfaces): taken out.
+    let followed = FollowedRoute {
+        followed: true,
+        ..observed.clone()
+    };
+    h.observe(followed.clone());
+    assert!(h.group("10.50.0.5/32").is_some());
+    let batch = h.observe(observed.clone());
+    assert!(
+        batch.ops().any(
+            |op| matches!(op, FibOp::DeleteRoute { prefix } if *prefix == observed.key.prefix)
+        )
+    );
+    assert_eq!(h.group("10.50.0.5/32"), None);
+
+    // An observed-only route sharing a followed route's prefix (another table, metric)
+    // leaves it alone, coming and going.
+    h.observe(followed.clone());
+    let group = h.group("10.50.0.5/32");
+    let mut beside = observed.clone();
+    beside.key.metric = 10;
+    assert_eq!(h.observe(beside.clone()).ops().count(), 0);
+    assert_eq!(h.remove(beside.key).ops().count(), 0);
+    assert_eq!(h.group("10.50.0.5/32"), group);
 }
 
 #[test]

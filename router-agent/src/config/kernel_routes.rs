@@ -143,6 +143,7 @@ pub fn route_filter(datapath: &DatapathConfig) -> Result<RouteFilter, KeyError> 
     };
     Ok(RouteFilter {
         tables,
+        observe_tables: BTreeSet::new(),
         protocols,
         interfaces,
         own_protocol: own,

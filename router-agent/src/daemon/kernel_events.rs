@@ -35,6 +35,8 @@ impl Agent {
     }
 
     pub(super) fn on_kernel_event(&mut self, batch: &mut Batch, event: KernelEvent) {
+        // Every route, address and link, followed or not: announced after the burst.
+        self.redistributor.on_event(&event);
         match event {
             KernelEvent::Link(link) => self.on_link(batch, link),
             KernelEvent::LinkRemoved { ifindex } => self.fib.update_link(batch, ifindex, None),
@@ -54,7 +56,7 @@ impl Agent {
             KernelEvent::AddressRemoved(address) => self.on_address(&address, false),
             KernelEvent::Route(route) => {
                 self.kernel_routes
-                    .on_route(&mut self.fib, batch, route, &self.interfaces)
+                    .on_observed_route(&mut self.fib, batch, route, &self.interfaces)
             }
             KernelEvent::RouteRemoved(key) => {
                 self.kernel_routes

@@ -54,6 +54,14 @@ impl Agent {
                 needs_restart.join(", ")
             ));
         }
+        let redistribute_rules = new
+            .redistribute_rules()
+            .map_err(|(key, reason)| format!("{}: {key}: {reason}", path.display()))?;
+        if let Some((key, reason)) =
+            crate::redistribute::config::unobserved_table(&redistribute_rules, &self.observed_tables)
+        {
+            return Err(format!("{}: {key}: {reason}; nothing applied", path.display()));
+        }
         let setup = match &new.bgp {
             Some(bgp) => Some(
                 bgp.compile_with_bfd(&new.bfd)
@@ -95,6 +103,9 @@ impl Agent {
         for prefix in &not_installed {
             self.fib.remove_route(&mut batch, Source::Static, *prefix);
         }
+        // Rules added, changed or removed are evaluated against what netlink reported.
+        self.redistributor.set_rules(redistribute_rules);
+        self.redistribute();
         let pass = pass_to_kernel_prefixes(&new.datapath);
         self.fib.set_pass_to_kernel(&mut batch, &pass);
         self.config = new;

@@ -42,8 +42,18 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         crate::bgp::tcp_ao::check_kernel(&setup)
             .map_err(|err| anyhow::anyhow!("{}: {}", err.key, err.reason))?;
     }
-    let follow = route_filter(&config.datapath)
+    let mut follow = route_filter(&config.datapath)
         .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
+    let redistribute_rules = config
+        .redistribute_rules()
+        .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
+    // Observed from the start: a reload cannot widen the netlink filter.
+    follow.observe_tables = crate::redistribute::config::tables(&redistribute_rules);
+    let observed_tables: std::collections::BTreeSet<u32> = follow
+        .tables
+        .union(&follow.observe_tables)
+        .copied()
+        .collect();
     let (netlink, mut events) = Netlink::connect_following(follow)
         .await
         .context("connecting to rtnetlink")?;
@@ -84,6 +94,11 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         adoption: None,
         kernel_leftovers: None,
         bfd: super::bfd::BfdClient::new(),
+        redistributor: crate::redistribute::Redistributor::new(
+            redistribute_rules,
+            config.datapath.route_protocol,
+        ),
+        observed_tables,
         config,
     };
     let adopting = adoption.is_some();
@@ -114,7 +129,10 @@ async fn bring_up(
     let mut batch = Batch::default();
     loop {
         match events.recv().await {
-            Some(KernelEvent::DumpDone) => break,
+            Some(KernelEvent::DumpDone) => {
+                agent.redistributor.on_event(&KernelEvent::DumpDone);
+                break;
+            }
             Some(event) => agent.on_kernel_event(&mut batch, event),
             None => bail!("rtnetlink connection closed during the initial dump"),
         }

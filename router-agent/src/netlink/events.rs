@@ -230,15 +230,10 @@ impl Mirror {
                     out.push(KernelEvent::AddressRemoved(address_info(key, broadcast)));
                 }
             }
-            Update::Route(route) => {
-                let links = &self.links;
-                let wanted = self
-                    .filter
-                    .wants_interfaces(&route, |i| links.get(&i).map(|l| l.name.clone()));
-                if !wanted {
-                    // It may have moved off the interfaces we follow.
-                    self.remove_route(route.key, out);
-                } else if self.routes.get(&route.key) != Some(&route) {
+            Update::Route(mut route) => {
+                // Moving on or off the followed interfaces is a change of `followed`.
+                route.followed = self.follows(&route);
+                if self.routes.get(&route.key) != Some(&route) {
                     self.routes.insert(route.key, route.clone());
                     out.push(KernelEvent::Route(route));
                 }
@@ -255,6 +250,13 @@ impl Mirror {
                 }
             }
         }
+    }
+
+    /// Whether the XDP FIB follows `route`, by the interface names known now.
+    fn follows(&self, route: &FollowedRoute) -> bool {
+        let links = &self.links;
+        self.filter
+            .follows(route, |i| links.get(&i).map(|l| l.name.clone()))
     }
 
     fn remove_route(&mut self, key: FollowedRouteKey, out: &mut Vec<KernelEvent>) {
@@ -281,10 +283,11 @@ impl Mirror {
                 .copied()
                 .collect();
             if !left.is_empty() && left.len() < known_hops.len() {
-                let route = FollowedRoute {
+                let mut route = FollowedRoute {
                     kind: RouteKind::Unicast(left),
                     ..known.clone()
                 };
+                route.followed = self.follows(&route);
                 self.routes.insert(route.key, route.clone());
                 out.push(KernelEvent::Route(route));
                 return;

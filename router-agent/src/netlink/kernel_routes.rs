@@ -31,12 +31,19 @@ pub const TABLE_MAIN: u32 = RouteHeader::RT_TABLE_MAIN as u32;
 pub const TABLE_DEFAULT: u32 = 253;
 pub const TABLE_LOCAL: u32 = 255;
 
-/// Which kernel routes to follow (`[datapath.follow_kernel_routes]`).
+/// Which kernel routes to follow (`[datapath.follow_kernel_routes]`), and which to observe.
+///
+/// Observed routes are reported whatever their protocol (except our own) and interface, with
+/// [`FollowedRoute::followed`] telling whether the XDP FIB follows them: `[[redistribute]]`
+/// reads the others (a rule changed by a reload finds them without a re-dump).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteFilter {
     /// Routing tables followed. The local table is not one of them: it is always followed, on
     /// its own (see `local_table.rs`).
     pub tables: BTreeSet<u32>,
+    /// Tables observed besides `tables` (those `[[redistribute]]` reads at start). Set at
+    /// start: a table added later needs a restart.
+    pub observe_tables: BTreeSet<u32>,
     /// Route protocols followed; `None`: all.
     pub protocols: Option<BTreeSet<u8>>,
     /// Output interfaces (by name) a route must use at least one of; `None`: all.
@@ -50,6 +57,7 @@ impl Default for RouteFilter {
     fn default() -> Self {
         Self {
             tables: BTreeSet::from([TABLE_MAIN]),
+            observe_tables: BTreeSet::new(),
             protocols: None,
             interfaces: None,
             own_protocol: RTPROT_HOSTROUTER,
@@ -58,16 +66,32 @@ impl Default for RouteFilter {
 }
 
 impl RouteFilter {
-    /// The header-level part of the filter (table, protocol): cheap, so that the kernel copy
-    /// of a full BGP table costs one header look per route and nothing more.
-    fn wants_header(&self, table: u32, protocol: u8) -> bool {
+    /// Whether a route is reported at all, by its header: cheap, so that the kernel copy of a
+    /// full BGP table costs one header look per route and nothing more.
+    fn observes_header(&self, table: u32, protocol: u8) -> bool {
         table != TABLE_LOCAL
             && protocol != self.own_protocol
-            && self.tables.contains(&table)
+            && (self.tables.contains(&table) || self.observe_tables.contains(&table))
+    }
+
+    /// The header-level part of the follow filter (table, protocol).
+    fn follows_header(&self, table: u32, protocol: u8) -> bool {
+        self.tables.contains(&table)
             && self
                 .protocols
                 .as_ref()
                 .is_none_or(|p| p.contains(&protocol))
+    }
+
+    /// Whether the XDP FIB follows `route` (table, protocol and interfaces), given a way to
+    /// name interfaces.
+    pub(super) fn follows(
+        &self,
+        route: &FollowedRoute,
+        name_of: impl Fn(u32) -> Option<String>,
+    ) -> bool {
+        self.follows_header(route.key.table, route.protocol)
+            && self.wants_interfaces(route, name_of)
     }
 
     /// The interface part, given a way to name interfaces. Routes without an interface
@@ -130,6 +154,9 @@ pub struct FollowedRoute {
     pub key: FollowedRouteKey,
     pub protocol: u8,
     pub kind: RouteKind,
+    /// The XDP FIB follows it (`[datapath.follow_kernel_routes]`: table, protocol,
+    /// interfaces). Otherwise the route is only observed, for `[[redistribute]]`.
+    pub followed: bool,
 }
 
 impl FollowedRoute {
@@ -143,7 +170,9 @@ impl FollowedRoute {
     }
 }
 
-/// What a route message says: a route to follow, or nothing the agent follows.
+/// What a route message says: a route observed (followed or not, see
+/// [`FollowedRoute::followed`]; the interface part of the filter is applied by the caller, who
+/// knows the names), or nothing the agent observes.
 pub(super) fn parse_route(msg: &RouteMessage, filter: &RouteFilter) -> Option<FollowedRoute> {
     let header = &msg.header;
     if !matches!(
@@ -154,7 +183,8 @@ pub(super) fn parse_route(msg: &RouteMessage, filter: &RouteFilter) -> Option<Fo
         return None; // MPLS / multicast families; IPv6 exception (cache) entries
     }
     let table = route_table(msg);
-    if !filter.wants_header(table, u8::from(header.protocol)) {
+    let protocol = u8::from(header.protocol);
+    if !filter.observes_header(table, protocol) {
         return None;
     }
     let prefix = route_prefix(msg)?;
@@ -180,8 +210,9 @@ pub(super) fn parse_route(msg: &RouteMessage, filter: &RouteFilter) -> Option<Fo
             selector,
             metric,
         },
-        protocol: u8::from(header.protocol),
+        protocol,
         kind: route_kind(msg, prefix),
+        followed: filter.follows_header(table, protocol),
     })
 }
 

@@ -154,18 +154,37 @@ fn filters_by_table_protocol_and_interface() {
         ip("route add 10.9.5.0/24 via 10.1.0.2 proto 77");
         let filter = RouteFilter {
             tables: BTreeSet::from([TABLE_MAIN, 100]),
+            observe_tables: BTreeSet::new(),
             protocols: Some(BTreeSet::from([4, 77])),
             interfaces: Some(BTreeSet::from(["va".to_owned()])),
             own_protocol: 77,
         };
         let (_nl, mut rx) = Netlink::connect_following(filter).await.unwrap();
         let routes = routes(&dump(&mut rx).await);
-        let followed: BTreeSet<String> = routes.iter().map(|r| r.key.prefix.to_string()).collect();
+        let prefixes = |followed: bool| -> BTreeSet<String> {
+            routes
+                .iter()
+                .filter(|r| r.followed == followed)
+                .map(|r| r.key.prefix.to_string())
+                .collect()
+        };
         assert_eq!(
-            followed,
+            prefixes(true),
             BTreeSet::from(["10.9.0.0/24".to_owned(), "10.9.3.0/24".to_owned()]),
             "static on va in main and 100; not boot, not vc, not table 101, not our own 77"
         );
+        // The rest of the followed tables is observed (for [[redistribute]]), never our own
+        // protocol nor a table not observed.
+        let observed = prefixes(false);
+        for prefix in ["10.9.1.0/24", "10.9.2.0/24", "10.1.0.0/24", "10.3.0.0/24"] {
+            assert!(observed.contains(prefix), "{prefix} observed: {observed:?}");
+        }
+        for prefix in ["10.9.4.0/24", "10.9.5.0/24"] {
+            assert!(
+                !observed.contains(prefix) && !prefixes(true).contains(prefix),
+                "{prefix}"
+            );
+        }
         let in_100 = find(&routes, "10.9.3.0/24").unwrap();
         assert_eq!(in_100.key.table, 100);
         assert_eq!(
@@ -173,12 +192,73 @@ fn filters_by_table_protocol_and_interface() {
             RouteKind::Unicast(vec![hop(Some("10.1.0.2"), va)])
         );
 
-        // Live too: a followed route moving to vc is reported removed.
+        // Live too: a followed route moving to vc is reported no longer followed, and back.
         ip("route replace 10.9.0.0/24 via 10.3.0.2 proto static");
         let key = find(&routes, "10.9.0.0/24").unwrap().key;
-        wait_event(&mut rx, "route moved off va", |e| {
+        wait_event(
+            &mut rx,
+            "route moved off va",
+            |e| matches!(e, KernelEvent::Route(r) if r.key == key && !r.followed),
+        )
+        .await;
+        ip("route replace 10.9.0.0/24 via 10.1.0.2 proto static");
+        wait_event(
+            &mut rx,
+            "route back on va",
+            |e| matches!(e, KernelEvent::Route(r) if r.key == key && r.followed),
+        )
+        .await;
+        ip("route del 10.9.0.0/24 proto static");
+        wait_event(&mut rx, "route deleted", |e| {
             *e == KernelEvent::RouteRemoved(key)
         })
+        .await;
+    });
+}
+
+#[test]
+fn observe_tables_report_routes_not_followed() {
+    in_netns(|| async {
+        let (va, _vc) = lab().await;
+        ip("route add 10.9.3.0/24 via 10.1.0.2 proto boot table 100");
+        ip("route add 10.9.4.0/24 via 10.1.0.2 proto boot table 101");
+        ip("route add 10.9.5.0/32 dev va proto boot");
+        ip("route add 10.9.6.0/32 dev va proto 201");
+        let filter = RouteFilter {
+            protocols: Some(BTreeSet::from([4])),
+            observe_tables: BTreeSet::from([100]),
+            ..RouteFilter::default()
+        };
+        let (_nl, mut rx) = Netlink::connect_following(filter).await.unwrap();
+        let routes = routes(&dump(&mut rx).await);
+        let in_100 = find(&routes, "10.9.3.0/24").expect("table 100 observed");
+        assert!(!in_100.followed && in_100.key.table == 100);
+        assert!(
+            find(&routes, "10.9.4.0/24").is_none(),
+            "table 101 not observed"
+        );
+        assert!(
+            find(&routes, "10.9.6.0/32").is_none(),
+            "our own protocol never"
+        );
+        let boot = find(&routes, "10.9.5.0/32").expect("main observed");
+        assert!(!boot.followed, "boot is not a followed protocol");
+        assert_eq!(boot.kind, RouteKind::Unicast(vec![hop(None, va)]));
+        // Live: a workload route appears and goes, observed only.
+        ip("route add 10.9.7.0/32 dev va proto boot table 100");
+        let e = wait_event(
+            &mut rx,
+            "observed route",
+            |e| matches!(e, KernelEvent::Route(r) if r.key.prefix.to_string() == "10.9.7.0/32"),
+        )
+        .await;
+        assert!(matches!(e, KernelEvent::Route(r) if !r.followed));
+        ip("route del 10.9.7.0/32 dev va proto boot table 100");
+        wait_event(
+            &mut rx,
+            "observed route gone",
+            |e| matches!(e, KernelEvent::RouteRemoved(k) if k.prefix.to_string() == "10.9.7.0/32"),
+        )
         .await;
     });
 }
@@ -211,6 +291,7 @@ fn live_route_events() {
                 },
                 protocol: 3,
                 kind: RouteKind::Unicast(vec![hop(Some("10.1.0.2"), va)]),
+                followed: true,
             })
         );
         ip("route replace 10.9.0.0/24 via 10.3.0.2");

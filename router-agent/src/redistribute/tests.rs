@@ -61,6 +61,7 @@ fn route_with(prefix: &str, protocol: u8, kind: RouteKind) -> FollowedRoute {
         },
         protocol,
         kind,
+        followed: false,
     }
 }
 
