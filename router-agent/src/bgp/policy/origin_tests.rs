@@ -233,3 +233,10 @@ fn adjust_tags_or_leaves_out_by_source() {
             .graceful_shutdown
     );
 }
+
+#[test]
+fn communities_print_as_the_configuration_spells_them() {
+    for text in ["graceful-shutdown", "no-export", "65000:53", "0:0"] {
+        assert_eq!(text.parse::<Community>().unwrap().to_string(), text);
+    }
+}
