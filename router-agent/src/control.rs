@@ -45,6 +45,8 @@ pub enum Query {
     Restart,
     /// A full stop: sessions closed, program detached, maps unpinned, kernel routes removed.
     Stop,
+    /// `[[redistribute]]` rules: prefixes announced and held back by the limit.
+    Redistribute,
 }
 
 impl Query {
@@ -58,6 +60,7 @@ impl Query {
             ["restart"] => Some(Self::Restart),
             ["stop"] => Some(Self::Stop),
             ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
+            ["redistribute"] => Some(Self::Redistribute),
             _ => None,
         }
     }
@@ -72,6 +75,7 @@ impl Query {
             Self::Restart => "restart".to_owned(),
             Self::Stop => "stop".to_owned(),
             Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
+            Self::Redistribute => "redistribute".to_owned(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod bfd;
 mod failed_start;
 mod kernel_events;
+mod redistribute;
 mod reload;
 mod restart;
 mod startup;
@@ -204,6 +205,8 @@ impl Agent {
                         links_down.extend(self.link_down(&event));
                         self.on_kernel_event(&mut batch, event);
                     }
+                    // Once per burst: a whole burst of workload routes is one re-export.
+                    self.redistribute();
                     if let Some(speaker) = self.speaker.as_mut() {
                         for link in &links_down {
                             speaker.link_down(link);
@@ -393,6 +396,7 @@ impl Agent {
                 Ok(()) => serde_json::json!({ "cleared": address }),
                 Err(error) => serde_json::json!({ "error": error }),
             },
+            (Query::Redistribute, _) => serde_json::json!(self.redistributor.status()),
         };
         value.to_string()
     }

@@ -107,6 +107,9 @@ enum ShowCommand {
     /// BFD sessions: state, remote state, discriminators, negotiated intervals (asks the
     /// agent).
     Bfd,
+    /// `[[redistribute]]` rules: prefixes announced and held back by the limit (asks the
+    /// agent).
+    Redistribute,
 }
 
 fn main() -> Result<()> {
@@ -232,6 +235,14 @@ fn main() -> Result<()> {
                         serde_json::to_string_pretty(&view)?
                     } else {
                         show::render_counters(&view)
+                    }
+                }
+                ShowCommand::Redistribute => {
+                    let value = control::query(&socket, control::Query::Redistribute)?;
+                    if json {
+                        serde_json::to_string_pretty(&value)?
+                    } else {
+                        router_agent::redistribute::render(&value)
                     }
                 }
             };

@@ -27,7 +27,10 @@ impl Access {
     pub fn allows(self, query: Query) -> bool {
         match self {
             Access::Full => true,
-            Access::ShowOnly => matches!(query, Query::Neighbors | Query::Routes | Query::Status),
+            Access::ShowOnly => matches!(
+                query,
+                Query::Neighbors | Query::Routes | Query::Status | Query::Redistribute
+            ),
             Access::None => false,
         }
     }

@@ -57,10 +57,14 @@ impl Agent {
         let redistribute_rules = new
             .redistribute_rules()
             .map_err(|(key, reason)| format!("{}: {key}: {reason}", path.display()))?;
-        if let Some((key, reason)) =
-            crate::redistribute::config::unobserved_table(&redistribute_rules, &self.observed_tables)
-        {
-            return Err(format!("{}: {key}: {reason}; nothing applied", path.display()));
+        if let Some((key, reason)) = crate::redistribute::config::unobserved_table(
+            &redistribute_rules,
+            &self.observed_tables,
+        ) {
+            return Err(format!(
+                "{}: {key}: {reason}; nothing applied",
+                path.display()
+            ));
         }
         let setup = match &new.bgp {
             Some(bgp) => Some(

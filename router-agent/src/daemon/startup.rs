@@ -204,6 +204,8 @@ async fn bring_up(
         let (speaker, events) = Speaker::start(setup, restart).await?;
         tracing::info!(neighbors = speaker.neighbors().len(), "BGP speaker started");
         agent.speaker = Some(speaker);
+        // What the first dump found, announced once sessions come up.
+        agent.redistribute();
         bgp_events = Some(events);
     }
     Ok(bgp_events)

@@ -20,9 +20,10 @@ use std::{
     sync::Arc,
 };
 
-use ipnet::IpNet;
-
-use crate::netlink::{AddressInfo, FollowedRoute, FollowedRouteKey, KernelEvent, RouteKind};
+use crate::{
+    bgp::policy::HostPrefix,
+    netlink::{AddressInfo, FollowedRoute, FollowedRouteKey, KernelEvent, RouteKind},
+};
 pub use config::Rule;
 pub use show::{RuleStatus, render};
 
@@ -30,9 +31,9 @@ pub use show::{RuleStatus, render};
 #[derive(Debug, Default)]
 struct RuleState {
     /// Announced: kept while they are candidates, even when the limit is lowered.
-    announced: BTreeSet<IpNet>,
+    announced: BTreeSet<HostPrefix>,
     /// Candidates over the limit, admitted in prefix order when room frees up.
-    held_back: BTreeSet<IpNet>,
+    held_back: BTreeSet<HostPrefix>,
     /// The default route was a candidate (logged once per rule).
     default_logged: bool,
     /// Set when the announced set changed since the last `take_changes`.
@@ -45,7 +46,7 @@ pub enum RuleChange {
     /// The rule's full current set (it replaces the previous one).
     Set {
         rule: Arc<str>,
-        prefixes: Vec<IpNet>,
+        prefixes: Vec<HostPrefix>,
     },
     /// The rule is gone (a reload removed it): withdraw all of it.
     Removed { rule: Arc<str> },
@@ -186,7 +187,11 @@ impl Redistributor {
                     limit: rule.limit,
                     announced: state.announced.len(),
                     held_back: state.held_back.len(),
-                    prefixes: state.announced.iter().map(|p| p.to_string()).collect(),
+                    prefixes: state
+                        .announced
+                        .iter()
+                        .map(|p| p.prefix().to_string())
+                        .collect(),
                 }
             })
             .collect()
@@ -206,7 +211,7 @@ impl Redistributor {
                 rule.name.as_ref()
             );
         }
-        let mut announced: BTreeSet<IpNet> =
+        let mut announced: BTreeSet<HostPrefix> =
             state.announced.intersection(&candidates).copied().collect();
         let mut held_back = BTreeSet::new();
         // New candidates in prefix order: the same ones win on every evaluation.
@@ -243,8 +248,8 @@ impl Redistributor {
     }
 
     /// The prefixes rule `rule` takes from the kernel now (prefix list applied, default
-    /// routes left out), and whether a default route was among them.
-    fn candidates(&self, rule: &Rule) -> (BTreeSet<IpNet>, bool) {
+    /// routes left out), and whether the prefix list let a default route through.
+    fn candidates(&self, rule: &Rule) -> (BTreeSet<HostPrefix>, bool) {
         let matches = |ifindex: u32, patterns: &[config::KeyedPattern]| {
             self.links
                 .get(&ifindex)
@@ -252,6 +257,7 @@ impl Redistributor {
         };
         let up = |ifindex: u32| self.links.get(&ifindex).is_some_and(|(_, up)| *up);
         let mut found = Vec::new();
+        let mut saw_default = false;
         if let Some(selection) = &rule.kernel_routes {
             for route in self.routes.values() {
                 if !selection.tables.contains_key(&route.key.table)
@@ -277,28 +283,26 @@ impl Redistributor {
                 if !through {
                     continue;
                 }
-                found.extend(route_prefix(route, self.own_protocol));
+                saw_default |= route.key.prefix.prefix_len() == 0
+                    && rule.prefix_list.permits(&route.key.prefix);
+                found.extend(HostPrefix::from_kernel_route(route, self.own_protocol));
             }
         }
         for address in &self.addresses {
             if !rule.addresses.is_empty() && matches(address.ifindex, &rule.addresses) {
-                found.extend(address_prefix(address));
+                found.extend(HostPrefix::from_address(address));
             }
             if !rule.connected.is_empty()
                 && up(address.ifindex)
                 && matches(address.ifindex, &rule.connected)
             {
-                found.extend(connected_prefix(address));
+                found.extend(HostPrefix::connected(address));
             }
         }
-        let mut saw_default = false;
+        // HostPrefix never holds a default route.
         let candidates = found
             .into_iter()
-            .filter(|prefix| {
-                let default = prefix.prefix_len() == 0;
-                saw_default |= default;
-                !default && rule.prefix_list.permits(prefix)
-            })
+            .filter(|prefix| rule.prefix_list.permits(&prefix.prefix()))
             .collect();
         (candidates, saw_default)
     }
@@ -345,31 +349,6 @@ fn announceable_kind(route: &FollowedRoute) -> bool {
         RouteKind::Unreachable | RouteKind::Prohibit | RouteKind::Throw | RouteKind::Other(_) => {
             false
         }
-    }
-}
-
-fn route_prefix(route: &FollowedRoute, own_protocol: u8) -> Option<IpNet> {
-    (route.protocol != own_protocol).then_some(route.key.prefix)
-}
-
-fn address_prefix(address: &AddressInfo) -> Option<IpNet> {
-    announceable_address(address).then(|| IpNet::from(address.addr))
-}
-
-fn connected_prefix(address: &AddressInfo) -> Option<IpNet> {
-    if !announceable_address(address) {
-        return None;
-    }
-    IpNet::new(address.addr, address.prefix_len)
-        .ok()
-        .map(|p| p.trunc())
-}
-
-fn announceable_address(address: &AddressInfo) -> bool {
-    use std::net::IpAddr;
-    match address.addr {
-        IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_link_local() || v4.is_multicast()),
-        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unicast_link_local() || v6.is_multicast()),
     }
 }
 

@@ -110,7 +110,7 @@ fn announced(r: &mut Redistributor) -> Option<Vec<IpNet>> {
     let changes = r.take_changes();
     assert!(changes.len() <= 1, "{changes:?}");
     changes.into_iter().next().map(|change| match change {
-        RuleChange::Set { prefixes, .. } => prefixes,
+        RuleChange::Set { prefixes, .. } => prefixes.iter().map(HostPrefix::prefix).collect(),
         RuleChange::Removed { rule } => panic!("{rule} removed"),
     })
 }
@@ -298,17 +298,22 @@ fn reload_removes_and_adds_rules() {
         "[[redistribute]]\nname = \"dummies\"\nprefix_list = \"workloads\"\n\
          addresses = { interfaces = [\"dummy*\"] }\n",
     ));
-    let changes = r.take_changes();
+    let changes: Vec<(String, Option<Vec<IpNet>>)> = r
+        .take_changes()
+        .into_iter()
+        .map(|change| match change {
+            RuleChange::Removed { rule } => (rule.to_string(), None),
+            RuleChange::Set { rule, prefixes } => (
+                rule.to_string(),
+                Some(prefixes.iter().map(HostPrefix::prefix).collect()),
+            ),
+        })
+        .collect();
     assert_eq!(
         changes,
         vec![
-            RuleChange::Removed {
-                rule: "containers".into()
-            },
-            RuleChange::Set {
-                rule: "dummies".into(),
-                prefixes: vec![net("192.0.2.77/32")]
-            }
+            ("containers".to_owned(), None),
+            ("dummies".to_owned(), Some(vec![net("192.0.2.77/32")])),
         ]
     );
     assert_eq!(r.status().len(), 1);

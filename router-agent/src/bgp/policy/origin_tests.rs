@@ -41,6 +41,7 @@ fn kernel_route(prefix: &str, protocol: u8) -> FollowedRoute {
             ifindex: 7,
             weight: 1,
         }]),
+        followed: true,
     }
 }
 
