@@ -130,12 +130,19 @@ protocol static {
   ipv4;
   route 0.0.0.0/0 blackhole;
   route 10.98.0.0/24 blackhole;
+  route 198.51.100.0/24 blackhole;
 }
 protocol bgp host {
   local 10.0.2.1 as 65002;
   neighbor 10.0.2.2 as 65101;
   hold time 9;
-  ipv4 { import all; export all; };
+  ipv4 {
+    import all;
+    export filter {
+      if net = 198.51.100.0/24 then bgp_community.add((65002, 77));
+      accept;
+    };
+  };
 }
 ";
         self.bird = Some(Bird::start(&self.net, "tor2", config));
@@ -159,10 +166,22 @@ name = "h1"
 [[interface]]
 name = "h2"
 
+[[redistribute]]
+name = "host-routes"
+prefix_list = "host-routes"
+kernel_routes = {{ protocols = ["boot"], interfaces = ["hc"] }}
+
 [bgp]
 asn = 65101
 router_id = "192.0.2.10"
 originate = [{{ prefix = "192.0.2.10/32" }}]
+
+[bgp.prefix_list.host-routes]
+ipv4 = [{{ action = "permit", prefix = "198.51.100.0/24" }}]
+
+[bgp.prefix_list.from-tor2]
+ipv4 = [{{ action = "permit", prefix = "0.0.0.0/0" }},
+        {{ action = "permit", prefix = "198.51.100.0/24" }}]
 
 [[bgp.neighbor]]
 address = "10.0.1.1"
@@ -174,7 +193,7 @@ hold_time = 9
 [[bgp.neighbor]]
 address = "10.0.2.1"
 remote_as = "external"
-import = "default-only"
+import = {{ prefix_list = "from-tor2" }}
 export = "all"
 hold_time = 9
 "#,
@@ -390,5 +409,83 @@ fn host_between_frr_and_bird_uses_both_and_is_never_transit() {
         Duration::from_secs(40),
         || lab.default_nexthops() == ["10.0.1.1", "10.0.2.1"],
         || lab.log(),
+    );
+
+    never_transit_with_a_redistributed_prefix_bird_also_announces(&lab);
+}
+
+/// The host redistributes kernel route P (`ip route add P dev hc proto boot`) while BIRD
+/// also announces P (with a community), and the host accepts BIRD's P: FRR gets P from the
+/// host as the host's own (AS_PATH = [65101], none of BIRD's communities). Deleting the kernel
+/// route withdraws P from FRR although the host's RIB still holds BIRD's P, whose kernel copy
+/// (protocol 201) is never taken for redistribution.
+fn never_transit_with_a_redistributed_prefix_bird_also_announces(lab: &Lab) {
+    const P: &str = "198.51.100.0/24";
+    let bird_path = |lab: &Lab| {
+        lab.show("routes")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["prefix"] == P)
+            .flat_map(|r| r["paths"].as_array().cloned().unwrap_or_default())
+            .any(|p| p["status"] == "best" && p.to_string().contains("10.0.2.1"))
+    };
+    wait_for(
+        "the host's RIB to hold BIRD's P",
+        Duration::from_secs(20),
+        || bird_path(lab),
+        || {
+            format!(
+                "{}
+routes: {}",
+                lab.log(),
+                lab.show("routes")
+            )
+        },
+    );
+    let frr_p = |lab: &Lab| lab.vtysh(&format!("show bgp ipv4 unicast {P} json"));
+    assert!(
+        !frr_p(lab)["paths"].is_array(),
+        "BIRD's P is never passed on: {}",
+        frr_p(lab)
+    );
+
+    lab.exec(
+        "host",
+        &["ip", "route", "add", P, "dev", "hc", "proto", "boot"],
+    );
+    wait_for(
+        "FRR to get P from the host",
+        Duration::from_secs(10),
+        || frr_p(lab)["paths"].is_array(),
+        || lab.log(),
+    );
+    let path = frr_p(lab);
+    assert_eq!(path["paths"][0]["aspath"]["string"], "65101", "{path}");
+    assert!(
+        !path.to_string().contains("65002:77"),
+        "no BIRD community: {path}"
+    );
+
+    lab.exec(
+        "host",
+        &["ip", "route", "del", P, "dev", "hc", "proto", "boot"],
+    );
+    wait_for(
+        "FRR to lose P",
+        Duration::from_secs(10),
+        || !frr_p(lab)["paths"].is_array(),
+        || lab.log(),
+    );
+    // BIRD's P is still the host's best path, and in the kernel as ours (protocol 201): not
+    // taken for redistribution.
+    assert!(bird_path(lab), "{}", lab.show("routes"));
+    let kernel = lab.exec("host", &["ip", "route", "show", P]);
+    assert!(kernel.contains("proto 201"), "{kernel}");
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        !frr_p(lab)["paths"].is_array(),
+        "P stays withdrawn: {}",
+        frr_p(lab)
     );
 }
