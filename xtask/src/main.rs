@@ -7,11 +7,13 @@
 //! - `bench cost`: per-packet cost, route programming rate and memory per engine.
 //! - `bench bgp`: BGP convergence and memory, router-agent vs BIRD 2 vs FRR.
 //! - `bench restart`: packets lost and time to a clean FIB across a restart of the daemon.
+//! - `bench workloads`: time for N workload routes (`/32 dev veth`) to reach an FRR ToR.
 
 mod bench_bgp;
 mod bench_cost;
 mod bench_restart;
 mod bench_throughput;
+mod bench_workloads;
 mod lab;
 
 use std::process::Command;
@@ -51,6 +53,9 @@ enum Bench {
     /// Restarts (planned, `router-agent restart`, kill -9; FRR's bgpd with GR): packets lost,
     /// time to a clean FIB, with 1 route and a full table.
     Restart(bench_restart::Args),
+    /// Workload routes: N `/32 dev veth` routes added at once (`ip -batch`), time until the
+    /// FRR ToR holds them all, and until it holds none after deleting them.
+    Workloads(bench_workloads::Args),
 }
 
 fn main() -> Result<()> {
@@ -73,6 +78,7 @@ fn main() -> Result<()> {
             Bench::Cost(args) => bench_cost::run(args),
             Bench::Bgp(args) => bench_bgp::run(args),
             Bench::Restart(args) => bench_restart::run(args),
+            Bench::Workloads(args) => bench_workloads::run(args),
         },
     }
 }

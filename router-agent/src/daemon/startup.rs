@@ -131,6 +131,8 @@ async fn bring_up(
         match events.recv().await {
             Some(KernelEvent::DumpDone) => {
                 agent.redistributor.on_event(&KernelEvent::DumpDone);
+                let attached = agent.config.interfaces.iter().map(|i| i.name.as_str());
+                agent.redistributor.warn_unattached(attached);
                 break;
             }
             Some(event) => agent.on_kernel_event(&mut batch, event),

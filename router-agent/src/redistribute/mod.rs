@@ -65,8 +65,6 @@ pub struct Redistributor {
     addresses: BTreeSet<AddressInfo>,
     /// Something a rule may read changed since the last evaluation.
     dirty: bool,
-    /// The first dump is complete (patterns matching nothing are warned about once, then).
-    dumped: bool,
 }
 
 impl Redistributor {
@@ -85,7 +83,6 @@ impl Redistributor {
             routes: BTreeMap::new(),
             addresses: BTreeSet::new(),
             dirty: false,
-            dumped: false,
         }
     }
 
@@ -110,7 +107,7 @@ impl Redistributor {
             }
             KernelEvent::RouteRemoved(key) => self.routes.remove(key).is_some(),
             KernelEvent::DumpDone => {
-                self.dumped = true;
+                // Once: patterns matching nothing yet are worth a word at start only.
                 self.warn_unmatched_patterns();
                 false
             }
@@ -326,9 +323,25 @@ impl Redistributor {
         }
     }
 
-    /// Whether the first dump is complete.
-    pub fn dumped(&self) -> bool {
-        self.dumped
+    /// At start: each kernel-route interface pattern that matches no attached interface
+    /// (`attached`: the `[[interface]]` names), once. Its routes are announced, but their
+    /// traffic is forwarded by the kernel, not XDP.
+    pub fn warn_unattached<'a>(&self, attached: impl Iterator<Item = &'a str> + Clone) {
+        for rule in &self.rules {
+            let Some(selection) = &rule.kernel_routes else {
+                continue;
+            };
+            for keyed in &selection.interfaces {
+                if !attached.clone().any(|name| keyed.pattern.matches(name)) {
+                    tracing::warn!(
+                        "{} {:?} matches no [[interface]]: its routes are announced, but \
+                         forwarded by the kernel, not XDP",
+                        keyed.key,
+                        keyed.pattern.as_str()
+                    );
+                }
+            }
+        }
     }
 }
 
