@@ -89,6 +89,8 @@ struct Agent {
     redistributor: crate::redistribute::Redistributor,
     /// The kernel tables netlink observes (set at start; a reload cannot widen them).
     observed_tables: BTreeSet<u32>,
+    /// When redistributed changes may next go to the speaker (`redistribute.rs`).
+    redistribute_pacing: redistribute::Pacing,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -206,7 +208,7 @@ impl Agent {
                         self.on_kernel_event(&mut batch, event);
                     }
                     // Once per burst: a whole burst of workload routes is one re-export.
-                    self.redistribute();
+                    self.redistribute_paced();
                     if let Some(speaker) = self.speaker.as_mut() {
                         for link in &links_down {
                             speaker.link_down(link);
@@ -331,6 +333,9 @@ impl Agent {
                     tracing::info!("SIGINT");
                     return Ok(Self::signalled_exit(options));
                 }
+                _ = tokio::time::sleep_until(
+                    self.redistribute_pacing.due.map_or_else(tokio::time::Instant::now, Into::into),
+                ), if self.redistribute_pacing.due.is_some() => self.redistribute(),
             }
         }
     }

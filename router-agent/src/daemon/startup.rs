@@ -99,6 +99,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
             config.datapath.route_protocol,
         ),
         observed_tables,
+        redistribute_pacing: Default::default(),
         config,
     };
     let adopting = adoption.is_some();

@@ -148,6 +148,11 @@ impl Redistributor {
         self.dirty = true;
     }
 
+    /// Whether [`Redistributor::take_changes`] may have something to give.
+    pub fn pending(&self) -> bool {
+        self.dirty || !self.removed.is_empty() || self.states.values().any(|s| s.changed)
+    }
+
     /// Re-evaluates the rules if anything changed, and returns the rules whose announced set
     /// changed (and those removed) since the last call. Called once per kernel-event burst.
     pub fn take_changes(&mut self) -> Vec<RuleChange> {
