@@ -131,6 +131,34 @@ router bgp 65001
     }
 
     fn start_agent(&mut self) {
+        let path = self.write_config(5, r#"["main"]"#);
+        let mut command = self.net.command_in("host", AGENT);
+        command
+            .args(["run", "-c", &path])
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info");
+        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
+    }
+
+    /// `router-agent reload` after writing the config with `limit` and `tables`: (success,
+    /// stdout + stderr).
+    fn reload(&self, limit: usize, tables: &str) -> (bool, String) {
+        let path = self.write_config(limit, tables);
+        let out = self
+            .net
+            .command_in("host", AGENT)
+            .args(["reload", "-c", &path])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn write_config(&self, limit: usize, tables: &str) -> String {
         let config = format!(
             r#"
 [datapath]
@@ -145,9 +173,9 @@ name = "veth-c0"
 [[redistribute]]
 name = "containers"
 prefix_list = "workloads"
-kernel_routes = {{ protocols = ["boot"], interfaces = ["veth-c*"] }}
+kernel_routes = {{ protocols = ["boot"], tables = {tables}, interfaces = ["veth-c*"] }}
 addresses = {{ interfaces = ["dummy*"] }}
-limit = 5
+limit = {limit}
 
 [bgp]
 asn = 65101
@@ -169,12 +197,7 @@ hold_time = 9
         );
         let path = self.net.path_str("host.toml");
         fs::write(&path, config).unwrap();
-        let mut command = self.net.command_in("host", AGENT);
-        command
-            .args(["run", "-c", &path])
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info");
-        self.agent = Some(spawn_logged(command, &self.net.path("agent.log")));
+        path
     }
 
     /// `ip -ts monitor route` in `role`'s namespace, to `<name>.log`.
@@ -500,4 +523,27 @@ fn workload_routes_are_announced_live_and_forwarded_by_xdp() {
         "still one warning for this crossing\n{}",
         lab.log()
     );
+
+    // Reload: a table the running agent does not observe is restart-only, nothing applied.
+    let (ok, text) = lab.reload(10, r#"["main", 100]"#);
+    assert!(
+        !ok && text.contains("redistribute[0].kernel_routes.tables[1]")
+            && text.contains("needs a restart"),
+        "{text}"
+    );
+    assert_eq!(lab.tor_prefixes(), now);
+    // A higher limit: re-evaluated in memory, the held-back route is announced.
+    let (ok, text) = lab.reload(10, r#"["main"]"#);
+    assert!(ok, "{text}");
+    let all: Vec<String> = [11, 13, 14, 15, 16, 17]
+        .iter()
+        .map(|i| format!("10.200.0.{i}/32"))
+        .collect();
+    wait_for(
+        "the held-back workload announced after the reload",
+        Duration::from_secs(5),
+        || lab.tor_prefixes() == all,
+        || format!("tor: {:?}\n{}", lab.tor_prefixes(), lab.log()),
+    );
+    assert_eq!(lab.show("redistribute")[0]["held_back"], 0);
 }

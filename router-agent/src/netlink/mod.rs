@@ -126,10 +126,11 @@ pub enum KernelEvent {
     },
     Address(AddressInfo),
     AddressRemoved(AddressInfo),
-    /// A followed kernel route appeared or changed (complete: replaces what was reported for
-    /// its key).
+    /// An observed kernel route appeared or changed (complete: replaces what was reported for
+    /// its key). [`FollowedRoute::followed`] says whether the XDP FIB follows it; it changes
+    /// when the route moves on or off the followed interfaces.
     Route(FollowedRoute),
-    /// A followed kernel route is gone (deleted, flushed with its link, or filtered out).
+    /// An observed kernel route is gone (deleted, or flushed with its link).
     RouteRemoved(FollowedRouteKey),
     /// A route of the local table (the host's own, broadcast and anycast destinations)
     /// appeared; always followed.
