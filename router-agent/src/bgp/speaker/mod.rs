@@ -32,7 +32,6 @@ use super::unusable_log::UnusableLog;
 use super::{auth, gtsm_filter, tcp_ao, ttl_security};
 use super::{
     config::{BgpSetup, Neighbor, PeerAddress},
-    discovery,
     fsm::{Restart, SessionConfig, State},
     graceful_restart::{self, NegotiatedGracefulRestart, RestartState, helper::PeerRestart},
     packet::types::{Afi, Safi},
@@ -48,6 +47,7 @@ mod events;
 mod fallover;
 mod graceful;
 mod listener;
+mod router_ads;
 #[cfg(test)]
 mod test_support;
 
@@ -141,6 +141,9 @@ pub struct Speaker {
     pub(in crate::bgp) listener_ao_keys: tcp_ao::ListenerAoKeys,
     /// Connections refused from non-neighbors, for rate-limited logs.
     pub(in crate::bgp) refusals: accept::RefusalLog,
+    /// Router Advertisement tasks by interface (`router_ads.rs`); None in unit tests, which
+    /// open no sockets.
+    pub(in crate::bgp) ra_tasks: Option<router_ads::RaTasks>,
 }
 
 impl Speaker {
@@ -185,6 +188,7 @@ impl Speaker {
             listener_ao_keys,
             setup,
             refusals: Default::default(),
+            ra_tasks: Some(Default::default()),
         };
         for neighbor in speaker.setup.neighbors.clone() {
             let address = match neighbor.address {
@@ -195,16 +199,8 @@ impl Speaker {
                 .add_peer(neighbor.clone(), None, address, None)
                 .with_context(|| format!("neighbor {}", neighbor.address))?;
         }
-        for interface in speaker.unnumbered_interfaces() {
-            let events = speaker.events.clone();
-            let name = interface.clone();
-            discovery::spawn(interface, move |address| {
-                let _ = events.send(PeerEvent::Discovered {
-                    interface: name.clone(),
-                    address,
-                });
-            });
-        }
+        let setup = speaker.setup.clone();
+        speaker.sync_router_advertisements(&setup);
         Ok((speaker, event_rx))
     }
 
@@ -287,11 +283,6 @@ impl Speaker {
             &session.capabilities.multiprotocol,
         );
         session
-    }
-
-    /// The interfaces of unnumbered neighbors (where to send and hear Router Advertisements).
-    pub fn unnumbered_interfaces(&self) -> Vec<String> {
-        self.setup.unnumbered_interfaces().into_iter().collect()
     }
 
     /// A planned restart: ends every session the way graceful restart expects, so that the
