@@ -376,7 +376,10 @@ impl Agent {
                 "adoption": self.adoption_status(),
             }),
             // The event loop answers these (they await); never routed here.
-            (Query::Reload | Query::Stop | Query::Restart, _) => {
+            (
+                Query::Reload | Query::Stop | Query::Restart | Query::Drain(_) | Query::Undrain(_),
+                _,
+            ) => {
                 serde_json::json!({ "error": "internal routing error" })
             }
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
