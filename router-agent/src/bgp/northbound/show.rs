@@ -225,7 +225,7 @@ impl Speaker {
                             communities: attrs
                                 .communities
                                 .iter()
-                                .map(|c| format!("{}:{}", c >> 16, c & 0xffff))
+                                .map(|&c| crate::bgp::policy::Community(c).to_string())
                                 .collect(),
                             large_communities: attrs
                                 .large_communities

@@ -195,19 +195,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Community(pub u32);
 
+/// The well-known communities by name (RFC 1997; RFC 8326's GRACEFUL_SHUTDOWN lets the ToRs
+/// move traffic away before the host goes down).
+const WELL_KNOWN_COMMUNITIES: [(&str, u32); 4] = [
+    ("no-export", 0xFFFF_FF01),
+    ("no-advertise", 0xFFFF_FF02),
+    ("no-export-subconfed", 0xFFFF_FF03),
+    (
+        "graceful-shutdown",
+        crate::bgp::packet::types::GRACEFUL_SHUTDOWN,
+    ),
+];
+
+impl std::fmt::Display for Community {
+    /// As the configuration spells it: a well-known name, or ASN:VALUE.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match WELL_KNOWN_COMMUNITIES
+            .iter()
+            .find(|(_, value)| *value == self.0)
+        {
+            Some((name, _)) => f.write_str(name),
+            None => write!(f, "{}:{}", self.0 >> 16, self.0 & 0xffff),
+        }
+    }
+}
+
 impl std::str::FromStr for Community {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let well_known = match text {
-            "no-export" => Some(0xFFFF_FF01),
-            "no-advertise" => Some(0xFFFF_FF02),
-            "no-export-subconfed" => Some(0xFFFF_FF03),
-            // RFC 8326: lets the ToRs move traffic away before the host goes down.
-            "graceful-shutdown" => Some(0xFFFF_0000),
-            _ => None,
-        };
-        if let Some(value) = well_known {
-            return Ok(Community(value));
+        if let Some((_, value)) = WELL_KNOWN_COMMUNITIES
+            .iter()
+            .find(|(name, _)| *name == text)
+        {
+            return Ok(Community(*value));
         }
         let parse = |part: &str| part.parse::<u16>().ok();
         match text.split_once(':') {

@@ -47,6 +47,9 @@ mod events;
 mod fallover;
 mod graceful;
 mod listener;
+mod origins;
+#[cfg(test)]
+mod origins_tests;
 mod router_ads;
 #[cfg(test)]
 mod test_support;
@@ -144,6 +147,8 @@ pub struct Speaker {
     /// Router Advertisement tasks by interface (`router_ads.rs`); None in unit tests, which
     /// open no sockets.
     pub(in crate::bgp) ra_tasks: Option<router_ads::RaTasks>,
+    /// What the host originates (configuration, services, redistribution) and the drain.
+    pub(in crate::bgp) origins: origins::HostOrigins,
 }
 
 impl Speaker {
@@ -186,6 +191,7 @@ impl Speaker {
             listening,
             listener_keys,
             listener_ao_keys,
+            origins: origins::HostOrigins::new(setup.originated.clone(), Default::default()),
             setup,
             refusals: Default::default(),
             ra_tasks: Some(Default::default()),
@@ -302,6 +308,7 @@ impl Speaker {
         resolve: &Resolve<'_>,
     ) {
         self.graceful_restart_tick(now, fib, batch, resolve);
+        self.origins_tick();
     }
 
     /// Ends every session with a Cease (administrative shutdown).

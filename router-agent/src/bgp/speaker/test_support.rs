@@ -29,6 +29,7 @@ impl Speaker {
             listener_ao_keys: Default::default(),
             refusals: Default::default(),
             ra_tasks: None,
+            origins: super::origins::HostOrigins::new(setup.originated.clone(), Default::default()),
             setup,
         }
     }
