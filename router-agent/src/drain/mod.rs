@@ -6,11 +6,10 @@
 pub mod config;
 pub mod persist;
 pub mod request;
-mod sketch;
 
+pub use crate::bgp::drain::{DrainEntry, DrainState};
 pub use config::DrainConfig;
 pub use request::{DrainRequest, UndrainRequest};
-pub use sketch::{DrainEntry, DrainState};
 
 /// Seconds since the Unix epoch (what the state file holds: it outlives the process).
 pub fn now_unix() -> u64 {

@@ -138,7 +138,7 @@ pub fn save(path: &Path, state: &DrainState) -> io::Result<()> {
         .map_err(|e| context("creating the directory of", e))?;
     let file = DrainFile {
         version: VERSION,
-        all: state.all,
+        all: state.all.clone(),
         services: state.services.clone(),
     };
     let mut text = serde_json::to_vec_pretty(&file).expect("plain data serializes");

@@ -45,6 +45,7 @@ mod accept;
 mod bfd;
 mod events;
 mod fallover;
+mod flush;
 mod graceful;
 mod listener;
 mod origins;
@@ -55,6 +56,7 @@ mod router_ads;
 mod test_support;
 
 pub use fallover::LinkDown;
+pub use flush::{Flushed, PendingFlush};
 
 /// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
 pub(in crate::bgp) struct HoldDown {
