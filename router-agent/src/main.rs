@@ -89,7 +89,7 @@ enum Command {
     /// file: a restart or a reboot comes back drained until `undrain`.
     Drain {
         /// Only this service's prefixes.
-        #[arg(long)]
+        #[arg(long, value_parser = router_agent::drain::request::parse_service)]
         service: Option<String>,
         /// Extra own-AS prepends on eBGP while drained, 0-10 (default: `[drain] prepend`).
         #[arg(long, value_parser = router_agent::drain::request::parse_prepend)]
@@ -108,7 +108,7 @@ enum Command {
     },
     /// End a drain: everything, or one service's.
     Undrain {
-        #[arg(long)]
+        #[arg(long, value_parser = router_agent::drain::request::parse_service)]
         service: Option<String>,
         #[arg(short, long)]
         config: Option<PathBuf>,

@@ -35,7 +35,8 @@ pub fn valid_service_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-fn service(value: &str) -> Result<String, String> {
+/// `--service`: a valid service name.
+pub fn parse_service(value: &str) -> Result<String, String> {
     if valid_service_name(value) {
         Ok(value.to_owned())
     } else {
@@ -59,7 +60,7 @@ impl DrainRequest {
         for word in words {
             match word.split_once('=') {
                 None if *word == "wait" => request.wait = true,
-                Some(("service", value)) => request.service = Some(service(value)?),
+                Some(("service", value)) => request.service = Some(parse_service(value)?),
                 Some(("prepend", value)) => request.prepend = Some(parse_prepend(value)?),
                 Some(("withdraw-after", value)) => {
                     request.withdraw_after = Some(parse_duration(value)?)
@@ -107,7 +108,7 @@ impl UndrainRequest {
             [] => Ok(Self::default()),
             [word] => match word.split_once('=') {
                 Some(("service", value)) => Ok(Self {
-                    service: Some(service(value)?),
+                    service: Some(parse_service(value)?),
                 }),
                 _ => Err(format!("undrain: unknown argument {word:?}")),
             },
