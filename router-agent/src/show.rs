@@ -528,6 +528,33 @@ mod tests {
     }
 
     #[test]
+    fn status_shows_what_is_drained_only() {
+        let status = |drain| {
+            render_status(&serde_json::json!({
+                "fib": { "routes": 3, "groups": 1, "nexthops": 1 },
+                "neighbors": [], "adoption": { "adopting": false }, "drain": drain,
+            }))
+        };
+        let drained = status(serde_json::json!({
+            "all": { "since_unix": 1700000000, "prepend": 2, "withdraw_at_unix": 1700000060 },
+            "services": { "dns": { "since_unix": 5, "prepend": 0, "withdraw_at_unix": null } }
+        }));
+        assert!(
+            drained.contains(
+                "Drained (all routes): since 1700000000 (unix), prepend 2, withdrawn at 1700000060"
+            ),
+            "{drained}"
+        );
+        assert!(
+            drained.contains("Drained service dns: since 5 (unix), prepend 0\n"),
+            "{drained}"
+        );
+        let not = status(serde_json::json!({ "all": null, "services": {} }));
+        assert!(!not.contains("rained"), "{not}");
+        assert!(!status(serde_json::Value::Null).contains("rained"));
+    }
+
+    #[test]
     fn neighbors_show_graceful_restart_state() {
         let value = serde_json::json!([{
             "address": "10.0.1.1", "interface": null, "dynamic": false, "state": "Active",
