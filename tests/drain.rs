@@ -126,6 +126,17 @@ fn drain_with_frr() {
         serde_json::from_str(&fs::read_to_string(lab.net.path("drain-a.json")).unwrap()).unwrap();
     assert_eq!(state["version"], 1, "{state}");
     assert!(!state["all"].is_null(), "{state}");
+    // A reload moving the state file takes the drain along (the restart reads the new one).
+    let config = fs::read_to_string(lab.config_path(A)).unwrap();
+    fs::write(
+        lab.config_path(A),
+        config.replace("drain-a.json", "drain-a2.json"),
+    )
+    .unwrap();
+    lab.cli_ok(A, &["reload"]);
+    let moved: Value =
+        serde_json::from_str(&fs::read_to_string(lab.net.path("drain-a2.json")).unwrap()).unwrap();
+    assert!(!moved["all"].is_null(), "{moved}");
     let (ok, text) = lab.cli(A, &["restart"]);
     assert!(ok, "restart: {text}");
     wait_for(

@@ -129,6 +129,20 @@ impl Agent {
         serde_json::json!({ "undrained": scope, "drained": speaker.drain_state() }).to_string()
     }
 
+    /// A reload that moves `[drain] state_file` first writes the current drain to the new
+    /// file: a restart reads only that one, and must come back as drained as we are. If it
+    /// cannot be written, the reload is refused.
+    pub(super) fn move_drain_state(&self, new: &Config) -> Result<(), String> {
+        let Some(speaker) = &self.speaker else {
+            return Ok(());
+        };
+        if new.drain.state_file == self.config.drain.state_file {
+            return Ok(());
+        }
+        persist::save(&new.drain.state_file, speaker.drain_state())
+            .map_err(|err| format!("drain.state_file: {err}; nothing applied"))
+    }
+
     /// `[drain] on_stop` on a full stop: everything drained (not saved: the next start is not
     /// drained for it), the UPDATEs written, then the network given `on_stop` to move the
     /// traffic before the sessions close.
