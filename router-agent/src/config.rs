@@ -47,6 +47,9 @@ pub struct Config {
     /// BFD's default intervals and profiles (`bfd/config.rs`); neighbours opt in.
     #[serde(default)]
     pub bfd: crate::bfd::config::BfdConfig,
+    /// `[drain]`: the drain state file and drain defaults (`drain/config.rs`).
+    #[serde(default)]
+    pub drain: crate::drain::DrainConfig,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
@@ -351,6 +354,7 @@ impl Config {
                 }
             }
         }
+        self.drain.validate()?;
         Ok(())
     }
 
