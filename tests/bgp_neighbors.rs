@@ -14,6 +14,7 @@
 //!   `dynamic_neighbor` range with no per-peer config; what the range's prefix list allows is
 //!   installed, the rest rejected; one leaves and its routes and its neighbor entry go; the
 //!   range's limit refuses one more.
+//! - `dynamic_interface_range_with_gobgp_neighbor_interface` is in `bgp_interface_range.rs`.
 //!
 //! Needs root, `gobgpd`, FRR, ExaBGP and BIRD. `HRGX_KEEP_LOGS=1` keeps each lab's directory.
 

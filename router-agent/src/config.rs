@@ -47,6 +47,9 @@ pub struct Config {
     /// BFD's default intervals and profiles (`bfd/config.rs`); neighbours opt in.
     #[serde(default)]
     pub bfd: crate::bfd::config::BfdConfig,
+    /// `[drain]`: the drain state file and drain defaults (`drain/config.rs`).
+    #[serde(default)]
+    pub drain: crate::drain::DrainConfig,
     /// `[[redistribute]]`: the host's kernel routes and addresses announced over BGP.
     #[serde(default)]
     pub redistribute: Vec<crate::redistribute::config::RedistributeConfig>,
@@ -355,6 +358,7 @@ impl Config {
                 }
             }
         }
+        self.drain.validate()?;
         Ok(())
     }
 

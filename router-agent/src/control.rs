@@ -27,7 +27,7 @@ pub use lock::lock_path;
 pub use crate::config::DEFAULT_CONTROL_SOCKET as DEFAULT_SOCKET;
 
 /// What a client asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
     Neighbors,
     Routes,
@@ -45,6 +45,11 @@ pub enum Query {
     Restart,
     /// A full stop: sessions closed, program detached, maps unpinned, kernel routes removed.
     Stop,
+    /// Drain everything the host announces, or one service (RFC 8326 graceful shutdown,
+    /// `drain/`); persisted before the answer.
+    Drain(crate::drain::DrainRequest),
+    /// End a drain (everything, or one service's).
+    Undrain(crate::drain::UndrainRequest),
     /// `[[redistribute]]` rules: prefixes announced and held back by the limit.
     Redistribute,
 }
@@ -60,12 +65,18 @@ impl Query {
             ["restart"] => Some(Self::Restart),
             ["stop"] => Some(Self::Stop),
             ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
+            ["drain", ref rest @ ..] => crate::drain::DrainRequest::parse(rest)
+                .ok()
+                .map(Self::Drain),
+            ["undrain", ref rest @ ..] => crate::drain::UndrainRequest::parse(rest)
+                .ok()
+                .map(Self::Undrain),
             ["redistribute"] => Some(Self::Redistribute),
             _ => None,
         }
     }
 
-    fn to_line(self) -> String {
+    fn to_line(&self) -> String {
         match self {
             Self::Neighbors => "neighbors".to_owned(),
             Self::Routes => "routes".to_owned(),
@@ -75,6 +86,8 @@ impl Query {
             Self::Restart => "restart".to_owned(),
             Self::Stop => "stop".to_owned(),
             Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
+            Self::Drain(request) => request.to_line(),
+            Self::Undrain(request) => request.to_line(),
             Self::Redistribute => "redistribute".to_owned(),
         }
     }
@@ -137,7 +150,7 @@ pub fn serve(path: &Path, claim: &ControlClaim) -> Result<mpsc::UnboundedReceive
                     return;
                 }
                 let answer = match Query::parse(&line) {
-                    Some(query) if !access.allows(query) => error_json(&format!(
+                    Some(query) if !access.allows(query.clone()) => error_json(&format!(
                         "permission denied: {:?} needs root or the agent's user{}",
                         line.trim(),
                         if access == access::Access::ShowOnly {
@@ -190,8 +203,10 @@ pub fn query(path: &PathBuf, query: Query) -> Result<serde_json::Value> {
         )
     })?;
     // A reload may re-run policy over a full table and wait for the kernel's FIB.
-    let timeout = match query {
+    let timeout = match &query {
         Query::Reload => Duration::from_secs(300),
+        // `--wait`: the agent answers within max-wait.
+        Query::Drain(request) => Duration::from_secs(10) + request.answer_within(),
         _ => Duration::from_secs(10),
     };
     stream.set_read_timeout(Some(timeout))?;

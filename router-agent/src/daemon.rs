@@ -2,6 +2,7 @@
 //! datapath and the kernel's routing table, and keeps them in step until told to stop.
 
 mod bfd;
+mod drain;
 mod failed_start;
 mod kernel_events;
 mod redistribute;
@@ -286,6 +287,12 @@ impl Agent {
                             }
                             .to_string()
                         }
+                        crate::control::Query::Drain(drain) => {
+                            // Answered by the drain (later, with --wait).
+                            self.drain(drain, request.reply);
+                            continue;
+                        }
+                        crate::control::Query::Undrain(undrain) => self.undrain(undrain),
                         query => self.answer(query),
                     };
                     let _ = request.reply.send(answer);
@@ -386,9 +393,13 @@ impl Agent {
                 },
                 "neighbors": speaker.as_ref().map(|s| s.neighbors()).unwrap_or_default(),
                 "adoption": self.adoption_status(),
+                "drain": self.speaker.as_ref().map(|s| serde_json::json!(s.drain_state())),
             }),
             // The event loop answers these (they await); never routed here.
-            (Query::Reload | Query::Stop | Query::Restart, _) => {
+            (
+                Query::Reload | Query::Stop | Query::Restart | Query::Drain(_) | Query::Undrain(_),
+                _,
+            ) => {
                 serde_json::json!({ "error": "internal routing error" })
             }
             (_, None) => serde_json::json!({ "error": "BGP is not configured" }),
@@ -407,6 +418,10 @@ impl Agent {
     }
 
     async fn shutdown(mut self, exit: Exit) -> Result<()> {
+        if exit == Exit::Stop {
+            // `[drain] on_stop`: the network moves the traffic first (RFC 8326).
+            self.drain_on_stop().await;
+        }
         // AdminDown to the BFD peers first: neither a restart nor a stop is a path failure,
         // and a peer must not fail our session (nor, in a restart, the graceful one) for it.
         self.bfd.shutdown().await;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod drain;
 pub mod fib;
 pub mod kernel_mirror;
 pub mod kernel_routes;

@@ -83,6 +83,36 @@ enum Command {
         #[arg(short, long, global = true)]
         config: Option<PathBuf>,
     },
+    /// Drain the host (RFC 8326 graceful shutdown): every route it announces, or one
+    /// service's, is re-sent tagged GRACEFUL_SHUTDOWN (65535:0) and prepended, so that the
+    /// network moves traffic elsewhere before anything is withdrawn. Kept in the drain state
+    /// file: a restart or a reboot comes back drained until `undrain`.
+    Drain {
+        /// Only this service's prefixes.
+        #[arg(long, value_parser = router_agent::drain::request::parse_service)]
+        service: Option<String>,
+        /// Extra own-AS prepends on eBGP while drained, 0-10 (default: `[drain] prepend`).
+        #[arg(long, value_parser = router_agent::drain::request::parse_prepend)]
+        prepend: Option<u8>,
+        /// Withdraw the drained routes after this long (default: `[drain] withdraw_after`).
+        #[arg(long, value_parser = router_agent::drain::config::parse_duration)]
+        withdraw_after: Option<std::time::Duration>,
+        /// Return once every peer has been sent the drained routes.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: return after this long at most (default 10s).
+        #[arg(long, requires = "wait", value_parser = router_agent::drain::config::parse_duration)]
+        max_wait: Option<std::time::Duration>,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// End a drain: everything, or one service's.
+    Undrain {
+        #[arg(long, value_parser = router_agent::drain::request::parse_service)]
+        service: Option<String>,
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +277,37 @@ fn main() -> Result<()> {
                 }
             };
             say!("{}", text.trim_end())
+        }
+        Command::Drain {
+            service,
+            prepend,
+            withdraw_after,
+            wait,
+            max_wait,
+            config,
+        } => {
+            let config = config.map(|path| Config::load(&path)).transpose()?;
+            let request = router_agent::drain::DrainRequest {
+                service,
+                prepend,
+                withdraw_after,
+                wait,
+                max_wait,
+            };
+            let answer = control::query(
+                &control_socket(config.as_ref()),
+                control::Query::Drain(request),
+            )?;
+            say!("{}", serde_json::to_string_pretty(&answer)?)
+        }
+        Command::Undrain { service, config } => {
+            let config = config.map(|path| Config::load(&path)).transpose()?;
+            let request = router_agent::drain::UndrainRequest { service };
+            let answer = control::query(
+                &control_socket(config.as_ref()),
+                control::Query::Undrain(request),
+            )?;
+            say!("{}", serde_json::to_string_pretty(&answer)?)
         }
     }
 }

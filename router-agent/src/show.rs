@@ -367,9 +367,35 @@ pub fn render_status(value: &serde_json::Value) -> String {
             adoption["deferral_left_secs"].as_f64().unwrap_or(0.0)
         ));
     }
+    out.push_str(&render_drain(&value["drain"]));
     if value["neighbors"].as_array().is_some_and(|n| !n.is_empty()) {
         out.push('\n');
         out.push_str(&render_neighbors(&value["neighbors"]));
+    }
+    out
+}
+
+/// The drain line(s) of `show status`: nothing when not drained.
+fn render_drain(drain: &serde_json::Value) -> String {
+    let describe = |entry: &serde_json::Value| {
+        let mut text = format!(
+            "since {} (unix), prepend {}",
+            entry["since_unix"], entry["prepend"]
+        );
+        if let Some(at) = entry["withdraw_at_unix"].as_u64() {
+            text.push_str(&format!(", withdrawn at {at}"));
+        }
+        text
+    };
+    let mut out = String::new();
+    if !drain["all"].is_null() {
+        out.push_str(&format!(
+            "Drained (all routes): {}\n",
+            describe(&drain["all"])
+        ));
+    }
+    for (service, entry) in drain["services"].as_object().into_iter().flatten() {
+        out.push_str(&format!("Drained service {service}: {}\n", describe(entry)));
     }
     out
 }
@@ -499,6 +525,33 @@ mod tests {
         );
         let over = status(serde_json::json!({ "adopting": false }));
         assert!(!over.contains("dopt"), "{over}");
+    }
+
+    #[test]
+    fn status_shows_what_is_drained_only() {
+        let status = |drain| {
+            render_status(&serde_json::json!({
+                "fib": { "routes": 3, "groups": 1, "nexthops": 1 },
+                "neighbors": [], "adoption": { "adopting": false }, "drain": drain,
+            }))
+        };
+        let drained = status(serde_json::json!({
+            "all": { "since_unix": 1700000000, "prepend": 2, "withdraw_at_unix": 1700000060 },
+            "services": { "dns": { "since_unix": 5, "prepend": 0, "withdraw_at_unix": null } }
+        }));
+        assert!(
+            drained.contains(
+                "Drained (all routes): since 1700000000 (unix), prepend 2, withdrawn at 1700000060"
+            ),
+            "{drained}"
+        );
+        assert!(
+            drained.contains("Drained service dns: since 5 (unix), prepend 0\n"),
+            "{drained}"
+        );
+        let not = status(serde_json::json!({ "all": null, "services": {} }));
+        assert!(!not.contains("rained"), "{not}");
+        assert!(!status(serde_json::Value::Null).contains("rained"));
     }
 
     #[test]

@@ -338,6 +338,19 @@ impl BgpSetup {
             .collect()
     }
 
+    /// Where we send Router Advertisements: the interfaces of unnumbered neighbors and of
+    /// `interface =` dynamic ranges (a peer there may find us only by our RAs, as FRR's
+    /// `neighbor IF interface` and GoBGP's `neighbor-interface` do).
+    pub fn ra_interfaces(&self) -> std::collections::BTreeSet<String> {
+        let mut interfaces = self.unnumbered_interfaces();
+        for range in &self.dynamic_neighbors {
+            if let DynamicSource::Interface(name) = &range.source {
+                interfaces.insert(name.clone());
+            }
+        }
+        interfaces
+    }
+
     /// Whether some neighbor or dynamic range would be sent `prefix` by its export policy:
     /// a service prefix no one is sent is a configuration mistake `check` names.
     pub fn exported_anywhere(&self, prefix: &ipnet::IpNet) -> bool {

@@ -39,9 +39,13 @@ fn router_advertisement() -> [u8; 16] {
 }
 
 /// Starts advertising and listening on `interface`; `found` gets each neighbor's link-local
-/// address as it is heard (again at every RA: the receiver ignores repeats).
-pub fn spawn(interface: String, found: impl Fn(Ipv6Addr) + Send + 'static) {
-    tokio::spawn(async move {
+/// address as it is heard (again at every RA: the receiver ignores repeats). Aborting the
+/// handle stops both (its socket closes with the task): interfaces come and go on reload.
+pub fn spawn(
+    interface: String,
+    found: impl Fn(Ipv6Addr) + Send + 'static,
+) -> tokio::task::AbortHandle {
+    let task = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(RA_INTERVAL);
         let mut socket: Option<AsyncFd<OwnedFd>> = None;
         loop {
@@ -81,6 +85,7 @@ pub fn spawn(interface: String, found: impl Fn(Ipv6Addr) + Send + 'static) {
             }
         }
     });
+    task.abort_handle()
 }
 
 fn check(result: libc::c_int, what: &str) -> io::Result<()> {

@@ -89,6 +89,7 @@ mod open;
 mod peering;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use std::fmt;
 use std::time::Duration;
@@ -102,6 +103,7 @@ pub use peering::{Conn, Incoming, Peering, Restart};
 pub use action::{Action, DownReason};
 pub use config::{ConfigError, MAX_IDLE_HOLD_TIME, OPEN_HOLD_TIME, RemoteAs, SessionConfig};
 pub use event::{Event, Side, Timer, collision_winner, send_hold_time};
+use timers::Timers;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
@@ -116,31 +118,6 @@ pub enum State {
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
-    }
-}
-
-/// The set of running timers.
-#[derive(Clone, Copy, Debug, Default)]
-struct Timers(u8);
-
-impl Timers {
-    fn bit(timer: Timer) -> u8 {
-        1 << timer as u8
-    }
-
-    fn contains(self, timer: Timer) -> bool {
-        self.0 & Self::bit(timer) != 0
-    }
-
-    fn insert(&mut self, timer: Timer) {
-        self.0 |= Self::bit(timer);
-    }
-
-    /// Whether it was running.
-    fn remove(&mut self, timer: Timer) -> bool {
-        let was = self.contains(timer);
-        self.0 &= !Self::bit(timer);
-        was
     }
 }
 
@@ -597,22 +574,6 @@ impl Session {
         self.state = State::OpenConfirm;
     }
 
-    fn send_keepalive(&mut self, out: &mut Vec<Action>) {
-        out.push(Action::SendKeepalive);
-        if let Some(negotiated) = &self.negotiated
-            && negotiated.hold_time != 0
-        {
-            let keepalive = negotiated.keepalive;
-            self.start_timer(out, Timer::Keepalive, keepalive);
-        }
-    }
-
-    fn restart_hold_timer(&mut self, out: &mut Vec<Action>) {
-        if let Some(hold) = self.negotiated.as_ref().and_then(Negotiated::hold_timer) {
-            self.start_timer(out, Timer::Hold, hold);
-        }
-    }
-
     /// To Idle: NOTIFICATION if any, timers stopped, connection dropped, `Down`.
     fn tear_down(
         &mut self,
@@ -638,29 +599,5 @@ impl Session {
         self.negotiated = None;
         self.state = State::Idle;
         out.push(Action::Down { reason });
-    }
-
-    /// The IdleHold delay for an automatic restart: none before a failure or without damping.
-    fn idle_hold_delay(&self) -> Option<Duration> {
-        let base = self.config.idle_hold_time;
-        if self.connect_retry_counter == 0 || base.is_zero() {
-            return None;
-        }
-        let doublings = (self.connect_retry_counter - 1).min(16);
-        Some(
-            base.saturating_mul(1 << doublings)
-                .min(MAX_IDLE_HOLD_TIME.max(base)),
-        )
-    }
-
-    fn start_timer(&mut self, out: &mut Vec<Action>, timer: Timer, duration: Duration) {
-        self.timers.insert(timer);
-        out.push(Action::StartTimer(timer, duration));
-    }
-
-    fn stop_timer(&mut self, out: &mut Vec<Action>, timer: Timer) {
-        if self.timers.remove(timer) {
-            out.push(Action::StopTimer(timer));
-        }
     }
 }

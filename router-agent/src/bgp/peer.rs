@@ -177,6 +177,11 @@ impl PeerTask {
                             self.graceful_stop(&message).await;
                             continue;
                         }
+                        Some(PeerCommand::Flush(done)) => {
+                            // Commands run in order and `Send` writes before it returns.
+                            let _ = done.send(());
+                            continue;
+                        }
                         Some(PeerCommand::Stop(message)) => message,
                         None => None,
                     };

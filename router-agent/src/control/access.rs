@@ -116,7 +116,12 @@ mod tests {
 
     #[test]
     fn show_only_allows_the_read_only_queries() {
-        for query in [Query::Neighbors, Query::Routes, Query::Status] {
+        for query in [
+            Query::Neighbors,
+            Query::Routes,
+            Query::Status,
+            Query::Redistribute,
+        ] {
             assert!(Access::ShowOnly.allows(query));
         }
         for query in [
@@ -125,10 +130,21 @@ mod tests {
             Query::Stop,
             Query::ClearNeighbor("10.0.0.1".parse().unwrap()),
         ] {
-            assert!(!Access::ShowOnly.allows(query), "{query:?}");
+            assert!(!Access::ShowOnly.allows(query.clone()), "{query:?}");
             assert!(Access::Full.allows(query));
         }
         assert!(!Access::None.allows(Query::Status));
+    }
+
+    #[test]
+    fn show_only_may_not_drain_or_undrain() {
+        for query in [
+            Query::Drain(Default::default()),
+            Query::Undrain(Default::default()),
+        ] {
+            assert!(!Access::ShowOnly.allows(query.clone()), "{query:?}");
+            assert!(Access::Full.allows(query));
+        }
     }
 
     #[test]

@@ -66,6 +66,8 @@ impl Agent {
                 path.display()
             ));
         }
+        // Before anything is applied: a refusal leaves all as it was.
+        self.move_drain_state(&new)?;
         let setup = match &new.bgp {
             Some(bgp) => Some(
                 bgp.compile_with_bfd(&new.bfd)

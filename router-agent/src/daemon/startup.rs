@@ -204,7 +204,10 @@ async fn bring_up(
             restarted: adoption.is_some(),
             forwarding_preserved: adoption.is_some(),
         };
-        let (speaker, events) = Speaker::start(setup, restart).await?;
+        let (mut speaker, events) = Speaker::start(setup, restart).await?;
+        // Before the event loop runs, so before any session is up: the first UPDATE after a
+        // restart or a reboot is already drained.
+        speaker.set_drain(super::drain::load_at_start(&agent.config));
         tracing::info!(neighbors = speaker.neighbors().len(), "BGP speaker started");
         agent.speaker = Some(speaker);
         // What the first dump found, announced once sessions come up.

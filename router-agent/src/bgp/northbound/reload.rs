@@ -168,6 +168,8 @@ impl Speaker {
         }
         // Dynamic peers follow the range that takes their address now.
         self.reload_dynamic(&new, &mut summary, &mut re_export, fib, batch, resolve);
+        // RAs on the interface ranges added, none on those removed.
+        self.sync_router_advertisements(&new);
         if self.set_config_origins(new.originated.clone()) {
             re_export.extend(self.peers.keys().copied());
         }

@@ -39,6 +39,10 @@ pub enum PeerCommand {
     /// A planned restart of ours: end the session so that the peer keeps our routes (see
     /// `graceful_restart::session::graceful_close`), and end the task.
     GracefulStop(String),
+    /// Answered once every command before it is carried out: every UPDATE queued before it
+    /// has been written to the socket (at once when not Established, where `Send` is
+    /// dropped). `drain --wait` waits for these.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// To the speaker: from the listeners, or from one neighbor's session.

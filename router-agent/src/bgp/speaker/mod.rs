@@ -32,7 +32,6 @@ use super::unusable_log::UnusableLog;
 use super::{auth, gtsm_filter, tcp_ao, ttl_security};
 use super::{
     config::{BgpSetup, Neighbor, PeerAddress},
-    discovery,
     fsm::{Restart, SessionConfig, State},
     graceful_restart::{self, NegotiatedGracefulRestart, RestartState, helper::PeerRestart},
     packet::types::{Afi, Safi},
@@ -46,15 +45,18 @@ mod accept;
 mod bfd;
 mod events;
 mod fallover;
+mod flush;
 mod graceful;
 mod listener;
 mod origins;
 #[cfg(test)]
 mod origins_tests;
+mod router_ads;
 #[cfg(test)]
 mod test_support;
 
 pub use fallover::LinkDown;
+pub use flush::{Flushed, PendingFlush};
 
 /// A session kept down by the speaker (max-prefix teardown), as the operator sees it.
 pub(in crate::bgp) struct HoldDown {
@@ -144,6 +146,9 @@ pub struct Speaker {
     pub(in crate::bgp) listener_ao_keys: tcp_ao::ListenerAoKeys,
     /// Connections refused from non-neighbors, for rate-limited logs.
     pub(in crate::bgp) refusals: accept::RefusalLog,
+    /// Router Advertisement tasks by interface (`router_ads.rs`); None in unit tests, which
+    /// open no sockets.
+    pub(in crate::bgp) ra_tasks: Option<router_ads::RaTasks>,
     /// What the host originates (configuration, services, redistribution) and the drain.
     pub(in crate::bgp) origins: origins::HostOrigins,
 }
@@ -191,6 +196,7 @@ impl Speaker {
             origins: origins::HostOrigins::new(setup.originated.clone(), Default::default()),
             setup,
             refusals: Default::default(),
+            ra_tasks: Some(Default::default()),
         };
         for neighbor in speaker.setup.neighbors.clone() {
             let address = match neighbor.address {
@@ -201,16 +207,8 @@ impl Speaker {
                 .add_peer(neighbor.clone(), None, address, None)
                 .with_context(|| format!("neighbor {}", neighbor.address))?;
         }
-        for interface in speaker.unnumbered_interfaces() {
-            let events = speaker.events.clone();
-            let name = interface.clone();
-            discovery::spawn(interface, move |address| {
-                let _ = events.send(PeerEvent::Discovered {
-                    interface: name.clone(),
-                    address,
-                });
-            });
-        }
+        let setup = speaker.setup.clone();
+        speaker.sync_router_advertisements(&setup);
         Ok((speaker, event_rx))
     }
 
@@ -293,11 +291,6 @@ impl Speaker {
             &session.capabilities.multiprotocol,
         );
         session
-    }
-
-    /// The interfaces of unnumbered neighbors (where to send and hear Router Advertisements).
-    pub fn unnumbered_interfaces(&self) -> Vec<String> {
-        self.setup.unnumbered_interfaces().into_iter().collect()
     }
 
     /// A planned restart: ends every session the way graceful restart expects, so that the
