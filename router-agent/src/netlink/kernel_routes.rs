@@ -31,9 +31,24 @@ pub const TABLE_MAIN: u32 = RouteHeader::RT_TABLE_MAIN as u32;
 pub const TABLE_DEFAULT: u32 = 253;
 pub const TABLE_LOCAL: u32 = 255;
 
+/// Route protocols of routing daemons (zebra, bird, babel, bgp, isis, ospf, rip, eigrp): what
+/// they install they learned from peers. Never redistributed, so observed only when followed:
+/// a full table another daemon puts in the kernel costs nothing more than before.
+pub const ROUTING_DAEMON_PROTOCOLS: &[(u8, &str)] = &[
+    (11, "zebra"),
+    (12, "bird"),
+    (42, "babel"),
+    (186, "bgp"),
+    (187, "isis"),
+    (188, "ospf"),
+    (189, "rip"),
+    (192, "eigrp"),
+];
+
 /// Which kernel routes to follow (`[datapath.follow_kernel_routes]`), and which to observe.
 ///
-/// Observed routes are reported whatever their protocol (except our own) and interface, with
+/// Observed routes are reported whatever their protocol (except our own and, unless followed,
+/// routing daemons') and interface, with
 /// [`FollowedRoute::followed`] telling whether the XDP FIB follows them: `[[redistribute]]`
 /// reads the others (a rule changed by a reload finds them without a re-dump).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +84,12 @@ impl RouteFilter {
     /// Whether a route is reported at all, by its header: cheap, so that the kernel copy of a
     /// full BGP table costs one header look per route and nothing more.
     fn observes_header(&self, table: u32, protocol: u8) -> bool {
+        let routing_daemon = ROUTING_DAEMON_PROTOCOLS.iter().any(|(p, _)| *p == protocol);
         table != TABLE_LOCAL
             && protocol != self.own_protocol
-            && (self.tables.contains(&table) || self.observe_tables.contains(&table))
+            && (self.follows_header(table, protocol)
+                || (!routing_daemon
+                    && (self.tables.contains(&table) || self.observe_tables.contains(&table))))
     }
 
     /// The header-level part of the follow filter (table, protocol).

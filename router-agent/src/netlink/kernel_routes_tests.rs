@@ -224,6 +224,8 @@ fn observe_tables_report_routes_not_followed() {
         ip("route add 10.9.4.0/24 via 10.1.0.2 proto boot table 101");
         ip("route add 10.9.5.0/32 dev va proto boot");
         ip("route add 10.9.6.0/32 dev va proto 201");
+        ip("route add 10.9.8.0/24 via 10.1.0.2 proto bird");
+        ip("route add 10.9.9.0/24 via 10.1.0.2 proto 186 table 100");
         let filter = RouteFilter {
             protocols: Some(BTreeSet::from([4])),
             observe_tables: BTreeSet::from([100]),
@@ -241,6 +243,9 @@ fn observe_tables_report_routes_not_followed() {
             find(&routes, "10.9.6.0/32").is_none(),
             "our own protocol never"
         );
+        // Routing daemons' routes (never redistributed) only when followed.
+        assert!(find(&routes, "10.9.8.0/24").is_none(), "bird, not followed");
+        assert!(find(&routes, "10.9.9.0/24").is_none(), "bgp, not followed");
         let boot = find(&routes, "10.9.5.0/32").expect("main observed");
         assert!(!boot.followed, "boot is not a followed protocol");
         assert_eq!(boot.kind, RouteKind::Unicast(vec![hop(None, va)]));

@@ -55,8 +55,8 @@ use rtnetlink::{
 use tokio::sync::mpsc;
 
 pub use kernel_routes::{
-    FollowedRoute, FollowedRouteKey, RouteFilter, RouteHop, RouteKind, TABLE_DEFAULT, TABLE_LOCAL,
-    TABLE_MAIN,
+    FollowedRoute, FollowedRouteKey, ROUTING_DAEMON_PROTOCOLS, RouteFilter, RouteHop, RouteKind,
+    TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN,
 };
 pub use local_table::{LocalKind, LocalRoute};
 pub use route_batch::{MESSAGES_PER_SEND, RouteChange, RouteFailure, RouteWriter};

@@ -25,6 +25,7 @@ use super::pattern::Pattern;
 use crate::{
     bgp::policy::{Community, LargeCommunity, PrefixList, PrefixListConfig, PrefixLists},
     config::kernel_routes::{NameOrNumber, protocol_number, table_number},
+    netlink::ROUTING_DAEMON_PROTOCOLS,
 };
 
 /// Config errors: (key, reason).
@@ -32,19 +33,6 @@ type KeyError = (String, String);
 
 pub const DEFAULT_LIMIT: u32 = 1000;
 const MAX_LIMIT: u32 = 1_000_000;
-
-/// Route protocols of routing daemons: what they install they learned from peers, so
-/// announcing it would make this host a transit.
-const ROUTING_DAEMON_PROTOCOLS: &[(u8, &str)] = &[
-    (11, "zebra"),
-    (12, "bird"),
-    (42, "babel"),
-    (186, "bgp"),
-    (187, "isis"),
-    (188, "ospf"),
-    (189, "rip"),
-    (192, "eigrp"),
-];
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
