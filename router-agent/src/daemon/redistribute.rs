@@ -1,11 +1,12 @@
 //! `[[redistribute]]` into the speaker: once per kernel-event burst (and after a reload), the
 //! rules whose announced set changed are handed over whole.
 //!
-//! Pacing: handing a rule over costs the speaker a re-export of everything originated, so a
-//! flood of kernel events in small bursts (10,000 routes from `ip -batch`) would cost that
-//! once per burst. A call therefore waits until twice the previous call's cost has passed
-//! since it ended (at most [`MAX_PACING`]): an isolated change goes at once, and a flood keeps
-//! the agent at most about a third of its time in re-exports.
+//! Pacing: a rule is evaluated and handed over whole (the speaker then re-exports only the
+//! prefixes that changed), so a call costs in proportion to the rule's size, and a flood of
+//! kernel events in small bursts (10,000 routes from `ip -batch`) would cost that once per
+//! burst. A call therefore waits until twice the previous call's cost has passed since it
+//! ended (at most [`MAX_PACING`]): an isolated change goes at once, and a flood keeps the
+//! agent at most about a third of its time here.
 
 use std::time::{Duration, Instant};
 
@@ -49,8 +50,7 @@ impl Agent {
         }
     }
 
-    /// Passes the rules whose announced set changed to the speaker (one re-export per rule
-    /// changed, not per route).
+    /// Passes the rules whose announced set changed to the speaker.
     pub(super) fn redistribute(&mut self) {
         let start = Instant::now();
         self.redistribute_changes();

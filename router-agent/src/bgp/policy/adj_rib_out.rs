@@ -1,7 +1,7 @@
 //! The Adj-RIB-Out of a neighbor: what was advertised, so a change sends only the
 //! difference and a route refresh re-sends everything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
@@ -66,6 +66,32 @@ impl AdjRibOut {
             }
         }
         self.advertised = target.routes;
+        diff
+    }
+
+    /// [`sync`](Self::sync) for `prefixes` only: `target` holds what they should be (from
+    /// `build_adj_rib_out_for`); the other prefixes stay as they are.
+    pub fn sync_prefixes(
+        &mut self,
+        prefixes: &BTreeSet<IpNet>,
+        mut target: ExportTarget,
+    ) -> ExportDiff {
+        let mut diff = ExportDiff::default();
+        for prefix in prefixes {
+            match target.routes.remove(prefix) {
+                Some(advertisement) => {
+                    if self.advertised.get(prefix) != Some(&advertisement) {
+                        diff.announce.push((*prefix, advertisement.clone()));
+                        self.advertised.insert(*prefix, advertisement);
+                    }
+                }
+                None => {
+                    if self.advertised.remove(prefix).is_some() {
+                        diff.withdraw.push(*prefix);
+                    }
+                }
+            }
+        }
         diff
     }
 

@@ -1,7 +1,7 @@
 //! Export: the host's originated routes, the export policy, and [`build_adj_rib_out`], the
 //! only maker of an [`ExportTarget`] (see the never-transit notes in `mod.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -106,6 +106,10 @@ impl Originated {
 
     pub fn contains(&self, prefix: &IpNet) -> bool {
         self.routes.contains_key(prefix)
+    }
+
+    pub fn get(&self, prefix: &IpNet) -> Option<&OriginatedRoute> {
+        self.routes.get(prefix)
     }
 
     pub fn remove(&mut self, prefix: &IpNet) -> Option<OriginatedRoute> {
@@ -221,11 +225,35 @@ pub fn build_adj_rib_out(
     session: &ExportSession,
     policy: &ExportPolicy,
 ) -> ExportTarget {
+    build(originated.iter(), session, policy)
+}
+
+/// [`build_adj_rib_out`] for `prefixes` only (those not originated are absent from the
+/// result): what a change of a few originated routes means for a neighbor, at the cost of
+/// the change rather than of the whole table. See [`AdjRibOut::sync_prefixes`].
+pub fn build_adj_rib_out_for(
+    originated: &Originated,
+    prefixes: &BTreeSet<IpNet>,
+    session: &ExportSession,
+    policy: &ExportPolicy,
+) -> ExportTarget {
+    build(
+        prefixes.iter().filter_map(|prefix| originated.get(prefix)),
+        session,
+        policy,
+    )
+}
+
+fn build<'a>(
+    originated: impl Iterator<Item = &'a OriginatedRoute>,
+    session: &ExportSession,
+    policy: &ExportPolicy,
+) -> ExportTarget {
     // Routes with the same communities and next hop share one attribute set, as the codec
     // packs one UPDATE per attribute set.
     let mut shared: HashMap<PathAttributes, Arc<PathAttributes>> = HashMap::new();
     let mut routes = BTreeMap::new();
-    for route in originated.iter() {
+    for route in originated {
         if !policy.permits(&route.prefix, session.ebgp) {
             continue;
         }

@@ -20,7 +20,9 @@ struct ServiceOrigins {
 pub struct Origins {
     config: Originated,
     services: BTreeMap<Arc<str>, ServiceOrigins>,
-    redistributed: BTreeMap<Arc<str>, Vec<OriginatedRoute>>,
+    /// How many services are configured with each prefix (see [`Origins::effective`]).
+    service_claims: BTreeMap<IpNet, usize>,
+    redistributed: BTreeMap<Arc<str>, BTreeMap<IpNet, OriginatedRoute>>,
 }
 
 impl Origins {
@@ -46,6 +48,10 @@ impl Origins {
         configured: Vec<IpNet>,
         announced: Vec<OriginatedRoute>,
     ) {
+        self.remove_service(name);
+        for prefix in &configured {
+            *self.service_claims.entry(*prefix).or_default() += 1;
+        }
         self.services.insert(
             Arc::from(name),
             ServiceOrigins {
@@ -56,20 +62,74 @@ impl Origins {
     }
 
     pub fn remove_service(&mut self, name: &str) {
-        self.services.remove(name);
-    }
-
-    /// A redistribution rule's full current set.
-    pub fn set_redistributed(&mut self, rule: &str, routes: Vec<OriginatedRoute>) {
-        if routes.is_empty() {
-            self.redistributed.remove(rule);
-        } else {
-            self.redistributed.insert(Arc::from(rule), routes);
+        let Some(service) = self.services.remove(name) else {
+            return;
+        };
+        for prefix in &service.configured {
+            if let Some(claims) = self.service_claims.get_mut(prefix) {
+                *claims -= 1;
+                if *claims == 0 {
+                    self.service_claims.remove(prefix);
+                }
+            }
         }
     }
 
-    pub fn remove_redistributed(&mut self, rule: &str) {
-        self.redistributed.remove(rule);
+    /// A redistribution rule's full current set; returns the prefixes whose route changed.
+    pub fn set_redistributed(
+        &mut self,
+        rule: &str,
+        routes: Vec<OriginatedRoute>,
+    ) -> BTreeSet<IpNet> {
+        let new: BTreeMap<IpNet, OriginatedRoute> =
+            routes.into_iter().map(|r| (r.prefix(), r)).collect();
+        let old = self.redistributed.remove(rule).unwrap_or_default();
+        let mut changed: BTreeSet<IpNet> = old
+            .iter()
+            .filter(|(prefix, route)| new.get(prefix) != Some(route))
+            .map(|(prefix, _)| *prefix)
+            .collect();
+        changed.extend(new.keys().filter(|prefix| !old.contains_key(prefix)));
+        if !new.is_empty() {
+            self.redistributed.insert(Arc::from(rule), new);
+        }
+        changed
+    }
+
+    /// A rule removed; returns its prefixes.
+    pub fn remove_redistributed(&mut self, rule: &str) -> BTreeSet<IpNet> {
+        self.redistributed
+            .remove(rule)
+            .map(|routes| routes.into_keys().collect())
+            .unwrap_or_default()
+    }
+
+    /// What [`effective`](Self::effective) holds for `prefix` alone: the same precedence, at
+    /// the cost of one prefix (redistribution changes thousands of routes one burst at a time).
+    pub fn effective_of(
+        &self,
+        prefix: &IpNet,
+        adjust: impl Fn(&OriginSource) -> Option<ExportModifiers>,
+    ) -> Option<OriginatedRoute> {
+        let adjusted = |route: &OriginatedRoute| {
+            adjust(route.source()).map(|modifiers| route.clone().with_modifiers(modifiers))
+        };
+        if let Some(route) = self.config.get(prefix) {
+            return adjusted(route);
+        }
+        if self.service_claims.contains_key(prefix) {
+            let route = self
+                .services
+                .values()
+                .flat_map(|service| &service.announced)
+                .find(|route| route.prefix() == *prefix)?;
+            return adjusted(route);
+        }
+        let route = self
+            .redistributed
+            .values()
+            .find_map(|routes| routes.get(prefix))?;
+        adjusted(route)
     }
 
     /// The routes to export. `adjust` says, per source, what to add to a route's modifiers
@@ -103,7 +163,7 @@ impl Origins {
             }
         }
         for routes in self.redistributed.values() {
-            for route in routes {
+            for route in routes.values() {
                 if !taken.contains(&route.prefix()) {
                     add(route, &mut effective);
                 }

@@ -12,7 +12,8 @@ use super::Speaker;
 use crate::bgp::drain::{DrainEffect, DrainState};
 use crate::bgp::peer::PeerCommand;
 use crate::bgp::policy::{
-    ExportModifiers, Originated, OriginatedRoute, Origins, build_adj_rib_out,
+    ExportModifiers, OriginSource, Originated, OriginatedRoute, Origins, build_adj_rib_out,
+    build_adj_rib_out_for,
 };
 use crate::bgp::rib::PeerId;
 use crate::bgp::updates_out::updates_from_diff;
@@ -56,6 +57,39 @@ impl HostOrigins {
         self.effective = effective;
         true
     }
+
+    /// Recomputes `prefixes` only; returns those whose effective route changed.
+    fn recompute_prefixes(&mut self, prefixes: BTreeSet<IpNet>, now_unix: u64) -> BTreeSet<IpNet> {
+        let drain = &self.drain;
+        let mut changed = BTreeSet::new();
+        for prefix in prefixes {
+            let route = self
+                .sources
+                .effective_of(&prefix, |source| drain_modifiers(drain, source, now_unix));
+            if route.as_ref() == self.effective.get(&prefix) {
+                continue;
+            }
+            match route {
+                Some(route) => self.effective.insert(route),
+                None => self.effective.remove(&prefix),
+            };
+            changed.insert(prefix);
+        }
+        changed
+    }
+}
+
+/// What the drain adds to a route of `source`; None: left out (withdrawal due).
+fn drain_modifiers(
+    drain: &DrainState,
+    source: &OriginSource,
+    now_unix: u64,
+) -> Option<ExportModifiers> {
+    match drain.effect(source, now_unix) {
+        DrainEffect::None => Some(ExportModifiers::default()),
+        DrainEffect::Tag(modifiers) => Some(modifiers),
+        DrainEffect::Withdrawn => None,
+    }
 }
 
 fn now_unix() -> u64 {
@@ -84,15 +118,17 @@ impl Speaker {
         self.origins_changed();
     }
 
-    /// A redistribution rule's full current set.
+    /// A redistribution rule's full current set. Only the prefixes that changed are
+    /// recomputed and re-exported: a flood of workload routes costs per route, not per
+    /// route times the table.
     pub fn set_redistributed(&mut self, rule: &str, routes: Vec<OriginatedRoute>) {
-        self.origins.sources.set_redistributed(rule, routes);
-        self.origins_changed();
+        let changed = self.origins.sources.set_redistributed(rule, routes);
+        self.prefixes_changed(changed);
     }
 
     pub fn remove_redistributed(&mut self, rule: &str) {
-        self.origins.sources.remove_redistributed(rule);
-        self.origins_changed();
+        let changed = self.origins.sources.remove_redistributed(rule);
+        self.prefixes_changed(changed);
     }
 
     /// Drains or undrains; the caller saves the state first.
@@ -122,6 +158,28 @@ impl Speaker {
     pub(in crate::bgp) fn set_config_origins(&mut self, config: Originated) -> bool {
         self.origins.sources.set_config(config);
         self.origins.recompute(now_unix())
+    }
+
+    fn prefixes_changed(&mut self, prefixes: BTreeSet<IpNet>) {
+        let changed = self.origins.recompute_prefixes(prefixes, now_unix());
+        if changed.is_empty() {
+            return;
+        }
+        for state in self.peers.values_mut() {
+            let Some(session) = &state.export_session else {
+                continue;
+            };
+            let target = build_adj_rib_out_for(
+                &self.origins.effective,
+                &changed,
+                session,
+                &state.neighbor.export,
+            );
+            let updates = updates_from_diff(state.adj_out.sync_prefixes(&changed, target));
+            if !updates.is_empty() {
+                let _ = state.handle.commands.send(PeerCommand::Send(updates));
+            }
+        }
     }
 
     fn origins_changed(&mut self) {
