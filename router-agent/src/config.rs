@@ -47,6 +47,9 @@ pub struct Config {
     /// BFD's default intervals and profiles (`bfd/config.rs`); neighbours opt in.
     #[serde(default)]
     pub bfd: crate::bfd::config::BfdConfig,
+    /// Health-checked anycast services (`services/config.rs`).
+    #[serde(default)]
+    pub service: Vec<crate::services::ServiceConfig>,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
@@ -351,7 +354,18 @@ impl Config {
                 }
             }
         }
+        self.validate_services()?;
         Ok(())
+    }
+
+    fn validate_services(&self) -> Result<(), (String, String)> {
+        let originated: Vec<(String, IpNet)> = self
+            .bgp
+            .iter()
+            .flat_map(|bgp| bgp.originate.iter().enumerate())
+            .map(|(k, o)| (format!("bgp.originate[{k}]"), o.prefix))
+            .collect();
+        crate::services::config::validate(&self.service, &originated)
     }
 
     /// The engine `auto` stands for, given the table size we plan for.

@@ -16,4 +16,5 @@ pub mod kernel_mirror;
 pub mod kernel_routes;
 pub mod netlink;
 pub mod next_hop_check;
+pub mod services;
 pub mod show;
