@@ -300,18 +300,18 @@ impl ServiceConfig {
         for (m, check) in self.check.iter().enumerate() {
             let k = format!("{key}.check[{m}]");
             check.validate(&k)?;
-            if self.assign && self.on_failure == OnFailure::Withdraw {
-                if let Some(target) = check.target(&k)?
-                    && self.prefixes.iter().any(|p| p.contains(&target))
-                {
-                    return Err((
-                        k,
-                        format!(
-                            "targets {target}, which is removed while the service is down, \
-                             so the check could never pass again"
-                        ),
-                    ));
-                }
+            if self.assign
+                && self.on_failure == OnFailure::Withdraw
+                && let Some(target) = check.target(&k)?
+                && self.prefixes.iter().any(|p| p.contains(&target))
+            {
+                return Err((
+                    k,
+                    format!(
+                        "targets {target}, which is removed while the service is down, \
+                         so the check could never pass again"
+                    ),
+                ));
             }
         }
         Ok(())
