@@ -337,6 +337,23 @@ impl BgpSetup {
             })
             .collect()
     }
+
+    /// Whether some neighbor or dynamic range would be sent `prefix` by its export policy:
+    /// a service prefix no one is sent is a configuration mistake `check` names.
+    pub fn exported_anywhere(&self, prefix: &ipnet::IpNet) -> bool {
+        let asn = self.asn;
+        self.neighbors
+            .iter()
+            .chain(self.dynamic_neighbors.iter().map(|d| &d.template))
+            .any(|neighbor| {
+                let ebgp = match neighbor.remote_as {
+                    RemoteAs::Exact(remote) => remote != asn,
+                    RemoteAs::External => true,
+                    RemoteAs::Internal => false,
+                };
+                neighbor.export.permits(prefix, ebgp)
+            })
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 mod convert;
 pub mod discovery;
+pub mod drain;
 pub mod fsm;
 pub mod graceful_restart;
 pub mod gtsm_filter;

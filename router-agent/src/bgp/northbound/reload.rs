@@ -10,11 +10,10 @@ use super::reload_dynamic::{self, DynamicAction, DynamicPeer, EndCause};
 use crate::bgp::{
     config::{BgpSetup, Neighbor, PeerAddress},
     peer::PeerCommand,
-    policy::{ImportPolicy, build_adj_rib_out},
+    policy::ImportPolicy,
     rib::PeerId,
     southbound::{Resolve, apply_change},
     speaker::Speaker,
-    updates_out::updates_from_diff,
 };
 use crate::fib::{Batch, Fib};
 
@@ -103,7 +102,6 @@ impl Speaker {
         self.sync_listener(&new, listener_keys, listener_ao_keys);
 
         let mut summary = ReloadSummary::default();
-        let originated_changed = new.originated != self.setup.originated;
         let mut re_export = BTreeSet::new();
         // Configured neighbors, matched by address (or interface).
         let configured: Vec<(PeerId, Neighbor)> = self
@@ -170,23 +168,11 @@ impl Speaker {
         }
         // Dynamic peers follow the range that takes their address now.
         self.reload_dynamic(&new, &mut summary, &mut re_export, fib, batch, resolve);
-        self.setup = new;
-
-        if originated_changed {
+        if self.set_config_origins(new.originated.clone()) {
             re_export.extend(self.peers.keys().copied());
         }
-        for peer in re_export {
-            let state = self.peers.get_mut(&peer).expect("listed above");
-            let Some(session) = &state.export_session else {
-                continue; // not established: it exports when it is
-            };
-            let target = build_adj_rib_out(&self.setup.originated, session, &state.neighbor.export);
-            let updates = updates_from_diff(state.adj_out.sync(target));
-            if !updates.is_empty() {
-                summary.exports_updated += 1;
-                let _ = state.handle.commands.send(PeerCommand::Send(updates));
-            }
-        }
+        self.setup = new;
+        summary.exports_updated += self.re_export(re_export);
         Ok(summary)
     }
 

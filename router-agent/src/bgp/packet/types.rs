@@ -102,6 +102,9 @@ pub struct RawAttribute {
     pub value: Vec<u8>,
 }
 
+/// The GRACEFUL_SHUTDOWN well-known community, 65535:0 (RFC 8326).
+pub const GRACEFUL_SHUTDOWN: u32 = 0xFFFF_0000;
+
 /// Path attributes of a route, without the reachability information (NLRI, MP_REACH /
 /// MP_UNREACH are carried by `Update`). One instance is shared by every prefix that carries
 /// it (the RIB interns them).

@@ -203,7 +203,7 @@ impl std::str::FromStr for Community {
             "no-advertise" => Some(0xFFFF_FF02),
             "no-export-subconfed" => Some(0xFFFF_FF03),
             // RFC 8326: lets the ToRs move traffic away before the host goes down.
-            "graceful-shutdown" => Some(0xFFFF_0000),
+            "graceful-shutdown" => Some(crate::bgp::packet::types::GRACEFUL_SHUTDOWN),
             _ => None,
         };
         if let Some(value) = well_known {

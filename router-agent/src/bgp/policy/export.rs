@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::bgp::packet::types::{AsPath, AsSegment, AsSegmentKind, Origin, PathAttributes};
+use crate::bgp::packet::types::{
+    AsPath, AsSegment, AsSegmentKind, GRACEFUL_SHUTDOWN, Origin, PathAttributes,
+};
 use crate::bgp::route_source::NextHop;
 
 use super::*;
@@ -23,6 +25,10 @@ pub struct OriginatedRoute {
     prefix: IpNet,
     communities: Vec<u32>,
     large_communities: Vec<[u32; 3]>,
+    /// What it is originated for (`origin.rs`).
+    pub(super) source: OriginSource,
+    /// MED, prepend, GRACEFUL_SHUTDOWN (`origin.rs`).
+    pub(super) modifiers: ExportModifiers,
 }
 
 impl OriginatedRoute {
@@ -54,6 +60,8 @@ impl OriginatedRoute {
             prefix,
             communities,
             large_communities,
+            source: OriginSource::Config,
+            modifiers: ExportModifiers::default(),
         })
     }
 
@@ -94,6 +102,10 @@ impl Originated {
     /// Adds or replaces a route; returns the one it replaced.
     pub fn insert(&mut self, route: OriginatedRoute) -> Option<OriginatedRoute> {
         self.routes.insert(route.prefix, route)
+    }
+
+    pub fn contains(&self, prefix: &IpNet) -> bool {
+        self.routes.contains_key(prefix)
     }
 
     pub fn remove(&mut self, prefix: &IpNet) -> Option<OriginatedRoute> {
@@ -148,7 +160,8 @@ impl ExportPolicy {
         Ok(Self { filter })
     }
 
-    fn permits(&self, prefix: &IpNet, ebgp: bool) -> bool {
+    /// Whether a session of this kind (eBGP or not) gets `prefix`.
+    pub fn permits(&self, prefix: &IpNet, ebgp: bool) -> bool {
         // RFC 8212: an eBGP neighbor without an export policy gets nothing.
         self.filter.passes(prefix, ebgp).unwrap_or(false)
     }
@@ -228,27 +241,41 @@ pub fn build_adj_rib_out(
             );
             continue;
         };
+        let modifiers = route.modifiers;
+        let mut communities = route.communities.clone();
+        if modifiers.graceful_shutdown {
+            communities.push(GRACEFUL_SHUTDOWN);
+            communities.sort_unstable();
+            communities.dedup();
+        }
         let attrs = PathAttributes {
             origin: Some(Origin::Igp),
             as_path: if session.ebgp {
                 AsPath {
                     segments: vec![AsSegment {
                         kind: AsSegmentKind::Sequence,
-                        asns: vec![session.local_as],
+                        asns: vec![session.local_as; 1 + usize::from(modifiers.prepend)],
                     }],
                 }
             } else {
+                // Prepending means nothing inside our AS: iBGP compares LOCAL_PREF first.
                 AsPath::default()
             },
             next_hop: match (route.prefix, next_hop.address) {
                 (IpNet::V4(_), IpAddr::V4(address)) => Some(address),
                 _ => None,
             },
-            // No MED: it would only steer the ToRs between our own links, which ECMP already
-            // balances. LOCAL_PREF is an iBGP-only attribute (RFC 4271 5.1.5).
-            med: None,
-            local_pref: (!session.ebgp).then_some(IBGP_LOCAL_PREF),
-            communities: route.communities.clone(),
+            // No MED unless configured: it would only steer the ToRs between our own links,
+            // which ECMP already balances. LOCAL_PREF is an iBGP-only attribute (RFC 4271
+            // 5.1.5); a draining route gets 0 there, the receiver action RFC 8326 describes, done
+            // for our iBGP peers.
+            med: modifiers.med,
+            local_pref: (!session.ebgp).then_some(if modifiers.graceful_shutdown {
+                0
+            } else {
+                IBGP_LOCAL_PREF
+            }),
+            communities,
             large_communities: route.large_communities.clone(),
             ..PathAttributes::default()
         };

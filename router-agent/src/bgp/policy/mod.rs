@@ -44,11 +44,22 @@
 //! purpose; `OriginatedRoute`s come from the origination configuration (loopbacks, service
 //! VIPs), and code that builds one from a RIB route would stand out in review. A default route
 //! can never be originated (it would pull every ToR's traffic through the host).
+//!
+//! Redistribution (`[[redistribute]]`) is the one source fed by run-time state, so it takes a
+//! [`HostPrefix`], which only netlink's parsed kernel state can make: an address, a connected
+//! subnet, or a kernel route that our BGP mirror did not install (`origin.rs` has the
+//! `compile_fail` example). The routes we install for learned paths carry our own route
+//! protocol and are refused there. A learned route with the same prefix as a host prefix is
+//! still never exported: only our own origination of that prefix is, with our attributes.
 
 mod adj_rib_out;
 mod config;
 mod export;
 mod import;
+mod origin;
+#[cfg(test)]
+mod origin_tests;
+mod origins;
 mod prefix_list;
 #[cfg(test)]
 mod tests;
@@ -57,6 +68,8 @@ pub use adj_rib_out::*;
 pub use config::*;
 pub use export::*;
 pub use import::*;
+pub use origin::*;
+pub use origins::*;
 pub use prefix_list::*;
 
 /// A configuration error, naming the offending key.

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 
 use super::PeerInfo;
-use crate::bgp::packet::types::{Origin, PathAttributes};
+use crate::bgp::packet::types::{GRACEFUL_SHUTDOWN, Origin, PathAttributes};
 
 /// Knobs of the decision process.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -32,6 +32,28 @@ pub struct DecisionConfig {
     /// LOCAL_PREF given to eBGP-learned routes (which must ignore a received LOCAL_PREF,
     /// RFC 4271 5.1.5) and to iBGP routes that lack one.
     pub default_local_pref: u32,
+    /// LOCAL_PREF given to a received route tagged GRACEFUL_SHUTDOWN (65535:0): the receiver
+    /// action of RFC 8326, so a draining peer's paths leave the multipath set
+    /// while another path exists. `"off"` (None) ranks them like any other route.
+    #[serde(deserialize_with = "local_pref_or_off")]
+    pub graceful_shutdown_local_pref: Option<u32>,
+}
+
+/// A LOCAL_PREF value, or `"off"`.
+fn local_pref_or_off<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ValueOrOff {
+        Value(u32),
+        Word(String),
+    }
+    match ValueOrOff::deserialize(de)? {
+        ValueOrOff::Value(value) => Ok(Some(value)),
+        ValueOrOff::Word(word) if word == "off" => Ok(None),
+        ValueOrOff::Word(word) => Err(serde::de::Error::custom(format!(
+            "expected a LOCAL_PREF (0..=4294967295) or \"off\", found \"{word}\""
+        ))),
+    }
 }
 
 /// ECMP width the FIB can spread over evenly (`router_common::NEXTHOP_BUCKETS`).
@@ -44,6 +66,7 @@ impl Default for DecisionConfig {
             multipath_relax: true,
             always_compare_med: false,
             default_local_pref: 100,
+            graceful_shutdown_local_pref: Some(0),
         }
     }
 }
@@ -133,6 +156,11 @@ impl Candidate<'_> {
     }
 
     fn local_pref(&self, config: &DecisionConfig) -> u32 {
+        if let Some(local_pref) = config.graceful_shutdown_local_pref
+            && self.attrs.communities.contains(&GRACEFUL_SHUTDOWN)
+        {
+            return local_pref;
+        }
         if self.peer.ebgp {
             // RFC 4271 5.1.5: a LOCAL_PREF received from an external peer MUST be ignored.
             config.default_local_pref

@@ -222,8 +222,8 @@ impl Speaker {
         // Said only when it leaves out a route we originate.
         if let Some(unsent) = next_hops.unsent()
             && self
-                .setup
-                .originated
+                .origins
+                .effective
                 .iter()
                 .any(|route| unsent.covers(&route.prefix()))
         {
@@ -236,7 +236,7 @@ impl Speaker {
             ipv6_next_hop: next_hops.ipv6,
             peer_address: remote.ip(),
         };
-        let target = build_adj_rib_out(&self.setup.originated, &session, &state.neighbor.export);
+        let target = build_adj_rib_out(&self.origins.effective, &session, &state.neighbor.export);
         state.export_session = Some(session);
         let mut updates = updates_from_diff(state.adj_out.sync(target));
         for (afi, safi) in &negotiated.families {

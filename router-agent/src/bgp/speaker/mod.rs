@@ -48,6 +48,9 @@ mod events;
 mod fallover;
 mod graceful;
 mod listener;
+mod origins;
+#[cfg(test)]
+mod origins_tests;
 #[cfg(test)]
 mod test_support;
 
@@ -141,6 +144,8 @@ pub struct Speaker {
     pub(in crate::bgp) listener_ao_keys: tcp_ao::ListenerAoKeys,
     /// Connections refused from non-neighbors, for rate-limited logs.
     pub(in crate::bgp) refusals: accept::RefusalLog,
+    /// What the host originates (configuration, services, redistribution) and the drain.
+    pub(in crate::bgp) origins: origins::HostOrigins,
 }
 
 impl Speaker {
@@ -183,6 +188,7 @@ impl Speaker {
             listening,
             listener_keys,
             listener_ao_keys,
+            origins: origins::HostOrigins::new(setup.originated.clone(), Default::default()),
             setup,
             refusals: Default::default(),
         };
@@ -311,6 +317,7 @@ impl Speaker {
         resolve: &Resolve<'_>,
     ) {
         self.graceful_restart_tick(now, fib, batch, resolve);
+        self.origins_tick();
     }
 
     /// Ends every session with a Cease (administrative shutdown).

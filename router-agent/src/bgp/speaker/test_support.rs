@@ -28,6 +28,7 @@ impl Speaker {
             listener_keys: Default::default(),
             listener_ao_keys: Default::default(),
             refusals: Default::default(),
+            origins: super::origins::HostOrigins::new(setup.originated.clone(), Default::default()),
             setup,
         }
     }

@@ -450,3 +450,68 @@ fn config_validation() {
     assert_eq!(config.default_local_pref, 100);
     assert!(toml::from_str::<DecisionConfig>("max_path = 2").is_err());
 }
+
+/// RFC 8326: a path tagged GRACEFUL_SHUTDOWN ranks with LOCAL_PREF 0, so it loses to
+/// an untagged path and leaves the multipath set, for eBGP and iBGP alike.
+#[test]
+fn graceful_shutdown_path_loses_and_leaves_multipath() {
+    for remote_as in [65001, LOCAL_AS] {
+        let (p1, p2) = (peer(1, remote_as), peer(2, remote_as));
+        let mut draining = attrs(&[65001]);
+        draining.communities = vec![0xFFFF_0000];
+        draining.local_pref = Some(100);
+        let mut plain = attrs(&[65001]);
+        plain.local_pref = Some(100);
+        let config = default_config();
+        assert_eq!(
+            duel(candidate(&draining, &p1), candidate(&plain, &p2), &config),
+            (1, Some(Step::LocalPref)),
+            "remote AS {remote_as}"
+        );
+        let selection = select(
+            &[candidate(&draining, &p1), candidate(&plain, &p2)],
+            &config,
+        );
+        assert_eq!(selection.installed, 1, "remote AS {remote_as}");
+        // Alone, it is still used: draining steers traffic, it does not blackhole.
+        let alone = select(&[candidate(&draining, &p1)], &config);
+        assert_eq!(alone.installed, 1);
+    }
+}
+
+#[test]
+fn graceful_shutdown_local_pref_off_keeps_ecmp() {
+    let (p1, p2) = (peer(1, 65001), peer(2, 65002));
+    let mut draining = attrs(&[65001]);
+    draining.communities = vec![0xFFFF_0000];
+    let plain = attrs(&[65002]);
+    let config = DecisionConfig {
+        graceful_shutdown_local_pref: None,
+        ..default_config()
+    };
+    let selection = select(
+        &[candidate(&draining, &p1), candidate(&plain, &p2)],
+        &config,
+    );
+    assert_eq!(selection.installed, 2);
+}
+
+#[test]
+fn graceful_shutdown_local_pref_reads_a_value_or_off() {
+    let parse = |text: &str| toml::from_str::<DecisionConfig>(text);
+    assert_eq!(
+        parse("graceful_shutdown_local_pref = 5")
+            .unwrap()
+            .graceful_shutdown_local_pref,
+        Some(5)
+    );
+    assert_eq!(
+        parse("graceful_shutdown_local_pref = \"off\"")
+            .unwrap()
+            .graceful_shutdown_local_pref,
+        None
+    );
+    assert_eq!(parse("").unwrap().graceful_shutdown_local_pref, Some(0));
+    let err = parse("graceful_shutdown_local_pref = \"no\"").unwrap_err();
+    assert!(err.to_string().contains("\"off\""), "{err}");
+}
