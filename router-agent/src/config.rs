@@ -365,7 +365,37 @@ impl Config {
             .flat_map(|bgp| bgp.originate.iter().enumerate())
             .map(|(k, o)| (format!("bgp.originate[{k}]"), o.prefix))
             .collect();
-        crate::services::config::validate(&self.service, &originated)
+        crate::services::config::validate(&self.service, &originated)?;
+        if self.service.is_empty() {
+            return Ok(());
+        }
+        // Compiled again (cheap): a service prefix no neighbor is sent is a mistake to name.
+        let setup = match &self.bgp {
+            Some(bgp) => Some(
+                bgp.compile_with_bfd(&self.bfd)
+                    .map_err(|err| (err.key, err.reason))?,
+            ),
+            None => None,
+        };
+        for (i, service) in self.service.iter().enumerate() {
+            for (m, prefix) in service.prefixes.iter().enumerate() {
+                if !setup.as_ref().is_some_and(|s| s.exported_anywhere(prefix)) {
+                    return Err((
+                        format!("service[{i}].prefixes[{m}]"),
+                        format!(
+                            "{prefix} is exported to no neighbor: no neighbor's or dynamic \
+                             range's export policy permits it{}",
+                            if setup.is_none() {
+                                " (there is no [bgp])"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The engine `auto` stands for, given the table size we plan for.

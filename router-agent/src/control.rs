@@ -45,6 +45,9 @@ pub enum Query {
     Restart,
     /// A full stop: sessions closed, program detached, maps unpinned, kernel routes removed.
     Stop,
+    /// Health-checked services: state, last result per check, latency, flaps
+    /// (`show services`).
+    Services,
 }
 
 impl Query {
@@ -58,6 +61,7 @@ impl Query {
             ["restart"] => Some(Self::Restart),
             ["stop"] => Some(Self::Stop),
             ["clear-neighbor", address] => address.parse().ok().map(Self::ClearNeighbor),
+            ["services"] => Some(Self::Services),
             _ => None,
         }
     }
@@ -72,6 +76,7 @@ impl Query {
             Self::Restart => "restart".to_owned(),
             Self::Stop => "stop".to_owned(),
             Self::ClearNeighbor(address) => format!("clear-neighbor {address}"),
+            Self::Services => "services".to_owned(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod failed_start;
 mod kernel_events;
 mod reload;
 mod restart;
+mod services;
 mod startup;
 mod static_routes;
 
@@ -84,6 +85,8 @@ struct Agent {
     kernel_leftovers: Option<tokio::sync::oneshot::Receiver<Result<Vec<IpNet>>>>,
     /// The BFD thread and its sessions (`bfd.rs`).
     bfd: bfd::BfdClient,
+    /// `[[service]]`: the checks thread and the VIPs assigned (`services.rs`).
+    services: Option<services::Services>,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -128,6 +131,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
     };
     let mut bfd_changes = agent.bfd.take_changes();
     agent.sync_bfd();
+    let mut service_events = match agent.start_services().await {
+        Ok(events) => events,
+        Err(err) => {
+            let adopting = agent.adoption.is_some();
+            agent.abandon_start(adopting).await;
+            return Err(err);
+        }
+    };
     let exit = agent
         .event_loop(
             &mut events,
@@ -136,6 +147,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
             &mut control,
             &options,
             &mut signals,
+            &mut service_events,
         )
         .await?;
     let _ = std::fs::remove_file(&agent.config.control.socket);
@@ -177,6 +189,7 @@ impl Agent {
         control: &mut UnboundedReceiver<crate::control::ControlRequest>,
         options: &RunOptions,
         signals: &mut Signals,
+        service_events: &mut UnboundedReceiver<crate::services::ServiceEvent>,
     ) -> Result<Exit> {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         // The kernel's forwarding switches are re-read every second (no notification needed).
@@ -324,6 +337,7 @@ impl Agent {
                     tracing::info!("SIGINT");
                     return Ok(Self::signalled_exit(options));
                 }
+                Some(event) = service_events.recv() => self.on_service_event(event).await,
             }
         }
     }
@@ -389,6 +403,7 @@ impl Agent {
                 Ok(()) => serde_json::json!({ "cleared": address }),
                 Err(error) => serde_json::json!({ "error": error }),
             },
+            (Query::Services, Some(_)) => Self::services_json(&self.services),
         };
         value.to_string()
     }
@@ -397,6 +412,7 @@ impl Agent {
         // AdminDown to the BFD peers first: neither a restart nor a stop is a path failure,
         // and a peer must not fail our session (nor, in a restart, the graceful one) for it.
         self.bfd.shutdown().await;
+        self.stop_services(exit).await;
         if exit != Exit::Stop {
             self.leave_for_restart().await;
             return Ok(());

@@ -27,7 +27,10 @@ impl Access {
     pub fn allows(self, query: Query) -> bool {
         match self {
             Access::Full => true,
-            Access::ShowOnly => matches!(query, Query::Neighbors | Query::Routes | Query::Status),
+            Access::ShowOnly => matches!(
+                query,
+                Query::Neighbors | Query::Routes | Query::Status | Query::Services
+            ),
             Access::None => false,
         }
     }
@@ -113,7 +116,12 @@ mod tests {
 
     #[test]
     fn show_only_allows_the_read_only_queries() {
-        for query in [Query::Neighbors, Query::Routes, Query::Status] {
+        for query in [
+            Query::Neighbors,
+            Query::Routes,
+            Query::Status,
+            Query::Services,
+        ] {
             assert!(Access::ShowOnly.allows(query));
         }
         for query in [

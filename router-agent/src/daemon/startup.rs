@@ -84,6 +84,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         adoption: None,
         kernel_leftovers: None,
         bfd: super::bfd::BfdClient::new(),
+        services: None,
         config,
     };
     let adopting = adoption.is_some();

@@ -8,8 +8,17 @@ use tokio::{net::TcpListener, sync::mpsc};
 use super::*;
 use crate::config::Config;
 
+/// A speaker with one neighbor sent everything the host originates.
+const BGP: &str = "[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n\
+                   [[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_as = 65002\nexport = \"all\"\n";
+
 fn parse(text: &str) -> Result<Config, String> {
-    Config::parse(text, std::path::Path::new("test.toml")).map_err(|e| e.to_string())
+    let text = if text.contains("[bgp]") {
+        text.to_owned()
+    } else {
+        format!("{BGP}{text}")
+    };
+    Config::parse(&text, std::path::Path::new("test.toml")).map_err(|e| e.to_string())
 }
 
 fn error(text: &str) -> String {
@@ -215,12 +224,34 @@ fn refusals_name_the_key() {
 #[test]
 fn overlap_with_bgp_originate_is_refused() {
     let e = error(&format!(
-        "[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\noriginate = [{{ prefix = \"192.0.2.0/24\" }}]\n{SERVICE}{TCP}"
+        "[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\noriginate = [{{ prefix = \"192.0.2.0/24\" }}]\n\
+         [[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_as = 65002\nexport = \"all\"\n{SERVICE}{TCP}"
     ));
     assert!(
         e.contains("service[0].prefixes[0]: 192.0.2.53/32 overlaps bgp.originate[0]"),
         "{e}"
     );
+}
+
+#[test]
+fn a_prefix_no_neighbor_is_sent_is_refused() {
+    let no_export = "[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n\
+                     [[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_as = 65002\n";
+    let e = error(&format!("{no_export}{SERVICE}{TCP}"));
+    assert!(
+        e.contains("service[0].prefixes[0]: 192.0.2.53/32 is exported to no neighbor"),
+        "{e}"
+    );
+    let e = Config::parse(&format!("{SERVICE}{TCP}"), std::path::Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(there is no [bgp])"), "{e}");
+    // A prefix list that leaves the VIP out is the same mistake.
+    let listed = "[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n\
+                  [bgp.prefix_list.vips]\nipv4 = [{ action = \"permit\", prefix = \"198.51.100.0/24\", le = 32 }]\n\
+                  [[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_as = 65002\nexport = { prefix_list = \"vips\" }\n";
+    let e = error(&format!("{listed}{SERVICE}{TCP}"));
+    assert!(e.contains("service[0].prefixes[0]"), "{e}");
 }
 
 #[test]
