@@ -69,6 +69,11 @@ impl super::Netlink {
         {
             // Created meanwhile by someone else: use it.
             Err(err) if err.errno() == Some(libc::EEXIST) => {}
+            Err(err) if err.errno() == Some(libc::EOPNOTSUPP) => anyhow::bail!(
+                "creating dummy interface {name:?}: this kernel has no dummy interfaces \
+                 (CONFIG_DUMMY); create {name:?} yourself (any kind, e.g. `ip link add {name} \
+                 type bridge`) or set assign_interface = \"lo\""
+            ),
             other => {
                 other.with_context(|| format!("creating dummy interface {name:?}"))?;
             }
