@@ -500,4 +500,29 @@ fn services_follow_their_health_checks() {
         lab.logs()
     );
     assert_eq!(lab.tor_nexthops(FLAPPY), ["10.0.1.2"]);
+
+    // Reload: `web` changed (a new task in its current state: still announced), `flappy`
+    // removed (withdrawn).
+    let path = lab.config_path(0);
+    let config = std::fs::read_to_string(&path).unwrap();
+    let web_only = config[..config.find("\n[[service]]\nname = \"flappy\"").unwrap()]
+        .replace(&format!("rise = {RISE}"), "rise = 3");
+    std::fs::write(&path, web_only).unwrap();
+    let reload = lab
+        .net
+        .command_in("a", AGENT)
+        .args(["reload", "-c", &path])
+        .output()
+        .unwrap();
+    assert!(reload.status.success(), "{reload:?}\n{}", lab.logs());
+    wait_for(
+        "flappy withdrawn by the reload",
+        Duration::from_secs(3),
+        || lab.tor_nexthops(FLAPPY).is_empty(),
+        || lab.logs(),
+    );
+    assert_eq!(lab.tor_nexthops(VIP), both, "web kept across the reload");
+    let web = lab.service(0, "web");
+    assert_eq!(web["state"], "up", "{web}");
+    assert_eq!(lab.services(0).as_array().map(Vec::len), Some(1));
 }

@@ -131,14 +131,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
     };
     let mut bfd_changes = agent.bfd.take_changes();
     agent.sync_bfd();
-    let mut service_events = match agent.start_services().await {
-        Ok(events) => events,
-        Err(err) => {
-            let adopting = agent.adoption.is_some();
-            agent.abandon_start(adopting).await;
-            return Err(err);
-        }
-    };
+    if let Err(err) = agent.start_services().await {
+        let adopting = agent.adoption.is_some();
+        agent.abandon_start(adopting).await;
+        return Err(err);
+    }
     let exit = agent
         .event_loop(
             &mut events,
@@ -147,7 +144,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
             &mut control,
             &options,
             &mut signals,
-            &mut service_events,
         )
         .await?;
     let _ = std::fs::remove_file(&agent.config.control.socket);
@@ -189,8 +185,8 @@ impl Agent {
         control: &mut UnboundedReceiver<crate::control::ControlRequest>,
         options: &RunOptions,
         signals: &mut Signals,
-        service_events: &mut UnboundedReceiver<crate::services::ServiceEvent>,
     ) -> Result<Exit> {
+        let mut service_events = self.take_service_events();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         // The kernel's forwarding switches are re-read every second (no notification needed).
         let mut switches_checked = Instant::now();

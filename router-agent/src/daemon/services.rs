@@ -16,14 +16,16 @@ use crate::{
 /// The running services and the addresses this agent put on their interfaces.
 pub(super) struct Services {
     set: ServiceSet,
+    /// Their changes of state, until the event loop takes the receiver.
+    events: Option<UnboundedReceiver<ServiceEvent>>,
     /// By service: the interface and the VIPs assigned there now.
     assigned: BTreeMap<Arc<str>, (String, Vec<IpAddr>)>,
 }
 
 impl Agent {
     /// Starts the "checks" thread with the configured services (all in Init: nothing is
-    /// announced until a service's checks pass); returns the channel of their changes.
-    pub(super) async fn start_services(&mut self) -> Result<UnboundedReceiver<ServiceEvent>> {
+    /// announced until a service's checks pass).
+    pub(super) async fn start_services(&mut self) -> Result<()> {
         let (events, receiver) = mpsc::unbounded_channel();
         let set = ServiceSet::start(events)?;
         for (index, service) in self.config.service.iter().enumerate() {
@@ -33,11 +35,20 @@ impl Agent {
         }
         self.services = Some(Services {
             set,
+            events: Some(receiver),
             assigned: BTreeMap::new(),
         });
         let configs = self.config.service.clone();
         self.apply_services(&configs).await;
-        Ok(receiver)
+        Ok(())
+    }
+
+    /// The services' changes of state, for the event loop (once; later: a closed channel).
+    pub(super) fn take_service_events(&mut self) -> UnboundedReceiver<ServiceEvent> {
+        self.services
+            .as_mut()
+            .and_then(|services| services.events.take())
+            .unwrap_or_else(|| mpsc::unbounded_channel().1)
     }
 
     /// Reload: services diffed by name (see [`ServiceSet::apply`]).
@@ -60,7 +71,7 @@ impl Agent {
                     if let Some(speaker) = self.speaker.as_mut() {
                         speaker.remove_service(&name);
                     }
-                    self.assign(&name, None).await;
+                    self.assign(&name, &config, false).await;
                 }
             }
         }
@@ -118,53 +129,76 @@ impl Agent {
         let Some(services) = &self.services else {
             return;
         };
-        let (Some(config), Some(announce)) =
-            (services.set.config(name), services.set.announce(name))
-        else {
+        let (Some(config), Some(announce), Some(phase)) = (
+            services.set.config(name),
+            services.set.announce(name),
+            services.set.phase(name),
+        ) else {
             return;
         };
         let config = config.clone();
         let routes = service_routes(name, &config, announce);
+        // In Init the VIPs are left as found: a previous process (planned restart) may have
+        // put them there, and nothing says yet whether they should go.
+        let init = phase == Phase::Init;
         // Announcing: the VIP is on the host before traffic is drawn to it. Withdrawing:
         // the routes go first, then the VIP.
         if announce != Announce::Withdraw {
-            self.assign(name, Some(&config)).await;
+            self.assign(name, &config, true).await;
         }
         if let Some(speaker) = self.speaker.as_mut() {
             speaker.set_service(name, config.prefixes.clone(), routes);
         }
-        if announce == Announce::Withdraw {
-            self.assign(name, None).await;
+        if announce == Announce::Withdraw && !init {
+            self.assign(name, &config, false).await;
         }
     }
 
-    /// Puts `config`'s VIPs on its interface (with `assign = true`) and removes the ones this
-    /// agent put there that are no longer wanted (`None`: all of them).
-    async fn assign(&mut self, name: &Arc<str>, config: Option<&ServiceConfig>) {
+    /// With `on`, puts `config`'s VIPs on its interface (`assign = true`); either way removes
+    /// the ones no longer wanted: those this agent put elsewhere before (a reload changed
+    /// them) and, when off, the configured ones whoever put them there (a previous process).
+    async fn assign(&mut self, name: &Arc<str>, config: &ServiceConfig, on: bool) {
         let Some(services) = self.services.as_mut() else {
             return;
         };
-        let wanted: Option<(String, Vec<IpAddr>)> = config.filter(|c| c.assign).map(|c| {
-            let addresses = c.prefixes.iter().map(|p| p.addr()).collect();
-            (c.assign_interface.clone(), addresses)
-        });
-        let previous = services.assigned.remove(name);
-        if let Some((interface, addresses)) = &previous {
-            let ifindex = crate::netlink::ifindex_by_name(interface).ok();
-            for address in addresses {
-                let kept = wanted
-                    .as_ref()
-                    .is_some_and(|(i, a)| i == interface && a.contains(address));
-                if let (false, Some(ifindex)) = (kept, ifindex)
-                    && let Err(err) = self.netlink.remove_host_address(ifindex, *address).await
-                {
-                    tracing::error!(service = %name, %address, %interface, "VIP not removed: {err}");
-                }
+        let configured: Vec<(String, IpAddr)> = if config.assign {
+            config
+                .prefixes
+                .iter()
+                .map(|p| (config.assign_interface.clone(), p.addr()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let wanted: Vec<(String, IpAddr)> = if on { configured.clone() } else { Vec::new() };
+        let mut stale: Vec<(String, IpAddr)> = services
+            .assigned
+            .remove(name)
+            .map(|(interface, addresses)| {
+                addresses
+                    .into_iter()
+                    .map(|a| (interface.clone(), a))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !on {
+            stale.extend(configured);
+        }
+        stale.sort();
+        stale.dedup();
+        for (interface, address) in stale.into_iter().filter(|s| !wanted.contains(s)) {
+            // No such interface: no address to remove.
+            let Ok(ifindex) = crate::netlink::ifindex_by_name(&interface) else {
+                continue;
+            };
+            if let Err(err) = self.netlink.remove_host_address(ifindex, address).await {
+                tracing::error!(service = %name, %address, %interface, "VIP not removed: {err}");
             }
         }
-        let Some((interface, addresses)) = wanted else {
+        let Some((interface, _)) = wanted.first() else {
             return;
         };
+        let interface = interface.clone();
         let ifindex = match self.netlink.ensure_dummy(&interface).await {
             Ok(ifindex) => ifindex,
             Err(err) => {
@@ -172,6 +206,7 @@ impl Agent {
                 return;
             }
         };
+        let addresses: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
         for address in &addresses {
             if let Err(err) = self.netlink.add_host_address(ifindex, *address).await {
                 tracing::error!(service = %name, %address, %interface, "VIP not assigned: {err}");
@@ -190,7 +225,7 @@ impl Agent {
         let Some(services) = self.services.take() else {
             return;
         };
-        let Services { set, assigned } = services;
+        let Services { set, assigned, .. } = services;
         drop(set);
         if exit != Exit::Stop {
             return;

@@ -194,6 +194,11 @@ impl ServiceSet {
         Some(running.status.borrow().machine.announce())
     }
 
+    pub fn phase(&self, name: &str) -> Option<Phase> {
+        let running = self.services.get(name)?;
+        Some(running.status.borrow().machine.phase())
+    }
+
     /// Every service with its status, by name.
     pub fn statuses(&self) -> Vec<(&ServiceConfig, ServiceStatus)> {
         self.services
