@@ -11,6 +11,7 @@
 mod bench_bgp;
 mod bench_cost;
 mod bench_restart;
+mod bench_services;
 mod bench_throughput;
 mod lab;
 
@@ -51,6 +52,9 @@ enum Bench {
     /// Restarts (planned, `router-agent restart`, kill -9; FRR's bgpd with GR): packets lost,
     /// time to a clean FIB, with 1 route and a full table.
     Restart(bench_restart::Args),
+    /// Health checks: N services with a TCP check each every second: agent CPU and check
+    /// latency p99.
+    Services(bench_services::Args),
 }
 
 fn main() -> Result<()> {
@@ -73,6 +77,7 @@ fn main() -> Result<()> {
             Bench::Cost(args) => bench_cost::run(args),
             Bench::Bgp(args) => bench_bgp::run(args),
             Bench::Restart(args) => bench_restart::run(args),
+            Bench::Services(args) => bench_services::run(args),
         },
     }
 }
