@@ -294,3 +294,56 @@ fn service_routes(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bgp::policy::OriginSource;
+
+    fn config(text: &str) -> ServiceConfig {
+        let text = format!(
+            "[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n[[bgp.neighbor]]\naddress = \"10.0.0.2\"\n\
+             remote_as = 65002\nexport = \"all\"\n[[service]]\nname = \"dns\"\n\
+             prefixes = [\"192.0.2.53/32\", \"2001:db8::53/128\"]\nmed = 7\n{text}\
+             [[service.check]]\ntcp = \"127.0.0.1:53\"\n"
+        );
+        crate::config::Config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .service
+            .remove(0)
+    }
+
+    #[test]
+    fn routes_follow_the_state() {
+        let name: Arc<str> = Arc::from("dns");
+        let plain = config("");
+        assert!(service_routes(&name, &plain, Announce::Withdraw).is_empty());
+        let up = service_routes(&name, &plain, Announce::Announce);
+        assert_eq!(up.len(), 2);
+        assert_eq!(up[0].source(), &OriginSource::Service(name.clone()));
+        assert_eq!(
+            up[0].modifiers(),
+            ExportModifiers {
+                med: Some(7),
+                ..Default::default()
+            }
+        );
+        let degrading = config(
+            "on_failure = \"degrade\"\ndegrade = { prepend = 3, graceful_shutdown = true }\n",
+        );
+        let degraded = service_routes(&name, &degrading, Announce::Degraded);
+        assert_eq!(
+            degraded[1].modifiers(),
+            ExportModifiers {
+                med: Some(7),
+                prepend: 3,
+                graceful_shutdown: true
+            }
+        );
+        assert_eq!(
+            service_routes(&name, &degrading, Announce::Announce)[1].modifiers(),
+            up[1].modifiers(),
+            "degrade modifiers only while degraded"
+        );
+    }
+}
