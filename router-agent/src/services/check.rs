@@ -36,6 +36,8 @@ pub enum CheckError {
     Connect(String),
     #[error("HTTP status {got}, want {want}")]
     HttpStatus { got: u16, want: u16 },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("not an HTTP response: {0}")]
     HttpGarbage(String),
     #[error("body does not contain {0:?}")]

@@ -113,6 +113,13 @@ pub struct HttpCheckConfig {
     /// A substring the body must contain.
     #[serde(default)]
     pub body: Option<String>,
+    /// https: the CA certificates (PEM) the server's must chain to; default: the Mozilla
+    /// roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// https: take any certificate (a self-signed one on a health port).
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -368,7 +375,23 @@ impl CheckConfig {
             ));
         }
         if let Some(http) = &self.http {
-            Url::parse(&http.url).map_err(|why| (format!("{key}.http.url"), why))?;
+            let url = Url::parse(&http.url).map_err(|why| (format!("{key}.http.url"), why))?;
+            if !url.tls && (http.ca_file.is_some() || http.insecure) {
+                let field = if http.insecure { "insecure" } else { "ca_file" };
+                return Err((
+                    format!("{key}.http.{field}"),
+                    "only for https:// URLs".into(),
+                ));
+            }
+            if http.ca_file.is_some() && http.insecure {
+                return Err((
+                    format!("{key}.http.insecure"),
+                    "with ca_file: verify against it, or take any certificate, not both".into(),
+                ));
+            }
+            // The CA file is read now: a missing or garbled one is named by `check`.
+            super::check::Check::from_config(self)
+                .map_err(|why| (format!("{key}.http.ca_file"), why))?;
             if !(100..=599).contains(&http.status) {
                 return Err((
                     format!("{key}.http.status"),

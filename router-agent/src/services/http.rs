@@ -1,10 +1,10 @@
 //! HTTP check: one hand-rolled HTTP/1.1 GET (`Connection: close`), the status compared and
 //! the body optionally searched for a substring. At most [`MAX_RESPONSE`] bytes are read.
-//! `https://` is refused: no TLS stack is built in (see the services notes in the README).
+//! `https://` goes through `tls.rs` (cargo feature `https`; without it, refused by `check`).
 
 use std::net::{IpAddr, SocketAddr};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{check::CheckError, config::HttpCheckConfig};
 
@@ -19,20 +19,24 @@ pub struct Url {
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
+    /// `https://`.
+    pub tls: bool,
 }
 
 impl Url {
     pub fn parse(text: &str) -> Result<Self, String> {
         let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-        let rest = if lower.starts_with("http://") {
-            &text[7..]
+        let (rest, tls) = if lower.starts_with("http://") {
+            (&text[7..], false)
+        } else if lower.starts_with("https://") && cfg!(feature = "https") {
+            (&text[8..], true)
         } else if lower.starts_with("https://") {
             return Err(format!(
-                "{text:?}: https checks are not built into this agent; check the service over \
-                 http (or tcp) on its local address"
+                "{text:?}: this agent was built without https checks (cargo feature `https`); \
+                 check the service over http (or tcp) on its local address"
             ));
         } else {
-            return Err(format!("{text:?}: only http:// URLs"));
+            return Err(format!("{text:?}: only http:// and https:// URLs"));
         };
         if text
             .bytes()
@@ -71,6 +75,7 @@ impl Url {
             return Err(format!("{text:?}: {host:?} is not a host name or address"));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(port) => port
                 .parse::<u16>()
@@ -88,6 +93,7 @@ impl Url {
             host: host.to_owned(),
             port,
             path,
+            tls,
         })
     }
 
@@ -97,7 +103,7 @@ impl Url {
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == if self.tls { 443 } else { 80 } {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -105,29 +111,63 @@ impl Url {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct HttpCheck {
     pub url: String,
     parsed: Url,
     status: u16,
     body: Option<String>,
+    #[cfg(feature = "https")]
+    tls: Option<std::sync::Arc<super::tls::Tls>>,
+}
+
+impl PartialEq for HttpCheck {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.url, self.status, &self.body) == (&other.url, other.status, &other.body)
+    }
 }
 
 impl HttpCheck {
     pub fn from_config(config: &HttpCheckConfig) -> Result<Self, String> {
+        let parsed = Url::parse(&config.url)?;
+        if !parsed.tls && (config.ca_file.is_some() || config.insecure) {
+            return Err("ca_file and insecure are for https:// URLs only".into());
+        }
+        if config.ca_file.is_some() && config.insecure {
+            return Err("ca_file or insecure, not both".into());
+        }
         Ok(HttpCheck {
             url: config.url.clone(),
-            parsed: Url::parse(&config.url)?,
             status: config.status,
             body: config.body.clone(),
+            #[cfg(feature = "https")]
+            tls: parsed
+                .tls
+                .then(|| super::tls::Tls::new(config.ca_file.as_deref(), config.insecure))
+                .transpose()?
+                .map(std::sync::Arc::new),
+            parsed,
         })
     }
 
     pub async fn probe(&self) -> Result<(), CheckError> {
         let address = resolve(&self.parsed).await?;
-        let mut stream = tokio::net::TcpStream::connect(address)
+        let stream = tokio::net::TcpStream::connect(address)
             .await
             .map_err(CheckError::connect)?;
+        #[cfg(feature = "https")]
+        if let Some(tls) = &self.tls {
+            let stream = tls.connect(&self.parsed.host, stream).await?;
+            return self.exchange(stream).await;
+        }
+        self.exchange(stream).await
+    }
+
+    /// The request and its response, over TCP or TLS.
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+    ) -> Result<(), CheckError> {
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: hostrouter-check\r\n\
              Accept: */*\r\n\r\n",

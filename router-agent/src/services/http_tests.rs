@@ -17,7 +17,8 @@ fn urls() {
         Url {
             host: "127.0.0.1".into(),
             port: 8080,
-            path: "/health?x=1".into()
+            path: "/health?x=1".into(),
+            tls: false,
         }
     );
     let url = Url::parse("HTTP://[2001:db8::1]/").unwrap();
@@ -25,8 +26,7 @@ fn urls() {
     assert_eq!(url.host_header(), "[2001:db8::1]");
     assert_eq!(Url::parse("http://lb.example").unwrap().path, "/");
     for (bad, why) in [
-        ("ftp://x/", "only http://"),
-        ("https://x/", "https checks are not built"),
+        ("ftp://x/", "only http:// and https://"),
         ("http:///health", "a host is required"),
         ("http://user:pw@x/", "no user:password@"),
         ("http://x:0/", "not a port"),
@@ -36,6 +36,16 @@ fn urls() {
     ] {
         let e = Url::parse(bad).unwrap_err();
         assert!(e.contains(why), "{bad}: {e}");
+    }
+    if cfg!(feature = "https") {
+        let url = Url::parse("https://lb.example/h").unwrap();
+        assert_eq!(
+            (url.port, url.tls, url.host_header()),
+            (443, true, "lb.example".into())
+        );
+    } else {
+        let e = Url::parse("https://x/").unwrap_err();
+        assert!(e.contains("built without https checks"), "{e}");
     }
 }
 
@@ -118,6 +128,8 @@ async fn check(url: String, status: u16, body: Option<&str>, timeout: Duration) 
         url,
         status,
         body: body.map(str::to_owned),
+        ca_file: None,
+        insecure: false,
     };
     let check = Check::Http(HttpCheck::from_config(&config).unwrap());
     run_check(&check, timeout, &Semaphore::new(1)).await

@@ -12,6 +12,8 @@ pub mod runner;
 pub mod show;
 pub mod state;
 pub mod tcp;
+#[cfg(feature = "https")]
+pub mod tls;
 
 use std::{collections::BTreeMap, io, sync::Arc, time::Instant};
 

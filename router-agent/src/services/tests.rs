@@ -161,8 +161,16 @@ fn refusals_name_the_key() {
             "service[0].check[0].http.url",
         ),
         (
-            format!("{SERVICE}[[service.check]]\nhttp = {{ url = \"https://127.0.0.1/\" }}\n"),
-            "service[0].check[0].http.url: \"https://127.0.0.1/\": https checks are not built",
+            format!(
+                "{SERVICE}[[service.check]]\nhttp = {{ url = \"http://x/\", insecure = true }}\n"
+            ),
+            "service[0].check[0].http.insecure: only for https:// URLs",
+        ),
+        (
+            format!(
+                "{SERVICE}[[service.check]]\nhttp = {{ url = \"http://x/\", ca_file = \"/x.pem\" }}\n"
+            ),
+            "service[0].check[0].http.ca_file: only for https:// URLs",
         ),
         (
             format!("{SERVICE}[[service.check]]\nhttp = {{ url = \"http://x/\", status = 42 }}\n"),
@@ -214,6 +222,34 @@ fn refusals_name_the_key() {
         "{SERVICE}[[service.check]]\ndns = {{ server = \"127.0.0.1:53\", name = \"x.\", type = \"ANY\" }}\n"
     ));
     assert!(e.contains("\"ANY\": one of A"), "{e}");
+    if cfg!(feature = "https") {
+        let e = error(&format!(
+            "{SERVICE}[[service.check]]\nhttp = {{ url = \"https://x/\", ca_file = \"/nonexistent.pem\" }}\n"
+        ));
+        assert!(
+            e.contains("service[0].check[0].http.ca_file: /nonexistent.pem"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{SERVICE}[[service.check]]\nhttp = {{ url = \"https://x/\", ca_file = \"/x.pem\", insecure = true }}\n"
+        ));
+        assert!(
+            e.contains("service[0].check[0].http.insecure: with ca_file"),
+            "{e}"
+        );
+        parse(&format!(
+            "{SERVICE}[[service.check]]\nhttp = {{ url = \"https://127.0.0.1:8443/\", insecure = true }}\n"
+        ))
+        .unwrap();
+    } else {
+        let e = error(&format!(
+            "{SERVICE}[[service.check]]\nhttp = {{ url = \"https://127.0.0.1/\" }}\n"
+        ));
+        assert!(
+            e.contains("this agent was built without https checks"),
+            "{e}"
+        );
+    }
     // A check on the VIP is fine when the VIP is not removed (degrade keeps it).
     parse(&format!(
         "{SERVICE}assign = true\non_failure = \"degrade\"\n[[service.check]]\ntcp = \"192.0.2.53:53\"\n"
