@@ -22,6 +22,9 @@ fuzz_target!(|data: &[u8]| {
             assert!((100..=599).contains(&response.status));
         }
     }
-    let id = u16::from_be_bytes([rest.first().copied().unwrap_or(0), rest.get(1).copied().unwrap_or(0)]);
+    let id = u16::from_be_bytes([
+        rest.first().copied().unwrap_or(0),
+        rest.get(1).copied().unwrap_or(0),
+    ]);
     let _ = dns::parse_answer(rest, id);
 });
