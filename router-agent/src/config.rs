@@ -53,6 +53,9 @@ pub struct Config {
     /// `[[redistribute]]`: the host's kernel routes and addresses announced over BGP.
     #[serde(default)]
     pub redistribute: Vec<crate::redistribute::config::RedistributeConfig>,
+    /// Health-checked anycast services (`services/config.rs`).
+    #[serde(default)]
+    pub service: Vec<crate::services::ServiceConfig>,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.
@@ -359,6 +362,47 @@ impl Config {
             }
         }
         self.drain.validate()?;
+        self.validate_services()?;
+        Ok(())
+    }
+
+    fn validate_services(&self) -> Result<(), (String, String)> {
+        let originated: Vec<(String, IpNet)> = self
+            .bgp
+            .iter()
+            .flat_map(|bgp| bgp.originate.iter().enumerate())
+            .map(|(k, o)| (format!("bgp.originate[{k}]"), o.prefix))
+            .collect();
+        crate::services::config::validate(&self.service, &originated)?;
+        if self.service.is_empty() {
+            return Ok(());
+        }
+        // Compiled again (cheap): a service prefix no neighbor is sent is a mistake to name.
+        let setup = match &self.bgp {
+            Some(bgp) => Some(
+                bgp.compile_with_bfd(&self.bfd)
+                    .map_err(|err| (err.key, err.reason))?,
+            ),
+            None => None,
+        };
+        for (i, service) in self.service.iter().enumerate() {
+            for (m, prefix) in service.prefixes.iter().enumerate() {
+                if !setup.as_ref().is_some_and(|s| s.exported_anywhere(prefix)) {
+                    return Err((
+                        format!("service[{i}].prefixes[{m}]"),
+                        format!(
+                            "{prefix} is exported to no neighbor: no neighbor's or dynamic \
+                             range's export policy permits it{}",
+                            if setup.is_none() {
+                                " (there is no [bgp])"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

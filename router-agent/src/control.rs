@@ -52,6 +52,9 @@ pub enum Query {
     Undrain(crate::drain::UndrainRequest),
     /// `[[redistribute]]` rules: prefixes announced and held back by the limit.
     Redistribute,
+    /// Health-checked services: state, last result per check, latency, flaps
+    /// (`show services`).
+    Services,
 }
 
 impl Query {
@@ -72,6 +75,7 @@ impl Query {
                 .ok()
                 .map(Self::Undrain),
             ["redistribute"] => Some(Self::Redistribute),
+            ["services"] => Some(Self::Services),
             _ => None,
         }
     }
@@ -89,6 +93,7 @@ impl Query {
             Self::Drain(request) => request.to_line(),
             Self::Undrain(request) => request.to_line(),
             Self::Redistribute => "redistribute".to_owned(),
+            Self::Services => "services".to_owned(),
         }
     }
 }

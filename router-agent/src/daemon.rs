@@ -8,6 +8,7 @@ mod kernel_events;
 mod redistribute;
 mod reload;
 mod restart;
+mod services;
 mod startup;
 mod static_routes;
 
@@ -92,6 +93,8 @@ struct Agent {
     observed_tables: BTreeSet<u32>,
     /// When redistributed changes may next go to the speaker (`redistribute.rs`).
     redistribute_pacing: redistribute::Pacing,
+    /// `[[service]]`: the checks thread and the VIPs assigned (`services.rs`).
+    services: Option<services::Services>,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -136,6 +139,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
     };
     let mut bfd_changes = agent.bfd.take_changes();
     agent.sync_bfd();
+    if let Err(err) = agent.start_services().await {
+        let adopting = agent.adoption.is_some();
+        agent.abandon_start(adopting).await;
+        return Err(err);
+    }
     let exit = agent
         .event_loop(
             &mut events,
@@ -186,6 +194,7 @@ impl Agent {
         options: &RunOptions,
         signals: &mut Signals,
     ) -> Result<Exit> {
+        let mut service_events = self.take_service_events();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         // The kernel's forwarding switches are re-read every second (no notification needed).
         let mut switches_checked = Instant::now();
@@ -343,6 +352,7 @@ impl Agent {
                 _ = tokio::time::sleep_until(
                     self.redistribute_pacing.due.map_or_else(tokio::time::Instant::now, Into::into),
                 ), if self.redistribute_pacing.due.is_some() => self.redistribute(),
+                Some(event) = service_events.recv() => self.on_service_event(event).await,
             }
         }
     }
@@ -413,6 +423,7 @@ impl Agent {
                 Err(error) => serde_json::json!({ "error": error }),
             },
             (Query::Redistribute, _) => serde_json::json!(self.redistributor.status()),
+            (Query::Services, Some(_)) => Self::services_json(&self.services),
         };
         value.to_string()
     }
@@ -425,6 +436,7 @@ impl Agent {
         // AdminDown to the BFD peers first: neither a restart nor a stop is a path failure,
         // and a peer must not fail our session (nor, in a restart, the graceful one) for it.
         self.bfd.shutdown().await;
+        self.stop_services(exit).await;
         if exit != Exit::Stop {
             self.leave_for_restart().await;
             return Ok(());

@@ -18,4 +18,5 @@ pub mod kernel_routes;
 pub mod netlink;
 pub mod next_hop_check;
 pub mod redistribute;
+pub mod services;
 pub mod show;

@@ -140,6 +140,9 @@ enum ShowCommand {
     /// `[[redistribute]]` rules: prefixes announced and held back by the limit (asks the
     /// agent).
     Redistribute,
+    /// Health-checked services: state, last result per check, latency, flaps (asks the
+    /// agent).
+    Services,
 }
 
 fn main() -> Result<()> {
@@ -191,7 +194,14 @@ fn main() -> Result<()> {
                 parsed.interfaces.len(),
                 parsed.routes.len(),
                 parsed.engine()
-            )
+            )?;
+            // Not errors: what may be put right on the host before the service is needed.
+            for (index, service) in parsed.service.iter().enumerate() {
+                for warning in service.warnings(index) {
+                    say!("warning: {warning}")?;
+                }
+            }
+            Ok(())
         }
         Command::Reload { config } => {
             // Checked here too, so that a typo is reported before the agent is asked.
@@ -273,6 +283,14 @@ fn main() -> Result<()> {
                         serde_json::to_string_pretty(&value)?
                     } else {
                         router_agent::redistribute::render(&value)
+                    }
+                }
+                ShowCommand::Services => {
+                    let value = control::query(&socket, control::Query::Services)?;
+                    if json {
+                        serde_json::to_string_pretty(&value)?
+                    } else {
+                        router_agent::services::show::render_services(&value)
                     }
                 }
             };

@@ -12,6 +12,7 @@
 mod bench_bgp;
 mod bench_cost;
 mod bench_restart;
+mod bench_services;
 mod bench_throughput;
 mod bench_workloads;
 mod lab;
@@ -56,6 +57,9 @@ enum Bench {
     /// Workload routes: N `/32 dev veth` routes added at once (`ip -batch`), time until the
     /// FRR ToR holds them all, and until it holds none after deleting them.
     Workloads(bench_workloads::Args),
+    /// Health checks: N services with a TCP check each every second: agent CPU and check
+    /// latency p99.
+    Services(bench_services::Args),
 }
 
 fn main() -> Result<()> {
@@ -79,6 +83,7 @@ fn main() -> Result<()> {
             Bench::Bgp(args) => bench_bgp::run(args),
             Bench::Restart(args) => bench_restart::run(args),
             Bench::Workloads(args) => bench_workloads::run(args),
+            Bench::Services(args) => bench_services::run(args),
         },
     }
 }

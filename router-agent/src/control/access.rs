@@ -29,7 +29,11 @@ impl Access {
             Access::Full => true,
             Access::ShowOnly => matches!(
                 query,
-                Query::Neighbors | Query::Routes | Query::Status | Query::Redistribute
+                Query::Neighbors
+                    | Query::Routes
+                    | Query::Status
+                    | Query::Redistribute
+                    | Query::Services
             ),
             Access::None => false,
         }
@@ -121,6 +125,7 @@ mod tests {
             Query::Routes,
             Query::Status,
             Query::Redistribute,
+            Query::Services,
         ] {
             assert!(Access::ShowOnly.allows(query));
         }

@@ -116,12 +116,15 @@ impl Agent {
         self.fib.set_pass_to_kernel(&mut batch, &pass);
         self.config = new;
         self.commit(batch).await;
+        let services = self.config.service.clone();
+        self.apply_services(&services).await;
         Ok(serde_json::json!({
             "config": path,
             "static_routes": self.config.routes.len(),
             "static_routes_removed": removed.len(),
             "static_routes_not_installed": not_installed,
             "bgp": bgp,
+            "services": self.config.service.len(),
         }))
     }
 }

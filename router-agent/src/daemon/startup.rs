@@ -100,6 +100,7 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         ),
         observed_tables,
         redistribute_pacing: Default::default(),
+        services: None,
         config,
     };
     let adopting = adoption.is_some();

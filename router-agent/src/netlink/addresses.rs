@@ -40,3 +40,69 @@ pub(super) fn parse_address(msg: &AddressMessage) -> Option<AddressInfo> {
         broadcast: if addr.is_ipv4() { broadcast } else { None },
     })
 }
+
+/// Adding and removing the host's addresses: a service's VIPs on its dummy interface
+/// (`[[service]] assign = true`).
+impl super::Netlink {
+    /// Puts `address` on `ifindex` as a host address (/32 or /128); already there is fine.
+    /// IPv6 skips duplicate address detection (`IFA_F_NODAD`): an anycast VIP is on every
+    /// host by design, and DAD would hold it "tentative" (unusable) for a second or more.
+    pub async fn add_host_address(
+        &self,
+        ifindex: u32,
+        address: std::net::IpAddr,
+    ) -> Result<(), super::NetlinkError> {
+        use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+        let message = host_address_message(ifindex, address, true);
+        self.request(
+            rtnetlink::packet_route::RouteNetlinkMessage::NewAddress(message),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes `address` from `ifindex`; already gone is fine.
+    pub async fn remove_host_address(
+        &self,
+        ifindex: u32,
+        address: std::net::IpAddr,
+    ) -> Result<(), super::NetlinkError> {
+        use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST};
+        let message = host_address_message(ifindex, address, false);
+        match self
+            .request(
+                rtnetlink::packet_route::RouteNetlinkMessage::DelAddress(message),
+                NLM_F_REQUEST | NLM_F_ACK,
+            )
+            .await
+        {
+            Err(err) if matches!(err.errno(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+}
+
+fn host_address_message(ifindex: u32, address: std::net::IpAddr, nodad: bool) -> AddressMessage {
+    use rtnetlink::packet_route::{
+        AddressFamily,
+        address::{AddressFlags, AddressScope},
+    };
+    let mut message = AddressMessage::default();
+    message.header.index = ifindex;
+    message.header.scope = AddressScope::Universe;
+    message.header.family = if address.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    message.header.prefix_len = if address.is_ipv4() { 32 } else { 128 };
+    message.attributes.push(AddressAttribute::Local(address));
+    message.attributes.push(AddressAttribute::Address(address));
+    if nodad && address.is_ipv6() {
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    message
+}

@@ -47,3 +47,56 @@ pub(super) fn parse_link(msg: &LinkMessage) -> Option<LinkInfo> {
         up: msg.header.flags.contains(LinkFlags::Up) && oper_ok,
     })
 }
+
+impl super::Netlink {
+    /// The ifindex of dummy interface `name`, created (and set up) if absent. An existing
+    /// interface of that name is used whatever its kind: the operator chose it.
+    pub async fn ensure_dummy(&self, name: &str) -> anyhow::Result<u32> {
+        use anyhow::Context;
+        use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST};
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        if let Ok(ifindex) = super::ifindex_by_name(name) {
+            self.set_up(ifindex).await?;
+            return Ok(ifindex);
+        }
+        let message = rtnetlink::LinkDummy::new(name).up().build();
+        match self
+            .request(
+                RouteNetlinkMessage::NewLink(message),
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .await
+        {
+            // Created meanwhile by someone else: use it.
+            Err(err) if err.errno() == Some(libc::EEXIST) => {}
+            Err(err) if err.errno() == Some(libc::EOPNOTSUPP) => anyhow::bail!(
+                "creating dummy interface {name:?}: this kernel has no dummy interfaces \
+                 (CONFIG_DUMMY); create {name:?} yourself (any kind, e.g. `ip link add {name} \
+                 type bridge`) or set assign_interface = \"lo\""
+            ),
+            other => {
+                other.with_context(|| format!("creating dummy interface {name:?}"))?;
+            }
+        }
+        let ifindex = super::ifindex_by_name(name)?;
+        self.set_up(ifindex).await?;
+        Ok(ifindex)
+    }
+
+    async fn set_up(&self, ifindex: u32) -> anyhow::Result<()> {
+        use anyhow::Context;
+        use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST};
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        let mut message = LinkMessage::default();
+        message.header.index = ifindex;
+        message.header.flags = LinkFlags::Up;
+        message.header.change_mask = LinkFlags::Up;
+        self.request(
+            RouteNetlinkMessage::SetLink(message),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        .with_context(|| format!("setting interface {ifindex} up"))?;
+        Ok(())
+    }
+}
