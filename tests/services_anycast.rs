@@ -525,4 +525,53 @@ fn services_follow_their_health_checks() {
     let web = lab.service(0, "web");
     assert_eq!(web["state"], "up", "{web}");
     assert_eq!(lab.services(0).as_array().map(Vec::len), Some(1));
+
+    // Planned restart of A (`router-agent restart`): FRR keeps A's path as a GR helper, and
+    // A's End-of-RIB waits for web's first check after the restart, so the VIP never leaves
+    // the ToR's ECMP set.
+    let restart = lab
+        .net
+        .command_in("a", AGENT)
+        .args(["restart", "-c", &path])
+        .output()
+        .unwrap();
+    assert!(restart.status.success(), "{restart:?}\n{}", lab.logs());
+    let log_a = lab.net.path("agent-a.log");
+    let settled = || {
+        std::fs::read_to_string(&log_a)
+            .unwrap_or_default()
+            .contains("every service checked since the restart")
+    };
+    let restarted = Instant::now();
+    let mut missing = Vec::new();
+    let mut settled_after = None;
+    while restarted.elapsed() < Duration::from_secs(10) {
+        let hops = lab.tor_nexthops(VIP);
+        if hops != both {
+            missing.push((restarted.elapsed(), hops));
+        }
+        match settled_after {
+            None if settled() => settled_after = Some(restarted.elapsed()),
+            // FRR sweeps what End-of-RIB did not refresh: watch a little longer.
+            Some(at) if restarted.elapsed() > at + Duration::from_secs(2) => break,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        missing.is_empty(),
+        "the VIP left the ToR's ECMP set during A's planned restart: {missing:?}\n{}",
+        lab.logs()
+    );
+    let settled_after = settled_after.unwrap_or_else(|| {
+        panic!(
+            "A's End-of-RIB not released after the restart\n{}",
+            lab.logs()
+        )
+    });
+    eprintln!(
+        "services_anycast: planned restart of A: End-of-RIB after {:.2} s",
+        settled_after.as_secs_f64()
+    );
+    assert!(lab.vip_on_a(), "VIP kept assigned across the restart");
 }

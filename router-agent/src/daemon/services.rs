@@ -2,7 +2,12 @@
 //! originated routes (`Speaker::set_service`) and, with `assign = true`, its VIPs on a dummy
 //! interface. One log line per change of state; a repeating failure is only in `show`.
 
-use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Result;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -20,7 +25,14 @@ pub(super) struct Services {
     events: Option<UnboundedReceiver<ServiceEvent>>,
     /// By service: the interface and the VIPs assigned there now.
     assigned: BTreeMap<Arc<str>, (String, Vec<IpAddr>)>,
+    /// After a planned restart: services without a first verdict yet. End-of-RIB waits for
+    /// them (`Speaker::hold_end_of_rib`), so the ToRs keep the routes of the previous run
+    /// until each is confirmed or withdrawn.
+    settling: BTreeSet<Arc<str>>,
 }
+
+/// The longest End-of-RIB waits for the services' first verdicts, beyond their timeout.
+const SETTLING_SLACK: Duration = Duration::from_secs(2);
 
 impl Agent {
     /// Starts the "checks" thread with the configured services (all in Init: nothing is
@@ -33,10 +45,25 @@ impl Agent {
                 tracing::warn!("{warning}");
             }
         }
+        let mut set = set;
+        let resuming = self.adoption.is_some() && !self.config.service.is_empty();
+        let mut settling = BTreeSet::new();
+        if resuming && let Some(speaker) = self.speaker.as_mut() {
+            set.resume_next();
+            settling = self
+                .config
+                .service
+                .iter()
+                .map(|s| Arc::from(s.name.as_str()))
+                .collect();
+            let longest = self.config.service.iter().map(|s| s.timeout).max();
+            speaker.hold_end_of_rib(longest.unwrap_or_default() + SETTLING_SLACK);
+        }
         self.services = Some(Services {
             set,
             events: Some(receiver),
             assigned: BTreeMap::new(),
+            settling,
         });
         let configs = self.config.service.clone();
         self.apply_services(&configs).await;
@@ -86,7 +113,7 @@ impl Agent {
             announce,
             cause,
         } = event;
-        let Some(services) = &self.services else {
+        let Some(services) = self.services.as_mut() else {
             return;
         };
         if !services.set.is_current(&name, generation) {
@@ -94,6 +121,8 @@ impl Agent {
             tracing::debug!(service = %name, generation, "stale service event dropped");
             return;
         }
+        let settled =
+            from == Phase::Init && services.settling.remove(&name) && services.settling.is_empty();
         let hold_down = services.set.config(&name).map(|c| c.hold_down);
         match (to, &cause) {
             (Phase::Up, _) => tracing::info!(
@@ -122,6 +151,10 @@ impl Agent {
             ),
         }
         self.announce_service(&name).await;
+        if settled && let Some(speaker) = self.speaker.as_mut() {
+            tracing::info!("every service checked since the restart: End-of-RIB sent");
+            speaker.release_end_of_rib();
+        }
     }
 
     /// Makes `name`'s routes and VIPs what its current state says.

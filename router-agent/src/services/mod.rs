@@ -61,6 +61,8 @@ pub struct ServiceSet {
     exec_slots: Arc<Semaphore>,
     services: BTreeMap<Arc<str>, Running>,
     next_generation: u64,
+    /// The next `apply` starts its services resuming (planned restart).
+    resuming: bool,
 }
 
 impl ServiceSet {
@@ -85,12 +87,21 @@ impl ServiceSet {
             exec_slots: Arc::new(Semaphore::new(EXEC_SLOTS)),
             services: BTreeMap::new(),
             next_generation: 1,
+            resuming: false,
         })
+    }
+
+    /// The services of the next [`apply`](Self::apply) may have been announced by the
+    /// previous run (planned restart): their first round decides
+    /// ([`ServiceMachine::resuming`]).
+    pub fn resume_next(&mut self) {
+        self.resuming = true;
     }
 
     /// Makes the running services those of `configs` (validated), diffed by name: identical
     /// ones are left alone.
     pub fn apply(&mut self, configs: &[ServiceConfig]) -> Vec<Applied> {
+        let resuming = std::mem::take(&mut self.resuming);
         let mut applied = Vec::new();
         let wanted: BTreeMap<&str, &ServiceConfig> =
             configs.iter().map(|c| (c.name.as_str(), c)).collect();
@@ -121,7 +132,11 @@ impl ServiceSet {
                 }
                 None => {
                     applied.push(Applied::Added(name.clone()));
-                    ServiceMachine::new(thresholds(config), Instant::now())
+                    if resuming {
+                        ServiceMachine::resuming(thresholds(config), Instant::now())
+                    } else {
+                        ServiceMachine::new(thresholds(config), Instant::now())
+                    }
                 }
             };
             self.spawn(name, config.clone(), machine);

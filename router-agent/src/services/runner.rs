@@ -96,7 +96,13 @@ pub struct Task {
 impl Task {
     pub async fn run(mut self) {
         // Spread services over the interval: a thousand of them do not all connect at once.
-        let offset = self.interval.mul_f64(rand::random::<f64>());
+        // After a planned restart, the first round goes at once: its verdict is awaited
+        // before End-of-RIB (see `daemon/services.rs`).
+        let offset = if self.machine.is_resuming() {
+            Duration::ZERO
+        } else {
+            self.interval.mul_f64(rand::random::<f64>())
+        };
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + offset, self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

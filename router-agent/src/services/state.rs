@@ -10,6 +10,10 @@
 //! HoldDown --timer expired, last result pass--> Up
 //! ```
 //! A check flapping each round with rise = fall = 3 never leaves Up: no UPDATE is sent.
+//!
+//! After a planned restart a service is *resuming* ([`ServiceMachine::resuming`]): its first
+//! round decides (pass: Up, fail: Down), so the routes the network kept for us are confirmed
+//! or withdrawn within one check timeout instead of rise x interval.
 
 use std::time::{Duration, Instant};
 
@@ -76,6 +80,8 @@ pub struct ServiceMachine {
     ever_up: bool,
     flaps: u64,
     since: Instant,
+    /// Init after a planned restart: the first verdict decides.
+    resuming: bool,
 }
 
 impl ServiceMachine {
@@ -88,7 +94,22 @@ impl ServiceMachine {
             ever_up: false,
             flaps: 0,
             since: now,
+            resuming: false,
         }
+    }
+
+    /// A service the previous run may have announced (planned restart): its first round
+    /// decides.
+    pub fn resuming(thresholds: Thresholds, now: Instant) -> Self {
+        ServiceMachine {
+            resuming: true,
+            ..Self::new(thresholds, now)
+        }
+    }
+
+    /// Still waiting for its first verdict after a planned restart.
+    pub fn is_resuming(&self) -> bool {
+        self.resuming && self.phase == Phase::Init
     }
 
     /// The same service with new parameters (reload): state, flaps and since are kept, and so
@@ -142,6 +163,9 @@ impl ServiceMachine {
         let rose = self.passes >= self.thresholds.rise;
         let fell = self.failures >= self.thresholds.fall;
         match self.phase {
+            Phase::Init if self.resuming => {
+                self.go(now, if pass { Phase::Up } else { Phase::Down })
+            }
             Phase::Init if rose => self.go(now, Phase::Up),
             Phase::Init if fell => self.go(now, Phase::Down),
             Phase::Up if fell => {

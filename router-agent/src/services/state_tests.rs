@@ -166,3 +166,21 @@ fn histogram_quantiles() {
         "huge latencies land in the last bucket"
     );
 }
+
+#[test]
+fn a_resuming_service_is_decided_by_its_first_round() {
+    let start = Instant::now();
+    let mut up = ServiceMachine::resuming(thresholds(3, 3, 10), start);
+    assert!(up.is_resuming());
+    let transition = up.on_result(start, true).expect("decided at once");
+    assert_eq!(transition.to, Phase::Up);
+    assert!(!up.is_resuming());
+    assert_eq!(up.flaps(), 0);
+    let mut down = ServiceMachine::resuming(thresholds(3, 3, 10), start);
+    assert_eq!(
+        down.on_result(start, false).map(|t| t.to),
+        Some(Phase::Down)
+    );
+    // From then on, the usual thresholds: a single failure does not take it down.
+    assert_eq!(up.on_result(start, false), None);
+}

@@ -239,10 +239,18 @@ impl Speaker {
         let target = build_adj_rib_out(&self.origins.effective, &session, &state.neighbor.export);
         state.export_session = Some(session);
         let mut updates = updates_from_diff(state.adj_out.sync(target));
-        for (afi, safi) in &negotiated.families {
-            if *safi == Safi::Unicast {
-                updates.push(Update::end_of_rib(*afi));
+        let families: Vec<Afi> = negotiated
+            .families
+            .iter()
+            .filter(|(_, safi)| *safi == Safi::Unicast)
+            .map(|(afi, _)| *afi)
+            .collect();
+        // Held after a planned restart until the services have a verdict (`origins.rs`).
+        match self.origins.end_of_rib_hold.as_mut() {
+            Some(hold) => {
+                hold.waiting.insert(peer, families);
             }
+            None => updates.extend(families.into_iter().map(Update::end_of_rib)),
         }
         let _ = state.handle.commands.send(PeerCommand::Send(updates));
     }

@@ -310,7 +310,7 @@ impl Speaker {
         resolve: &Resolve<'_>,
     ) {
         self.graceful_restart_tick(now, fib, batch, resolve);
-        self.origins_tick();
+        self.origins_tick(now);
     }
 
     /// Ends every session with a Cease (administrative shutdown).

@@ -3,13 +3,14 @@
 //! change recomputes the effective table and re-exports it to the established peers; the
 //! Adj-RIB-Out diff sends only what changed.
 
-use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
 use super::Speaker;
 use crate::bgp::drain::{DrainEffect, DrainState};
+use crate::bgp::packet::{types::Afi, update::Update};
 use crate::bgp::peer::PeerCommand;
 use crate::bgp::policy::{
     ExportModifiers, OriginSource, Originated, OriginatedRoute, Origins, build_adj_rib_out,
@@ -27,6 +28,18 @@ pub(in crate::bgp) struct HostOrigins {
     pub(in crate::bgp) effective: Originated,
     /// When a drain's withdrawal falls due (Unix seconds).
     deadline: Option<u64>,
+    /// After a planned restart: End-of-RIB waits for the services' first verdicts.
+    pub(in crate::bgp) end_of_rib_hold: Option<EndOfRibHold>,
+}
+
+/// End-of-RIB held back: the peers (and families) owed one, and until when at most. A
+/// helper keeps our routes from before the restart until our End-of-RIB (RFC 4724): sent
+/// before a service has been checked, it would withdraw the service's prefixes for rise x
+/// interval.
+#[derive(Debug)]
+pub(in crate::bgp) struct EndOfRibHold {
+    until: Instant,
+    pub(in crate::bgp) waiting: BTreeMap<PeerId, Vec<Afi>>,
 }
 
 impl HostOrigins {
@@ -146,8 +159,45 @@ impl Speaker {
         &self.origins.effective
     }
 
-    /// A drain's withdrawal time has come: withdraw (called on the agent's timer).
-    pub(in crate::bgp) fn origins_tick(&mut self) {
+    /// Holds End-of-RIB back (planned restart with services) until
+    /// [`release_end_of_rib`](Self::release_end_of_rib), or `at_most` from now.
+    pub fn hold_end_of_rib(&mut self, at_most: Duration) {
+        self.origins.end_of_rib_hold = Some(EndOfRibHold {
+            until: Instant::now() + at_most,
+            waiting: BTreeMap::new(),
+        });
+    }
+
+    /// Sends the End-of-RIBs held back to the peers still established.
+    pub fn release_end_of_rib(&mut self) {
+        let Some(hold) = self.origins.end_of_rib_hold.take() else {
+            return;
+        };
+        for (peer, families) in hold.waiting {
+            let Some(state) = self.peers.get(&peer) else {
+                continue;
+            };
+            if state.export_session.is_some() && !families.is_empty() {
+                let updates = families.into_iter().map(Update::end_of_rib).collect();
+                let _ = state.handle.commands.send(PeerCommand::Send(updates));
+            }
+        }
+    }
+
+    /// A drain's withdrawal time has come: withdraw; an End-of-RIB hold has run out: send
+    /// them (called on the agent's timer).
+    pub(in crate::bgp) fn origins_tick(&mut self, now: Instant) {
+        if self
+            .origins
+            .end_of_rib_hold
+            .as_ref()
+            .is_some_and(|hold| hold.until <= now)
+        {
+            tracing::warn!(
+                "services still unchecked after the restart: End-of-RIB sent without them"
+            );
+            self.release_end_of_rib();
+        }
         let now = now_unix();
         if self.origins.deadline.is_some_and(|at| at <= now) && self.origins.recompute(now) {
             self.re_export(self.peers.keys().copied().collect::<Vec<_>>());
