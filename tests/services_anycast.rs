@@ -190,6 +190,8 @@ exec = {{ command = ["/bin/sh", "-c", "echo run >> {dir}/flappy.runs; [ -e {dir}
 pin_dir = "{pins}/{role}"
 [control]
 socket = "{socket}"
+[drain]
+state_file = "{drain_file}"
 [[interface]]
 name = "uplink"
 [bgp]
@@ -215,6 +217,7 @@ http = {{ url = "http://127.0.0.1:8080/" }}
 {flappy}"#,
             pins = self.net.pin_dir.display(),
             socket = self.net.path_str(&format!("agent-{role}.sock")),
+            drain_file = self.net.path_str(&format!("drain-{role}.json")),
         );
         let path = self.config_path(index);
         std::fs::write(&path, config).unwrap();
@@ -574,4 +577,34 @@ fn services_follow_their_health_checks() {
         settled_after.as_secs_f64()
     );
     assert!(lab.vip_on_a(), "VIP kept assigned across the restart");
+
+    // Drain one service with a prepend (this ToR has no GRACEFUL_SHUTDOWN policy): A's path
+    // is longer, so the ToR uses B only; undrain brings A back. An unknown service is named.
+    let agent_a = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.extend(["-c", &path]);
+        lab.net.command_in("a", AGENT).args(&full).output().unwrap()
+    };
+    let unknown = agent_a(&["drain", "--service", "nosuch"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no service \"nosuch\""),
+        "{unknown:?}"
+    );
+    let drain = agent_a(&["drain", "--service", "web", "--prepend", "2", "--wait"]);
+    assert!(drain.status.success(), "{drain:?}\n{}", lab.logs());
+    wait_for(
+        "the ToR to leave A for the drained service",
+        Duration::from_secs(5),
+        || lab.tor_nexthops(VIP) == ["10.0.2.2"],
+        || lab.logs(),
+    );
+    let undrain = agent_a(&["undrain", "--service", "web"]);
+    assert!(undrain.status.success(), "{undrain:?}\n{}", lab.logs());
+    wait_for(
+        "A back after undrain",
+        Duration::from_secs(5),
+        || lab.tor_nexthops(VIP) == both,
+        || lab.logs(),
+    );
 }

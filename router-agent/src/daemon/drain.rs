@@ -18,9 +18,8 @@ use crate::{
 
 /// The drain to start with, before the speaker sends anything (see `persist.rs`).
 pub(super) fn load_at_start(config: &Config) -> DrainState {
-    // Services are not configured in this build: every drained service is reported as
-    // unknown and kept.
-    let services = BTreeSet::new();
+    // A drained service no longer configured is reported and kept (it may come back).
+    let services: BTreeSet<String> = config.service.iter().map(|s| s.name.clone()).collect();
     persist::load_at_start(
         &config.drain.state_file,
         config.drain.prepend,
@@ -86,6 +85,14 @@ impl Agent {
             let _ = reply.send(error("BGP is not configured".into()));
             return;
         };
+        if let Some(service) = &request.service
+            && !self.config.service.iter().any(|s| &s.name == service)
+        {
+            let _ = reply.send(error(format!(
+                "no service {service:?} in the configuration: nothing drained"
+            )));
+            return;
+        }
         let state = drained(&self.config, speaker.drain_state(), &request, now_unix());
         if let Err(err) = Self::save_and_apply(speaker, &self.config, state) {
             tracing::error!("{err}");
