@@ -17,7 +17,7 @@ router bgp 65001
 ";
 
 /// The FRR anchor on the host: zebra learns the `proto boot` routes as kernel routes
-/// (`K>*` in `show ip route`), bgpd announces those in 10.200/16 (`redistribute kernel`).
+/// (`redistribute kernel` alone announces them all), bgpd announces those in 10.200/16.
 pub const HOST_BGPD: &str = "hostname host
 ip prefix-list workloads seq 5 permit 10.200.0.0/16 le 32
 route-map workloads permit 10
