@@ -3,9 +3,15 @@
 //! time until the FRR ToR's kernel holds all N (zebra installed them), then the same for
 //! deleting them all. The agent redistributes them with `[[redistribute]]` (limit above N).
 //!
+//! Anchors, in the same run, each in a fresh lab after the agent's: FRR on the host (zebra
+//! reads `proto boot` routes as kernel routes, bgpd has `redistribute kernel`) and BIRD 2
+//! (`protocol kernel { learn; }`, default scan time 60 s), both with the same prefix list
+//! (10.200/16) as the agent; see [`daemons`].
+//!
 //! ```text
-//!   tor ns: FRR (bgpd + zebra), AS 65001 ── th ═══ ht ── host ns: router-agent, AS 65101
-//!   10.0.11.1                                   10.0.11.2   └─ veth-c0 ═══ eth0 ── ctr ns
+//!   tor ns: FRR (bgpd + zebra), AS 65001 ── th ═══ ht ── host ns: router-agent | FRR | BIRD
+//!   10.0.11.1                                   10.0.11.2   AS 65101
+//!                                                           └─ veth-c0 ═══ eth0 ── ctr ns
 //! ```
 //!
 //! The ToR's count is `ip -4 route show proto bgp` polled every 20 ms (about 10 ms to list
@@ -23,6 +29,8 @@ use netns_lab::{Namespaces, spawn_logged, stop, stop_pidfiles};
 
 use crate::bench_bgp::dut::agent_binary;
 
+mod daemons;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Workload routes added (and then deleted) at once.
@@ -31,10 +39,33 @@ pub struct Args {
     /// Seconds the ToR may take to hold them all (and none after the delete).
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// Anchors measured after router-agent in the same run, in the host's place: FRR
+    /// (`redistribute kernel`) and BIRD 2 (`protocol kernel { learn; }`).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Dut::Frr, Dut::Bird])]
+    anchor: Vec<Dut>,
+}
+
+/// What announces the host's routes to the ToR.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Dut {
+    Agent,
+    Frr,
+    Bird,
+}
+
+impl Dut {
+    fn label(self) -> &'static str {
+        match self {
+            Dut::Agent => "router-agent",
+            Dut::Frr => "FRR 8.4 (anchor)",
+            Dut::Bird => "BIRD 2.0 (anchor)",
+        }
+    }
 }
 
 struct Lab {
     agent: Option<Child>,
+    pidfiles: Vec<PathBuf>,
     net: Namespaces,
 }
 
@@ -43,28 +74,78 @@ impl Drop for Lab {
         if let Some(agent) = self.agent.take() {
             stop(agent, libc::SIGTERM);
         }
-        stop_pidfiles(&[self.net.path("bgpd.pid"), self.net.path("zebra.pid")]);
+        stop_pidfiles(&self.pidfiles);
     }
 }
+
+/// (`ip -batch` add, ToR holds all, `ip -batch` del, ToR holds none), seconds.
+type Figures = [f64; 4];
 
 pub fn run(args: Args) -> Result<()> {
     if args.routes == 0 || args.routes > 60_000 {
         bail!("--routes: 1..60000 (10.200.0.0/16, 250 a /24)");
     }
     let binary = agent_binary()?;
+    let mut duts = vec![Dut::Agent];
+    duts.extend(args.anchor.iter().filter(|&&d| d != Dut::Agent));
+    println!(
+        "{} workload routes (/32 dev veth-c0 proto boot), FRR ToR, `ip -batch` at once:",
+        args.routes
+    );
+    let mut rows = Vec::new();
+    for dut in duts {
+        println!("{}:", dut.label());
+        // One lab after the other (the same names): the previous one is gone first.
+        let figures = measure(dut, &binary, &args)?;
+        rows.push((dut, figures));
+    }
+    println!(
+        "\n{:<18} {:>9} {:>9} {:>9} {:>9}",
+        "", "batch add", "ToR all", "batch del", "ToR none"
+    );
+    for (dut, [add, all, del, none]) in rows {
+        println!(
+            "{:<18} {add:>7.3} s {all:>7.3} s {del:>7.3} s {none:>7.3} s",
+            dut.label()
+        );
+    }
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average: {}", load.trim());
+    Ok(())
+}
+
+/// One lab (ToR, host with `dut`, container), the add then the delete.
+fn measure(dut: Dut, binary: &Path, args: &Args) -> Result<Figures> {
     let mut lab = Lab {
         agent: None,
+        pidfiles: Vec::new(),
         net: Namespaces::new("wlb-", "bench", &["tor", "host", "ctr"]),
     };
     setup(&lab.net);
-    start_frr(&lab.net)?;
-    lab.agent = Some(start_agent(&lab.net, &binary, args.routes)?);
+    lab.pidfiles = daemons::start_frr(&lab.net, "tor", daemons::TOR_BGPD)?;
+    match dut {
+        Dut::Agent => lab.agent = Some(start_agent(&lab.net, binary, args.routes)?),
+        Dut::Frr => {
+            let pidfiles = daemons::start_frr(&lab.net, "host", daemons::HOST_BGPD)?;
+            lab.pidfiles.extend(pidfiles);
+        }
+        Dut::Bird => {
+            let pidfile = daemons::start_bird(&lab.net, "host", daemons::HOST_BIRD)?;
+            lab.pidfiles.push(pidfile);
+        }
+    }
     wait("the BGP session", Duration::from_secs(60), || {
         Ok(lab
             .net
             .exec(
                 "tor",
-                &["ss", "-Htn", "state", "established", "( sport = :179 )"],
+                &[
+                    "ss",
+                    "-Htn",
+                    "state",
+                    "established",
+                    "( sport = :179 or dport = :179 )",
+                ],
             )
             .lines()
             .count()
@@ -76,22 +157,18 @@ pub fn run(args: Args) -> Result<()> {
 
     let add = batch_file(&lab.net, "add", args.routes)?;
     let del = batch_file(&lab.net, "del", args.routes)?;
-    println!(
-        "{} workload routes (/32 dev veth-c0 proto boot), FRR ToR, `ip -batch` at once:",
-        args.routes
-    );
     let timeout = Duration::from_secs(args.timeout_secs);
-    let (batch, all) = timed(&lab.net, &add, timeout, |n| n >= args.routes)?;
+    let (batch_add, all) = timed(&lab.net, &add, timeout, |n| n >= args.routes)?;
     println!(
-        "  added:   ip -batch {batch:>7.3} s; ToR holds all {:>7.3} s",
+        "  added:   ip -batch {batch_add:>7.3} s; ToR holds all {:>7.3} s",
         all
     );
-    let (batch, none) = timed(&lab.net, &del, timeout, |n| n == 0)?;
+    let (batch_del, none) = timed(&lab.net, &del, timeout, |n| n == 0)?;
     println!(
-        "  deleted: ip -batch {batch:>7.3} s; ToR holds none {:>6.3} s",
+        "  deleted: ip -batch {batch_del:>7.3} s; ToR holds none {:>6.3} s",
         none
     );
-    Ok(())
+    Ok([batch_add, all, batch_del, none])
 }
 
 /// Runs `ip -batch file` in the host; returns (its duration, time until `done(count)`).
@@ -150,37 +227,6 @@ fn setup(net: &Namespaces) {
     for (role, args) in steps {
         net.exec(role, args);
     }
-}
-
-fn start_frr(net: &Namespaces) -> Result<()> {
-    let config = "hostname tor
-router bgp 65001
- bgp router-id 10.0.11.1
- no bgp ebgp-requires-policy
- neighbor 10.0.11.2 remote-as 65101
- neighbor 10.0.11.2 timers 3 9
-!
-";
-    fs::write(net.path("bgpd.conf"), config)?;
-    let (zserv, vty) = (net.path_str("zserv.api"), net.path_str(""));
-    let pathspace = format!("{}tor", net.name);
-    for (program, pid, extra) in [
-        ("/usr/lib/frr/zebra", "zebra.pid", None),
-        (
-            "/usr/lib/frr/bgpd",
-            "bgpd.pid",
-            Some(net.path_str("bgpd.conf")),
-        ),
-    ] {
-        let pidfile = net.path_str(pid);
-        let mut args = vec![program, "-d", "-i", &pidfile];
-        if let Some(config) = &extra {
-            args.extend(["-f", config]);
-        }
-        args.extend(["-z", &zserv, "--vty_socket", &vty, "-N", &pathspace]);
-        net.exec("tor", &args);
-    }
-    Ok(())
 }
 
 fn start_agent(net: &Namespaces, binary: &Path, routes: usize) -> Result<Child> {
