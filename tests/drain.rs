@@ -37,13 +37,24 @@ use serde_json::Value;
 /// `drain --wait` on A (options `extra`): the ToR forwards to B only while A's path stays,
 /// tagged; A's backend stops getting packets while B's gets them.
 fn drain_a_moves_traffic_to_b(lab: &Lab, extra: &[&str], expect_length: Option<usize>) {
-    let mut args = vec!["drain", "--wait", "--max-wait", "5s"];
+    let mut args = vec!["drain", "--wait", "--max-wait", "8s"];
     args.extend_from_slice(extra);
     let drained_at = Instant::now();
     let answer = lab.cli_ok(A, &args);
     assert_eq!(answer["peers_flushed"], 1, "{answer}");
     assert_eq!(answer["peers_timed_out"], 0, "{answer}");
     assert!(!answer["drained"]["all"].is_null(), "{answer}");
+    if extra.contains(&"--wait-traffic") {
+        // Answered once A's backend nexthop went quiet: the ToR has moved already.
+        let traffic = &answer["traffic"];
+        assert_eq!(traffic["nexthops"], 1, "{answer}");
+        assert_eq!(traffic["idle"], true, "{answer}\n{}", lab.logs());
+        assert_eq!(lab.tor_vias(), [B.address()], "{answer}");
+        eprintln!(
+            "drain --wait-traffic answered after {:.1?}: {traffic}",
+            drained_at.elapsed()
+        );
+    }
     lab.wait_tor_vias("the ToR forwarding to B only", &[B], CONVERGE);
     let converged = drained_at.elapsed();
     let (gshut, length) = lab.path_of(A).expect("A's path kept while drained");
@@ -87,7 +98,7 @@ fn drain_with_frr() {
     let status = lab.show(A, "status");
     assert!(status["drain"]["all"].is_null(), "{status}");
 
-    drain_a_moves_traffic_to_b(&lab, &[], None);
+    drain_a_moves_traffic_to_b(&lab, &["--wait-traffic", "--idle-below", "5"], None);
     let status = lab.show(A, "status");
     assert!(!status["drain"]["all"].is_null(), "{status}");
     undrain_a(&lab);

@@ -227,6 +227,16 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The compiled `[[redistribute]]` rules (also their validation, for `check`, `run` and
+    /// `reload` alike).
+    pub fn redistribute_rules(&self) -> Result<Vec<crate::redistribute::Rule>, (String, String)> {
+        crate::redistribute::config::compile(
+            &self.redistribute,
+            self.bgp.as_ref().map(|bgp| &bgp.prefix_lists),
+            self.datapath.route_protocol,
+        )
+    }
+
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),

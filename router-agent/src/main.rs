@@ -103,6 +103,13 @@ enum Command {
         /// With --wait: return after this long at most (default 10s).
         #[arg(long, requires = "wait", value_parser = router_agent::drain::config::parse_duration)]
         max_wait: Option<std::time::Duration>,
+        /// With --wait: then also until the traffic XDP forwards for the drained prefixes
+        /// has moved (under --idle-below packets/s for 2 s), within --max-wait.
+        #[arg(long, requires = "wait")]
+        wait_traffic: bool,
+        /// With --wait-traffic: packets per second counted as moved (default 10).
+        #[arg(long, requires = "wait_traffic")]
+        idle_below: Option<u64>,
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
@@ -302,6 +309,8 @@ fn main() -> Result<()> {
             withdraw_after,
             wait,
             max_wait,
+            wait_traffic,
+            idle_below,
             config,
         } => {
             let config = config.map(|path| Config::load(&path)).transpose()?;
@@ -311,6 +320,8 @@ fn main() -> Result<()> {
                 withdraw_after,
                 wait,
                 max_wait,
+                wait_traffic,
+                idle_below,
             };
             let answer = control::query(
                 &control_socket(config.as_ref()),

@@ -12,7 +12,8 @@ use crate::{
     config::Config,
     drain::{
         DrainEntry, DrainRequest, DrainState, UndrainRequest, now_unix, persist,
-        request::DEFAULT_MAX_WAIT,
+        request::{DEFAULT_IDLE_BELOW, DEFAULT_MAX_WAIT},
+        traffic,
     },
 };
 
@@ -108,15 +109,38 @@ impl Agent {
         }
         let pending = speaker.flush();
         let max_wait = request.max_wait.unwrap_or(DEFAULT_MAX_WAIT);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let traffic = request.wait_traffic.then(|| self.drained_nexthops());
+        let pin_dir = self.config.datapath.pin_dir.clone();
+        let idle_below = request.idle_below.unwrap_or(DEFAULT_IDLE_BELOW);
         tokio::spawn(async move {
             let flushed = pending.wait(max_wait).await;
-            let answer = serde_json::json!({
+            let mut answer = serde_json::json!({
                 "drained": drained,
                 "peers_flushed": flushed.peers_flushed,
                 "peers_timed_out": flushed.peers_timed_out,
             });
+            if let Some(nexthops) = traffic {
+                let moved = traffic::wait_idle(pin_dir, nexthops, idle_below, deadline).await;
+                answer["traffic"] = serde_json::json!(moved);
+            }
             let _ = reply.send(answer.to_string());
         });
+    }
+
+    /// The datapath nexthops the drained prefixes are forwarded to now (for
+    /// `--wait-traffic`): those of each drained prefix's own FIB route.
+    fn drained_nexthops(&self) -> BTreeSet<u32> {
+        let Some(speaker) = &self.speaker else {
+            return BTreeSet::new();
+        };
+        speaker
+            .originated()
+            .iter()
+            .filter(|route| route.modifiers().graceful_shutdown)
+            .filter_map(|route| self.fib.installed_group(&route.prefix()))
+            .flat_map(|group| self.fib.group_nexthop_slots(group))
+            .collect()
     }
 
     /// `router-agent undrain`.

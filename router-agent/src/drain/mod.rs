@@ -6,6 +6,7 @@
 pub mod config;
 pub mod persist;
 pub mod request;
+pub mod traffic;
 
 pub use crate::bgp::drain::{DrainEntry, DrainState};
 pub use config::DrainConfig;

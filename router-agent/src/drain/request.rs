@@ -1,5 +1,6 @@
 //! `router-agent drain` / `undrain` on the control socket: one line each,
-//! `drain [service=NAME] [prepend=N] [withdraw-after=DUR] [wait] [max-wait=DUR]` and
+//! `drain [service=NAME] [prepend=N] [withdraw-after=DUR] [wait] [max-wait=DUR]
+//! [wait-traffic] [idle-below=PPS]` and
 //! `undrain [service=NAME]`.
 
 use std::time::Duration;
@@ -8,6 +9,8 @@ use super::config::{MAX_PREPEND, parse_duration};
 
 /// How long `drain --wait` waits for the UPDATEs to be written, unless told.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
+/// `--wait-traffic`: the rate (packets/s) under which the traffic counts as moved.
+pub const DEFAULT_IDLE_BELOW: u64 = 10;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DrainRequest {
@@ -20,6 +23,11 @@ pub struct DrainRequest {
     /// Answer once every peer has been sent the drained routes (or `max_wait` passed).
     pub wait: bool,
     pub max_wait: Option<Duration>,
+    /// With `wait`: then also until the drained prefixes' XDP traffic is under `idle_below`
+    /// (`traffic.rs`), all within `max_wait`.
+    pub wait_traffic: bool,
+    /// Packets per second; None: [`DEFAULT_IDLE_BELOW`].
+    pub idle_below: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,6 +68,12 @@ impl DrainRequest {
         for word in words {
             match word.split_once('=') {
                 None if *word == "wait" => request.wait = true,
+                None if *word == "wait-traffic" => request.wait_traffic = true,
+                Some(("idle-below", value)) => {
+                    request.idle_below = Some(value.parse().map_err(|_| {
+                        format!("idle-below {value:?}: a rate in packets per second")
+                    })?)
+                }
                 Some(("service", value)) => request.service = Some(parse_service(value)?),
                 Some(("prepend", value)) => request.prepend = Some(parse_prepend(value)?),
                 Some(("withdraw-after", value)) => {
@@ -88,6 +102,12 @@ impl DrainRequest {
         }
         if let Some(max_wait) = self.max_wait {
             line.push_str(&format!(" max-wait={}ms", max_wait.as_millis()));
+        }
+        if self.wait_traffic {
+            line.push_str(" wait-traffic");
+        }
+        if let Some(pps) = self.idle_below {
+            line.push_str(&format!(" idle-below={pps}"));
         }
         line
     }
@@ -140,6 +160,8 @@ mod tests {
             withdraw_after: Some(Duration::from_secs(90)),
             wait: true,
             max_wait: Some(Duration::from_millis(2500)),
+            wait_traffic: true,
+            idle_below: Some(5),
         };
         let line = request.to_line();
         assert_eq!(DrainRequest::parse(&words(&line)).unwrap(), request);
@@ -163,6 +185,7 @@ mod tests {
             ("drain withdraw-after=0s", "off"),
             ("drain max-wait=soon", "soon"),
             ("drain now", "now"),
+            ("drain idle-below=fast", "packets per second"),
         ] {
             let err = DrainRequest::parse(&words(line)).unwrap_err();
             assert!(err.contains(needle), "{line}: {err}");

@@ -285,6 +285,21 @@ impl Fib {
             .is_some_and(|route| self.in_kernel(route.source(), &prefix))
     }
 
+    /// The datapath nexthops a group's buckets point at (none for the special groups).
+    pub fn group_nexthop_slots(&self, group: u32) -> BTreeSet<u32> {
+        self.groups
+            .get(&group)
+            .map(|entry| {
+                entry
+                    .slots
+                    .iter()
+                    .copied()
+                    .filter(|slot| *slot != router_common::NO_NEXTHOP)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The group a prefix is installed with, if any (its real group for a `pass_to_kernel`
     /// route, `GROUP_PASS` for one that did not fit).
     pub fn installed_group(&self, prefix: &IpNet) -> Option<u32> {

@@ -322,15 +322,3 @@ pub fn unobserved_table(rules: &[Rule], observed: &BTreeSet<u32>) -> Option<KeyE
             )
         })
 }
-
-impl crate::config::Config {
-    /// The compiled `[[redistribute]]` rules (also their validation, for `check`, `run` and
-    /// `reload` alike).
-    pub fn redistribute_rules(&self) -> Result<Vec<Rule>, KeyError> {
-        compile(
-            &self.redistribute,
-            self.bgp.as_ref().map(|bgp| &bgp.prefix_lists),
-            self.datapath.route_protocol,
-        )
-    }
-}

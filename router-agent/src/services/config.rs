@@ -35,7 +35,8 @@ use serde::{Deserialize, Deserializer, de};
 
 use crate::bgp::policy::{Community, LargeCommunity};
 
-use super::{dns::RecordType, http::Url};
+use super::http::Url;
+pub use super::{dns::DnsCheckConfig, exec::ExecCheckConfig, http::HttpCheckConfig};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -103,43 +104,6 @@ pub struct CheckConfig {
     pub exec: Option<ExecCheckConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCheckConfig {
-    pub url: String,
-    /// The status wanted (default 200).
-    #[serde(default = "default_status")]
-    pub status: u16,
-    /// A substring the body must contain.
-    #[serde(default)]
-    pub body: Option<String>,
-    /// https: the CA certificates (PEM) the server's must chain to; default: the Mozilla
-    /// roots.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// https: take any certificate (a self-signed one on a health port).
-    #[serde(default)]
-    pub insecure: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DnsCheckConfig {
-    pub server: SocketAddr,
-    pub name: String,
-    #[serde(rename = "type", default)]
-    pub record_type: RecordType,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ExecCheckConfig {
-    /// argv; `command[0]` an absolute path. No shell.
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub exit: i32,
-}
-
 fn default_interval() -> Duration {
     Duration::from_secs(2)
 }
@@ -151,9 +115,6 @@ fn default_rise_fall() -> u32 {
 }
 fn default_hold_down() -> Duration {
     Duration::from_secs(10)
-}
-fn default_status() -> u16 {
-    200
 }
 /// The dummy interface `assign = true` puts VIPs on unless told otherwise.
 pub const DEFAULT_ASSIGN_INTERFACE: &str = "hostrouter0";
@@ -390,7 +351,7 @@ impl CheckConfig {
                 ));
             }
             // The CA file is read now: a missing or garbled one is named by `check`.
-            super::check::Check::from_config(self)
+            super::http::HttpCheck::from_config(http)
                 .map_err(|why| (format!("{key}.http.ca_file"), why))?;
             if !(100..=599).contains(&http.status) {
                 return Err((

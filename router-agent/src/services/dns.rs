@@ -5,7 +5,16 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Deserializer, de};
 
-use super::{check::CheckError, config::DnsCheckConfig};
+use super::error::CheckError;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsCheckConfig {
+    pub server: SocketAddr,
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub record_type: RecordType,
+}
 
 /// A query type, by its number (`type = "AAAA"` in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

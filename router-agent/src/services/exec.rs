@@ -4,7 +4,18 @@
 
 use std::{os::unix::process::ExitStatusExt, path::PathBuf, process::Stdio};
 
-use super::{check::CheckError, config::ExecCheckConfig};
+use serde::Deserialize;
+
+use super::error::CheckError;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCheckConfig {
+    /// argv; `command[0]` an absolute path. No shell.
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub exit: i32,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecCheck {

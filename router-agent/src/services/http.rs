@@ -3,10 +3,35 @@
 //! `https://` goes through `tls.rs` (cargo feature `https`; without it, refused by `check`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
+use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{check::CheckError, config::HttpCheckConfig};
+use super::error::CheckError;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckConfig {
+    pub url: String,
+    /// The status wanted (default 200).
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// A substring the body must contain.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// https: the CA certificates (PEM) the server's must chain to; default: the Mozilla
+    /// roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// https: take any certificate (a self-signed one on a health port).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+fn default_status() -> u16 {
+    200
+}
 
 /// How much of a response is read: a health page, not a download.
 pub const MAX_RESPONSE: usize = 64 * 1024;

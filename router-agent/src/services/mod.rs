@@ -6,6 +6,7 @@
 pub mod check;
 pub mod config;
 pub mod dns;
+pub mod error;
 pub mod exec;
 pub mod http;
 pub mod runner;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::check::CheckError;
+use super::error::CheckError;
 
 pub async fn probe(address: SocketAddr) -> Result<(), CheckError> {
     tokio::net::TcpStream::connect(address)

@@ -16,7 +16,7 @@ use tokio_rustls::{
     },
 };
 
-use super::check::CheckError;
+use super::error::CheckError;
 
 pub struct Tls {
     connector: TlsConnector,
