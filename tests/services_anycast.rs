@@ -291,6 +291,14 @@ http = {{ url = "http://127.0.0.1:8080/" }}
             .unwrap_or(Value::Null)
     }
 
+    /// How many times FRR's session with A came up: a reset would count one more.
+    fn sessions_with_a(&self) -> u64 {
+        let frr = self.frr.as_ref().unwrap();
+        frr.vtysh("show bgp neighbors 10.0.1.2 json")["10.0.1.2"]["connectionsEstablished"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     fn updates_from_a(&self) -> u64 {
         let frr = self.frr.as_ref().unwrap();
         frr.vtysh("show bgp neighbors 10.0.1.2 json")["10.0.1.2"]["messageStats"]["updatesRecv"]
@@ -504,6 +512,7 @@ fn services_follow_their_health_checks() {
     );
     assert_eq!(lab.tor_nexthops(FLAPPY), ["10.0.1.2"]);
 
+    let sessions = lab.sessions_with_a();
     // Reload: `web` changed (a new task in its current state: still announced), `flappy`
     // removed (withdrawn).
     let path = lab.config_path(0);
@@ -527,6 +536,12 @@ fn services_follow_their_health_checks() {
     assert_eq!(lab.tor_nexthops(VIP), both, "web kept across the reload");
     let web = lab.service(0, "web");
     assert_eq!(web["state"], "up", "{web}");
+    assert!(sessions >= 1);
+    assert_eq!(
+        lab.sessions_with_a(),
+        sessions,
+        "the reload reset the session"
+    );
     assert_eq!(lab.services(0).as_array().map(Vec::len), Some(1));
 
     // Planned restart of A (`router-agent restart`): FRR keeps A's path as a GR helper, and
