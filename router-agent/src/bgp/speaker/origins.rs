@@ -58,11 +58,7 @@ impl HostOrigins {
         let drain = &self.drain;
         let effective = self
             .sources
-            .effective(|source| match drain.effect(source, now_unix) {
-                DrainEffect::None => Some(ExportModifiers::default()),
-                DrainEffect::Tag(modifiers) => Some(modifiers),
-                DrainEffect::Withdrawn => None,
-            });
+            .effective(|source| drain_modifiers(drain, source, now_unix));
         self.deadline = drain.next_deadline(now_unix);
         if effective == self.effective {
             return false;
