@@ -286,11 +286,15 @@ impl Config {
                 ));
             }
         }
-        if let Some(bgp) = &self.bgp {
-            let setup = bgp
-                .compile_with_bfd(&self.bfd)
-                .map_err(|err| (err.key, err.reason))?;
-            crate::bgp::check_listener_keys(&setup).map_err(|err| (err.key, err.reason))?;
+        let setup = match &self.bgp {
+            Some(bgp) => Some(
+                bgp.compile_with_bfd(&self.bfd)
+                    .map_err(|err| (err.key, err.reason))?,
+            ),
+            None => None,
+        };
+        if let (Some(bgp), Some(setup)) = (&self.bgp, &setup) {
+            crate::bgp::check_listener_keys(setup).map_err(|err| (err.key, err.reason))?;
             for (key, name) in bgp.interface_refs() {
                 if !names.contains(name) {
                     return Err((
@@ -372,11 +376,16 @@ impl Config {
             }
         }
         self.drain.validate()?;
-        self.validate_services()?;
+        self.validate_services(setup.as_ref())?;
         Ok(())
     }
 
-    fn validate_services(&self) -> Result<(), (String, String)> {
+    /// `setup`: the compiled `[bgp]`, if any (a service prefix no neighbor is sent is a
+    /// mistake to name).
+    fn validate_services(
+        &self,
+        setup: Option<&crate::bgp::config::BgpSetup>,
+    ) -> Result<(), (String, String)> {
         let originated: Vec<(String, IpNet)> = self
             .bgp
             .iter()
@@ -387,17 +396,9 @@ impl Config {
         if self.service.is_empty() {
             return Ok(());
         }
-        // Compiled again (cheap): a service prefix no neighbor is sent is a mistake to name.
-        let setup = match &self.bgp {
-            Some(bgp) => Some(
-                bgp.compile_with_bfd(&self.bfd)
-                    .map_err(|err| (err.key, err.reason))?,
-            ),
-            None => None,
-        };
         for (i, service) in self.service.iter().enumerate() {
             for (m, prefix) in service.prefixes.iter().enumerate() {
-                if !setup.as_ref().is_some_and(|s| s.exported_anywhere(prefix)) {
+                if !setup.is_some_and(|s| s.exported_anywhere(prefix)) {
                     return Err((
                         format!("service[{i}].prefixes[{m}]"),
                         format!(
