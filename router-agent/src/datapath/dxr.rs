@@ -48,6 +48,7 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
@@ -92,6 +93,9 @@ pub struct Dxr<S: DxrStorage> {
     published: bool,
     /// Times an allocation waited for a quarantine to end.
     quarantine_waits: u64,
+    /// IPv6 /64s whose longer prefixes the current batch changed: their extensions are
+    /// rebuilt, the others' kept.
+    dirty_ext: HashSet<u64, foldhash::fast::RandomState>,
 }
 
 impl<S: DxrStorage> Dxr<S> {
@@ -116,6 +120,7 @@ impl<S: DxrStorage> Dxr<S> {
             storage,
             published: true,
             quarantine_waits: 0,
+            dirty_ext: HashSet::default(),
         }
     }
 
@@ -146,6 +151,9 @@ impl<S: DxrStorage> Dxr<S> {
             if previous == group {
                 continue;
             }
+            if rule.len > 64 {
+                self.dirty_ext.insert(rule.hi);
+            }
             // Sorted by address: a chunk's changes are neighbours.
             match touched.last_mut() {
                 Some(last) if last.v6 == v6 && last.chunk == chunk => {
@@ -170,6 +178,7 @@ impl<S: DxrStorage> Dxr<S> {
                 );
             }
         }
+        self.dirty_ext.clear();
         errors
     }
 

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use router_common::{
-    DXR_MAX_RANGES, DXR_VALUE_EXT, DXR_VALUE_NONE, dxr_desc, dxr_desc_base, dxr_desc_count,
-    dxr_desc_default, dxr_ext_id, dxr4_range, dxr6_range,
+    DXR_MAX_RANGES, DXR_VALUE_EXT, DXR_VALUE_NONE, DXR6_DIRECT_BITS, dxr_desc, dxr_desc_base,
+    dxr_desc_count, dxr_desc_default, dxr_ext_id, dxr4_range, dxr6_range,
 };
 
 use super::rules::{EXT_MARKER, span_end};
@@ -75,6 +75,16 @@ fn emit(out: &mut Vec<(u64, u16)>, first: u64, value: u16) {
     }
 }
 
+/// A rebuild's IPv6 extensions.
+#[derive(Default)]
+struct Extensions {
+    /// Built for the new block: (id, first line, lines), freed at once if the rebuild fails.
+    made: Vec<(u32, u32, u32)>,
+    /// The old block's unchanged ones, by /64, and those the new block keeps.
+    reusable: Vec<(u64, u32)>,
+    kept: Vec<u32>,
+}
+
 /// Lines a block of `count` ranges takes.
 fn lines(arena: Arena, count: u32) -> u32 {
     count.div_ceil(arena.per_line())
@@ -109,21 +119,28 @@ impl<S: DxrStorage> Dxr<S> {
             })
             .collect();
 
-        let mut made: Vec<(u32, u32, u32)> = Vec::new(); // new extensions: (id, line, lines)
-        let ranges = match sweep(spans, |hi, covering| {
-            self.build_ext(hi, covering, &mut made)
-        }) {
-            Ok(ranges) => ranges,
-            Err(what) => {
-                self.drop_unpublished_exts(&made);
-                return Err(what);
-            }
-        };
-
         let old = self
             .storage
             .descriptor(directory, chunk)
             .unwrap_or_default();
+        let mut exts = Extensions {
+            reusable: if v6 {
+                self.unchanged_exts(chunk, old)
+            } else {
+                Vec::new()
+            },
+            ..Extensions::default()
+        };
+        let ranges = match sweep(spans, |hi, covering| {
+            self.build_ext(hi, covering, &mut exts)
+        }) {
+            Ok(ranges) => ranges,
+            Err(what) => {
+                self.drop_unpublished_exts(&exts.made);
+                return Err(what);
+            }
+        };
+
         let default = dxr_desc_default(old);
         let desc = if ranges.len() == 1 && ranges[0].1 == DXR_VALUE_NONE {
             dxr_desc(default, 0, 0) // a leaf: no prefix longer than the direct bits
@@ -140,7 +157,7 @@ impl<S: DxrStorage> Dxr<S> {
                 None
             };
             let Some(start) = room else {
-                self.drop_unpublished_exts(&made);
+                self.drop_unpublished_exts(&exts.made);
                 return Err(what);
             };
             let base = start * arena.per_line();
@@ -156,8 +173,24 @@ impl<S: DxrStorage> Dxr<S> {
             dxr_desc(default, base, count)
         };
         self.publish(directory, chunk, desc);
-        self.unhook_block(v6, old);
+        self.unhook_block(v6, old, &exts.kept);
         Ok(())
+    }
+
+    /// The extensions of the published block `old` of IPv6 chunk `chunk` whose prefixes this
+    /// batch did not change: (/64, id). A rebuild keeps them rather than copy them.
+    fn unchanged_exts(&self, chunk: u32, old: u64) -> Vec<(u64, u32)> {
+        let (base, count) = (dxr_desc_base(old), dxr_desc_count(old));
+        let arena = Arena::Ranges6;
+        (base..base + count)
+            .filter_map(|index| {
+                let id = dxr_ext_id(self.storage.range_value(arena, index)?)?;
+                // An extension's range is exactly its /64: the range starts at its key46.
+                let key46 = self.storage.range_key(arena, index)? >> 16;
+                let hi = u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | key46;
+                (!self.dirty_ext.contains(&hi)).then_some((hi, id))
+            })
+            .collect()
     }
 
     /// The extension for the /64 `hi` inside a chunk being rebuilt: a fresh block and id,
@@ -166,8 +199,15 @@ impl<S: DxrStorage> Dxr<S> {
         &mut self,
         hi: u64,
         covering: u16,
-        made: &mut Vec<(u32, u32, u32)>,
+        exts: &mut Extensions,
     ) -> Result<u16, &'static str> {
+        if let Some(&(_, id)) = exts.reusable.iter().find(|&&(at, _)| at == hi) {
+            let desc = self.storage.descriptor(Directory::Ext6, id);
+            if desc.map(dxr_desc_default) == Some(covering) {
+                exts.kept.push(id);
+                return Ok(DXR_VALUE_EXT | id as u16);
+            }
+        }
         let spans: Vec<(u64, u64, Span)> = self
             .v6
             .ext_entries(hi)
@@ -188,7 +228,7 @@ impl<S: DxrStorage> Dxr<S> {
                 .release(start, lines(arena, count), false, Instant::now());
             return Err("IPv6 extension ids");
         };
-        made.push((id, start, lines(arena, count)));
+        exts.made.push((id, start, lines(arena, count)));
         let base = start * arena.per_line();
         for (i, &(key, value)) in ranges.iter().enumerate() {
             self.storage
@@ -209,8 +249,8 @@ impl<S: DxrStorage> Dxr<S> {
         }
     }
 
-    /// Releases the block (and, IPv6, the extensions) an old descriptor pointed at.
-    fn unhook_block(&mut self, v6: bool, old: u64) {
+    /// Releases the block (and, IPv6, the extensions but `kept`) an old descriptor pointed at.
+    fn unhook_block(&mut self, v6: bool, old: u64, kept: &[u32]) {
         let count = dxr_desc_count(old);
         if count == 0 {
             return;
@@ -227,7 +267,7 @@ impl<S: DxrStorage> Dxr<S> {
                     .storage
                     .range_value(arena, index)
                     .unwrap_or(DXR_VALUE_NONE);
-                let Some(id) = dxr_ext_id(value) else {
+                let Some(id) = dxr_ext_id(value).filter(|id| !kept.contains(id)) else {
                     continue;
                 };
                 let ext = self

@@ -291,8 +291,24 @@ fn leaf_block_transitions_and_quarantine() {
     assert_eq!(dxr.ext_ids.free_count(), ids - 1);
     assert_eq!(dxr.lookup(ip("2001:db8::1")), Some(7));
     assert_eq!(dxr.lookup(ip("2001:db8::1:0:0")), None);
-    assert!(dxr.apply(&mut [(net("2001:db8::/96"), None)]).is_empty());
-    assert_eq!(dxr.ext_ids.quarantined().count(), 1);
+    // Another prefix of the chunk changes: the extension is kept, not copied.
+    assert!(
+        dxr.apply(&mut [(net("2001:db8:1::/48"), Some(4))])
+            .is_empty()
+    );
+    assert_eq!(dxr.ext_ids.free_count(), ids - 1);
+    assert_eq!(dxr.ext_ids.quarantined().count(), 0);
+    // The prefix covering the /64 changes: the extension's default must follow.
+    assert!(dxr.apply(&mut [(net("2001:db8::/48"), Some(5))]).is_empty());
+    assert_eq!(dxr.lookup(ip("2001:db8::1:0:0")), Some(5));
+    assert!(dxr.apply(&mut [(net("2001:db8::/48"), Some(6))]).is_empty());
+    assert_eq!(dxr.lookup(ip("2001:db8::1:0:0")), Some(6));
+    assert_eq!(dxr.lookup(ip("2001:db8::1")), Some(7));
+    assert_eq!(dxr.ext_ids.quarantined().count(), 2);
+    for prefix in ["2001:db8::/96", "2001:db8::/48", "2001:db8:1::/48"] {
+        assert!(dxr.apply(&mut [(net(prefix), None)]).is_empty());
+    }
+    assert_eq!(dxr.ext_ids.quarantined().count(), 3);
     assert_empty(&mut dxr);
 }
 
