@@ -79,8 +79,9 @@ pub(super) struct Family {
     short: Vec<HashMap<u64, u16, Hasher>>,
     /// Per chunk: the length of the short prefix that owns its default (0: none).
     depth: Vec<u8>,
-    /// Per chunk: its longer prefixes (and IPv6 extension markers), sorted by (key, len).
-    chunks: Vec<Vec<Entry>>,
+    /// Per chunk holding any: its longer prefixes (and IPv6 extension markers), sorted by
+    /// (key, len). A map, not a vector per chunk: most IPv6 chunks stay empty.
+    chunks: HashMap<u32, Vec<Entry>, Hasher>,
     /// IPv6: /64 (upper key) -> its prefixes longer than /64 (lower key), sorted.
     ext: HashMap<u64, Vec<Entry>, Hasher>,
     len: usize,
@@ -97,7 +98,7 @@ impl Family {
             bits,
             short: (0..=bits).map(|_| HashMap::default()).collect(),
             depth: vec![0; 1 << bits],
-            chunks: vec![Vec::new(); 1 << bits],
+            chunks: HashMap::default(),
             ext: HashMap::default(),
             len: 0,
         }
@@ -154,9 +155,9 @@ impl Family {
 
     /// Sets (`Some`) or removes a prefix longer than /bits; returns its previous group.
     pub fn set_long(&mut self, rule: Rule, group: Option<u16>) -> Option<u16> {
-        let chunk = self.chunk_of(rule.hi) as usize;
+        let chunk = self.chunk_of(rule.hi);
         let previous = if rule.len <= 64 {
-            set_sorted(&mut self.chunks[chunk], rule.hi, rule.len, group)
+            self.set_in_chunk(chunk, rule.hi, rule.len, group)
         } else {
             let list = self.ext.entry(rule.hi).or_default();
             let was_empty = list.is_empty();
@@ -165,10 +166,10 @@ impl Family {
             if list.is_empty() {
                 self.ext.remove(&rule.hi);
                 if !was_empty {
-                    set_sorted(&mut self.chunks[chunk], rule.hi, EXT_MARKER, None);
+                    self.set_in_chunk(chunk, rule.hi, EXT_MARKER, None);
                 }
             } else if was_empty {
-                set_sorted(&mut self.chunks[chunk], rule.hi, EXT_MARKER, Some(0));
+                self.set_in_chunk(chunk, rule.hi, EXT_MARKER, Some(0));
             }
             previous
         };
@@ -181,11 +182,7 @@ impl Family {
             return self.short[usize::from(rule.len)].get(&rule.hi).copied();
         }
         let (list, key, len) = if rule.len <= 64 {
-            (
-                &self.chunks[self.chunk_of(rule.hi) as usize],
-                rule.hi,
-                rule.len,
-            )
+            (self.chunks.get(&self.chunk_of(rule.hi))?, rule.hi, rule.len)
         } else {
             (self.ext.get(&rule.hi)?, rule.lo, rule.len - 64)
         };
@@ -196,7 +193,7 @@ impl Family {
     }
 
     pub fn chunk_entries(&self, chunk: u32) -> &[Entry] {
-        &self.chunks[chunk as usize]
+        self.chunks.get(&chunk).map_or(&[], Vec::as_slice)
     }
 
     pub fn ext_entries(&self, hi: u64) -> &[Entry] {
@@ -213,14 +210,23 @@ impl Family {
             + self.depth.capacity()
             + self
                 .chunks
-                .iter()
-                .map(|c| size_of::<Vec<Entry>>() + c.capacity() * entry)
+                .values()
+                .map(|c| size_of::<(u32, Vec<Entry>)>() + 1 + c.capacity() * entry)
                 .sum::<usize>()
             + self
                 .ext
                 .values()
                 .map(|c| size_of::<(u64, Vec<Entry>)>() + 1 + c.capacity() * entry)
                 .sum::<usize>()
+    }
+
+    fn set_in_chunk(&mut self, chunk: u32, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
+        let list = self.chunks.entry(chunk).or_default();
+        let previous = set_sorted(list, key, len, group);
+        if list.is_empty() {
+            self.chunks.remove(&chunk);
+        }
+        previous
     }
 
     fn count(&mut self, previous: Option<u16>, group: Option<u16>) {
@@ -241,6 +247,10 @@ fn set_sorted(list: &mut Vec<Entry>, key: u64, len: u8, group: Option<u16>) -> O
         (Ok(index), Some(group)) => Some(std::mem::replace(&mut list[index].group, group)),
         (Ok(index), None) => Some(list.remove(index).group),
         (Err(index), Some(group)) => {
+            // Grow by an eighth, not double: these lists are most of the bookkeeping.
+            if list.len() == list.capacity() {
+                list.reserve_exact(list.len() / 8 + 1);
+            }
             list.insert(index, Entry { key, len, group });
             None
         }
