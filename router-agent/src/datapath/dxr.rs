@@ -99,8 +99,9 @@ pub struct Dxr<S: DxrStorage> {
 }
 
 impl<S: DxrStorage> Dxr<S> {
-    /// Tables over `storage`, which must be all zero (no route: every descriptor a leaf with
-    /// default 0 is rewritten here to NONE).
+    /// Tables over `storage`, which must be all zero (freshly created maps). Every direct
+    /// descriptor is written as an empty leaf (default NONE). Before that, a zero descriptor
+    /// reads as group 0 (`GROUP_LOCAL`): the program passes such packets to the kernel.
     pub fn new(mut storage: S) -> Self {
         let none = router_common::dxr_desc(DXR_VALUE_NONE, 0, 0);
         for index in 0..1 << DXR4_DIRECT_BITS {
