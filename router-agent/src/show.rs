@@ -65,6 +65,7 @@ fn engine_name(engine: router_common::LookupEngine) -> String {
         router_common::LookupEngine::LpmTrie => "lpm-trie",
         router_common::LookupEngine::Dir24 => "dir24",
         router_common::LookupEngine::Kernel => "kernel",
+        router_common::LookupEngine::Dxr => "dxr",
     }
     .to_owned()
 }

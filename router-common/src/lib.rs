@@ -17,6 +17,9 @@
 //! sees either the old or the new record, never half of each.
 #![no_std]
 
+mod dxr;
+pub use dxr::*;
+
 /// Map names. The agent pins each map as `<pin dir>/<name>`; they are part of the operator
 /// interface (`bpftool map dump pinned /sys/fs/bpf/hostrouter/NEXTHOPS`), so keep them stable.
 pub mod map_names {
@@ -38,6 +41,13 @@ pub mod map_names {
     pub const LOCAL_V4: &str = "LOCAL_V4";
     pub const STAMP: &str = "STAMP";
     pub const NEXTHOP_OWNERS: &str = "NEXTHOP_OWNERS";
+    pub const DXR4_DIRECT: &str = "DXR4_DIRECT";
+    pub const DXR4_RANGES: &str = "DXR4_RANGES";
+    pub const DXR6_DIRECT: &str = "DXR6_DIRECT";
+    pub const DXR6_RANGES: &str = "DXR6_RANGES";
+    pub const DXR6_EXT: &str = "DXR6_EXT";
+    pub const DXR6_XRANGES: &str = "DXR6_XRANGES";
+    pub const DXR_DEFAULT: &str = "DXR_DEFAULT";
 
     /// Every map the forwarding program owns, in pinning order.
     pub const ALL: [&str; 18] = [
@@ -60,6 +70,20 @@ pub mod map_names {
         STAMP,
         NEXTHOP_OWNERS,
     ];
+
+    /// The DXR engine's maps. Not in [`ALL`] yet: the agent takes every map of `ALL` from the
+    /// XDP object, which defines these only once the program has the engine. Then append them
+    /// to `ALL` in this order, and the layout fingerprint stays the same (it hashes `ALL`,
+    /// then these).
+    pub const DXR: [&str; 7] = [
+        DXR4_DIRECT,
+        DXR4_RANGES,
+        DXR6_DIRECT,
+        DXR6_RANGES,
+        DXR6_EXT,
+        DXR6_XRANGES,
+        DXR_DEFAULT,
+    ];
 }
 
 /// Name of the read-only global that selects the lookup engine at load time. The verifier sees
@@ -76,6 +100,8 @@ pub enum LookupEngine {
     Dir24 = 1,
     /// `bpf_fib_lookup`: the kernel's FIB (routes any daemon installed), XDP only forwards.
     Kernel = 2,
+    /// DXR for both families: a direct table plus sorted range blocks (`DXR*` maps).
+    Dxr = 3,
 }
 
 impl LookupEngine {
@@ -84,6 +110,7 @@ impl LookupEngine {
             0 => Some(Self::LpmTrie),
             1 => Some(Self::Dir24),
             2 => Some(Self::Kernel),
+            3 => Some(Self::Dxr),
             _ => None,
         }
     }
@@ -446,7 +473,7 @@ pub const STAMP_MAGIC: u64 = u64::from_le_bytes(*b"hostrtr\0");
 /// A restarting agent adopts a previous run's maps only when their stamp carries this very
 /// version: bump it with any change the fingerprint test below reports, or with a change of
 /// meaning it cannot see (a flag bit, an entry encoding).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// `DatapathStamp::state`: an agent runs this datapath (or crashed while it did).
 pub const STAMP_RUNNING: u32 = 1;
@@ -528,105 +555,11 @@ mod pod {
     unsafe impl aya::Pod for super::CachedInterface {}
     unsafe impl aya::Pod for super::DatapathStamp {}
     unsafe impl aya::Pod for super::NexthopOwner {}
+    unsafe impl aya::Pod for super::Dxr4Line {}
+    unsafe impl aya::Pod for super::Dxr6Line {}
+    unsafe impl aya::Pod for super::DxrXRange {}
+    unsafe impl aya::Pod for super::DxrXLine {}
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layouts_fit_mmapable_arrays() {
-        // mmap-able array elements are padded to 8 bytes; keep every element a multiple of 8
-        // so the agent can index the mapping by `size_of`.
-        assert_eq!(core::mem::size_of::<Nexthop>(), 40);
-        assert_eq!(core::mem::size_of::<NexthopGroup>() % 8, 0);
-        assert_eq!(core::mem::size_of::<Dir24Chunk>(), 1024);
-        assert_eq!(core::mem::size_of::<NexthopStats>(), 16);
-        assert_eq!(core::mem::size_of::<NeighborKey>(), 20);
-        assert_eq!(core::mem::size_of::<Neighbor>(), 8);
-        assert_eq!(core::mem::size_of::<Interface>(), 8);
-        assert_eq!(core::mem::size_of::<CachedInterface>(), 24);
-    }
-
-    /// FNV-1a, fed with bytes (this crate is `no_std`: no `Hasher` boxes or strings needed).
-    struct Fnv(u64);
-
-    impl Fnv {
-        fn bytes(&mut self, bytes: &[u8]) {
-            for byte in bytes {
-                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-    }
-
-    #[test]
-    fn map_layouts_match_layout_version() {
-        use core::mem::{offset_of, size_of};
-        let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-        for name in map_names::ALL {
-            hash.bytes(name.as_bytes());
-            hash.bytes(b"/");
-        }
-        let layout = [
-            size_of::<NexthopGroup>() as u64,
-            offset_of!(NexthopGroup, buckets) as u64,
-            offset_of!(NexthopGroup, members) as u64,
-            offset_of!(NexthopGroup, egress) as u64,
-            offset_of!(NexthopGroup, flags) as u64,
-            size_of::<Nexthop>() as u64,
-            offset_of!(Nexthop, id) as u64,
-            offset_of!(Nexthop, ifindex) as u64,
-            offset_of!(Nexthop, mtu) as u64,
-            offset_of!(Nexthop, flags) as u64,
-            offset_of!(Nexthop, dst_mac) as u64,
-            offset_of!(Nexthop, src_mac) as u64,
-            offset_of!(Nexthop, via) as u64,
-            size_of::<NexthopStats>() as u64,
-            size_of::<NeighborKey>() as u64,
-            size_of::<Neighbor>() as u64,
-            size_of::<Interface>() as u64,
-            offset_of!(Interface, rpf) as u64,
-            offset_of!(Interface, flags) as u64,
-            size_of::<CachedInterface>() as u64,
-            size_of::<Dir24Chunk>() as u64,
-            size_of::<DatapathStamp>() as u64,
-            offset_of!(DatapathStamp, layout_version) as u64,
-            offset_of!(DatapathStamp, state) as u64,
-            offset_of!(DatapathStamp, flow_hash_seed) as u64,
-            offset_of!(DatapathStamp, engine) as u64,
-            size_of::<NexthopOwner>() as u64,
-            offset_of!(NexthopOwner, flags) as u64,
-            offset_of!(NexthopOwner, peer) as u64,
-            NEXTHOP_BUCKETS as u64,
-            GROUP_EGRESS_IFINDEXES as u64,
-            u64::from(GROUP_LOCAL),
-            u64::from(GROUP_PASS),
-            u64::from(NO_NEXTHOP),
-            u64::from(DIR24_VALID | DIR24_EXTENDED),
-            u64::from(DIR24_DEPTH_MASK),
-            u64::from(DIR24_ID_MASK),
-            u64::from(NEXTHOP_F_RESOLVED | NEXTHOP_F_VIA_IPV6 | NEXTHOP_F_CONNECTED),
-            u64::from(OWNER_HOST) << 8 | u64::from(OWNER_BGP),
-            u64::from(OWNER_F_PEER_IPV6 | OWNER_F_PEER_UNKNOWN),
-            STAMP_MAGIC,
-        ];
-        // When this fails, a pinned map's layout changed: bump LAYOUT_VERSION (so that a
-        // restarting agent never reads an older run's maps as its own) and record the new
-        // fingerprint with it.
-        for value in layout {
-            hash.bytes(&value.to_le_bytes());
-        }
-        assert_eq!(
-            (LAYOUT_VERSION, hash.0),
-            (1, 0xd5bd_1a34_9cad_7640),
-            "the pinned maps' layout changed: bump LAYOUT_VERSION and record the new fingerprint"
-        );
-    }
-
-    #[test]
-    fn verdict_table_is_complete() {
-        for (index, verdict) in Verdict::ALL.iter().enumerate() {
-            assert_eq!(*verdict as usize, index);
-        }
-    }
-}
+mod tests;

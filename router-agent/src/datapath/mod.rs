@@ -10,6 +10,7 @@
 pub mod adopt;
 mod batch;
 pub mod dir24;
+pub mod dxr;
 pub mod interfaces;
 mod local;
 pub mod mmap;

@@ -52,6 +52,8 @@ impl PinnedDatapath {
         let mut routes = Vec::new();
         match self.engine {
             LookupEngine::Kernel => return Ok(routes),
+            // `open` never detects DXR yet: its maps are not loaded by this agent.
+            LookupEngine::Dxr => anyhow::bail!("reading DXR tables back is not supported yet"),
             LookupEngine::LpmTrie => {
                 let data = self.map(map_names::ROUTES_V4)?;
                 let trie: LpmTrie<&MapData, [u8; 4], u32> = LpmTrie::try_from(&data)?;

@@ -1,0 +1,457 @@
+//! DXR route tables for IPv4 and IPv6, userspace side: the agent's rule set, and the
+//! incremental writer of the arrays the XDP program reads (`router_common::DXR*`), after Zec,
+//! Rizzo and Mikuc's DXR.
+//!
+//! ```text
+//!   family key: IPv4 address, or the upper 64 bits of an IPv6 address
+//!   direct[key >> (width - D)]   D = 16 (IPv4) / 18 (IPv6): one 64-bit descriptor per chunk
+//!     default (16) | base (26) | count (22)
+//!     default: group of the longest prefix of at most /D covering the chunk, or NONE
+//!     count 0: a leaf, no longer prefix in the chunk: the default is the answer
+//!     else ranges[base .. base+count]: the chunk cut into ranges of equal answer, sorted,
+//!          the first at offset 0; a search finds the last range starting at or before the
+//!          address; value NONE: "no prefix longer than /D here", the default applies
+//!   IPv6 range value EXT | id: a /64 holding prefixes longer than /64:
+//!     ext[id]: a descriptor (default: the answer for the /64 itself) over xranges, searched
+//!     on the lower 64 bits
+//!   DEFAULT[family]: the /0 route, for NONE defaults
+//! ```
+//!
+//! Prefixes of at most /D (few in a real table) are expanded into the defaults of the chunks
+//! they cover; each chunk records which length owns its default (`depth`), so a remove hands the
+//! chunks it owned to the next shorter covering prefix, as DIR-24-8 does with its entries.
+//! Longer prefixes are kept per chunk, sorted; a change rebuilds the chunk's range block from
+//! them (a sweep over nested intervals), once per [`Dxr::apply`] batch however many of its
+//! prefixes changed.
+//!
+//! Invariants (the XDP program reads without locks while the agent writes):
+//! - I1: a block (or extension id) reachable from a published descriptor is never written; one
+//!   unhooked at time t is reused only after t + [`DXR_QUARANTINE`] (XDP handles one packet per
+//!   RCU read-side section, microseconds).
+//! - I2: descriptors and `DEFAULT` change only by single aligned 64-bit stores, so default,
+//!   base and count always describe one consistent chunk.
+//! - I3: a block (and the extension blocks and descriptors it names) is complete before the
+//!   release fence that precedes the store publishing it.
+//! - I4: blocks are sorted, start at offset 0, and hold at most 2^16 (IPv4) or
+//!   `DXR_MAX_RANGES` (IPv6) ranges, so the searches' constant bounds reach every answer.
+//! - I5: a changed chunk is a new block swapped in by one store, never rewritten in place: a
+//!   reader sees the old answer or the new one for every address, never a third (a search over
+//!   a block being rewritten could land on an unrelated range).
+//!
+//! While no reader exists (before the program is attached, [`Dxr::set_published`]), blocks
+//! are freed without quarantine, so a bulk load reuses space at once.
+
+mod alloc;
+mod build;
+mod rules;
+mod storage;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use router_common::{
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_MAX_GROUP, DXR_VALUE_NONE,
+    DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_SEARCH_STEPS, dxr_desc_base,
+    dxr_desc_count, dxr_desc_default, dxr_desc_with_default, dxr_ext_id, dxr4_search_key,
+    dxr6_search_key,
+};
+
+use alloc::{IdAllocator, LineAllocator};
+use rules::{Family, Rule};
+pub use storage::{Arena, Directory, DxrStorage, VecStorage};
+
+/// How long an unhooked block or extension id waits before reuse (as DIR-24-8's TBL8 groups).
+pub const DXR_QUARANTINE: Duration = super::dir24::TBL8_QUARANTINE;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DxrError {
+    #[error(
+        "nexthop group id {group} of {prefix} does not fit a DXR range (must be below {DXR_MAX_GROUP})"
+    )]
+    InvalidGroup { prefix: IpNet, group: u32 },
+    /// The chunk's new block (or an extension) found no room: the chunk keeps its previous
+    /// block and every change to it in the batch is undone.
+    #[error("cannot apply {prefix}: the DXR {what} is full")]
+    Full { prefix: IpNet, what: &'static str },
+}
+
+/// Both families' DXR tables over `storage`.
+pub struct Dxr<S: DxrStorage> {
+    storage: S,
+    v4: Family,
+    v6: Family,
+    ranges4: LineAllocator,
+    ranges6: LineAllocator,
+    xranges: LineAllocator,
+    ext_ids: IdAllocator,
+    /// Readers may exist: unhooked space goes to quarantine.
+    published: bool,
+    /// Times an allocation waited for a quarantine to end.
+    quarantine_waits: u64,
+    /// IPv6 /64s whose longer prefixes the current batch changed: their extensions are
+    /// rebuilt, the others' kept.
+    dirty_ext: HashSet<u64, foldhash::fast::RandomState>,
+}
+
+impl<S: DxrStorage> Dxr<S> {
+    /// Tables over `storage`, which must be all zero (freshly created maps). Every direct
+    /// descriptor is written as an empty leaf (default NONE). Before that, a zero descriptor
+    /// reads as group 0 (`GROUP_LOCAL`): the program passes such packets to the kernel.
+    pub fn new(mut storage: S) -> Self {
+        let none = router_common::dxr_desc(DXR_VALUE_NONE, 0, 0);
+        for index in 0..1 << DXR4_DIRECT_BITS {
+            storage.set_descriptor(Directory::Direct4, index, none);
+        }
+        for index in 0..1 << DXR6_DIRECT_BITS {
+            storage.set_descriptor(Directory::Direct6, index, none);
+        }
+        let lines = |arena| storage.capacity(arena) / arena.per_line();
+        Self {
+            ranges4: LineAllocator::new(lines(Arena::Ranges4)),
+            ranges6: LineAllocator::new(lines(Arena::Ranges6)),
+            xranges: LineAllocator::new(lines(Arena::XRanges6)),
+            ext_ids: IdAllocator::new(storage.ext_capacity().min(router_common::DXR6_MAX_EXT)),
+            v4: Family::new(false),
+            v6: Family::new(true),
+            storage,
+            published: true,
+            quarantine_waits: 0,
+            dirty_ext: HashSet::default(),
+        }
+    }
+
+    /// Applies route changes (`Some(group)`: insert or replace, `None`: remove), in address
+    /// order (stable: changes to one prefix keep their order). Every chunk a batch touches is
+    /// rebuilt once, at the end. Returns the changes that could not be made.
+    pub fn apply(&mut self, changes: &mut [(IpNet, Option<u32>)]) -> Vec<DxrError> {
+        changes.sort_by_key(|(prefix, _)| sort_key(prefix));
+        let mut errors = Vec::new();
+        let mut touched: Vec<Touched> = Vec::new();
+        for &(raw, group) in changes.iter() {
+            let prefix = raw.trunc();
+            let group = match group {
+                Some(group) if group >= DXR_MAX_GROUP => {
+                    errors.push(DxrError::InvalidGroup { prefix, group });
+                    continue;
+                }
+                group => group.map(|group| group as u16),
+            };
+            let (v6, rule) = Rule::of(prefix);
+            let family = if v6 { &mut self.v6 } else { &mut self.v4 };
+            if rule.len <= family.direct_bits() {
+                self.set_short(v6, rule, group);
+                continue;
+            }
+            let chunk = family.chunk_of(rule.hi);
+            let previous = family.set_long(rule, group);
+            if previous == group {
+                continue;
+            }
+            if rule.len > 64 {
+                self.dirty_ext.insert(rule.hi);
+            }
+            // Sorted by address: a chunk's changes are neighbours.
+            match touched.last_mut() {
+                Some(last) if last.v6 == v6 && last.chunk == chunk => {
+                    last.undo.push((prefix, previous))
+                }
+                _ => touched.push(Touched {
+                    v6,
+                    chunk,
+                    undo: vec![(prefix, previous)],
+                }),
+            }
+        }
+        for Touched { v6, chunk, undo } in touched {
+            if let Err(what) = self.rebuild_chunk(v6, chunk) {
+                let family = if v6 { &mut self.v6 } else { &mut self.v4 };
+                for &(prefix, previous) in undo.iter().rev() {
+                    family.set_long(Rule::of(prefix).1, previous);
+                }
+                errors.extend(
+                    undo.into_iter()
+                        .map(|(prefix, _)| DxrError::Full { prefix, what }),
+                );
+            }
+        }
+        self.dirty_ext.clear();
+        errors
+    }
+
+    /// Longest-prefix match of `addr`, reading the storage exactly as the XDP program does.
+    pub fn lookup(&self, addr: IpAddr) -> Option<u32> {
+        match addr {
+            IpAddr::V4(v4) => lookup_v4(&self.storage, u32::from(v4)),
+            IpAddr::V6(v6) => lookup_v6(&self.storage, &v6.octets()),
+        }
+    }
+
+    /// The nexthop group of exactly `prefix` (host bits ignored).
+    pub fn get(&self, prefix: IpNet) -> Option<u32> {
+        let (v6, rule) = Rule::of(prefix.trunc());
+        let family = if v6 { &self.v6 } else { &self.v4 };
+        family.get(rule).map(u32::from)
+    }
+
+    /// Frees the blocks and extension ids whose quarantine ended at `now`.
+    pub fn release_quarantined(&mut self, now: Instant) {
+        self.ranges4.release_quarantined(now);
+        self.ranges6.release_quarantined(now);
+        self.xranges.release_quarantined(now);
+        self.ext_ids.release_quarantined(now);
+    }
+
+    /// Bytes of range blocks in use or in quarantine (the direct tables, extension
+    /// descriptors and `DEFAULT` are fixed: see [`Dxr::fixed_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        let lines =
+            self.ranges4.used_lines() + self.ranges6.used_lines() + self.xranges.used_lines();
+        lines as usize * 64
+    }
+
+    /// Bytes of the fixed tables: both direct tables and the extension descriptors.
+    pub fn fixed_bytes(&self) -> usize {
+        ((1 << DXR4_DIRECT_BITS) + (1 << DXR6_DIRECT_BITS) + self.storage.ext_capacity() as usize)
+            * 8
+    }
+
+    /// Userspace bookkeeping, in bytes (approximate): the rules and the allocators.
+    pub fn bookkeeping_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.v4.bookkeeping_bytes()
+            + self.v6.bookkeeping_bytes()
+            + self.ranges4.bookkeeping_bytes()
+            + self.ranges6.bookkeeping_bytes()
+            + self.xranges.bookkeeping_bytes()
+            + self.ext_ids.bookkeeping_bytes()
+    }
+
+    /// Whether readers may see the tables. While not (a fresh datapath before the program is
+    /// attached), unhooked space is reused at once instead of waiting out the quarantine.
+    pub fn set_published(&mut self, yes: bool) {
+        self.published = yes;
+    }
+
+    /// Times an allocation had to wait for a quarantine to end (back-pressure).
+    pub fn quarantine_waits(&self) -> u64 {
+        self.quarantine_waits
+    }
+
+    /// Number of prefixes, both families, default routes included.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Adds, changes or removes a prefix of at most /D: the defaults of the chunks it covers,
+    /// one 64-bit store each (the /0 route: `DEFAULT`).
+    fn set_short(&mut self, v6: bool, rule: Rule, group: Option<u16>) {
+        let family = if v6 { &mut self.v6 } else { &mut self.v4 };
+        let previous = family.set_short(rule, group);
+        if previous == group {
+            return;
+        }
+        if rule.len == 0 {
+            let entry = group.map_or(0, |group| DXR_DEFAULT_VALID | u64::from(group));
+            let index = if v6 { DXR_DEFAULT_V6 } else { DXR_DEFAULT_V4 };
+            self.storage.set_default_entry(index, entry);
+            return;
+        }
+        // Chunks owned by this length or a shorter one take an insert; a remove hands the
+        // chunks this length owned to the longest shorter prefix covering them.
+        let (depth, value, owns): (u8, u16, fn(u8, u8) -> bool) = match group {
+            Some(group) => (rule.len, group, |current, len| current <= len),
+            None => {
+                let (len, value) = family.short_cover(rule);
+                (len, value, |current, len| current == len)
+            }
+        };
+        let directory = if v6 {
+            Directory::Direct6
+        } else {
+            Directory::Direct4
+        };
+        for chunk in family.chunk_span(rule) {
+            if !owns(family.depth(chunk), rule.len) {
+                continue; // a longer short prefix owns this chunk's default
+            }
+            family.set_depth(chunk, depth);
+            let desc = self
+                .storage
+                .descriptor(directory, chunk)
+                .unwrap_or_default();
+            if dxr_desc_default(desc) != value {
+                self.storage
+                    .set_descriptor(directory, chunk, dxr_desc_with_default(desc, value));
+            }
+        }
+    }
+
+    /// Space for a block of `lines` lines in `arena`, waiting for quarantines to end when
+    /// that is what stands in the way.
+    fn alloc_lines(&mut self, arena: Arena, lines: u32) -> Option<u32> {
+        loop {
+            let allocator = self.allocator(arena);
+            if let Some(start) = allocator.alloc(lines) {
+                return Some(start);
+            }
+            let ready = allocator.oldest_release()?;
+            self.wait_until(ready);
+        }
+    }
+
+    fn alloc_ext_id(&mut self) -> Option<u32> {
+        loop {
+            if let Some(id) = self.ext_ids.alloc() {
+                return Some(id);
+            }
+            let ready = self.ext_ids.oldest_release()?;
+            self.wait_until(ready);
+        }
+    }
+
+    fn wait_until(&mut self, ready: Instant) {
+        let now = Instant::now();
+        if ready > now {
+            self.quarantine_waits += 1;
+            std::thread::sleep(ready - now);
+        }
+        self.release_quarantined(Instant::now().max(ready));
+    }
+
+    fn allocator(&mut self, arena: Arena) -> &mut LineAllocator {
+        match arena {
+            Arena::Ranges4 => &mut self.ranges4,
+            Arena::Ranges6 => &mut self.ranges6,
+            Arena::XRanges6 => &mut self.xranges,
+        }
+    }
+
+    /// Publishing fence: everything written before it is visible to a reader that sees the
+    /// store after it.
+    fn publish(&mut self, directory: Directory, index: u32, desc: u64) {
+        fence(Ordering::Release);
+        self.storage.set_descriptor(directory, index, desc);
+    }
+}
+
+/// A chunk a batch changed, and each change's prefix and previous group (to undo them all
+/// if the chunk's new block finds no room).
+struct Touched {
+    v6: bool,
+    chunk: u32,
+    undo: Vec<(IpNet, Option<u16>)>,
+}
+
+fn sort_key(prefix: &IpNet) -> (bool, u128, u8) {
+    match prefix {
+        IpNet::V4(v4) => (false, u128::from(u32::from(v4.network())), v4.prefix_len()),
+        IpNet::V6(v6) => (true, u128::from(v6.network()), v6.prefix_len()),
+    }
+}
+
+/// The last range of `arena[base .. base + count]` whose key is at most `key` (the XDP
+/// program's search: constant bound `steps`, `n -= half` either way). `None` where the
+/// program's array lookup would fail.
+#[inline]
+fn search(
+    storage: &impl DxrStorage,
+    arena: Arena,
+    base: u32,
+    count: u32,
+    key: u64,
+    steps: u32,
+) -> Option<u32> {
+    let (mut lo, mut n) = (0u32, count);
+    for _ in 0..steps {
+        if n <= 1 {
+            break;
+        }
+        let half = n / 2;
+        if storage.range_key(arena, base + lo + half)? <= key {
+            lo += half;
+        }
+        n -= half;
+    }
+    Some(base + lo)
+}
+
+/// The XDP program's IPv4 lookup over any storage.
+pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
+    let desc = storage.descriptor(Directory::Direct4, addr >> (32 - DXR4_DIRECT_BITS))?;
+    let mut value = dxr_desc_default(desc);
+    let count = dxr_desc_count(desc);
+    if count != 0 {
+        let key = u64::from(dxr4_search_key(addr));
+        let index = search(
+            storage,
+            Arena::Ranges4,
+            dxr_desc_base(desc),
+            count,
+            key,
+            DXR4_SEARCH_STEPS,
+        )?;
+        let range = storage.range_value(Arena::Ranges4, index)?;
+        if range != DXR_VALUE_NONE {
+            value = range;
+        }
+    }
+    resolve_default(storage, value, DXR_DEFAULT_V4)
+}
+
+/// The XDP program's IPv6 lookup over any storage.
+pub fn lookup_v6(storage: &impl DxrStorage, addr: &[u8; 16]) -> Option<u32> {
+    let hi = u64::from_be_bytes(addr[..8].try_into().expect("8 bytes"));
+    let desc = storage.descriptor(Directory::Direct6, (hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
+    let mut value = dxr_desc_default(desc);
+    let count = dxr_desc_count(desc);
+    if count != 0 {
+        let key = dxr6_search_key(hi);
+        let index = search(
+            storage,
+            Arena::Ranges6,
+            dxr_desc_base(desc),
+            count,
+            key,
+            DXR6_SEARCH_STEPS,
+        )?;
+        let range = storage.range_value(Arena::Ranges6, index)?;
+        if let Some(id) = dxr_ext_id(range) {
+            let lo = u64::from_be_bytes(addr[8..].try_into().expect("8 bytes"));
+            let ext = storage.descriptor(Directory::Ext6, id)?;
+            let (base, count) = (dxr_desc_base(ext), dxr_desc_count(ext));
+            let index = search(storage, Arena::XRanges6, base, count, lo, DXR6_SEARCH_STEPS)?;
+            let long = storage.range_value(Arena::XRanges6, index)?;
+            if long != DXR_VALUE_NONE {
+                value = long;
+            } else if dxr_desc_default(ext) != DXR_VALUE_NONE {
+                value = dxr_desc_default(ext);
+            }
+        } else if range != DXR_VALUE_NONE {
+            value = range;
+        }
+    }
+    resolve_default(storage, value, DXR_DEFAULT_V6)
+}
+
+/// NONE goes to the family's /0 route, if any.
+#[inline]
+fn resolve_default(storage: &impl DxrStorage, value: u16, family: u32) -> Option<u32> {
+    if value != DXR_VALUE_NONE {
+        return Some(u32::from(value));
+    }
+    let entry = storage.default_entry(family);
+    (entry & DXR_DEFAULT_VALID != 0).then_some((entry & 0xFFFF) as u32)
+}

@@ -1,0 +1,321 @@
+//! Chunk rebuilds: a chunk's prefixes swept into sorted ranges, written into a fresh block
+//! (with fresh extension blocks for IPv6 /64s holding longer prefixes), published by one
+//! descriptor store; the old block and extensions go to quarantine (I1, I3, I5).
+
+use std::time::Instant;
+
+use router_common::{
+    DXR_MAX_RANGES, DXR_VALUE_EXT, DXR_VALUE_NONE, DXR6_DIRECT_BITS, dxr_desc, dxr_desc_base,
+    dxr_desc_count, dxr_desc_default, dxr_ext_id, dxr4_range, dxr6_range,
+};
+
+use super::rules::{EXT_MARKER, span_end};
+use super::{Arena, Directory, Dxr, DxrStorage};
+
+/// What a span of keys holds: a group (or NONE), or an IPv6 /64's extension.
+#[derive(Clone, Copy)]
+enum Span {
+    Value(u16),
+    /// The /64 with this upper key; its value is made when the sweep reaches it.
+    Ext(u64),
+}
+
+/// Cuts a key space into ranges of equal answer. `spans` are prefixes as (first key, last key,
+/// what), sorted by first key, outer prefixes first (prefixes nest or are disjoint). Returns
+/// (first key, value) per range, the first at key 0, neighbours with equal values merged.
+/// `ext` makes an extension's value from its /64 and the value covering it.
+fn sweep<E>(
+    spans: impl IntoIterator<Item = (u64, u64, Span)>,
+    mut ext: impl FnMut(u64, u16) -> Result<u16, E>,
+) -> Result<Vec<(u64, u16)>, E> {
+    let mut out = vec![(0, DXR_VALUE_NONE)];
+    // Open prefixes, innermost last: (last key, value).
+    let mut open: Vec<(u64, u16)> = Vec::new();
+    for (first, last, span) in spans {
+        close(&mut out, &mut open, Some(first));
+        let covering = open.last().map_or(DXR_VALUE_NONE, |&(_, value)| value);
+        let value = match span {
+            Span::Value(value) => value,
+            Span::Ext(hi) => ext(hi, covering)?,
+        };
+        emit(&mut out, first, value);
+        open.push((last, value));
+    }
+    close(&mut out, &mut open, None);
+    Ok(out)
+}
+
+/// Closes the open prefixes that end before `next` (all of them if `None`): the keys after
+/// each belong to the prefix around it.
+fn close(out: &mut Vec<(u64, u16)>, open: &mut Vec<(u64, u16)>, next: Option<u64>) {
+    while let Some(&(last, _)) = open.last() {
+        if next.is_some_and(|next| next <= last) {
+            break;
+        }
+        open.pop();
+        if last == u64::MAX {
+            continue; // the key space ends here
+        }
+        let outer = open.last().map_or(DXR_VALUE_NONE, |&(_, value)| value);
+        emit(out, last + 1, outer);
+    }
+}
+
+/// Starts a range at `first` (replacing one that starts there), merged with its predecessor
+/// when equal.
+fn emit(out: &mut Vec<(u64, u16)>, first: u64, value: u16) {
+    let last = out.last_mut().expect("starts with key 0");
+    if last.0 == first {
+        last.1 = value;
+        if out.len() >= 2 && out[out.len() - 2].1 == value {
+            out.pop();
+        }
+    } else if last.1 != value {
+        out.push((first, value));
+    }
+}
+
+/// A rebuild's IPv6 extensions.
+#[derive(Default)]
+struct Extensions {
+    /// Built for the new block: (id, first line, lines), freed at once if the rebuild fails.
+    made: Vec<(u32, u32, u32)>,
+    /// The old block's unchanged ones, by /64, and those the new block keeps.
+    reusable: Vec<(u64, u32)>,
+    kept: Vec<u32>,
+}
+
+/// Lines a block of `count` ranges takes.
+fn lines(arena: Arena, count: u32) -> u32 {
+    count.div_ceil(arena.per_line())
+}
+
+impl<S: DxrStorage> Dxr<S> {
+    /// Rebuilds chunk `chunk` of a family from its rules. On failure nothing reachable has
+    /// changed and what was allocated is freed; the error names what was full.
+    pub(super) fn rebuild_chunk(&mut self, v6: bool, chunk: u32) -> Result<(), &'static str> {
+        let (directory, arena) = if v6 {
+            (Directory::Direct6, Arena::Ranges6)
+        } else {
+            (Directory::Direct4, Arena::Ranges4)
+        };
+        let family = if v6 { &self.v6 } else { &self.v4 };
+        let bits = u32::from(family.direct_bits());
+        // Chunk-relative keys: the key's bits after the direct bits, left-aligned.
+        let spans: Vec<(u64, u64, Span)> = family
+            .chunk_entries(chunk)
+            .iter()
+            .map(|e| {
+                let first = e.key << bits;
+                if e.len == EXT_MARKER {
+                    (first, span_end(first, 64 - bits as u8), Span::Ext(e.key))
+                } else {
+                    (
+                        first,
+                        span_end(first, e.len - bits as u8),
+                        Span::Value(e.group),
+                    )
+                }
+            })
+            .collect();
+
+        let old = self
+            .storage
+            .descriptor(directory, chunk)
+            .unwrap_or_default();
+        let mut exts = Extensions {
+            reusable: if v6 {
+                self.unchanged_exts(chunk, old)
+            } else {
+                Vec::new()
+            },
+            ..Extensions::default()
+        };
+        let ranges = match sweep(spans, |hi, covering| {
+            self.build_ext(hi, covering, &mut exts)
+        }) {
+            Ok(ranges) => ranges,
+            Err(what) => {
+                self.drop_unpublished_exts(&exts.made);
+                return Err(what);
+            }
+        };
+
+        let default = dxr_desc_default(old);
+        let desc = if ranges.len() == 1 && ranges[0].1 == DXR_VALUE_NONE {
+            dxr_desc(default, 0, 0) // a leaf: no prefix longer than the direct bits
+        } else {
+            let count = ranges.len() as u32;
+            let what = if v6 {
+                "IPv6 range arena"
+            } else {
+                "IPv4 range arena"
+            };
+            let room = if count <= DXR_MAX_RANGES {
+                self.alloc_lines(arena, lines(arena, count))
+            } else {
+                None
+            };
+            let Some(start) = room else {
+                self.drop_unpublished_exts(&exts.made);
+                return Err(what);
+            };
+            let base = start * arena.per_line();
+            for (i, &(first, value)) in ranges.iter().enumerate() {
+                let entry = if v6 {
+                    dxr6_range(first >> bits, value)
+                } else {
+                    u64::from(dxr4_range((first >> 48) as u16, value))
+                };
+                self.storage
+                    .write_unpublished(arena, base + i as u32, entry, value);
+            }
+            dxr_desc(default, base, count)
+        };
+        self.publish(directory, chunk, desc);
+        self.unhook_block(v6, old, &exts.kept);
+        Ok(())
+    }
+
+    /// The extensions of the published block `old` of IPv6 chunk `chunk` whose prefixes this
+    /// batch did not change: (/64, id). A rebuild keeps them rather than copy them.
+    fn unchanged_exts(&self, chunk: u32, old: u64) -> Vec<(u64, u32)> {
+        let (base, count) = (dxr_desc_base(old), dxr_desc_count(old));
+        let arena = Arena::Ranges6;
+        (base..base + count)
+            .filter_map(|index| {
+                let id = dxr_ext_id(self.storage.range_value(arena, index)?)?;
+                // An extension's range is exactly its /64: the range starts at its key46.
+                let key46 = self.storage.range_key(arena, index)? >> 16;
+                let hi = u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | key46;
+                (!self.dirty_ext.contains(&hi)).then_some((hi, id))
+            })
+            .collect()
+    }
+
+    /// The extension for the /64 `hi` inside a chunk being rebuilt: a fresh block and id,
+    /// complete (not yet reachable); returns the range value naming it.
+    fn build_ext(
+        &mut self,
+        hi: u64,
+        covering: u16,
+        exts: &mut Extensions,
+    ) -> Result<u16, &'static str> {
+        if let Some(&(_, id)) = exts.reusable.iter().find(|&&(at, _)| at == hi) {
+            let desc = self.storage.descriptor(Directory::Ext6, id);
+            if desc.map(dxr_desc_default) == Some(covering) {
+                exts.kept.push(id);
+                return Ok(DXR_VALUE_EXT | id as u16);
+            }
+        }
+        let spans: Vec<(u64, u64, Span)> = self
+            .v6
+            .ext_entries(hi)
+            .iter()
+            .map(|e| (e.key, span_end(e.key, e.len), Span::Value(e.group)))
+            .collect();
+        let ranges = sweep(spans, |_, _| Err("nested extension"))?;
+        let count = ranges.len() as u32;
+        let arena = Arena::XRanges6;
+        if count > DXR_MAX_RANGES {
+            return Err("IPv6 extension range arena");
+        }
+        let start = self
+            .alloc_lines(arena, lines(arena, count))
+            .ok_or("IPv6 extension range arena")?;
+        let Some(id) = self.alloc_ext_id() else {
+            self.xranges
+                .release(start, lines(arena, count), false, Instant::now());
+            return Err("IPv6 extension ids");
+        };
+        exts.made.push((id, start, lines(arena, count)));
+        let base = start * arena.per_line();
+        for (i, &(key, value)) in ranges.iter().enumerate() {
+            self.storage
+                .write_unpublished(arena, base + i as u32, key, value);
+        }
+        // Not reachable until the chunk's block naming it is published.
+        self.storage
+            .set_descriptor(Directory::Ext6, id, dxr_desc(covering, base, count));
+        Ok(DXR_VALUE_EXT | id as u16)
+    }
+
+    /// Frees extensions built for a rebuild that failed: never published, no quarantine.
+    fn drop_unpublished_exts(&mut self, made: &[(u32, u32, u32)]) {
+        let now = Instant::now();
+        for &(id, start, lines) in made {
+            self.xranges.release(start, lines, false, now);
+            self.ext_ids.release(id, false, now);
+        }
+    }
+
+    /// Releases the block (and, IPv6, the extensions but `kept`) an old descriptor pointed at.
+    fn unhook_block(&mut self, v6: bool, old: u64, kept: &[u32]) {
+        let count = dxr_desc_count(old);
+        if count == 0 {
+            return;
+        }
+        let (arena, published, now) = (
+            if v6 { Arena::Ranges6 } else { Arena::Ranges4 },
+            self.published,
+            Instant::now(),
+        );
+        let base = dxr_desc_base(old);
+        if v6 {
+            for index in base..base + count {
+                let value = self
+                    .storage
+                    .range_value(arena, index)
+                    .unwrap_or(DXR_VALUE_NONE);
+                let Some(id) = dxr_ext_id(value).filter(|id| !kept.contains(id)) else {
+                    continue;
+                };
+                let ext = self
+                    .storage
+                    .descriptor(Directory::Ext6, id)
+                    .unwrap_or_default();
+                let (xbase, xcount) = (dxr_desc_base(ext), dxr_desc_count(ext));
+                let xarena = Arena::XRanges6;
+                self.xranges.release(
+                    xbase / xarena.per_line(),
+                    lines(xarena, xcount),
+                    published,
+                    now,
+                );
+                self.ext_ids.release(id, published, now);
+            }
+        }
+        self.allocator(arena)
+            .release(base / arena.per_line(), lines(arena, count), published, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(spans: Vec<(u64, u64, u16)>) -> Vec<(u64, u16)> {
+        let spans = spans.into_iter().map(|(a, b, v)| (a, b, Span::Value(v)));
+        sweep(spans, |_, _| Err::<u16, ()>(())).unwrap()
+    }
+
+    #[test]
+    fn sweep_nests_merges_and_ends() {
+        const N: u16 = DXR_VALUE_NONE;
+        assert_eq!(values(vec![]), vec![(0, N)]);
+        // Nested, sharing first and last keys, then a disjoint one reaching the end.
+        let got = values(vec![
+            (10, 99, 1),
+            (10, 19, 2),
+            (90, 99, 3),
+            (200, u64::MAX, 4),
+        ]);
+        assert_eq!(
+            got,
+            vec![(0, N), (10, 2), (20, 1), (90, 3), (100, N), (200, 4)]
+        );
+        // Equal neighbours merge; a child equal to its parent disappears.
+        let got = values(vec![(0, 9, 1), (5, 5, 1), (10, 19, 1)]);
+        assert_eq!(got, vec![(0, 1), (20, N)]);
+    }
+}

@@ -1,0 +1,259 @@
+//! One family's rule set: the prefixes the tables are built from, in the shape the builder
+//! wants them (short prefixes by length, longer ones sorted per chunk, IPv6 prefixes longer
+//! than /64 per /64).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use ipnet::IpNet;
+use router_common::{DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR6_DIRECT_BITS};
+
+type Hasher = foldhash::fast::RandomState;
+
+/// A prefix reduced to the family's 64-bit key space: IPv4 `addr << 32`, IPv6 the upper 64
+/// bits (`hi`) and the lower 64 (`lo`); host bits clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Rule {
+    pub hi: u64,
+    pub lo: u64,
+    pub len: u8,
+}
+
+impl Rule {
+    /// The family (true: IPv6) and position of a truncated prefix.
+    pub fn of(prefix: IpNet) -> (bool, Rule) {
+        match prefix {
+            IpNet::V4(v4) => {
+                let hi = u64::from(u32::from(v4.network())) << 32;
+                (
+                    false,
+                    Rule {
+                        hi,
+                        lo: 0,
+                        len: v4.prefix_len(),
+                    },
+                )
+            }
+            IpNet::V6(v6) => {
+                let addr = u128::from(v6.network());
+                let (hi, lo) = ((addr >> 64) as u64, addr as u64);
+                (
+                    true,
+                    Rule {
+                        hi,
+                        lo,
+                        len: v6.prefix_len(),
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// A stored prefix: `key` (the family key, or for IPv6 prefixes longer than /64 the lower 64
+/// bits), `len` (minus 64 for those), `group`. 16 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub key: u64,
+    pub len: u8,
+    pub group: u16,
+}
+
+/// `Entry::len` of a chunk's marker for a /64 (`key`) holding prefixes longer than /64: sorts
+/// after a /64 route at the same key, which the extension then sits inside.
+pub(super) const EXT_MARKER: u8 = u8::MAX;
+
+/// Network mask of `len` bits (0..=64) of a 64-bit key.
+pub(super) fn mask(len: u8) -> u64 {
+    u64::MAX.checked_shl(64 - u32::from(len)).unwrap_or(0)
+}
+
+/// The last key of a prefix of `len` bits (0..=64) starting at `key`.
+pub(super) fn span_end(key: u64, len: u8) -> u64 {
+    key | u64::MAX.checked_shr(u32::from(len)).unwrap_or(0)
+}
+
+pub(super) struct Family {
+    bits: u8,
+    /// `short[len]` (`len <= bits`): network key -> group.
+    short: Vec<HashMap<u64, u16, Hasher>>,
+    /// Per chunk: the length of the short prefix that owns its default (0: none).
+    depth: Vec<u8>,
+    /// Per chunk holding any: its longer prefixes (and IPv6 extension markers), sorted by
+    /// (key, len). A map, not a vector per chunk: most IPv6 chunks stay empty.
+    chunks: HashMap<u32, Vec<Entry>, Hasher>,
+    /// IPv6: /64 (upper key) -> its prefixes longer than /64 (lower key), sorted.
+    ext: HashMap<u64, Vec<Entry>, Hasher>,
+    len: usize,
+}
+
+impl Family {
+    pub fn new(v6: bool) -> Self {
+        let bits = if v6 {
+            DXR6_DIRECT_BITS
+        } else {
+            DXR4_DIRECT_BITS
+        } as u8;
+        Self {
+            bits,
+            short: (0..=bits).map(|_| HashMap::default()).collect(),
+            depth: vec![0; 1 << bits],
+            chunks: HashMap::default(),
+            ext: HashMap::default(),
+            len: 0,
+        }
+    }
+
+    pub fn direct_bits(&self) -> u8 {
+        self.bits
+    }
+
+    pub fn chunk_of(&self, hi: u64) -> u32 {
+        (hi >> (64 - self.bits)) as u32
+    }
+
+    /// The chunks a short prefix (`1..=bits`) covers.
+    pub fn chunk_span(&self, rule: Rule) -> Range<u32> {
+        let first = self.chunk_of(rule.hi);
+        first..first + (1 << (self.bits - rule.len))
+    }
+
+    pub fn depth(&self, chunk: u32) -> u8 {
+        self.depth[chunk as usize]
+    }
+
+    pub fn set_depth(&mut self, chunk: u32, depth: u8) {
+        self.depth[chunk as usize] = depth;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Sets (`Some`) or removes a prefix of at most /bits; returns its previous group.
+    pub fn set_short(&mut self, rule: Rule, group: Option<u16>) -> Option<u16> {
+        let map = &mut self.short[usize::from(rule.len)];
+        let previous = match group {
+            Some(group) => map.insert(rule.hi, group),
+            None => map.remove(&rule.hi),
+        };
+        self.count(previous, group);
+        previous
+    }
+
+    /// The longest prefix shorter than `rule` (and at least /1) covering it: (length, group),
+    /// or (0, NONE).
+    pub fn short_cover(&self, rule: Rule) -> (u8, u16) {
+        (1..rule.len)
+            .rev()
+            .find_map(|len| {
+                let map = &self.short[usize::from(len)];
+                map.get(&(rule.hi & mask(len))).map(|&group| (len, group))
+            })
+            .unwrap_or((0, DXR_VALUE_NONE))
+    }
+
+    /// Sets (`Some`) or removes a prefix longer than /bits; returns its previous group.
+    pub fn set_long(&mut self, rule: Rule, group: Option<u16>) -> Option<u16> {
+        let chunk = self.chunk_of(rule.hi);
+        let previous = if rule.len <= 64 {
+            self.set_in_chunk(chunk, rule.hi, rule.len, group)
+        } else {
+            let list = self.ext.entry(rule.hi).or_default();
+            let was_empty = list.is_empty();
+            let previous = set_sorted(list, rule.lo, rule.len - 64, group);
+            // The chunk's marker exists exactly while the /64 has longer prefixes.
+            if list.is_empty() {
+                self.ext.remove(&rule.hi);
+                if !was_empty {
+                    self.set_in_chunk(chunk, rule.hi, EXT_MARKER, None);
+                }
+            } else if was_empty {
+                self.set_in_chunk(chunk, rule.hi, EXT_MARKER, Some(0));
+            }
+            previous
+        };
+        self.count(previous, group);
+        previous
+    }
+
+    pub fn get(&self, rule: Rule) -> Option<u16> {
+        if rule.len <= self.bits {
+            return self.short[usize::from(rule.len)].get(&rule.hi).copied();
+        }
+        let (list, key, len) = if rule.len <= 64 {
+            (self.chunks.get(&self.chunk_of(rule.hi))?, rule.hi, rule.len)
+        } else {
+            (self.ext.get(&rule.hi)?, rule.lo, rule.len - 64)
+        };
+        let index = list
+            .binary_search_by_key(&(key, len), |e| (e.key, e.len))
+            .ok()?;
+        Some(list[index].group)
+    }
+
+    pub fn chunk_entries(&self, chunk: u32) -> &[Entry] {
+        self.chunks.get(&chunk).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn ext_entries(&self, hi: u64) -> &[Entry] {
+        self.ext.get(&hi).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn bookkeeping_bytes(&self) -> usize {
+        let slot = size_of::<(u64, u16)>() + 1;
+        let entry = size_of::<Entry>();
+        self.short
+            .iter()
+            .map(|m| m.capacity() * slot)
+            .sum::<usize>()
+            + self.depth.capacity()
+            + self
+                .chunks
+                .values()
+                .map(|c| size_of::<(u32, Vec<Entry>)>() + 1 + c.capacity() * entry)
+                .sum::<usize>()
+            + self
+                .ext
+                .values()
+                .map(|c| size_of::<(u64, Vec<Entry>)>() + 1 + c.capacity() * entry)
+                .sum::<usize>()
+    }
+
+    fn set_in_chunk(&mut self, chunk: u32, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
+        let list = self.chunks.entry(chunk).or_default();
+        let previous = set_sorted(list, key, len, group);
+        if list.is_empty() {
+            self.chunks.remove(&chunk);
+        }
+        previous
+    }
+
+    fn count(&mut self, previous: Option<u16>, group: Option<u16>) {
+        match (previous, group) {
+            (None, Some(_)) => self.len += 1,
+            (Some(_), None) => self.len -= 1,
+            _ => {}
+        }
+    }
+}
+
+/// Sets or removes (`key`, `len`) in a list sorted by (key, len); returns the previous group.
+fn set_sorted(list: &mut Vec<Entry>, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
+    match (
+        list.binary_search_by_key(&(key, len), |e| (e.key, e.len)),
+        group,
+    ) {
+        (Ok(index), Some(group)) => Some(std::mem::replace(&mut list[index].group, group)),
+        (Ok(index), None) => Some(list.remove(index).group),
+        (Err(index), Some(group)) => {
+            // Grow by an eighth, not double: these lists are most of the bookkeeping.
+            if list.len() == list.capacity() {
+                list.reserve_exact(list.len() / 8 + 1);
+            }
+            list.insert(index, Entry { key, len, group });
+            None
+        }
+        (Err(_), None) => None,
+    }
+}
