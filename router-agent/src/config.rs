@@ -56,6 +56,9 @@ pub struct Config {
     /// Health-checked anycast services (`services/config.rs`).
     #[serde(default)]
     pub service: Vec<crate::services::ServiceConfig>,
+    /// `[metrics]`: the Prometheus endpoint (`metrics/`); off by default.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `[control]`: the daemon's Unix socket for `show neighbors|routes`.

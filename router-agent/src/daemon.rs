@@ -5,6 +5,7 @@ mod bfd;
 mod drain;
 mod failed_start;
 mod kernel_events;
+mod metrics;
 mod redistribute;
 mod reload;
 mod restart;
@@ -95,6 +96,10 @@ struct Agent {
     redistribute_pacing: redistribute::Pacing,
     /// `[[service]]`: the checks thread and the VIPs assigned (`services.rs`).
     services: Option<services::Services>,
+    /// `[metrics] listen`: scrapes asking for a snapshot (`metrics.rs`).
+    metrics: Option<crate::metrics::Endpoint>,
+    /// Batches written to the datapath, for the metrics.
+    batches_applied: u64,
 }
 
 /// The signals the daemon acts on, registered first thing: one arriving during start-up
@@ -137,6 +142,15 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
             return Err(err);
         }
     };
+    let pin_dir = agent.config.datapath.pin_dir.clone();
+    match crate::metrics::serve(&agent.config.metrics, pin_dir).await {
+        Ok(endpoint) => agent.metrics = endpoint,
+        Err(err) => {
+            let adopting = agent.adoption.is_some();
+            agent.abandon_start(adopting).await;
+            return Err(err);
+        }
+    }
     let mut bfd_changes = agent.bfd.take_changes();
     agent.sync_bfd();
     if let Err(err) = agent.start_services().await {
@@ -175,6 +189,7 @@ impl Agent {
         if let Err(err) = self.datapath.apply(&batch) {
             tracing::error!("datapath update incomplete: {err:#}");
         }
+        self.batches_applied += 1;
         if let Some(mirror) = &self.kernel_mirror {
             mirror.submit(batch.kernel).await;
         }
@@ -353,6 +368,9 @@ impl Agent {
                     self.redistribute_pacing.due.map_or_else(tokio::time::Instant::now, Into::into),
                 ), if self.redistribute_pacing.due.is_some() => self.redistribute(),
                 Some(event) = service_events.recv() => self.on_service_event(event).await,
+                Some(scrape) = async { self.metrics.as_mut()?.next().await }, if self.metrics.is_some() => {
+                    let _ = scrape.send(self.metrics_snapshot());
+                }
             }
         }
     }

@@ -37,6 +37,19 @@ pub struct KernelMirror {
     abandon: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Returns the prefixes of the changes it did not apply.
     thread: std::thread::JoinHandle<Vec<ipnet::IpNet>>,
+    /// Changes waiting and refused, for the metrics.
+    stats: std::sync::Arc<MirrorStats>,
+}
+
+/// What the metrics read of the mirror (`metrics/fib.rs`).
+#[derive(Debug, Default)]
+pub struct MirrorStats {
+    /// Changes submitted and not yet applied (nor skipped at exit).
+    pub queued_changes: std::sync::atomic::AtomicU64,
+    /// Changes the kernel refused, or that a failed send left out.
+    pub failed_changes: std::sync::atomic::AtomicU64,
+    /// Changes applied (refused ones included).
+    pub applied_changes: std::sync::atomic::AtomicU64,
 }
 
 impl KernelMirror {
@@ -49,6 +62,8 @@ impl KernelMirror {
         let (queue, mut batches) = mpsc::channel::<Vec<KernelChange>>(QUEUED_BATCHES);
         let abandon = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let abandoned = abandon.clone();
+        let stats = std::sync::Arc::new(MirrorStats::default());
+        let counted = stats.clone();
         let thread = std::thread::Builder::new()
             .name("kernel-routes".into())
             .spawn(move || {
@@ -60,6 +75,7 @@ impl KernelMirror {
                         batch.extend(more);
                     }
                     for step in batch.chunks(CHANGES_PER_STEP) {
+                        counted.queued_changes.fetch_sub(step.len() as u64, Relaxed);
                         if abandoned.load(Relaxed) {
                             // Its route may be in the kernel still (e.g. a delete of a route
                             // we installed): the exit removes it by prefix, not by a dump.
@@ -68,7 +84,11 @@ impl KernelMirror {
                         }
                         changes.clear();
                         changes.extend(step.iter().map(|change| route_change(change, protocol)));
-                        apply_logged(&mut writer, &changes);
+                        let failed = apply_logged(&mut writer, &changes);
+                        counted.failed_changes.fetch_add(failed as u64, Relaxed);
+                        counted
+                            .applied_changes
+                            .fetch_add(changes.len() as u64, Relaxed);
                     }
                 }
                 unapplied
@@ -78,13 +98,22 @@ impl KernelMirror {
             queue,
             abandon,
             thread,
+            stats,
         })
+    }
+
+    pub fn stats(&self) -> &MirrorStats {
+        &self.stats
     }
 
     /// Queues a batch's kernel changes, applied after everything queued before; waits while
     /// the queue is full.
     pub async fn submit(&self, changes: Vec<KernelChange>) {
         if !changes.is_empty() {
+            // Counted before the send: the thread subtracts once it takes them.
+            self.stats
+                .queued_changes
+                .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             // The thread only ends when the queue closes (finish), so this cannot fail.
             let _ = self.queue.send(changes).await;
         }
@@ -181,7 +210,8 @@ fn route_change(change: &KernelChange, protocol: u8) -> RouteChange {
     }
 }
 
-fn apply_logged(writer: &mut RouteWriter, changes: &[RouteChange]) {
+/// Returns how many changes did not make it into the kernel.
+fn apply_logged(writer: &mut RouteWriter, changes: &[RouteChange]) -> usize {
     match writer.apply(changes) {
         Ok(failures) => {
             for failure in failures.iter().take(LOGGED_FAILURES) {
@@ -193,10 +223,14 @@ fn apply_logged(writer: &mut RouteWriter, changes: &[RouteChange]) {
                     failures.len() - LOGGED_FAILURES
                 );
             }
+            failures.len()
         }
-        Err(err) => tracing::error!(
-            changes = changes.len(),
-            "kernel routes not updated: {err:#}"
-        ),
+        Err(err) => {
+            tracing::error!(
+                changes = changes.len(),
+                "kernel routes not updated: {err:#}"
+            );
+            changes.len()
+        }
     }
 }

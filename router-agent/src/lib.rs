@@ -15,6 +15,7 @@ pub mod drain;
 pub mod fib;
 pub mod kernel_mirror;
 pub mod kernel_routes;
+pub mod metrics;
 pub mod netlink;
 pub mod next_hop_check;
 pub mod redistribute;

@@ -35,9 +35,11 @@ use super::{
     rib::PeerId,
     session_socket,
 };
+mod counters;
 mod interface;
 
 use connection::{Connection, Written, timer_index};
+pub use counters::{MESSAGE_TYPES, SessionCounters, SessionCountersView};
 use credit::Credits;
 pub use credit::{MAX_UPDATES_IN_FLIGHT, UpdateCredit};
 pub use interface::{PeerCommand, PeerEvent, PeerHandle, SessionEvent};
@@ -63,6 +65,7 @@ pub fn spawn(
 ) -> anyhow::Result<PeerHandle> {
     let peering = Peering::new(spec.config, spec.restart)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
+    let counters = std::sync::Arc::new(SessionCounters::default());
     let task = PeerTask {
         peer: spec.peer,
         remote: spec.remote,
@@ -75,9 +78,10 @@ pub fn spawn(
         malformed_graceful_restart_logged: false,
         credits: Credits::new(),
         unanswered_connects: UnansweredConnects::default(),
+        counters: counters.clone(),
     };
     tokio::spawn(task.run(command_rx, spec.incoming));
-    Ok(PeerHandle { commands })
+    Ok(PeerHandle { commands, counters })
 }
 
 type Connecting =
@@ -101,6 +105,8 @@ struct PeerTask {
     credits: Credits,
     /// Our connection attempts without an answer, said once per streak (`peer/unanswered.rs`).
     unanswered_connects: UnansweredConnects,
+    /// Messages, flaps and the last NOTIFICATION, for the metrics.
+    counters: std::sync::Arc<SessionCounters>,
 }
 
 const CONNS: [Conn; 2] = [Conn::Primary, Conn::Second];
@@ -327,6 +333,7 @@ impl PeerTask {
                 }
             };
             let frame = connection.buffer.split_to(length);
+            self.counters.received(&frame);
             let event = match Message::decode(&frame, &connection.codec) {
                 Ok(decoded) => self.message_event(conn, decoded.message, decoded.update_error),
                 Err(err) => self.error_event(frame[18], err),
@@ -406,6 +413,9 @@ impl PeerTask {
         }
         let state = self.peering.state();
         if state != self.reported_state {
+            if self.reported_state == State::Established {
+                self.counters.left_established();
+            }
             self.reported_state = state;
             self.emit(SessionEvent::State { state });
         }
@@ -456,6 +466,7 @@ impl PeerTask {
             }
             Action::SendNotification(notification) => {
                 tracing::warn!(peer = %label(self.remote), "NOTIFICATION sent: {notification}");
+                self.counters.notification(&notification);
                 let message = Message::Notification((&notification).into());
                 let bytes = message.encode(&connection.codec);
                 self.write(conn, &bytes).await;
@@ -489,6 +500,7 @@ impl PeerTask {
             }
             Action::Down { reason } => {
                 tracing::warn!(peer = %label(self.remote), "session down: {reason}");
+                self.counters.down(&reason);
                 self.emit(SessionEvent::Down {
                     reason: reason.to_string(),
                     cause: reason,
@@ -515,7 +527,8 @@ impl PeerTask {
     /// FSM by `report_stalls`, once the action or command that wrote is over.
     async fn write(&mut self, conn: Conn, bytes: &[u8]) {
         match self.connections[conn.index()].write(bytes).await {
-            Written::Done | Written::Skipped => {}
+            Written::Done => self.counters.sent(bytes),
+            Written::Skipped => {}
             Written::Failed(err) => {
                 tracing::debug!(peer = %label(self.remote), "write: {err}");
             }

@@ -40,6 +40,9 @@ impl Agent {
         if new.control != self.config.control {
             needs_restart.push("[control]");
         }
+        if new.metrics != self.config.metrics {
+            needs_restart.push("metrics.listen");
+        }
         match (&self.config.bgp, &new.bgp) {
             (Some(old), Some(new)) if old.kernel_routes != new.kernel_routes => {
                 needs_restart.push("bgp.kernel_routes")

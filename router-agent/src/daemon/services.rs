@@ -282,6 +282,14 @@ impl Agent {
         };
         serde_json::json!(crate::services::show::view(&services.set.statuses()))
     }
+
+    /// `show services`' view, for the metrics.
+    pub(super) fn service_views(&self) -> Vec<crate::services::show::ServiceView> {
+        self.services
+            .as_ref()
+            .map(|services| crate::services::show::view(&services.set.statuses()))
+            .unwrap_or_default()
+    }
 }
 
 fn describe(announce: Announce) -> &'static str {

@@ -102,6 +102,8 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         redistribute_pacing: Default::default(),
         services: None,
         config,
+        metrics: None,
+        batches_applied: 0,
     };
     let adopting = adoption.is_some();
     match bring_up(&mut agent, &mut events, adoption).await {

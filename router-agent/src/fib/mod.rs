@@ -27,11 +27,13 @@
 
 mod adopted;
 mod api;
+mod census;
 pub mod ecmp;
 mod groups;
 mod ids;
 mod install;
 mod nexthops;
+pub use census::FibCensus;
 pub mod reference;
 mod routes;
 pub mod synthetic;

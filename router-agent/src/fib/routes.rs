@@ -74,6 +74,14 @@ impl RouteTable {
         self.v4.len() + self.v6.len()
     }
 
+    pub(super) fn v4_len(&self) -> usize {
+        self.v4.len()
+    }
+
+    pub(super) fn v6_len(&self) -> usize {
+        self.v6.len()
+    }
+
     pub(super) fn get(&self, prefix: &IpNet) -> Option<RouteEntry> {
         match prefix {
             IpNet::V4(prefix) => self.v4.get(prefix).copied(),

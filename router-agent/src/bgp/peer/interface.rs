@@ -95,4 +95,6 @@ pub enum SessionEvent {
 
 pub struct PeerHandle {
     pub commands: mpsc::UnboundedSender<PeerCommand>,
+    /// What the session task counts (`counters.rs`).
+    pub counters: std::sync::Arc<super::SessionCounters>,
 }

@@ -87,7 +87,10 @@ mod tests {
                 neighbor.clone(),
                 None,
                 Some(SocketAddr::new(address, 179)),
-                PeerHandle { commands },
+                PeerHandle {
+                    commands,
+                    counters: Default::default(),
+                },
             );
             state.state = State::Established;
             state.info = Some(PeerInfo {

@@ -45,7 +45,10 @@ impl Speaker {
         let (sender, commands) = mpsc::unbounded_channel();
         let neighbor = setup.neighbors[0].clone();
         let mut speaker = Speaker::without_sockets(setup);
-        let handle = PeerHandle { commands: sender };
+        let handle = PeerHandle {
+            commands: sender,
+            counters: Default::default(),
+        };
         let state = PeerState::new(neighbor, range, Some(address), handle);
         speaker.peers.insert(peer, state);
         (speaker, commands)
