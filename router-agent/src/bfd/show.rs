@@ -123,6 +123,31 @@ pub fn render_neighbor_bfd(out: &mut String, bfd: &serde_json::Value) {
 }
 
 #[cfg(test)]
+impl SessionStatus {
+    /// A session as a freshly started agent lists it: configured, Down, never Up.
+    pub fn fresh_for_tests(peer: IpAddr) -> Self {
+        SessionStatus {
+            peer,
+            interface: None,
+            state: "Down".to_owned(),
+            remote_state: "Down".to_owned(),
+            local_discriminator: 1,
+            remote_discriminator: 0,
+            desired_min_tx_ms: 300.0,
+            required_min_rx_ms: 300.0,
+            detect_multiplier: 3,
+            transmit_interval_ms: 1000.0,
+            detection_time_ms: 3000.0,
+            source_port: 49152,
+            uptime_seconds: None,
+            last_down: None,
+            up_at: None,
+            down_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -160,30 +185,5 @@ mod tests {
         let mut none = String::new();
         render_neighbor_bfd(&mut none, &serde_json::Value::Null);
         assert!(none.is_empty());
-    }
-}
-
-#[cfg(test)]
-impl SessionStatus {
-    /// A session as a freshly started agent lists it: configured, Down, never Up.
-    pub fn fresh_for_tests(peer: IpAddr) -> Self {
-        SessionStatus {
-            peer,
-            interface: None,
-            state: "Down".to_owned(),
-            remote_state: "Down".to_owned(),
-            local_discriminator: 1,
-            remote_discriminator: 0,
-            desired_min_tx_ms: 300.0,
-            required_min_rx_ms: 300.0,
-            detect_multiplier: 3,
-            transmit_interval_ms: 1000.0,
-            detection_time_ms: 3000.0,
-            source_port: 49152,
-            uptime_seconds: None,
-            last_down: None,
-            up_at: None,
-            down_at: None,
-        }
     }
 }

@@ -18,6 +18,8 @@ pub type SnapshotRequest = oneshot::Sender<Snapshot>;
 /// The event loop's end: scrapes waiting for a snapshot.
 pub struct Endpoint {
     requests: mpsc::Receiver<SnapshotRequest>,
+    /// Where it listens (the port chosen, for `listen = "...:0"`).
+    pub address: SocketAddr,
 }
 
 impl Endpoint {
@@ -43,7 +45,8 @@ pub async fn serve(config: &MetricsConfig, pin_dir: PathBuf) -> Result<Option<En
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
-    tracing::info!(%listen, "metrics served at /metrics");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "metrics served at /metrics");
     let (requests, receiver) = mpsc::channel(PENDING_SCRAPES);
     tokio::spawn(async move {
         loop {
@@ -53,7 +56,10 @@ pub async fn serve(config: &MetricsConfig, pin_dir: PathBuf) -> Result<Option<En
             tokio::spawn(answer(stream, peer, requests.clone(), pin_dir.clone()));
         }
     });
-    Ok(Some(Endpoint { requests: receiver }))
+    Ok(Some(Endpoint {
+        requests: receiver,
+        address,
+    }))
 }
 
 async fn answer(
@@ -102,8 +108,14 @@ async fn respond(
         return reply(405, "text/plain", "only GET\n".into());
     }
     let (sender, snapshot) = oneshot::channel();
-    if requests.try_send(sender).is_err() {
-        return reply(503, "text/plain", "too many scrapes at once\n".into());
+    match requests.try_send(sender) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return reply(503, "text/plain", "too many scrapes at once\n".into());
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            return reply(503, "text/plain", "the agent is stopping\n".into());
+        }
     }
     let snapshot = match tokio::time::timeout(SNAPSHOT_TIMEOUT, snapshot).await {
         Ok(Ok(snapshot)) => snapshot,
@@ -135,3 +147,7 @@ fn reply(status: u16, content_type: &str, body: String) -> Vec<u8> {
     out.extend_from_slice(body.as_bytes());
     out
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;
