@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::Agent;
-use crate::metrics::{KernelMirrorCounts, Snapshot};
+use crate::metrics::{KernelMirrorCounts, NexthopLabel, Snapshot};
 
 impl Agent {
     pub(super) fn metrics_snapshot(&self) -> Snapshot {
@@ -26,6 +26,20 @@ impl Agent {
             }),
             bfd: self.bfd.sessions(),
             services: self.service_views(),
+            nexthops: self
+                .fib
+                .nexthop_ids()
+                .into_iter()
+                .map(|(id, via, ifindex)| NexthopLabel {
+                    id,
+                    via,
+                    interface: self
+                        .interfaces
+                        .get(&ifindex)
+                        .cloned()
+                        .unwrap_or_else(|| format!("if{ifindex}")),
+                })
+                .collect(),
         }
     }
 }

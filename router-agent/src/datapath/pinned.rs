@@ -148,6 +148,23 @@ impl PinnedDatapath {
             .collect()
     }
 
+    /// The traffic of each nexthop of `ids`, summed over CPUs; the map opened once.
+    pub fn nexthops_stats(&self, ids: &[u32]) -> Result<Vec<NexthopStats>> {
+        let data = self.map(map_names::NEXTHOP_STATS)?;
+        let stats: PerCpuArray<&MapData, NexthopStats> = PerCpuArray::try_from(&data)?;
+        ids.iter()
+            .map(|id| {
+                Ok(stats
+                    .get(id, 0)?
+                    .iter()
+                    .fold(NexthopStats::default(), |sum, cpu| NexthopStats {
+                        packets: sum.packets + cpu.packets,
+                        bytes: sum.bytes + cpu.bytes,
+                    }))
+            })
+            .collect()
+    }
+
     /// A nexthop's traffic, summed over CPUs.
     pub fn nexthop_stats(&self, id: u32) -> Result<NexthopStats> {
         let data = self.map(map_names::NEXTHOP_STATS)?;

@@ -19,6 +19,19 @@ fn family(address: std::net::IpAddr) -> usize {
 }
 
 impl Fib {
+    /// Each nexthop's stable id (its `NEXTHOP_STATS` index), gateway and interface, by id.
+    pub fn nexthop_ids(&self) -> Vec<(u32, std::net::IpAddr, u32)> {
+        let mut ids: Vec<_> = self
+            .nexthops
+            .values()
+            .map(|entry| (entry.record.id, entry.key.via, entry.key.ifindex))
+            .collect();
+        ids.sort_unstable_by_key(|(id, _, _)| *id);
+        // Owners sharing a gateway share its record: one series each.
+        ids.dedup_by_key(|(id, _, _)| *id);
+        ids
+    }
+
     pub fn census(&self) -> FibCensus {
         let mut census = FibCensus {
             routes: [self.routes.v4_len(), self.routes.v6_len()],

@@ -43,6 +43,17 @@ pub struct Snapshot {
     pub kernel_mirror: Option<KernelMirrorCounts>,
     pub bfd: Vec<SessionStatus>,
     pub services: Vec<ServiceView>,
+    /// The FIB's nexthops: whose XDP counters to read, and their labels.
+    pub nexthops: Vec<NexthopLabel>,
+}
+
+/// A nexthop as its series are labelled.
+#[derive(Clone, Debug)]
+pub struct NexthopLabel {
+    /// Its index in `NEXTHOP_STATS`.
+    pub id: u32,
+    pub via: std::net::IpAddr,
+    pub interface: String,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,15 +67,15 @@ pub struct KernelMirrorCounts {
 /// and this process's numbers, in the Prometheus text format (0.0.4, which `promtool check
 /// metrics` reads; Prometheus reads it too).
 pub fn render(snapshot: &Snapshot, pin_dir: &Path) -> String {
-    render_with(snapshot, xdp::read(pin_dir).as_ref())
+    render_with(snapshot, xdp::read(pin_dir, &snapshot.nexthops).as_ref())
 }
 
 /// [`render`] with the XDP counters already read (None: unreadable).
-fn render_with(snapshot: &Snapshot, xdp_counters: Option<&crate::show::CountersView>) -> String {
+fn render_with(snapshot: &Snapshot, xdp_counters: Option<&xdp::XdpCounters>) -> String {
     let mut exposition = exposition::Exposition::default();
     bgp::record(&mut exposition, &snapshot.neighbors);
     fib::record(&mut exposition, snapshot);
-    xdp::record(&mut exposition, xdp_counters, &snapshot.neighbors);
+    xdp::record(&mut exposition, xdp_counters, snapshot);
     bfd::record(&mut exposition, &snapshot.bfd);
     services::record(&mut exposition, &snapshot.services);
     process::record(&mut exposition);

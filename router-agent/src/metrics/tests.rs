@@ -3,14 +3,13 @@
 
 use std::collections::BTreeSet;
 
-use router_common::Verdict;
+use router_common::{NexthopStats, Verdict};
 
-use super::{Snapshot, render, render_with};
+use super::{NexthopLabel, Snapshot, render, render_with, xdp::XdpCounters};
 use crate::{
     bfd::show::SessionStatus,
     bgp::northbound::{NeighborMetrics, NeighborStatus},
     services::show::ServiceView,
-    show::{CountersView, NexthopCountersView},
 };
 
 /// The families of a fresh agent without BGP, BFD, services or routes: no per-object series.
@@ -89,7 +88,7 @@ pub fn declared_families(text: &str) -> BTreeSet<String> {
 /// What a freshly started agent's event loop and maps hold: one configured neighbor not yet
 /// connected, one BFD session Down, one service not checked yet, one static route's nexthop,
 /// every counter at zero.
-fn fresh_agent() -> (Snapshot, CountersView) {
+fn fresh_agent() -> (Snapshot, XdpCounters) {
     let neighbor = NeighborMetrics {
         status: NeighborStatus {
             address: Some("192.0.2.1".parse().unwrap()),
@@ -123,19 +122,18 @@ fn fresh_agent() -> (Snapshot, CountersView) {
     };
     let snapshot = Snapshot {
         neighbors: vec![neighbor],
+        nexthops: vec![NexthopLabel {
+            id: 1,
+            via: "192.0.2.1".parse().unwrap(),
+            interface: "eth0".to_owned(),
+        }],
         bfd: vec![SessionStatus::fresh_for_tests("192.0.2.1".parse().unwrap())],
         services: vec![service],
         ..Snapshot::default()
     };
-    let counters = CountersView {
-        verdicts: Verdict::ALL.iter().map(|v| (v.name(), 0)).collect(),
-        nexthops: vec![NexthopCountersView {
-            id: 1,
-            via: "192.0.2.1".to_owned(),
-            interface: "eth0".to_owned(),
-            packets: 0,
-            bytes: 0,
-        }],
+    let counters = XdpCounters {
+        verdicts: vec![0; Verdict::ALL.len()],
+        nexthops: vec![NexthopStats::default()],
     };
     (snapshot, counters)
 }
