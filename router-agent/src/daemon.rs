@@ -53,6 +53,7 @@ pub fn lookup_engine(choice: EngineChoice) -> LookupEngine {
         EngineChoice::Auto | EngineChoice::LpmTrie => LookupEngine::LpmTrie,
         EngineChoice::Dir24 => LookupEngine::Dir24,
         EngineChoice::Kernel => LookupEngine::Kernel,
+        EngineChoice::Dxr => LookupEngine::Dxr,
     }
 }
 
