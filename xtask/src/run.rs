@@ -31,5 +31,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     command.args(&args.agent_args);
     let err = command.exec();
-    bail!("executing {command:?}: {err}")
+    if root {
+        bail!("executing {agent}: {err}")
+    }
+    bail!("the agent needs root, and running it with sudo failed: {err}")
 }
