@@ -440,7 +440,10 @@ impl SystemdUnit {
         fs::write(
             drop_in.join("lab.conf"),
             format!(
-                "[Service]\nNetworkNamespacePath=/run/netns/{}\nRuntimeDirectory={run_dir}\n",
+                // The empty assignments reset the unit's lists: stopping this test unit must
+                // not remove /run/hostrouter under a real agent on the same host.
+                "[Service]\nNetworkNamespacePath=/run/netns/{}\nRuntimeDirectory=\n\
+                 RuntimeDirectory={run_dir}\nStateDirectory=\n",
                 lab.net.ns("host")
             ),
         )
