@@ -4,8 +4,8 @@
 //! verdict counter (it rose with the traffic), the traffic of the nexthop labelled with the
 //! neighbor, and the neighbor's state (Established). `promtool check metrics` passes on the
 //! agent's exposition, every metric the Grafana dashboard queries is in it, and a reload that
-//! changes `metrics.listen` is refused naming the key. Needs root, gobgpd and prometheus
-//! (skipped, saying so, without prometheus).
+//! changes `metrics.listen` is refused naming the key. Run with the default lookup engine and
+//! with DXR. Needs root, gobgpd and prometheus (skipped, saying so, without prometheus).
 //!
 //! ```text
 //!   client ── c0 ═══ mc ── [host: router-agent :9724, prometheus] ── mh ═══ mp ── peer (GoBGP)
@@ -152,8 +152,8 @@ fn sh_ok(args: &[&str]) {
 }
 
 /// The lab: GoBGP announces 198.51.100.0/24, a client sends towards it through the host.
-fn lab() -> Lab {
-    let mut lab = Lab::new("metrics", "mh", "mp", SUBNET);
+fn lab(tag: &str) -> Lab {
+    let mut lab = Lab::new(tag, "mh", "mp", SUBNET);
     lab.net.add("client");
     lab.exec(
         "peer",
@@ -255,6 +255,17 @@ fn dashboard_metrics() -> BTreeSet<String> {
 
 #[test]
 fn prometheus_scrapes_forwarding_and_bgp_state() {
+    scrape_forwarding_and_bgp_state("metrics", "");
+}
+
+/// The same with the DXR lookup engine: the counters do not depend on how routes are looked
+/// up (nor does reading them: by nexthop id, no route table read back).
+#[test]
+fn prometheus_scrapes_forwarding_with_dxr() {
+    scrape_forwarding_and_bgp_state("metricsdxr", "engine = \"dxr\"\n");
+}
+
+fn scrape_forwarding_and_bgp_state(tag: &str, datapath: &str) {
     if !installed("prometheus") || !installed("promtool") {
         println!(
             "skipped: Debian's prometheus package is not installed (scripts/setup installs it)"
@@ -262,9 +273,9 @@ fn prometheus_scrapes_forwarding_and_bgp_state() {
         return;
     }
     let started = Instant::now();
-    let mut lab = lab();
+    let mut lab = lab(tag);
     let config = agent_config(&lab, METRICS);
-    lab.start_agent(&config);
+    lab.start_agent_with(datapath, &config);
     let prometheus = Prometheus::start(&mut lab);
     let peer = lab.peer_ip.clone();
 
@@ -375,5 +386,5 @@ fn prometheus_scrapes_forwarding_and_bgp_state() {
         "reload: {said}"
     );
     assert!(http_get(&lab, METRICS, "/metrics").is_ok());
-    println!("metrics test took {:.1} s", started.elapsed().as_secs_f64());
+    println!("{tag}: took {:.1} s", started.elapsed().as_secs_f64());
 }
