@@ -3,9 +3,10 @@
 //! announces, and the test asks Prometheus's HTTP API (`/api/v1/query`) for the forwarded
 //! verdict counter (it rose with the traffic), the traffic of the nexthop labelled with the
 //! neighbor, and the neighbor's state (Established). `promtool check metrics` passes on the
-//! agent's exposition, every metric the Grafana dashboard queries is in it, and a reload that
-//! changes `metrics.listen` is refused naming the key. Run with the default lookup engine and
-//! with DXR. Needs root, gobgpd and prometheus (skipped, saying so, without prometheus).
+//! agent's exposition, every metric the Grafana dashboard queries is in it, a planned restart
+//! serves it again, and a reload that changes `metrics.listen` is refused naming the key. Run
+//! with the default lookup engine and with DXR. Needs root, gobgpd and prometheus (skipped,
+//! saying so, without prometheus).
 //!
 //! ```text
 //!   client ── c0 ═══ mc ── [host: router-agent :9724, prometheus] ── mh ═══ mp ── peer (GoBGP)
@@ -370,8 +371,31 @@ fn scrape_forwarding_and_bgp_state(tag: &str, datapath: &str) {
         "not exported: {missing:?}\n{exposition}"
     );
 
-    // The endpoint cannot move at run time: the reload says which key.
+    // A planned restart (the agent executes itself again, same pid) serves it again: the
+    // listening socket does not leak into the new process, which binds the port anew.
     let config_path = lab.path("agent.toml");
+    let restart = lab
+        .command_in("host", AGENT)
+        .args(["restart", "-c"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        restart.status.success(),
+        "restart: {}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
+    wait_for(
+        "the restarted agent to serve /metrics",
+        TIMEOUT,
+        || {
+            lab.agent_log_count(&["metrics served at /metrics"]) == 2
+                && http_get(&lab, METRICS, "/metrics").is_ok()
+        },
+        || lab.logs(),
+    );
+
+    // The endpoint cannot move at run time: the reload says which key.
     let text = std::fs::read_to_string(&config_path).unwrap();
     std::fs::write(&config_path, text.replace(METRICS, "127.0.0.1:9725")).unwrap();
     let reload = lab
