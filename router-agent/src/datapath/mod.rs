@@ -11,6 +11,7 @@ pub mod adopt;
 mod batch;
 pub mod dir24;
 pub mod dxr;
+pub mod grace;
 pub mod interfaces;
 mod local;
 pub mod mmap;
@@ -226,6 +227,11 @@ impl Datapath {
                 ext6: mmap_array(&maps, map_names::DXR6_EXT)?,
                 xranges6: mmap_array(&maps, map_names::DXR6_XRANGES)?,
                 default: mmap_array(&maps, map_names::DXR_DEFAULT)?,
+                grace: grace::GracePeriod::new()
+                    .inspect_err(|err| {
+                        tracing::warn!(%err, "no map-in-map grace periods: DXR waits out quarantines")
+                    })
+                    .ok(),
             });
             // No reader until `attach`: a bulk load reuses freed blocks at once.
             dxr.set_published(false);
