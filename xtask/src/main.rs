@@ -16,6 +16,7 @@ mod bench_services;
 mod bench_throughput;
 mod bench_workloads;
 mod lab;
+mod plot;
 
 use std::process::Command;
 
