@@ -43,6 +43,7 @@
 
 mod chart;
 mod lab;
+mod memory;
 mod packets;
 mod probes;
 pub mod report;
@@ -68,7 +69,7 @@ use router_agent::{
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
     netlink::RouteWriter,
 };
-use router_common::{LookupEngine, RpfMode, map_names};
+use router_common::{LookupEngine, RpfMode};
 
 use lab::Lab;
 use packets::{XDP_PASS, XDP_REDIRECT, frames, hot, repeat, series};
@@ -247,7 +248,7 @@ pub fn run(args: Args) -> Result<()> {
         // RSS deltas, and every engine gets the same ones.
         let table = Table::generate(&mut rng, v4_routes, v6_routes);
         let probes = Probes::new(&table, &mut rng, settings.destinations);
-        let update_seed = (v4_routes == largest).then_some(settings.seed ^ 0x0bda_7e5);
+        let update_seed = (v4_routes == largest).then_some(settings.seed ^ 0x00bd_a7e5);
         for &engine in &args.engines {
             eprintln!(
                 "bench cost: {}, {v4_routes} IPv4 + {v6_routes} IPv6 routes...",
@@ -404,7 +405,7 @@ fn measure(
     sys::trim_heap();
     let rss_after = Rss::now()?;
     let kernel_after = sys::kernel_memory()?;
-    let memory = memory(&mut bench, engine, table, (rss_before, rss_after))?;
+    let memory = memory::measure(&mut bench, engine, table, (rss_before, rss_after))?;
     let memory = Memory {
         meminfo_delta_bytes: kernel_after as i64 - kernel_before as i64,
         ..memory
@@ -512,44 +513,6 @@ fn family_packets(
         spread,
         hot_repeat1,
         hot,
-    })
-}
-
-/// The maps' memlock, the RSS change, the engine's bookkeeping (meminfo: the caller's).
-fn memory(bench: &mut Bench, engine: Engine, table: &Table, rss: (Rss, Rss)) -> Result<Memory> {
-    let datapath = &mut bench.datapath;
-    let maps = sys::map_memory(datapath.program_mut())?;
-    let is_route_map = |name: &str| {
-        [
-            map_names::ROUTES_V4,
-            map_names::ROUTES_V6,
-            map_names::DIR24_TBL24,
-            map_names::DIR24_TBL8,
-            map_names::DIR24_DEFAULT,
-        ]
-        .contains(&name)
-    };
-    let dir24 = engine == Engine::Dir24;
-    Ok(Memory {
-        kernel_maps_bytes: maps.iter().map(|m| m.memlock).sum(),
-        route_maps_bytes: maps
-            .iter()
-            .filter(|m| is_route_map(&m.name))
-            .map(|m| m.memlock)
-            .sum(),
-        program_bytes: u64::from(datapath.program_mut().info()?.memory_locked()?),
-        maps,
-        meminfo_delta_bytes: 0,
-        rss_delta_bytes: rss.1.total as i64 - rss.0.total as i64,
-        rss_anon_delta_bytes: rss.1.anon as i64 - rss.0.anon as i64,
-        bookkeeping_bytes: datapath.dir24_bookkeeping_bytes(),
-        live_bytes: None,
-        dir24_tbl8_groups: if dir24 { table.tbl8_groups() } else { 0 },
-        dir24_tbl8_capacity: if dir24 {
-            router_common::MAX_DIR24_TBL8_GROUPS
-        } else {
-            0
-        },
     })
 }
 
