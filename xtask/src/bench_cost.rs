@@ -62,6 +62,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
+use aya::programs::xdp::XdpMode;
 use ipnet::IpNet;
 use rand::{SeedableRng, rngs::SmallRng};
 use router_agent::{
@@ -94,9 +95,6 @@ const GROUP_SIZE: usize = 2;
 /// The hot measurement's frames: TTL 255, so that each is forwarded 254 times in a row before
 /// its TTL, decremented in place at each run, expires.
 const HOT_TTL: u8 = 255;
-
-/// Never used: the bench pins nothing.
-const PIN_DIR: &str = "/sys/fs/bpf/hostrouter-bench-cost";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
@@ -314,11 +312,15 @@ impl Bench {
     /// `datapath.expected_ipv4_routes`.
     fn load(engine: Engine, lab: &Lab, v4_routes: usize, v6_routes: usize) -> Result<Self> {
         let ifindex = lab.ifindex;
-        let mut options = DatapathOptions::new(engine.lookup(), PIN_DIR);
+        let mut options = DatapathOptions::new(engine.lookup(), lab.pin_dir());
         options.flow_hash_seed = 0x5eed;
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(ifindex)?;
         datapath.set_interface(ifindex, rpf::ingress(RpfMode::Off))?;
+        // Attached as the agent attaches (pinned link), before any route: routes then go in as
+        // BGP's do into a running agent, with readers possibly in the tables (an engine may
+        // write differently before the first attach: bulk load). Its peer sends nothing.
+        datapath.attach(lab::DEVICE, ifindex, XdpMode::Driver)?;
         let mut fib = Fib::new(FibLimits::default());
         fib.reserve_routes(v4_routes, v6_routes);
         let mut batch = Batch::default();
@@ -471,7 +473,7 @@ fn measure(
 
     // Free the maps now, and wait until the kernel did (it frees them asynchronously: RCU, work
     // queues, a big trie takes a while), so that the next run's baseline does not include them.
-    drop(bench);
+    bench.datapath.detach_and_unpin(&[lab::DEVICE.to_owned()])?;
     sys::wait_kernel_memory_below(kernel_before + 16 * 1024 * 1024, Duration::from_secs(10))?;
 
     Ok(Run {

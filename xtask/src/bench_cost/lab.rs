@@ -25,7 +25,7 @@ use super::INGRESS_MAC;
 pub const TAG: &str = "xtask-cost-";
 
 /// The interface everything runs on, and its peer (only there to make the link up).
-const DEVICE: &str = "bc0";
+pub const DEVICE: &str = "bc0";
 const PEER: &str = "bc1";
 const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0xbb, 0x01];
 /// `bc0`'s subnets, which the nexthops' gateways are in.
@@ -49,6 +49,9 @@ impl Lab {
         netns_lab::veth((&ns, DEVICE, INGRESS_MAC), (&ns, PEER, PEER_MAC))?;
         ns.ip(&["addr", "add", SUBNET_V4, "dev", DEVICE])?;
         ns.ip(&["addr", "add", SUBNET_V6, "dev", DEVICE, "nodad"])?;
+        // The peer stays silent (no router solicitations, MLD): the attached program sees
+        // test runs only.
+        ns.sysctl(&format!("net.ipv6.conf.{PEER}.disable_ipv6"), "1")?;
         // bpf_fib_lookup answers "forwarding disabled" otherwise.
         ns.sysctl("net.ipv4.ip_forward", "1")?;
         ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
@@ -69,6 +72,11 @@ impl Lab {
         let ifindex = ns.link(DEVICE)?.ifindex;
         ns.enter_current_thread()?;
         Ok(Self { ns, ifindex })
+    }
+
+    /// Where the datapath under test pins its link (stale ones go with the namespace's).
+    pub fn pin_dir(&self) -> String {
+        format!("/sys/fs/bpf/{}", self.ns.name())
     }
 }
 
