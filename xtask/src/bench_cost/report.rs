@@ -368,3 +368,19 @@ pub fn write_header(
     )?;
     writeln!(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Latency;
+
+    #[test]
+    fn latency_percentiles() {
+        let latency = Latency::of((1..=1000).rev().collect());
+        assert_eq!(latency.ops, 1000);
+        assert_eq!(latency.p50_ns, 501);
+        assert_eq!(latency.p99_ns, 991);
+        assert_eq!(latency.max_ns, 1000);
+        assert_eq!(latency.mean_ns, 500.5);
+        assert_eq!(Latency::of(Vec::new()).p99_ns, 0);
+    }
+}

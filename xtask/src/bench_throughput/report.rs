@@ -434,3 +434,68 @@ pub fn plot(path: &std::path::Path, report: &Report) -> anyhow::Result<()> {
         &lines,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(table: &str, family: &'static str, mode: Mode, cores: usize, mpps: f64) -> Summary {
+        Summary {
+            table: table.into(),
+            family,
+            mode,
+            cores,
+            rounds: 1,
+            sink_mpps_median: mpps,
+            sink_mpps_min: mpps,
+            sink_mpps_max: mpps,
+            offered_mpps_median: mpps,
+            others_cpu_percent_max: None,
+            generated: 0,
+            at_sink: 0,
+            kernel_forwarded: 0,
+            xdp_forwarded: None,
+            xdp_passed: None,
+            xdp_dropped: None,
+        }
+    }
+
+    #[test]
+    fn ratios_per_family_table_and_cores() {
+        let summaries = [
+            summary("1 route", "IPv4", Mode::Kernel, 1, 1.0),
+            summary("1 route", "IPv4", Mode::Dir24, 1, 4.0),
+            summary("1 route", "IPv6", Mode::Kernel, 1, 0.5),
+            summary("1 route", "IPv6", Mode::Dir24, 1, 3.0),
+            summary("1 route", "IPv4", Mode::Dir24, 2, 7.0),
+            summary("full", "IPv4", Mode::Kernel, 1, 0.5),
+            summary("full", "IPv4", Mode::Dir24, 1, 3.6),
+        ];
+        let ratios = ratios(&summaries, "1 route");
+        let find = |table: &str, family: &str, cores: usize, name: &str| {
+            ratios
+                .iter()
+                .find(|r| {
+                    r.table == table && r.family == family && r.cores == cores && r.name == name
+                })
+                .map(|r| r.value)
+        };
+        assert_eq!(find("1 route", "IPv4", 1, "DIR-24-8 / kernel"), Some(4.0));
+        assert_eq!(find("1 route", "IPv6", 1, "DIR-24-8 / kernel"), Some(6.0));
+        assert_eq!(find("full", "IPv4", 1, "DIR-24-8 / kernel"), Some(7.2));
+        assert_eq!(
+            find("full", "IPv4", 1, "DIR-24-8: this table / 1 route"),
+            Some(0.9)
+        );
+        assert_eq!(
+            find("1 route", "IPv4", 2, "DIR-24-8: 2 cores / 1 core"),
+            Some(1.75)
+        );
+        // No 2-core kernel sample: no such ratio, and none across families.
+        assert_eq!(find("1 route", "IPv4", 2, "DIR-24-8 / kernel"), None);
+        assert!(ratios.iter().all(|r| r.value.is_finite()));
+        // Printed grouped: tables in measuring order.
+        let first_full = ratios.iter().position(|r| r.table == "full").unwrap();
+        assert!(ratios[first_full..].iter().all(|r| r.table == "full"));
+    }
+}
