@@ -159,6 +159,10 @@ pub struct Args {
     /// Seed of the tables and destinations (same seed, same tables).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Install the table before attaching the program (a starting agent's static routes; an
+    /// engine may bulk-load then) instead of after (BGP into a running agent).
+    #[arg(long)]
+    cold_start: bool,
     /// Small sizes, for a smoke run (CI).
     #[arg(long)]
     quick: bool,
@@ -192,6 +196,7 @@ impl Args {
             hot_repeat: [packets::HOT_LONG, packets::HOT_SHORT],
             batch_routes: self.batch.max(1),
             seed: self.seed,
+            cold_start: self.cold_start,
         }
     }
 }
@@ -317,10 +322,6 @@ impl Bench {
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(ifindex)?;
         datapath.set_interface(ifindex, rpf::ingress(RpfMode::Off))?;
-        // Attached as the agent attaches (pinned link), before any route: routes then go in as
-        // BGP's do into a running agent, with readers possibly in the tables (an engine may
-        // write differently before the first attach: bulk load). Its peer sends nothing.
-        datapath.attach(lab::DEVICE, ifindex, XdpMode::Driver)?;
         let mut fib = Fib::new(FibLimits::default());
         fib.reserve_routes(v4_routes, v6_routes);
         let mut batch = Batch::default();
@@ -363,6 +364,11 @@ impl Bench {
         })
     }
 
+    fn attach(&mut self) -> Result<()> {
+        self.datapath
+            .attach(lab::DEVICE, self.ifindex, XdpMode::Driver)
+    }
+
     /// What the agent does with a batch: the maps, then (kernel engine) the kernel FIB.
     fn apply(&mut self, batch: &Batch) -> Result<()> {
         self.datapath.apply(batch)?;
@@ -390,6 +396,13 @@ fn measure(
     let started = Instant::now();
     let mut bench = Bench::load(engine, lab, table.v4.len(), table.v6.len())?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    // Attached as the agent attaches (pinned link), before the routes by default: they then go
+    // in as BGP's do into a running agent, readers possibly in the tables. `--cold-start`:
+    // after them, as the static routes of a starting agent (an engine may bulk-load then).
+    // The peer of bc0 sends nothing: the program sees the test runs only.
+    if !settings.cold_start {
+        bench.attach()?;
+    }
 
     let batch = settings.batch_routes;
     let install = Programming::new(
@@ -402,6 +415,10 @@ fn measure(
         bench.fib.route_count(),
         table.routes()
     );
+
+    if settings.cold_start {
+        bench.attach()?;
+    }
 
     // Memory with the full table in, before anything else allocates.
     sys::trim_heap();

@@ -31,6 +31,8 @@ pub struct Settings {
     pub hot_repeat: [u32; 2],
     pub batch_routes: usize,
     pub seed: u64,
+    /// Routes installed before the program was attached (else after).
+    pub cold_start: bool,
 }
 
 /// One engine with one table: load, program, measure, remove.
@@ -359,12 +361,18 @@ pub fn write_header(
         "settings: seed {}, {} destinations, {} hot call pairs, {} routes per batch, \
          {} single-route updates per kind and family at the largest table, 4 ECMP groups of 2 \
          resolved nexthops per family on bc0 (ingress and egress, in the bench's namespace; \
-         the kernel engine: the same groups as ECMP routes in that namespace's kernel FIB)",
+         the kernel engine: the same groups as ECMP routes in that namespace's kernel FIB); \
+         routes installed {} the program was attached",
         settings.seed,
         settings.destinations,
         settings.hot_pairs,
         settings.batch_routes,
-        settings.update_ops
+        settings.update_ops,
+        if settings.cold_start {
+            "before"
+        } else {
+            "after"
+        }
     )?;
     writeln!(out)
 }
