@@ -10,7 +10,9 @@
 //!    into a `Batch`, then `Datapath::apply` (kernel engine: the agent's `RouteWriter` writes
 //!    the batch's kernel routes), in batches of `--batch` routes; both are timed separately,
 //!    IPv4 then IPv6. At the end, the same for `remove_route`. The FIB reserves room for the
-//!    table first, as the daemon does with `datapath.expected_ipv4_routes`.
+//!    table first, as the daemon does with `datapath.expected_ipv4_routes`. The program is
+//!    attached to `bc0` (`Datapath::attach`) before the routes go in, as when BGP feeds a
+//!    running agent; `--cold-start` attaches after them (a starting agent's static routes).
 //! 2. **Memory** with the table in: each map's kernel memory (`memlock` in the fdinfo of the
 //!    program's maps), the process's RSS change, the engine's bookkeeping.
 //! 3. **Per-packet cost** of the XDP program with `BPF_PROG_TEST_RUN`, whose `duration` the
@@ -22,7 +24,7 @@
 //!      decrements the TTL in it, so a TTL-64 frame is forwarded 63 times and the other 999,937
 //!      runs take the TTL-expired exit (measured: 43 ns/run, `passed-ttl` 999,937, action
 //!      XDP_PASS). Hence a TTL-255 frame, at most 254 runs per call, and calls of two lengths
-//!      whose difference cancels the fixed cost of a call (see [`hot`]). The verdict counters
+//!      whose difference cancels the fixed cost of a call (see [`packets::hot`]). The verdict counters
 //!      confirm that every run was forwarded;
 //!    - *hot r1* and *floor* (an ARP frame, the shortest path), `repeat: 1`: calibration. Every
 //!      `repeat: 1` number includes the kernel's timer overhead (two clock reads) that floor
