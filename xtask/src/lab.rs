@@ -59,6 +59,7 @@ enum Engine {
     LpmTrie,
     Dir24,
     Kernel,
+    Dxr,
 }
 
 impl Engine {
@@ -69,6 +70,7 @@ impl Engine {
             Engine::LpmTrie => "lpm-trie",
             Engine::Dir24 => "dir24",
             Engine::Kernel => "kernel",
+            Engine::Dxr => "dxr",
         }
     }
 }
