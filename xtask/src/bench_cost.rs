@@ -68,7 +68,7 @@ use aya::programs::xdp::XdpMode;
 use ipnet::IpNet;
 use rand::{SeedableRng, rngs::SmallRng};
 use router_agent::{
-    datapath::{Datapath, DatapathOptions},
+    datapath::{Datapath, DatapathOptions, DxrSizes},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
     netlink::RouteWriter,
 };
@@ -106,6 +106,8 @@ pub enum Engine {
     Dir24,
     /// bpf_fib_lookup: the kernel's FIB, holding the same table (the anchor).
     Kernel,
+    /// DXR for both families: a direct table plus sorted range blocks.
+    Dxr,
 }
 
 impl Engine {
@@ -114,6 +116,7 @@ impl Engine {
             Engine::Lpm => LookupEngine::LpmTrie,
             Engine::Dir24 => LookupEngine::Dir24,
             Engine::Kernel => LookupEngine::Kernel,
+            Engine::Dxr => LookupEngine::Dxr,
         }
     }
 
@@ -122,6 +125,7 @@ impl Engine {
             Engine::Lpm => "lpm-trie",
             Engine::Dir24 => "dir-24-8",
             Engine::Kernel => "kernel",
+            Engine::Dxr => "dxr",
         }
     }
 }
@@ -155,7 +159,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "lpm,dir24,kernel"
+        default_value = "lpm,dir24,dxr,kernel"
     )]
     engines: Vec<Engine>,
     /// Seed of the tables and destinations (same seed, same tables).
@@ -321,6 +325,8 @@ impl Bench {
         let ifindex = lab.ifindex;
         let mut options = DatapathOptions::new(engine.lookup(), lab.pin_dir());
         options.flow_hash_seed = 0x5eed;
+        // The DXR arenas sized for the table, as the daemon sizes them from its config.
+        options.dxr = DxrSizes::for_routes(v4_routes, v6_routes);
         let mut datapath = Datapath::load(options)?;
         datapath.add_egress_port(ifindex)?;
         datapath.set_interface(ifindex, rpf::ingress(RpfMode::Off))?;
@@ -470,6 +476,9 @@ fn measure(
         None => None,
     };
 
+    // DXR: how often a write waited for a quarantined block (install and updates).
+    let quarantine_waits = bench.datapath.dxr().map(|dxr| dxr.quarantine_waits());
+
     let remove = Programming::new(
         remove(&mut bench, &table.v4, batch).context("removing IPv4")?,
         remove(&mut bench, &table.v6, batch).context("removing IPv6")?,
@@ -506,6 +515,7 @@ fn measure(
         rpf,
         memory,
         updates,
+        quarantine_waits,
         remove,
         forwarded_after_remove: leftover.failures,
         kernel_routes_after_remove,

@@ -50,7 +50,7 @@ use anyhow::{Context, Result, ensure};
 use aya::programs::xdp::XdpMode;
 use ipnet::IpNet;
 use router_agent::{
-    datapath::{Datapath, DatapathOptions},
+    datapath::{Datapath, DatapathOptions, DxrSizes},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
 };
 use router_common::{INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine};
@@ -124,15 +124,18 @@ enum Mode {
     LpmTrie,
     /// XDP with hostrouter's DIR-24-8.
     Dir24,
+    /// XDP with hostrouter's DXR (both families).
+    Dxr,
 }
 
 impl Mode {
-    const ALL: [Mode; 5] = [
+    const ALL: [Mode; 6] = [
         Mode::Baseline,
         Mode::Kernel,
         Mode::FibLookup,
         Mode::LpmTrie,
         Mode::Dir24,
+        Mode::Dxr,
     ];
 
     fn label(self) -> &'static str {
@@ -142,6 +145,7 @@ impl Mode {
             Mode::FibLookup => "XDP bpf_fib_lookup",
             Mode::LpmTrie => "XDP LPM trie",
             Mode::Dir24 => "XDP DIR-24-8",
+            Mode::Dxr => "XDP DXR",
         }
     }
 
@@ -153,6 +157,7 @@ impl Mode {
             Mode::FibLookup => "bpf_fib_lookup",
             Mode::LpmTrie => "LPM trie",
             Mode::Dir24 => "DIR-24-8",
+            Mode::Dxr => "DXR",
         }
     }
 
@@ -162,6 +167,7 @@ impl Mode {
             Mode::FibLookup => Some(LookupEngine::Kernel),
             Mode::LpmTrie => Some(LookupEngine::LpmTrie),
             Mode::Dir24 => Some(LookupEngine::Dir24),
+            Mode::Dxr => Some(LookupEngine::Dxr),
         }
     }
 }
@@ -424,7 +430,9 @@ fn setup_datapath(
     mode: Mode,
 ) -> Result<(Datapath, Option<Duration>)> {
     let pin_dir = format!("{}-{mode:?}", topo.pin_dir.0.display()).to_lowercase();
-    let mut datapath = Datapath::load(DatapathOptions::new(engine, pin_dir))?;
+    let mut options = DatapathOptions::new(engine, pin_dir);
+    options.dxr = DxrSizes::for_routes(table.v4.len(), table.v6.len());
+    let mut datapath = Datapath::load(options)?;
     // The kernel binds a devmap entry to the device that has the ifindex in the *updating
     // thread's* network namespace: from the host namespace, EGRESS_PORTS would name a host
     // interface and the router would redirect benchmark frames out of it. So: from rtr.

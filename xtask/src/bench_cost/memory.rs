@@ -26,6 +26,13 @@ pub fn measure(
             map_names::DIR24_TBL24,
             map_names::DIR24_TBL8,
             map_names::DIR24_DEFAULT,
+            map_names::DXR4_DIRECT,
+            map_names::DXR4_RANGES,
+            map_names::DXR6_DIRECT,
+            map_names::DXR6_RANGES,
+            map_names::DXR6_EXT,
+            map_names::DXR6_XRANGES,
+            map_names::DXR_DEFAULT,
         ]
         .contains(&name)
     };
@@ -42,8 +49,11 @@ pub fn measure(
         meminfo_delta_bytes: 0,
         rss_delta_bytes: rss.1.total as i64 - rss.0.total as i64,
         rss_anon_delta_bytes: rss.1.anon as i64 - rss.0.anon as i64,
-        bookkeeping_bytes: datapath.dir24_bookkeeping_bytes(),
-        live_bytes: None,
+        bookkeeping_bytes: datapath.dir24_bookkeeping_bytes()
+            + datapath.dxr().map_or(0, |dxr| dxr.bookkeeping_bytes()),
+        live_bytes: datapath.dxr().map(|dxr| dxr.memory_bytes() as u64),
+        dxr_fixed_bytes: datapath.dxr().map(|dxr| dxr.fixed_bytes() as u64),
+        dxr_degraded_chunks: datapath.dxr().map(|dxr| dxr.degraded_chunks()),
         dir24_tbl8_groups: if dir24 { table.tbl8_groups() } else { 0 },
         dir24_tbl8_capacity: if dir24 {
             router_common::MAX_DIR24_TBL8_GROUPS

@@ -52,6 +52,8 @@ pub struct Run {
     pub memory: Memory,
     /// Single-route updates at this table (the largest table only).
     pub updates: Option<Updates>,
+    /// DXR: writes that waited for a quarantined block to come free (install + updates).
+    pub quarantine_waits: Option<u64>,
     pub remove: Programming,
     /// Destinations still forwarded after every route was removed (must be 0).
     pub forwarded_after_remove: usize,
@@ -236,8 +238,13 @@ pub struct Memory {
     pub rss_anon_delta_bytes: i64,
     /// The engine's own user-space bookkeeping (DIR-24-8 rule maps, DXR rules), bytes.
     pub bookkeeping_bytes: usize,
-    /// DXR: bytes of the maps' blocks in use (its working set), as opposed to their memlock.
+    /// DXR: bytes of the range blocks in use or in quarantine, as opposed to the arenas'
+    /// memlock.
     pub live_bytes: Option<u64>,
+    /// DXR: bytes of the fixed tables (both direct tables, the extension descriptors).
+    pub dxr_fixed_bytes: Option<u64>,
+    /// DXR: chunks that found no room and pass to the kernel (must be 0).
+    pub dxr_degraded_chunks: Option<usize>,
     /// DIR-24-8 TBL8 groups in use (one per /24 holding a prefix longer than /24), and the
     /// capacity; 0 for the LPM trie.
     pub dir24_tbl8_groups: usize,

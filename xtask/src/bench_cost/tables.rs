@@ -280,6 +280,16 @@ fn write_programming_table(out: &mut dyn Write, report: &Report) -> std::io::Res
         after(|r| r.forwarded_after_remove),
         after(|r| r.kernel_routes_after_remove)
     )?;
+    for run in runs {
+        if let Some(waits) = run.quarantine_waits {
+            writeln!(
+                out,
+                "  {} {}: {waits} waits for a quarantined block (install + updates)",
+                run.engine,
+                table_name(run)
+            )?;
+        }
+    }
     writeln!(out)
 }
 
@@ -334,7 +344,7 @@ fn write_memory_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
     writeln!(
         out,
         "  route maps / all maps: sum of memlock in /proc/self/fdinfo of the program's maps \
-         (LPM trie: leaf nodes only, a lower bound); live: DXR blocks in use (working set)"
+         (LPM trie: leaf nodes only, a lower bound); live: DXR range blocks in use or in quarantine"
     )?;
     writeln!(
         out,
@@ -405,9 +415,18 @@ fn write_memory_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
             } else {
                 String::new()
             };
+            let m = &run.memory;
+            let dxr = match (m.live_bytes, m.dxr_fixed_bytes, m.dxr_degraded_chunks) {
+                (Some(live), Some(fixed), Some(degraded)) => format!(
+                    "; DXR blocks {} MiB + fixed tables {} MiB, degraded chunks {degraded}",
+                    mib(live as f64),
+                    mib(fixed as f64)
+                ),
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "  {} {}: maps >= 64 KiB: {}; program {} KiB{tbl8}",
+                "  {} {}: maps >= 64 KiB: {}; program {} KiB{tbl8}{dxr}",
                 run.engine,
                 table_name(run),
                 maps.join(", "),

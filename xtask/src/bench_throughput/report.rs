@@ -189,6 +189,10 @@ pub fn ratios(summaries: &[Summary], first_table: &str) -> Vec<Ratio> {
             continue;
         }
         for (over, under) in [
+            (Mode::Dxr, Mode::Kernel),
+            (Mode::Dxr, Mode::FibLookup),
+            (Mode::Dxr, Mode::Dir24),
+            (Mode::Dxr, Mode::LpmTrie),
             (Mode::Dir24, Mode::Kernel),
             (Mode::Dir24, Mode::FibLookup),
             (Mode::LpmTrie, Mode::Kernel),
@@ -365,7 +369,8 @@ pub fn print_results(report: &Report) {
          indicator: the VM's own neighbours do not show up in it.\n\
          kernel fwd: rtr's ForwDatagrams; XDP fwd / pass: the router program's verdicts (totals \
          over all rounds, warm-up included).\n\
-         IPv6 traffic: the DIR-24-8 mode looks IPv6 up in its LPM trie (DIR-24-8 is IPv4 only).\n\
+         IPv6 traffic: the DIR-24-8 mode looks IPv6 up in its LPM trie (DIR-24-8 is IPv4 only); \
+         DXR has both families.\n\
          cores: generator threads on distinct CPUs; each thread's frames take the veth queue of its \
          CPU and are forwarded and sunk there (softirq), so N cores run N chains side by side."
     );
