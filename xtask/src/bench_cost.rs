@@ -478,6 +478,7 @@ fn measure(
 
     // DXR: how often a write waited for a quarantined block (install and updates).
     let quarantine_waits = bench.datapath.dxr().map(|dxr| dxr.quarantine_waits());
+    let degraded_after_updates = bench.datapath.dxr().map(|dxr| dxr.degraded_chunks());
 
     let remove = Programming::new(
         remove(&mut bench, &table.v4, batch).context("removing IPv4")?,
@@ -516,6 +517,7 @@ fn measure(
         memory,
         updates,
         quarantine_waits,
+        degraded_after_updates,
         remove,
         forwarded_after_remove: leftover.failures,
         kernel_routes_after_remove,

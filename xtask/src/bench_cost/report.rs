@@ -54,6 +54,8 @@ pub struct Run {
     pub updates: Option<Updates>,
     /// DXR: writes that waited for a quarantined block to come free (install + updates).
     pub quarantine_waits: Option<u64>,
+    /// DXR: chunks passed to the kernel for want of room, after the updates (must be 0).
+    pub degraded_after_updates: Option<usize>,
     pub remove: Programming,
     /// Destinations still forwarded after every route was removed (must be 0).
     pub forwarded_after_remove: usize,
@@ -87,6 +89,9 @@ pub struct Latency {
     pub p50_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
+    /// Updates the datapath refused (timed all the same).
+    pub failures: usize,
+    pub first_failure: Option<String>,
 }
 
 impl Latency {
@@ -104,6 +109,8 @@ impl Latency {
             p50_ns: at(0.5),
             p99_ns: at(0.99),
             max_ns: times.last().copied().unwrap_or(0),
+            failures: 0,
+            first_failure: None,
         }
     }
 }

@@ -284,9 +284,11 @@ fn write_programming_table(out: &mut dyn Write, report: &Report) -> std::io::Res
         if let Some(waits) = run.quarantine_waits {
             writeln!(
                 out,
-                "  {} {}: {waits} waits for a quarantined block (install + updates)",
+                "  {} {}: {waits} waits for a quarantined block (install + updates); degraded \
+                 chunks after the updates: {}",
                 run.engine,
-                table_name(run)
+                table_name(run),
+                run.degraded_after_updates.unwrap_or(0)
             )?;
         }
     }
@@ -301,7 +303,7 @@ fn write_update_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
          prefixes, change: table prefixes to another group, remove: the added ones"
     )?;
     let mut table = TextTable::new(&[
-        "engine", "routes", "family", "op", "ops", "p50", "p99", "mean", "max",
+        "engine", "routes", "family", "op", "ops", "p50", "p99", "mean", "max", "refused",
     ]);
     let us = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
     for run in runs {
@@ -327,11 +329,34 @@ fn write_update_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
                     us(l.p99_ns),
                     format!("{:.1}", l.mean_ns / 1e3),
                     us(l.max_ns),
+                    l.failures.to_string(),
                 ]);
             }
         }
     }
     table.write(out)?;
+    for run in runs {
+        let Some(updates) = &run.updates else {
+            continue;
+        };
+        let families =
+            std::iter::once(("v4", &updates.v4)).chain(updates.v6.as_ref().map(|u| ("v6", u)));
+        for (family, u) in families {
+            for (op, l) in [
+                ("add", &u.add),
+                ("change", &u.change),
+                ("remove", &u.remove),
+            ] {
+                if let Some(first) = &l.first_failure {
+                    writeln!(
+                        out,
+                        "  REFUSED {} {family} {op}: {} of {}, first: {first}",
+                        run.engine, l.failures, l.ops
+                    )?;
+                }
+            }
+        }
+    }
     writeln!(out, "  goal: < 50 µs per update")?;
     writeln!(out)
 }

@@ -110,6 +110,7 @@ fn timed(
     mut change: impl FnMut(&mut Bench, &mut Batch, usize, IpNet) -> Result<()>,
 ) -> Result<Latency> {
     let mut times = Vec::with_capacity(prefixes.len());
+    let (mut failures, mut first_failure) = (0, None);
     for (i, &prefix) in prefixes.iter().enumerate() {
         if i % RELEASE_EVERY == 0 {
             let now = Instant::now();
@@ -119,8 +120,17 @@ fn timed(
         let started = Instant::now();
         let mut batch = Batch::default();
         change(bench, &mut batch, i, prefix)?;
-        bench.apply(&batch)?;
+        // A refused operation is what the daemon logs and goes on from (the prefix follows a
+        // covering route): counted, and the bench goes on too.
+        let applied = bench.apply(&batch);
         times.push(started.elapsed().as_nanos() as u64);
+        if let Err(err) = applied {
+            failures += 1;
+            first_failure.get_or_insert_with(|| format!("{prefix}: {err:#}"));
+        }
     }
-    Ok(Latency::of(times))
+    let mut latency = Latency::of(times);
+    latency.failures = failures;
+    latency.first_failure = first_failure;
+    Ok(latency)
 }
