@@ -48,6 +48,7 @@ mod lab;
 mod memory;
 mod packets;
 mod probes;
+mod programming;
 pub mod report;
 mod rpf;
 pub mod sys;
@@ -65,11 +66,10 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use aya::programs::xdp::XdpMode;
-use ipnet::IpNet;
 use rand::{SeedableRng, rngs::SmallRng};
 use router_agent::{
     datapath::{Datapath, DatapathOptions, DxrSizes},
-    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
+    fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget},
     netlink::RouteWriter,
 };
 use router_common::{LookupEngine, RpfMode};
@@ -77,7 +77,8 @@ use router_common::{LookupEngine, RpfMode};
 use lab::Lab;
 use packets::{XDP_PASS, XDP_REDIRECT, frames, hot, repeat, series};
 use probes::Probes;
-use report::{FamilyPackets, Memory, Packets, Phase, Programming, Report, Run, Settings};
+use programming::{install, remove};
+use report::{FamilyPackets, Memory, Packets, Programming, Report, Run, Settings};
 use sys::{Machine, Rss};
 use table::Table;
 
@@ -547,65 +548,4 @@ fn family_packets(
         hot_repeat1,
         hot,
     })
-}
-
-/// Installs `prefixes` (route `i` to group `i % GROUPS` of its family) through the FIB and the
-/// datapath, `batch` routes per `Batch`.
-fn install<P: Copy + Into<IpNet>>(
-    bench: &mut Bench,
-    prefixes: &[P],
-    ipv6: bool,
-    batch: usize,
-) -> Result<Phase> {
-    let targets = if ipv6 {
-        bench.v6_targets.clone()
-    } else {
-        bench.v4_targets.clone()
-    };
-    program(bench, prefixes, batch, |fib, batch, index, prefix| {
-        let target = targets[index % targets.len()].clone();
-        fib.set_route(batch, Source::Static, prefix, target)
-            .with_context(|| format!("Fib::set_route {prefix}"))
-    })
-}
-
-fn remove<P: Copy + Into<IpNet>>(bench: &mut Bench, prefixes: &[P], batch: usize) -> Result<Phase> {
-    program(bench, prefixes, batch, |fib, batch, _, prefix| {
-        fib.remove_route(batch, Source::Static, prefix);
-        Ok(())
-    })
-}
-
-/// Runs `change` on every prefix (with its index), `batch_routes` to a `Batch` that is then
-/// applied; times the FIB part (`change`) and the apply part apart.
-fn program<P: Copy + Into<IpNet>>(
-    bench: &mut Bench,
-    prefixes: &[P],
-    batch_routes: usize,
-    mut change: impl FnMut(&mut Fib, &mut Batch, usize, IpNet) -> Result<()>,
-) -> Result<Phase> {
-    let (mut fib_time, mut apply_time) = (Duration::ZERO, Duration::ZERO);
-    for (chunk_index, chunk) in prefixes.chunks(batch_routes).enumerate() {
-        let started = Instant::now();
-        let mut batch = Batch::default();
-        for (i, &prefix) in chunk.iter().enumerate() {
-            change(
-                &mut bench.fib,
-                &mut batch,
-                chunk_index * batch_routes + i,
-                prefix.into(),
-            )?;
-        }
-        let built = Instant::now();
-        // The agent engines' kernel mirror (`batch.kernel`) is the daemon's business, not
-        // measured here; the kernel engine's is its table.
-        bench.apply(&batch)?;
-        apply_time += built.elapsed();
-        fib_time += built - started;
-    }
-    Ok(Phase::new(
-        prefixes.len(),
-        fib_time.as_secs_f64(),
-        apply_time.as_secs_f64(),
-    ))
 }
