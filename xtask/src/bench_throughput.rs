@@ -9,14 +9,15 @@
 //! Modes, on the same namespaces, routes and destinations:
 //! 1. kernel forwarding (no XDP on rtr0; routes in rtr's kernel FIB),
 //! 2. XDP + `bpf_fib_lookup` (router-agent's datapath, `LookupEngine::Kernel`; kernel FIB),
-//! 3. XDP + LPM trie and 4. XDP + DIR-24-8 (routes programmed through `Fib` + `Datapath`).
+//! 3. XDP + LPM trie, 4. XDP + DIR-24-8 and 5. XDP + DXR (routes programmed through `Fib` +
+//!    `Datapath`).
 //!
 //! Tables: 1 route, and a synthetic full table (1M IPv4 + 200k IPv6 routes, `table.rs`).
 //! Traffic: IPv4 and IPv6 (`--families`), each family's rows and ratios apart.
 //!
 //! The figure of merit is packets arriving at the sink per second. The machine is small and
 //! shared, so the modes are measured in interleaved rounds (kernel, fib-lookup, trie, dir24,
-//! kernel, ...) and the median is reported with the spread: a background burst then hits every
+//! dxr, kernel, ...) and the median is reported with the spread: a background burst then hits every
 //! mode alike instead of one. Each XDP datapath is loaded and programmed once per table; a
 //! round only attaches its program to rtr0 and detaches it again.
 //!
