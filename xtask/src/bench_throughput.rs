@@ -17,8 +17,8 @@
 //!
 //! The figure of merit is packets arriving at the sink per second. The machine is small and
 //! shared, so the modes are measured in interleaved rounds (kernel, fib-lookup, trie, dir24,
-//! dxr, kernel, ...) and the median is reported with the spread: a background burst then hits every
-//! mode alike instead of one. Each XDP datapath is loaded and programmed once per table; a
+//! dxr, kernel, ...) and the median is reported with the spread: a background burst then hits
+//! every mode alike instead of one. Each XDP datapath is loaded and programmed once per table; a
 //! round only attaches its program to rtr0 and detaches it again.
 //!
 //! By default the veths hand frames over in softirq on the sending CPU, so the generator, the
