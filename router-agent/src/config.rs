@@ -110,6 +110,18 @@ pub struct DatapathConfig {
     /// `kernel_routes::pass_to_kernel_prefixes`; changes apply on reload.
     #[serde(default)]
     pub pass_to_kernel: Vec<String>,
+    /// `"debug"`: the XDP program logs why it passes or drops frames (`datapath/xdp_log.rs`);
+    /// `"off"` (default): it carries no trace of that. Read at load, not on reload.
+    #[serde(default)]
+    pub log: XdpLogLevel,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpLogLevel {
+    #[default]
+    Off,
+    Debug,
 }
 
 impl Default for DatapathConfig {
@@ -123,6 +135,7 @@ impl Default for DatapathConfig {
             expected_ipv4_routes: 0,
             follow_kernel_routes: Default::default(),
             pass_to_kernel: Vec::new(),
+            log: XdpLogLevel::Off,
         }
     }
 }

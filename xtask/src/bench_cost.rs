@@ -53,7 +53,7 @@ use aya::programs::{TestRun, TestRunOptions, Xdp};
 use ipnet::IpNet;
 use rand::{SeedableRng, rngs::SmallRng};
 use router_agent::{
-    datapath::{Datapath, DatapathOptions},
+    datapath::{Datapath, DatapathOptions, xdp_log::XdpLog},
     fib::{Batch, Fib, FibLimits, LinkState, NexthopKey, RouteTarget, Source},
 };
 use router_common::{LookupEngine, RpfMode, Verdict, map_names};
@@ -144,6 +144,10 @@ pub struct Args {
     /// stderr).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Load the program with its debug events on (`[datapath] log = "debug"`), to measure
+    /// what they cost; the events are read and discarded after every call.
+    #[arg(long)]
+    xdp_log: bool,
 }
 
 impl Args {
@@ -166,6 +170,7 @@ impl Args {
             hot_repeat: [HOT_LONG, HOT_SHORT],
             batch_routes: self.batch.max(1),
             seed: self.seed,
+            xdp_log: self.xdp_log,
         }
     }
 }
@@ -304,10 +309,12 @@ struct Bench {
 impl Bench {
     /// `v4_routes`, `v6_routes`: the table, which the FIB reserves room for, as the daemon does with
     /// `datapath.expected_ipv4_routes`.
-    fn load(engine: Engine, v4_routes: usize, v6_routes: usize) -> Result<Self> {
+    fn load(engine: Engine, v4_routes: usize, v6_routes: usize, xdp_log: bool) -> Result<Self> {
         let mut options = DatapathOptions::new(engine.lookup(), PIN_DIR);
         options.flow_hash_seed = 0x5eed;
+        options.xdp_log = xdp_log;
         let mut datapath = Datapath::load(options)?;
+        *XDP_LOG.lock().expect("not poisoned") = datapath.xdp_log()?;
         datapath.add_egress_port(EGRESS)?;
         datapath.set_interface(EGRESS, rpf::ingress(RpfMode::Off))?;
         let mut fib = Fib::new(FibLimits::default());
@@ -359,7 +366,7 @@ fn measure(engine: Engine, table: &Table, probes: &Probes, settings: &Settings) 
     let kernel_before = sys::kernel_memory()?;
 
     let started = Instant::now();
-    let mut bench = Bench::load(engine, table.v4.len(), table.v6.len())?;
+    let mut bench = Bench::load(engine, table.v4.len(), table.v6.len(), settings.xdp_log)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let batch = settings.batch_routes;
@@ -537,6 +544,10 @@ fn program<P: Copy + Into<IpNet>>(
     ))
 }
 
+/// With `--xdp-log`: the loaded program's debug events, read after every call so that the
+/// ring buffer never fills (a full one makes an event cheaper than the real thing).
+static XDP_LOG: std::sync::Mutex<Option<XdpLog>> = std::sync::Mutex::new(None);
+
 /// One `BPF_PROG_TEST_RUN` call: (action, kernel-measured time per run).
 fn test_run(program: &Xdp, frame: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     let result = program
@@ -546,6 +557,10 @@ fn test_run(program: &Xdp, frame: &[u8], repeat: u32) -> Result<(u32, Duration)>
             ..TestRunOptions::default()
         })
         .context("BPF_PROG_TEST_RUN")?;
+    // Outside the kernel-timed duration.
+    if let Some(log) = XDP_LOG.lock().expect("not poisoned").as_mut() {
+        log.drain();
+    }
     Ok((result.return_value, result.duration))
 }
 

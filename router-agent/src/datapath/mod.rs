@@ -19,6 +19,7 @@ pub mod pinned_links;
 mod pins;
 pub use pins::link_pin_path;
 mod stamp;
+pub mod xdp_log;
 
 use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd, path::PathBuf};
 
@@ -58,6 +59,8 @@ pub struct DatapathOptions {
     pub max_routes_v4: u32,
     pub max_routes_v6: u32,
     pub dir24_tbl8_groups: u32,
+    /// The program's debug events on (`xdp_log.rs`); off, the verifier prunes them.
+    pub xdp_log: bool,
 }
 
 impl DatapathOptions {
@@ -69,6 +72,7 @@ impl DatapathOptions {
             max_routes_v4: MAX_ROUTES_V4,
             max_routes_v6: MAX_ROUTES_V6,
             dir24_tbl8_groups: MAX_DIR24_TBL8_GROUPS,
+            xdp_log: false,
         }
     }
 }
@@ -138,6 +142,8 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .override_global(ENGINE_GLOBAL, &engine, true)
             .override_global(FLOW_HASH_SEED_GLOBAL, &options.flow_hash_seed, true)
+            .override_global(xdp_log::XDP_LOG_GLOBAL, &u8::from(options.xdp_log), true)
+            .map_max_entries("AYA_LOGS", xdp_log::ring_bytes(options.xdp_log))
             .map_max_entries(
                 map_names::ROUTES_V4,
                 size(uses_trie_v4, options.max_routes_v4),

@@ -29,6 +29,8 @@ pub struct Settings {
     pub hot_repeat: [u32; 2],
     pub batch_routes: usize,
     pub seed: u64,
+    /// The program loaded with its debug events on (`--xdp-log`).
+    pub xdp_log: bool,
 }
 
 /// One engine with one table: load, program, measure, remove.
@@ -296,6 +298,13 @@ pub fn write_header(
          4 ECMP groups of 2 resolved nexthops per family (egress lo)",
         settings.seed, settings.destinations, settings.hot_pairs, settings.batch_routes
     )?;
+    if settings.xdp_log {
+        writeln!(
+            out,
+            "XDP debug events ON (--xdp-log): an event per frame not forwarded (floor, \
+             after-remove), the ring buffer drained after each call"
+        )?;
+    }
     writeln!(out)
 }
 
