@@ -21,6 +21,8 @@
 pub mod kernel_routes;
 pub mod prefix;
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod refusals_tests;
 
 use std::{collections::BTreeSet, net::IpAddr, path::PathBuf};
