@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use common::*;
 use router_common::{LookupEngine, Verdict};
 
-const ENGINES: [LookupEngine; 2] = [LookupEngine::LpmTrie, LookupEngine::Dir24];
+const ENGINES: [LookupEngine; 3] = [
+    LookupEngine::LpmTrie,
+    LookupEngine::Dir24,
+    LookupEngine::Dxr,
+];
 
 const NH_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 

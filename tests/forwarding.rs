@@ -436,6 +436,11 @@ fn dir24_engine_end_to_end() {
 }
 
 #[test]
+fn dxr_engine_end_to_end() {
+    xdp_forwards_over_both_paths_survives_link_loss_and_agent_kill("dxr");
+}
+
+#[test]
 fn lpm_trie_engine_end_to_end() {
     xdp_forwards_over_both_paths_survives_link_loss_and_agent_kill("lpm-trie");
 }

@@ -1,8 +1,9 @@
 //! Differential lookup test: for a random table of 100k prefixes (all lengths, IPv4 and IPv6)
-//! and 1M random addresses, each engine's XDP program must pick exactly the route a reference
-//! longest-prefix match picks, before and after random inserts and deletes. Runs the real
-//! program (`BPF_PROG_TEST_RUN`) so the eBPF side of DIR-24-8 and the kernel's LPM trie are
-//! both under test, not a userspace copy. Needs root.
+//! and 1M random addresses per family, each engine's XDP program must pick exactly the route a
+//! reference longest-prefix match picks, before and after 100k random inserts, deletes and
+//! changes. Runs the real
+//! program (`BPF_PROG_TEST_RUN`) so the eBPF side of DIR-24-8 and DXR and the kernel's LPM
+//! trie are under test, not a userspace copy. Needs root.
 //!
 //! Each prefix routes to one of 512 nexthops whose MAC encodes its number, so the output frame
 //! says which route was used. Seed: `DIFF_SEED=<n>` replays a failure.
@@ -55,17 +56,19 @@ fn unset(h: &mut Harness, table: &mut Table, prefix: IpNet) {
     };
 }
 
-/// An address inside a random prefix of the table half of the time, anywhere otherwise.
-fn probe(rng: &mut SmallRng, prefixes: &[IpNet]) -> IpAddr {
-    let inside = rng.random_bool(0.5);
-    let family_v4 = rng.random_bool(0.7);
-    if inside && let Some(prefix) = prefixes.choose(rng) {
-        return match prefix {
-            IpNet::V4(p) => IpAddr::V4(v4_host(rng, *p)),
-            IpNet::V6(p) => IpAddr::V6(v6_host(rng, *p)),
-        };
+/// An address of the family inside a random prefix of the table half of the time, anywhere
+/// otherwise.
+fn probe(rng: &mut SmallRng, prefixes: &[IpNet], v4_family: bool) -> IpAddr {
+    if rng.random_bool(0.5) {
+        for _ in 0..16 {
+            match prefixes.choose(rng) {
+                Some(IpNet::V4(p)) if v4_family => return IpAddr::V4(v4_host(rng, *p)),
+                Some(IpNet::V6(p)) if !v4_family => return IpAddr::V6(v6_host(rng, *p)),
+                _ => {}
+            }
+        }
     }
-    if family_v4 {
+    if v4_family {
         IpAddr::V4(Ipv4Addr::from(rng.random::<u32>()))
     } else {
         IpAddr::V6(Ipv6Addr::from((rng.random::<u128>() >> 3) | (1u128 << 125)))
@@ -77,12 +80,13 @@ fn check(
     table: &Table,
     rng: &mut SmallRng,
     prefixes: &[IpNet],
-    n: usize,
+    n_per_family: usize,
     seed: u64,
 ) {
+    let n = n_per_family;
     let mut mismatches = Vec::new();
-    for _ in 0..n {
-        let addr = probe(rng, prefixes);
+    for i in 0..2 * n {
+        let addr = probe(rng, prefixes, i % 2 == 0);
         let (expected, frame) = match addr {
             IpAddr::V4(a) => {
                 if v4_is_link_scope(a) {
@@ -117,6 +121,15 @@ fn check(
     );
 }
 
+/// One prefix in five is IPv6.
+fn new_prefix(rng: &mut SmallRng, i: usize) -> IpNet {
+    if i % 5 == 4 {
+        IpNet::V6(SHAPE.v6(rng))
+    } else {
+        IpNet::V4(SHAPE.v4(rng))
+    }
+}
+
 fn differential(engine: LookupEngine) {
     let seed = std::env::var("DIFF_SEED")
         .ok()
@@ -134,34 +147,26 @@ fn differential(engine: LookupEngine) {
     };
     let mut prefixes = Vec::new();
     for i in 0..scale(100_000) {
-        let prefix = if i % 5 == 4 {
-            IpNet::V6(SHAPE.v6(&mut rng))
-        } else {
-            IpNet::V4(SHAPE.v4(&mut rng))
-        };
+        let prefix = new_prefix(&mut rng, i);
         set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
         prefixes.push(prefix);
     }
     check(&mut h, &table, &mut rng, &prefixes, scale(1_000_000), seed);
 
-    // Churn: delete half of a random sample, add new prefixes, move some to new nexthops.
-    for _ in 0..scale(25_000) {
-        let index = rng.random_range(0..prefixes.len());
-        let prefix = prefixes.swap_remove(index);
-        unset(&mut h, &mut table, prefix);
-    }
-    for i in 0..scale(25_000) {
-        let prefix = if i % 5 == 4 {
-            IpNet::V6(SHAPE.v6(&mut rng))
-        } else {
-            IpNet::V4(SHAPE.v4(&mut rng))
-        };
-        set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
-        prefixes.push(prefix);
-    }
-    for _ in 0..scale(10_000) {
-        let prefix = *prefixes.choose(&mut rng).unwrap();
-        set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
+    // Churn: 100k random inserts (40%), deletes (40%) and changes of nexthop (20%).
+    for _ in 0..scale(100_000) {
+        let roll = rng.random_range(0..10);
+        if roll < 4 && !prefixes.is_empty() {
+            let index = rng.random_range(0..prefixes.len());
+            let prefix = prefixes.swap_remove(index);
+            unset(&mut h, &mut table, prefix);
+        } else if roll < 8 {
+            let prefix = new_prefix(&mut rng, prefixes.len());
+            set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
+            prefixes.push(prefix);
+        } else if let Some(&prefix) = prefixes.choose(&mut rng) {
+            set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
+        }
     }
     check(&mut h, &table, &mut rng, &prefixes, scale(1_000_000), seed);
 }
@@ -174,4 +179,9 @@ fn lpm_trie_matches_reference() {
 #[test]
 fn dir24_matches_reference() {
     differential(LookupEngine::Dir24);
+}
+
+#[test]
+fn dxr_matches_reference() {
+    differential(LookupEngine::Dxr);
 }

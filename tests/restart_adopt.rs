@@ -208,6 +208,12 @@ fn restarts_adopt_dir24_tables() {
     restarts(Lab::new("adopt24", "ah", "ap", 75), "dir24");
 }
 
+/// The same over DXR: both families are read back from the range tables.
+#[test]
+fn restarts_adopt_dxr_tables() {
+    restarts(Lab::new("adoptdxr", "ah", "ap", 76), "dxr");
+}
+
 fn restarts(mut lab: Lab, engine: &str) {
     interop::gobgp::start(&mut lab, GOBGP_ASN, 1);
     for prefix in LEARNED {

@@ -30,8 +30,8 @@ use std::{collections::BTreeSet, net::IpAddr, path::PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-/// IPv4 routes above which `engine = "auto"` picks DIR-24-8 over the LPM trie.
-pub const AUTO_DIR24_THRESHOLD: usize = 10_000;
+/// Routes (both families) above which `engine = "auto"` picks DXR over the LPM trie.
+pub const AUTO_TABLE_THRESHOLD: usize = 10_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +105,10 @@ pub struct DatapathConfig {
     /// after start), and sizes the FIB's route map up front.
     #[serde(default)]
     pub expected_ipv4_routes: usize,
+    /// IPv6 routes to plan for, as `expected_ipv4_routes` (DXR sizes its arenas for the
+    /// larger of these and a full table).
+    #[serde(default)]
+    pub expected_ipv6_routes: usize,
     /// Which of the kernel's own routes go into the XDP FIB (see `kernel_routes.rs`).
     #[serde(default)]
     pub follow_kernel_routes: kernel_routes::FollowConfig,
@@ -135,6 +139,7 @@ impl Default for DatapathConfig {
             kernel_routes: true,
             route_protocol: default_route_protocol(),
             expected_ipv4_routes: 0,
+            expected_ipv6_routes: 0,
             follow_kernel_routes: Default::default(),
             pass_to_kernel: Vec::new(),
             log: XdpLogLevel::Off,
@@ -165,6 +170,7 @@ pub enum EngineChoice {
     LpmTrie,
     Dir24,
     Kernel,
+    Dxr,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -436,13 +442,10 @@ impl Config {
     pub fn engine(&self) -> EngineChoice {
         match self.datapath.engine {
             EngineChoice::Auto => {
-                let v4_routes = self
-                    .routes
-                    .iter()
-                    .filter(|r| r.prefix.addr().is_ipv4())
-                    .count();
-                if v4_routes.max(self.datapath.expected_ipv4_routes) > AUTO_DIR24_THRESHOLD {
-                    EngineChoice::Dir24
+                let expected =
+                    self.datapath.expected_ipv4_routes + self.datapath.expected_ipv6_routes;
+                if self.routes.len().max(expected) > AUTO_TABLE_THRESHOLD {
+                    EngineChoice::Dxr
                 } else {
                     EngineChoice::LpmTrie
                 }

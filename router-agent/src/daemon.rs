@@ -8,6 +8,7 @@ mod kernel_events;
 mod redistribute;
 mod reload;
 mod restart;
+mod service_status;
 mod services;
 mod startup;
 mod static_routes;
@@ -53,6 +54,7 @@ pub fn lookup_engine(choice: EngineChoice) -> LookupEngine {
         EngineChoice::Auto | EngineChoice::LpmTrie => LookupEngine::LpmTrie,
         EngineChoice::Dir24 => LookupEngine::Dir24,
         EngineChoice::Kernel => LookupEngine::Kernel,
+        EngineChoice::Dxr => LookupEngine::Dxr,
     }
 }
 
@@ -144,6 +146,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
         agent.abandon_start(adopting).await;
         return Err(err);
     }
+    // Only now, not before: XDP attached, FIB programmed, control socket up (systemd.rs).
+    crate::systemd::ready(&agent.ready_status());
     let exit = agent
         .event_loop(
             &mut events,
@@ -154,6 +158,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<Exit> {
             &mut signals,
         )
         .await?;
+    match exit {
+        // The new process (same PID) says READY=1 once it has adopted the datapath.
+        Exit::ReExec => crate::systemd::reloading("restarting in place"),
+        Exit::PlannedRestart => crate::systemd::stopping("planned restart: datapath kept"),
+        Exit::Stop => crate::systemd::stopping("stopping: datapath removed"),
+    }
     let _ = std::fs::remove_file(&agent.config.control.socket);
     agent.shutdown(exit).await?;
     Ok(exit)

@@ -124,6 +124,10 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Write the manual pages (roff) into DIR: router-agent.8 and one per subcommand.
+    /// Used to build the package (`cargo xtask deb`).
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -345,6 +349,13 @@ fn main() -> Result<()> {
                 control::Query::Undrain(request),
             )?;
             say!("{}", serde_json::to_string_pretty(&answer)?)
+        }
+        Command::Manpages { dir } => {
+            use clap::CommandFactory;
+            for page in router_agent::manpages::write(Cli::command(), &dir)? {
+                say!("{}", page.display())?;
+            }
+            Ok(())
         }
     }
 }

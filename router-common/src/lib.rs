@@ -50,7 +50,7 @@ pub mod map_names {
     pub const DXR_DEFAULT: &str = "DXR_DEFAULT";
 
     /// Every map the forwarding program owns, in pinning order.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 25] = [
         ROUTES_V4,
         ROUTES_V6,
         DIR24_TBL24,
@@ -69,13 +69,6 @@ pub mod map_names {
         LOCAL_V4,
         STAMP,
         NEXTHOP_OWNERS,
-    ];
-
-    /// The DXR engine's maps. Not in [`ALL`] yet: the agent takes every map of `ALL` from the
-    /// XDP object, which defines these only once the program has the engine. Then append them
-    /// to `ALL` in this order, and the layout fingerprint stays the same (it hashes `ALL`,
-    /// then these).
-    pub const DXR: [&str; 7] = [
         DXR4_DIRECT,
         DXR4_RANGES,
         DXR6_DIRECT,

@@ -1,4 +1,5 @@
-//! Route lookup: destination -> nexthop group -> nexthop, behind one function for all engines.
+//! Route lookup: destination -> nexthop group -> nexthop, behind one function for all engines
+//! (LPM trie, DIR-24-8 and DXR (`dxr.rs`) tables, or the kernel's FIB).
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, bpf_fib_lookup as FibLookup},
@@ -91,17 +92,11 @@ pub fn route(ctx: &XdpContext, dst: Destination) -> Route {
     let (group, hash) = match &dst {
         Destination::V4 { ip, ports } => {
             let addr = ip.dst();
-            let group = if engine() == LookupEngine::Dir24 as u32 {
-                dir24_lookup(u32::from_be_bytes(addr))
-            } else {
-                ROUTES_V4.get(&Key::new(32, addr)).copied()
-            };
-            (group, flow_hash_v4(ip.src(), addr, ports))
+            (group_v4(addr), flow_hash_v4(ip.src(), addr, ports))
         }
-        Destination::V6 { ip, ports } => (
-            ROUTES_V6.get(&Key::new(128, *ip.dst())).copied(),
-            flow_hash_v6(ip.src(), ip.dst(), ports),
-        ),
+        Destination::V6 { ip, ports } => {
+            (group_v6(ip.dst()), flow_hash_v6(ip.src(), ip.dst(), ports))
+        }
     };
     match group {
         None => Route::None,
@@ -151,14 +146,8 @@ pub enum ReversePath {
 pub fn reverse_path(src: Source, mode: u8, ingress: u32, accept_local: bool) -> ReversePath {
     let v4 = matches!(src, Source::V4(_));
     let group = match src {
-        Source::V4(addr) => {
-            if engine() == LookupEngine::Dir24 as u32 {
-                dir24_lookup(u32::from_be_bytes(addr))
-            } else {
-                ROUTES_V4.get(&Key::new(32, addr)).copied()
-            }
-        }
-        Source::V6(addr) => ROUTES_V6.get(&Key::new(128, *addr)).copied(),
+        Source::V4(addr) => group_v4(addr),
+        Source::V6(addr) => group_v6(addr),
     };
     let group = match group {
         Some(GROUP_LOCAL) if v4 && accept_local => return ReversePath::Kernel,
@@ -193,6 +182,28 @@ pub fn reverse_path(src: Source, mode: u8, ingress: u32, accept_local: bool) -> 
 pub enum Source<'a> {
     V4([u8; 4]),
     V6(&'a [u8; 16]),
+}
+
+/// The nexthop group of the longest prefix holding `addr`, from the engine's own tables (not
+/// the kernel engine's: it looks up whole packets).
+#[inline(always)]
+fn group_v4(addr: [u8; 4]) -> Option<u32> {
+    if engine() == LookupEngine::Dxr as u32 {
+        crate::dxr::lookup_v4(u32::from_be_bytes(addr))
+    } else if engine() == LookupEngine::Dir24 as u32 {
+        dir24_lookup(u32::from_be_bytes(addr))
+    } else {
+        ROUTES_V4.get(&Key::new(32, addr)).copied()
+    }
+}
+
+#[inline(always)]
+fn group_v6(addr: &[u8; 16]) -> Option<u32> {
+    if engine() == LookupEngine::Dxr as u32 {
+        crate::dxr::lookup_v6(addr)
+    } else {
+        ROUTES_V6.get(&Key::new(128, *addr)).copied()
+    }
 }
 
 /// Follows the bucket the flow hash picks to its nexthop slot.

@@ -14,6 +14,7 @@
 #![no_main]
 
 mod debug_log;
+mod dxr;
 mod headers;
 mod local;
 mod lookup;
@@ -26,9 +27,9 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use router_common::{
-    CachedInterface, INTERFACE_F_ACCEPT_LOCAL_V4, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, LookupEngine,
-    MAX_EGRESS_PORTS, MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop, NexthopStats, RpfMode,
-    VERDICT_COUNT, Verdict,
+    CachedInterface, INTERFACE_F_ACCEPT_LOCAL_V4, INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6,
+    Interface, LookupEngine, MAX_EGRESS_PORTS, MAX_INTERFACES, MAX_NEXTHOP_IDS, Nexthop,
+    NexthopStats, RpfMode, VERDICT_COUNT, Verdict,
 };
 
 use headers::{ETH_HDR_LEN, EtherType, IPPROTO_HOPOPTS, Ipv4Header, Ipv6Header, L4Ports};

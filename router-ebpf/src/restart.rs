@@ -13,5 +13,4 @@ static STAMP: Array<DatapathStamp, 1> = Array::new();
 
 /// Whose nexthop each `NEXTHOPS` slot holds.
 #[btf_map]
-static NEXTHOP_OWNERS: Array<NexthopOwner, { MAX_NEXTHOP_SLOTS as usize }, MMAPABLE> =
-    Array::new();
+static NEXTHOP_OWNERS: Array<NexthopOwner, { MAX_NEXTHOP_SLOTS as usize }, MMAPABLE> = Array::new();

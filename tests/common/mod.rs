@@ -321,7 +321,11 @@ pub fn mac_number(mac: &[u8]) -> u32 {
 
 // The checks before forwarding (datapath_checks, datapath_rpf).
 
-pub const ENGINES: [LookupEngine; 2] = [LookupEngine::LpmTrie, LookupEngine::Dir24];
+pub const ENGINES: [LookupEngine; 3] = [
+    LookupEngine::LpmTrie,
+    LookupEngine::Dir24,
+    LookupEngine::Dxr,
+];
 pub const BOTH: u8 = INTERFACE_F_FORWARD_V4 | INTERFACE_F_FORWARD_V6;
 
 pub const NH_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];

@@ -64,6 +64,7 @@ enum Engine {
     LpmTrie,
     Dir24,
     Kernel,
+    Dxr,
 }
 
 impl Engine {
@@ -74,6 +75,7 @@ impl Engine {
             Engine::LpmTrie => "lpm-trie",
             Engine::Dir24 => "dir24",
             Engine::Kernel => "kernel",
+            Engine::Dxr => "dxr",
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - `bench bgp`: BGP convergence and memory, router-agent vs BIRD 2 vs FRR.
 //! - `bench restart`: packets lost and time to a clean FIB across a restart of the daemon.
 //! - `bench workloads`: time for N workload routes (`/32 dev veth`) to reach an FRR ToR.
+//! - `run -- [agent args]`: build everything and run the agent as root (`run.rs`).
+//! - `deb [--install-test]`: the Debian package, and a test install of it (`deb.rs`).
 
 mod bench_bgp;
 mod bench_cost;
@@ -15,7 +17,9 @@ mod bench_restart;
 mod bench_services;
 mod bench_throughput;
 mod bench_workloads;
+mod deb;
 mod lab;
+mod run;
 
 use std::process::Command;
 
@@ -41,6 +45,11 @@ enum Task {
         #[command(subcommand)]
         what: Bench,
     },
+    /// Build everything (release) and run the agent as root: `cargo xtask run -- run -c X`.
+    Run(run::RunArgs),
+    /// Build the Debian package into target/debian/ (dpkg-deb); --install-test installs,
+    /// runs and purges it.
+    Deb(deb::DebArgs),
 }
 
 #[derive(Subcommand)]
@@ -85,6 +94,8 @@ fn main() -> Result<()> {
             Bench::Workloads(args) => bench_workloads::run(args),
             Bench::Services(args) => bench_services::run(args),
         },
+        Task::Run(args) => run::run(args),
+        Task::Deb(args) => deb::run(args),
     }
 }
 

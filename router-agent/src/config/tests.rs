@@ -48,7 +48,11 @@ fn defaults_and_auto_engine() {
     );
     assert_eq!(config.engine(), EngineChoice::LpmTrie);
     let big = parse("[datapath]\nexpected_ipv4_routes = 1000000\n").unwrap();
-    assert_eq!(big.engine(), EngineChoice::Dir24);
+    assert_eq!(big.engine(), EngineChoice::Dxr);
+    let v6 = parse("[datapath]\nexpected_ipv6_routes = 200000\n").unwrap();
+    assert_eq!(v6.engine(), EngineChoice::Dxr);
+    let dxr = parse("[datapath]\nengine = \"dxr\"\n").unwrap();
+    assert_eq!(dxr.engine(), EngineChoice::Dxr);
 }
 
 const BGP: &str = "[[interface]]\nname = \"eth0\"\n[bgp]\nasn = 65001\nrouter_id = \"192.0.2.1\"\n";

@@ -23,11 +23,14 @@ impl Agent {
         &mut self,
         path: &std::path::Path,
     ) -> Result<serde_json::Value, String> {
+        crate::systemd::reloading(&format!("reloading {}", path.display()));
         let result = self.try_reload(path).await;
         match &result {
             Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
             Err(error) => tracing::error!("reload refused: {error}"),
         }
+        // Refused or not, the agent runs on (with the old configuration if refused).
+        crate::systemd::ready(&self.ready_status());
         result
     }
 

@@ -62,6 +62,10 @@ pub(super) async fn start(config: Config) -> Result<Started> {
     let adoption = super::restart::previous_datapath(&config.datapath.pin_dir);
     let engine = lookup_engine(config.engine());
     let mut options = DatapathOptions::new(engine, &config.datapath.pin_dir);
+    options.dxr = crate::datapath::DxrSizes::for_routes(
+        config.datapath.expected_ipv4_routes,
+        config.datapath.expected_ipv6_routes,
+    );
     if let Some(adoption) = &adoption {
         // The same seed: every flow hashes to the bucket it used before the restart.
         options.flow_hash_seed = adoption.stamp.flow_hash_seed;
@@ -75,7 +79,10 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         tracing::info!("XDP debug events on: why frames are passed or dropped, target `xdp`");
     }
     let mut fib = Fib::new(FibLimits::default());
-    fib.reserve_routes(config.datapath.expected_ipv4_routes, 0);
+    fib.reserve_routes(
+        config.datapath.expected_ipv4_routes,
+        config.datapath.expected_ipv6_routes,
+    );
     let kernel_mirror = if config.datapath.kernel_routes {
         Some(
             KernelMirror::start(config.datapath.route_protocol)

@@ -43,12 +43,14 @@
 
 mod alloc;
 mod build;
+mod maps;
+pub mod readback;
 mod rules;
 mod storage;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
@@ -62,6 +64,7 @@ use router_common::{
 };
 
 use alloc::{IdAllocator, LineAllocator};
+pub use maps::MmapDxr;
 use rules::{Family, Rule};
 pub use storage::{Arena, Directory, DxrStorage, VecStorage};
 
@@ -74,9 +77,10 @@ pub enum DxrError {
         "nexthop group id {group} of {prefix} does not fit a DXR range (must be below {DXR_MAX_GROUP})"
     )]
     InvalidGroup { prefix: IpNet, group: u32 },
-    /// The chunk's new block (or an extension) found no room: the chunk keeps its previous
-    /// block and every change to it in the batch is undone.
-    #[error("cannot apply {prefix}: the DXR {what} is full")]
+    /// The chunk's new block (or an extension) found no room: the chunk's addresses go to
+    /// the kernel (`GROUP_PASS`) until a rebuild finds room ([`Dxr::release_quarantined`]
+    /// retries). Keeping the old block instead would keep forwarding to a removed route.
+    #[error("cannot apply {prefix}: the DXR {what} is full; its chunk goes to the kernel")]
     Full { prefix: IpNet, what: &'static str },
 }
 
@@ -96,6 +100,11 @@ pub struct Dxr<S: DxrStorage> {
     /// IPv6 /64s whose longer prefixes the current batch changed: their extensions are
     /// rebuilt, the others' kept.
     dirty_ext: HashSet<u64, foldhash::fast::RandomState>,
+    /// Chunks whose block found no room, published as `GROUP_PASS` leaves: (IPv6, chunk) ->
+    /// the default the chunk really has, for when it is rebuilt.
+    degraded: BTreeMap<(bool, u32), u16>,
+    /// Allocations may sleep until a quarantine ends (not while retrying degraded chunks).
+    may_wait: bool,
 }
 
 impl<S: DxrStorage> Dxr<S> {
@@ -122,6 +131,8 @@ impl<S: DxrStorage> Dxr<S> {
             published: true,
             quarantine_waits: 0,
             dirty_ext: HashSet::default(),
+            degraded: BTreeMap::new(),
+            may_wait: true,
         }
     }
 
@@ -157,25 +168,26 @@ impl<S: DxrStorage> Dxr<S> {
             }
             // Sorted by address: a chunk's changes are neighbours.
             match touched.last_mut() {
-                Some(last) if last.v6 == v6 && last.chunk == chunk => {
-                    last.undo.push((prefix, previous))
-                }
+                Some(last) if last.v6 == v6 && last.chunk == chunk => last.prefixes.push(prefix),
                 _ => touched.push(Touched {
                     v6,
                     chunk,
-                    undo: vec![(prefix, previous)],
+                    prefixes: vec![prefix],
                 }),
             }
         }
-        for Touched { v6, chunk, undo } in touched {
+        for Touched {
+            v6,
+            chunk,
+            prefixes,
+        } in touched
+        {
             if let Err(what) = self.rebuild_chunk(v6, chunk) {
-                let family = if v6 { &mut self.v6 } else { &mut self.v4 };
-                for &(prefix, previous) in undo.iter().rev() {
-                    family.set_long(Rule::of(prefix).1, previous);
-                }
+                self.degrade(v6, chunk);
                 errors.extend(
-                    undo.into_iter()
-                        .map(|(prefix, _)| DxrError::Full { prefix, what }),
+                    prefixes
+                        .into_iter()
+                        .map(|prefix| DxrError::Full { prefix, what }),
                 );
             }
         }
@@ -198,12 +210,45 @@ impl<S: DxrStorage> Dxr<S> {
         family.get(rule).map(u32::from)
     }
 
-    /// Frees the blocks and extension ids whose quarantine ended at `now`.
+    /// Frees the blocks and extension ids whose quarantine ended at `now`, then rebuilds the
+    /// degraded chunks that now fit (without waiting for more).
     pub fn release_quarantined(&mut self, now: Instant) {
         self.ranges4.release_quarantined(now);
         self.ranges6.release_quarantined(now);
         self.xranges.release_quarantined(now);
         self.ext_ids.release_quarantined(now);
+        let chunks: Vec<(bool, u32)> = self.degraded.keys().copied().collect();
+        self.may_wait = false;
+        for (v6, chunk) in chunks {
+            // Failing again leaves the chunk degraded: nothing changed.
+            let _ = self.rebuild_chunk(v6, chunk);
+        }
+        self.may_wait = true;
+    }
+
+    /// Chunks whose addresses go to the kernel for want of room.
+    pub fn degraded_chunks(&self) -> usize {
+        self.degraded.len()
+    }
+
+    /// Publishes `chunk` as a `GROUP_PASS` leaf (one store), keeping its real default for
+    /// the rebuild, and lets its old block go.
+    fn degrade(&mut self, v6: bool, chunk: u32) {
+        let directory = if v6 {
+            Directory::Direct6
+        } else {
+            Directory::Direct4
+        };
+        let old = self
+            .storage
+            .descriptor(directory, chunk)
+            .unwrap_or_default();
+        self.degraded
+            .entry((v6, chunk))
+            .or_insert(dxr_desc_default(old));
+        let pass = router_common::dxr_desc(router_common::GROUP_PASS as u16, 0, 0);
+        self.publish(directory, chunk, pass);
+        self.unhook_block(v6, old, &[]);
     }
 
     /// Bytes of range blocks in use or in quarantine (the direct tables, extension
@@ -288,6 +333,10 @@ impl<S: DxrStorage> Dxr<S> {
                 continue; // a longer short prefix owns this chunk's default
             }
             family.set_depth(chunk, depth);
+            if let Some(default) = self.degraded.get_mut(&(v6, chunk)) {
+                *default = value; // stays a GROUP_PASS leaf until rebuilt
+                continue;
+            }
             let desc = self
                 .storage
                 .descriptor(directory, chunk)
@@ -303,11 +352,12 @@ impl<S: DxrStorage> Dxr<S> {
     /// that is what stands in the way.
     fn alloc_lines(&mut self, arena: Arena, lines: u32) -> Option<u32> {
         loop {
+            let may_wait = self.may_wait;
             let allocator = self.allocator(arena);
             if let Some(start) = allocator.alloc(lines) {
                 return Some(start);
             }
-            let ready = allocator.oldest_release()?;
+            let ready = allocator.oldest_release().filter(|_| may_wait)?;
             self.wait_until(ready);
         }
     }
@@ -317,7 +367,7 @@ impl<S: DxrStorage> Dxr<S> {
             if let Some(id) = self.ext_ids.alloc() {
                 return Some(id);
             }
-            let ready = self.ext_ids.oldest_release()?;
+            let ready = self.ext_ids.oldest_release().filter(|_| self.may_wait)?;
             self.wait_until(ready);
         }
     }
@@ -347,12 +397,11 @@ impl<S: DxrStorage> Dxr<S> {
     }
 }
 
-/// A chunk a batch changed, and each change's prefix and previous group (to undo them all
-/// if the chunk's new block finds no room).
+/// A chunk a batch changed, and the prefixes changed in it (named if it finds no room).
 struct Touched {
     v6: bool,
     chunk: u32,
-    undo: Vec<(IpNet, Option<u16>)>,
+    prefixes: Vec<IpNet>,
 }
 
 fn sort_key(prefix: &IpNet) -> (bool, u128, u8) {

@@ -9,7 +9,7 @@ use std::{
     marker::PhantomData,
     os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
-    sync::atomic::{AtomicU32, Ordering, fence},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering, fence},
 };
 
 /// An mmap-ed BPF array of `T` (a `#[repr(C)]` type whose size is a multiple of 8, so that the
@@ -98,6 +98,23 @@ impl<T: Copy> MmapArray<T> {
 
     pub fn store_u32(&mut self, index: u32, word: usize, value: u32) {
         self.word(index, word).store(value, Ordering::Release);
+    }
+
+    /// The `word`-th 64-bit word of an element, as an atomic (DXR descriptors: base, count and
+    /// default change together in one aligned store).
+    pub fn word64(&self, index: u32, word: usize) -> &AtomicU64 {
+        assert!(word < size_of::<T>() / 8);
+        // SAFETY: in bounds; 8-byte aligned since elements are 8-byte multiples on a
+        // page-aligned base; AtomicU64 has the layout of u64 and lives as long as &self.
+        unsafe { &*(self.element(index).cast::<AtomicU64>().add(word)) }
+    }
+
+    pub fn load_u64(&self, index: u32, word: usize) -> u64 {
+        self.word64(index, word).load(Ordering::Acquire)
+    }
+
+    pub fn store_u64(&mut self, index: u32, word: usize, value: u64) {
+        self.word64(index, word).store(value, Ordering::Release);
     }
 }
 

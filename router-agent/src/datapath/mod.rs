@@ -19,6 +19,7 @@ pub mod pinned_links;
 mod pins;
 pub use pins::link_pin_path;
 mod stamp;
+mod trie_pending;
 pub mod xdp_log;
 
 use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd, path::PathBuf};
@@ -32,14 +33,16 @@ use aya::{
 };
 use ipnet::{IpNet, Ipv4Net};
 use router_common::{
-    DIR24_TBL24_CHUNKS, Dir24Chunk, ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS,
-    MAX_ROUTES_V4, MAX_ROUTES_V6, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopOwner,
-    NexthopStats, map_names,
+    DIR24_TBL24_CHUNKS, DXR4_DIRECT_ENTRIES, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, Dir24Chunk,
+    ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS, MAX_ROUTES_V4, MAX_ROUTES_V6,
+    NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopOwner, NexthopStats, map_names,
 };
 
 use crate::fib::{Batch, FibOp};
 use dir24::{Dir24, Dir24Storage};
+use dxr::{Dxr, MmapDxr};
 use mmap::MmapArray;
+use trie_pending::TriePending;
 
 /// The forwarding program, built by build.rs from `router-ebpf`.
 pub static ROUTER_OBJECT: &[u8] =
@@ -59,8 +62,33 @@ pub struct DatapathOptions {
     pub max_routes_v4: u32,
     pub max_routes_v6: u32,
     pub dir24_tbl8_groups: u32,
+    /// DXR arenas in 64-byte lines, and extension descriptors (see [`dxr::MmapDxr`]).
+    pub dxr: DxrSizes,
     /// The program's debug events on (`xdp_log.rs`); off, the verifier prunes them.
     pub xdp_log: bool,
+}
+
+/// Sizes of the DXR engine's arenas (`router_common::DXR*_LINES_FULL_TABLE` for a full table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DxrSizes {
+    pub lines_v4: u32,
+    pub lines_v6: u32,
+    pub xlines: u32,
+}
+
+impl DxrSizes {
+    /// Room for a full table (1M IPv4 + 200k IPv6 routes), scaled up for larger ones.
+    pub fn for_routes(v4: usize, v6: usize) -> Self {
+        let scale = |full: u32, routes: usize, full_routes: usize| {
+            let lines = u64::from(full) * routes.max(full_routes) as u64 / full_routes as u64;
+            lines.min(u64::from(u32::MAX / 16)) as u32
+        };
+        Self {
+            lines_v4: scale(router_common::DXR4_LINES_FULL_TABLE, v4, 1_000_000),
+            lines_v6: scale(router_common::DXR6_LINES_FULL_TABLE, v6, 200_000),
+            xlines: scale(router_common::DXRX_LINES_FULL_TABLE, v6, 200_000),
+        }
+    }
 }
 
 impl DatapathOptions {
@@ -72,6 +100,7 @@ impl DatapathOptions {
             max_routes_v4: MAX_ROUTES_V4,
             max_routes_v6: MAX_ROUTES_V6,
             dir24_tbl8_groups: MAX_DIR24_TBL8_GROUPS,
+            dxr: DxrSizes::for_routes(0, 0),
             xdp_log: false,
         }
     }
@@ -115,6 +144,7 @@ pub struct Datapath {
     options: DatapathOptions,
     maps: BTreeMap<&'static str, Map>,
     dir24: Option<Dir24<MmapDir24>>,
+    dxr: Option<Dxr<MmapDxr>>,
     groups: MmapArray<NexthopGroup>,
     nexthops: MmapArray<Nexthop>,
     /// Beside `nexthops`, slot for slot: whose nexthop it is (for the next run's adoption).
@@ -135,8 +165,9 @@ impl Datapath {
     pub fn load(options: DatapathOptions) -> Result<Self> {
         let engine = options.engine as u32;
         let uses_trie_v4 = options.engine == LookupEngine::LpmTrie;
-        let uses_trie_v6 = options.engine != LookupEngine::Kernel;
+        let uses_trie_v6 = !matches!(options.engine, LookupEngine::Kernel | LookupEngine::Dxr);
         let uses_dir24 = options.engine == LookupEngine::Dir24;
+        let uses_dxr = options.engine == LookupEngine::Dxr;
         // Tables an engine does not use shrink to one entry (the verifier prunes their code).
         let size = |used: bool, n: u32| if used { n } else { 1 };
         let mut ebpf = EbpfLoader::new()
@@ -157,6 +188,12 @@ impl Datapath {
                 map_names::DIR24_TBL8,
                 size(uses_dir24, options.dir24_tbl8_groups),
             )
+            .map_max_entries(map_names::DXR4_DIRECT, size(uses_dxr, DXR4_DIRECT_ENTRIES))
+            .map_max_entries(map_names::DXR4_RANGES, size(uses_dxr, options.dxr.lines_v4))
+            .map_max_entries(map_names::DXR6_DIRECT, size(uses_dxr, DXR6_DIRECT_ENTRIES))
+            .map_max_entries(map_names::DXR6_RANGES, size(uses_dxr, options.dxr.lines_v6))
+            .map_max_entries(map_names::DXR6_EXT, size(uses_dxr, DXR6_EXT_ENTRIES))
+            .map_max_entries(map_names::DXR6_XRANGES, size(uses_dxr, options.dxr.xlines))
             .load(ROUTER_OBJECT)
             .context("loading the XDP object")?;
         let program: &mut Xdp = ebpf
@@ -186,11 +223,28 @@ impl Datapath {
         } else {
             None
         };
+        let dxr = if uses_dxr {
+            let mut dxr = Dxr::new(MmapDxr {
+                direct4: mmap_array(&maps, map_names::DXR4_DIRECT)?,
+                ranges4: mmap_array(&maps, map_names::DXR4_RANGES)?,
+                direct6: mmap_array(&maps, map_names::DXR6_DIRECT)?,
+                ranges6: mmap_array(&maps, map_names::DXR6_RANGES)?,
+                ext6: mmap_array(&maps, map_names::DXR6_EXT)?,
+                xranges6: mmap_array(&maps, map_names::DXR6_XRANGES)?,
+                default: mmap_array(&maps, map_names::DXR_DEFAULT)?,
+            });
+            // No reader until `attach`: a bulk load reuses freed blocks at once.
+            dxr.set_published(false);
+            Some(dxr)
+        } else {
+            None
+        };
         Ok(Self {
             ebpf,
             options,
             maps,
             dir24,
+            dxr,
             groups,
             nexthops,
             owners,
@@ -255,8 +309,9 @@ impl Datapath {
         let mut errors = Vec::new();
         // LPM trie route changes go in batches of consecutive route ops (same order).
         let mut pending = TriePending::default();
-        // DIR-24-8 route changes are gathered too, and written in address order (`Dir24::apply`).
+        // DIR-24-8 and DXR route changes are gathered too, and written in address order.
         let mut pending_dir24 = Vec::new();
+        let mut pending_dxr = Vec::new();
         for op in ops {
             let route = match op {
                 FibOp::SetRoute { prefix, group } => Some((prefix, Some(*group))),
@@ -275,6 +330,10 @@ impl Datapath {
                     pending_dir24.push((*v4, group));
                     Ok(())
                 }
+                Some((prefix, group)) if self.dxr.is_some() => {
+                    pending_dxr.push((*prefix, group));
+                    Ok(())
+                }
                 Some((prefix, group)) => match self.trie_key(prefix) {
                     Some(key) => match group {
                         Some(group) => pending.set(self, prefix, &key, group),
@@ -285,6 +344,7 @@ impl Datapath {
                 None => {
                     // Route changes commute with each other, not with nexthop and group ops.
                     errors.extend(self.flush_dir24(&mut pending_dir24));
+                    errors.extend(self.flush_dxr(&mut pending_dxr));
                     pending
                         .flush(self)
                         .and_then(|()| self.apply_op(op).with_context(|| format!("{op:?}")))
@@ -295,6 +355,7 @@ impl Datapath {
             }
         }
         errors.extend(self.flush_dir24(&mut pending_dir24));
+        errors.extend(self.flush_dxr(&mut pending_dxr));
         if let Err(err) = pending.flush(self) {
             errors.push(err);
         }
@@ -311,7 +372,7 @@ impl Datapath {
         // Checked before allocating: DIR-24-8 routes (most of a table) take no trie key.
         if matches!(
             (prefix, self.options.engine),
-            (_, LookupEngine::Kernel) | (IpNet::V4(_), LookupEngine::Dir24)
+            (_, LookupEngine::Kernel | LookupEngine::Dxr) | (IpNet::V4(_), LookupEngine::Dir24)
         ) {
             return None;
         }
@@ -324,7 +385,7 @@ impl Datapath {
         Some(key)
     }
 
-    fn map_fd(&self, name: &str) -> std::os::fd::RawFd {
+    pub(super) fn map_fd(&self, name: &str) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         match &self.maps[name] {
             Map::LpmTrie(data) | Map::Array(data) => data.fd().as_fd().as_raw_fd(),
@@ -412,10 +473,21 @@ impl Datapath {
         errors.into_iter().map(anyhow::Error::from).collect()
     }
 
+    /// Writes the gathered DXR route changes; returns one error per failed change.
+    fn flush_dxr(&mut self, pending: &mut Vec<(IpNet, Option<u32>)>) -> Vec<anyhow::Error> {
+        let Some(dxr) = self.dxr.as_mut() else {
+            return Vec::new();
+        };
+        let errors = dxr.apply(pending);
+        pending.clear();
+        errors.into_iter().map(anyhow::Error::from).collect()
+    }
+
     /// Where the XDP program would send `addr` (for tests and `show`): the group id.
     pub fn lookup_group(&self, addr: IpAddr) -> Result<Option<u32>> {
         match (addr, self.options.engine) {
             (_, LookupEngine::Kernel) => bail!("the kernel engine has no routes of its own"),
+            (addr, LookupEngine::Dxr) => Ok(self.dxr.as_ref().expect("tables").lookup(addr)),
             (IpAddr::V4(v4), LookupEngine::Dir24) => {
                 Ok(self.dir24.as_ref().expect("tables").lookup(v4))
             }
@@ -459,106 +531,26 @@ impl Datapath {
         if let Some(dir24) = self.dir24.as_mut() {
             dir24.release_quarantined(now);
         }
+        if let Some(dxr) = self.dxr.as_mut() {
+            dxr.release_quarantined(now);
+        }
     }
 
     /// Userspace bookkeeping of the DIR-24-8 tables, in bytes.
     pub fn dir24_bookkeeping_bytes(&self) -> usize {
         self.dir24.as_ref().map_or(0, Dir24::memory_bytes)
     }
-}
 
-/// Trie updates and deletes waiting to be written in one `bpf(2)` call per kind and family.
-/// A kind is flushed before the other kind of the same family is queued, and everything
-/// before any non-route op, so the order of the batch is kept.
-struct TriePending {
-    update_v4: batch::PendingBatch,
-    delete_v4: batch::PendingBatch,
-    update_v6: batch::PendingBatch,
-    delete_v6: batch::PendingBatch,
-}
-
-impl Default for TriePending {
-    fn default() -> Self {
-        Self {
-            update_v4: batch::PendingBatch::new(8),
-            delete_v4: batch::PendingBatch::new(8),
-            update_v6: batch::PendingBatch::new(20),
-            delete_v6: batch::PendingBatch::new(20),
-        }
-    }
-}
-
-/// Routes per `bpf(2)` call: large enough to amortise the call, small enough to keep the
-/// buffers small.
-const TRIE_BATCH: usize = 4096;
-
-impl TriePending {
-    fn set(&mut self, dp: &Datapath, prefix: &IpNet, key: &[u8], group: u32) -> Result<()> {
-        let (map, update, other) = match prefix {
-            IpNet::V4(_) => (
-                map_names::ROUTES_V4,
-                &mut self.update_v4,
-                &mut self.delete_v4,
-            ),
-            IpNet::V6(_) => (
-                map_names::ROUTES_V6,
-                &mut self.update_v6,
-                &mut self.delete_v6,
-            ),
-        };
-        let fd = dp.map_fd(map);
-        other
-            .flush(fd)
-            .with_context(|| format!("deleting routes from {map}"))?;
-        update.push(key, group);
-        if update.len() >= TRIE_BATCH {
-            update
-                .flush(fd)
-                .with_context(|| format!("adding routes to {map}"))?;
-        }
-        Ok(())
+    /// The DXR tables, if the engine is DXR (benchmarks: bytes, quarantine waits).
+    pub fn dxr(&self) -> Option<&Dxr<MmapDxr>> {
+        self.dxr.as_ref()
     }
 
-    fn delete(&mut self, dp: &Datapath, prefix: &IpNet, key: &[u8]) -> Result<()> {
-        let (map, delete, other) = match prefix {
-            IpNet::V4(_) => (
-                map_names::ROUTES_V4,
-                &mut self.delete_v4,
-                &mut self.update_v4,
-            ),
-            IpNet::V6(_) => (
-                map_names::ROUTES_V6,
-                &mut self.delete_v6,
-                &mut self.update_v6,
-            ),
-        };
-        let fd = dp.map_fd(map);
-        other
-            .flush(fd)
-            .with_context(|| format!("adding routes to {map}"))?;
-        delete.push_key(key);
-        if delete.len() >= TRIE_BATCH {
-            delete
-                .flush(fd)
-                .with_context(|| format!("deleting routes from {map}"))?;
+    /// Tells the DXR writer that the program may now read its tables (first attach).
+    fn publish_tables(&mut self) {
+        if let Some(dxr) = self.dxr.as_mut() {
+            dxr.set_published(true);
         }
-        Ok(())
-    }
-
-    fn flush(&mut self, dp: &Datapath) -> Result<()> {
-        for (map, pending) in [
-            (map_names::ROUTES_V4, &mut self.update_v4),
-            (map_names::ROUTES_V4, &mut self.delete_v4),
-            (map_names::ROUTES_V6, &mut self.update_v6),
-            (map_names::ROUTES_V6, &mut self.delete_v6),
-        ] {
-            if !pending.is_empty() {
-                pending
-                    .flush(dp.map_fd(map))
-                    .with_context(|| format!("writing routes to {map}"))?;
-            }
-        }
-        Ok(())
     }
 }
 

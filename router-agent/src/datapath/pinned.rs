@@ -3,6 +3,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsFd,
     path::{Path, PathBuf},
 };
 
@@ -29,7 +30,10 @@ impl PinnedDatapath {
             Ok(info.max_entries())
         };
         // Tables an engine does not use are created with one entry (see Datapath::load).
-        let engine = if max_entries(map_names::DIR24_TBL24)? > 1 {
+        // An older layout has no DXR maps: not DXR.
+        let engine = if max_entries(map_names::DXR4_DIRECT).unwrap_or(1) > 1 {
+            LookupEngine::Dxr
+        } else if max_entries(map_names::DIR24_TBL24)? > 1 {
             LookupEngine::Dir24
         } else if max_entries(map_names::ROUTES_V4)? > 1 {
             LookupEngine::LpmTrie
@@ -52,8 +56,7 @@ impl PinnedDatapath {
         let mut routes = Vec::new();
         match self.engine {
             LookupEngine::Kernel => return Ok(routes),
-            // `open` never detects DXR yet: its maps are not loaded by this agent.
-            LookupEngine::Dxr => anyhow::bail!("reading DXR tables back is not supported yet"),
+            LookupEngine::Dxr => return self.dxr_routes(),
             LookupEngine::LpmTrie => {
                 let data = self.map(map_names::ROUTES_V4)?;
                 let trie: LpmTrie<&MapData, [u8; 4], u32> = LpmTrie::try_from(&data)?;
@@ -74,6 +77,21 @@ impl PinnedDatapath {
         }
         routes.sort();
         Ok(routes)
+    }
+
+    /// Both families' routes from the DXR tables, read through mmap (a full table is a few
+    /// hundred thousand range lines).
+    fn dxr_routes(&self) -> Result<Vec<(IpNet, u32)>> {
+        let tables = super::dxr::MmapDxr {
+            direct4: mmap_pinned(&self.pin_dir, map_names::DXR4_DIRECT)?,
+            ranges4: mmap_pinned(&self.pin_dir, map_names::DXR4_RANGES)?,
+            direct6: mmap_pinned(&self.pin_dir, map_names::DXR6_DIRECT)?,
+            ranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_RANGES)?,
+            ext6: mmap_pinned(&self.pin_dir, map_names::DXR6_EXT)?,
+            xranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_XRANGES)?,
+            default: mmap_pinned(&self.pin_dir, map_names::DXR_DEFAULT)?,
+        };
+        Ok(super::dxr::readback::routes(&tables))
     }
 
     fn dir24_routes(&self) -> Result<Vec<(IpNet, u32)>> {
@@ -160,6 +178,21 @@ impl PinnedDatapath {
                 bytes: sum.bytes + cpu.bytes,
             }))
     }
+}
+
+/// A pinned array, mmap-ed (it must be `BPF_F_MMAPABLE` and hold `T`s).
+fn mmap_pinned<T: Copy>(pin_dir: &Path, name: &str) -> Result<super::mmap::MmapArray<T>> {
+    let path = pin_dir.join(name);
+    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+    let info = data.info()?;
+    anyhow::ensure!(
+        info.value_size() as usize == size_of::<T>(),
+        "{name}: value size {} is not {}",
+        info.value_size(),
+        size_of::<T>()
+    );
+    super::mmap::MmapArray::new(data.fd().as_fd(), info.max_entries())
+        .with_context(|| format!("mmap of {name}"))
 }
 
 pub(super) fn open_map(pin_dir: &Path, name: &str) -> Result<Map> {

@@ -25,6 +25,8 @@ impl Datapath {
         std::fs::create_dir_all(&pin_dir)
             .with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
         let link_path = link_pin_path(&pin_dir, ifname);
+        // From here on the program may read the tables.
+        self.publish_tables();
         let program = self.program_mut();
         if link_path.exists() {
             let pinned = PinnedLink::from_pin(&link_path)

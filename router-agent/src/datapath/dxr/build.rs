@@ -92,7 +92,8 @@ fn lines(arena: Arena, count: u32) -> u32 {
 
 impl<S: DxrStorage> Dxr<S> {
     /// Rebuilds chunk `chunk` of a family from its rules. On failure nothing reachable has
-    /// changed and what was allocated is freed; the error names what was full.
+    /// changed and what was allocated is freed; the error names what was full (the caller
+    /// degrades the chunk).
     pub(super) fn rebuild_chunk(&mut self, v6: bool, chunk: u32) -> Result<(), &'static str> {
         let (directory, arena) = if v6 {
             (Directory::Direct6, Arena::Ranges6)
@@ -141,7 +142,10 @@ impl<S: DxrStorage> Dxr<S> {
             }
         };
 
-        let default = dxr_desc_default(old);
+        let default = match self.degraded.get(&(v6, chunk)) {
+            Some(&real) => real,
+            None => dxr_desc_default(old),
+        };
         let desc = if ranges.len() == 1 && ranges[0].1 == DXR_VALUE_NONE {
             dxr_desc(default, 0, 0) // a leaf: no prefix longer than the direct bits
         } else {
@@ -174,6 +178,7 @@ impl<S: DxrStorage> Dxr<S> {
         };
         self.publish(directory, chunk, desc);
         self.unhook_block(v6, old, &exts.kept);
+        self.degraded.remove(&(v6, chunk));
         Ok(())
     }
 
@@ -250,7 +255,7 @@ impl<S: DxrStorage> Dxr<S> {
     }
 
     /// Releases the block (and, IPv6, the extensions but `kept`) an old descriptor pointed at.
-    fn unhook_block(&mut self, v6: bool, old: u64, kept: &[u32]) {
+    pub(super) fn unhook_block(&mut self, v6: bool, old: u64, kept: &[u32]) {
         let count = dxr_desc_count(old);
         if count == 0 {
             return;

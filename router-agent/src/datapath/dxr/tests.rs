@@ -501,38 +501,70 @@ fn quarantined_space_is_never_written() {
     assert!(!snapshots.is_empty() && !ext_snapshots.is_empty());
 }
 
-/// A batch that does not fit fails for the chunks that found no room, which keep their
-/// previous block; once a quarantine ends, an allocation waits for it rather than fail.
+/// A batch that does not fit degrades the chunks that found no room to `GROUP_PASS` leaves:
+/// their addresses go to the kernel, never to a route the batch changed or removed. Once space
+/// is free, `release_quarantined` rebuilds them; a short prefix changed meanwhile is their
+/// default then. An allocation waits for a quarantine to end rather than fail.
 #[test]
-fn full_arena_fails_per_chunk_and_waits_for_quarantine() {
+fn full_arena_degrades_chunks_to_the_kernel_until_there_is_room() {
+    let pass = Some(router_common::GROUP_PASS);
     let mut dxr = Dxr::new(VecStorage::new(4, 2, 1, 2));
-    let mut model = Model::default();
     // A /24 makes a 3-range block: one line each; four fit.
     let prefixes: Vec<IpNet> = (0..10).map(|i| net(&format!("10.{i}.0.0/24"))).collect();
     let mut changes: Vec<_> = prefixes.iter().map(|&p| (p, Some(2))).collect();
     let errors = dxr.apply(&mut changes);
     assert_eq!(errors.len(), 6);
     for (i, &prefix) in prefixes.iter().enumerate() {
-        let ok = i < 4;
-        assert_eq!(dxr.get(prefix).is_some(), ok, "{prefix}");
-        assert_eq!(
-            errors.contains(&DxrError::Full {
-                prefix,
-                what: "IPv4 range arena"
-            }),
-            !ok
-        );
-        if ok {
-            model.set(prefix, Some(2));
-        }
+        let fits = i < 4;
+        let full = DxrError::Full {
+            prefix,
+            what: "IPv4 range arena",
+        };
+        assert_eq!(errors.contains(&full), !fits, "{prefix}");
+        assert_eq!(dxr.get(prefix), Some(2), "the rule is kept: {prefix}");
+        let inside = ip(&format!("10.{i}.0.1"));
+        assert_eq!(dxr.lookup(inside), if fits { Some(2) } else { pass });
+        // Outside the /24, the degraded chunk goes to the kernel too.
+        let outside = ip(&format!("10.{i}.9.1"));
+        assert_eq!(dxr.lookup(outside), if fits { None } else { pass });
     }
-    let mut rng = SmallRng::seed_from_u64(1);
-    check_edges(&dxr, &model, &prefixes, &mut rng);
-    // A change needs a new block while the old one is quarantined: it waits.
-    apply(&mut dxr, &mut model, &[(prefixes[0], None)]);
-    apply(&mut dxr, &mut model, &[(prefixes[4], Some(3))]);
+    assert_eq!(dxr.degraded_chunks(), 6);
+
+    // A short prefix covering a degraded chunk changes its real default, not the leaf.
+    assert_eq!(dxr.apply(&mut [(net("10.8.0.0/16"), Some(5))]), vec![]);
+    assert_eq!(dxr.lookup(ip("10.8.9.1")), pass);
+    // A removal in a degraded chunk needs no block: the chunk is rebuilt as a leaf.
+    assert_eq!(dxr.apply(&mut [(prefixes[9], None)]), vec![]);
+    assert_eq!(dxr.lookup(ip("10.9.0.1")), None);
+
+    // Freeing four blocks (quarantined) and releasing them rebuilds four of the five
+    // degraded chunks, in address order.
+    let mut removals: Vec<_> = prefixes[..4].iter().map(|&p| (p, None)).collect();
+    assert_eq!(dxr.apply(&mut removals), vec![]);
+    assert_eq!(
+        dxr.degraded_chunks(),
+        5,
+        "nothing rebuilt while in quarantine"
+    );
+    dxr.release_quarantined(after_quarantine());
+    assert_eq!(dxr.degraded_chunks(), 1);
+    for i in 4..8 {
+        assert_eq!(dxr.lookup(ip(&format!("10.{i}.0.1"))), Some(2));
+    }
+    assert_eq!(dxr.lookup(ip("10.8.0.1")), pass);
+    // One more block freed: the last chunk comes back, with the default set while degraded.
+    assert_eq!(dxr.apply(&mut [(prefixes[4], None)]), vec![]);
+    dxr.release_quarantined(after_quarantine());
+    assert_eq!(dxr.degraded_chunks(), 0);
+    assert_eq!(dxr.lookup(ip("10.8.0.1")), Some(2));
+    assert_eq!(dxr.lookup(ip("10.8.9.1")), Some(5));
+    assert_eq!(dxr.lookup(ip("10.4.0.1")), None);
+
+    // A change needs a new block while the only free one is quarantined: it waits.
+    assert_eq!(dxr.apply(&mut [(prefixes[6], None)]), vec![]);
+    assert_eq!(dxr.apply(&mut [(prefixes[5], Some(3))]), vec![]);
     assert_eq!(dxr.quarantine_waits(), 1);
-    check_edges(&dxr, &model, &prefixes, &mut rng);
+    assert_eq!(dxr.lookup(ip("10.5.0.1")), Some(3));
 
     let errors = dxr.apply(&mut [(net("10.0.0.0/24"), Some(MAX_NEXTHOP_GROUPS))]);
     assert!(matches!(errors[..], [DxrError::InvalidGroup { .. }]));

@@ -1,0 +1,162 @@
+//! The DXR engine's lookups (layout: `router_common::dxr`): a direct table indexed by the
+//! address's top bits, then a binary search in the chunk's sorted range block. The agent's
+//! `datapath::dxr::lookup_v4` / `lookup_v6` run the same steps over its storage, and the unit
+//! tests hold that copy to a reference LPM; `tests/lookup_differential.rs` holds this one to it.
+//!
+//! Every loop has a constant bound (`DXR*_SEARCH_STEPS`), each probe is an array lookup the
+//! verifier inlines, and reads follow the address dependency descriptor -> block, so a reader
+//! sees a block complete before the descriptor that publishes it (the agent's invariants I1-I5).
+
+use aya_ebpf::{bindings::BPF_F_MMAPABLE, btf_maps::Array, macros::btf_map};
+use router_common::{
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_VALUE_NONE, DXR4_DIRECT_BITS,
+    DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_LINES_FULL_TABLE, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS,
+    DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, DXR6_LINE, DXR6_LINES_FULL_TABLE, DXR6_SEARCH_STEPS,
+    DXRX_LINE, DXRX_LINES_FULL_TABLE, Dxr4Line, Dxr6Line, DxrXLine, dxr_desc_base, dxr_desc_count,
+    dxr_desc_default, dxr_ext_id, dxr4_search_key, dxr6_search_key,
+};
+
+const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
+
+#[btf_map]
+static DXR4_DIRECT: Array<u64, { DXR4_DIRECT_ENTRIES as usize }, MMAPABLE> = Array::new();
+
+#[btf_map]
+static DXR4_RANGES: Array<Dxr4Line, { DXR4_LINES_FULL_TABLE as usize }, MMAPABLE> = Array::new();
+
+#[btf_map]
+static DXR6_DIRECT: Array<u64, { DXR6_DIRECT_ENTRIES as usize }, MMAPABLE> = Array::new();
+
+#[btf_map]
+static DXR6_RANGES: Array<Dxr6Line, { DXR6_LINES_FULL_TABLE as usize }, MMAPABLE> = Array::new();
+
+#[btf_map]
+static DXR6_EXT: Array<u64, { DXR6_EXT_ENTRIES as usize }, MMAPABLE> = Array::new();
+
+#[btf_map]
+static DXR6_XRANGES: Array<DxrXLine, { DXRX_LINES_FULL_TABLE as usize }, MMAPABLE> = Array::new();
+
+/// The /0 routes: `DXR_DEFAULT_VALID | group`, IPv4 then IPv6.
+#[btf_map]
+static DXR_DEFAULT: Array<u64, 2, MMAPABLE> = Array::new();
+
+/// The nexthop group of the longest prefix holding `addr`.
+#[inline(always)]
+pub fn lookup_v4(addr: u32) -> Option<u32> {
+    let desc = *DXR4_DIRECT.get(addr >> (32 - DXR4_DIRECT_BITS))?;
+    let mut value = dxr_desc_default(desc);
+    let count = dxr_desc_count(desc);
+    if count != 0 {
+        let key = dxr4_search_key(addr);
+        let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, count);
+        for _ in 0..DXR4_SEARCH_STEPS {
+            if n <= 1 {
+                break;
+            }
+            let half = n / 2;
+            if range4(base + lo + half)? <= key {
+                lo += half;
+            }
+            n -= half;
+        }
+        let range = range4(base + lo)? as u16;
+        if range != DXR_VALUE_NONE {
+            value = range;
+        }
+    }
+    resolve(value, DXR_DEFAULT_V4)
+}
+
+/// The nexthop group of the longest prefix holding `addr`.
+#[inline(always)]
+pub fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
+    let hi = u64::from_be_bytes([
+        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+    ]);
+    let desc = *DXR6_DIRECT.get((hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
+    let mut value = dxr_desc_default(desc);
+    let count = dxr_desc_count(desc);
+    if count != 0 {
+        let key = dxr6_search_key(hi);
+        let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, count);
+        for _ in 0..DXR6_SEARCH_STEPS {
+            if n <= 1 {
+                break;
+            }
+            let half = n / 2;
+            if range6(base + lo + half)? <= key {
+                lo += half;
+            }
+            n -= half;
+        }
+        let range = range6(base + lo)? as u16;
+        // NONE has the EXT bit set too: `dxr_ext_id` tells them apart.
+        if let Some(id) = dxr_ext_id(range) {
+            let low = u64::from_be_bytes([
+                addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
+            ]);
+            let long = extension(id, low)?;
+            if long != DXR_VALUE_NONE {
+                value = long;
+            }
+        } else if range != DXR_VALUE_NONE {
+            value = range;
+        }
+    }
+    resolve(value, DXR_DEFAULT_V6)
+}
+
+/// An IPv6 /64 holding longer prefixes: the value for the lower 64 bits `low`, NONE if no
+/// prefix of the /64 or longer holds it.
+#[inline(always)]
+fn extension(id: u32, low: u64) -> Option<u16> {
+    let desc = *DXR6_EXT.get(id)?;
+    let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, dxr_desc_count(desc));
+    for _ in 0..DXR6_SEARCH_STEPS {
+        if n <= 1 {
+            break;
+        }
+        let half = n / 2;
+        if xrange(base + lo + half)?.key <= low {
+            lo += half;
+        }
+        n -= half;
+    }
+    let long = xrange(base + lo)?.value as u16;
+    Some(if long != DXR_VALUE_NONE {
+        long
+    } else {
+        dxr_desc_default(desc)
+    })
+}
+
+#[inline(always)]
+fn range4(index: u32) -> Option<u32> {
+    let line = DXR4_RANGES.get(index / DXR4_LINE as u32)?;
+    Some(line.e[index as usize % DXR4_LINE])
+}
+
+#[inline(always)]
+fn range6(index: u32) -> Option<u64> {
+    let line = DXR6_RANGES.get(index / DXR6_LINE as u32)?;
+    Some(line.e[index as usize % DXR6_LINE])
+}
+
+#[inline(always)]
+fn xrange(index: u32) -> Option<router_common::DxrXRange> {
+    let line = DXR6_XRANGES.get(index / DXRX_LINE as u32)?;
+    Some(line.e[index as usize % DXRX_LINE])
+}
+
+/// NONE: the family's /0 route, if there is one.
+#[inline(always)]
+fn resolve(value: u16, family: u32) -> Option<u32> {
+    if value != DXR_VALUE_NONE {
+        return Some(u32::from(value));
+    }
+    let entry = *DXR_DEFAULT.get(family)?;
+    if entry & DXR_DEFAULT_VALID == 0 {
+        return None;
+    }
+    Some((entry & 0xFFFF) as u32)
+}
