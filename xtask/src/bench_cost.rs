@@ -180,6 +180,10 @@ pub struct Args {
     /// Also draw ns/packet (spread p50 - floor) per engine, family and table size as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Load the program with its debug events on (`[datapath] log = "debug"`), to measure
+    /// what they cost; the events are read and discarded after every call.
+    #[arg(long)]
+    xdp_log: bool,
 }
 
 impl Args {
@@ -204,6 +208,7 @@ impl Args {
             batch_routes: self.batch.max(1),
             seed: self.seed,
             cold_start: self.cold_start,
+            xdp_log: self.xdp_log,
         }
     }
 }
@@ -322,13 +327,21 @@ struct Bench {
 impl Bench {
     /// `v4_routes`, `v6_routes`: the table, which the FIB reserves room for, as the daemon does with
     /// `datapath.expected_ipv4_routes`.
-    fn load(engine: Engine, lab: &Lab, v4_routes: usize, v6_routes: usize) -> Result<Self> {
+    fn load(
+        engine: Engine,
+        lab: &Lab,
+        v4_routes: usize,
+        v6_routes: usize,
+        xdp_log: bool,
+    ) -> Result<Self> {
         let ifindex = lab.ifindex;
         let mut options = DatapathOptions::new(engine.lookup(), lab.pin_dir());
         options.flow_hash_seed = 0x5eed;
         // The DXR arenas sized for the table, as the daemon sizes them from its config.
         options.dxr = DxrSizes::for_routes(v4_routes, v6_routes);
+        options.xdp_log = xdp_log;
         let mut datapath = Datapath::load(options)?;
+        *packets::XDP_LOG.lock().expect("not poisoned") = datapath.xdp_log()?;
         datapath.add_egress_port(ifindex)?;
         datapath.set_interface(ifindex, rpf::ingress(RpfMode::Off))?;
         let mut fib = Fib::new(FibLimits::default());
@@ -403,7 +416,13 @@ fn measure(
     let kernel_before = sys::kernel_memory()?;
 
     let started = Instant::now();
-    let mut bench = Bench::load(engine, lab, table.v4.len(), table.v6.len())?;
+    let mut bench = Bench::load(
+        engine,
+        lab,
+        table.v4.len(),
+        table.v6.len(),
+        settings.xdp_log,
+    )?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     // Attached as the agent attaches (pinned link), before the routes by default: they then go
     // in as BGP's do into a running agent, readers possibly in the tables. `--cold-start`:

@@ -21,6 +21,7 @@ mod pins;
 pub use pins::link_pin_path;
 mod stamp;
 mod trie_pending;
+pub mod xdp_log;
 
 use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd, path::PathBuf};
 
@@ -64,6 +65,8 @@ pub struct DatapathOptions {
     pub dir24_tbl8_groups: u32,
     /// DXR arenas in 64-byte lines, and extension descriptors (see [`dxr::MmapDxr`]).
     pub dxr: DxrSizes,
+    /// The program's debug events on (`xdp_log.rs`); off, the verifier prunes them.
+    pub xdp_log: bool,
 }
 
 /// Sizes of the DXR engine's arenas (`router_common::DXR*_LINES_FULL_TABLE` for a full table).
@@ -99,6 +102,7 @@ impl DatapathOptions {
             max_routes_v6: MAX_ROUTES_V6,
             dir24_tbl8_groups: MAX_DIR24_TBL8_GROUPS,
             dxr: DxrSizes::for_routes(0, 0),
+            xdp_log: false,
         }
     }
 }
@@ -170,6 +174,8 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .override_global(ENGINE_GLOBAL, &engine, true)
             .override_global(FLOW_HASH_SEED_GLOBAL, &options.flow_hash_seed, true)
+            .override_global(xdp_log::XDP_LOG_GLOBAL, &u8::from(options.xdp_log), true)
+            .map_max_entries("AYA_LOGS", xdp_log::ring_bytes(options.xdp_log))
             .map_max_entries(
                 map_names::ROUTES_V4,
                 size(uses_trie_v4, options.max_routes_v4),

@@ -33,6 +33,8 @@ pub struct Settings {
     pub seed: u64,
     /// Routes installed before the program was attached (else after).
     pub cold_start: bool,
+    /// The program loaded with its debug events on (`--xdp-log`).
+    pub xdp_log: bool,
 }
 
 /// One engine with one table: load, program, measure, remove.
@@ -388,6 +390,13 @@ pub fn write_header(
             "after"
         }
     )?;
+    if settings.xdp_log {
+        writeln!(
+            out,
+            "XDP debug events ON (--xdp-log): an event per frame not forwarded (floor, \
+             after-remove), the ring buffer drained after each call"
+        )?;
+    }
     writeln!(out)
 }
 
