@@ -142,6 +142,23 @@ fn collision_rounds<P: Peer>(lab: &mut Lab, agent_neighbor: &str, expect_collisi
             agent_state(lab, &lab.peer_ip),
             lab.logs()
         );
+        // `show neighbors` reports what the session agreed: both sides propose 9 s.
+        let negotiated = agent_neighbors(lab)
+            .into_iter()
+            .find(|n| n["address"] == lab.peer_ip.as_str())
+            .map(|n| n["negotiated"].clone())
+            .unwrap_or_default();
+        let capabilities = negotiated["capabilities"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            negotiated["hold_time_seconds"] == 9
+                && negotiated["keepalive_seconds"] == 3
+                && capabilities.contains(&Value::from("ipv4-unicast"))
+                && capabilities.contains(&Value::from("four-octet-as")),
+            "round {round}: negotiated {negotiated}"
+        );
         eprintln!(
             "round {round}: one connection left: {}; collisions resolved so far: {}",
             host[0],

@@ -21,6 +21,8 @@
 pub mod kernel_routes;
 pub mod prefix;
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod refusals_tests;
 
 use std::{collections::BTreeSet, net::IpAddr, path::PathBuf};
@@ -117,6 +119,18 @@ pub struct DatapathConfig {
     /// `kernel_routes::pass_to_kernel_prefixes`; changes apply on reload.
     #[serde(default)]
     pub pass_to_kernel: Vec<String>,
+    /// `"debug"`: the XDP program logs why it passes or drops frames (`datapath/xdp_log.rs`);
+    /// `"off"` (default): it carries no trace of that. Read at load, not on reload.
+    #[serde(default)]
+    pub log: XdpLogLevel,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpLogLevel {
+    #[default]
+    Off,
+    Debug,
 }
 
 impl Default for DatapathConfig {
@@ -131,6 +145,7 @@ impl Default for DatapathConfig {
             expected_ipv6_routes: 0,
             follow_kernel_routes: Default::default(),
             pass_to_kernel: Vec::new(),
+            log: XdpLogLevel::Off,
         }
     }
 }

@@ -35,6 +35,10 @@ enum Command {
         /// restart). Without it, SIGTERM is a full stop.
         #[arg(long)]
         keep_datapath: bool,
+        /// Load the XDP program with its debug events (why frames are passed or dropped) in
+        /// the log: `[datapath] log = "debug"`. Costs per packet; off by default.
+        #[arg(long)]
+        xdp_log: bool,
     },
     /// Validate a configuration file and exit.
     Check {
@@ -162,11 +166,15 @@ fn main() -> Result<()> {
         Command::Run {
             config: path,
             keep_datapath,
+            xdp_log,
         } => {
             init_logging();
             // Resolved now: `restart` runs this path even once an upgrade replaced the file.
             let invocation = daemon::Invocation::current()?;
-            let config = Config::load(&path)?;
+            let mut config = Config::load(&path)?;
+            if xdp_log {
+                config.datapath.log = router_agent::config::XdpLogLevel::Debug;
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

@@ -293,10 +293,35 @@ pub fn render_neighbors(value: &serde_json::Value) -> String {
                 ),
             };
         }
+        render_negotiated(&mut out, &n["negotiated"]);
         render_graceful_restart(&mut out, &n["graceful_restart"]);
         crate::bfd::show::render_neighbor_bfd(&mut out, &n["bfd"]);
     }
     out
+}
+
+/// What an Established session agreed, under its row (nothing when not Established).
+fn render_negotiated(out: &mut String, negotiated: &serde_json::Value) {
+    if negotiated.is_null() {
+        return;
+    }
+    let capabilities: Vec<&str> = negotiated["capabilities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  negotiated: hold time {} s, keepalive {} s, capabilities: {}",
+        negotiated["hold_time_seconds"],
+        negotiated["keepalive_seconds"],
+        if capabilities.is_empty() {
+            "none".to_owned()
+        } else {
+            capabilities.join(", ")
+        }
+    );
 }
 
 /// A neighbor's graceful restart line(s), under its row (nothing when not negotiated).

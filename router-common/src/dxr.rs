@@ -24,12 +24,12 @@ pub const DXR6_DIRECT_BITS: u32 = 18;
 pub const DXR4_DIRECT_ENTRIES: u32 = 1 << DXR4_DIRECT_BITS;
 pub const DXR6_DIRECT_ENTRIES: u32 = 1 << DXR6_DIRECT_BITS;
 
-/// Arena sizes in 64-byte lines for a full table: 22.3 MiB, 1.6x the 13.65 MiB of blocks
+/// Arena sizes in 64-byte lines for a full table: 23.3 MiB, 1.7x the 13.65 MiB of blocks
 /// 1M IPv4 + 200k IPv6 routes of the benchmark's shape take (`dxr_full_table_install`); the
 /// slack holds blocks in quarantine. The agent scales them with the routes it expects.
 pub const DXR4_LINES_FULL_TABLE: u32 = 240_000;
 pub const DXR6_LINES_FULL_TABLE: u32 = 110_000;
-pub const DXRX_LINES_FULL_TABLE: u32 = 16_384;
+pub const DXRX_LINES_FULL_TABLE: u32 = 32_768;
 /// Extension descriptors (IPv6 /64s holding longer prefixes).
 pub const DXR6_EXT_ENTRIES: u32 = 32_768;
 

@@ -13,6 +13,7 @@
 #![no_std]
 #![no_main]
 
+mod debug_log;
 mod dxr;
 mod headers;
 mod local;
@@ -59,6 +60,7 @@ static NEXTHOP_STATS: PerCpuArray<NexthopStats, { MAX_NEXTHOP_IDS as usize }> = 
 pub fn hostrouter(ctx: XdpContext) -> u32 {
     let (verdict, action) = forward(&ctx);
     count(verdict);
+    debug_log::verdict(&ctx, verdict);
     action
 }
 

@@ -48,9 +48,14 @@ pub struct LabArgs {
     /// Where the router's routes to the anycast service come from.
     #[arg(long, value_enum, default_value_t = Routes::Bgp)]
     routes: Routes,
-    /// Leave the lab running (namespaces and agent) and print how to use and remove it.
-    #[arg(long)]
+    /// Leave the lab running (namespaces, agent, FRR and BIRD) and print how to use and
+    /// remove it.
+    #[arg(long, conflicts_with = "stop")]
     keep: bool,
+    /// Stop and remove a lab left running by `--keep` (its processes, namespaces, pins and
+    /// files), then exit.
+    #[arg(long)]
+    stop: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -105,7 +110,12 @@ pub fn lab(args: LabArgs) -> Result<()> {
     let started = Instant::now();
     netns_lab::catch_interrupts();
     crate::ensure_bpffs()?;
+    // A lab whose xtask is gone (a kept one, or one killed mid-run) is removed here.
     remove_stale_labs(&format!("{TAG}-"));
+    if args.stop {
+        println!("lab stopped: no `{TAG}-*` namespace, pin directory or FRR/BIRD left");
+        return Ok(());
+    }
     let agent_bin = agent_binary()?;
 
     let lab = Lab::create(args.routes)?;
@@ -147,8 +157,10 @@ pub fn lab(args: LabArgs) -> Result<()> {
     if args.keep {
         lab.wait_for_neighbors(&agent_bin)?;
         lab.print_keep_instructions(&agent_bin, agent.child.id());
-        // The agent keeps running (its output goes to the log file) and the namespaces stay.
+        // The agent (its own session, output to the log file), FRR and BIRD (daemons, not
+        // our children) keep running; the namespaces stay. `--stop` removes them all.
         std::mem::forget(agent);
+        std::mem::forget(peers);
         lab.persist();
         return Ok(());
     }

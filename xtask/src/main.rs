@@ -19,6 +19,7 @@ mod bench_throughput;
 mod bench_workloads;
 mod deb;
 mod lab;
+mod plot;
 mod run;
 
 use std::process::Command;

@@ -70,8 +70,14 @@ pub(super) async fn start(config: Config) -> Result<Started> {
         // The same seed: every flow hashes to the bucket it used before the restart.
         options.flow_hash_seed = adoption.stamp.flow_hash_seed;
     }
-    let datapath = Datapath::load(options)?;
+    options.xdp_log = config.datapath.log == crate::config::XdpLogLevel::Debug;
+    let mut datapath = Datapath::load(options)?;
     tracing::info!(?engine, "XDP program loaded");
+    if let Some(xdp_log) = datapath.xdp_log()? {
+        // Ends with the runtime, when the agent exits.
+        xdp_log.spawn()?;
+        tracing::info!("XDP debug events on: why frames are passed or dropped, target `xdp`");
+    }
     let mut fib = Fib::new(FibLimits::default());
     fib.reserve_routes(
         config.datapath.expected_ipv4_routes,

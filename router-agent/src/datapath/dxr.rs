@@ -213,10 +213,7 @@ impl<S: DxrStorage> Dxr<S> {
     /// Frees the blocks and extension ids whose quarantine ended at `now`, then rebuilds the
     /// degraded chunks that now fit (without waiting for more).
     pub fn release_quarantined(&mut self, now: Instant) {
-        self.ranges4.release_quarantined(now);
-        self.ranges6.release_quarantined(now);
-        self.xranges.release_quarantined(now);
-        self.ext_ids.release_quarantined(now);
+        self.release_space(now);
         let chunks: Vec<(bool, u32)> = self.degraded.keys().copied().collect();
         self.may_wait = false;
         for (v6, chunk) in chunks {
@@ -372,13 +369,31 @@ impl<S: DxrStorage> Dxr<S> {
         }
     }
 
+    /// Waits until the oldest quarantine (ending at `ready`) is over: a grace period of the
+    /// readers if the storage can wait for one, else the quarantine's time.
     fn wait_until(&mut self, ready: Instant) {
-        let now = Instant::now();
-        if ready > now {
-            self.quarantine_waits += 1;
-            std::thread::sleep(ready - now);
+        let started = Instant::now();
+        if ready <= started {
+            self.release_space(started);
+            return;
         }
-        self.release_quarantined(Instant::now().max(ready));
+        self.quarantine_waits += 1;
+        if self.storage.wait_for_readers() {
+            // Whatever was unhooked before `started` has no reader left.
+            self.release_space(started + DXR_QUARANTINE);
+            return;
+        }
+        std::thread::sleep(ready - started);
+        self.release_space(Instant::now().max(ready));
+    }
+
+    /// Frees the quarantined space whose time is up at `now` (no rebuilds: callers may be in
+    /// the middle of one).
+    fn release_space(&mut self, now: Instant) {
+        self.ranges4.release_quarantined(now);
+        self.ranges6.release_quarantined(now);
+        self.xranges.release_quarantined(now);
+        self.ext_ids.release_quarantined(now);
     }
 
     fn allocator(&mut self, arena: Arena) -> &mut LineAllocator {

@@ -11,6 +11,7 @@ pub mod adopt;
 mod batch;
 pub mod dir24;
 pub mod dxr;
+pub mod grace;
 pub mod interfaces;
 mod local;
 pub mod mmap;
@@ -20,6 +21,7 @@ mod pins;
 pub use pins::link_pin_path;
 mod stamp;
 mod trie_pending;
+pub mod xdp_log;
 
 use std::{collections::BTreeMap, net::IpAddr, os::fd::AsFd, path::PathBuf};
 
@@ -63,6 +65,8 @@ pub struct DatapathOptions {
     pub dir24_tbl8_groups: u32,
     /// DXR arenas in 64-byte lines, and extension descriptors (see [`dxr::MmapDxr`]).
     pub dxr: DxrSizes,
+    /// The program's debug events on (`xdp_log.rs`); off, the verifier prunes them.
+    pub xdp_log: bool,
 }
 
 /// Sizes of the DXR engine's arenas (`router_common::DXR*_LINES_FULL_TABLE` for a full table).
@@ -98,6 +102,7 @@ impl DatapathOptions {
             max_routes_v6: MAX_ROUTES_V6,
             dir24_tbl8_groups: MAX_DIR24_TBL8_GROUPS,
             dxr: DxrSizes::for_routes(0, 0),
+            xdp_log: false,
         }
     }
 }
@@ -169,6 +174,8 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .override_global(ENGINE_GLOBAL, &engine, true)
             .override_global(FLOW_HASH_SEED_GLOBAL, &options.flow_hash_seed, true)
+            .override_global(xdp_log::XDP_LOG_GLOBAL, &u8::from(options.xdp_log), true)
+            .map_max_entries("AYA_LOGS", xdp_log::ring_bytes(options.xdp_log))
             .map_max_entries(
                 map_names::ROUTES_V4,
                 size(uses_trie_v4, options.max_routes_v4),
@@ -226,6 +233,11 @@ impl Datapath {
                 ext6: mmap_array(&maps, map_names::DXR6_EXT)?,
                 xranges6: mmap_array(&maps, map_names::DXR6_XRANGES)?,
                 default: mmap_array(&maps, map_names::DXR_DEFAULT)?,
+                grace: grace::GracePeriod::new()
+                    .inspect_err(|err| {
+                        tracing::warn!(%err, "no map-in-map grace periods: DXR waits out quarantines")
+                    })
+                    .ok(),
             });
             // No reader until `attach`: a bulk load reuses freed blocks at once.
             dxr.set_published(false);

@@ -90,6 +90,7 @@ impl PinnedDatapath {
             ext6: mmap_pinned(&self.pin_dir, map_names::DXR6_EXT)?,
             xranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_XRANGES)?,
             default: mmap_pinned(&self.pin_dir, map_names::DXR_DEFAULT)?,
+            grace: None,
         };
         Ok(super::dxr::readback::routes(&tables))
     }

@@ -102,6 +102,7 @@ fn fresh_agent() -> (Snapshot, XdpCounters) {
             last_error: None,
             hold_down: None,
             graceful_restart: None,
+            negotiated: None,
         },
         prefixes_accepted: 0,
         counters: Default::default(),

@@ -123,7 +123,11 @@ fn neighbors_show_graceful_restart_state() {
         "address": "10.0.2.1", "interface": null, "dynamic": false, "state": "Established",
         "remote_as": 65002, "uptime_seconds": 5, "prefixes_received": 1,
         "prefixes_advertised": 1, "last_error": null, "hold_down": null,
-        "graceful_restart": null
+        "graceful_restart": null,
+        "negotiated": {
+            "hold_time_seconds": 9, "keepalive_seconds": 3,
+            "capabilities": ["ipv4-unicast", "four-octet-as", "route-refresh"]
+        }
     }]);
     let text = render_neighbors(&value);
     assert!(
@@ -141,6 +145,16 @@ fn neighbors_show_graceful_restart_state() {
         "{text}"
     );
     assert_eq!(text.matches("graceful restart").count(), 2, "{text}");
+    // Only the Established neighbor has negotiated facts, under its own row.
+    assert!(
+        text.contains("10.0.2.1")
+            && text.contains(
+                "  negotiated: hold time 9 s, keepalive 3 s, capabilities: ipv4-unicast, \
+                 four-octet-as, route-refresh\n"
+            ),
+        "{text}"
+    );
+    assert_eq!(text.matches("negotiated:").count(), 1, "{text}");
 }
 
 #[test]

@@ -20,15 +20,21 @@ pub struct Report {
 pub struct Settings {
     pub engines: Vec<&'static str>,
     pub v4_routes: Vec<usize>,
-    /// IPv6 routes added to the largest table.
+    /// IPv6 routes of the largest table (the others get the same share of their IPv4 size).
     pub v6_routes: usize,
     pub destinations: usize,
+    /// Single-route updates of each kind (add, change, remove) per family at the largest table.
+    pub update_ops: usize,
     /// Pairs of calls of the hot measurement.
     pub hot_pairs: u32,
     /// Program runs per `BPF_PROG_TEST_RUN` call of a pair.
     pub hot_repeat: [u32; 2],
     pub batch_routes: usize,
     pub seed: u64,
+    /// Routes installed before the program was attached (else after).
+    pub cold_start: bool,
+    /// The program loaded with its debug events on (`--xdp-log`).
+    pub xdp_log: bool,
 }
 
 /// One engine with one table: load, program, measure, remove.
@@ -46,9 +52,69 @@ pub struct Run {
     /// The IPv4 measurements with reverse-path filtering on (`packets` has it off).
     pub rpf: Vec<RpfPackets>,
     pub memory: Memory,
+    /// Single-route updates at this table (the largest table only).
+    pub updates: Option<Updates>,
+    /// DXR: writes that waited for a quarantined block to come free (install + updates).
+    pub quarantine_waits: Option<u64>,
+    /// DXR: chunks passed to the kernel for want of room, after the updates (must be 0).
+    pub degraded_after_updates: Option<usize>,
     pub remove: Programming,
     /// Destinations still forwarded after every route was removed (must be 0).
     pub forwarded_after_remove: usize,
+    /// Routes of ours left in the namespace's kernel FIB after removal (must be 0).
+    pub kernel_routes_after_remove: usize,
+}
+
+/// Single-route updates with the table in: each one a batch of its own through
+/// `Fib` + `Datapath::apply` (+ the kernel FIB write for the kernel engine), timed whole.
+#[derive(Debug, Serialize)]
+pub struct Updates {
+    pub v4: FamilyUpdates,
+    pub v6: Option<FamilyUpdates>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FamilyUpdates {
+    /// A new prefix (not in the table).
+    pub add: Latency,
+    /// A prefix of the table to another nexthop group.
+    pub change: Latency,
+    /// The added prefixes again.
+    pub remove: Latency,
+}
+
+/// Latency of single operations (ns).
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub ops: usize,
+    pub mean_ns: f64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+    /// Updates the datapath refused (timed all the same).
+    pub failures: usize,
+    pub first_failure: Option<String>,
+}
+
+impl Latency {
+    pub fn of(mut times: Vec<u64>) -> Self {
+        times.sort_unstable();
+        let at = |p: f64| {
+            times
+                .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
+        Self {
+            ops: times.len(),
+            mean_ns: times.iter().sum::<u64>() as f64 / times.len().max(1) as f64,
+            p50_ns: at(0.5),
+            p99_ns: at(0.99),
+            max_ns: times.last().copied().unwrap_or(0),
+            failures: 0,
+            first_failure: None,
+        }
+    }
 }
 
 /// Route programming through `Fib` + `Datapath::apply`, per family and in total.
@@ -103,14 +169,22 @@ pub struct Packets {
     /// An ARP frame, `repeat: 1`: the program's shortest path plus the kernel's timing overhead
     /// that every `repeat: 1` number includes.
     pub floor: Series,
-    /// One IPv4 destination, `repeat: 1` each time: comparable with `v4_spread`.
-    pub v4_hot_repeat1: Series,
-    /// Every destination once, `repeat: 1`.
-    pub v4_spread: Series,
-    /// One IPv4 destination, many runs per call: cache-hot, without the timer overhead.
-    pub v4_hot: Hot,
-    /// IPv6 destinations over the IPv6 table, when the run has one.
-    pub v6_spread: Option<Series>,
+    pub v4: FamilyPackets,
+    /// When the table has IPv6 routes.
+    pub v6: Option<FamilyPackets>,
+}
+
+/// One family's per-packet cost.
+#[derive(Debug, Serialize)]
+pub struct FamilyPackets {
+    /// Every destination once, `repeat: 1`, each inside a random prefix of the whole table.
+    pub spread: Series,
+    /// One destination, `repeat: 1` each time: comparable with `spread`.
+    pub hot_repeat1: Series,
+    /// One destination, many runs per call: cache-hot, without the timer overhead.
+    pub hot: Hot,
+    /// `spread.p50_ns - floor.p50_ns`: the lookup's share of a packet (issue 12's figure).
+    pub spread_p50_over_floor_ns: i64,
 }
 
 /// IPv4 spread and hot with the ingress interface's RPF mode set; every probe's source has a
@@ -171,7 +245,15 @@ pub struct Memory {
     pub rss_delta_bytes: i64,
     /// Change of RssAnon: the agent's own userspace memory (FIB, DIR-24-8 bookkeeping).
     pub rss_anon_delta_bytes: i64,
-    pub dir24_bookkeeping_bytes: usize,
+    /// The engine's own user-space bookkeeping (DIR-24-8 rule maps, DXR rules), bytes.
+    pub bookkeeping_bytes: usize,
+    /// DXR: bytes of the range blocks in use or in quarantine, as opposed to the arenas'
+    /// memlock.
+    pub live_bytes: Option<u64>,
+    /// DXR: bytes of the fixed tables (both direct tables, the extension descriptors).
+    pub dxr_fixed_bytes: Option<u64>,
+    /// DXR: chunks that found no room and pass to the kernel (must be 0).
+    pub dxr_degraded_chunks: Option<usize>,
     /// DIR-24-8 TBL8 groups in use (one per /24 holding a prefix longer than /24), and the
     /// capacity; 0 for the LPM trie.
     pub dir24_tbl8_groups: usize,
@@ -225,19 +307,19 @@ impl TextTable {
     }
 }
 
-fn mib(bytes: f64) -> String {
+pub fn mib(bytes: f64) -> String {
     format!("{:.1}", bytes / (1024.0 * 1024.0))
 }
 
-fn signed_mib(bytes: i64) -> String {
+pub fn signed_mib(bytes: i64) -> String {
     format!("{:+.1}", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn ns(value: f64) -> String {
+pub fn ns(value: f64) -> String {
     format!("{value:.1}")
 }
 
-fn rate(routes_per_s: f64) -> String {
+pub fn rate(routes_per_s: f64) -> String {
     if routes_per_s >= 1e6 {
         format!("{:.2}M", routes_per_s / 1e6)
     } else {
@@ -245,7 +327,7 @@ fn rate(routes_per_s: f64) -> String {
     }
 }
 
-fn table_name(run: &Run) -> String {
+pub fn table_name(run: &Run) -> String {
     if run.v6_routes > 0 {
         format!("{} + {} v6", run.v4_routes, run.v6_routes)
     } else {
@@ -293,321 +375,43 @@ pub fn write_header(
     writeln!(
         out,
         "settings: seed {}, {} destinations, {} hot call pairs, {} routes per batch, \
-         4 ECMP groups of 2 resolved nexthops per family (egress lo)",
-        settings.seed, settings.destinations, settings.hot_pairs, settings.batch_routes
+         {} single-route updates per kind and family at the largest table, 4 ECMP groups of 2 \
+         resolved nexthops per family on bc0 (ingress and egress, in the bench's namespace; \
+         the kernel engine: the same groups as ECMP routes in that namespace's kernel FIB); \
+         routes installed {} the program was attached",
+        settings.seed,
+        settings.destinations,
+        settings.hot_pairs,
+        settings.batch_routes,
+        settings.update_ops,
+        if settings.cold_start {
+            "before"
+        } else {
+            "after"
+        }
     )?;
+    if settings.xdp_log {
+        writeln!(
+            out,
+            "XDP debug events ON (--xdp-log): an event per frame not forwarded (floor, \
+             after-remove), the ring buffer drained after each call"
+        )?;
+    }
     writeln!(out)
 }
 
-pub fn write_tables(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
-    let runs = &report.runs;
-    writeln!(
-        out,
-        "Per-packet cost of the XDP program, ns/packet, kernel-timed (BPF_PROG_TEST_RUN duration)"
-    )?;
-    writeln!(
-        out,
-        "  spread: each destination once (repeat 1), inside random prefixes of the whole table"
-    )?;
-    writeln!(
-        out,
-        "  hot r1: one destination, repeat 1 (same timing overhead as spread: spread p50 - hot r1 \
-         p50 is what the table's size costs)"
-    )?;
-    writeln!(
-        out,
-        "  hot: one destination, calls of {} and {} runs (their difference: per-run cost without \
-         the fixed per-call cost): cache-hot best case",
-        report.settings.hot_repeat[0], report.settings.hot_repeat[1]
-    )?;
-    writeln!(
-        out,
-        "  floor: ARP frame, repeat 1: parse + pass, plus the timing overhead in every repeat-1 \
-         number"
-    )?;
-    let mut table = TextTable::new(&[
-        "engine",
-        "routes",
-        "spread mean",
-        "p50",
-        "p99",
-        "hot r1 p50",
-        "hot",
-        "floor p50",
-        "v6 spread",
-        "failures",
-    ]);
-    for run in runs {
-        let p = &run.packets;
-        let failures = p.floor.failures
-            + p.v4_hot_repeat1.failures
-            + p.v4_spread.failures
-            + p.v4_hot.failures as usize
-            + p.v6_spread.as_ref().map_or(0, |s| s.failures);
-        table.row(vec![
-            run.engine.into(),
-            table_name(run),
-            ns(p.v4_spread.mean_ns),
-            p.v4_spread.p50_ns.to_string(),
-            p.v4_spread.p99_ns.to_string(),
-            p.v4_hot_repeat1.p50_ns.to_string(),
-            ns(p.v4_hot.ns),
-            p.floor.p50_ns.to_string(),
-            p.v6_spread.as_ref().map_or("-".into(), |s| ns(s.mean_ns)),
-            failures.to_string(),
-        ]);
-    }
-    table.write(out)?;
-    for run in runs {
-        let p = &run.packets;
-        let series = [
-            ("floor", &p.floor),
-            ("v4 hot r1", &p.v4_hot_repeat1),
-            ("v4 spread", &p.v4_spread),
-        ];
-        for (name, s) in series
-            .into_iter()
-            .chain(p.v6_spread.as_ref().map(|s| ("v6 spread", s)))
-        {
-            if s.failures > 0 {
-                writeln!(
-                    out,
-                    "  FAILED {} {} {name}: {} of {} (verdicts {:?}), first: {}",
-                    run.engine,
-                    table_name(run),
-                    s.failures,
-                    s.packets,
-                    s.verdicts,
-                    s.failed.join("; ")
-                )?;
-            }
-        }
-        if p.v4_hot.failures > 0 {
-            writeln!(
-                out,
-                "  FAILED {} {} hot: {} of {} packets not forwarded (verdicts {:?})",
-                run.engine,
-                table_name(run),
-                p.v4_hot.failures,
-                p.v4_hot.packets,
-                p.v4_hot.verdicts
-            )?;
-        }
-    }
-    writeln!(out)?;
-    write_rpf_table(out, runs)?;
+#[cfg(test)]
+mod tests {
+    use super::Latency;
 
-    writeln!(
-        out,
-        "Route programming: Fib::set_route / remove_route (fib) + Datapath::apply (apply), \
-         in batches of {} routes; load = Datapath::load",
-        report.settings.batch_routes
-    )?;
-    let mut table = TextTable::new(&[
-        "engine",
-        "routes",
-        "load ms",
-        "family",
-        "install s",
-        "fib s",
-        "apply s",
-        "routes/s",
-        "remove s",
-        "fib s",
-        "apply s",
-        "removes/s",
-    ]);
-    for run in runs {
-        let families = [
-            ("v4", &run.install.v4, &run.remove.v4),
-            ("v6", &run.install.v6, &run.remove.v6),
-            ("total", &run.install.total, &run.remove.total),
-        ];
-        for (i, (family, install, remove)) in families.into_iter().enumerate() {
-            if install.routes == 0 || (i == 2 && run.v6_routes == 0) {
-                continue;
-            }
-            let first = i == 0;
-            table.row(vec![
-                if first {
-                    run.engine.into()
-                } else {
-                    String::new()
-                },
-                if first {
-                    table_name(run)
-                } else {
-                    String::new()
-                },
-                if first {
-                    format!("{:.0}", run.load_ms)
-                } else {
-                    String::new()
-                },
-                family.into(),
-                format!("{:.3}", install.total_s),
-                format!("{:.3}", install.fib_s),
-                format!("{:.3}", install.apply_s),
-                rate(install.routes_per_s),
-                format!("{:.3}", remove.total_s),
-                format!("{:.3}", remove.fib_s),
-                format!("{:.3}", remove.apply_s),
-                rate(remove.routes_per_s),
-            ]);
-        }
+    #[test]
+    fn latency_percentiles() {
+        let latency = Latency::of((1..=1000).rev().collect());
+        assert_eq!(latency.ops, 1000);
+        assert_eq!(latency.p50_ns, 501);
+        assert_eq!(latency.p99_ns, 991);
+        assert_eq!(latency.max_ns, 1000);
+        assert_eq!(latency.mean_ns, 500.5);
+        assert_eq!(Latency::of(Vec::new()).p99_ns, 0);
     }
-    table.write(out)?;
-    writeln!(
-        out,
-        "  target: >= 1M routes/s into DIR-24-8 (reported, not asserted); \
-         forwarded after remove: {}",
-        runs.iter()
-            .map(|r| r.forwarded_after_remove.to_string())
-            .collect::<Vec<_>>()
-            .join("/")
-    )?;
-    writeln!(out)?;
-
-    writeln!(
-        out,
-        "Memory with the table installed (MiB; per route: bytes / (v4 + v6 routes))"
-    )?;
-    writeln!(
-        out,
-        "  route maps / all maps: sum of memlock in /proc/self/fdinfo of the program's maps \
-         (LPM trie: leaf nodes only, a lower bound)"
-    )?;
-    writeln!(
-        out,
-        "  meminfo: change of SUnreclaim + VmallocUsed over load + install (system-wide, noisy; \
-         counts what memlock misses: trie inner nodes, allocator rounding)"
-    )?;
-    writeln!(
-        out,
-        "  RSS: change of VmRSS (includes the mmap-ed DIR-24-8 arrays); anon: change of RssAnon \
-         (the agent's own data: FIB, DIR-24-8 bookkeeping)"
-    )?;
-    let mut table = TextTable::new(&[
-        "engine",
-        "routes",
-        "route maps",
-        "all maps",
-        "meminfo",
-        "RSS",
-        "anon",
-        "dir24 bookkeeping",
-        "memlock B/route",
-        "meminfo B/route",
-        "anon B/route",
-    ]);
-    for run in runs {
-        let m = &run.memory;
-        let routes = run.v4_routes + run.v6_routes;
-        // Per route only where the table dominates the fixed costs.
-        let per_route = |bytes: f64| {
-            if routes >= 1_000 {
-                format!("{:.0}", bytes / routes as f64)
-            } else {
-                "-".into()
-            }
-        };
-        table.row(vec![
-            run.engine.into(),
-            table_name(run),
-            mib(m.route_maps_bytes as f64),
-            mib(m.kernel_maps_bytes as f64),
-            signed_mib(m.meminfo_delta_bytes),
-            signed_mib(m.rss_delta_bytes),
-            signed_mib(m.rss_anon_delta_bytes),
-            mib(m.dir24_bookkeeping_bytes as f64),
-            per_route(m.route_maps_bytes as f64),
-            per_route(m.meminfo_delta_bytes as f64),
-            per_route(m.rss_anon_delta_bytes as f64),
-        ]);
-    }
-    table.write(out)?;
-    if let Some(largest) = runs.iter().map(|r| r.v4_routes + r.v6_routes).max() {
-        for run in runs.iter().filter(|r| r.v4_routes + r.v6_routes == largest) {
-            let maps: Vec<String> = run
-                .memory
-                .maps
-                .iter()
-                .filter(|m| m.memlock >= 64 * 1024)
-                .map(|m| format!("{} {}", m.name, mib(m.memlock as f64)))
-                .collect();
-            let tbl8 = if run.memory.dir24_tbl8_capacity > 0 {
-                format!(
-                    "; TBL8 groups in use: {} of {}",
-                    run.memory.dir24_tbl8_groups, run.memory.dir24_tbl8_capacity
-                )
-            } else {
-                String::new()
-            };
-            writeln!(
-                out,
-                "  {} {}: maps >= 64 KiB: {}; program {} KiB{tbl8}",
-                run.engine,
-                table_name(run),
-                maps.join(", "),
-                run.memory.program_bytes / 1024
-            )?;
-        }
-    }
-    writeln!(out)?;
-    writeln!(out, "elapsed: {:.1} s", report.elapsed_s)
-}
-
-/// IPv4 per-packet cost by reverse-path filter mode: `off` is the main measurement.
-fn write_rpf_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "Reverse-path filter cost, IPv4, ns/packet (source routed through the ingress \
-         interface: the accept path; off = the table above)"
-    )?;
-    let mut table = TextTable::new(&[
-        "engine",
-        "routes",
-        "rpf",
-        "spread mean",
-        "p50",
-        "p99",
-        "hot",
-        "failures",
-    ]);
-    for run in runs {
-        let off = ("off", &run.packets.v4_spread, &run.packets.v4_hot);
-        let modes = run.rpf.iter().map(|r| (r.mode, &r.v4_spread, &r.v4_hot));
-        for (mode, spread, hot) in std::iter::once(off).chain(modes) {
-            table.row(vec![
-                run.engine.into(),
-                table_name(run),
-                mode.into(),
-                ns(spread.mean_ns),
-                spread.p50_ns.to_string(),
-                spread.p99_ns.to_string(),
-                ns(hot.ns),
-                (spread.failures + hot.failures as usize).to_string(),
-            ]);
-        }
-    }
-    table.write(out)?;
-    for run in runs {
-        for r in &run.rpf {
-            if r.v4_spread.failures > 0 || r.v4_hot.failures > 0 {
-                writeln!(
-                    out,
-                    "  FAILED {} {} rpf {}: spread {} of {} (verdicts {:?}), hot {} (verdicts {:?})",
-                    run.engine,
-                    table_name(run),
-                    r.mode,
-                    r.v4_spread.failures,
-                    r.v4_spread.packets,
-                    r.v4_spread.verdicts,
-                    r.v4_hot.failures,
-                    r.v4_hot.verdicts
-                )?;
-            }
-        }
-    }
-    writeln!(out)
 }

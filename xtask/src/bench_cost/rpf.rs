@@ -8,12 +8,12 @@ use router_agent::fib::{Batch, FibOp, Source};
 use router_common::{INTERFACE_F_FORWARD_V4, INTERFACE_F_FORWARD_V6, Interface, RpfMode};
 
 use super::{
-    Bench, EGRESS, INGRESS_MAC, PROBE_SRC_V4, Probes, XDP_REDIRECT, frames, hot,
+    Bench, INGRESS_MAC, PROBE_SRC_V4, Probes,
+    packets::{XDP_REDIRECT, frames, hot, series},
     report::{RpfPackets, Settings},
-    series,
 };
 
-/// `INTERFACES[EGRESS]`, the ingress interface of the test runs.
+/// `INTERFACES[bc0]`, the ingress interface of the test runs.
 pub(super) fn ingress(rpf: RpfMode) -> Interface {
     Interface {
         mac: INGRESS_MAC,
@@ -43,15 +43,16 @@ pub(super) fn rpf_packets(
             bench.v4_targets[0].clone(),
         )
         .context("route for the probes' source")?;
-    bench.datapath.apply(&batch)?;
+    bench.apply(&batch)?;
     let group_id = bench
         .datapath
         .lookup_group(IpAddr::V4(PROBE_SRC_V4))?
         .context("the source's route is not in the datapath")?;
     let mut group = bench.datapath.group(group_id)?;
-    if !group.egress.contains(&EGRESS) {
+    let ingress = bench.ifindex;
+    if !group.egress.contains(&ingress) {
         // A FIB that does not record egress interfaces yet: the accept path needs it.
-        group.egress[0] = EGRESS;
+        group.egress[0] = ingress;
         let op = FibOp::WriteGroup {
             id: group_id,
             group: Box::new(group),
@@ -60,18 +61,28 @@ pub(super) fn rpf_packets(
     }
     let mut runs = Vec::new();
     for (mode, name) in [(RpfMode::Loose, "loose"), (RpfMode::Strict, "strict")] {
-        bench.datapath.set_interface(EGRESS, ingress(mode))?;
+        bench.datapath.set_interface(ingress, self::ingress(mode))?;
         runs.push(RpfPackets {
             mode: name,
-            v4_spread: series(&mut bench.datapath, frames(&probes.v4), XDP_REDIRECT)?,
-            v4_hot: hot(&mut bench.datapath, &probes.hot, settings.hot_pairs)?,
+            v4_spread: series(
+                &mut bench.datapath,
+                ingress,
+                frames(&probes.v4),
+                XDP_REDIRECT,
+            )?,
+            v4_hot: hot(
+                &mut bench.datapath,
+                ingress,
+                &probes.hot_v4,
+                settings.hot_pairs,
+            )?,
         });
     }
     bench
         .datapath
-        .set_interface(EGRESS, ingress(RpfMode::Off))?;
+        .set_interface(ingress, self::ingress(RpfMode::Off))?;
     let mut batch = Batch::default();
     bench.fib.remove_route(&mut batch, Source::Static, source);
-    bench.datapath.apply(&batch)?;
+    bench.apply(&batch)?;
     Ok(runs)
 }

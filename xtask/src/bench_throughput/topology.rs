@@ -53,15 +53,25 @@ impl Drop for PinDir {
 
 impl Topology {
     /// `threaded_napi`: rtr0's NAPI runs in a kernel thread (which the scheduler may put on
-    /// another CPU than the generator) instead of in softirq on the generator's CPU.
-    pub fn create(threaded_napi: bool) -> Result<Self> {
+    /// another CPU than the generator) instead of in softirq on the generator's CPU. `queues`:
+    /// transmit and receive queues of every veth (a frame goes to the peer's receive queue of
+    /// the sending CPU, so each CPU gets a chain of its own).
+    pub fn create(threaded_napi: bool, queues: usize) -> Result<Self> {
         let pid = std::process::id();
         let name = |role: &str| format!("{TAG}-{pid}-{role}");
         let gen_ns = Namespace::create(&name("gen"))?;
         let rtr = Namespace::create(&name("rtr"))?;
         let sink = Namespace::create(&name("sink"))?;
-        netns_lab::veth((&gen_ns, "gen0", GEN0_MAC), (&rtr, "rtr0", RTR0_MAC))?;
-        netns_lab::veth((&rtr, "rtr1", RTR1_MAC), (&sink, "sink0", SINK0_MAC))?;
+        veth(
+            (&gen_ns, "gen0", GEN0_MAC),
+            (&rtr, "rtr0", RTR0_MAC),
+            queues,
+        )?;
+        veth(
+            (&rtr, "rtr1", RTR1_MAC),
+            (&sink, "sink0", SINK0_MAC),
+            queues,
+        )?;
 
         for (ns, dev, v4, v6) in [
             (&gen_ns, "gen0", "10.10.0.2/24", "2001:db8:10::2/64"),
@@ -157,6 +167,40 @@ impl Topology {
             })
             .collect())
     }
+}
+
+/// `netns_lab::veth` with `queues` transmit and receive queues on both ends.
+fn veth(
+    (a, a_name, a_mac): (&Namespace, &str, [u8; 6]),
+    (b, b_name, b_mac): (&Namespace, &str, [u8; 6]),
+    queues: usize,
+) -> Result<()> {
+    let (a_mac, b_mac) = (netns_lab::mac_string(&a_mac), netns_lab::mac_string(&b_mac));
+    let queues = queues.to_string();
+    let end = |ns: &Namespace, name: &str, mac: &str| -> Vec<String> {
+        [
+            name,
+            "netns",
+            ns.name(),
+            "address",
+            mac,
+            "numtxqueues",
+            &queues,
+            "numrxqueues",
+            &queues,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let mut args = vec!["link".to_owned(), "add".to_owned()];
+    args.extend(end(a, a_name, &a_mac));
+    args.extend(["type", "veth", "peer", "name"].map(str::to_owned));
+    args.extend(end(b, b_name, &b_mac));
+    netns_lab::run(std::process::Command::new("ip").args(&args))
+        .context("creating a veth pair with several queues")?;
+    a.ip(&["link", "set", a_name, "up"])?;
+    b.ip(&["link", "set", b_name, "up"])?;
+    Ok(())
 }
 
 /// A value of `/proc/net/snmp`, where a header line and a value line share a prefix.

@@ -22,17 +22,27 @@ impl Agent {
     pub(super) fn start(router: &Namespace, bin: &Path, config: &Path, log: &Path) -> Result<Self> {
         let file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = router
-            .command(bin)
+        let mut command = router.command(bin);
+        command
             .args(["run", "-c"])
             .arg(config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
-            .stderr(file)
-            // Its own process group: a Ctrl-C on the terminal reaches us, and we stop it.
-            .process_group(0)
+            .stderr(file);
+        // Its own session (and process group): a Ctrl-C or hang-up of the terminal reaches
+        // us, not it, and we stop it; with `--keep` it outlives us.
+        // SAFETY: setsid(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         Ok(Self {

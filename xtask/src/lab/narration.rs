@@ -58,12 +58,18 @@ impl Lab {
         );
         println!("  a shell in a namespace:  ip netns exec {} bash", names[3]);
         println!("  agent log: {}", self.dir.join("agent.log").display());
-        println!("  tear down:");
-        println!("    kill {agent_pid}; sleep 1");
-        println!(
-            "    for ns in {}; do ip netns del $ns; done",
-            names.join(" ")
-        );
+        if self.routes == Routes::Bgp {
+            println!(
+                "  FRR (server1):  vtysh --vty_socket {}/ -c 'show bgp summary'",
+                self.dir.display()
+            );
+            println!(
+                "  BIRD (server2): birdc -s {} show protocols",
+                self.dir.join("bird.ctl").display()
+            );
+        }
+        println!("  stop and remove it all (agent, FRR, BIRD, namespaces, pins, files):");
+        println!("    cargo xtask lab --stop   (the next `cargo xtask lab` removes it too)");
     }
 }
 

@@ -4,6 +4,7 @@ use std::{net::IpAddr, time::Instant};
 
 use ipnet::IpNet;
 
+use super::NegotiatedStatus;
 use crate::bgp::{
     config::PeerAddress,
     graceful_restart::helper::Phase,
@@ -32,6 +33,8 @@ pub struct NeighborStatus {
     pub hold_down: Option<HoldDownStatus>,
     /// Graceful restart as the last session negotiated it; None: not negotiated.
     pub graceful_restart: Option<GracefulRestartStatus>,
+    /// The Established session's timers and agreed capabilities; None when not Established.
+    pub negotiated: Option<NegotiatedStatus>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -121,6 +124,7 @@ impl Speaker {
                     }),
                 }),
                 graceful_restart: self.graceful_restart_status(peer),
+                negotiated: peer.negotiated.clone(),
             })
             .collect()
     }

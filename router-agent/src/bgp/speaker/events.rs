@@ -10,6 +10,7 @@ use std::{
 use ipnet::IpNet;
 
 use super::{HoldDown, Speaker};
+use crate::bgp::northbound::NegotiatedStatus;
 use crate::bgp::{
     config::PeerAddress,
     fsm::{self, NotificationInfo, State},
@@ -116,6 +117,7 @@ impl Speaker {
         southbound::set_gateways_failed(fib, batch, peer, &failed, true);
         state.last_error = Some(reason);
         state.established_at = None;
+        state.negotiated = None;
         // Hard: nothing is kept (the RIB drops the stale marks with the paths).
         state.restart = None;
         state.graceful_restart = None;
@@ -209,6 +211,7 @@ impl Speaker {
         state.graceful_restart = negotiated.graceful_restart.clone();
         state.info = Some(info.clone());
         state.established_at = Some(Instant::now());
+        state.negotiated = Some(NegotiatedStatus::from(&negotiated));
         state.families = negotiated.families.clone();
         let next_hops = ExportNextHops::choose(&SessionEnds {
             local: local.ip(),

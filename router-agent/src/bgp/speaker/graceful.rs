@@ -92,6 +92,7 @@ impl Speaker {
         let state = self.peer_mut(peer);
         state.last_error = Some(reason);
         state.established_at = None;
+        state.negotiated = None;
         state.adj_out.clear();
         state.export_session = None;
         let address = state.address;

@@ -27,6 +27,7 @@ use tokio::{
     sync::mpsc,
 };
 
+use super::northbound::NegotiatedStatus;
 use super::southbound::{self, Resolve};
 use super::unusable_log::UnusableLog;
 use super::{auth, gtsm_filter, tcp_ao, ttl_security};
@@ -92,6 +93,8 @@ pub(in crate::bgp) struct PeerState {
     pub(in crate::bgp) session_ended: bool,
     /// BFD went down (why): the session is held down until BFD is up again (`bfd.rs`).
     pub(in crate::bgp) bfd_held: Option<String>,
+    /// What the Established session agreed (timers, capabilities), for `show neighbors`.
+    pub(in crate::bgp) negotiated: Option<NegotiatedStatus>,
 }
 
 impl PeerState {
@@ -119,6 +122,7 @@ impl PeerState {
             restart: None,
             session_ended: false,
             bfd_held: None,
+            negotiated: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 use router_common::{DXR4_LINE, DXR6_LINE, DXRX_LINE, Dxr4Line, Dxr6Line, DxrXLine};
 
 use super::{Arena, Directory, DxrStorage};
-use crate::datapath::mmap::MmapArray;
+use crate::datapath::{grace::GracePeriod, mmap::MmapArray};
 
 pub struct MmapDxr {
     pub direct4: MmapArray<u64>,
@@ -19,6 +19,8 @@ pub struct MmapDxr {
     pub xranges6: MmapArray<DxrXLine>,
     /// `DXR_DEFAULT`: the /0 routes, IPv4 then IPv6.
     pub default: MmapArray<u64>,
+    /// Ends quarantines early, at a grace period (`None`: they run their course).
+    pub grace: Option<GracePeriod>,
 }
 
 impl MmapDxr {
@@ -117,5 +119,11 @@ impl DxrStorage for MmapDxr {
 
     fn ext_capacity(&self) -> u32 {
         self.ext6.entries()
+    }
+
+    fn wait_for_readers(&mut self) -> bool {
+        self.grace
+            .as_ref()
+            .is_some_and(|grace| grace.wait().is_ok())
     }
 }

@@ -62,6 +62,12 @@ pub trait DxrStorage {
     fn capacity(&self, arena: Arena) -> u32;
     /// Extension descriptors (`DXR6_EXT` entries).
     fn ext_capacity(&self) -> u32;
+    /// Waits until no reader still holds what it read before the call (an RCU grace period
+    /// of the XDP program); `false` if this storage cannot tell, and the quarantine's time
+    /// bound applies.
+    fn wait_for_readers(&mut self) -> bool {
+        false
+    }
 }
 
 /// In-memory storage for tests and benchmarks.

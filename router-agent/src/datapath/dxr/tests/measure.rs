@@ -33,7 +33,7 @@ fn dxr_full_table_install() {
         .collect();
     for published in [false, true] {
         // Arenas of twice the design's estimate (quarantine slack).
-        let mut dxr = Dxr::new(VecStorage::new(240_000, 110_000, 16_384, 32_767));
+        let mut dxr = Dxr::new(VecStorage::new(240_000, 110_000, 32_768, 32_767));
         dxr.set_published(published);
         for (name, routes) in [("v4", &mut v4), ("v6", &mut v6)] {
             let start = Instant::now();
