@@ -64,7 +64,7 @@ use trafficgen::{Generator, Placement, Sink};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Seconds measured per run (after a 0.5 s warm-up) [default: 5, 2 with --quick].
+    /// Seconds measured per run (after a 0.5 s warm-up) [default: 5, 1 with --quick].
     #[arg(long)]
     seconds: Option<f64>,
     /// Interleaved rounds over the modes; the median is reported [default: 3, 1 with --quick].
@@ -194,7 +194,7 @@ pub fn run(args: Args) -> Result<()> {
     crate::ensure_bpffs()?;
     netns_lab::remove_stale_labs(&format!("{}-", topology::TAG));
 
-    let seconds = args.seconds.unwrap_or(if args.quick { 2.0 } else { 5.0 });
+    let seconds = args.seconds.unwrap_or(if args.quick { 1.0 } else { 5.0 });
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let (v4_routes, v6_routes) = if args.quick {
         (

@@ -37,7 +37,9 @@ pub struct DebArgs {
 
 pub fn run(args: DebArgs) -> Result<()> {
     let started = Instant::now();
-    crate::cargo(&["build", "--release", "-p", "router-agent"])?;
+    // The same build as the README's and the benches' (`--workspace`: one feature set, so CI
+    // links the binary instead of compiling the agent again).
+    crate::cargo(&["build", "--release", "--workspace"])?;
     let workspace = workspace_root();
     let deb = build(&workspace)?;
     println!(

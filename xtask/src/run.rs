@@ -15,7 +15,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    crate::cargo(&["build", "--release", "-p", "router-agent"])?;
+    // `--workspace`, as the README builds: the same feature set, so nothing is compiled twice.
+    crate::cargo(&["build", "--release", "--workspace"])?;
     let agent = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../target/release/router-agent"
