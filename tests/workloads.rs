@@ -487,8 +487,10 @@ fn workload_routes_are_announced_live_and_forwarded_by_xdp() {
     let status = lab.show("redistribute");
     assert_eq!(status[0]["announced"], 5, "{status}");
     assert_eq!(status[0]["held_back"], 2, "{status}");
+    // One warning for the crossing; how many were over at that moment depends on whether the
+    // kernel's notifications of the batch arrived in one read or several.
     assert_eq!(
-        lab.log_count("5 prefixes, over its limit; 2 more not announced"),
+        lab.log_count("5 prefixes, over its limit;"),
         1,
         "{}",
         lab.log()
