@@ -105,6 +105,7 @@ pub struct Dxr<S: DxrStorage> {
     degraded: BTreeMap<(bool, u32), u16>,
     /// Allocations may sleep until a quarantine ends (not while retrying degraded chunks).
     may_wait: bool,
+    scratch: build::Scratch,
 }
 
 impl<S: DxrStorage> Dxr<S> {
@@ -133,6 +134,7 @@ impl<S: DxrStorage> Dxr<S> {
             dirty_ext: HashSet::default(),
             degraded: BTreeMap::new(),
             may_wait: true,
+            scratch: build::Scratch::default(),
         }
     }
 

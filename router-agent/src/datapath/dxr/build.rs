@@ -24,25 +24,29 @@ enum Span {
 /// what), sorted by first key, outer prefixes first (prefixes nest or are disjoint). Returns
 /// (first key, value) per range, the first at key 0, neighbours with equal values merged.
 /// `ext` makes an extension's value from its /64 and the value covering it.
+/// The ranges go to `out`; `open` is a work buffer (both cleared first, their room reused).
 fn sweep<E>(
     spans: impl IntoIterator<Item = (u64, u64, Span)>,
+    out: &mut Vec<(u64, u16)>,
+    open: &mut Vec<(u64, u16)>,
     mut ext: impl FnMut(u64, u16) -> Result<u16, E>,
-) -> Result<Vec<(u64, u16)>, E> {
-    let mut out = vec![(0, DXR_VALUE_NONE)];
+) -> Result<(), E> {
+    out.clear();
+    out.push((0, DXR_VALUE_NONE));
     // Open prefixes, innermost last: (last key, value).
-    let mut open: Vec<(u64, u16)> = Vec::new();
+    open.clear();
     for (first, last, span) in spans {
-        close(&mut out, &mut open, Some(first));
+        close(out, open, Some(first));
         let covering = open.last().map_or(DXR_VALUE_NONE, |&(_, value)| value);
         let value = match span {
             Span::Value(value) => value,
             Span::Ext(hi) => ext(hi, covering)?,
         };
-        emit(&mut out, first, value);
+        emit(out, first, value);
         open.push((last, value));
     }
-    close(&mut out, &mut open, None);
-    Ok(out)
+    close(out, open, None);
+    Ok(())
 }
 
 /// Closes the open prefixes that end before `next` (all of them if `None`): the keys after
@@ -85,6 +89,15 @@ struct Extensions {
     kept: Vec<u32>,
 }
 
+/// Buffers a rebuild reuses: a full-table load rebuilds hundreds of thousands of chunks, and
+/// allocating these each time was a quarter of its time.
+#[derive(Default)]
+pub(super) struct Scratch {
+    spans: Vec<(u64, u64, Span)>,
+    ranges: Vec<(u64, u16)>,
+    open: Vec<(u64, u16)>,
+}
+
 /// Lines a block of `count` ranges takes.
 fn lines(arena: Arena, count: u32) -> u32 {
     count.div_ceil(arena.per_line())
@@ -95,6 +108,18 @@ impl<S: DxrStorage> Dxr<S> {
     /// changed and what was allocated is freed; the error names what was full (the caller
     /// degrades the chunk).
     pub(super) fn rebuild_chunk(&mut self, v6: bool, chunk: u32) -> Result<(), &'static str> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.rebuild_with(v6, chunk, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    fn rebuild_with(
+        &mut self,
+        v6: bool,
+        chunk: u32,
+        scratch: &mut Scratch,
+    ) -> Result<(), &'static str> {
         let (directory, arena) = if v6 {
             (Directory::Direct6, Arena::Ranges6)
         } else {
@@ -103,10 +128,10 @@ impl<S: DxrStorage> Dxr<S> {
         let family = if v6 { &self.v6 } else { &self.v4 };
         let bits = u32::from(family.direct_bits());
         // Chunk-relative keys: the key's bits after the direct bits, left-aligned.
-        let spans: Vec<(u64, u64, Span)> = family
-            .chunk_entries(chunk)
-            .iter()
-            .map(|e| {
+        scratch.spans.clear();
+        scratch
+            .spans
+            .extend(family.chunk_entries(chunk).iter().map(|e| {
                 let first = e.key << bits;
                 if e.len == EXT_MARKER {
                     (first, span_end(first, 64 - bits as u8), Span::Ext(e.key))
@@ -117,8 +142,7 @@ impl<S: DxrStorage> Dxr<S> {
                         Span::Value(e.group),
                     )
                 }
-            })
-            .collect();
+            }));
 
         let old = self
             .storage
@@ -132,10 +156,15 @@ impl<S: DxrStorage> Dxr<S> {
             },
             ..Extensions::default()
         };
-        let ranges = match sweep(spans, |hi, covering| {
-            self.build_ext(hi, covering, &mut exts)
-        }) {
-            Ok(ranges) => ranges,
+        let swept = sweep(
+            scratch.spans.iter().copied(),
+            &mut scratch.ranges,
+            &mut scratch.open,
+            |hi, covering| self.build_ext(hi, covering, &mut exts),
+        );
+        let ranges = &scratch.ranges;
+        match swept {
+            Ok(()) => {}
             Err(what) => {
                 self.drop_unpublished_exts(&exts.made);
                 return Err(what);
@@ -219,7 +248,10 @@ impl<S: DxrStorage> Dxr<S> {
             .iter()
             .map(|e| (e.key, span_end(e.key, e.len), Span::Value(e.group)))
             .collect();
-        let ranges = sweep(spans, |_, _| Err("nested extension"))?;
+        let (mut ranges, mut open) = (Vec::new(), Vec::new());
+        sweep(spans, &mut ranges, &mut open, |_, _| {
+            Err("nested extension")
+        })?;
         let count = ranges.len() as u32;
         let arena = Arena::XRanges6;
         if count > DXR_MAX_RANGES {
@@ -301,7 +333,9 @@ mod tests {
 
     fn values(spans: Vec<(u64, u64, u16)>) -> Vec<(u64, u16)> {
         let spans = spans.into_iter().map(|(a, b, v)| (a, b, Span::Value(v)));
-        sweep(spans, |_, _| Err::<u16, ()>(())).unwrap()
+        let (mut out, mut open) = (Vec::new(), vec![(7, 7)]);
+        sweep(spans, &mut out, &mut open, |_, _| Err::<u16, ()>(())).unwrap();
+        out
     }
 
     #[test]
