@@ -145,6 +145,9 @@ impl<S: DxrStorage> Dxr<S> {
         changes.sort_by_key(|(prefix, _)| sort_key(prefix));
         let mut errors = Vec::new();
         let mut touched: Vec<Touched> = Vec::new();
+        // The changed prefixes, chunk by chunk (`Touched::prefixes` indexes): one vector for
+        // the batch, not one per chunk.
+        let mut changed: Vec<IpNet> = Vec::new();
         for &(raw, group) in changes.iter() {
             let prefix = raw.trunc();
             let group = match group {
@@ -169,12 +172,13 @@ impl<S: DxrStorage> Dxr<S> {
                 self.dirty_ext.insert(rule.hi);
             }
             // Sorted by address: a chunk's changes are neighbours.
+            changed.push(prefix);
             match touched.last_mut() {
-                Some(last) if last.v6 == v6 && last.chunk == chunk => last.prefixes.push(prefix),
+                Some(last) if last.v6 == v6 && last.chunk == chunk => last.prefixes.end += 1,
                 _ => touched.push(Touched {
                     v6,
                     chunk,
-                    prefixes: vec![prefix],
+                    prefixes: changed.len() - 1..changed.len(),
                 }),
             }
         }
@@ -187,9 +191,9 @@ impl<S: DxrStorage> Dxr<S> {
             if let Err(what) = self.rebuild_chunk(v6, chunk) {
                 self.degrade(v6, chunk);
                 errors.extend(
-                    prefixes
-                        .into_iter()
-                        .map(|prefix| DxrError::Full { prefix, what }),
+                    changed[prefixes]
+                        .iter()
+                        .map(|&prefix| DxrError::Full { prefix, what }),
                 );
             }
         }
@@ -414,11 +418,12 @@ impl<S: DxrStorage> Dxr<S> {
     }
 }
 
-/// A chunk a batch changed, and the prefixes changed in it (named if it finds no room).
+/// A chunk a batch changed, and the prefixes changed in it (named if it finds no room): a
+/// range of the batch's changed prefixes.
 struct Touched {
     v6: bool,
     chunk: u32,
-    prefixes: Vec<IpNet>,
+    prefixes: std::ops::Range<usize>,
 }
 
 fn sort_key(prefix: &IpNet) -> (bool, u128, u8) {

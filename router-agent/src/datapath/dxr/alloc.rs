@@ -75,6 +75,7 @@ impl LineAllocator {
             self.quarantine.pop_front();
             self.free(start, lines);
         }
+        shrink_drained(&mut self.quarantine);
     }
 
     /// When the oldest quarantined block may be reused.
@@ -172,6 +173,7 @@ impl IdAllocator {
             self.quarantine.pop_front();
             self.free.push(id);
         }
+        shrink_drained(&mut self.quarantine);
     }
 
     pub(super) fn oldest_release(&self) -> Option<Instant> {
@@ -193,6 +195,14 @@ impl IdAllocator {
 
     pub(super) fn bookkeeping_bytes(&self) -> usize {
         self.free.capacity() * 4 + self.quarantine.capacity() * size_of::<(Instant, u32)>()
+    }
+}
+
+/// A quarantine that a bulk load filled (the old blocks of a whole table: megabytes) gives the
+/// room back once it has drained; halving only below an eighth keeps churn from reallocating.
+fn shrink_drained<T>(queue: &mut VecDeque<T>) {
+    if queue.capacity() > 1024 && queue.len() < queue.capacity() / 8 {
+        queue.shrink_to(queue.len() * 2);
     }
 }
 

@@ -129,20 +129,18 @@ impl<S: DxrStorage> Dxr<S> {
         let bits = u32::from(family.direct_bits());
         // Chunk-relative keys: the key's bits after the direct bits, left-aligned.
         scratch.spans.clear();
-        scratch
-            .spans
-            .extend(family.chunk_entries(chunk).iter().map(|e| {
-                let first = e.key << bits;
-                if e.len == EXT_MARKER {
-                    (first, span_end(first, 64 - bits as u8), Span::Ext(e.key))
-                } else {
-                    (
-                        first,
-                        span_end(first, e.len - bits as u8),
-                        Span::Value(e.group),
-                    )
-                }
-            }));
+        family.for_each_in_chunk(chunk, |e| {
+            let first = e.key << bits;
+            scratch.spans.push(if e.len == EXT_MARKER {
+                (first, span_end(first, 64 - bits as u8), Span::Ext(e.key))
+            } else {
+                (
+                    first,
+                    span_end(first, e.len - bits as u8),
+                    Span::Value(e.group),
+                )
+            });
+        });
 
         let old = self
             .storage

@@ -59,6 +59,94 @@ pub(super) struct Entry {
     pub group: u16,
 }
 
+/// An IPv4 chunk's prefix as stored: the address bits after the direct bits (16 of them),
+/// length and group, 6 bytes against [`Entry`]'s 16: these lists are most of the agent's DXR
+/// memory at a full table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry4 {
+    offset: u16,
+    len: u8,
+    group: u16,
+}
+
+const _: () = assert!(32 - DXR4_DIRECT_BITS <= 16);
+
+/// What a sorted prefix list holds: ordered by (key, length) inside one chunk or /64.
+trait Sorted: Copy {
+    /// The list order of a prefix with this family key and length.
+    fn order_of(key: u64, len: u8) -> (u64, u8);
+    fn order(&self) -> (u64, u8);
+    fn make(key: u64, len: u8, group: u16) -> Self;
+    fn group(&self) -> u16;
+    fn group_mut(&mut self) -> &mut u16;
+}
+
+impl Sorted for Entry {
+    fn order_of(key: u64, len: u8) -> (u64, u8) {
+        (key, len)
+    }
+    fn order(&self) -> (u64, u8) {
+        (self.key, self.len)
+    }
+    fn make(key: u64, len: u8, group: u16) -> Self {
+        Entry { key, len, group }
+    }
+    fn group(&self) -> u16 {
+        self.group
+    }
+    fn group_mut(&mut self) -> &mut u16 {
+        &mut self.group
+    }
+}
+
+impl Sorted for Entry4 {
+    fn order_of(key: u64, len: u8) -> (u64, u8) {
+        (u64::from(Entry4::offset_of(key)), len)
+    }
+    fn order(&self) -> (u64, u8) {
+        (u64::from(self.offset), self.len)
+    }
+    fn make(key: u64, len: u8, group: u16) -> Self {
+        Entry4 {
+            offset: Entry4::offset_of(key),
+            len,
+            group,
+        }
+    }
+    fn group(&self) -> u16 {
+        self.group
+    }
+    fn group_mut(&mut self) -> &mut u16 {
+        &mut self.group
+    }
+}
+
+impl Entry4 {
+    /// The IPv4 family key's bits after the direct bits (`key` is `addr << 32`).
+    fn offset_of(key: u64) -> u16 {
+        ((key << DXR4_DIRECT_BITS) >> 48) as u16
+    }
+
+    /// Back to an [`Entry`] with the family key, in chunk `chunk`.
+    fn entry(self, chunk: u32) -> Entry {
+        Entry {
+            key: u64::from(chunk) << (64 - DXR4_DIRECT_BITS)
+                | u64::from(self.offset) << (48 - DXR4_DIRECT_BITS),
+            len: self.len,
+            group: self.group,
+        }
+    }
+}
+
+type Lists<K, E> = HashMap<K, Vec<E>, Hasher>;
+
+/// Per chunk holding any: its longer prefixes (and IPv6 extension markers), sorted by (key,
+/// len). A map, not a vector per chunk: most IPv6 chunks stay empty.
+enum Chunks {
+    V4(Lists<u32, Entry4>),
+    V6(Lists<u32, Entry>),
+}
+
 /// `Entry::len` of a chunk's marker for a /64 (`key`) holding prefixes longer than /64: sorts
 /// after a /64 route at the same key, which the extension then sits inside.
 pub(super) const EXT_MARKER: u8 = u8::MAX;
@@ -79,11 +167,9 @@ pub(super) struct Family {
     short: Vec<HashMap<u64, u16, Hasher>>,
     /// Per chunk: the length of the short prefix that owns its default (0: none).
     depth: Vec<u8>,
-    /// Per chunk holding any: its longer prefixes (and IPv6 extension markers), sorted by
-    /// (key, len). A map, not a vector per chunk: most IPv6 chunks stay empty.
-    chunks: HashMap<u32, Vec<Entry>, Hasher>,
+    chunks: Chunks,
     /// IPv6: /64 (upper key) -> its prefixes longer than /64 (lower key), sorted.
-    ext: HashMap<u64, Vec<Entry>, Hasher>,
+    ext: Lists<u64, Entry>,
     len: usize,
 }
 
@@ -98,7 +184,11 @@ impl Family {
             bits,
             short: (0..=bits).map(|_| HashMap::default()).collect(),
             depth: vec![0; 1 << bits],
-            chunks: HashMap::default(),
+            chunks: if v6 {
+                Chunks::V6(HashMap::default())
+            } else {
+                Chunks::V4(HashMap::default())
+            },
             ext: HashMap::default(),
             len: 0,
         }
@@ -181,19 +271,27 @@ impl Family {
         if rule.len <= self.bits {
             return self.short[usize::from(rule.len)].get(&rule.hi).copied();
         }
-        let (list, key, len) = if rule.len <= 64 {
-            (self.chunks.get(&self.chunk_of(rule.hi))?, rule.hi, rule.len)
-        } else {
-            (self.ext.get(&rule.hi)?, rule.lo, rule.len - 64)
-        };
-        let index = list
-            .binary_search_by_key(&(key, len), |e| (e.key, e.len))
-            .ok()?;
-        Some(list[index].group)
+        if rule.len > 64 {
+            return find(self.ext.get(&rule.hi)?, rule.lo, rule.len - 64);
+        }
+        let chunk = self.chunk_of(rule.hi);
+        match &self.chunks {
+            Chunks::V4(lists) => find(lists.get(&chunk)?, rule.hi, rule.len),
+            Chunks::V6(lists) => find(lists.get(&chunk)?, rule.hi, rule.len),
+        }
     }
 
-    pub fn chunk_entries(&self, chunk: u32) -> &[Entry] {
-        self.chunks.get(&chunk).map_or(&[], Vec::as_slice)
+    /// A chunk's prefixes (`key`: the family key), sorted, into `f`.
+    pub fn for_each_in_chunk(&self, chunk: u32, f: impl FnMut(Entry)) {
+        match &self.chunks {
+            Chunks::V4(lists) => lists
+                .get(&chunk)
+                .into_iter()
+                .flatten()
+                .map(|e| e.entry(chunk))
+                .for_each(f),
+            Chunks::V6(lists) => lists.get(&chunk).into_iter().flatten().copied().for_each(f),
+        }
     }
 
     pub fn ext_entries(&self, hi: u64) -> &[Entry] {
@@ -202,31 +300,23 @@ impl Family {
 
     pub fn bookkeeping_bytes(&self) -> usize {
         let slot = size_of::<(u64, u16)>() + 1;
-        let entry = size_of::<Entry>();
         self.short
             .iter()
             .map(|m| m.capacity() * slot)
             .sum::<usize>()
             + self.depth.capacity()
-            + self
-                .chunks
-                .values()
-                .map(|c| size_of::<(u32, Vec<Entry>)>() + 1 + c.capacity() * entry)
-                .sum::<usize>()
-            + self
-                .ext
-                .values()
-                .map(|c| size_of::<(u64, Vec<Entry>)>() + 1 + c.capacity() * entry)
-                .sum::<usize>()
+            + match &self.chunks {
+                Chunks::V4(lists) => lists_bytes(lists),
+                Chunks::V6(lists) => lists_bytes(lists),
+            }
+            + lists_bytes(&self.ext)
     }
 
     fn set_in_chunk(&mut self, chunk: u32, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
-        let list = self.chunks.entry(chunk).or_default();
-        let previous = set_sorted(list, key, len, group);
-        if list.is_empty() {
-            self.chunks.remove(&chunk);
+        match &mut self.chunks {
+            Chunks::V4(lists) => set_in(lists, chunk, key, len, group),
+            Chunks::V6(lists) => set_in(lists, chunk, key, len, group),
         }
-        previous
     }
 
     fn count(&mut self, previous: Option<u16>, group: Option<u16>) {
@@ -238,20 +328,50 @@ impl Family {
     }
 }
 
+/// Sets or removes (`key`, `len`) in the list of `at`, dropping a list that empties.
+fn set_in<K: std::hash::Hash + Eq + Copy, E: Sorted>(
+    lists: &mut Lists<K, E>,
+    at: K,
+    key: u64,
+    len: u8,
+    group: Option<u16>,
+) -> Option<u16> {
+    let list = lists.entry(at).or_default();
+    let previous = set_sorted(list, key, len, group);
+    if list.is_empty() {
+        lists.remove(&at);
+    }
+    previous
+}
+
+fn find<E: Sorted>(list: &[E], key: u64, len: u8) -> Option<u16> {
+    let index = list
+        .binary_search_by_key(&E::order_of(key, len), E::order)
+        .ok()?;
+    Some(list[index].group())
+}
+
+fn lists_bytes<K, E>(lists: &Lists<K, E>) -> usize {
+    lists
+        .values()
+        .map(|list| size_of::<(K, Vec<E>)>() + 1 + list.capacity() * size_of::<E>())
+        .sum()
+}
+
 /// Sets or removes (`key`, `len`) in a list sorted by (key, len); returns the previous group.
-fn set_sorted(list: &mut Vec<Entry>, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
+fn set_sorted<E: Sorted>(list: &mut Vec<E>, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
     match (
-        list.binary_search_by_key(&(key, len), |e| (e.key, e.len)),
+        list.binary_search_by_key(&E::order_of(key, len), E::order),
         group,
     ) {
-        (Ok(index), Some(group)) => Some(std::mem::replace(&mut list[index].group, group)),
-        (Ok(index), None) => Some(list.remove(index).group),
+        (Ok(index), Some(group)) => Some(std::mem::replace(list[index].group_mut(), group)),
+        (Ok(index), None) => Some(list.remove(index).group()),
         (Err(index), Some(group)) => {
             // Grow by an eighth, not double: these lists are most of the bookkeeping.
             if list.len() == list.capacity() {
                 list.reserve_exact(list.len() / 8 + 1);
             }
-            list.insert(index, Entry { key, len, group });
+            list.insert(index, E::make(key, len, group));
             None
         }
         (Err(_), None) => None,
