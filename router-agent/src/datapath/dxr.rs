@@ -27,7 +27,8 @@
 //! Invariants (the XDP program reads without locks while the agent writes):
 //! - I1: a block (or extension id) reachable from a published descriptor is never written; one
 //!   unhooked at time t is reused only after t + [`DXR_QUARANTINE`] (XDP handles one packet per
-//!   RCU read-side section, microseconds).
+//!   RCU read-side section, microseconds), or once an RCU grace period of the program that
+//!   started after t has ended (`datapath/grace.rs`: waited for, or run in the background).
 //! - I2: descriptors and `DEFAULT` change only by single aligned 64-bit stores, so default,
 //!   base and count always describe one consistent chunk.
 //! - I3: a block (and the extension blocks and descriptors it names) is complete before the
@@ -142,6 +143,7 @@ impl<S: DxrStorage> Dxr<S> {
     /// order (stable: changes to one prefix keep their order). Every chunk a batch touches is
     /// rebuilt once, at the end. Returns the changes that could not be made.
     pub fn apply(&mut self, changes: &mut [(IpNet, Option<u32>)]) -> Vec<DxrError> {
+        self.reclaim();
         changes.sort_by_key(|(prefix, _)| sort_key(prefix));
         let mut errors = Vec::new();
         let mut touched: Vec<Touched> = Vec::new();
@@ -198,6 +200,8 @@ impl<S: DxrStorage> Dxr<S> {
             }
         }
         self.dirty_ext.clear();
+        // Ask for the grace period that frees this batch's old blocks before the next batch.
+        self.reclaim();
         errors
     }
 
@@ -220,6 +224,7 @@ impl<S: DxrStorage> Dxr<S> {
     /// degraded chunks that now fit (without waiting for more).
     pub fn release_quarantined(&mut self, now: Instant) {
         self.release_space(now);
+        self.reclaim();
         let chunks: Vec<(bool, u32)> = self.degraded.keys().copied().collect();
         self.may_wait = false;
         for (v6, chunk) in chunks {
@@ -393,6 +398,20 @@ impl<S: DxrStorage> Dxr<S> {
         self.release_space(Instant::now().max(ready));
     }
 
+    /// Frees the quarantined space a grace period that ran in the background has made safe,
+    /// and asks for the next one while anything is in quarantine: allocations then rarely
+    /// wait for one ([`Dxr::wait_until`]).
+    fn reclaim(&mut self) {
+        let waiting = self.ranges4.oldest_release().is_some()
+            || self.ranges6.oldest_release().is_some()
+            || self.xranges.oldest_release().is_some()
+            || self.ext_ids.oldest_release().is_some();
+        if let Some(gone) = self.storage.readers_gone_before(waiting) {
+            // Whatever was unhooked before `gone` has no reader left.
+            self.release_space(gone + DXR_QUARANTINE);
+        }
+    }
+
     /// Frees the quarantined space whose time is up at `now` (no rebuilds: callers may be in
     /// the middle of one).
     fn release_space(&mut self, now: Instant) {
@@ -415,6 +434,9 @@ impl<S: DxrStorage> Dxr<S> {
     fn publish(&mut self, directory: Directory, index: u32, desc: u64) {
         fence(Ordering::Release);
         self.storage.set_descriptor(directory, index, desc);
+        // The store is visible to every CPU before the old block's quarantine time is taken:
+        // a reader that starts after that time cannot reach the old block.
+        fence(Ordering::SeqCst);
     }
 }
 

@@ -11,6 +11,9 @@
 use std::{
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    sync::{Arc, Condvar, Mutex, PoisonError},
+    thread::JoinHandle,
+    time::Instant,
 };
 
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -109,6 +112,93 @@ impl GracePeriod {
     }
 }
 
+/// Grace periods run one after another on a thread of their own while asked for, so a writer
+/// learns without blocking which of its unhooked space has no reader left (as the kernel's
+/// `call_rcu()` does, where [`GracePeriod::wait`] is `synchronize_rcu()`).
+pub struct BackgroundGrace {
+    grace: Arc<GracePeriod>,
+    shared: Arc<(Mutex<Progress>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Another grace period is wanted.
+    requested: bool,
+    /// The start of the latest grace period that ended.
+    completed: Option<Instant>,
+    stop: bool,
+}
+
+impl BackgroundGrace {
+    pub fn new() -> io::Result<Self> {
+        let grace = Arc::new(GracePeriod::new()?);
+        let shared = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
+        let thread = std::thread::Builder::new()
+            .name("dxr-grace".into())
+            .spawn({
+                let (grace, shared) = (grace.clone(), shared.clone());
+                move || run(&grace, &shared)
+            })?;
+        Ok(Self {
+            grace,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The start of the latest grace period that ended: no program run that began before it
+    /// is still running. With `more`, another grace period starts if none is under way.
+    pub fn poll(&self, more: bool) -> Option<Instant> {
+        let (progress, wake) = &*self.shared;
+        let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
+        if more && !progress.requested {
+            progress.requested = true;
+            wake.notify_one();
+        }
+        progress.completed
+    }
+
+    /// Waits for a grace period here (see [`GracePeriod::wait`]).
+    pub fn wait(&self) -> io::Result<()> {
+        self.grace.wait()
+    }
+}
+
+fn run(grace: &GracePeriod, shared: &(Mutex<Progress>, Condvar)) {
+    let (progress, wake) = shared;
+    let mut guard = progress.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        while !guard.requested && !guard.stop {
+            guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        }
+        if guard.stop {
+            return;
+        }
+        guard.requested = false;
+        drop(guard);
+        let started = Instant::now();
+        let waited = grace.wait();
+        guard = progress.lock().unwrap_or_else(PoisonError::into_inner);
+        match waited {
+            Ok(()) => guard.completed = Some(started),
+            // Logged once by whoever created it; the writer falls back to waiting itself.
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for BackgroundGrace {
+    fn drop(&mut self) {
+        let (progress, wake) = &*self.shared;
+        progress.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +215,27 @@ mod tests {
         let each = started.elapsed() / 10;
         eprintln!("grace period: {each:?}");
         assert!(each < std::time::Duration::from_millis(100), "{each:?}");
+    }
+
+    /// A poll asks for a grace period; a later poll sees it ended, having started after the
+    /// first poll.
+    #[test]
+    fn background_grace_periods_follow_requests() {
+        let grace = BackgroundGrace::new().expect("creating the map-in-map (needs root)");
+        let asked = Instant::now();
+        assert_eq!(grace.poll(false), None, "nothing asked for yet");
+        grace.poll(true);
+        let deadline = asked + std::time::Duration::from_secs(5);
+        let completed = loop {
+            if let Some(completed) = grace.poll(false) {
+                break completed;
+            }
+            assert!(Instant::now() < deadline, "no grace period ended in 5 s");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert!(completed >= asked);
+        // No request, no new grace period.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(grace.poll(false), Some(completed));
     }
 }

@@ -233,7 +233,7 @@ impl Datapath {
                 ext6: mmap_array(&maps, map_names::DXR6_EXT)?,
                 xranges6: mmap_array(&maps, map_names::DXR6_XRANGES)?,
                 default: mmap_array(&maps, map_names::DXR_DEFAULT)?,
-                grace: grace::GracePeriod::new()
+                grace: grace::BackgroundGrace::new()
                     .inspect_err(|err| {
                         tracing::warn!(%err, "no map-in-map grace periods: DXR waits out quarantines")
                     })

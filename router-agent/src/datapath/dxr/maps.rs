@@ -8,7 +8,7 @@
 use router_common::{DXR4_LINE, DXR6_LINE, DXRX_LINE, Dxr4Line, Dxr6Line, DxrXLine};
 
 use super::{Arena, Directory, DxrStorage};
-use crate::datapath::{grace::GracePeriod, mmap::MmapArray};
+use crate::datapath::{grace::BackgroundGrace, mmap::MmapArray};
 
 pub struct MmapDxr {
     pub direct4: MmapArray<u64>,
@@ -20,7 +20,7 @@ pub struct MmapDxr {
     /// `DXR_DEFAULT`: the /0 routes, IPv4 then IPv6.
     pub default: MmapArray<u64>,
     /// Ends quarantines early, at a grace period (`None`: they run their course).
-    pub grace: Option<GracePeriod>,
+    pub grace: Option<BackgroundGrace>,
 }
 
 impl MmapDxr {
@@ -125,5 +125,9 @@ impl DxrStorage for MmapDxr {
         self.grace
             .as_ref()
             .is_some_and(|grace| grace.wait().is_ok())
+    }
+
+    fn readers_gone_before(&mut self, more: bool) -> Option<std::time::Instant> {
+        self.grace.as_ref()?.poll(more)
     }
 }

@@ -1,6 +1,8 @@
 //! Where DXR tables live: the agent implements [`DxrStorage`] over the mmap-ed BPF arrays;
 //! tests and benchmarks use [`VecStorage`].
 
+use std::time::Instant;
+
 use router_common::{
     DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR6_DIRECT_ENTRIES, DXR6_LINE, DXRX_LINE, DxrXRange,
 };
@@ -67,6 +69,13 @@ pub trait DxrStorage {
     /// bound applies.
     fn wait_for_readers(&mut self) -> bool {
         false
+    }
+    /// The start of the latest grace period of the readers that ended (space unhooked before
+    /// it has no reader left), without waiting; with `more`, another one is started if none
+    /// is under way. `None` if this storage cannot tell.
+    fn readers_gone_before(&mut self, more: bool) -> Option<Instant> {
+        let _ = more;
+        None
     }
 }
 
