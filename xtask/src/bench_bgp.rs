@@ -92,6 +92,10 @@ pub struct Args {
     /// the whole table under way instead of with the table installed.
     #[arg(long)]
     close_before_stop: bool,
+    /// router-agent's `datapath.engine`: auto picks DXR for a full table (the runs recorded
+    /// at 60d56b0 and before pinned dir24: `--engine dir24` repeats them).
+    #[arg(long, default_value = "auto")]
+    engine: String,
 }
 
 /// The link between sender and DUT.
@@ -199,6 +203,7 @@ pub fn run(args: Args) -> Result<()> {
                 .flat_map(|w| w.split_whitespace())
                 .map(str::to_owned)
                 .collect(),
+            engine: args.engine.clone(),
         }
     } else {
         dut::Agent::default()
@@ -510,7 +515,7 @@ fn print_results(outcomes: &[Outcome]) -> Result<()> {
         out,
         "memory summed over the DUT's processes: resident before the session (start), VmHWM \
          after convergence (peak); growth = peak - start; max anon: largest RssAnon sampled \
-         (heap and stacks only: not the DIR-24-8 arrays router-agent maps); kernel: change of \
+         (heap and stacks only: not the BPF maps router-agent maps); kernel: change of \
          SUnreclaim + VmallocUsed (system-wide) from before the DUT started to convergence: \
          the kernel FIB, BPF maps"
     )?;

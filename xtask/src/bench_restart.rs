@@ -83,6 +83,10 @@ pub struct Args {
     /// router-agent's `bgp.kernel_routes` (none, default-only, all).
     #[arg(long, default_value = "none")]
     kernel_routes: String,
+    /// router-agent's `datapath.engine`: auto picks DXR for the full table, the LPM trie for
+    /// 1 route (the runs recorded at 60d56b0 and before pinned dir24: `--engine dir24`).
+    #[arg(long, default_value = "auto")]
+    engine: String,
     /// Seconds each restart may take to come back clean before the run fails.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -183,6 +187,7 @@ pub fn run(args: Args) -> Result<()> {
                     &binary,
                     &case,
                     &args.kernel_routes,
+                    &args.engine,
                     timeout,
                 )?),
                 DutKind::Frr => rows.push(bench_frr(&link, &binary, &case, timeout)?),
@@ -305,6 +310,7 @@ fn bench_agent(
     binary: &Path,
     case: &Case,
     kernel_routes: &str,
+    engine: &str,
     timeout: Duration,
 ) -> Result<Vec<Row>> {
     let name = format!("a{}", case.routes);
@@ -313,7 +319,7 @@ fn bench_agent(
     let dir = std::env::temp_dir().join(format!("{}-{pid}-{name}", lab::TAG));
     let pin_dir = Path::new("/sys/fs/bpf").join(format!("{}-{pid}-{name}", lab::TAG));
     let mut dut = Dut::new(&dir, &pin_dir, binary)?;
-    dut.write_agent_config(link, case.v4_routes, kernel_routes)?;
+    dut.write_agent_config(link, case.v4_routes, kernel_routes, engine)?;
     dut.start_agent(&topology.dut)?;
     let result = (|| -> Result<Vec<Row>> {
         let (session, _, _) = feed_session(&topology, link, case)?;

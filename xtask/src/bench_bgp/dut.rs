@@ -30,9 +30,9 @@ use netns_lab::Namespace;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
-    /// router-agent, DIR-24-8, BGP routes not mirrored into the kernel (`kernel_routes = none`).
+    /// router-agent, BGP routes not mirrored into the kernel (`kernel_routes = none`).
     Hostrouter,
-    /// router-agent, DIR-24-8, every BGP route also in the kernel (`kernel_routes = all`).
+    /// router-agent, every BGP route also in the kernel (`kernel_routes = all`).
     HostrouterKernel,
     /// BIRD 2, `protocol kernel` exporting everything to the kernel FIB.
     Bird,
@@ -85,7 +85,7 @@ pub struct Memory {
     /// VmRSS now.
     pub rss: u64,
     /// RssAnon now: the processes' own data (heap, stacks), without mapped files and BPF
-    /// arrays (router-agent maps the DIR-24-8 tables, which VmHWM counts).
+    /// arrays (router-agent maps its engine's tables, which VmHWM counts).
     pub anon: u64,
 }
 
@@ -107,6 +107,8 @@ pub const DUT_ASN: u32 = 65000;
 pub struct Agent {
     pub binary: PathBuf,
     pub wrapper: Vec<String>,
+    /// `datapath.engine`.
+    pub engine: String,
 }
 
 impl Dut {
@@ -154,7 +156,7 @@ impl Dut {
         }
     }
 
-    /// router-agent as a full-table host is configured: DIR-24-8, and the table size it should
+    /// router-agent as a full-table host is configured: `--engine`, and the table size it should
     /// plan for (its FIB sizes the route map once instead of doubling it on the way).
     fn start_agent(
         &mut self,
@@ -171,7 +173,7 @@ impl Dut {
         let config = format!(
             r#"[datapath]
 pin_dir = "{pin_dir}"
-engine = "dir24"
+engine = "{engine}"
 expected_ipv4_routes = {ipv4_routes}
 [control]
 socket = "{socket}"
@@ -195,6 +197,7 @@ passive = true
             dut_v4 = link.dut_v4,
             sender_v4 = link.sender_v4,
             sender_asn = link.sender_asn,
+            engine = agent.engine,
         );
         let path = self.dir.join("agent.toml");
         fs::write(&path, config)?;

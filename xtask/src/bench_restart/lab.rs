@@ -103,18 +103,19 @@ impl Dut {
         self.dir.join("agent.sock")
     }
 
-    /// router-agent's configuration: DIR-24-8 sized for the feed, BGP routes not mirrored
+    /// router-agent's configuration: `engine`, sized for the feed, BGP routes not mirrored
     /// into the kernel unless `kernel_routes`, the sender as passive neighbor.
     pub fn write_agent_config(
         &self,
         link: &Link,
         ipv4_routes: usize,
         kernel_routes: &str,
+        engine: &str,
     ) -> Result<()> {
         let config = format!(
             r#"[datapath]
 pin_dir = "{pin_dir}"
-engine = "dir24"
+engine = "{engine}"
 expected_ipv4_routes = {ipv4_routes}
 [control]
 socket = "{socket}"
