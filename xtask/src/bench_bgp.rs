@@ -94,7 +94,7 @@ pub struct Args {
     close_before_stop: bool,
     /// router-agent's `datapath.engine`: auto picks DXR for a full table (the runs recorded
     /// at 60d56b0 and before pinned dir24: `--engine dir24` repeats them).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "lpm-trie", "dir24", "dxr", "kernel"])]
     engine: String,
 }
 

@@ -85,7 +85,7 @@ pub struct Args {
     kernel_routes: String,
     /// router-agent's `datapath.engine`: auto picks DXR for the full table, the LPM trie for
     /// 1 route (the runs recorded at 60d56b0 and before pinned dir24: `--engine dir24`).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "lpm-trie", "dir24", "dxr", "kernel"])]
     engine: String,
     /// Seconds each restart may take to come back clean before the run fails.
     #[arg(long, default_value_t = 300)]
