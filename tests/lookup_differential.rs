@@ -121,16 +121,43 @@ fn check(
     );
 }
 
+/// IPv6 regions where `Table::Dense` packs most of its IPv6 prefixes: thousands per /18, so
+/// that DXR splits those chunks, and their children again (`datapath::dxr::split`).
+const DENSE_V6: [&str; 2] = ["2001:db8::/32", "2a00:1450::/29"];
+
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Prefixes anywhere.
+    Spread,
+    /// Four IPv6 prefixes in five in `DENSE_V6`, mostly /33-/64.
+    DenseV6,
+}
+
 /// One prefix in five is IPv6.
-fn new_prefix(rng: &mut SmallRng, i: usize) -> IpNet {
-    if i % 5 == 4 {
-        IpNet::V6(SHAPE.v6(rng))
-    } else {
-        IpNet::V4(SHAPE.v4(rng))
+fn new_prefix(rng: &mut SmallRng, i: usize, shape: Shape) -> IpNet {
+    if i % 5 != 4 {
+        return IpNet::V4(SHAPE.v4(rng));
+    }
+    match shape {
+        Shape::DenseV6 if rng.random_bool(0.8) => {
+            let region: Ipv6Net = DENSE_V6.choose(rng).unwrap().parse().unwrap();
+            let len = if rng.random_bool(0.9) {
+                rng.random_range(region.prefix_len() + 1..=64)
+            } else {
+                rng.random_range(19..=128)
+            };
+            let host = v6_host(rng, region);
+            IpNet::V6(Ipv6Net::new(host, len).unwrap().trunc())
+        }
+        _ => IpNet::V6(SHAPE.v6(rng)),
     }
 }
 
 fn differential(engine: LookupEngine) {
+    differential_with(engine, Shape::Spread);
+}
+
+fn differential_with(engine: LookupEngine, shape: Shape) {
     let seed = std::env::var("DIFF_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -147,9 +174,14 @@ fn differential(engine: LookupEngine) {
     };
     let mut prefixes = Vec::new();
     for i in 0..scale(100_000) {
-        let prefix = new_prefix(&mut rng, i);
+        let prefix = new_prefix(&mut rng, i, shape);
         set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
         prefixes.push(prefix);
+    }
+    if let Shape::DenseV6 = shape {
+        let splits = h.datapath.dxr().map(|dxr| dxr.split_groups());
+        assert!(splits > Some(2), "split IPv6 nodes: {splits:?}");
+        eprintln!("split IPv6 nodes: {splits:?}");
     }
     check(&mut h, &table, &mut rng, &prefixes, scale(1_000_000), seed);
 
@@ -161,7 +193,7 @@ fn differential(engine: LookupEngine) {
             let prefix = prefixes.swap_remove(index);
             unset(&mut h, &mut table, prefix);
         } else if roll < 8 {
-            let prefix = new_prefix(&mut rng, prefixes.len());
+            let prefix = new_prefix(&mut rng, prefixes.len(), shape);
             set(&mut h, &mut table, prefix, rng.random_range(0..NEXTHOPS));
             prefixes.push(prefix);
         } else if let Some(&prefix) = prefixes.choose(&mut rng) {
@@ -184,4 +216,10 @@ fn dir24_matches_reference() {
 #[test]
 fn dxr_matches_reference() {
     differential(LookupEngine::Dxr);
+}
+
+/// DXR with dense IPv6 regions: its lookup goes down split nodes (three levels here).
+#[test]
+fn dxr_split_nodes_match_reference() {
+    differential_with(LookupEngine::Dxr, Shape::DenseV6);
 }

@@ -12,6 +12,10 @@
 //!         DXR6_EXT[id] (a descriptor) -> DXR6_XRANGES, searched on the lower 64 bits
 //!   value `DXR_VALUE_NONE`: no prefix longer than the direct bits: the descriptor's default;
 //!   default `DXR_VALUE_NONE`: DXR_DEFAULT[0 (v4) | 1 (v6)], the /0 route.
+//!   IPv6 count `DXR_DESC_SPLIT`: a dense node split on the next 8 bits of `hi`:
+//!         DXR6_SUB[base * 256 + those bits] is the descriptor of that 1/256th (its default,
+//!         if not NONE, is the answer there unless a range says otherwise), and so on for at
+//!         most `DXR6_SPLIT_LEVELS` levels
 //! ```
 //!
 //! Range blocks live in arrays of 64-byte lines (one cache line, one mmap-able element), so a
@@ -48,8 +52,19 @@ pub const DXR_MAX_GROUP: u32 = 0x4000;
 pub const DXR_DESC_BASE_SHIFT: u32 = 16;
 pub const DXR_DESC_BASE_MASK: u64 = (1 << 26) - 1;
 pub const DXR_DESC_COUNT_SHIFT: u32 = 42;
-/// The largest block, in ranges (22-bit count).
-pub const DXR_MAX_RANGES: u32 = (1 << 22) - 1;
+/// The largest block, in ranges (22-bit count, one value reserved for `DXR_DESC_SPLIT`).
+pub const DXR_MAX_RANGES: u32 = (1 << 22) - 2;
+/// Descriptor count of a split node: `base` is a group of 256 descriptors in `DXR6_SUB`.
+pub const DXR_DESC_SPLIT: u32 = (1 << 22) - 1;
+
+/// IPv6 split nodes: each level indexes a group of `DXR_SPLIT_FANOUT` descriptors with the
+/// next `DXR_SPLIT_BITS` bits of the address, below the direct bits.
+pub const DXR_SPLIT_BITS: u32 = 8;
+pub const DXR_SPLIT_FANOUT: u32 = 1 << DXR_SPLIT_BITS;
+pub const DXR6_SPLIT_LEVELS: u32 = 4;
+/// Groups of `DXR6_SUB` (each 256 descriptors, 2 KiB).
+pub const DXR6_SUB_GROUPS: u32 = 512;
+pub const DXR6_SUB_ENTRIES: u32 = DXR6_SUB_GROUPS * DXR_SPLIT_FANOUT;
 
 /// Ranges per 64-byte line.
 pub const DXR4_LINE: usize = 16;
@@ -102,6 +117,9 @@ const _: () = assert!(DXR_MAX_GROUP <= DXR_VALUE_EXT as u32);
 // The search bounds reach every range of the largest block.
 const _: () = assert!(1u64 << DXR4_SEARCH_STEPS >= 1 << 16);
 const _: () = assert!(1u64 << DXR6_SEARCH_STEPS >= DXR_MAX_RANGES as u64);
+// The deepest split level still indexes bits of `hi`, and the group ids fit a base.
+const _: () = assert!(DXR6_DIRECT_BITS + DXR_SPLIT_BITS * DXR6_SPLIT_LEVELS <= 64);
+const _: () = assert!(DXR6_SUB_GROUPS as u64 <= DXR_DESC_BASE_MASK + 1);
 // Descriptor fields tile the word exactly.
 const _: () = assert!(DXR_DESC_BASE_SHIFT + 26 == DXR_DESC_COUNT_SHIFT);
 const _: () = assert!(64 - DXR_DESC_COUNT_SHIFT == 22);
@@ -157,6 +175,14 @@ pub const fn dxr6_range(key46: u64, value: u16) -> u64 {
 #[inline(always)]
 pub const fn dxr6_search_key(hi: u64) -> u64 {
     (hi & ((1 << 46) - 1)) << 16 | 0xFFFF
+}
+
+/// The `DXR6_SUB` index a lookup of `hi` reads at split `level` (0: right below the direct
+/// bits) in group `group`.
+#[inline(always)]
+pub const fn dxr6_sub_index(group: u32, hi: u64, level: u32) -> u32 {
+    let shift = 64 - DXR6_DIRECT_BITS - DXR_SPLIT_BITS * (level + 1);
+    group << DXR_SPLIT_BITS | ((hi >> shift) as u32 & (DXR_SPLIT_FANOUT - 1))
 }
 
 /// The value of a range entry (IPv4 or IPv6).

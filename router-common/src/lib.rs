@@ -47,10 +47,11 @@ pub mod map_names {
     pub const DXR6_RANGES: &str = "DXR6_RANGES";
     pub const DXR6_EXT: &str = "DXR6_EXT";
     pub const DXR6_XRANGES: &str = "DXR6_XRANGES";
+    pub const DXR6_SUB: &str = "DXR6_SUB";
     pub const DXR_DEFAULT: &str = "DXR_DEFAULT";
 
     /// Every map the forwarding program owns, in pinning order.
-    pub const ALL: [&str; 25] = [
+    pub const ALL: [&str; 26] = [
         ROUTES_V4,
         ROUTES_V6,
         DIR24_TBL24,
@@ -75,6 +76,7 @@ pub mod map_names {
         DXR6_RANGES,
         DXR6_EXT,
         DXR6_XRANGES,
+        DXR6_SUB,
         DXR_DEFAULT,
     ];
 }
@@ -466,7 +468,7 @@ pub const STAMP_MAGIC: u64 = u64::from_le_bytes(*b"hostrtr\0");
 /// A restarting agent adopts a previous run's maps only when their stamp carries this very
 /// version: bump it with any change the fingerprint test below reports, or with a change of
 /// meaning it cannot see (a flag bit, an entry encoding).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// `DatapathStamp::state`: an agent runs this datapath (or crashed while it did).
 pub const STAMP_RUNNING: u32 = 1;

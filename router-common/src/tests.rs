@@ -92,6 +92,8 @@ fn map_layouts_match_layout_version() {
         u64::from(DXR_DEFAULT_V4) << 8 | u64::from(DXR_DEFAULT_V6),
         u64::from(dxr4_range(1, 2)),
         dxr6_range(1, 2),
+        u64::from(DXR_DESC_SPLIT) << 8 | u64::from(DXR_SPLIT_BITS),
+        u64::from(dxr6_sub_index(3, u64::MAX, 1)),
     ];
     // When this fails, a pinned map's layout changed: bump LAYOUT_VERSION (so that a
     // restarting agent never reads an older run's maps as its own) and record the new
@@ -101,7 +103,7 @@ fn map_layouts_match_layout_version() {
     }
     assert_eq!(
         (LAYOUT_VERSION, hash.0),
-        (2, 0x57bf_0dd5_a7e1_ec13),
+        (3, 0x9467_d7be_222b_d5fa),
         "the pinned maps' layout changed: bump LAYOUT_VERSION and record the new fingerprint"
     );
 }

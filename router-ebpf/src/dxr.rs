@@ -3,17 +3,18 @@
 //! `datapath::dxr::lookup_v4` / `lookup_v6` run the same steps over its storage, and the unit
 //! tests hold that copy to a reference LPM; `tests/lookup_differential.rs` holds this one to it.
 //!
-//! Every loop has a constant bound (`DXR*_SEARCH_STEPS`), each probe is an array lookup the
+//! Every loop has a constant bound (`DXR*_SEARCH_STEPS`, `DXR6_SPLIT_LEVELS`), each probe is an array lookup the
 //! verifier inlines, and reads follow the address dependency descriptor -> block, so a reader
 //! sees a block complete before the descriptor that publishes it (the agent's invariants I1-I5).
 
 use aya_ebpf::{bindings::BPF_F_MMAPABLE, btf_maps::Array, macros::btf_map};
 use router_common::{
-    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_VALUE_NONE, DXR4_DIRECT_BITS,
-    DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_LINES_FULL_TABLE, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS,
-    DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, DXR6_LINE, DXR6_LINES_FULL_TABLE, DXR6_SEARCH_STEPS,
-    DXRX_LINE, DXRX_LINES_FULL_TABLE, Dxr4Line, Dxr6Line, DxrXLine, dxr_desc_base, dxr_desc_count,
-    dxr_desc_default, dxr_ext_id, dxr4_search_key, dxr6_search_key,
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_VALUE_NONE,
+    DXR4_DIRECT_BITS, DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_LINES_FULL_TABLE, DXR4_SEARCH_STEPS,
+    DXR6_DIRECT_BITS, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, DXR6_LINE, DXR6_LINES_FULL_TABLE,
+    DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS, DXR6_SUB_ENTRIES, DXRX_LINE, DXRX_LINES_FULL_TABLE,
+    Dxr4Line, Dxr6Line, DxrXLine, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id,
+    dxr4_search_key, dxr6_search_key, dxr6_sub_index,
 };
 
 const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
@@ -29,6 +30,10 @@ static DXR6_DIRECT: Array<u64, { DXR6_DIRECT_ENTRIES as usize }, MMAPABLE> = Arr
 
 #[btf_map]
 static DXR6_RANGES: Array<Dxr6Line, { DXR6_LINES_FULL_TABLE as usize }, MMAPABLE> = Array::new();
+
+/// Split IPv6 nodes' descriptors, 256 per group.
+#[btf_map]
+static DXR6_SUB: Array<u64, { DXR6_SUB_ENTRIES as usize }, MMAPABLE> = Array::new();
 
 #[btf_map]
 static DXR6_EXT: Array<u64, { DXR6_EXT_ENTRIES as usize }, MMAPABLE> = Array::new();
@@ -73,10 +78,20 @@ pub fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
     let hi = u64::from_be_bytes([
         addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
     ]);
-    let desc = *DXR6_DIRECT.get((hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
+    let mut desc = *DXR6_DIRECT.get((hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
     let mut value = dxr_desc_default(desc);
+    // A dense chunk: down its split nodes to the one holding `hi`.
+    for level in 0..DXR6_SPLIT_LEVELS {
+        if dxr_desc_count(desc) != DXR_DESC_SPLIT {
+            break;
+        }
+        desc = *DXR6_SUB.get(dxr6_sub_index(dxr_desc_base(desc), hi, level))?;
+        if dxr_desc_default(desc) != DXR_VALUE_NONE {
+            value = dxr_desc_default(desc);
+        }
+    }
     let count = dxr_desc_count(desc);
-    if count != 0 {
+    if count != 0 && count != DXR_DESC_SPLIT {
         let key = dxr6_search_key(hi);
         let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, count);
         for _ in 0..DXR6_SEARCH_STEPS {

@@ -47,6 +47,7 @@ mod build;
 mod maps;
 pub mod readback;
 mod rules;
+mod split;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -58,15 +59,16 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use router_common::{
-    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_MAX_GROUP, DXR_VALUE_NONE,
-    DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_SEARCH_STEPS, dxr_desc_base,
-    dxr_desc_count, dxr_desc_default, dxr_desc_with_default, dxr_ext_id, dxr4_search_key,
-    dxr6_search_key,
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_MAX_GROUP,
+    DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_SEARCH_STEPS,
+    DXR6_SPLIT_LEVELS, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_desc_with_default,
+    dxr_ext_id, dxr4_search_key, dxr6_search_key, dxr6_sub_index,
 };
 
 use alloc::{IdAllocator, LineAllocator};
 pub use maps::MmapDxr;
 use rules::{Family, Rule};
+pub use split::SplitLimits;
 pub use storage::{Arena, Directory, DxrStorage, VecStorage};
 
 /// How long an unhooked block or extension id waits before reuse (as DIR-24-8's TBL8 groups).
@@ -94,6 +96,9 @@ pub struct Dxr<S: DxrStorage> {
     ranges6: LineAllocator,
     xranges: LineAllocator,
     ext_ids: IdAllocator,
+    /// `DXR6_SUB` groups (split IPv6 nodes).
+    sub_groups: IdAllocator,
+    split_limits: SplitLimits,
     /// Readers may exist: unhooked space goes to quarantine.
     published: bool,
     /// Times an allocation waited for a quarantine to end.
@@ -127,6 +132,8 @@ impl<S: DxrStorage> Dxr<S> {
             ranges6: LineAllocator::new(lines(Arena::Ranges6)),
             xranges: LineAllocator::new(lines(Arena::XRanges6)),
             ext_ids: IdAllocator::new(storage.ext_capacity().min(router_common::DXR6_MAX_EXT)),
+            sub_groups: IdAllocator::new(storage.sub_groups()),
+            split_limits: SplitLimits::default(),
             v4: Family::new(false),
             v6: Family::new(true),
             storage,
@@ -190,7 +197,7 @@ impl<S: DxrStorage> Dxr<S> {
             prefixes,
         } in touched
         {
-            if let Err(what) = self.rebuild_chunk(v6, chunk) {
+            if let Err(what) = self.rebuild_chunk(v6, chunk, Some(&changed[prefixes.clone()])) {
                 self.degrade(v6, chunk);
                 errors.extend(
                     changed[prefixes]
@@ -229,7 +236,7 @@ impl<S: DxrStorage> Dxr<S> {
         self.may_wait = false;
         for (v6, chunk) in chunks {
             // Failing again leaves the chunk degraded: nothing changed.
-            let _ = self.rebuild_chunk(v6, chunk);
+            let _ = self.rebuild_chunk(v6, chunk, None);
         }
         self.may_wait = true;
     }
@@ -256,7 +263,7 @@ impl<S: DxrStorage> Dxr<S> {
             .or_insert(dxr_desc_default(old));
         let pass = router_common::dxr_desc(router_common::GROUP_PASS as u16, 0, 0);
         self.publish(directory, chunk, pass);
-        self.unhook_block(v6, old, &[]);
+        self.unhook_tree(v6, old, &[]);
     }
 
     /// Bytes of range blocks in use or in quarantine (the direct tables, extension
@@ -267,9 +274,14 @@ impl<S: DxrStorage> Dxr<S> {
         lines as usize * 64
     }
 
-    /// Bytes of the fixed tables: both direct tables and the extension descriptors.
+    /// Bytes of the fixed tables: both direct tables, the extension descriptors and the
+    /// split nodes' groups.
     pub fn fixed_bytes(&self) -> usize {
-        ((1 << DXR4_DIRECT_BITS) + (1 << DXR6_DIRECT_BITS) + self.storage.ext_capacity() as usize)
+        let groups = self.storage.sub_groups() as usize * router_common::DXR_SPLIT_FANOUT as usize;
+        ((1 << DXR4_DIRECT_BITS)
+            + (1 << DXR6_DIRECT_BITS)
+            + self.storage.ext_capacity() as usize
+            + groups)
             * 8
     }
 
@@ -282,6 +294,7 @@ impl<S: DxrStorage> Dxr<S> {
             + self.ranges6.bookkeeping_bytes()
             + self.xranges.bookkeeping_bytes()
             + self.ext_ids.bookkeeping_bytes()
+            + self.sub_groups.bookkeeping_bytes()
     }
 
     /// Whether readers may see the tables. While not (a fresh datapath before the program is
@@ -405,7 +418,8 @@ impl<S: DxrStorage> Dxr<S> {
         let waiting = self.ranges4.oldest_release().is_some()
             || self.ranges6.oldest_release().is_some()
             || self.xranges.oldest_release().is_some()
-            || self.ext_ids.oldest_release().is_some();
+            || self.ext_ids.oldest_release().is_some()
+            || self.sub_groups.oldest_release().is_some();
         if let Some(gone) = self.storage.readers_gone_before(waiting) {
             // Whatever was unhooked before `gone` has no reader left.
             self.release_space(gone + DXR_QUARANTINE);
@@ -419,6 +433,7 @@ impl<S: DxrStorage> Dxr<S> {
         self.ranges6.release_quarantined(now);
         self.xranges.release_quarantined(now);
         self.ext_ids.release_quarantined(now);
+        self.sub_groups.release_quarantined(now);
     }
 
     fn allocator(&mut self, arena: Arena) -> &mut LineAllocator {
@@ -507,10 +522,23 @@ pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
 /// The XDP program's IPv6 lookup over any storage.
 pub fn lookup_v6(storage: &impl DxrStorage, addr: &[u8; 16]) -> Option<u32> {
     let hi = u64::from_be_bytes(addr[..8].try_into().expect("8 bytes"));
-    let desc = storage.descriptor(Directory::Direct6, (hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
+    let mut desc =
+        storage.descriptor(Directory::Direct6, (hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
     let mut value = dxr_desc_default(desc);
+    for level in 0..DXR6_SPLIT_LEVELS {
+        if dxr_desc_count(desc) != DXR_DESC_SPLIT {
+            break;
+        }
+        desc = storage.descriptor(
+            Directory::Sub6,
+            dxr6_sub_index(dxr_desc_base(desc), hi, level),
+        )?;
+        if dxr_desc_default(desc) != DXR_VALUE_NONE {
+            value = dxr_desc_default(desc);
+        }
+    }
     let count = dxr_desc_count(desc);
-    if count != 0 {
+    if count != 0 && count != DXR_DESC_SPLIT {
         let key = dxr6_search_key(hi);
         let index = search(
             storage,

@@ -34,9 +34,10 @@ use aya::{
 };
 use ipnet::{IpNet, Ipv4Net};
 use router_common::{
-    DIR24_TBL24_CHUNKS, DXR4_DIRECT_ENTRIES, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, Dir24Chunk,
-    ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS, MAX_ROUTES_V4, MAX_ROUTES_V6,
-    NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopOwner, NexthopStats, map_names,
+    DIR24_TBL24_CHUNKS, DXR4_DIRECT_ENTRIES, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES,
+    DXR6_SUB_ENTRIES, Dir24Chunk, ENGINE_GLOBAL, LookupEngine, MAX_DIR24_TBL8_GROUPS,
+    MAX_ROUTES_V4, MAX_ROUTES_V6, NEXTHOP_BUCKETS, Nexthop, NexthopGroup, NexthopOwner,
+    NexthopStats, map_names,
 };
 
 use crate::fib::{Batch, FibOp};
@@ -195,6 +196,7 @@ impl Datapath {
             .map_max_entries(map_names::DXR6_RANGES, size(uses_dxr, options.dxr.lines_v6))
             .map_max_entries(map_names::DXR6_EXT, size(uses_dxr, DXR6_EXT_ENTRIES))
             .map_max_entries(map_names::DXR6_XRANGES, size(uses_dxr, options.dxr.xlines))
+            .map_max_entries(map_names::DXR6_SUB, size(uses_dxr, DXR6_SUB_ENTRIES))
             .load(ROUTER_OBJECT)
             .context("loading the XDP object")?;
         let program: &mut Xdp = ebpf
@@ -232,6 +234,7 @@ impl Datapath {
                 ranges6: mmap_array(&maps, map_names::DXR6_RANGES)?,
                 ext6: mmap_array(&maps, map_names::DXR6_EXT)?,
                 xranges6: mmap_array(&maps, map_names::DXR6_XRANGES)?,
+                sub6: mmap_array(&maps, map_names::DXR6_SUB)?,
                 default: mmap_array(&maps, map_names::DXR_DEFAULT)?,
                 grace: grace::BackgroundGrace::new()
                     .inspect_err(|err| {

@@ -89,6 +89,7 @@ impl PinnedDatapath {
             ranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_RANGES)?,
             ext6: mmap_pinned(&self.pin_dir, map_names::DXR6_EXT)?,
             xranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_XRANGES)?,
+            sub6: mmap_pinned(&self.pin_dir, map_names::DXR6_SUB)?,
             default: mmap_pinned(&self.pin_dir, map_names::DXR_DEFAULT)?,
             grace: None,
         };

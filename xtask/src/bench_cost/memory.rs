@@ -32,6 +32,7 @@ pub fn measure(
             map_names::DXR6_RANGES,
             map_names::DXR6_EXT,
             map_names::DXR6_XRANGES,
+            map_names::DXR6_SUB,
             map_names::DXR_DEFAULT,
         ]
         .contains(&name)

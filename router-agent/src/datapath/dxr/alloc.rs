@@ -137,7 +137,8 @@ impl LineAllocator {
     }
 }
 
-/// Extension ids (`DXR6_EXT` indexes), with the same quarantine as blocks.
+/// Extension ids (`DXR6_EXT` indexes) or split-node groups (`DXR6_SUB`), with the same
+/// quarantine as blocks.
 #[derive(Debug)]
 pub(super) struct IdAllocator {
     free: Vec<u32>,
@@ -188,8 +189,7 @@ impl IdAllocator {
     }
 
     /// Ids ready for use.
-    #[cfg(test)]
-    pub(super) fn free_count(&self) -> usize {
+    pub(super) fn free_len(&self) -> usize {
         self.free.len()
     }
 

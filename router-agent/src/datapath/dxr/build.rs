@@ -4,12 +4,14 @@
 
 use std::time::Instant;
 
+use ipnet::IpNet;
 use router_common::{
-    DXR_MAX_RANGES, DXR_VALUE_EXT, DXR_VALUE_NONE, DXR6_DIRECT_BITS, dxr_desc, dxr_desc_base,
-    dxr_desc_count, dxr_desc_default, dxr_ext_id, dxr4_range, dxr6_range,
+    DXR_MAX_RANGES, DXR_SPLIT_BITS, DXR_VALUE_EXT, DXR_VALUE_NONE, DXR6_DIRECT_BITS,
+    DXR6_SPLIT_LEVELS, dxr_desc, dxr_desc_base, dxr_desc_count, dxr_desc_default,
+    dxr_desc_with_default, dxr_ext_id, dxr4_range, dxr6_range,
 };
 
-use super::rules::{EXT_MARKER, span_end};
+use super::rules::{EXT_MARKER, Entry, Rule, mask, node_last, relative_span, span_end};
 use super::{Arena, Directory, Dxr, DxrStorage};
 
 /// What a span of keys holds: a group (or NONE), or an IPv6 /64's extension.
@@ -81,12 +83,12 @@ fn emit(out: &mut Vec<(u64, u16)>, first: u64, value: u16) {
 
 /// A rebuild's IPv6 extensions.
 #[derive(Default)]
-struct Extensions {
+pub(super) struct Extensions {
     /// Built for the new block: (id, first line, lines), freed at once if the rebuild fails.
-    made: Vec<(u32, u32, u32)>,
+    pub made: Vec<(u32, u32, u32)>,
     /// The old block's unchanged ones, by /64, and those the new block keeps.
-    reusable: Vec<(u64, u32)>,
-    kept: Vec<u32>,
+    pub reusable: Vec<(u64, u32)>,
+    pub kept: Vec<u32>,
 }
 
 /// Buffers a rebuild reuses: a full-table load rebuilds hundreds of thousands of chunks, and
@@ -99,17 +101,23 @@ pub(super) struct Scratch {
 }
 
 /// Lines a block of `count` ranges takes.
-fn lines(arena: Arena, count: u32) -> u32 {
+pub(super) fn lines(arena: Arena, count: u32) -> u32 {
     count.div_ceil(arena.per_line())
 }
 
 impl<S: DxrStorage> Dxr<S> {
-    /// Rebuilds chunk `chunk` of a family from its rules. On failure nothing reachable has
-    /// changed and what was allocated is freed; the error names what was full (the caller
-    /// degrades the chunk).
-    pub(super) fn rebuild_chunk(&mut self, v6: bool, chunk: u32) -> Result<(), &'static str> {
+    /// Rebuilds chunk `chunk` of a family from its rules; `changed`: the batch's prefixes in
+    /// it (a split IPv6 chunk rebuilds only the nodes they touch), `None`: everything. On
+    /// failure nothing reachable has changed and what was allocated is freed; the error names
+    /// what was full (the caller degrades the chunk).
+    pub(super) fn rebuild_chunk(
+        &mut self,
+        v6: bool,
+        chunk: u32,
+        changed: Option<&[IpNet]>,
+    ) -> Result<(), &'static str> {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.rebuild_with(v6, chunk, &mut scratch);
+        let result = self.rebuild_with(v6, chunk, changed, &mut scratch);
         self.scratch = scratch;
         result
     }
@@ -118,34 +126,29 @@ impl<S: DxrStorage> Dxr<S> {
         &mut self,
         v6: bool,
         chunk: u32,
+        changed: Option<&[IpNet]>,
         scratch: &mut Scratch,
     ) -> Result<(), &'static str> {
-        let (directory, arena) = if v6 {
-            (Directory::Direct6, Arena::Ranges6)
+        let directory = if v6 {
+            Directory::Direct6
         } else {
-            (Directory::Direct4, Arena::Ranges4)
+            Directory::Direct4
         };
-        let family = if v6 { &self.v6 } else { &self.v4 };
-        let bits = u32::from(family.direct_bits());
-        // Chunk-relative keys: the key's bits after the direct bits, left-aligned.
-        scratch.spans.clear();
-        family.for_each_in_chunk(chunk, |e| {
-            let first = e.key << bits;
-            scratch.spans.push(if e.len == EXT_MARKER {
-                (first, span_end(first, 64 - bits as u8), Span::Ext(e.key))
-            } else {
-                (
-                    first,
-                    span_end(first, e.len - bits as u8),
-                    Span::Value(e.group),
-                )
-            });
-        });
-
         let old = self
             .storage
             .descriptor(directory, chunk)
             .unwrap_or_default();
+        if let Some(changed) = changed
+            && v6
+            && self.stays_split(old, self.node_entries(chunk, 0, 0))
+        {
+            let spans: Vec<(u64, u64)> = changed.iter().map(|&p| relative_span(p)).collect();
+            return self.update_split(chunk, 0, 0, old, &spans, scratch);
+        }
+        let default = match self.degraded.get(&(v6, chunk)) {
+            Some(&real) => real,
+            None => dxr_desc_default(old),
+        };
         let mut exts = Extensions {
             reusable: if v6 {
                 self.unchanged_exts(chunk, old)
@@ -154,75 +157,142 @@ impl<S: DxrStorage> Dxr<S> {
             },
             ..Extensions::default()
         };
-        let swept = sweep(
-            scratch.spans.iter().copied(),
-            &mut scratch.ranges,
-            &mut scratch.open,
-            |hi, covering| self.build_ext(hi, covering, &mut exts),
-        );
-        let ranges = &scratch.ranges;
-        match swept {
-            Ok(()) => {}
+        let desc = match self.build_node(v6, chunk, 0, 0, &mut exts, scratch) {
+            Ok(desc) => desc,
             Err(what) => {
                 self.drop_unpublished_exts(&exts.made);
                 return Err(what);
             }
         };
-
-        let default = match self.degraded.get(&(v6, chunk)) {
-            Some(&real) => real,
-            None => dxr_desc_default(old),
-        };
-        let desc = if ranges.len() == 1 && ranges[0].1 == DXR_VALUE_NONE {
-            dxr_desc(default, 0, 0) // a leaf: no prefix longer than the direct bits
-        } else {
-            let count = ranges.len() as u32;
-            let what = if v6 {
-                "IPv6 range arena"
-            } else {
-                "IPv4 range arena"
-            };
-            let room = if count <= DXR_MAX_RANGES {
-                self.alloc_lines(arena, lines(arena, count))
-            } else {
-                None
-            };
-            let Some(start) = room else {
-                self.drop_unpublished_exts(&exts.made);
-                return Err(what);
-            };
-            let base = start * arena.per_line();
-            for (i, &(first, value)) in ranges.iter().enumerate() {
-                let entry = if v6 {
-                    dxr6_range(first >> bits, value)
-                } else {
-                    u64::from(dxr4_range((first >> 48) as u16, value))
-                };
-                self.storage
-                    .write_unpublished(arena, base + i as u32, entry, value);
-            }
-            dxr_desc(default, base, count)
-        };
-        self.publish(directory, chunk, desc);
-        self.unhook_block(v6, old, &exts.kept);
+        self.publish(directory, chunk, dxr_desc_with_default(desc, default));
+        self.unhook_tree(v6, old, &exts.kept);
         self.degraded.remove(&(v6, chunk));
         Ok(())
     }
 
-    /// The extensions of the published block `old` of IPv6 chunk `chunk` whose prefixes this
-    /// batch did not change: (/64, id). A rebuild keeps them rather than copy them.
-    fn unchanged_exts(&self, chunk: u32, old: u64) -> Vec<(u64, u32)> {
-        let (base, count) = (dxr_desc_base(old), dxr_desc_count(old));
-        let arena = Arena::Ranges6;
-        (base..base + count)
-            .filter_map(|index| {
-                let id = dxr_ext_id(self.storage.range_value(arena, index)?)?;
+    /// Builds the node of `chunk` at split `level` (IPv4: always 0, the whole chunk) whose
+    /// keys start at the chunk-relative `start`: a split node and its children, a block, or
+    /// a leaf, none reachable yet. Its descriptor's default is a leaf's value, else NONE
+    /// (level 0: the caller sets the chunk's default).
+    pub(super) fn build_node(
+        &mut self,
+        v6: bool,
+        chunk: u32,
+        level: u32,
+        start: u64,
+        exts: &mut Extensions,
+        scratch: &mut Scratch,
+    ) -> Result<u64, &'static str> {
+        let family = if v6 { &self.v6 } else { &self.v4 };
+        let bits = u32::from(family.direct_bits());
+        let last = node_last(level, start);
+        // Chunk-relative keys: the key's bits after the direct bits, left-aligned.
+        let span = |e: Entry| {
+            let first = e.key << bits;
+            if e.len == EXT_MARKER {
+                (first, span_end(first, 64 - bits as u8), Span::Ext(e.key))
+            } else {
+                (
+                    first,
+                    span_end(first, e.len - bits as u8),
+                    Span::Value(e.group),
+                )
+            }
+        };
+        scratch.spans.clear();
+        if level == 0 {
+            family.for_each_in_chunk(chunk, |e| scratch.spans.push(span(e)));
+        } else {
+            // The prefixes around the node (outermost first), then those inside it.
+            let chunk_key = u64::from(chunk) << (64 - bits);
+            let first_key = chunk_key | start >> bits;
+            for len in bits + 1..=bits + DXR_SPLIT_BITS * level {
+                let key = first_key & mask(len as u8);
+                let rule = Rule {
+                    hi: key,
+                    lo: 0,
+                    len: len as u8,
+                };
+                if key != first_key
+                    && let Some(group) = family.get(rule)
+                {
+                    scratch.spans.push(span(Entry {
+                        key,
+                        len: len as u8,
+                        group,
+                    }));
+                }
+            }
+            let inside = family.entries_between(chunk, first_key, chunk_key | last >> bits);
+            scratch.spans.extend(inside.iter().map(|&e| span(e)));
+        }
+        if v6
+            && level < DXR6_SPLIT_LEVELS
+            && self.splits(self.node_entries(chunk, level, start))
+            && let Some(group) = self.sub_groups.alloc()
+        {
+            return self.build_split(chunk, level, start, group, exts, scratch);
+        }
+
+        let swept = sweep(
+            scratch.spans.iter().copied(),
+            &mut scratch.ranges,
+            &mut scratch.open,
+            |hi, covering| self.build_ext(hi, covering, exts),
+        );
+        swept?;
+        // The node's share of the ranges, the first moved to its start (invariant I4).
+        let ranges = &mut scratch.ranges;
+        let from = ranges.partition_point(|&(key, _)| key <= start) - 1;
+        let to = ranges.partition_point(|&(key, _)| key <= last);
+        let ranges = &mut ranges[from..to];
+        ranges[0].0 = start;
+        if let [(_, value)] = *ranges
+            && dxr_ext_id(value).is_none()
+        {
+            return Ok(dxr_desc(value, 0, 0)); // a leaf: one answer for the whole node
+        }
+        let (arena, what) = if v6 {
+            (Arena::Ranges6, "IPv6 range arena")
+        } else {
+            (Arena::Ranges4, "IPv4 range arena")
+        };
+        let count = ranges.len() as u32;
+        let room = if count <= DXR_MAX_RANGES {
+            self.alloc_lines(arena, lines(arena, count))
+        } else {
+            None
+        };
+        let start_line = room.ok_or(what)?;
+        let base = start_line * arena.per_line();
+        for (i, &(first, value)) in ranges.iter().enumerate() {
+            let entry = if v6 {
+                dxr6_range(first >> bits, value)
+            } else {
+                u64::from(dxr4_range((first >> 48) as u16, value))
+            };
+            self.storage
+                .write_unpublished(arena, base + i as u32, entry, value);
+        }
+        Ok(dxr_desc(DXR_VALUE_NONE, base, count))
+    }
+
+    /// The extensions of the published node `old` of IPv6 chunk `chunk` (its block, or the
+    /// blocks under a split node) whose prefixes this batch did not change: (/64, id). A
+    /// rebuild keeps them rather than copy them.
+    pub(super) fn unchanged_exts(&self, chunk: u32, old: u64) -> Vec<(u64, u32)> {
+        let mut out = Vec::new();
+        self.for_each_block(true, old, &mut |dxr, base, count| {
+            let arena = Arena::Ranges6;
+            out.extend((base..base + count).filter_map(|index| {
+                let id = dxr_ext_id(dxr.storage.range_value(arena, index)?)?;
                 // An extension's range is exactly its /64: the range starts at its key46.
-                let key46 = self.storage.range_key(arena, index)? >> 16;
+                let key46 = dxr.storage.range_key(arena, index)? >> 16;
                 let hi = u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | key46;
-                (!self.dirty_ext.contains(&hi)).then_some((hi, id))
-            })
-            .collect()
+                (!dxr.dirty_ext.contains(&hi)).then_some((hi, id))
+            }));
+        });
+        out
     }
 
     /// The extension for the /64 `hi` inside a chunk being rebuilt: a fresh block and id,
@@ -276,7 +346,7 @@ impl<S: DxrStorage> Dxr<S> {
     }
 
     /// Frees extensions built for a rebuild that failed: never published, no quarantine.
-    fn drop_unpublished_exts(&mut self, made: &[(u32, u32, u32)]) {
+    pub(super) fn drop_unpublished_exts(&mut self, made: &[(u32, u32, u32)]) {
         let now = Instant::now();
         for &(id, start, lines) in made {
             self.xranges.release(start, lines, false, now);

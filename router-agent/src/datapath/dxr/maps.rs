@@ -5,7 +5,9 @@
 //! write sees the old or the new entry. Ordering between a block and the descriptor that
 //! publishes it is the writer's release fence (`Dxr`, invariant I3).
 
-use router_common::{DXR4_LINE, DXR6_LINE, DXRX_LINE, Dxr4Line, Dxr6Line, DxrXLine};
+use router_common::{
+    DXR_SPLIT_FANOUT, DXR4_LINE, DXR6_LINE, DXRX_LINE, Dxr4Line, Dxr6Line, DxrXLine,
+};
 
 use super::{Arena, Directory, DxrStorage};
 use crate::datapath::{grace::BackgroundGrace, mmap::MmapArray};
@@ -17,6 +19,8 @@ pub struct MmapDxr {
     pub ranges6: MmapArray<Dxr6Line>,
     pub ext6: MmapArray<u64>,
     pub xranges6: MmapArray<DxrXLine>,
+    /// `DXR6_SUB`: split IPv6 nodes' descriptors.
+    pub sub6: MmapArray<u64>,
     /// `DXR_DEFAULT`: the /0 routes, IPv4 then IPv6.
     pub default: MmapArray<u64>,
     /// Ends quarantines early, at a grace period (`None`: they run their course).
@@ -29,6 +33,7 @@ impl MmapDxr {
             Directory::Direct4 => &self.direct4,
             Directory::Direct6 => &self.direct6,
             Directory::Ext6 => &self.ext6,
+            Directory::Sub6 => &self.sub6,
         }
     }
 }
@@ -51,6 +56,7 @@ impl DxrStorage for MmapDxr {
             Directory::Direct4 => &mut self.direct4,
             Directory::Direct6 => &mut self.direct6,
             Directory::Ext6 => &mut self.ext6,
+            Directory::Sub6 => &mut self.sub6,
         };
         table.store_u64(index, 0, desc);
     }
@@ -119,6 +125,10 @@ impl DxrStorage for MmapDxr {
 
     fn ext_capacity(&self) -> u32 {
         self.ext6.entries()
+    }
+
+    fn sub_groups(&self) -> u32 {
+        self.sub6.entries() / DXR_SPLIT_FANOUT
     }
 
     fn wait_for_readers(&mut self) -> bool {

@@ -5,8 +5,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use router_common::{
-    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_VALUE_NONE, DXR4_DIRECT_BITS,
-    DXR6_DIRECT_BITS, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id,
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_SPLIT_BITS,
+    DXR_SPLIT_FANOUT, DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR6_DIRECT_BITS, DXR6_SPLIT_LEVELS,
+    dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id,
 };
 
 use super::{Arena, Directory, DxrStorage};
@@ -42,44 +43,82 @@ pub fn routes(storage: &impl DxrStorage) -> Vec<(IpNet, u32)> {
     let mut out = Runs::new(128);
     let default = slash0(storage, DXR_DEFAULT_V6);
     for chunk in 0..1u32 << DXR6_DIRECT_BITS {
-        let hi_start = u64::from(chunk) << (64 - DXR6_DIRECT_BITS);
         let Some(desc) = storage.descriptor(Directory::Direct6, chunk) else {
             break;
         };
-        let chunk_default = value_or(dxr_desc_default(desc), default);
-        if dxr_desc_count(desc) == 0 {
-            out.push(u128::from(hi_start) << 64, chunk_default);
-        }
-        let base = dxr_desc_base(desc);
-        for index in base..base + dxr_desc_count(desc) {
-            let entry = storage.range_key(Arena::Ranges6, index).unwrap_or_default();
-            let value = storage
-                .range_value(Arena::Ranges6, index)
-                .unwrap_or(DXR_VALUE_NONE);
-            let hi = u128::from(hi_start | entry >> 16) << 64;
-            match dxr_ext_id(value) {
-                Some(id) => {
-                    let ext = storage.descriptor(Directory::Ext6, id).unwrap_or_default();
-                    let ext_default = value_or(dxr_desc_default(ext), chunk_default);
-                    if dxr_desc_count(ext) == 0 {
-                        out.push(hi, ext_default);
-                    }
-                    let xbase = dxr_desc_base(ext);
-                    for x in xbase..xbase + dxr_desc_count(ext) {
-                        let low = storage.range_key(Arena::XRanges6, x).unwrap_or_default();
-                        let long = storage
-                            .range_value(Arena::XRanges6, x)
-                            .unwrap_or(DXR_VALUE_NONE);
-                        out.push(hi | u128::from(low), value_or(long, ext_default));
-                    }
-                }
-                None => out.push(hi, value_or(value, chunk_default)),
-            }
-        }
+        node6(storage, &mut out, chunk, desc, 0, 0, default);
     }
     routes.extend(out.finish());
     routes.sort();
     routes
+}
+
+/// The routes of an IPv6 node (a chunk at level 0, or a split node's child) starting at the
+/// chunk-relative key `start`; `outer`: the answer where the node has none of its own.
+fn node6(
+    storage: &impl DxrStorage,
+    out: &mut Runs,
+    chunk: u32,
+    desc: u64,
+    level: u32,
+    start: u64,
+    outer: Option<u32>,
+) {
+    let hi_start = u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | start >> DXR6_DIRECT_BITS;
+    let node_default = value_or(dxr_desc_default(desc), outer);
+    let count = dxr_desc_count(desc);
+    if count == DXR_DESC_SPLIT && level < DXR6_SPLIT_LEVELS {
+        let shift = 64 - DXR_SPLIT_BITS * (level + 1);
+        for child in 0..DXR_SPLIT_FANOUT {
+            let index = dxr_desc_base(desc) * DXR_SPLIT_FANOUT + child;
+            let sub = storage
+                .descriptor(Directory::Sub6, index)
+                .unwrap_or_default();
+            let child_start = start | u64::from(child) << shift;
+            node6(
+                storage,
+                out,
+                chunk,
+                sub,
+                level + 1,
+                child_start,
+                node_default,
+            );
+        }
+        return;
+    }
+    // A block starts at the node's first key (invariant I4): a leaf alone pushes the default.
+    if count == 0 || count == DXR_DESC_SPLIT {
+        out.push(u128::from(hi_start) << 64, node_default);
+        return;
+    }
+    let chunk_start = u64::from(chunk) << (64 - DXR6_DIRECT_BITS);
+    let base = dxr_desc_base(desc);
+    for index in base..base + count {
+        let entry = storage.range_key(Arena::Ranges6, index).unwrap_or_default();
+        let value = storage
+            .range_value(Arena::Ranges6, index)
+            .unwrap_or(DXR_VALUE_NONE);
+        let hi = u128::from(chunk_start | entry >> 16) << 64;
+        match dxr_ext_id(value) {
+            Some(id) => {
+                let ext = storage.descriptor(Directory::Ext6, id).unwrap_or_default();
+                let ext_default = value_or(dxr_desc_default(ext), node_default);
+                if dxr_desc_count(ext) == 0 {
+                    out.push(hi, ext_default);
+                }
+                let xbase = dxr_desc_base(ext);
+                for x in xbase..xbase + dxr_desc_count(ext) {
+                    let low = storage.range_key(Arena::XRanges6, x).unwrap_or_default();
+                    let long = storage
+                        .range_value(Arena::XRanges6, x)
+                        .unwrap_or(DXR_VALUE_NONE);
+                    out.push(hi | u128::from(low), value_or(long, ext_default));
+                }
+            }
+            None => out.push(hi, value_or(value, node_default)),
+        }
+    }
 }
 
 fn slash0(storage: &impl DxrStorage, family: u32) -> Option<u32> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use ipnet::IpNet;
-use router_common::{DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR6_DIRECT_BITS};
+use router_common::{DXR_SPLIT_BITS, DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR6_DIRECT_BITS};
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -161,6 +161,20 @@ pub(super) fn span_end(key: u64, len: u8) -> u64 {
     key | u64::MAX.checked_shr(u32::from(len)).unwrap_or(0)
 }
 
+/// The last chunk-relative key of the node at `level` starting at `start`.
+pub(super) fn node_last(level: u32, start: u64) -> u64 {
+    start | u64::MAX.checked_shr(DXR_SPLIT_BITS * level).unwrap_or(0)
+}
+
+/// The chunk-relative keys an IPv6 prefix's change can alter: its own span, or for a prefix
+/// longer than /64 its /64's (the extension range).
+pub(super) fn relative_span(prefix: IpNet) -> (u64, u64) {
+    let (_, rule) = Rule::of(prefix);
+    let first = rule.hi << DXR6_DIRECT_BITS;
+    let len = rule.len.min(64) - DXR6_DIRECT_BITS as u8;
+    (first, span_end(first, len))
+}
+
 pub(super) struct Family {
     bits: u8,
     /// `short[len]` (`len <= bits`): network key -> group.
@@ -292,6 +306,27 @@ impl Family {
                 .for_each(f),
             Chunks::V6(lists) => lists.get(&chunk).into_iter().flatten().copied().for_each(f),
         }
+    }
+
+    /// Prefixes (and extension markers) of `chunk`.
+    pub fn chunk_len(&self, chunk: u32) -> usize {
+        match &self.chunks {
+            Chunks::V4(lists) => lists.get(&chunk).map_or(0, Vec::len),
+            Chunks::V6(lists) => lists.get(&chunk).map_or(0, Vec::len),
+        }
+    }
+
+    /// IPv6: the prefixes of `chunk` whose family key is in `first..=last`, sorted.
+    pub fn entries_between(&self, chunk: u32, first: u64, last: u64) -> &[Entry] {
+        let Chunks::V6(lists) = &self.chunks else {
+            return &[];
+        };
+        let Some(list) = lists.get(&chunk) else {
+            return &[];
+        };
+        let from = list.partition_point(|e| e.key < first);
+        let to = list.partition_point(|e| e.key <= last);
+        &list[from..to]
     }
 
     pub fn ext_entries(&self, hi: u64) -> &[Entry] {

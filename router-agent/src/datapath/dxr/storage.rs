@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use router_common::{
-    DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR6_DIRECT_ENTRIES, DXR6_LINE, DXRX_LINE, DxrXRange,
+    DXR_SPLIT_FANOUT, DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR6_DIRECT_ENTRIES, DXR6_LINE,
+    DXR6_SUB_ENTRIES, DXRX_LINE, DxrXRange,
 };
 
 /// The descriptor arrays.
@@ -16,6 +17,8 @@ pub enum Directory {
     Direct6,
     /// `DXR6_EXT`: one descriptor per extension id.
     Ext6,
+    /// `DXR6_SUB`: split IPv6 nodes, 256 descriptors per group.
+    Sub6,
 }
 
 /// The range arrays (arenas of 64-byte lines holding range blocks).
@@ -64,6 +67,8 @@ pub trait DxrStorage {
     fn capacity(&self, arena: Arena) -> u32;
     /// Extension descriptors (`DXR6_EXT` entries).
     fn ext_capacity(&self) -> u32;
+    /// Groups of 256 split-node descriptors (`DXR6_SUB` entries / 256).
+    fn sub_groups(&self) -> u32;
     /// Waits until no reader still holds what it read before the call (an RCU grace period
     /// of the XDP program); `false` if this storage cannot tell, and the quarantine's time
     /// bound applies.
@@ -85,6 +90,7 @@ pub struct VecStorage {
     direct4: Vec<u64>,
     direct6: Vec<u64>,
     ext: Vec<u64>,
+    sub6: Vec<u64>,
     ranges4: Vec<u32>,
     ranges6: Vec<u64>,
     xranges: Vec<DxrXRange>,
@@ -92,12 +98,14 @@ pub struct VecStorage {
 }
 
 impl VecStorage {
-    /// Arenas of the given sizes in 64-byte lines, and `ext` extension descriptors.
+    /// Arenas of the given sizes in 64-byte lines, `ext` extension descriptors, and
+    /// `DXR6_SUB_GROUPS` split-node groups.
     pub fn new(lines4: u32, lines6: u32, xlines: u32, ext: u32) -> Self {
         Self {
             direct4: vec![0; DXR4_DIRECT_ENTRIES as usize],
             direct6: vec![0; DXR6_DIRECT_ENTRIES as usize],
             ext: vec![0; ext as usize],
+            sub6: vec![0; DXR6_SUB_ENTRIES as usize],
             ranges4: vec![0; lines4 as usize * DXR4_LINE],
             ranges6: vec![0; lines6 as usize * DXR6_LINE],
             xranges: vec![DxrXRange::default(); xlines as usize * DXRX_LINE],
@@ -124,6 +132,7 @@ impl DxrStorage for VecStorage {
             Directory::Direct4 => &self.direct4,
             Directory::Direct6 => &self.direct6,
             Directory::Ext6 => &self.ext,
+            Directory::Sub6 => &self.sub6,
         };
         table.get(index as usize).copied()
     }
@@ -133,6 +142,7 @@ impl DxrStorage for VecStorage {
             Directory::Direct4 => &mut self.direct4,
             Directory::Direct6 => &mut self.direct6,
             Directory::Ext6 => &mut self.ext,
+            Directory::Sub6 => &mut self.sub6,
         };
         table[index as usize] = desc;
     }
@@ -187,5 +197,9 @@ impl DxrStorage for VecStorage {
 
     fn ext_capacity(&self) -> u32 {
         self.ext.len() as u32
+    }
+
+    fn sub_groups(&self) -> u32 {
+        self.sub6.len() as u32 / DXR_SPLIT_FANOUT
     }
 }

@@ -12,6 +12,7 @@ use crate::fib::synthetic::PrefixShape;
 
 mod concurrent;
 mod measure;
+mod split;
 
 /// A random seed, or `DXR_SEED` to replay one (failures print it).
 pub(super) fn test_seed() -> u64 {
@@ -86,6 +87,31 @@ fn apply(dxr: &mut Dxr<VecStorage>, model: &mut Model, changes: &[(IpNet, Option
     }
 }
 
+/// `size` random changes (fewer if the table empties): a new prefix from `new_prefix` with
+/// probability `adds`, else an existing prefix changed or removed (even odds), each at most
+/// once.
+fn random_batch(
+    rng: &mut SmallRng,
+    model: &Model,
+    size: usize,
+    adds: f64,
+    mut new_prefix: impl FnMut(&mut SmallRng) -> IpNet,
+) -> Vec<(IpNet, Option<u32>)> {
+    let group = |rng: &mut SmallRng| rng.random_range(FIRST_GROUP..MAX_NEXTHOP_GROUPS);
+    let mut existing = model.prefixes();
+    let mut batch = Vec::new();
+    for _ in 0..size {
+        if rng.random_bool(adds) {
+            batch.push((new_prefix(rng), Some(group(rng))));
+        } else if !existing.is_empty() {
+            let (prefix, _) = existing.swap_remove(rng.random_range(0..existing.len()));
+            let group = rng.random_bool(0.5).then(|| group(rng));
+            batch.push((prefix, group));
+        }
+    }
+    batch
+}
+
 /// The first and last address of a prefix, the ones just outside it, and one inside.
 fn edges(prefix: IpNet, rng: &mut impl Rng) -> Vec<IpAddr> {
     match prefix.trunc() {
@@ -135,8 +161,9 @@ fn assert_empty(dxr: &mut Dxr<VecStorage>) {
     dxr.release_quarantined(after_quarantine());
     assert!(dxr.is_empty());
     assert_eq!(dxr.memory_bytes(), 0, "leaked range blocks");
+    assert_eq!(dxr.split_groups(), 0, "leaked split groups");
     assert_eq!(
-        dxr.ext_ids.free_count(),
+        dxr.ext_ids.free_len(),
         dxr.storage().ext_capacity() as usize
     );
     for index in 0..1 << DXR4_DIRECT_BITS {
@@ -286,9 +313,9 @@ fn leaf_block_transitions_and_quarantine() {
     dxr.release_quarantined(after_quarantine());
     assert_eq!(dxr.memory_bytes(), 0);
 
-    let ids = dxr.ext_ids.free_count();
+    let ids = dxr.ext_ids.free_len();
     assert!(dxr.apply(&mut [(net("2001:db8::/96"), Some(7))]).is_empty());
-    assert_eq!(dxr.ext_ids.free_count(), ids - 1);
+    assert_eq!(dxr.ext_ids.free_len(), ids - 1);
     assert_eq!(dxr.lookup(ip("2001:db8::1")), Some(7));
     assert_eq!(dxr.lookup(ip("2001:db8::1:0:0")), None);
     // Another prefix of the chunk changes: the extension is kept, not copied.
@@ -296,7 +323,7 @@ fn leaf_block_transitions_and_quarantine() {
         dxr.apply(&mut [(net("2001:db8:1::/48"), Some(4))])
             .is_empty()
     );
-    assert_eq!(dxr.ext_ids.free_count(), ids - 1);
+    assert_eq!(dxr.ext_ids.free_len(), ids - 1);
     assert_eq!(dxr.ext_ids.quarantined().count(), 0);
     // The prefix covering the /64 changes: the extension's default must follow.
     assert!(dxr.apply(&mut [(net("2001:db8::/48"), Some(5))]).is_empty());
@@ -397,23 +424,8 @@ fn random_churn_matches_reference() {
 
     let mut ops = 0;
     while ops < scale(100_000) {
-        let mut batch = Vec::new();
-        let mut existing = model.prefixes();
-        for _ in 0..rng.random_range(1..=2_000) {
-            let change = match rng.random_range(0..4) {
-                0 | 1 => (random_prefix(&mut rng), Some(group(&mut rng))),
-                _ if existing.is_empty() => continue,
-                2 => (
-                    existing.swap_remove(rng.random_range(0..existing.len())).0,
-                    Some(group(&mut rng)),
-                ),
-                _ => (
-                    existing.swap_remove(rng.random_range(0..existing.len())).0,
-                    None,
-                ),
-            };
-            batch.push(change);
-        }
+        let size = rng.random_range(1..=2_000);
+        let batch = random_batch(&mut rng, &model, size, 0.5, random_prefix);
         ops += batch.len();
         apply(&mut dxr, &mut model, &batch);
         let addrs = probe(&mut rng, &model, 500);

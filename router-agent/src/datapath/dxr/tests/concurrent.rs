@@ -12,6 +12,7 @@ struct Shared {
     direct4: Vec<AtomicU64>,
     direct6: Vec<AtomicU64>,
     ext: Vec<AtomicU64>,
+    sub6: Vec<AtomicU64>,
     ranges4: Vec<AtomicU32>,
     ranges6: Vec<AtomicU64>,
     xkeys: Vec<AtomicU64>,
@@ -32,6 +33,7 @@ impl SharedStorage {
             direct4: atomics64(1 << DXR4_DIRECT_BITS),
             direct6: atomics64(1 << DXR6_DIRECT_BITS),
             ext: atomics64(ext),
+            sub6: atomics64(router_common::DXR6_SUB_ENTRIES as usize),
             ranges4: (0..lines4 * 16).map(|_| AtomicU32::new(0)).collect(),
             ranges6: atomics64(lines6 * 8),
             xkeys: atomics64(xlines * 4),
@@ -45,6 +47,7 @@ impl SharedStorage {
             Directory::Direct4 => &self.0.direct4,
             Directory::Direct6 => &self.0.direct6,
             Directory::Ext6 => &self.0.ext,
+            Directory::Sub6 => &self.0.sub6,
         }
     }
 }
@@ -128,6 +131,10 @@ impl DxrStorage for SharedStorage {
     fn ext_capacity(&self) -> u32 {
         self.0.ext.len() as u32
     }
+
+    fn sub_groups(&self) -> u32 {
+        self.0.sub6.len() as u32 / router_common::DXR_SPLIT_FANOUT
+    }
 }
 
 fn state(routes: &[(&str, u32)]) -> Vec<(IpNet, u32)> {
@@ -144,6 +151,20 @@ fn transition(from: &[(IpNet, u32)], to: &[(IpNet, u32)]) -> Vec<(IpNet, Option<
 
 #[test]
 fn readers_see_the_old_or_the_new_answer() {
+    readers_see_old_or_new(None);
+}
+
+/// The same with IPv6 nodes split down to the last level (limits of one prefix): children
+/// are rebuilt and published one by one, nodes split and merge back under the reader.
+#[test]
+fn readers_see_the_old_or_the_new_answer_across_split_nodes() {
+    readers_see_old_or_new(Some(SplitLimits {
+        split: 2,
+        unsplit: 1,
+    }));
+}
+
+fn readers_see_old_or_new(limits: Option<SplitLimits>) {
     let seed = test_seed();
     let mut rng = SmallRng::seed_from_u64(seed);
     let a = state(&[
@@ -201,6 +222,9 @@ fn readers_see_the_old_or_the_new_answer() {
 
     let storage = SharedStorage::new(1 << 12, 1 << 12, 1 << 10, 1 << 10);
     let mut dxr = Dxr::new(storage.clone());
+    if let Some(limits) = limits {
+        dxr.set_split_limits(limits);
+    }
     let mut to_a = transition(&[], &a);
     assert_eq!(dxr.apply(&mut to_a), vec![]);
 
@@ -243,6 +267,7 @@ fn readers_see_the_old_or_the_new_answer() {
     }
     stop.store(true, Ordering::Relaxed);
     reader.join().expect("the reader saw a third answer");
+    assert_eq!(dxr.split_groups() > 0, limits.is_some(), "split nodes");
     assert!(passes.load(Ordering::Relaxed) > 0 && flips > 0);
     eprintln!(
         "{flips} flips, {} reader passes",
