@@ -45,6 +45,7 @@
 mod alloc;
 mod build;
 mod maps;
+mod quarantine;
 pub mod readback;
 mod rules;
 mod split;
@@ -70,6 +71,9 @@ pub use maps::MmapDxr;
 use rules::{Family, Rule};
 pub use split::SplitLimits;
 pub use storage::{Arena, Directory, DxrStorage, VecStorage};
+
+/// Quarantined blocks of each kind a batch frees at least, at its start and at its end.
+const RECLAIM_BLOCKS: usize = 8;
 
 /// How long an unhooked block or extension id waits before reuse (as DIR-24-8's TBL8 groups).
 pub const DXR_QUARANTINE: Duration = super::dir24::TBL8_QUARANTINE;
@@ -150,7 +154,11 @@ impl<S: DxrStorage> Dxr<S> {
     /// order (stable: changes to one prefix keep their order). Every chunk a batch touches is
     /// rebuilt once, at the end. Returns the changes that could not be made.
     pub fn apply(&mut self, changes: &mut [(IpNet, Option<u32>)]) -> Vec<DxrError> {
-        self.reclaim();
+        // Space freed per batch grows with it: a single update frees a few dozen blocks (a
+        // few µs), so freeing never lands on one update as the thousands of blocks one grace
+        // period frees (ms), and the quarantine still drains faster than updates fill it.
+        let reclaim_budget = RECLAIM_BLOCKS + 2 * changes.len();
+        self.reclaim(reclaim_budget);
         changes.sort_by_key(|(prefix, _)| sort_key(prefix));
         let mut errors = Vec::new();
         let mut touched: Vec<Touched> = Vec::new();
@@ -208,7 +216,7 @@ impl<S: DxrStorage> Dxr<S> {
         }
         self.dirty_ext.clear();
         // Ask for the grace period that frees this batch's old blocks before the next batch.
-        self.reclaim();
+        self.reclaim(reclaim_budget);
         errors
     }
 
@@ -230,8 +238,8 @@ impl<S: DxrStorage> Dxr<S> {
     /// Frees the blocks and extension ids whose quarantine ended at `now`, then rebuilds the
     /// degraded chunks that now fit (without waiting for more).
     pub fn release_quarantined(&mut self, now: Instant) {
-        self.release_space(now);
-        self.reclaim();
+        self.release_space(now, usize::MAX);
+        self.reclaim(usize::MAX);
         let chunks: Vec<(bool, u32)> = self.degraded.keys().copied().collect();
         self.may_wait = false;
         for (v6, chunk) in chunks {
@@ -396,44 +404,50 @@ impl<S: DxrStorage> Dxr<S> {
     /// Waits until the oldest quarantine (ending at `ready`) is over: a grace period of the
     /// readers if the storage can wait for one, else the quarantine's time.
     fn wait_until(&mut self, ready: Instant) {
+        // What a finished grace period freed and a batch's budget left in quarantine first.
+        if self.reclaim(usize::MAX) > 0 {
+            return;
+        }
         let started = Instant::now();
         if ready <= started {
-            self.release_space(started);
+            self.release_space(started, usize::MAX);
             return;
         }
         self.quarantine_waits += 1;
         if self.storage.wait_for_readers() {
             // Whatever was unhooked before `started` has no reader left.
-            self.release_space(started + DXR_QUARANTINE);
+            self.release_space(started + DXR_QUARANTINE, usize::MAX);
             return;
         }
         std::thread::sleep(ready - started);
-        self.release_space(Instant::now().max(ready));
+        self.release_space(Instant::now().max(ready), usize::MAX);
     }
 
     /// Frees the quarantined space a grace period that ran in the background has made safe,
     /// and asks for the next one while anything is in quarantine: allocations then rarely
     /// wait for one ([`Dxr::wait_until`]).
-    fn reclaim(&mut self) {
+    fn reclaim(&mut self, max: usize) -> usize {
         let waiting = self.ranges4.oldest_release().is_some()
             || self.ranges6.oldest_release().is_some()
             || self.xranges.oldest_release().is_some()
             || self.ext_ids.oldest_release().is_some()
             || self.sub_groups.oldest_release().is_some();
-        if let Some(gone) = self.storage.readers_gone_before(waiting) {
+        match self.storage.readers_gone_before(waiting) {
             // Whatever was unhooked before `gone` has no reader left.
-            self.release_space(gone + DXR_QUARANTINE);
+            Some(gone) => self.release_space(gone + DXR_QUARANTINE, max),
+            None => 0,
         }
     }
 
-    /// Frees the quarantined space whose time is up at `now` (no rebuilds: callers may be in
-    /// the middle of one).
-    fn release_space(&mut self, now: Instant) {
-        self.ranges4.release_quarantined(now);
-        self.ranges6.release_quarantined(now);
-        self.xranges.release_quarantined(now);
-        self.ext_ids.release_quarantined(now);
-        self.sub_groups.release_quarantined(now);
+    /// Frees the quarantined space whose time is up at `now`, at most `max` blocks (or ids)
+    /// of each kind (no rebuilds: callers may be in the middle of one).
+    /// Returns how many it freed.
+    fn release_space(&mut self, now: Instant, max: usize) -> usize {
+        self.ranges4.release_quarantined(now, max)
+            + self.ranges6.release_quarantined(now, max)
+            + self.xranges.release_quarantined(now, max)
+            + self.ext_ids.release_quarantined(now, max)
+            + self.sub_groups.release_quarantined(now, max)
     }
 
     fn allocator(&mut self, arena: Arena) -> &mut LineAllocator {

@@ -90,14 +90,21 @@ pub struct Latency {
     pub mean_ns: f64,
     pub p50_ns: u64,
     pub p99_ns: u64,
+    pub p999_ns: u64,
     pub max_ns: u64,
+    /// Updates that took longer than issue 12's 50 µs goal.
+    pub over_50us: usize,
+    /// The longest update in CPU time of the updating thread: where it is far below `max_ns`,
+    /// the slowest update waited (off CPU: a quarantine wait, or the vCPU descheduled).
+    pub max_cpu_ns: u64,
     /// Updates the datapath refused (timed all the same).
     pub failures: usize,
     pub first_failure: Option<String>,
 }
 
 impl Latency {
-    pub fn of(mut times: Vec<u64>) -> Self {
+    /// From wall times and (same order) the updating thread's CPU times.
+    pub fn of(mut times: Vec<u64>, cpu_times: &[u64]) -> Self {
         times.sort_unstable();
         let at = |p: f64| {
             times
@@ -110,7 +117,10 @@ impl Latency {
             mean_ns: times.iter().sum::<u64>() as f64 / times.len().max(1) as f64,
             p50_ns: at(0.5),
             p99_ns: at(0.99),
+            p999_ns: at(0.999),
             max_ns: times.last().copied().unwrap_or(0),
+            over_50us: times.iter().filter(|&&t| t > 50_000).count(),
+            max_cpu_ns: cpu_times.iter().copied().max().unwrap_or(0),
             failures: 0,
             first_failure: None,
         }
@@ -406,12 +416,18 @@ mod tests {
 
     #[test]
     fn latency_percentiles() {
-        let latency = Latency::of((1..=1000).rev().collect());
+        // Update i (1..=1000) took i µs, and half of it on CPU.
+        let wall: Vec<u64> = (1..=1000).rev().map(|us| us * 1000).collect();
+        let cpu: Vec<u64> = wall.iter().map(|ns| ns / 2).collect();
+        let latency = Latency::of(wall, &cpu);
         assert_eq!(latency.ops, 1000);
-        assert_eq!(latency.p50_ns, 501);
-        assert_eq!(latency.p99_ns, 991);
-        assert_eq!(latency.max_ns, 1000);
-        assert_eq!(latency.mean_ns, 500.5);
-        assert_eq!(Latency::of(Vec::new()).p99_ns, 0);
+        assert_eq!(latency.p50_ns, 501_000);
+        assert_eq!(latency.p99_ns, 991_000);
+        assert_eq!(latency.p999_ns, 1_000_000);
+        assert_eq!(latency.max_ns, 1_000_000);
+        assert_eq!(latency.max_cpu_ns, 500_000);
+        assert_eq!(latency.over_50us, 950);
+        assert_eq!(latency.mean_ns, 500_500.0);
+        assert_eq!(Latency::of(Vec::new(), &[]).p99_ns, 0);
     }
 }

@@ -110,6 +110,7 @@ fn timed(
     mut change: impl FnMut(&mut Bench, &mut Batch, usize, IpNet) -> Result<()>,
 ) -> Result<Latency> {
     let mut times = Vec::with_capacity(prefixes.len());
+    let mut cpu_times = Vec::with_capacity(prefixes.len());
     let (mut failures, mut first_failure) = (0, None);
     for (i, &prefix) in prefixes.iter().enumerate() {
         if i % RELEASE_EVERY == 0 {
@@ -117,20 +118,35 @@ fn timed(
             bench.fib.release_quarantined(now);
             bench.datapath.release_quarantined(now);
         }
-        let started = Instant::now();
+        let (started, cpu_started) = (Instant::now(), thread_cpu_ns());
         let mut batch = Batch::default();
         change(bench, &mut batch, i, prefix)?;
         // A refused operation is what the daemon logs and goes on from (the prefix follows a
         // covering route): counted, and the bench goes on too.
         let applied = bench.apply(&batch);
         times.push(started.elapsed().as_nanos() as u64);
+        cpu_times.push(thread_cpu_ns() - cpu_started);
         if let Err(err) = applied {
             failures += 1;
             first_failure.get_or_insert_with(|| format!("{prefix}: {err:#}"));
         }
     }
-    let mut latency = Latency::of(times);
+    let mut latency = Latency::of(times, &cpu_times);
     latency.failures = failures;
     latency.first_failure = first_failure;
     Ok(latency)
+}
+
+/// This thread's CPU time, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if rc != 0 {
+        return 0;
+    }
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

@@ -5,10 +5,10 @@
 //! Blocks take exactly the lines they need. Free spans merge with free neighbours, so churn
 //! between block sizes does not strand space in fragments of the wrong size.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use super::DXR_QUARANTINE;
+use super::quarantine::Quarantine;
 
 /// One arena's lines.
 #[derive(Debug)]
@@ -19,8 +19,8 @@ pub(super) struct LineAllocator {
     /// Free spans below `bump`: start -> lines, and the same as (lines, start) for best fit.
     free_by_start: BTreeMap<u32, u32>,
     free_by_size: BTreeSet<(u32, u32)>,
-    /// Unhooked blocks (time, start, lines), oldest first.
-    quarantine: VecDeque<(Instant, u32, u32)>,
+    /// Unhooked blocks (start, lines).
+    quarantine: Quarantine<(u32, u32)>,
     /// Lines in blocks not free (published, being built, or quarantined).
     used: u64,
 }
@@ -32,7 +32,7 @@ impl LineAllocator {
             bump: 0,
             free_by_start: BTreeMap::new(),
             free_by_size: BTreeSet::new(),
-            quarantine: VecDeque::new(),
+            quarantine: Quarantine::new(),
             used: 0,
         }
     }
@@ -60,29 +60,28 @@ impl LineAllocator {
     /// if no reader can see it (`published` false), else into the quarantine.
     pub(super) fn release(&mut self, start: u32, lines: u32, published: bool, now: Instant) {
         if published {
-            self.quarantine.push_back((now, start, lines));
+            self.quarantine.push(now, (start, lines));
         } else {
             self.free(start, lines);
         }
     }
 
-    /// Frees the blocks whose quarantine is over at `now`.
-    pub(super) fn release_quarantined(&mut self, now: Instant) {
-        while let Some(&(since, start, lines)) = self.quarantine.front() {
-            if now.saturating_duration_since(since) < DXR_QUARANTINE {
-                break; // the rest are younger
-            }
-            self.quarantine.pop_front();
+    /// Frees the blocks whose quarantine is over at `now`, at most `max` of them (oldest
+    /// first; the rest wait for the next call). Returns how many it freed.
+    pub(super) fn release_quarantined(&mut self, now: Instant, max: usize) -> usize {
+        let mut freed = 0;
+        while freed < max
+            && let Some((start, lines)) = self.quarantine.pop_due(now)
+        {
             self.free(start, lines);
+            freed += 1;
         }
-        shrink_drained(&mut self.quarantine);
+        freed
     }
 
     /// When the oldest quarantined block may be reused.
     pub(super) fn oldest_release(&self) -> Option<Instant> {
-        self.quarantine
-            .front()
-            .map(|&(since, _, _)| since + DXR_QUARANTINE)
+        self.quarantine.oldest_release()
     }
 
     /// Lines not free (published, or waiting out their quarantine).
@@ -93,16 +92,14 @@ impl LineAllocator {
     /// Quarantined blocks: (first line, lines).
     #[cfg(test)]
     pub(super) fn quarantined(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.quarantine
-            .iter()
-            .map(|&(_, start, lines)| (start, lines))
+        self.quarantine.iter()
     }
 
     pub(super) fn bookkeeping_bytes(&self) -> usize {
         // B-tree nodes hold up to 11 entries; count ~2 words of overhead per entry.
         self.free_by_start.len() * 24
             + self.free_by_size.len() * 24
-            + self.quarantine.capacity() * size_of::<(Instant, u32, u32)>()
+            + self.quarantine.bookkeeping_bytes()
     }
 
     /// A span back to the free set, merged with free neighbours (and the bump space).
@@ -142,7 +139,7 @@ impl LineAllocator {
 #[derive(Debug)]
 pub(super) struct IdAllocator {
     free: Vec<u32>,
-    quarantine: VecDeque<(Instant, u32)>,
+    quarantine: Quarantine<u32>,
 }
 
 impl IdAllocator {
@@ -150,7 +147,7 @@ impl IdAllocator {
         Self {
             // Reversed so that ids are handed out from 0 up.
             free: (0..capacity).rev().collect(),
-            quarantine: VecDeque::new(),
+            quarantine: Quarantine::new(),
         }
     }
 
@@ -160,32 +157,24 @@ impl IdAllocator {
 
     pub(super) fn release(&mut self, id: u32, published: bool, now: Instant) {
         if published {
-            self.quarantine.push_back((now, id));
+            self.quarantine.push(now, id);
         } else {
             self.free.push(id);
         }
     }
 
-    pub(super) fn release_quarantined(&mut self, now: Instant) {
-        while let Some(&(since, id)) = self.quarantine.front() {
-            if now.saturating_duration_since(since) < DXR_QUARANTINE {
-                break;
-            }
-            self.quarantine.pop_front();
-            self.free.push(id);
-        }
-        shrink_drained(&mut self.quarantine);
+    /// As [`LineAllocator::release_quarantined`].
+    pub(super) fn release_quarantined(&mut self, now: Instant, max: usize) -> usize {
+        self.quarantine.release(now, max, |id| self.free.push(id))
     }
 
     pub(super) fn oldest_release(&self) -> Option<Instant> {
-        self.quarantine
-            .front()
-            .map(|&(since, _)| since + DXR_QUARANTINE)
+        self.quarantine.oldest_release()
     }
 
     #[cfg(test)]
     pub(super) fn quarantined(&self) -> impl Iterator<Item = u32> + '_ {
-        self.quarantine.iter().map(|&(_, id)| id)
+        self.quarantine.iter()
     }
 
     /// Ids ready for use.
@@ -194,21 +183,14 @@ impl IdAllocator {
     }
 
     pub(super) fn bookkeeping_bytes(&self) -> usize {
-        self.free.capacity() * 4 + self.quarantine.capacity() * size_of::<(Instant, u32)>()
-    }
-}
-
-/// A quarantine that a bulk load filled (the old blocks of a whole table: megabytes) gives the
-/// room back once it has drained; halving only below an eighth keeps churn from reallocating.
-fn shrink_drained<T>(queue: &mut VecDeque<T>) {
-    if queue.capacity() > 1024 && queue.len() < queue.capacity() / 8 {
-        queue.shrink_to(queue.len() * 2);
+        self.free.capacity() * 4 + self.quarantine.bookkeeping_bytes()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datapath::dxr::DXR_QUARANTINE;
     use std::time::Duration;
 
     #[test]
@@ -220,9 +202,9 @@ mod tests {
         assert_eq!(lines.alloc(1), None, "full");
         lines.release(a, 3, true, t0);
         assert_eq!(lines.alloc(3), None, "quarantined");
-        lines.release_quarantined(t0 + DXR_QUARANTINE - Duration::from_millis(1));
+        lines.release_quarantined(t0 + DXR_QUARANTINE - Duration::from_millis(1), usize::MAX);
         assert_eq!(lines.alloc(3), None, "still quarantined");
-        lines.release_quarantined(t0 + DXR_QUARANTINE);
+        lines.release_quarantined(t0 + DXR_QUARANTINE, usize::MAX);
         // Freed space is reused, also split into smaller blocks.
         assert_eq!(lines.alloc(1), Some(a));
         assert_eq!(lines.alloc(2), Some(a + 1));
@@ -239,7 +221,7 @@ mod tests {
         assert_eq!(ids.alloc(), None);
         ids.release(id, true, t0);
         assert_eq!(ids.alloc(), None);
-        ids.release_quarantined(t0 + DXR_QUARANTINE);
+        ids.release_quarantined(t0 + DXR_QUARANTINE, usize::MAX);
         assert_eq!(ids.alloc(), Some(id));
     }
 }

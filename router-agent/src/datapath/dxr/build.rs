@@ -11,7 +11,7 @@ use router_common::{
     dxr_desc_with_default, dxr_ext_id, dxr4_range, dxr6_range,
 };
 
-use super::rules::{EXT_MARKER, Entry, Rule, mask, node_last, relative_span, span_end};
+use super::rules::{Change, EXT_MARKER, Entry, node_key, node_last, node_len, span_end};
 use super::{Arena, Directory, Dxr, DxrStorage};
 
 /// What a span of keys holds: a group (or NONE), or an IPv6 /64's extension.
@@ -142,8 +142,8 @@ impl<S: DxrStorage> Dxr<S> {
             && v6
             && self.stays_split(old, self.node_entries(chunk, 0, 0))
         {
-            let spans: Vec<(u64, u64)> = changed.iter().map(|&p| relative_span(p)).collect();
-            return self.update_split(chunk, 0, 0, old, &spans, scratch);
+            let changes: Vec<Change> = changed.iter().map(|&p| Change::of(p)).collect();
+            return self.update_split(chunk, 0, 0, old, &changes, scratch);
         }
         let default = match self.degraded.get(&(v6, chunk)) {
             Some(&real) => real,
@@ -172,8 +172,8 @@ impl<S: DxrStorage> Dxr<S> {
 
     /// Builds the node of `chunk` at split `level` (IPv4: always 0, the whole chunk) whose
     /// keys start at the chunk-relative `start`: a split node and its children, a block, or
-    /// a leaf, none reachable yet. Its descriptor's default is a leaf's value, else NONE
-    /// (level 0: the caller sets the chunk's default).
+    /// a leaf, none reachable yet. Returns its descriptor (level 0: default NONE, the caller
+    /// sets the chunk's).
     pub(super) fn build_node(
         &mut self,
         v6: bool,
@@ -200,38 +200,28 @@ impl<S: DxrStorage> Dxr<S> {
             }
         };
         scratch.spans.clear();
+        // A child's default is the longest prefix covering all of it that does not cover all
+        // of its parent (shorter ones are an ancestor's default); its block holds only the
+        // prefixes inside it, so a change to a prefix covering whole children rewrites their
+        // descriptors, not their blocks. The chunk's default is the caller's.
+        let mut default = DXR_VALUE_NONE;
         if level == 0 {
             family.for_each_in_chunk(chunk, |e| scratch.spans.push(span(e)));
         } else {
-            // The prefixes around the node (outermost first), then those inside it.
-            let chunk_key = u64::from(chunk) << (64 - bits);
-            let first_key = chunk_key | start >> bits;
-            for len in bits + 1..=bits + DXR_SPLIT_BITS * level {
-                let key = first_key & mask(len as u8);
-                let rule = Rule {
-                    hi: key,
-                    lo: 0,
-                    len: len as u8,
-                };
-                if key != first_key
-                    && let Some(group) = family.get(rule)
-                {
-                    scratch.spans.push(span(Entry {
-                        key,
-                        len: len as u8,
-                        group,
-                    }));
-                }
-            }
-            let inside = family.entries_between(chunk, first_key, chunk_key | last >> bits);
+            let (first_key, node_len) = (node_key(chunk, start), node_len(level));
+            default = family
+                .longest_covering(first_key, node_len - DXR_SPLIT_BITS as u8, node_len)
+                .unwrap_or(DXR_VALUE_NONE);
+            let inside = family.inside(chunk, first_key, node_key(chunk, last), node_len);
             scratch.spans.extend(inside.iter().map(|&e| span(e)));
         }
         if v6
             && level < DXR6_SPLIT_LEVELS
-            && self.splits(self.node_entries(chunk, level, start))
+            && self.splits(scratch.spans.len())
             && let Some(group) = self.sub_groups.alloc()
         {
-            return self.build_split(chunk, level, start, group, exts, scratch);
+            let split = self.build_split(chunk, level, start, group, exts, scratch)?;
+            return Ok(dxr_desc_with_default(split, default));
         }
 
         let swept = sweep(
@@ -247,10 +237,8 @@ impl<S: DxrStorage> Dxr<S> {
         let to = ranges.partition_point(|&(key, _)| key <= last);
         let ranges = &mut ranges[from..to];
         ranges[0].0 = start;
-        if let [(_, value)] = *ranges
-            && dxr_ext_id(value).is_none()
-        {
-            return Ok(dxr_desc(value, 0, 0)); // a leaf: one answer for the whole node
+        if let [(_, DXR_VALUE_NONE)] = *ranges {
+            return Ok(dxr_desc(default, 0, 0)); // a leaf: nothing inside the node
         }
         let (arena, what) = if v6 {
             (Arena::Ranges6, "IPv6 range arena")
@@ -274,7 +262,7 @@ impl<S: DxrStorage> Dxr<S> {
             self.storage
                 .write_unpublished(arena, base + i as u32, entry, value);
         }
-        Ok(dxr_desc(DXR_VALUE_NONE, base, count))
+        Ok(dxr_desc(default, base, count))
     }
 
     /// The extensions of the published node `old` of IPv6 chunk `chunk` (its block, or the

@@ -161,18 +161,41 @@ pub(super) fn span_end(key: u64, len: u8) -> u64 {
     key | u64::MAX.checked_shr(u32::from(len)).unwrap_or(0)
 }
 
-/// The last chunk-relative key of the node at `level` starting at `start`.
+/// The last chunk-relative key of the node at split `level` starting at `start`.
 pub(super) fn node_last(level: u32, start: u64) -> u64 {
     start | u64::MAX.checked_shr(DXR_SPLIT_BITS * level).unwrap_or(0)
 }
 
-/// The chunk-relative keys an IPv6 prefix's change can alter: its own span, or for a prefix
-/// longer than /64 its /64's (the extension range).
-pub(super) fn relative_span(prefix: IpNet) -> (u64, u64) {
-    let (_, rule) = Rule::of(prefix);
-    let first = rule.hi << DXR6_DIRECT_BITS;
-    let len = rule.len.min(64) - DXR6_DIRECT_BITS as u8;
-    (first, span_end(first, len))
+/// The prefix length of an IPv6 node at split `level` (the chunk: the direct bits).
+pub(super) fn node_len(level: u32) -> u8 {
+    (DXR6_DIRECT_BITS + DXR_SPLIT_BITS * level) as u8
+}
+
+/// The IPv6 family key of chunk-relative key `relative` in `chunk`.
+pub(super) fn node_key(chunk: u32, relative: u64) -> u64 {
+    u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | relative >> DXR6_DIRECT_BITS
+}
+
+/// A changed IPv6 prefix in its chunk: first and last chunk-relative key, and length (a
+/// prefix longer than /64 changes its /64's extension range: that /64).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Change {
+    pub first: u64,
+    pub last: u64,
+    pub len: u8,
+}
+
+impl Change {
+    pub fn of(prefix: IpNet) -> Self {
+        let (_, rule) = Rule::of(prefix);
+        let first = rule.hi << DXR6_DIRECT_BITS;
+        let len = rule.len.min(64);
+        Change {
+            first,
+            last: span_end(first, len - DXR6_DIRECT_BITS as u8),
+            len,
+        }
+    }
 }
 
 pub(super) struct Family {
@@ -316,8 +339,9 @@ impl Family {
         }
     }
 
-    /// IPv6: the prefixes of `chunk` whose family key is in `first..=last`, sorted.
-    pub fn entries_between(&self, chunk: u32, first: u64, last: u64) -> &[Entry] {
+    /// IPv6: the prefixes of `chunk` inside the node of `len` bits whose family keys are
+    /// `first..=last` (longer than the node: not the ones covering it), sorted.
+    pub fn inside(&self, chunk: u32, first: u64, last: u64, len: u8) -> &[Entry] {
         let Chunks::V6(lists) = &self.chunks else {
             return &[];
         };
@@ -326,7 +350,22 @@ impl Family {
         };
         let from = list.partition_point(|e| e.key < first);
         let to = list.partition_point(|e| e.key <= last);
-        &list[from..to]
+        // Those covering the node start at its first key and sort first there.
+        let covering = list[from..to].iter().take_while(|e| e.len <= len).count();
+        &list[from + covering..to]
+    }
+
+    /// The group of the longest prefix of length `above+1..=up_to` (both longer than the
+    /// direct bits, at most 64) covering `key`.
+    pub fn longest_covering(&self, key: u64, above: u8, up_to: u8) -> Option<u16> {
+        (above + 1..=up_to).rev().find_map(|len| {
+            let rule = Rule {
+                hi: key & mask(len),
+                lo: 0,
+                len,
+            };
+            self.get(rule)
+        })
     }
 
     pub fn ext_entries(&self, hi: u64) -> &[Entry] {

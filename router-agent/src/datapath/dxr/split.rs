@@ -6,26 +6,29 @@
 //! Why: a change rebuilds the block of the node holding it. Unsplit, one /18 holding 12k
 //! prefixes (2001:db8::/32 in the benchmark's table) meant a 1,500-line block written and
 //! quarantined per update, and bursts of updates there outran the grace periods that free the
-//! old blocks (updates of up to 14 ms at 60d56b0). Split, an update rebuilds the child it
-//! falls in (a prefix wider than a child: each child it covers), publishes it with one store
-//! to that child's descriptor (invariants I2, I5 per node), and quarantines the child's old
-//! block only.
+//! old blocks (updates of up to 14 ms at 60d56b0).
+//!
+//! A child's descriptor default is the longest prefix covering all of the child but not all
+//! of its parent (a lookup keeps the deepest default it meets that is not NONE), and its block
+//! holds only the prefixes inside it. So a change to a prefix inside a child rebuilds that
+//! child alone, published by one store to its descriptor, and only that child's old block
+//! goes to quarantine (invariants I2, I5 per node); a change to a prefix covering whole
+//! children (2001:db8::/32 over four /34s) is one default store per child, no block written.
 //!
 //! A split node stays split while it holds more than [`SplitLimits::unsplit`] prefixes (the
 //! gap keeps a node near the limit from flapping), and is rebuilt whole as a block below.
-//! Children's blocks keep chunk-relative keys, so a split node's blocks are the unsplit
-//! block's ranges cut at the children's edges, each starting at its child's first key (I4).
-//! When `DXR6_SUB` has no free group the node stays one block: slower updates, same answers.
+//! Blocks keep chunk-relative keys and start at their node's first key (I4). When `DXR6_SUB`
+//! has no free group the node stays one block: slower updates, the same answers.
 
 use std::time::Instant;
 
 use router_common::{
-    DXR_DESC_SPLIT, DXR_SPLIT_BITS, DXR_SPLIT_FANOUT, DXR_VALUE_NONE, DXR6_DIRECT_BITS,
-    DXR6_SPLIT_LEVELS, dxr_desc, dxr_desc_base, dxr_desc_count,
+    DXR_DESC_SPLIT, DXR_SPLIT_BITS, DXR_SPLIT_FANOUT, DXR_VALUE_NONE, DXR6_SPLIT_LEVELS, dxr_desc,
+    dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_desc_with_default,
 };
 
 use super::build::{Extensions, Scratch, lines};
-use super::rules::node_last;
+use super::rules::{Change, node_key, node_last, node_len};
 use super::{Arena, Directory, Dxr, DxrStorage};
 
 /// When IPv6 nodes split and merge back, in prefixes held.
@@ -69,21 +72,17 @@ impl<S: DxrStorage> Dxr<S> {
         is_split(old) && entries > self.split_limits.unsplit
     }
 
-    /// Prefixes (extension markers included) held by the node of IPv6 `chunk` at `level`
-    /// starting at `start`; the whole chunk at level 0.
+    /// Prefixes (extension markers included) inside the node of IPv6 `chunk` at `level`
+    /// starting at `start`: the whole chunk's at level 0.
     pub(super) fn node_entries(&self, chunk: u32, level: u32, start: u64) -> usize {
         if level == 0 {
             return self.v6.chunk_len(chunk);
         }
-        let chunk_key = u64::from(chunk) << (64 - DXR6_DIRECT_BITS);
-        let (first, last) = (start, node_last(level, start));
-        self.v6
-            .entries_between(
-                chunk,
-                chunk_key | first >> DXR6_DIRECT_BITS,
-                chunk_key | last >> DXR6_DIRECT_BITS,
-            )
-            .len()
+        let (first, last) = (
+            node_key(chunk, start),
+            node_key(chunk, node_last(level, start)),
+        );
+        self.v6.inside(chunk, first, last, node_len(level)).len()
     }
 
     /// Builds the 256 children of a node into `group`, none reachable yet; the split node's
@@ -119,60 +118,109 @@ impl<S: DxrStorage> Dxr<S> {
         Ok(dxr_desc(DXR_VALUE_NONE, group, DXR_DESC_SPLIT))
     }
 
-    /// Rebuilds the children of the published split node `desc` (at `level`, from `start`)
-    /// that the changed spans touch; each is published by one store to its descriptor.
+    /// Applies changes to the published split node `desc` (at `level`, from `start`): a
+    /// prefix covering whole children changes their defaults, one store each; one inside a
+    /// child rebuilds that child (or goes down into it if it stays split), published by one
+    /// store to its descriptor.
     pub(super) fn update_split(
         &mut self,
         chunk: u32,
         level: u32,
         start: u64,
         desc: u64,
-        changed: &[(u64, u64)],
+        changes: &[Change],
         scratch: &mut Scratch,
     ) -> Result<(), &'static str> {
         let group = dxr_desc_base(desc);
         let (last, shift) = (node_last(level, start), 64 - DXR_SPLIT_BITS * (level + 1));
+        let child_len = node_len(level + 1);
         let child_of = |key: u64| (key >> shift) as u32 & (DXR_SPLIT_FANOUT - 1);
-        // (child, span) for every child a change reaches, by child (stable: batch order).
-        let mut touched: Vec<(u32, (u64, u64))> = Vec::new();
-        for &(first, end) in changed {
-            let (first, end) = (first.max(start), end.min(last));
-            if first > end {
+        // (child, change inside it, or None: a change covering it), by child.
+        let mut touched: Vec<(u32, Option<Change>)> = Vec::new();
+        for &change in changes {
+            if change.last < start || change.first > last {
                 continue; // not in this node
             }
-            touched.extend((child_of(first)..=child_of(end)).map(|child| (child, (first, end))));
+            if change.len > child_len {
+                touched.push((child_of(change.first), Some(change)));
+            } else {
+                let (first, end) = (change.first.max(start), change.last.min(last));
+                touched.extend((child_of(first)..=child_of(end)).map(|child| (child, None)));
+            }
         }
         touched.sort_by_key(|&(child, _)| child);
-        for spans in touched.chunk_by(|a, b| a.0 == b.0) {
-            let child = spans[0].0;
+        for of_child in touched.chunk_by(|a, b| a.0 == b.0) {
+            let child = of_child[0].0;
             let child_start = start | u64::from(child) << shift;
             let index = group * DXR_SPLIT_FANOUT + child;
-            let old = self
-                .storage
-                .descriptor(Directory::Sub6, index)
-                .unwrap_or_default();
-            let entries = self.node_entries(chunk, level + 1, child_start);
-            if self.stays_split(old, entries) {
-                let spans: Vec<(u64, u64)> = spans.iter().map(|&(_, span)| span).collect();
-                self.update_split(chunk, level + 1, child_start, old, &spans, scratch)?;
-                continue;
-            }
-            let mut exts = Extensions {
-                reusable: self.unchanged_exts(chunk, old),
-                ..Extensions::default()
-            };
-            let new = match self.build_node(true, chunk, level + 1, child_start, &mut exts, scratch)
+            let inside: Vec<Change> = of_child.iter().filter_map(|&(_, c)| c).collect();
+            if !inside.is_empty()
+                && !self.update_child(chunk, level + 1, child_start, index, &inside, scratch)?
             {
-                Ok(new) => new,
-                Err(what) => {
-                    self.drop_unpublished_exts(&exts.made);
-                    return Err(what);
-                }
-            };
-            self.publish(Directory::Sub6, index, new);
-            self.unhook_tree(true, old, &exts.kept);
+                continue; // rebuilt whole, its default with it
+            }
+            if inside.len() < of_child.len() {
+                self.update_default(chunk, level + 1, child_start, index);
+            }
         }
         Ok(())
+    }
+
+    /// Applies changes inside child `index` of a split node: `Ok(true)` if the child stayed
+    /// split (its own descriptor unchanged), `Ok(false)` if it was rebuilt whole.
+    fn update_child(
+        &mut self,
+        chunk: u32,
+        level: u32,
+        start: u64,
+        index: u32,
+        changes: &[Change],
+        scratch: &mut Scratch,
+    ) -> Result<bool, &'static str> {
+        let old = self
+            .storage
+            .descriptor(Directory::Sub6, index)
+            .unwrap_or_default();
+        if self.stays_split(old, self.node_entries(chunk, level, start)) {
+            self.update_split(chunk, level, start, old, changes, scratch)?;
+            return Ok(true);
+        }
+        let mut exts = Extensions {
+            reusable: self.unchanged_exts(chunk, old),
+            ..Extensions::default()
+        };
+        let new = match self.build_node(true, chunk, level, start, &mut exts, scratch) {
+            Ok(new) => new,
+            Err(what) => {
+                self.drop_unpublished_exts(&exts.made);
+                return Err(what);
+            }
+        };
+        self.publish(Directory::Sub6, index, new);
+        self.unhook_tree(true, old, &exts.kept);
+        Ok(false)
+    }
+
+    /// Recomputes the default of child `index` (at `level`, from `start`) after a change to
+    /// a prefix covering it: one store, if it changed.
+    fn update_default(&mut self, chunk: u32, level: u32, start: u64, index: u32) {
+        let len = node_len(level);
+        let default = self
+            .v6
+            .longest_covering(node_key(chunk, start), len - DXR_SPLIT_BITS as u8, len)
+            .unwrap_or(DXR_VALUE_NONE);
+        let desc = self
+            .storage
+            .descriptor(Directory::Sub6, index)
+            .unwrap_or_default();
+        if dxr_desc_default(desc) != default {
+            // The block and children stay: only the answer where nothing inside applies.
+            self.storage.set_descriptor(
+                Directory::Sub6,
+                index,
+                dxr_desc_with_default(desc, default),
+            );
+        }
     }
 
     /// Calls `f(self, base, count)` for the block of `desc` or each block under it if split.
