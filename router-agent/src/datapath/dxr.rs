@@ -15,6 +15,9 @@
 //!     ext[id]: a descriptor (default: the answer for the /64 itself) over xranges, searched
 //!     on the lower 64 bits
 //!   DEFAULT[family]: the /0 route, for NONE defaults
+//!   IPv6 count SPLIT: a dense chunk (or node) split 256 ways on the next 8 address bits,
+//!     sub[base * 256 + those bits]: a child descriptor, its default (if not NONE) overriding
+//!     the chunk's; up to four levels deep (`split.rs`)
 //! ```
 //!
 //! Prefixes of at most /D (few in a real table) are expanded into the defaults of the chunks
@@ -22,22 +25,24 @@
 //! chunks it owned to the next shorter covering prefix, as DIR-24-8 does with its entries.
 //! Longer prefixes are kept per chunk, sorted; a change rebuilds the chunk's range block from
 //! them (a sweep over nested intervals), once per [`Dxr::apply`] batch however many of its
-//! prefixes changed.
+//! prefixes changed; in a split IPv6 chunk, only the children the changes fall in.
 //!
 //! Invariants (the XDP program reads without locks while the agent writes):
-//! - I1: a block (or extension id) reachable from a published descriptor is never written; one
-//!   unhooked at time t is reused only after t + [`DXR_QUARANTINE`] (XDP handles one packet per
-//!   RCU read-side section, microseconds), or once an RCU grace period of the program that
-//!   started after t has ended (`datapath/grace.rs`: waited for, or run in the background).
+//! - I1: a block (extension id, split group) reachable from a published descriptor is never
+//!   written; one unhooked at time t is reused only after t + [`DXR_QUARANTINE`] (XDP handles
+//!   one packet per RCU read-side section, microseconds), or once an RCU grace period of the
+//!   program that started after t has ended (`datapath/grace.rs`: waited for, or run in the
+//!   background).
 //! - I2: descriptors and `DEFAULT` change only by single aligned 64-bit stores, so default,
-//!   base and count always describe one consistent chunk.
+//!   base and count always describe one consistent chunk or node.
 //! - I3: a block (and the extension blocks and descriptors it names) is complete before the
 //!   release fence that precedes the store publishing it.
-//! - I4: blocks are sorted, start at offset 0, and hold at most 2^16 (IPv4) or
-//!   `DXR_MAX_RANGES` (IPv6) ranges, so the searches' constant bounds reach every answer.
-//! - I5: a changed chunk is a new block swapped in by one store, never rewritten in place: a
-//!   reader sees the old answer or the new one for every address, never a third (a search over
-//!   a block being rewritten could land on an unrelated range).
+//! - I4: blocks are sorted, start at their node's first key (offset 0 for a chunk), and hold
+//!   at most 2^16 (IPv4) or `DXR_MAX_RANGES` (IPv6) ranges, so the searches' constant bounds
+//!   reach every answer.
+//! - I5: a changed chunk (or split child) is a new block swapped in by one store, never
+//!   rewritten in place: a reader sees the old answer or the new one for every address, never
+//!   a third (a search over a block being rewritten could land on an unrelated range).
 //!
 //! While no reader exists (before the program is attached, [`Dxr::set_published`]), blocks
 //! are freed without quarantine, so a bulk load reuses space at once.

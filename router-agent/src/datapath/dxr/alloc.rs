@@ -23,6 +23,9 @@ pub(super) struct LineAllocator {
     quarantine: Quarantine<(u32, u32)>,
     /// Lines in blocks not free (published, being built, or quarantined).
     used: u64,
+    /// Lines handed out so far (measurements: lines written per update).
+    #[cfg(test)]
+    pub(super) allocated: u64,
 }
 
 impl LineAllocator {
@@ -34,6 +37,8 @@ impl LineAllocator {
             free_by_size: BTreeSet::new(),
             quarantine: Quarantine::new(),
             used: 0,
+            #[cfg(test)]
+            allocated: 0,
         }
     }
 
@@ -53,6 +58,10 @@ impl LineAllocator {
             return None;
         };
         self.used += u64::from(lines);
+        #[cfg(test)]
+        {
+            self.allocated += u64::from(lines);
+        }
         Some(start)
     }
 
