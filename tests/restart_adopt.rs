@@ -4,6 +4,7 @@
 //!   says "restarting" and the BGP nexthops' owners recorded; the next start adopts the
 //!   previous BGP routes at once (before any session is back) and the FIB is as before;
 //! - `router-agent restart` does the same in place (same PID);
+//! - an upgrade from layout version 2 (no `DXR6_SUB`) adopts too;
 //! - a corrupted stamp is a cold start with one clear line, never a crash;
 //! - `router-agent stop` is a full stop whatever the flag.
 //!
@@ -328,6 +329,32 @@ fn restarts(mut lab: Lab, engine: &str) {
     assert!(process_alive(pid) && agent.try_wait().unwrap().is_none());
     fib_steady_until_adoption_over(&lab, &before, &kernel_before, 2);
 
+    // An upgrade from layout version 2 (the same maps without DXR6_SUB): adopted, not a cold
+    // start, and `show fib` reads the old pins meanwhile.
+    term(&lab, &mut agent);
+    fs::remove_file(pin_dir.join(map_names::DXR6_SUB)).unwrap();
+    {
+        let mut stamps = open_array::<DatapathStamp>(&pin_dir, map_names::STAMP);
+        let mut older = stamps.get(&0, 0).unwrap();
+        older.layout_version = 2;
+        stamps.set(0, older, 0).unwrap();
+    }
+    assert_eq!(lab.fib(), before, "layout 2 pins read back");
+    let mut agent = start_agent(&lab);
+    wait_for(
+        "the upgraded agent's adoption",
+        Duration::from_secs(10),
+        || lab.agent_log_count(&[ADOPTED, "adopted=2"]) == 3,
+        || lab.logs(),
+    );
+    fib_steady_until_adoption_over(&lab, &before, &kernel_before, 3);
+    assert_eq!(
+        stamp(&pin_dir).layout_version,
+        LAYOUT_VERSION,
+        "stamped anew"
+    );
+    assert!(pin_dir.join(map_names::DXR6_SUB).exists(), "pinned anew");
+
     // A corrupted stamp: a cold start with one clear line, no crash.
     term(&lab, &mut agent);
     {
@@ -340,7 +367,7 @@ fn restarts(mut lab: Lab, engine: &str) {
     wait_for(
         "the cold start",
         Duration::from_secs(10),
-        || lab.agent_log_count(&["forwarding routes="]) == 4,
+        || lab.agent_log_count(&["forwarding routes="]) == 5,
         || lab.logs(),
     );
     assert_eq!(
@@ -351,7 +378,7 @@ fn restarts(mut lab: Lab, engine: &str) {
     );
     assert_eq!(
         lab.agent_log_count(&[ADOPTED]),
-        2,
+        3,
         "nothing adopted: {}",
         lab.logs()
     );

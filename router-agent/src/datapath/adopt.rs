@@ -128,6 +128,11 @@ fn read(pin_dir: &Path) -> Result<Adoption> {
     Ok(adoption)
 }
 
+/// Layouts whose maps this agent reads back. Version 2 is version 3 without `DXR6_SUB` and
+/// without split DXR nodes (its largest block could not reach the count that now marks one):
+/// its routes read back the same, so an upgrade from it adopts.
+const ADOPTABLE_LAYOUTS: [u32; 2] = [2, LAYOUT_VERSION];
+
 fn check_stamp(stamp: &DatapathStamp) -> Result<()> {
     if stamp.magic != STAMP_MAGIC {
         bail!(
@@ -136,9 +141,9 @@ fn check_stamp(stamp: &DatapathStamp) -> Result<()> {
             stamp.magic
         );
     }
-    if stamp.layout_version != LAYOUT_VERSION {
+    if !ADOPTABLE_LAYOUTS.contains(&stamp.layout_version) {
         bail!(
-            "the maps are in layout version {}, this agent reads version {LAYOUT_VERSION}",
+            "the maps are in layout version {}, this agent reads versions {ADOPTABLE_LAYOUTS:?}",
             stamp.layout_version
         );
     }
@@ -271,11 +276,22 @@ mod tests {
             ..stamp()
         };
         assert!(format!("{:#}", check_stamp(&foreign).unwrap_err()).contains("magic"));
-        let older = DatapathStamp {
-            layout_version: LAYOUT_VERSION - 1,
+        let upgrade = DatapathStamp {
+            layout_version: 2,
             ..stamp()
         };
-        assert!(format!("{:#}", check_stamp(&older).unwrap_err()).contains("layout version"));
+        assert!(
+            check_stamp(&upgrade).is_ok(),
+            "layout 2 reads back the same"
+        );
+        for version in [1, LAYOUT_VERSION + 1] {
+            let other = DatapathStamp {
+                layout_version: version,
+                ..stamp()
+            };
+            let err = format!("{:#}", check_stamp(&other).unwrap_err());
+            assert!(err.contains("layout version"), "{err}");
+        }
         let garbled = DatapathStamp {
             state: 77,
             ..stamp()

@@ -234,7 +234,7 @@ impl Datapath {
                 ranges6: mmap_array(&maps, map_names::DXR6_RANGES)?,
                 ext6: mmap_array(&maps, map_names::DXR6_EXT)?,
                 xranges6: mmap_array(&maps, map_names::DXR6_XRANGES)?,
-                sub6: mmap_array(&maps, map_names::DXR6_SUB)?,
+                sub6: Some(mmap_array(&maps, map_names::DXR6_SUB)?),
                 default: mmap_array(&maps, map_names::DXR_DEFAULT)?,
                 grace: grace::BackgroundGrace::new()
                     .inspect_err(|err| {

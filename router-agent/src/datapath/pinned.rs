@@ -89,7 +89,12 @@ impl PinnedDatapath {
             ranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_RANGES)?,
             ext6: mmap_pinned(&self.pin_dir, map_names::DXR6_EXT)?,
             xranges6: mmap_pinned(&self.pin_dir, map_names::DXR6_XRANGES)?,
-            sub6: mmap_pinned(&self.pin_dir, map_names::DXR6_SUB)?,
+            // Layout version 2 (an upgrade's first start) had no split nodes and no map.
+            sub6: if self.pin_dir.join(map_names::DXR6_SUB).exists() {
+                Some(mmap_pinned(&self.pin_dir, map_names::DXR6_SUB)?)
+            } else {
+                None
+            },
             default: mmap_pinned(&self.pin_dir, map_names::DXR_DEFAULT)?,
             grace: None,
         };

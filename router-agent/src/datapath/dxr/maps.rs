@@ -19,8 +19,9 @@ pub struct MmapDxr {
     pub ranges6: MmapArray<Dxr6Line>,
     pub ext6: MmapArray<u64>,
     pub xranges6: MmapArray<DxrXLine>,
-    /// `DXR6_SUB`: split IPv6 nodes' descriptors.
-    pub sub6: MmapArray<u64>,
+    /// `DXR6_SUB`: split IPv6 nodes' descriptors (`None`: maps of layout version 2, read
+    /// back on an upgrade, which had neither the map nor split nodes).
+    pub sub6: Option<MmapArray<u64>>,
     /// `DXR_DEFAULT`: the /0 routes, IPv4 then IPv6.
     pub default: MmapArray<u64>,
     /// Ends quarantines early, at a grace period (`None`: they run their course).
@@ -28,12 +29,12 @@ pub struct MmapDxr {
 }
 
 impl MmapDxr {
-    fn directory(&self, directory: Directory) -> &MmapArray<u64> {
+    fn directory(&self, directory: Directory) -> Option<&MmapArray<u64>> {
         match directory {
-            Directory::Direct4 => &self.direct4,
-            Directory::Direct6 => &self.direct6,
-            Directory::Ext6 => &self.ext6,
-            Directory::Sub6 => &self.sub6,
+            Directory::Direct4 => Some(&self.direct4),
+            Directory::Direct6 => Some(&self.direct6),
+            Directory::Ext6 => Some(&self.ext6),
+            Directory::Sub6 => self.sub6.as_ref(),
         }
     }
 }
@@ -47,7 +48,7 @@ fn slot(index: u32, per_line: usize, lines: u32) -> Option<(u32, usize)> {
 
 impl DxrStorage for MmapDxr {
     fn descriptor(&self, directory: Directory, index: u32) -> Option<u64> {
-        let table = self.directory(directory);
+        let table = self.directory(directory)?;
         (index < table.entries()).then(|| table.load_u64(index, 0))
     }
 
@@ -56,7 +57,7 @@ impl DxrStorage for MmapDxr {
             Directory::Direct4 => &mut self.direct4,
             Directory::Direct6 => &mut self.direct6,
             Directory::Ext6 => &mut self.ext6,
-            Directory::Sub6 => &mut self.sub6,
+            Directory::Sub6 => self.sub6.as_mut().expect("no split group without DXR6_SUB"),
         };
         table.store_u64(index, 0, desc);
     }
@@ -128,7 +129,9 @@ impl DxrStorage for MmapDxr {
     }
 
     fn sub_groups(&self) -> u32 {
-        self.sub6.entries() / DXR_SPLIT_FANOUT
+        self.sub6
+            .as_ref()
+            .map_or(0, |sub6| sub6.entries() / DXR_SPLIT_FANOUT)
     }
 
     fn wait_for_readers(&mut self) -> bool {
