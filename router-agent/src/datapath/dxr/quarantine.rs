@@ -18,14 +18,12 @@ const SEGMENT: usize = 1024;
 #[derive(Debug)]
 pub(super) struct Quarantine<T> {
     segments: VecDeque<VecDeque<(Instant, T)>>,
-    len: usize,
 }
 
 impl<T: Copy> Quarantine<T> {
     pub(super) fn new() -> Self {
         Self {
             segments: VecDeque::new(),
-            len: 0,
         }
     }
 
@@ -39,7 +37,6 @@ impl<T: Copy> Quarantine<T> {
                 self.segments.push_back(segment);
             }
         }
-        self.len += 1;
     }
 
     /// The oldest item, if its quarantine is over at `now`.
@@ -54,7 +51,6 @@ impl<T: Copy> Quarantine<T> {
         if first.is_empty() && self.segments.len() > 1 {
             self.segments.pop_front();
         }
-        self.len -= 1;
         Some(item)
     }
 
@@ -78,7 +74,7 @@ impl<T: Copy> Quarantine<T> {
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.segments.iter().map(VecDeque::len).sum()
     }
 
     #[cfg(test)]
