@@ -149,6 +149,36 @@ impl<S: DxrStorage> Dxr<S> {
             Some(&real) => real,
             None => dxr_desc_default(old),
         };
+        let with_default = |desc| dxr_desc_with_default(desc, default);
+        self.replace_node(
+            v6,
+            chunk,
+            0,
+            0,
+            (directory, chunk),
+            old,
+            with_default,
+            scratch,
+        )?;
+        self.degraded.remove(&(v6, chunk));
+        Ok(())
+    }
+
+    /// Builds the node of `chunk` at `level` from `start` anew, publishes it at `at` (with
+    /// `finish` applied to its descriptor) in place of `old`, and lets `old` go, keeping the
+    /// unchanged extensions the new node still names. On failure nothing reachable changed.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn replace_node(
+        &mut self,
+        v6: bool,
+        chunk: u32,
+        level: u32,
+        start: u64,
+        at: (Directory, u32),
+        old: u64,
+        finish: impl FnOnce(u64) -> u64,
+        scratch: &mut Scratch,
+    ) -> Result<(), &'static str> {
         let mut exts = Extensions {
             reusable: if v6 {
                 self.unchanged_exts(chunk, old)
@@ -157,16 +187,15 @@ impl<S: DxrStorage> Dxr<S> {
             },
             ..Extensions::default()
         };
-        let desc = match self.build_node(v6, chunk, 0, 0, &mut exts, scratch) {
+        let desc = match self.build_node(v6, chunk, level, start, &mut exts, scratch) {
             Ok(desc) => desc,
             Err(what) => {
                 self.drop_unpublished_exts(&exts.made);
                 return Err(what);
             }
         };
-        self.publish(directory, chunk, dxr_desc_with_default(desc, default));
+        self.publish(at.0, at.1, finish(desc));
         self.unhook_tree(v6, old, &exts.kept);
-        self.degraded.remove(&(v6, chunk));
         Ok(())
     }
 

@@ -185,19 +185,8 @@ impl<S: DxrStorage> Dxr<S> {
             self.update_split(chunk, level, start, old, changes, scratch)?;
             return Ok(true);
         }
-        let mut exts = Extensions {
-            reusable: self.unchanged_exts(chunk, old),
-            ..Extensions::default()
-        };
-        let new = match self.build_node(true, chunk, level, start, &mut exts, scratch) {
-            Ok(new) => new,
-            Err(what) => {
-                self.drop_unpublished_exts(&exts.made);
-                return Err(what);
-            }
-        };
-        self.publish(Directory::Sub6, index, new);
-        self.unhook_tree(true, old, &exts.kept);
+        let at = (Directory::Sub6, index);
+        self.replace_node(true, chunk, level, start, at, old, |desc| desc, scratch)?;
         Ok(false)
     }
 
