@@ -45,6 +45,7 @@
 
 mod chart;
 mod lab;
+mod latency;
 mod memory;
 mod packets;
 mod probes;
@@ -275,11 +276,21 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
+    let read_latency = {
+        let engine = args.engines[0];
+        eprintln!("bench cost: memory read latency at the spread's pace...");
+        let mut bench = Bench::load(engine, &lab, 1, 1, settings.xdp_log)?;
+        bench.attach()?;
+        latency::measure(bench.datapath.program_mut(), lab.ifindex, &table::arp())
+            .context("memory read latency")?
+    };
+
     let report = Report {
         machine,
         command,
         settings,
         runs,
+        read_latency,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
     tables::write_tables(&mut out, &report)?;

@@ -19,7 +19,7 @@ pub const HOT_LONG: u32 = 254;
 pub const HOT_SHORT: u32 = 127;
 
 /// One `BPF_PROG_TEST_RUN` call on `ingress`: (action, kernel-measured time per run).
-fn test_run(program: &Xdp, ingress: u32, frame: &[u8], repeat: u32) -> Result<(u32, Duration)> {
+pub fn test_run(program: &Xdp, ingress: u32, frame: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
     // egress_ifindex }: the kernel wants data_end == the frame's length and no metadata.
     let ctx: [u32; 6] = [0, frame.len() as u32, 0, ingress, 0, 0];

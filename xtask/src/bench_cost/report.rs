@@ -13,6 +13,9 @@ pub struct Report {
     pub command: String,
     pub settings: Settings,
     pub runs: Vec<Run>,
+    /// One random read's cost by working set, at the spread's pace: the memory under the
+    /// lookups.
+    pub read_latency: Vec<super::latency::ReadLatency>,
     pub elapsed_s: f64,
 }
 

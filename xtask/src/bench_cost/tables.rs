@@ -13,6 +13,7 @@ pub fn write_tables(out: &mut dyn Write, report: &Report) -> std::io::Result<()>
     write_programming_table(out, report)?;
     write_update_table(out, runs)?;
     write_memory_table(out, runs)?;
+    write_read_latency(out, report)?;
     writeln!(out, "elapsed: {:.1} s", report.elapsed_s)
 }
 
@@ -466,4 +467,26 @@ fn write_memory_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
         }
     }
     writeln!(out)
+}
+
+fn write_read_latency(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\nMemory read latency: one dependent read of a random 64-byte line (this process's \
+         4 KiB pages, as BPF arrays), ns"
+    )?;
+    writeln!(
+        out,
+        "  paced: one BPF_PROG_TEST_RUN (the floor's ARP frame) before each read, as the spread \
+         measurement runs its lookups (mean of the middle 80%); back to back: reads only"
+    )?;
+    let mut table = TextTable::new(&["working set", "paced", "back to back"]);
+    for row in &report.read_latency {
+        table.row(vec![
+            format!("{} KiB", row.working_set_kib),
+            format!("{:.1}", row.paced_ns),
+            format!("{:.1}", row.back_to_back_ns),
+        ]);
+    }
+    table.write(out)
 }
