@@ -242,7 +242,9 @@ impl<S: DxrStorage> Dxr<S> {
                 .longest_covering(first_key, node_len - DXR_SPLIT_BITS as u8, node_len)
                 .unwrap_or(DXR_VALUE_NONE);
             let inside = family.inside(chunk, first_key, node_key(chunk, last), node_len);
-            scratch.spans.extend(inside.iter().map(|&e| span(e)));
+            scratch
+                .spans
+                .extend(inside.iter().map(|e| span(e.entry(chunk))));
         }
         if v6
             && level < DXR6_SPLIT_LEVELS

@@ -71,6 +71,18 @@ struct Entry4 {
 
 const _: () = assert!(32 - DXR4_DIRECT_BITS <= 16);
 
+/// An IPv6 chunk's prefix (or extension marker) as stored: the key bits after the direct
+/// bits (46 of them, in 48), length and group, 10 bytes against [`Entry`]'s 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Entry6 {
+    offset: [u16; 3],
+    len: u8,
+    group: u16,
+}
+
+const _: () = assert!(64 - DXR6_DIRECT_BITS <= 48);
+const _: () = assert!(size_of::<Entry6>() == 10);
+
 /// What a sorted prefix list holds: ordered by (key, length) inside one chunk or /64.
 trait Sorted: Copy {
     /// The list order of a prefix with this family key and length.
@@ -138,13 +150,57 @@ impl Entry4 {
     }
 }
 
+impl Sorted for Entry6 {
+    fn order_of(key: u64, len: u8) -> (u64, u8) {
+        (Entry6::offset_of(key), len)
+    }
+    fn order(&self) -> (u64, u8) {
+        (self.offset(), self.len)
+    }
+    fn make(key: u64, len: u8, group: u16) -> Self {
+        let offset = Entry6::offset_of(key);
+        Entry6 {
+            offset: [(offset >> 32) as u16, (offset >> 16) as u16, offset as u16],
+            len,
+            group,
+        }
+    }
+    fn group(&self) -> u16 {
+        self.group
+    }
+    fn group_mut(&mut self) -> &mut u16 {
+        &mut self.group
+    }
+}
+
+impl Entry6 {
+    /// The IPv6 family key's bits after the direct bits.
+    fn offset_of(key: u64) -> u64 {
+        key & (u64::MAX >> DXR6_DIRECT_BITS)
+    }
+
+    fn offset(&self) -> u64 {
+        let [a, b, c] = self.offset.map(u64::from);
+        a << 32 | b << 16 | c
+    }
+
+    /// Back to an [`Entry`] with the family key, in chunk `chunk`.
+    pub fn entry(self, chunk: u32) -> Entry {
+        Entry {
+            key: u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | self.offset(),
+            len: self.len,
+            group: self.group,
+        }
+    }
+}
+
 type Lists<K, E> = HashMap<K, Vec<E>, Hasher>;
 
 /// Per chunk holding any: its longer prefixes (and IPv6 extension markers), sorted by (key,
 /// len). A map, not a vector per chunk: most IPv6 chunks stay empty.
 enum Chunks {
     V4(Lists<u32, Entry4>),
-    V6(Lists<u32, Entry>),
+    V6(Lists<u32, Entry6>),
 }
 
 /// `Entry::len` of a chunk's marker for a /64 (`key`) holding prefixes longer than /64: sorts
@@ -327,7 +383,12 @@ impl Family {
                 .flatten()
                 .map(|e| e.entry(chunk))
                 .for_each(f),
-            Chunks::V6(lists) => lists.get(&chunk).into_iter().flatten().copied().for_each(f),
+            Chunks::V6(lists) => lists
+                .get(&chunk)
+                .into_iter()
+                .flatten()
+                .map(|e| e.entry(chunk))
+                .for_each(f),
         }
     }
 
@@ -340,16 +401,18 @@ impl Family {
     }
 
     /// IPv6: the prefixes of `chunk` inside the node of `len` bits whose family keys are
-    /// `first..=last` (longer than the node: not the ones covering it), sorted.
-    pub fn inside(&self, chunk: u32, first: u64, last: u64, len: u8) -> &[Entry] {
+    /// `first..=last` (longer than the node: not the ones covering it), sorted; `.entry(chunk)`
+    /// gives each one's family key.
+    pub fn inside(&self, chunk: u32, first: u64, last: u64, len: u8) -> &[Entry6] {
         let Chunks::V6(lists) = &self.chunks else {
             return &[];
         };
         let Some(list) = lists.get(&chunk) else {
             return &[];
         };
-        let from = list.partition_point(|e| e.key < first);
-        let to = list.partition_point(|e| e.key <= last);
+        let (first, last) = (Entry6::offset_of(first), Entry6::offset_of(last));
+        let from = list.partition_point(|e| e.offset() < first);
+        let to = list.partition_point(|e| e.offset() <= last);
         // Those covering the node start at its first key and sort first there.
         let covering = list[from..to].iter().take_while(|e| e.len <= len).count();
         &list[from + covering..to]
