@@ -59,29 +59,49 @@ pub(super) struct Entry {
     pub group: u16,
 }
 
-/// An IPv4 chunk's prefix as stored: the address bits after the direct bits (16 of them),
-/// length and group, 6 bytes against [`Entry`]'s 16: these lists are most of the agent's DXR
-/// memory at a full table.
+/// A chunk's prefix as stored: the family key's bits after the `DIRECT` bits, left-aligned in
+/// `WORDS` u16, then length and group. These lists are most of the agent's DXR memory at a
+/// full table: 6 bytes per IPv4 prefix, 10 per IPv6 one, against [`Entry`]'s 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry4 {
-    offset: u16,
+pub(super) struct ChunkEntry<const WORDS: usize, const DIRECT: u32> {
+    offset: [u16; WORDS],
     len: u8,
     group: u16,
 }
+
+/// IPv4: the 16 bits after the 16 direct bits.
+type Entry4 = ChunkEntry<1, DXR4_DIRECT_BITS>;
+/// IPv6: the 46 bits after the 18 direct bits (in 48).
+pub(super) type Entry6 = ChunkEntry<3, DXR6_DIRECT_BITS>;
 
 const _: () = assert!(32 - DXR4_DIRECT_BITS <= 16);
-
-/// An IPv6 chunk's prefix (or extension marker) as stored: the key bits after the direct
-/// bits (46 of them, in 48), length and group, 10 bytes against [`Entry`]'s 16.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Entry6 {
-    offset: [u16; 3],
-    len: u8,
-    group: u16,
-}
-
 const _: () = assert!(64 - DXR6_DIRECT_BITS <= 48);
-const _: () = assert!(size_of::<Entry6>() == 10);
+const _: () = assert!(size_of::<Entry4>() == 6 && size_of::<Entry6>() == 10);
+
+impl<const WORDS: usize, const DIRECT: u32> ChunkEntry<WORDS, DIRECT> {
+    const BITS: u32 = 16 * WORDS as u32;
+
+    /// The family key's bits after the direct bits, left-aligned in `BITS`: ordered as the
+    /// keys are inside one chunk.
+    fn offset_of(key: u64) -> u64 {
+        (key << DIRECT) >> (64 - Self::BITS)
+    }
+
+    fn offset(&self) -> u64 {
+        self.offset
+            .iter()
+            .fold(0, |acc, &word| acc << 16 | u64::from(word))
+    }
+
+    /// Back to an [`Entry`] with the family key, in chunk `chunk`.
+    pub fn entry(self, chunk: u32) -> Entry {
+        Entry {
+            key: u64::from(chunk) << (64 - DIRECT) | (self.offset() << (64 - Self::BITS)) >> DIRECT,
+            len: self.len,
+            group: self.group,
+        }
+    }
+}
 
 /// What a sorted prefix list holds: ordered by (key, length) inside one chunk or /64.
 trait Sorted: Copy {
@@ -111,56 +131,17 @@ impl Sorted for Entry {
     }
 }
 
-impl Sorted for Entry4 {
+impl<const WORDS: usize, const DIRECT: u32> Sorted for ChunkEntry<WORDS, DIRECT> {
     fn order_of(key: u64, len: u8) -> (u64, u8) {
-        (u64::from(Entry4::offset_of(key)), len)
-    }
-    fn order(&self) -> (u64, u8) {
-        (u64::from(self.offset), self.len)
-    }
-    fn make(key: u64, len: u8, group: u16) -> Self {
-        Entry4 {
-            offset: Entry4::offset_of(key),
-            len,
-            group,
-        }
-    }
-    fn group(&self) -> u16 {
-        self.group
-    }
-    fn group_mut(&mut self) -> &mut u16 {
-        &mut self.group
-    }
-}
-
-impl Entry4 {
-    /// The IPv4 family key's bits after the direct bits (`key` is `addr << 32`).
-    fn offset_of(key: u64) -> u16 {
-        ((key << DXR4_DIRECT_BITS) >> 48) as u16
-    }
-
-    /// Back to an [`Entry`] with the family key, in chunk `chunk`.
-    fn entry(self, chunk: u32) -> Entry {
-        Entry {
-            key: u64::from(chunk) << (64 - DXR4_DIRECT_BITS)
-                | u64::from(self.offset) << (48 - DXR4_DIRECT_BITS),
-            len: self.len,
-            group: self.group,
-        }
-    }
-}
-
-impl Sorted for Entry6 {
-    fn order_of(key: u64, len: u8) -> (u64, u8) {
-        (Entry6::offset_of(key), len)
+        (Self::offset_of(key), len)
     }
     fn order(&self) -> (u64, u8) {
         (self.offset(), self.len)
     }
     fn make(key: u64, len: u8, group: u16) -> Self {
-        let offset = Entry6::offset_of(key);
-        Entry6 {
-            offset: [(offset >> 32) as u16, (offset >> 16) as u16, offset as u16],
+        let offset = Self::offset_of(key);
+        ChunkEntry {
+            offset: std::array::from_fn(|i| (offset >> (16 * (WORDS - 1 - i))) as u16),
             len,
             group,
         }
@@ -170,27 +151,6 @@ impl Sorted for Entry6 {
     }
     fn group_mut(&mut self) -> &mut u16 {
         &mut self.group
-    }
-}
-
-impl Entry6 {
-    /// The IPv6 family key's bits after the direct bits.
-    fn offset_of(key: u64) -> u64 {
-        key & (u64::MAX >> DXR6_DIRECT_BITS)
-    }
-
-    fn offset(&self) -> u64 {
-        let [a, b, c] = self.offset.map(u64::from);
-        a << 32 | b << 16 | c
-    }
-
-    /// Back to an [`Entry`] with the family key, in chunk `chunk`.
-    pub fn entry(self, chunk: u32) -> Entry {
-        Entry {
-            key: u64::from(chunk) << (64 - DXR6_DIRECT_BITS) | self.offset(),
-            len: self.len,
-            group: self.group,
-        }
     }
 }
 
