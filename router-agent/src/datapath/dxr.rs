@@ -157,7 +157,9 @@ impl<S: DxrStorage> Dxr<S> {
 
     /// Applies route changes (`Some(group)`: insert or replace, `None`: remove), in address
     /// order (stable: changes to one prefix keep their order). Every chunk a batch touches is
-    /// rebuilt once, at the end. Returns the changes that could not be made.
+    /// rebuilt once, as soon as the batch's changes to it are in its list (sorted, they are
+    /// neighbours), while that list is still in the cache; a prefix of at most the direct
+    /// bits sorts before every chunk it covers. Returns the changes that could not be made.
     pub fn apply(&mut self, changes: &mut [(IpNet, Option<u32>)]) -> Vec<DxrError> {
         // Space freed per batch grows with it: a single update frees a few dozen blocks (a
         // few µs), so freeing never lands on one update as the thousands of blocks one grace
@@ -166,10 +168,10 @@ impl<S: DxrStorage> Dxr<S> {
         self.reclaim(reclaim_budget);
         changes.sort_by_key(|(prefix, _)| sort_key(prefix));
         let mut errors = Vec::new();
-        let mut touched: Vec<Touched> = Vec::new();
-        // The changed prefixes, chunk by chunk (`Touched::prefixes` indexes): one vector for
-        // the batch, not one per chunk.
+        // The changed prefixes of the chunk being changed (`Touched::prefixes` indexes): one
+        // vector for the batch, not one per chunk.
         let mut changed: Vec<IpNet> = Vec::new();
+        let mut pending: Option<Touched> = None;
         for &(raw, group) in changes.iter() {
             let prefix = raw.trunc();
             let group = match group {
@@ -193,36 +195,46 @@ impl<S: DxrStorage> Dxr<S> {
             if rule.len > 64 {
                 self.dirty_ext.insert(rule.hi);
             }
-            // Sorted by address: a chunk's changes are neighbours.
             changed.push(prefix);
-            match touched.last_mut() {
+            match &mut pending {
                 Some(last) if last.v6 == v6 && last.chunk == chunk => last.prefixes.end += 1,
-                _ => touched.push(Touched {
-                    v6,
-                    chunk,
-                    prefixes: changed.len() - 1..changed.len(),
-                }),
+                _ => {
+                    if let Some(done) = pending.take() {
+                        self.rebuild_touched(done, &changed, &mut errors);
+                    }
+                    pending = Some(Touched {
+                        v6,
+                        chunk,
+                        prefixes: changed.len() - 1..changed.len(),
+                    });
+                }
             }
         }
-        for Touched {
-            v6,
-            chunk,
-            prefixes,
-        } in touched
-        {
-            if let Err(what) = self.rebuild_chunk(v6, chunk, Some(&changed[prefixes.clone()])) {
-                self.degrade(v6, chunk);
-                errors.extend(
-                    changed[prefixes]
-                        .iter()
-                        .map(|&prefix| DxrError::Full { prefix, what }),
-                );
-            }
+        if let Some(done) = pending {
+            self.rebuild_touched(done, &changed, &mut errors);
         }
         self.dirty_ext.clear();
         // Ask for the grace period that frees this batch's old blocks before the next batch.
         self.reclaim(reclaim_budget);
         errors
+    }
+
+    /// Rebuilds a chunk the batch changed; if it found no room, the chunk goes to the kernel
+    /// and each of its changed prefixes is reported.
+    fn rebuild_touched(&mut self, touched: Touched, changed: &[IpNet], errors: &mut Vec<DxrError>) {
+        let Touched {
+            v6,
+            chunk,
+            prefixes,
+        } = touched;
+        if let Err(what) = self.rebuild_chunk(v6, chunk, Some(&changed[prefixes.clone()])) {
+            self.degrade(v6, chunk);
+            errors.extend(
+                changed[prefixes]
+                    .iter()
+                    .map(|&prefix| DxrError::Full { prefix, what }),
+            );
+        }
     }
 
     /// Longest-prefix match of `addr`, reading the storage exactly as the XDP program does.
