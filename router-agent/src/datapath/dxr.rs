@@ -168,10 +168,9 @@ impl<S: DxrStorage> Dxr<S> {
         self.reclaim(reclaim_budget);
         changes.sort_by_key(|(prefix, _)| sort_key(prefix));
         let mut errors = Vec::new();
-        // The changed prefixes of the chunk being changed (`Touched::prefixes` indexes): one
-        // vector for the batch, not one per chunk.
+        // The chunk being changed (IPv6?, chunk) and its changed prefixes so far.
+        let mut pending: Option<(bool, u32)> = None;
         let mut changed: Vec<IpNet> = Vec::new();
-        let mut pending: Option<Touched> = None;
         for &(raw, group) in changes.iter() {
             let prefix = raw.trunc();
             let group = match group {
@@ -195,23 +194,16 @@ impl<S: DxrStorage> Dxr<S> {
             if rule.len > 64 {
                 self.dirty_ext.insert(rule.hi);
             }
-            changed.push(prefix);
-            match &mut pending {
-                Some(last) if last.v6 == v6 && last.chunk == chunk => last.prefixes.end += 1,
-                _ => {
-                    if let Some(done) = pending.take() {
-                        self.rebuild_touched(done, &changed, &mut errors);
-                    }
-                    pending = Some(Touched {
-                        v6,
-                        chunk,
-                        prefixes: changed.len() - 1..changed.len(),
-                    });
-                }
+            // Sorted: a chunk's changes are neighbours, so a new chunk means the last is done.
+            if pending != Some((v6, chunk))
+                && let Some((v6, chunk)) = pending.replace((v6, chunk))
+            {
+                self.rebuild_changed(v6, chunk, &mut changed, &mut errors);
             }
+            changed.push(prefix);
         }
-        if let Some(done) = pending {
-            self.rebuild_touched(done, &changed, &mut errors);
+        if let Some((v6, chunk)) = pending {
+            self.rebuild_changed(v6, chunk, &mut changed, &mut errors);
         }
         self.dirty_ext.clear();
         // Ask for the grace period that frees this batch's old blocks before the next batch.
@@ -219,22 +211,24 @@ impl<S: DxrStorage> Dxr<S> {
         errors
     }
 
-    /// Rebuilds a chunk the batch changed; if it found no room, the chunk goes to the kernel
-    /// and each of its changed prefixes is reported.
-    fn rebuild_touched(&mut self, touched: Touched, changed: &[IpNet], errors: &mut Vec<DxrError>) {
-        let Touched {
-            v6,
-            chunk,
-            prefixes,
-        } = touched;
-        if let Err(what) = self.rebuild_chunk(v6, chunk, Some(&changed[prefixes.clone()])) {
+    /// Rebuilds a chunk the batch changed (`changed`: its changed prefixes, emptied); if it
+    /// found no room, the chunk goes to the kernel and each of those prefixes is reported.
+    fn rebuild_changed(
+        &mut self,
+        v6: bool,
+        chunk: u32,
+        changed: &mut Vec<IpNet>,
+        errors: &mut Vec<DxrError>,
+    ) {
+        if let Err(what) = self.rebuild_chunk(v6, chunk, Some(changed)) {
             self.degrade(v6, chunk);
             errors.extend(
-                changed[prefixes]
+                changed
                     .iter()
                     .map(|&prefix| DxrError::Full { prefix, what }),
             );
         }
+        changed.clear();
     }
 
     /// Longest-prefix match of `addr`, reading the storage exactly as the XDP program does.
@@ -484,14 +478,6 @@ impl<S: DxrStorage> Dxr<S> {
         // a reader that starts after that time cannot reach the old block.
         fence(Ordering::SeqCst);
     }
-}
-
-/// A chunk a batch changed, and the prefixes changed in it (named if it finds no room): a
-/// range of the batch's changed prefixes.
-struct Touched {
-    v6: bool,
-    chunk: u32,
-    prefixes: std::ops::Range<usize>,
 }
 
 fn sort_key(prefix: &IpNet) -> (bool, u128, u8) {
