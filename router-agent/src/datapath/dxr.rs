@@ -49,6 +49,7 @@
 
 mod alloc;
 mod build;
+mod free_lines;
 mod maps;
 mod quarantine;
 pub mod readback;

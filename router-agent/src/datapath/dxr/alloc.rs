@@ -1,14 +1,22 @@
 //! Space for range blocks in one arena (an array of 64-byte lines) and for extension ids:
-//! best-fit over coalescing free spans, a bump pointer, and the quarantine that keeps a block
+//! best fit over coalescing free spans, a bump pointer, and the quarantine that keeps a block
 //! unhooked at time t untouched until t + [`DXR_QUARANTINE`] (readers may still search it).
 //!
-//! Blocks take exactly the lines they need. Free spans merge with free neighbours, so churn
-//! between block sizes does not strand space in fragments of the wrong size.
+//! Blocks take exactly the lines they need. The free spans are the runs of a bitmap of free
+//! lines ([`FreeLines`]), so a freed block merges with free neighbours by setting its bits,
+//! and churn between block sizes does not strand space in fragments of the wrong size. Best
+//! fit picks from candidate lists by size; a candidate goes stale when its span merges or is
+//! taken, and is checked against the bitmap when it comes up.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Instant;
 
+use super::free_lines::FreeLines;
 use super::quarantine::Quarantine;
+
+/// Span sizes with a candidate list of their own (larger ones share an ordered set).
+const LISTED_SIZES: u32 = 64;
 
 /// One arena's lines.
 #[derive(Debug)]
@@ -16,9 +24,16 @@ pub(super) struct LineAllocator {
     capacity: u32,
     /// Lines at and above this were never handed out (or came back at the top).
     bump: u32,
-    /// Free spans below `bump`: start -> lines, and the same as (lines, start) for best fit.
-    free_by_start: BTreeMap<u32, u32>,
-    free_by_size: BTreeSet<(u32, u32)>,
+    free: FreeLines,
+    /// `by_size[n - 1]`: first lines of spans of `n` lines (some stale), lowest first:
+    /// filling the arena from the bottom keeps large free spans whole.
+    by_size: Vec<BinaryHeap<Reverse<u32>>>,
+    /// Spans above [`LISTED_SIZES`] lines: (lines, first line) (some stale).
+    large: BTreeSet<(u32, u32)>,
+    /// Free spans (runs) now, and candidates held: when stale candidates outnumber the
+    /// spans, the lists are rebuilt from the bitmap.
+    spans: usize,
+    candidates: usize,
     /// Unhooked blocks (start, lines).
     quarantine: Quarantine<(u32, u32)>,
     /// Lines in blocks not free (published, being built, or quarantined).
@@ -30,11 +45,16 @@ pub(super) struct LineAllocator {
 
 impl LineAllocator {
     pub(super) fn new(capacity: u32) -> Self {
+        let mut free = FreeLines::default();
+        free.cover(0);
         Self {
             capacity,
             bump: 0,
-            free_by_start: BTreeMap::new(),
-            free_by_size: BTreeSet::new(),
+            free,
+            by_size: (0..LISTED_SIZES).map(|_| BinaryHeap::new()).collect(),
+            large: BTreeSet::new(),
+            spans: 0,
+            candidates: 0,
             quarantine: Quarantine::new(),
             used: 0,
             #[cfg(test)]
@@ -45,14 +65,16 @@ impl LineAllocator {
     /// The first line of a block of `lines` lines (`> 0`), or `None` if no free span fits it.
     pub(super) fn alloc(&mut self, lines: u32) -> Option<u32> {
         debug_assert!(lines > 0);
-        let start = if let Some(&(size, start)) = self.free_by_size.range((lines, 0)..).next() {
-            self.take_span(start, size);
+        let start = if let Some((start, size)) = self.best_fit(lines) {
+            self.free.mark(start, start + lines, false);
+            self.spans -= 1;
             if size > lines {
-                self.put_span(start + lines, size - lines);
+                self.add_span(start + lines, size - lines);
             }
             start
         } else if self.capacity - self.bump >= lines {
             self.bump += lines;
+            self.free.cover(self.bump);
             self.bump - lines
         } else {
             return None;
@@ -72,6 +94,7 @@ impl LineAllocator {
             self.quarantine.push(now, (start, lines));
         } else {
             self.free(start, lines);
+            self.drop_stale_candidates();
         }
     }
 
@@ -85,6 +108,7 @@ impl LineAllocator {
             self.free(start, lines);
             freed += 1;
         }
+        self.drop_stale_candidates();
         freed
     }
 
@@ -104,42 +128,91 @@ impl LineAllocator {
         self.quarantine.iter()
     }
 
+    /// Free spans below the bump pointer.
+    #[cfg(test)]
+    pub(super) fn free_spans(&self) -> usize {
+        self.spans
+    }
+
     pub(super) fn bookkeeping_bytes(&self) -> usize {
-        // B-tree nodes hold up to 11 entries; count ~2 words of overhead per entry.
-        self.free_by_start.len() * 24
-            + self.free_by_size.len() * 24
+        self.free.bytes()
+            + self
+                .by_size
+                .iter()
+                .map(|list| size_of::<BinaryHeap<Reverse<u32>>>() + list.capacity() * 4)
+                .sum::<usize>()
+            // B-tree nodes hold up to 11 entries; ~1.5 words of overhead per entry.
+            + self.large.len() * 20
             + self.quarantine.bookkeeping_bytes()
     }
 
+    /// The smallest free span of at least `lines` lines: (first line, lines). Stale
+    /// candidates met on the way are dropped.
+    fn best_fit(&mut self, lines: u32) -> Option<(u32, u32)> {
+        for size in lines..=LISTED_SIZES {
+            while let Some(Reverse(start)) = self.by_size[size as usize - 1].pop() {
+                self.candidates -= 1;
+                if self.free.is_run(start, size) {
+                    return Some((start, size));
+                }
+            }
+        }
+        while let Some(&(size, start)) = self.large.range((lines, 0)..).next() {
+            self.large.remove(&(size, start));
+            self.candidates -= 1;
+            if self.free.is_run(start, size) {
+                return Some((start, size));
+            }
+        }
+        None
+    }
+
     /// A span back to the free set, merged with free neighbours (and the bump space).
-    fn free(&mut self, mut start: u32, mut lines: u32) {
+    fn free(&mut self, start: u32, lines: u32) {
         self.used -= u64::from(lines);
-        if let Some((&before, &size)) = self.free_by_start.range(..start).next_back()
-            && before + size == start
-        {
-            self.take_span(before, size);
-            start = before;
-            lines += size;
-        }
-        if let Some(&size) = self.free_by_start.get(&(start + lines)) {
-            self.take_span(start + lines, size);
-            lines += size;
-        }
-        if start + lines == self.bump {
-            self.bump = start;
+        self.free.mark(start, start + lines, true);
+        let first = self.free.run_start(start);
+        let end = self.free.run_end(start + lines);
+        // Merged neighbours stop being spans of their own (their candidates go stale).
+        self.spans -= usize::from(first < start) + usize::from(end > start + lines);
+        if end == self.bump {
+            self.free.mark(first, end, false);
+            self.bump = first;
         } else {
-            self.put_span(start, lines);
+            self.add_span(first, end - first);
         }
     }
 
-    fn put_span(&mut self, start: u32, lines: u32) {
-        self.free_by_start.insert(start, lines);
-        self.free_by_size.insert((lines, start));
+    fn add_span(&mut self, start: u32, lines: u32) {
+        self.spans += 1;
+        self.add_candidate(start, lines);
     }
 
-    fn take_span(&mut self, start: u32, lines: u32) {
-        self.free_by_start.remove(&start);
-        self.free_by_size.remove(&(lines, start));
+    fn add_candidate(&mut self, start: u32, lines: u32) {
+        self.candidates += 1;
+        if lines <= LISTED_SIZES {
+            self.by_size[lines as usize - 1].push(Reverse(start));
+        } else {
+            self.large.insert((lines, start));
+        }
+    }
+
+    /// Candidates again from the bitmap, one per span, once stale ones outnumber the spans
+    /// (a bound on both their memory and the stale candidates one `alloc` may meet).
+    fn drop_stale_candidates(&mut self) {
+        if self.candidates <= 2 * self.spans + 1024 {
+            return;
+        }
+        self.by_size.iter_mut().for_each(BinaryHeap::clear);
+        self.large.clear();
+        self.candidates = 0;
+        let runs: Vec<(u32, u32)> = self.free.runs(self.bump).collect();
+        debug_assert_eq!(runs.len(), self.spans);
+        for (start, lines) in runs {
+            self.add_candidate(start, lines);
+        }
+        // The lists' peaks (a bulk load's) need not stay allocated.
+        self.by_size.iter_mut().for_each(BinaryHeap::shrink_to_fit);
     }
 }
 
@@ -232,5 +305,77 @@ mod tests {
         assert_eq!(ids.alloc(), None);
         ids.release_quarantined(t0 + DXR_QUARANTINE, usize::MAX);
         assert_eq!(ids.alloc(), Some(id));
+    }
+
+    /// Random blocks in and out against a model of the arena: blocks never overlap, `alloc`
+    /// fails only when no free span (nor the bump space) fits, and the spans the allocator
+    /// counts are the model's gaps.
+    #[test]
+    fn random_churn_against_a_model() {
+        use rand::{Rng, SeedableRng, rngs::SmallRng};
+        use std::collections::BTreeMap;
+
+        const CAPACITY: u32 = 4096;
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut lines = LineAllocator::new(CAPACITY);
+        // Blocks not free (live or quarantined): start -> lines.
+        let mut taken: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut live: Vec<(u32, u32)> = Vec::new();
+        let t0 = Instant::now();
+        for step in 0..200_000u32 {
+            let now = t0 + Duration::from_millis(u64::from(step / 50));
+            if rng.random_bool(0.52) {
+                let want = if rng.random_bool(0.9) {
+                    rng.random_range(1..=24)
+                } else {
+                    rng.random_range(1..=300)
+                };
+                // The model's gaps (the last one reaches the capacity: the bump space).
+                let mut gaps = Vec::new();
+                let mut at = 0;
+                for (&start, &size) in &taken {
+                    if start > at {
+                        gaps.push((at, start - at));
+                    }
+                    at = start + size;
+                }
+                let fits = gaps.iter().any(|&(_, size)| size >= want) || CAPACITY - at >= want;
+                match lines.alloc(want) {
+                    Some(start) => {
+                        let end = start + want;
+                        assert!(end <= CAPACITY);
+                        let before = taken.range(..end).next_back();
+                        assert!(before.is_none_or(|(&s, &n)| s + n <= start), "overlap");
+                        taken.insert(start, want);
+                        live.push((start, want));
+                    }
+                    None => assert!(!fits, "step {step}: {want} lines fit but were refused"),
+                }
+            } else if !live.is_empty() {
+                let (start, size) = live.swap_remove(rng.random_range(0..live.len()));
+                let published = rng.random_bool(0.5);
+                lines.release(start, size, published, now);
+                if !published {
+                    taken.remove(&start);
+                }
+            }
+            if step % 64 == 0 {
+                let before: Vec<(u32, u32)> = lines.quarantined().collect();
+                lines.release_quarantined(now, usize::MAX);
+                let after: Vec<(u32, u32)> = lines.quarantined().collect();
+                for block in before.iter().filter(|block| !after.contains(block)) {
+                    taken.remove(&block.0);
+                }
+            }
+            let used: u64 = taken.values().map(|&n| u64::from(n)).sum();
+            assert_eq!(lines.used_lines(), used);
+            let mut gaps = 0;
+            let mut at = 0;
+            for (&start, &size) in &taken {
+                gaps += usize::from(start > at);
+                at = start + size;
+            }
+            assert_eq!(lines.free_spans(), gaps, "step {step}");
+        }
     }
 }

@@ -70,6 +70,15 @@ fn dxr_full_table_install() {
             mib(dxr.ext_ids.bookkeeping_bytes()),
             mib(dxr.sub_groups.bookkeeping_bytes()),
         );
+        eprintln!(
+            "published={published}: free spans ranges4 {} ranges6 {} xranges {}; lines used {} {} {}",
+            dxr.ranges4.free_spans(),
+            dxr.ranges6.free_spans(),
+            dxr.xranges.free_spans(),
+            dxr.ranges4.used_lines(),
+            dxr.ranges6.used_lines(),
+            dxr.xranges.used_lines(),
+        );
         // Single-route updates at the full table.
         let mut times: Vec<Duration> = (0..10_000)
             .map(|i| {
