@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use router_common::{
     DXR_MAX_RANGES, DXR_SPLIT_BITS, DXR_VALUE_EXT, DXR_VALUE_NONE, DXR6_DIRECT_BITS,
     DXR6_SPLIT_LEVELS, dxr_desc, dxr_desc_base, dxr_desc_count, dxr_desc_default,
-    dxr_desc_with_default, dxr_ext_id, dxr4_range, dxr6_range,
+    dxr_desc_with_default, dxr_ext_id, dxr_range_value, dxr4_range, dxr6_range,
 };
 
 use super::rules::{Change, EXT_MARKER, Entry, node_key, node_last, node_len, span_end};
@@ -100,6 +100,12 @@ pub(super) struct Scratch {
     open: Vec<(u64, u16)>,
 }
 
+/// Whether two descriptors name the same block (a node rewritten in place).
+fn same_block(old: u64, new: u64) -> bool {
+    let count = dxr_desc_count(new);
+    count != 0 && count == dxr_desc_count(old) && dxr_desc_base(new) == dxr_desc_base(old)
+}
+
 /// Lines a block of `count` ranges takes.
 pub(super) fn lines(arena: Arena, count: u32) -> u32 {
     count.div_ceil(arena.per_line())
@@ -187,14 +193,23 @@ impl<S: DxrStorage> Dxr<S> {
             },
             ..Extensions::default()
         };
-        let desc = match self.build_node(v6, chunk, level, start, &mut exts, scratch) {
+        let reuse = Some(old);
+        let desc = match self.build_node(v6, chunk, level, start, reuse, &mut exts, scratch) {
             Ok(desc) => desc,
             Err(what) => {
                 self.drop_unpublished_exts(&exts.made);
                 return Err(what);
             }
         };
-        self.publish(at.0, at.1, finish(desc));
+        let published = finish(desc);
+        if same_block(old, desc) {
+            // Rewritten in place: only a default may still change.
+            if published != old {
+                self.publish(at.0, at.1, published);
+            }
+            return Ok(());
+        }
+        self.publish(at.0, at.1, published);
         self.unhook_tree(v6, old, &exts.kept);
         Ok(())
     }
@@ -202,13 +217,16 @@ impl<S: DxrStorage> Dxr<S> {
     /// Builds the node of `chunk` at split `level` (IPv4: always 0, the whole chunk) whose
     /// keys start at the chunk-relative `start`: a split node and its children, a block, or
     /// a leaf, none reachable yet. Returns its descriptor (level 0: default NONE, the caller
-    /// sets the chunk's).
+    /// sets the chunk's). With `reuse`, the node's published descriptor, a block whose ranges
+    /// keep their keys gets its new values in place instead ([`Dxr::rewrite_values`]).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn build_node(
         &mut self,
         v6: bool,
         chunk: u32,
         level: u32,
         start: u64,
+        reuse: Option<u64>,
         exts: &mut Extensions,
         scratch: &mut Scratch,
     ) -> Result<u64, &'static str> {
@@ -276,6 +294,18 @@ impl<S: DxrStorage> Dxr<S> {
         } else {
             (Arena::Ranges4, "IPv4 range arena")
         };
+        let encode = |(first, value): (u64, u16)| {
+            if v6 {
+                dxr6_range(first >> bits, value)
+            } else {
+                u64::from(dxr4_range((first >> 48) as u16, value))
+            }
+        };
+        if let Some(desc) =
+            reuse.and_then(|old| self.rewrite_values(arena, old, ranges, encode, default))
+        {
+            return Ok(desc);
+        }
         let count = ranges.len() as u32;
         let room = if count <= DXR_MAX_RANGES {
             self.alloc_lines(arena, lines(arena, count))
@@ -285,15 +315,46 @@ impl<S: DxrStorage> Dxr<S> {
         let start_line = room.ok_or(what)?;
         let base = start_line * arena.per_line();
         for (i, &(first, value)) in ranges.iter().enumerate() {
-            let entry = if v6 {
-                dxr6_range(first >> bits, value)
-            } else {
-                u64::from(dxr4_range((first >> 48) as u16, value))
-            };
+            let entry = encode((first, value));
             self.storage
                 .write_unpublished(arena, base + i as u32, entry, value);
         }
         Ok(dxr_desc(default, base, count))
+    }
+
+    /// Writes `ranges` over the published block of `old` if they start at the same keys and
+    /// neither names an extension (a route moved to another group, the commonest BGP
+    /// update): each changed range is one aligned store of its whole entry, and a search
+    /// compares keys only, so a reader takes the same path and finds the old value or the
+    /// new one (I5). No block is allocated or quarantined. Returns the descriptor, `None`
+    /// (nothing written) if the keys differ.
+    fn rewrite_values(
+        &mut self,
+        arena: Arena,
+        old: u64,
+        ranges: &[(u64, u16)],
+        encode: impl Fn((u64, u16)) -> u64,
+        default: u16,
+    ) -> Option<u64> {
+        let (base, count) = (dxr_desc_base(old), dxr_desc_count(old));
+        if count as usize != ranges.len() {
+            return None; // also a leaf or a split node: never `ranges.len()`
+        }
+        let mut rewrite = Vec::new();
+        for (index, &range) in (base..).zip(ranges) {
+            let (entry, new) = (self.storage.range_key(arena, index)?, encode(range));
+            let names_ext = |entry: u64| dxr_ext_id(dxr_range_value(entry)).is_some();
+            if entry >> 16 != new >> 16 || names_ext(entry) || names_ext(new) {
+                return None;
+            }
+            if entry != new {
+                rewrite.push((index, new));
+            }
+        }
+        for (index, entry) in rewrite {
+            self.storage.rewrite_range(arena, index, entry);
+        }
+        Some(dxr_desc(default, base, count))
     }
 
     /// The extensions of the published node `old` of IPv6 chunk `chunk` (its block, or the

@@ -99,7 +99,7 @@ impl<S: DxrStorage> Dxr<S> {
         let shift = 64 - DXR_SPLIT_BITS * (level + 1);
         for child in 0..DXR_SPLIT_FANOUT {
             let child_start = start | u64::from(child) << shift;
-            match self.build_node(true, chunk, level + 1, child_start, exts, scratch) {
+            match self.build_node(true, chunk, level + 1, child_start, None, exts, scratch) {
                 Ok(desc) => {
                     let index = group * DXR_SPLIT_FANOUT + child;
                     self.storage.set_descriptor(Directory::Sub6, index, desc);

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use router_common::{
     DXR_SPLIT_FANOUT, DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR6_DIRECT_ENTRIES, DXR6_LINE,
-    DXR6_SUB_ENTRIES, DXRX_LINE, DxrXRange,
+    DXR6_SUB_ENTRIES, DXRX_LINE, DxrXRange, dxr_range_value,
 };
 
 /// The descriptor arrays.
@@ -60,6 +60,12 @@ pub trait DxrStorage {
     /// entry for `Ranges4` / `Ranges6` (value included, `value` ignored), the key of an
     /// extension range otherwise.
     fn write_unpublished(&mut self, arena: Arena, index: u32, key: u64, value: u16);
+    /// Rewrites range `index` of a published `Ranges4` / `Ranges6` block with `entry` (its
+    /// key unchanged): one aligned store of the whole entry, as `write_unpublished` makes.
+    fn rewrite_range(&mut self, arena: Arena, index: u32, entry: u64) {
+        debug_assert!(arena != Arena::XRanges6);
+        self.write_unpublished(arena, index, entry, dxr_range_value(entry));
+    }
     /// `DXR_DEFAULT[family]` (`DXR_DEFAULT_V4` / `DXR_DEFAULT_V6`).
     fn default_entry(&self, family: u32) -> u64;
     fn set_default_entry(&mut self, family: u32, entry: u64);

@@ -292,20 +292,24 @@ fn leaf_block_transitions_and_quarantine() {
     let first = desc(&dxr);
     assert_eq!(dxr_desc_count(first), 3, "[NONE, /24, NONE]");
     assert_eq!(dxr.memory_bytes(), 64);
+    // Another group, the same range keys: the block's values are rewritten in place.
     assert!(dxr.apply(&mut [(net("10.1.2.0/24"), Some(6))]).is_empty());
+    assert_eq!(desc(&dxr), first, "the same block");
+    assert_eq!(dxr.memory_bytes(), 64);
+    assert_eq!(dxr.lookup(ip("10.1.2.9")), Some(6));
+    // New keys: a new block, never in place.
+    assert!(dxr.apply(&mut [(net("10.1.4.0/24"), Some(6))]).is_empty());
     let second = desc(&dxr);
-    assert_ne!(
-        dxr_desc_base(first),
-        dxr_desc_base(second),
-        "a new block, never in place"
-    );
+    assert_ne!(dxr_desc_base(first), dxr_desc_base(second));
+    assert_eq!(dxr_desc_count(second), 5, "[NONE, /24, NONE, /24, NONE]");
     assert_eq!(
         dxr.memory_bytes(),
         128,
         "the old block waits out its quarantine"
     );
-    assert_eq!(dxr.lookup(ip("10.1.2.9")), Some(6));
-    assert!(dxr.apply(&mut [(net("10.1.2.0/24"), None)]).is_empty());
+    assert_eq!(dxr.lookup(ip("10.1.4.9")), Some(6));
+    let mut removals = [(net("10.1.2.0/24"), None), (net("10.1.4.0/24"), None)];
+    assert!(dxr.apply(&mut removals).is_empty());
     assert_eq!(desc(&dxr), LEAF_NONE);
     assert_eq!(dxr.lookup(ip("10.1.2.9")), None);
     dxr.release_quarantined(Instant::now());
@@ -572,11 +576,15 @@ fn full_arena_degrades_chunks_to_the_kernel_until_there_is_room() {
     assert_eq!(dxr.lookup(ip("10.8.9.1")), Some(5));
     assert_eq!(dxr.lookup(ip("10.4.0.1")), None);
 
-    // A change needs a new block while the only free one is quarantined: it waits.
-    assert_eq!(dxr.apply(&mut [(prefixes[6], None)]), vec![]);
+    // A change of group is made in place, with no block; one that moves range keys needs a
+    // new block while the only free one is quarantined: it waits.
     assert_eq!(dxr.apply(&mut [(prefixes[5], Some(3))]), vec![]);
+    assert_eq!(dxr.quarantine_waits(), 0);
+    assert_eq!(dxr.apply(&mut [(prefixes[6], None)]), vec![]);
+    assert_eq!(dxr.apply(&mut [(net("10.5.1.0/24"), Some(4))]), vec![]);
     assert_eq!(dxr.quarantine_waits(), 1);
     assert_eq!(dxr.lookup(ip("10.5.0.1")), Some(3));
+    assert_eq!(dxr.lookup(ip("10.5.1.1")), Some(4));
 
     let errors = dxr.apply(&mut [(net("10.0.0.0/24"), Some(MAX_NEXTHOP_GROUPS))]);
     assert!(matches!(errors[..], [DxrError::InvalidGroup { .. }]));

@@ -93,10 +93,11 @@ fn dxr_full_table_install() {
             .collect();
         times.sort();
         eprintln!(
-            "published={published}: single update p50 {:?} p99 {:?} max {:?}",
+            "published={published}: single update p50 {:?} p99 {:?} max {:?}, quarantine waits {} (install + updates)",
             times[times.len() / 2],
             times[times.len() * 99 / 100],
-            times[times.len() - 1]
+            times[times.len() - 1],
+            dxr.quarantine_waits()
         );
     }
 }
