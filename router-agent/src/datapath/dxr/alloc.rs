@@ -93,6 +93,7 @@ impl LineAllocator {
         if published {
             self.quarantine.push(now, (start, lines));
         } else {
+            // No reader, no update latency to keep: a bulk load (or a test).
             self.free(start, lines);
             self.drop_stale_candidates();
         }
@@ -108,7 +109,6 @@ impl LineAllocator {
             self.free(start, lines);
             freed += 1;
         }
-        self.drop_stale_candidates();
         freed
     }
 
@@ -197,22 +197,27 @@ impl LineAllocator {
         }
     }
 
-    /// Candidates again from the bitmap, one per span, once stale ones outnumber the spans
-    /// (a bound on both their memory and the stale candidates one `alloc` may meet).
-    fn drop_stale_candidates(&mut self) {
+    /// Candidates again from the bitmap, one per span, once stale ones outnumber the spans:
+    /// a bound on their memory and on the stale candidates one `alloc` may meet (called by
+    /// the owner off the update path; `alloc` drops those it meets either way).
+    pub(super) fn drop_stale_candidates(&mut self) {
         if self.candidates <= 2 * self.spans + 1024 {
             return;
         }
-        self.by_size.iter_mut().for_each(BinaryHeap::clear);
+        let mut by_size: Vec<Vec<Reverse<u32>>> = (0..LISTED_SIZES).map(|_| Vec::new()).collect();
         self.large.clear();
         self.candidates = 0;
-        let runs: Vec<(u32, u32)> = self.free.runs(self.bump).collect();
-        debug_assert_eq!(runs.len(), self.spans);
-        for (start, lines) in runs {
-            self.add_candidate(start, lines);
+        for (start, lines) in self.free.runs(self.bump) {
+            self.candidates += 1;
+            if lines <= LISTED_SIZES {
+                by_size[lines as usize - 1].push(Reverse(start));
+            } else {
+                self.large.insert((lines, start));
+            }
         }
-        // The lists' peaks (a bulk load's) need not stay allocated.
-        self.by_size.iter_mut().for_each(BinaryHeap::shrink_to_fit);
+        debug_assert_eq!(self.candidates, self.spans);
+        // Heapified whole: linear, where pushing one by one is not.
+        self.by_size = by_size.into_iter().map(BinaryHeap::from).collect();
     }
 }
 
@@ -362,6 +367,7 @@ mod tests {
             if step % 64 == 0 {
                 let before: Vec<(u32, u32)> = lines.quarantined().collect();
                 lines.release_quarantined(now, usize::MAX);
+                lines.drop_stale_candidates();
                 let after: Vec<(u32, u32)> = lines.quarantined().collect();
                 for block in before.iter().filter(|block| !after.contains(block)) {
                     taken.remove(&block.0);
