@@ -23,7 +23,8 @@ use anyhow::{Context, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray},
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, xdp::XdpMode},
+    programs::{ProgramError, TestRun, TestRunAttrs, TestRunOptions, Xdp, xdp::XdpMode},
+    sys::SyscallError,
 };
 use router_agent::datapath::TRAFFICGEN_OBJECT;
 use router_common::trafficgen::{GenConfig, MAX_DESTINATIONS};
@@ -36,6 +37,24 @@ pub const FRAME_LEN: usize = 64;
 const FRAMES_PER_CALL: u32 = 1 << 25;
 /// Frames per live-frames batch (the kernel's maximum is 256; 64 is NAPI's budget).
 const BATCH: u32 = 64;
+
+/// The kernel refuses `BPF_F_TEST_XDP_LIVE_FRAMES` (seen: EPERM to root on one of this
+/// workplace's kernels, where plain test runs work): no frame can be generated on it.
+#[derive(Debug)]
+pub struct LiveFramesRefused(std::io::Error);
+
+impl std::fmt::Display for LiveFramesRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this kernel refuses BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES ({}): the \
+             generator cannot send frames here",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for LiveFramesRefused {}
 
 pub struct Generator {
     ebpf: Ebpf,
@@ -188,6 +207,11 @@ impl Generator {
                 Ok(_) => {}
                 // Interrupted by GeneratorStop (EINTR).
                 Err(_) if stop.stopping() => {}
+                Err(ProgramError::SyscallError(SyscallError { io_error, .. }))
+                    if io_error.raw_os_error() == Some(libc::EPERM) =>
+                {
+                    return Err(LiveFramesRefused(io_error).into());
+                }
                 Err(err) => {
                     return Err(err).context("BPF_PROG_TEST_RUN (live frames) of trafficgen");
                 }
