@@ -43,9 +43,10 @@
 //! - I5: a changed chunk (or split child) whose range keys change is a new block swapped in
 //!   by one store, never rewritten in place: a reader sees the old answer or the new one for
 //!   every address, never a third (a search over a block being rewritten could land on an
-//!   unrelated range). Where only values change (a route moved to another group), each
-//!   changed range is rewritten in place by one aligned store of its whole entry: searches
-//!   compare keys only, so they take the same path and read the old value or the new one.
+//!   unrelated range). Where only values change (a route moved to another group) and the
+//!   node's default stays, each changed range is rewritten in place by one aligned store of
+//!   its whole entry: searches compare keys only, so they take the same path and read the
+//!   old value or the new one.
 //!
 //! While no reader exists (before the program is attached, [`Dxr::set_published`]), blocks
 //! are freed without quarantine, so a bulk load reuses space at once.

@@ -301,8 +301,13 @@ impl<S: DxrStorage> Dxr<S> {
                 u64::from(dxr4_range((first >> 48) as u16, value))
             }
         };
-        if let Some(desc) =
-            reuse.and_then(|old| self.rewrite_values(arena, old, ranges, encode, default))
+        // A split child's default lives in its descriptor: in place, only if it stays, so
+        // that no reader pairs a new range value with an old default (level 0: the chunk's
+        // default is the caller's and a rebuild keeps it).
+        let reusable = |old: &u64| level == 0 || dxr_desc_default(*old) == default;
+        if let Some(desc) = reuse
+            .filter(reusable)
+            .and_then(|old| self.rewrite_values(arena, old, ranges, encode, default))
         {
             return Ok(desc);
         }
