@@ -101,10 +101,27 @@ fn main() -> Result<()> {
 }
 
 pub fn cargo(args: &[&str]) -> Result<()> {
-    let status = Command::new(env!("CARGO"))
-        .args(args)
-        .status()
-        .context("running cargo")?;
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.args(args);
+    // `cargo xtask` runs us under `cargo run`, which sets the package's variables for xtask.
+    // Build scripts that read one (ring's reads CARGO_MANIFEST_DIR) would see it change between
+    // this cargo and a plain one, and rebuild ring, rustls and the agent every time.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_by_cargo_run = key.starts_with("CARGO_PKG_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            cargo.env_remove(key.as_ref());
+        }
+    }
+    let status = cargo.status().context("running cargo")?;
     if !status.success() {
         bail!("cargo {} failed", args.join(" "));
     }
