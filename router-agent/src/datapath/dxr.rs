@@ -29,10 +29,11 @@
 //!
 //! Invariants (the XDP program reads without locks while the agent writes):
 //! - I1: a block (extension id, split group) reachable from a published descriptor is never
-//!   written; one unhooked at time t is reused only after t + [`DXR_QUARANTINE`] (XDP handles
-//!   one packet per RCU read-side section, microseconds), or once an RCU grace period of the
+//!   written; one unhooked is reused only after t + [`DXR_QUARANTINE`] (XDP handles one
+//!   packet per RCU read-side section, microseconds), or once an RCU grace period of the
 //!   program that started after t has ended (`datapath/grace.rs`: waited for, or run in the
-//!   background).
+//!   background), t taken after a full fence that follows the unhooking store (once per
+//!   batch, `unhooked.rs`).
 //! - I2: descriptors and `DEFAULT` change only by single aligned 64-bit stores, so default,
 //!   base and count always describe one consistent chunk or node.
 //! - I3: a block (and the extension blocks and descriptors it names) is complete before the
@@ -62,6 +63,7 @@ mod split;
 mod storage;
 #[cfg(test)]
 mod tests;
+mod unhooked;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -125,6 +127,8 @@ pub struct Dxr<S: DxrStorage> {
     degraded: BTreeMap<(bool, u32), u16>,
     /// Allocations may sleep until a quarantine ends (not while retrying degraded chunks).
     may_wait: bool,
+    /// Unhooked during this batch, quarantined at its end ([`Dxr::settle`]).
+    unhooked: unhooked::Unhooked,
     scratch: build::Scratch,
 }
 
@@ -156,6 +160,7 @@ impl<S: DxrStorage> Dxr<S> {
             dirty_ext: HashSet::default(),
             degraded: BTreeMap::new(),
             may_wait: true,
+            unhooked: unhooked::Unhooked::default(),
             scratch: build::Scratch::default(),
         }
     }
@@ -212,6 +217,7 @@ impl<S: DxrStorage> Dxr<S> {
         }
         self.dirty_ext.clear();
         // Ask for the grace period that frees this batch's old blocks before the next batch.
+        self.settle();
         self.reclaim(reclaim_budget);
         errors
     }
@@ -268,6 +274,7 @@ impl<S: DxrStorage> Dxr<S> {
             // Failing again leaves the chunk degraded: nothing changed.
             let _ = self.rebuild_chunk(v6, chunk, None);
         }
+        self.settle();
         self.may_wait = true;
     }
 
@@ -325,11 +332,13 @@ impl<S: DxrStorage> Dxr<S> {
             + self.xranges.bookkeeping_bytes()
             + self.ext_ids.bookkeeping_bytes()
             + self.sub_groups.bookkeeping_bytes()
+            + self.unhooked.bookkeeping_bytes()
     }
 
     /// Whether readers may see the tables. While not (a fresh datapath before the program is
     /// attached), unhooked space is reused at once instead of waiting out the quarantine.
     pub fn set_published(&mut self, yes: bool) {
+        self.settle();
         self.published = yes;
     }
 
@@ -408,7 +417,14 @@ impl<S: DxrStorage> Dxr<S> {
             if let Some(start) = allocator.alloc(lines) {
                 return Some(start);
             }
-            let ready = allocator.oldest_release().filter(|_| may_wait)?;
+            if allocator.oldest_release().is_none() {
+                // What this batch unhooked may be all there is to wait for.
+                self.settle();
+            }
+            let ready = self
+                .allocator(arena)
+                .oldest_release()
+                .filter(|_| may_wait)?;
             self.wait_until(ready);
         }
     }
@@ -417,6 +433,9 @@ impl<S: DxrStorage> Dxr<S> {
         loop {
             if let Some(id) = self.ext_ids.alloc() {
                 return Some(id);
+            }
+            if self.ext_ids.oldest_release().is_none() {
+                self.settle();
             }
             let ready = self.ext_ids.oldest_release().filter(|_| self.may_wait)?;
             self.wait_until(ready);
@@ -485,9 +504,8 @@ impl<S: DxrStorage> Dxr<S> {
     fn publish(&mut self, directory: Directory, index: u32, desc: u64) {
         fence(Ordering::Release);
         self.storage.set_descriptor(directory, index, desc);
-        // The store is visible to every CPU before the old block's quarantine time is taken:
-        // a reader that starts after that time cannot reach the old block.
-        fence(Ordering::SeqCst);
+        // The old block's quarantine starts once this store is visible everywhere: at the
+        // batch's end, after one fence for all its stores ([`Dxr::settle`]).
     }
 }
 

@@ -445,11 +445,7 @@ impl<S: DxrStorage> Dxr<S> {
         if count == 0 {
             return;
         }
-        let (arena, published, now) = (
-            if v6 { Arena::Ranges6 } else { Arena::Ranges4 },
-            self.published,
-            Instant::now(),
-        );
+        let arena = if v6 { Arena::Ranges6 } else { Arena::Ranges4 };
         let base = dxr_desc_base(old);
         if v6 {
             for index in base..base + count {
@@ -466,17 +462,11 @@ impl<S: DxrStorage> Dxr<S> {
                     .unwrap_or_default();
                 let (xbase, xcount) = (dxr_desc_base(ext), dxr_desc_count(ext));
                 let xarena = Arena::XRanges6;
-                self.xranges.release(
-                    xbase / xarena.per_line(),
-                    lines(xarena, xcount),
-                    published,
-                    now,
-                );
-                self.ext_ids.release(id, published, now);
+                self.unhook_lines(xarena, xbase / xarena.per_line(), lines(xarena, xcount));
+                self.unhook_ext_id(id);
             }
         }
-        self.allocator(arena)
-            .release(base / arena.per_line(), lines(arena, count), published, now);
+        self.unhook_lines(arena, base / arena.per_line(), lines(arena, count));
     }
 }
 

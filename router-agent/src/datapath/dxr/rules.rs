@@ -156,10 +156,70 @@ impl<const WORDS: usize, const DIRECT: u32> Sorted for ChunkEntry<WORDS, DIRECT>
 
 type Lists<K, E> = HashMap<K, Vec<E>, Hasher>;
 
-/// Per chunk holding any: its longer prefixes (and IPv6 extension markers), sorted by (key,
-/// len). A map, not a vector per chunk: most IPv6 chunks stay empty.
+/// Sorted prefix lists by key: a list is created when first written and dropped when emptied.
+trait ListStore<K, E> {
+    fn list(&self, at: K) -> Option<&Vec<E>>;
+    fn list_mut(&mut self, at: K) -> &mut Vec<E>;
+    /// Frees `at`'s list if it is empty.
+    fn drop_if_empty(&mut self, at: K);
+    /// Bytes held, lists and index.
+    fn bytes(&self) -> usize;
+}
+
+impl<K: std::hash::Hash + Eq + Copy, E> ListStore<K, E> for Lists<K, E> {
+    fn list(&self, at: K) -> Option<&Vec<E>> {
+        self.get(&at)
+    }
+    fn list_mut(&mut self, at: K) -> &mut Vec<E> {
+        self.entry(at).or_default()
+    }
+    fn drop_if_empty(&mut self, at: K) {
+        if self.get(&at).is_some_and(Vec::is_empty) {
+            self.remove(&at);
+        }
+    }
+    fn bytes(&self) -> usize {
+        let slot = size_of::<(K, Vec<E>)>() + 1;
+        self.capacity() * slot
+            + self
+                .values()
+                .map(|list| list.capacity() * size_of::<E>())
+                .sum::<usize>()
+    }
+}
+
+/// A list per chunk, indexed by the chunk: IPv4's 2^16 chunks are nearly all in use at a full
+/// table, and a batch, sorted by address, walks this index in order where a map's buckets
+/// cost a cache miss per prefix.
+struct DenseLists<E>(Vec<Vec<E>>);
+
+impl<E> ListStore<u32, E> for DenseLists<E> {
+    fn list(&self, at: u32) -> Option<&Vec<E>> {
+        self.0.get(at as usize)
+    }
+    fn list_mut(&mut self, at: u32) -> &mut Vec<E> {
+        &mut self.0[at as usize]
+    }
+    fn drop_if_empty(&mut self, at: u32) {
+        let list = &mut self.0[at as usize];
+        if list.is_empty() {
+            *list = Vec::new();
+        }
+    }
+    fn bytes(&self) -> usize {
+        self.0.capacity() * size_of::<Vec<E>>()
+            + self
+                .0
+                .iter()
+                .map(|list| list.capacity() * size_of::<E>())
+                .sum::<usize>()
+    }
+}
+
+/// Per chunk: its longer prefixes (and IPv6 extension markers), sorted by (key, len). IPv6
+/// in a map: most of its 2^18 chunks stay empty.
 enum Chunks {
-    V4(Lists<u32, Entry4>),
+    V4(DenseLists<Entry4>),
     V6(Lists<u32, Entry6>),
 }
 
@@ -240,7 +300,9 @@ impl Family {
             chunks: if v6 {
                 Chunks::V6(HashMap::default())
             } else {
-                Chunks::V4(HashMap::default())
+                Chunks::V4(DenseLists(
+                    (0..1 << DXR4_DIRECT_BITS).map(|_| Vec::new()).collect(),
+                ))
             },
             ext: HashMap::default(),
             len: 0,
@@ -329,8 +391,8 @@ impl Family {
         }
         let chunk = self.chunk_of(rule.hi);
         match &self.chunks {
-            Chunks::V4(lists) => find(lists.get(&chunk)?, rule.hi, rule.len),
-            Chunks::V6(lists) => find(lists.get(&chunk)?, rule.hi, rule.len),
+            Chunks::V4(lists) => find(lists.list(chunk)?, rule.hi, rule.len),
+            Chunks::V6(lists) => find(lists.list(chunk)?, rule.hi, rule.len),
         }
     }
 
@@ -338,13 +400,13 @@ impl Family {
     pub fn for_each_in_chunk(&self, chunk: u32, f: impl FnMut(Entry)) {
         match &self.chunks {
             Chunks::V4(lists) => lists
-                .get(&chunk)
+                .list(chunk)
                 .into_iter()
                 .flatten()
                 .map(|e| e.entry(chunk))
                 .for_each(f),
             Chunks::V6(lists) => lists
-                .get(&chunk)
+                .list(chunk)
                 .into_iter()
                 .flatten()
                 .map(|e| e.entry(chunk))
@@ -355,8 +417,8 @@ impl Family {
     /// Prefixes (and extension markers) of `chunk`.
     pub fn chunk_len(&self, chunk: u32) -> usize {
         match &self.chunks {
-            Chunks::V4(lists) => lists.get(&chunk).map_or(0, Vec::len),
-            Chunks::V6(lists) => lists.get(&chunk).map_or(0, Vec::len),
+            Chunks::V4(lists) => lists.list(chunk).map_or(0, Vec::len),
+            Chunks::V6(lists) => lists.list(chunk).map_or(0, Vec::len),
         }
     }
 
@@ -367,7 +429,7 @@ impl Family {
         let Chunks::V6(lists) = &self.chunks else {
             return &[];
         };
-        let Some(list) = lists.get(&chunk) else {
+        let Some(list) = lists.list(chunk) else {
             return &[];
         };
         let (first, last) = (Entry6::offset_of(first), Entry6::offset_of(last));
@@ -403,10 +465,10 @@ impl Family {
             .sum::<usize>()
             + self.depth.capacity()
             + match &self.chunks {
-                Chunks::V4(lists) => lists_bytes(lists),
-                Chunks::V6(lists) => lists_bytes(lists),
+                Chunks::V4(lists) => lists.bytes(),
+                Chunks::V6(lists) => lists.bytes(),
             }
-            + lists_bytes(&self.ext)
+            + self.ext.bytes()
     }
 
     fn set_in_chunk(&mut self, chunk: u32, key: u64, len: u8, group: Option<u16>) -> Option<u16> {
@@ -426,17 +488,17 @@ impl Family {
 }
 
 /// Sets or removes (`key`, `len`) in the list of `at`, dropping a list that empties.
-fn set_in<K: std::hash::Hash + Eq + Copy, E: Sorted>(
-    lists: &mut Lists<K, E>,
+fn set_in<K: Copy, E: Sorted>(
+    lists: &mut impl ListStore<K, E>,
     at: K,
     key: u64,
     len: u8,
     group: Option<u16>,
 ) -> Option<u16> {
-    let list = lists.entry(at).or_default();
+    let list = lists.list_mut(at);
     let previous = set_sorted(list, key, len, group);
     if list.is_empty() {
-        lists.remove(&at);
+        lists.drop_if_empty(at);
     }
     previous
 }
@@ -446,13 +508,6 @@ fn find<E: Sorted>(list: &[E], key: u64, len: u8) -> Option<u16> {
         .binary_search_by_key(&E::order_of(key, len), E::order)
         .ok()?;
     Some(list[index].group())
-}
-
-fn lists_bytes<K, E>(lists: &Lists<K, E>) -> usize {
-    lists
-        .values()
-        .map(|list| size_of::<(K, Vec<E>)>() + 1 + list.capacity() * size_of::<E>())
-        .sum()
 }
 
 /// Sets or removes (`key`, `len`) in a list sorted by (key, len); returns the previous group.

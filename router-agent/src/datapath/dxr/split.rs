@@ -239,8 +239,7 @@ impl<S: DxrStorage> Dxr<S> {
             let desc = self.storage.descriptor(Directory::Sub6, index);
             self.unhook_tree(true, desc.unwrap_or_default(), kept);
         }
-        let published = self.published;
-        self.sub_groups.release(group, published, Instant::now());
+        self.unhook_sub_group(group);
     }
 
     /// Frees a node built and never published: its blocks and groups (the extensions are
