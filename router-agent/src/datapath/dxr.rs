@@ -169,20 +169,24 @@ impl<S: DxrStorage> Dxr<S> {
     /// order (stable: changes to one prefix keep their order). Every chunk a batch touches is
     /// rebuilt once, as soon as the batch's changes to it are in its list (sorted, they are
     /// neighbours), while that list is still in the cache; a prefix of at most the direct
-    /// bits sorts before every chunk it covers. Returns the changes that could not be made.
+    /// bits sorts before every chunk it covers. `changes` are left truncated and sorted.
+    /// Returns the changes that could not be made.
     pub fn apply(&mut self, changes: &mut [(IpNet, Option<u32>)]) -> Vec<DxrError> {
         // Space freed per batch grows with it: a single update frees a few dozen blocks (a
         // few µs), so freeing never lands on one update as the thousands of blocks one grace
         // period frees (ms), and the quarantine still drains faster than updates fill it.
         let reclaim_budget = RECLAIM_BLOCKS + 2 * changes.len();
         self.reclaim(reclaim_budget);
-        changes.sort_by_key(|(prefix, _)| sort_key(prefix));
+        // Truncated first, so that the sort compares addresses without masking them.
+        for (prefix, _) in changes.iter_mut() {
+            *prefix = prefix.trunc();
+        }
+        changes.sort_by_cached_key(|(prefix, _)| sort_key(prefix));
         let mut errors = Vec::new();
         // The chunk being changed (IPv6?, chunk) and its changed prefixes so far.
         let mut pending: Option<(bool, u32)> = None;
         let mut changed: Vec<IpNet> = Vec::new();
-        for &(raw, group) in changes.iter() {
-            let prefix = raw.trunc();
+        for &(prefix, group) in changes.iter() {
             let group = match group {
                 Some(group) if group >= DXR_MAX_GROUP => {
                     errors.push(DxrError::InvalidGroup { prefix, group });
@@ -300,7 +304,7 @@ impl<S: DxrStorage> Dxr<S> {
             .or_insert(dxr_desc_default(old));
         let pass = router_common::dxr_desc(router_common::GROUP_PASS as u16, 0, 0);
         self.publish(directory, chunk, pass);
-        self.unhook_tree(v6, old, &[]);
+        self.unhook_tree(v6, old, Some(&[]));
     }
 
     /// Bytes of range blocks in use or in quarantine (the direct tables, extension
@@ -509,10 +513,11 @@ impl<S: DxrStorage> Dxr<S> {
     }
 }
 
+/// Address order of a truncated prefix: family, network, length.
 fn sort_key(prefix: &IpNet) -> (bool, u128, u8) {
     match prefix {
-        IpNet::V4(v4) => (false, u128::from(u32::from(v4.network())), v4.prefix_len()),
-        IpNet::V6(v6) => (true, u128::from(v6.network()), v6.prefix_len()),
+        IpNet::V4(v4) => (false, u128::from(u32::from(v4.addr())), v4.prefix_len()),
+        IpNet::V6(v6) => (true, u128::from(v6.addr()), v6.prefix_len()),
     }
 }
 

@@ -91,13 +91,17 @@ pub(super) struct Extensions {
     pub kept: Vec<u32>,
 }
 
-/// Buffers a rebuild reuses: a full-table load rebuilds hundreds of thousands of chunks, and
-/// allocating these each time was a quarter of its time.
+/// What a rebuild carries down: buffers it reuses (a full-table load rebuilds hundreds of
+/// thousands of chunks, and allocating these each time was a quarter of its time), and
+/// whether the old tree may name extensions.
 #[derive(Default)]
 pub(super) struct Scratch {
     spans: Vec<(u64, u64, Span)>,
     ranges: Vec<(u64, u16)>,
     open: Vec<(u64, u16)>,
+    /// IPv6: the chunk's published blocks may name extensions, so they are read for them
+    /// (false: they cannot, and a cache miss on each old block is saved).
+    old_exts: bool,
 }
 
 /// Whether two descriptors name the same block (a node rewritten in place).
@@ -144,6 +148,13 @@ impl<S: DxrStorage> Dxr<S> {
             .storage
             .descriptor(directory, chunk)
             .unwrap_or_default();
+        // A block names an extension only for a /64 that has a marker in the chunk's list, or
+        // had one before this batch changed a prefix longer than /64 in it.
+        scratch.old_exts = v6
+            && changed.is_none_or(|changed| {
+                changed.iter().any(|prefix| prefix.prefix_len() > 64)
+                    || self.v6.has_ext_marker(chunk)
+            });
         if let Some(changed) = changed
             && v6
             && self.stays_split(old, self.node_entries(chunk, 0, 0))
@@ -186,7 +197,7 @@ impl<S: DxrStorage> Dxr<S> {
         scratch: &mut Scratch,
     ) -> Result<(), &'static str> {
         let mut exts = Extensions {
-            reusable: if v6 {
+            reusable: if scratch.old_exts {
                 self.unchanged_exts(chunk, old)
             } else {
                 Vec::new()
@@ -210,7 +221,8 @@ impl<S: DxrStorage> Dxr<S> {
             return Ok(());
         }
         self.publish(at.0, at.1, published);
-        self.unhook_tree(v6, old, &exts.kept);
+        let kept = scratch.old_exts.then_some(exts.kept.as_slice());
+        self.unhook_tree(v6, old, kept);
         Ok(())
     }
 
@@ -440,14 +452,14 @@ impl<S: DxrStorage> Dxr<S> {
     }
 
     /// Releases the block (and, IPv6, the extensions but `kept`) an old descriptor pointed at.
-    pub(super) fn unhook_block(&mut self, v6: bool, old: u64, kept: &[u32]) {
+    pub(super) fn unhook_block(&mut self, v6: bool, old: u64, kept: Option<&[u32]>) {
         let count = dxr_desc_count(old);
         if count == 0 {
             return;
         }
         let arena = if v6 { Arena::Ranges6 } else { Arena::Ranges4 };
         let base = dxr_desc_base(old);
-        if v6 {
+        if let Some(kept) = kept.filter(|_| v6) {
             for index in base..base + count {
                 let value = self
                     .storage

@@ -216,11 +216,69 @@ impl<E> ListStore<u32, E> for DenseLists<E> {
     }
 }
 
+/// Lists of a few of many chunks: a slot number per chunk (4 bytes) and the lists in slots,
+/// which a bulk load fills in address order. Walks in order as [`DenseLists`] does, for a
+/// sixth of its fixed size.
+struct SlotLists<E> {
+    /// Per chunk: its slot, or `NO_SLOT`.
+    slot: Vec<u32>,
+    lists: Vec<Vec<E>>,
+    /// Slots of dropped lists, for the next new one.
+    free: Vec<u32>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl<E> SlotLists<E> {
+    fn new(chunks: usize) -> Self {
+        Self {
+            slot: vec![NO_SLOT; chunks],
+            lists: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<E> ListStore<u32, E> for SlotLists<E> {
+    fn list(&self, at: u32) -> Option<&Vec<E>> {
+        let slot = *self.slot.get(at as usize)?;
+        self.lists.get(slot as usize)
+    }
+    fn list_mut(&mut self, at: u32) -> &mut Vec<E> {
+        let mut slot = self.slot[at as usize];
+        if slot == NO_SLOT {
+            slot = self.free.pop().unwrap_or_else(|| {
+                self.lists.push(Vec::new());
+                (self.lists.len() - 1) as u32
+            });
+            self.slot[at as usize] = slot;
+        }
+        &mut self.lists[slot as usize]
+    }
+    fn drop_if_empty(&mut self, at: u32) {
+        let slot = self.slot[at as usize];
+        if slot != NO_SLOT && self.lists[slot as usize].is_empty() {
+            self.lists[slot as usize] = Vec::new();
+            self.slot[at as usize] = NO_SLOT;
+            self.free.push(slot);
+        }
+    }
+    fn bytes(&self) -> usize {
+        (self.slot.capacity() + self.free.capacity()) * size_of::<u32>()
+            + self.lists.capacity() * size_of::<Vec<E>>()
+            + self
+                .lists
+                .iter()
+                .map(|list| list.capacity() * size_of::<E>())
+                .sum::<usize>()
+    }
+}
+
 /// Per chunk: its longer prefixes (and IPv6 extension markers), sorted by (key, len). IPv6
-/// in a map: most of its 2^18 chunks stay empty.
+/// by slot: most of its 2^18 chunks stay empty.
 enum Chunks {
     V4(DenseLists<Entry4>),
-    V6(Lists<u32, Entry6>),
+    V6(SlotLists<Entry6>),
 }
 
 /// `Entry::len` of a chunk's marker for a /64 (`key`) holding prefixes longer than /64: sorts
@@ -298,7 +356,7 @@ impl Family {
             short: (0..=bits).map(|_| HashMap::default()).collect(),
             depth: vec![0; 1 << bits],
             chunks: if v6 {
-                Chunks::V6(HashMap::default())
+                Chunks::V6(SlotLists::new(1 << DXR6_DIRECT_BITS))
             } else {
                 Chunks::V4(DenseLists(
                     (0..1 << DXR4_DIRECT_BITS).map(|_| Vec::new()).collect(),
@@ -412,6 +470,16 @@ impl Family {
                 .map(|e| e.entry(chunk))
                 .for_each(f),
         }
+    }
+
+    /// IPv6: whether a /64 of `chunk` holds longer prefixes (its list has their marker).
+    pub fn has_ext_marker(&self, chunk: u32) -> bool {
+        let Chunks::V6(lists) = &self.chunks else {
+            return false;
+        };
+        lists
+            .list(chunk)
+            .is_some_and(|list| list.iter().any(|e| e.len == EXT_MARKER))
     }
 
     /// Prefixes (and extension markers) of `chunk`.

@@ -227,8 +227,8 @@ impl<S: DxrStorage> Dxr<S> {
     }
 
     /// Releases what an unhooked descriptor reached: its block, or its group and everything
-    /// under it; IPv6 extensions but `kept` with them.
-    pub(super) fn unhook_tree(&mut self, v6: bool, old: u64, kept: &[u32]) {
+    /// under it; IPv6 extensions but `kept` with them (`None`: it names none).
+    pub(super) fn unhook_tree(&mut self, v6: bool, old: u64, kept: Option<&[u32]>) {
         if !(v6 && is_split(old)) {
             self.unhook_block(v6, old, kept);
             return;
