@@ -32,8 +32,8 @@
 //!   written; one unhooked is reused only after t + [`DXR_QUARANTINE`] (XDP handles one
 //!   packet per RCU read-side section, microseconds), or once an RCU grace period of the
 //!   program that started after t has ended (`datapath/grace.rs`: waited for, or run in the
-//!   background), t taken after a full fence that follows the unhooking store (once per
-//!   batch, `unhooked.rs`).
+//!   background), t taken after a full fence that follows the unhooking store (one fence
+//!   for all of a batch's stores, `unhooked.rs`).
 //! - I2: descriptors and `DEFAULT` change only by single aligned 64-bit stores, so default,
 //!   base and count always describe one consistent chunk or node.
 //! - I3: a block (and the extension blocks and descriptors it names) is complete before the
@@ -177,11 +177,12 @@ impl<S: DxrStorage> Dxr<S> {
         // period frees (ms), and the quarantine still drains faster than updates fill it.
         let reclaim_budget = RECLAIM_BLOCKS + 2 * changes.len();
         self.reclaim(reclaim_budget);
-        // Truncated first, so that the sort compares addresses without masking them.
+        // Truncated first: `IpNet`'s order is then family, network, length (stable, no keys
+        // to compute or cache).
         for (prefix, _) in changes.iter_mut() {
             *prefix = prefix.trunc();
         }
-        changes.sort_by_cached_key(|(prefix, _)| sort_key(prefix));
+        changes.sort_by_key(|&(prefix, _)| prefix);
         let mut errors = Vec::new();
         // The chunk being changed (IPv6?, chunk) and its changed prefixes so far.
         let mut pending: Option<(bool, u32)> = None;
@@ -279,6 +280,8 @@ impl<S: DxrStorage> Dxr<S> {
             let _ = self.rebuild_chunk(v6, chunk, None);
         }
         self.settle();
+        // Ask for the grace period that frees what those rebuilds unhooked.
+        self.reclaim(0);
         self.may_wait = true;
     }
 
@@ -421,10 +424,8 @@ impl<S: DxrStorage> Dxr<S> {
             if let Some(start) = allocator.alloc(lines) {
                 return Some(start);
             }
-            if allocator.oldest_release().is_none() {
-                // What this batch unhooked may be all there is to wait for.
-                self.settle();
-            }
+            // What this batch unhooked joins the quarantine first, so that one wait covers it.
+            self.settle();
             let ready = self
                 .allocator(arena)
                 .oldest_release()
@@ -438,9 +439,7 @@ impl<S: DxrStorage> Dxr<S> {
             if let Some(id) = self.ext_ids.alloc() {
                 return Some(id);
             }
-            if self.ext_ids.oldest_release().is_none() {
-                self.settle();
-            }
+            self.settle();
             let ready = self.ext_ids.oldest_release().filter(|_| self.may_wait)?;
             self.wait_until(ready);
         }
@@ -510,14 +509,6 @@ impl<S: DxrStorage> Dxr<S> {
         self.storage.set_descriptor(directory, index, desc);
         // The old block's quarantine starts once this store is visible everywhere: at the
         // batch's end, after one fence for all its stores ([`Dxr::settle`]).
-    }
-}
-
-/// Address order of a truncated prefix: family, network, length.
-fn sort_key(prefix: &IpNet) -> (bool, u128, u8) {
-    match prefix {
-        IpNet::V4(v4) => (false, u128::from(u32::from(v4.addr())), v4.prefix_len()),
-        IpNet::V6(v6) => (true, u128::from(v6.addr()), v6.prefix_len()),
     }
 }
 

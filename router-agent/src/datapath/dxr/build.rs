@@ -1,6 +1,7 @@
 //! Chunk rebuilds: a chunk's prefixes swept into sorted ranges, written into a fresh block
 //! (with fresh extension blocks for IPv6 /64s holding longer prefixes), published by one
-//! descriptor store; the old block and extensions go to quarantine (I1, I3, I5).
+//! descriptor store; the old block and extensions go to quarantine at the batch's end
+//! (`unhooked.rs`; I1, I3, I5).
 
 use std::time::Instant;
 

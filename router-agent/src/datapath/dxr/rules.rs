@@ -217,8 +217,8 @@ impl<E> ListStore<u32, E> for DenseLists<E> {
 }
 
 /// Lists of a few of many chunks: a slot number per chunk (4 bytes) and the lists in slots,
-/// which a bulk load fills in address order. Walks in order as [`DenseLists`] does, for a
-/// sixth of its fixed size.
+/// which a bulk load into empty tables fills in address order. Walks in order as
+/// [`DenseLists`] does, for a sixth of its fixed size.
 struct SlotLists<E> {
     /// Per chunk: its slot, or `NO_SLOT`.
     slot: Vec<u32>,
@@ -241,8 +241,10 @@ impl<E> SlotLists<E> {
 
 impl<E> ListStore<u32, E> for SlotLists<E> {
     fn list(&self, at: u32) -> Option<&Vec<E>> {
-        let slot = *self.slot.get(at as usize)?;
-        self.lists.get(slot as usize)
+        match *self.slot.get(at as usize)? {
+            NO_SLOT => None,
+            slot => self.lists.get(slot as usize),
+        }
     }
     fn list_mut(&mut self, at: u32) -> &mut Vec<E> {
         let mut slot = self.slot[at as usize];
@@ -341,6 +343,8 @@ pub(super) struct Family {
     chunks: Chunks,
     /// IPv6: /64 (upper key) -> its prefixes longer than /64 (lower key), sorted.
     ext: Lists<u64, Entry>,
+    /// IPv6: chunk -> how many of its /64s hold longer prefixes (have a marker in its list).
+    markers: HashMap<u32, u32, Hasher>,
     len: usize,
 }
 
@@ -363,6 +367,7 @@ impl Family {
                 ))
             },
             ext: HashMap::default(),
+            markers: HashMap::default(),
             len: 0,
         }
     }
@@ -430,9 +435,16 @@ impl Family {
                 self.ext.remove(&rule.hi);
                 if !was_empty {
                     self.set_in_chunk(chunk, rule.hi, EXT_MARKER, None);
+                    if let Some(count) = self.markers.get_mut(&chunk) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.markers.remove(&chunk);
+                        }
+                    }
                 }
             } else if was_empty {
                 self.set_in_chunk(chunk, rule.hi, EXT_MARKER, Some(0));
+                *self.markers.entry(chunk).or_default() += 1;
             }
             previous
         };
@@ -474,12 +486,7 @@ impl Family {
 
     /// IPv6: whether a /64 of `chunk` holds longer prefixes (its list has their marker).
     pub fn has_ext_marker(&self, chunk: u32) -> bool {
-        let Chunks::V6(lists) = &self.chunks else {
-            return false;
-        };
-        lists
-            .list(chunk)
-            .is_some_and(|list| list.iter().any(|e| e.len == EXT_MARKER))
+        self.markers.contains_key(&chunk)
     }
 
     /// Prefixes (and extension markers) of `chunk`.
@@ -537,6 +544,7 @@ impl Family {
                 Chunks::V6(lists) => lists.bytes(),
             }
             + self.ext.bytes()
+            + self.markers.capacity() * (size_of::<(u32, u32)>() + 1)
     }
 
     fn set_in_chunk(&mut self, chunk: u32, key: u64, len: u8, group: Option<u16>) -> Option<u16> {

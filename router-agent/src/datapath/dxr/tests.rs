@@ -442,6 +442,13 @@ fn random_churn_matches_reference() {
         assert_eq!(dxr.get(prefix), Some(group), "{prefix}");
     }
     assert_eq!(dxr.len(), model.v4.len() + model.v6.len());
+    // Rebuilds skip reading old blocks for extensions where the marker count says none.
+    for chunk in 0..1 << DXR6_DIRECT_BITS {
+        let mut marked = false;
+        dxr.v6
+            .for_each_in_chunk(chunk, |e| marked |= e.len == rules::EXT_MARKER);
+        assert_eq!(dxr.v6.has_ext_marker(chunk), marked, "chunk {chunk}");
+    }
 
     // Everything out again: nothing leaks.
     let removals: Vec<_> = model

@@ -2,8 +2,8 @@
 //!
 //! A block's quarantine starts once the store that unhooked it is visible to every CPU (I1):
 //! a reader that starts later cannot reach it. Taking that time after each store costs a full
-//! fence per rebuilt chunk, which waits for the block just written to leave the store buffer;
-//! at a full-table load that was an eighth of the writer's time. So the unhooked space waits
+//! fence per rebuilt chunk, which waits for the block just written to leave the store buffer
+//! (at a full-table load, most of a chunk rebuild's own time). So the unhooked space waits
 //! here, unreachable and unused, and [`Dxr::settle`] quarantines all of it from one time taken
 //! after one fence: later than each store's own, so never sooner reused.
 
