@@ -55,6 +55,8 @@
 mod alloc;
 mod build;
 mod free_lines;
+mod lists;
+mod lookup;
 mod maps;
 mod quarantine;
 pub mod readback;
@@ -72,13 +74,12 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use router_common::{
-    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_MAX_GROUP,
-    DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_SEARCH_STEPS,
-    DXR6_SPLIT_LEVELS, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_desc_with_default,
-    dxr_ext_id, dxr4_search_key, dxr6_search_key, dxr6_sub_index,
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_MAX_GROUP, DXR_VALUE_NONE,
+    DXR4_DIRECT_BITS, DXR6_DIRECT_BITS, dxr_desc_default, dxr_desc_with_default,
 };
 
 use alloc::{IdAllocator, LineAllocator};
+pub use lookup::{lookup_v4, lookup_v6};
 pub use maps::MmapDxr;
 use rules::{Family, Rule};
 pub use split::SplitLimits;
@@ -510,111 +511,4 @@ impl<S: DxrStorage> Dxr<S> {
         // The old block's quarantine starts once this store is visible everywhere: at the
         // batch's end, after one fence for all its stores ([`Dxr::settle`]).
     }
-}
-
-/// The last range of `arena[base .. base + count]` whose key is at most `key` (the XDP
-/// program's search: constant bound `steps`, `n -= half` either way). `None` where the
-/// program's array lookup would fail.
-#[inline]
-fn search(
-    storage: &impl DxrStorage,
-    arena: Arena,
-    base: u32,
-    count: u32,
-    key: u64,
-    steps: u32,
-) -> Option<u32> {
-    let (mut lo, mut n) = (0u32, count);
-    for _ in 0..steps {
-        if n <= 1 {
-            break;
-        }
-        let half = n / 2;
-        if storage.range_key(arena, base + lo + half)? <= key {
-            lo += half;
-        }
-        n -= half;
-    }
-    Some(base + lo)
-}
-
-/// The XDP program's IPv4 lookup over any storage.
-pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
-    let desc = storage.descriptor(Directory::Direct4, addr >> (32 - DXR4_DIRECT_BITS))?;
-    let mut value = dxr_desc_default(desc);
-    let count = dxr_desc_count(desc);
-    if count != 0 {
-        let key = u64::from(dxr4_search_key(addr));
-        let index = search(
-            storage,
-            Arena::Ranges4,
-            dxr_desc_base(desc),
-            count,
-            key,
-            DXR4_SEARCH_STEPS,
-        )?;
-        let range = storage.range_value(Arena::Ranges4, index)?;
-        if range != DXR_VALUE_NONE {
-            value = range;
-        }
-    }
-    resolve_default(storage, value, DXR_DEFAULT_V4)
-}
-
-/// The XDP program's IPv6 lookup over any storage.
-pub fn lookup_v6(storage: &impl DxrStorage, addr: &[u8; 16]) -> Option<u32> {
-    let hi = u64::from_be_bytes(addr[..8].try_into().expect("8 bytes"));
-    let mut desc =
-        storage.descriptor(Directory::Direct6, (hi >> (64 - DXR6_DIRECT_BITS)) as u32)?;
-    let mut value = dxr_desc_default(desc);
-    for level in 0..DXR6_SPLIT_LEVELS {
-        if dxr_desc_count(desc) != DXR_DESC_SPLIT {
-            break;
-        }
-        desc = storage.descriptor(
-            Directory::Sub6,
-            dxr6_sub_index(dxr_desc_base(desc), hi, level),
-        )?;
-        if dxr_desc_default(desc) != DXR_VALUE_NONE {
-            value = dxr_desc_default(desc);
-        }
-    }
-    let count = dxr_desc_count(desc);
-    if count != 0 && count != DXR_DESC_SPLIT {
-        let key = dxr6_search_key(hi);
-        let index = search(
-            storage,
-            Arena::Ranges6,
-            dxr_desc_base(desc),
-            count,
-            key,
-            DXR6_SEARCH_STEPS,
-        )?;
-        let range = storage.range_value(Arena::Ranges6, index)?;
-        if let Some(id) = dxr_ext_id(range) {
-            let lo = u64::from_be_bytes(addr[8..].try_into().expect("8 bytes"));
-            let ext = storage.descriptor(Directory::Ext6, id)?;
-            let (base, count) = (dxr_desc_base(ext), dxr_desc_count(ext));
-            let index = search(storage, Arena::XRanges6, base, count, lo, DXR6_SEARCH_STEPS)?;
-            let long = storage.range_value(Arena::XRanges6, index)?;
-            if long != DXR_VALUE_NONE {
-                value = long;
-            } else if dxr_desc_default(ext) != DXR_VALUE_NONE {
-                value = dxr_desc_default(ext);
-            }
-        } else if range != DXR_VALUE_NONE {
-            value = range;
-        }
-    }
-    resolve_default(storage, value, DXR_DEFAULT_V6)
-}
-
-/// NONE goes to the family's /0 route, if any.
-#[inline]
-fn resolve_default(storage: &impl DxrStorage, value: u16, family: u32) -> Option<u32> {
-    if value != DXR_VALUE_NONE {
-        return Some(u32::from(value));
-    }
-    let entry = storage.default_entry(family);
-    (entry & DXR_DEFAULT_VALID != 0).then_some((entry & 0xFFFF) as u32)
 }

@@ -4,7 +4,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use router_common::{FIRST_GROUP, MAX_NEXTHOP_GROUPS, dxr_desc};
+use router_common::{FIRST_GROUP, MAX_NEXTHOP_GROUPS, dxr_desc, dxr_desc_base, dxr_desc_count};
 
 use super::*;
 use crate::fib::reference::ReferenceLpm;
