@@ -47,7 +47,7 @@ fn main() {
             ebpf_dir.display()
         );
     }
-    for program in ["router", "trafficgen", "fib_oracle"] {
+    for program in ["router", "trafficgen", "fib_oracle", "read_probe"] {
         let built = target_dir.join("bpfel-unknown-none/release").join(program);
         std::fs::copy(&built, out_dir.join(format!("{program}.bpf.o")))
             .unwrap_or_else(|err| panic!("copying {}: {err}", built.display()));

@@ -30,5 +30,5 @@ pub fn is_local_v4(src: [u8; 4]) -> bool {
     if *word & (1u64 << (bit % 64)) == 0 {
         return false;
     }
-    LOCAL_V4.get_ptr(&src).is_some()
+    LOCAL_V4.get_ptr(src).is_some()
 }

@@ -119,7 +119,7 @@ fn on_link(mut nexthop: Nexthop, dst: &Destination) -> Route {
         Destination::V4 { ip, .. } => NeighborKey::ipv4(nexthop.ifindex, ip.dst()),
         Destination::V6 { ip, .. } => NeighborKey::ipv6(nexthop.ifindex, *ip.dst()),
     };
-    match NEIGHBORS.get_ptr(&key) {
+    match NEIGHBORS.get_ptr(key) {
         Some(neighbor) => {
             // SAFETY: a map value pointer the helper returned, read once.
             nexthop.dst_mac = unsafe { (*neighbor).mac };

@@ -56,6 +56,7 @@ pub mod sys;
 pub mod table;
 mod tables;
 mod updates;
+mod xdp_read;
 
 use std::{
     collections::BTreeSet,

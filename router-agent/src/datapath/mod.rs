@@ -52,6 +52,9 @@ pub static ROUTER_OBJECT: &[u8] =
 /// Benchmark traffic generator and sink programs.
 pub static TRAFFICGEN_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/trafficgen.bpf.o"));
+/// Benchmark instrument: one read of a line of a BPF array per run (`bench cost`).
+pub static READ_PROBE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/read_probe.bpf.o"));
 
 pub const PROGRAM_NAME: &str = "hostrouter";
 pub const FLOW_HASH_SEED_GLOBAL: &str = "FLOW_HASH_SEED";

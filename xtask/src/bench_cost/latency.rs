@@ -4,7 +4,8 @@
 //! A lookup's cost over a large table is its dependent cache misses, and whether a structure
 //! of N MiB stays in cache depends on how often its lines are touched and on what else runs
 //! (other tenants of a shared L3, the syscall itself). Reads here chase a random cycle of
-//! 64-byte lines, so each waits for the one before, as a lookup's levels do.
+//! 64-byte lines, so each waits for the one before, as a lookup's levels do. The same reads
+//! from inside an XDP program (`xdp_read.rs`) are the figure to read a lookup against.
 
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use serde::Serialize;
 use super::packets::test_run;
 
 /// Working sets measured, in KiB.
-const SIZES_KIB: [usize; 8] = [256, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
+const SIZES_KIB: [usize; 9] = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
 /// Timed reads per working set.
 const READS: usize = 30_000;
 const ROUNDS: usize = 3;
@@ -25,6 +26,9 @@ const LINE_WORDS: usize = 8;
 #[derive(Clone, Debug, Serialize)]
 pub struct ReadLatency {
     pub working_set_kib: usize,
+    /// One read from inside an XDP program, one test run each (`xdp_read.rs`): p50 above
+    /// the p50 of reading one line over and over.
+    pub xdp_ns: u64,
     /// One dependent read paced by test runs: mean of the middle 80% of the reads (the
     /// clock ticks in 10 ns here: a median would be one tick or another), the clock's own
     /// cost subtracted.
@@ -36,6 +40,7 @@ pub struct ReadLatency {
 /// One dependent read after each test run of `frame` (the floor's ARP frame: the spread's
 /// pace without its lookups), for each working set.
 pub fn measure(program: &Xdp, ingress: u32, frame: &[u8]) -> Result<Vec<ReadLatency>> {
+    let xdp = super::xdp_read::measure(&SIZES_KIB, ingress)?;
     let overhead = timer_overhead();
     let mut rng = SmallRng::seed_from_u64(7);
     let chains: Vec<Chain> = SIZES_KIB
@@ -52,8 +57,10 @@ pub fn measure(program: &Xdp, ingress: u32, frame: &[u8]) -> Result<Vec<ReadLate
     Ok(SIZES_KIB
         .iter()
         .zip(rounds)
-        .map(|(&kib, figures)| ReadLatency {
+        .zip(xdp)
+        .map(|((&kib, figures), xdp_ns)| ReadLatency {
             working_set_kib: kib,
+            xdp_ns,
             paced_ns: median(figures.iter().map(|f| f.0).collect()),
             back_to_back_ns: median(figures.iter().map(|f| f.1).collect()),
         })
