@@ -15,11 +15,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use common::*;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rand::{Rng, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
+use router_agent::datapath::dxr::{Directory, DxrStorage};
 use router_agent::fib::{
     reference::ReferenceLpm,
     synthetic::{PrefixShape, v4_host, v4_is_link_scope, v6_host, v6_is_link_scope},
 };
-use router_common::LookupEngine;
+use router_common::{
+    DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_SHORT_BLOCK_LINES, LookupEngine, dxr_desc_count,
+};
 
 const NEXTHOPS: u32 = 512;
 
@@ -125,17 +128,34 @@ fn check(
 /// that DXR splits those chunks, and their children again (`datapath::dxr::split`).
 const DENSE_V6: [&str; 2] = ["2001:db8::/32", "2a00:1450::/29"];
 
+/// Where `Shape::DenseV4` packs most of its IPv4 prefixes: 4,096 /16s, DXR's IPv4 chunks.
+const DENSE_V4: &str = "64.0.0.0/4";
+
 #[derive(Clone, Copy)]
 enum Shape {
     /// Prefixes anywhere.
     Spread,
     /// Four IPv6 prefixes in five in `DENSE_V6`, mostly /33-/64.
     DenseV6,
+    /// Four IPv4 prefixes in five in `DENSE_V4`, /17-/32, its chunks from thousands of
+    /// prefixes down to a few: DXR blocks of one line, of a few, and of many.
+    DenseV4,
 }
 
 /// One prefix in five is IPv6.
 fn new_prefix(rng: &mut SmallRng, i: usize, shape: Shape) -> IpNet {
     if i % 5 != 4 {
+        if let Shape::DenseV4 = shape
+            && rng.random_bool(0.8)
+        {
+            let region: Ipv4Net = DENSE_V4.parse().unwrap();
+            // Chunk k of the region with density falling as 1/sqrt(k).
+            let chunk = (4096.0 * rng.random::<f64>().powi(2)) as u32;
+            let chunk = Ipv4Net::new((u32::from(region.network()) + (chunk << 16)).into(), 16);
+            let host = v4_host(rng, chunk.unwrap());
+            let len = rng.random_range(17..=32);
+            return IpNet::V4(Ipv4Net::new(host, len).unwrap().trunc());
+        }
         return IpNet::V4(SHAPE.v4(rng));
     }
     match shape {
@@ -183,6 +203,11 @@ fn differential_with(engine: LookupEngine, shape: Shape) {
         assert!(splits > Some(2), "split IPv6 nodes: {splits:?}");
         eprintln!("split IPv6 nodes: {splits:?}");
     }
+    if let Shape::DenseV4 = shape {
+        let blocks = ipv4_blocks_by_lines(&h);
+        eprintln!("IPv4 blocks of 1, 2-4 and more lines: {blocks:?}");
+        assert!(blocks.iter().all(|&n| n > 100), "{blocks:?}");
+    }
     check(&mut h, &table, &mut rng, &prefixes, scale(1_000_000), seed);
 
     // Churn: 100k random inserts (40%), deletes (40%) and changes of nexthop (20%).
@@ -203,6 +228,24 @@ fn differential_with(engine: LookupEngine, shape: Shape) {
     check(&mut h, &table, &mut rng, &prefixes, scale(1_000_000), seed);
 }
 
+/// DXR's IPv4 blocks: how many take one line, 2 to `DXR4_SHORT_BLOCK_LINES` (searched line
+/// by line), and more (searched whole).
+fn ipv4_blocks_by_lines(h: &Harness) -> [usize; 3] {
+    let dxr = h.datapath.dxr().expect("the DXR engine");
+    let mut blocks = [0; 3];
+    for chunk in 0..DXR4_DIRECT_ENTRIES {
+        let desc = dxr.storage().descriptor(Directory::Direct4, chunk);
+        let lines = dxr_desc_count(desc.unwrap_or_default()).div_ceil(DXR4_LINE as u32);
+        match lines {
+            0 => {}
+            1 => blocks[0] += 1,
+            2..=DXR4_SHORT_BLOCK_LINES => blocks[1] += 1,
+            _ => blocks[2] += 1,
+        }
+    }
+    blocks
+}
+
 #[test]
 fn lpm_trie_matches_reference() {
     differential(LookupEngine::LpmTrie);
@@ -216,6 +259,12 @@ fn dir24_matches_reference() {
 #[test]
 fn dxr_matches_reference() {
     differential(LookupEngine::Dxr);
+}
+
+/// DXR with dense IPv4 chunks: blocks of every size, each search path of the program.
+#[test]
+fn dxr_ipv4_blocks_of_every_size_match_reference() {
+    differential_with(LookupEngine::Dxr, Shape::DenseV4);
 }
 
 /// DXR with dense IPv6 regions: its lookup goes down split nodes (three levels here).

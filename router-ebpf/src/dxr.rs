@@ -1,5 +1,6 @@
 //! The DXR engine's lookups (layout: `router_common::dxr`): a direct table indexed by the
-//! address's top bits, then a binary search in the chunk's sorted range block. The agent's
+//! address's top bits, then a search in the chunk's sorted range block (IPv4: line by line,
+//! `search4`). The agent's
 //! `datapath::dxr::lookup_v4` / `lookup_v6` run the same steps over its storage, and the unit
 //! tests hold that copy to a reference LPM; `tests/lookup_differential.rs` holds this one to it.
 //!
@@ -11,6 +12,7 @@ use aya_ebpf::{bindings::BPF_F_MMAPABLE, btf_maps::Array, macros::btf_map};
 use router_common::{
     DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_VALUE_NONE,
     DXR4_DIRECT_BITS, DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_LINES_FULL_TABLE, DXR4_SEARCH_STEPS,
+    DXR4_SHORT_BLOCK_LINES,
     DXR6_DIRECT_BITS, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, DXR6_LINE, DXR6_LINES_FULL_TABLE,
     DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS, DXR6_SUB_ENTRIES, DXRX_LINE, DXRX_LINES_FULL_TABLE,
     Dxr4Line, Dxr6Line, DxrXLine, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id,
@@ -52,19 +54,7 @@ pub fn lookup_v4(addr: u32) -> Option<u32> {
     let mut value = dxr_desc_default(desc);
     let count = dxr_desc_count(desc);
     if count != 0 {
-        let key = dxr4_search_key(addr);
-        let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, count);
-        for _ in 0..DXR4_SEARCH_STEPS {
-            if n <= 1 {
-                break;
-            }
-            let half = n / 2;
-            if range4(base + lo + half)? <= key {
-                lo += half;
-            }
-            n -= half;
-        }
-        let range = range4(base + lo)? as u16;
+        let range = search4(dxr_desc_base(desc), count, dxr4_search_key(addr))? as u16;
         if range != DXR_VALUE_NONE {
             value = range;
         }
@@ -143,6 +133,56 @@ fn extension(id: u32, low: u64) -> Option<u16> {
     } else {
         dxr_desc_default(desc)
     })
+}
+
+/// The last range of the block `DXR4_RANGES[base .. base + count]` (`base` starts a line,
+/// invariant I4) that starts at or before `key`. A short block first picks the line from the
+/// first keys of its lines (independent reads, their misses overlap), then searches that one
+/// line through one map value: a search whose probes each looked the array up kept its state
+/// on the stack and cost more than the block's cache miss.
+#[inline(always)]
+fn search4(base: u32, count: u32, key: u32) -> Option<u32> {
+    let first = base / DXR4_LINE as u32;
+    let lines = count.div_ceil(DXR4_LINE as u32);
+    if lines > DXR4_SHORT_BLOCK_LINES {
+        return search4_long(base, count, key);
+    }
+    let mut line = 0;
+    for i in 1..DXR4_SHORT_BLOCK_LINES {
+        if i < lines && DXR4_RANGES.get(first + i)?.e[0] <= key {
+            line = i;
+        }
+    }
+    let entries = &DXR4_RANGES.get(first + line)?.e;
+    let (mut lo, mut n) = (0u32, (count - line * DXR4_LINE as u32).min(DXR4_LINE as u32));
+    for _ in 0..DXR4_LINE.ilog2() {
+        if n <= 1 {
+            break;
+        }
+        let half = n / 2;
+        if entries[((lo + half) as usize) % DXR4_LINE] <= key {
+            lo += half;
+        }
+        n -= half;
+    }
+    Some(entries[lo as usize % DXR4_LINE])
+}
+
+/// [`search4`] for a long block: a binary search over the whole block.
+#[inline(always)]
+fn search4_long(base: u32, count: u32, key: u32) -> Option<u32> {
+    let (mut lo, mut n) = (0u32, count);
+    for _ in 0..DXR4_SEARCH_STEPS {
+        if n <= 1 {
+            break;
+        }
+        let half = n / 2;
+        if range4(base + lo + half)? <= key {
+            lo += half;
+        }
+        n -= half;
+    }
+    range4(base + lo)
 }
 
 #[inline(always)]

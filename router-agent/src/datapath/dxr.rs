@@ -38,8 +38,9 @@
 //!   base and count always describe one consistent chunk or node.
 //! - I3: a block (and the extension blocks and descriptors it names) is complete before the
 //!   release fence that precedes the store publishing it.
-//! - I4: blocks are sorted, start at their node's first key (offset 0 for a chunk), and hold
-//!   at most 2^16 (IPv4) or `DXR_MAX_RANGES` (IPv6) ranges, so the searches' constant bounds
+//! - I4: blocks start at a line of their arena (IPv4 searches pick a short block's line
+//!   first), are sorted, start at their node's first key (offset 0 for a chunk), and hold at
+//!   most 2^16 (IPv4) or `DXR_MAX_RANGES` (IPv6) ranges, so the searches' constant bounds
 //!   reach every answer.
 //! - I5: a changed chunk (or split child) whose range keys change is a new block swapped in
 //!   by one store, never rewritten in place: a reader sees the old answer or the new one for

@@ -4,9 +4,9 @@
 
 use router_common::{
     DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_VALUE_NONE,
-    DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS,
-    dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id, dxr4_search_key, dxr6_search_key,
-    dxr6_sub_index,
+    DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR4_SHORT_BLOCK_LINES, DXR6_DIRECT_BITS,
+    DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS, dxr_desc_base, dxr_desc_count, dxr_desc_default,
+    dxr_ext_id, dxr4_search_key, dxr6_search_key, dxr6_sub_index,
 };
 
 use super::{Arena, Directory, DxrStorage};
@@ -44,20 +44,40 @@ pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
     let count = dxr_desc_count(desc);
     if count != 0 {
         let key = u64::from(dxr4_search_key(addr));
-        let index = search(
-            storage,
-            Arena::Ranges4,
-            dxr_desc_base(desc),
-            count,
-            key,
-            DXR4_SEARCH_STEPS,
-        )?;
+        let index = search4(storage, dxr_desc_base(desc), count, key)?;
         let range = storage.range_value(Arena::Ranges4, index)?;
         if range != DXR_VALUE_NONE {
             value = range;
         }
     }
     resolve_default(storage, value, DXR_DEFAULT_V4)
+}
+
+/// The program's IPv4 block search (`search4`): a block of up to `DXR4_SHORT_BLOCK_LINES`
+/// lines picks its line from the lines' first keys, then searches that line; a longer one is
+/// searched whole.
+fn search4(storage: &impl DxrStorage, base: u32, count: u32, key: u64) -> Option<u32> {
+    let per_line = Arena::Ranges4.per_line();
+    let lines = count.div_ceil(per_line);
+    if lines > DXR4_SHORT_BLOCK_LINES {
+        return search(storage, Arena::Ranges4, base, count, key, DXR4_SEARCH_STEPS);
+    }
+    let mut line = 0;
+    for i in 1..lines {
+        if storage.range_key(Arena::Ranges4, base + i * per_line)? <= key {
+            line = i;
+        }
+    }
+    let in_line = (count - line * per_line).min(per_line);
+    let steps = per_line.ilog2();
+    search(
+        storage,
+        Arena::Ranges4,
+        base + line * per_line,
+        in_line,
+        key,
+        steps,
+    )
 }
 
 /// The XDP program's IPv6 lookup over any storage.
