@@ -82,18 +82,8 @@ pub fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
     }
     let count = dxr_desc_count(desc);
     if count != 0 && count != DXR_DESC_SPLIT {
-        let key = dxr6_search_key(hi);
-        let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, count);
-        for _ in 0..DXR6_SEARCH_STEPS {
-            if n <= 1 {
-                break;
-            }
-            let half = n / 2;
-            if range6(base + lo + half)? <= key {
-                lo += half;
-            }
-            n -= half;
-        }
+        let (base, key) = (dxr_desc_base(desc), dxr6_search_key(hi));
+        let lo = last_at_or_before(count, DXR6_SEARCH_STEPS, key, |i| range6(base + i))?;
         let range = range6(base + lo)? as u16;
         // NONE has the EXT bit set too: `dxr_ext_id` tells them apart.
         if let Some(id) = dxr_ext_id(range) {
@@ -116,17 +106,9 @@ pub fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
 #[inline(always)]
 fn extension(id: u32, low: u64) -> Option<u16> {
     let desc = *DXR6_EXT.get(id)?;
-    let (base, mut lo, mut n) = (dxr_desc_base(desc), 0u32, dxr_desc_count(desc));
-    for _ in 0..DXR6_SEARCH_STEPS {
-        if n <= 1 {
-            break;
-        }
-        let half = n / 2;
-        if xrange(base + lo + half)?.key <= low {
-            lo += half;
-        }
-        n -= half;
-    }
+    let (base, count) = (dxr_desc_base(desc), dxr_desc_count(desc));
+    let key = |i| Some(xrange(base + i)?.key);
+    let lo = last_at_or_before(count, DXR6_SEARCH_STEPS, low, key)?;
     let long = xrange(base + lo)?.value as u16;
     Some(if long != DXR_VALUE_NONE {
         long
@@ -154,35 +136,41 @@ fn search4(base: u32, count: u32, key: u32) -> Option<u32> {
         }
     }
     let entries = &DXR4_RANGES.get(first + line)?.e;
-    let (mut lo, mut n) = (0u32, (count - line * DXR4_LINE as u32).min(DXR4_LINE as u32));
-    for _ in 0..DXR4_LINE.ilog2() {
-        if n <= 1 {
-            break;
-        }
-        let half = n / 2;
-        if entries[((lo + half) as usize) % DXR4_LINE] <= key {
-            lo += half;
-        }
-        n -= half;
-    }
-    Some(entries[lo as usize % DXR4_LINE])
+    let in_line = (count - line * DXR4_LINE as u32).min(DXR4_LINE as u32);
+    let entry = |i: u32| Some(entries[i as usize % DXR4_LINE]);
+    let lo = last_at_or_before(in_line, DXR4_LINE.ilog2(), key, entry)?;
+    entry(lo)
 }
 
 /// [`search4`] for a long block: a binary search over the whole block.
 #[inline(always)]
 fn search4_long(base: u32, count: u32, key: u32) -> Option<u32> {
+    let lo = last_at_or_before(count, DXR4_SEARCH_STEPS, key, |i| range4(base + i))?;
+    range4(base + lo)
+}
+
+/// The offset of the last of `count` sorted keys at or before `key`, `key_at(i)` reading
+/// the i-th: a binary search of constant bound `steps` (each halves the candidates, rounding
+/// up); `None` where an array lookup fails.
+#[inline(always)]
+fn last_at_or_before<K: PartialOrd>(
+    count: u32,
+    steps: u32,
+    key: K,
+    key_at: impl Fn(u32) -> Option<K>,
+) -> Option<u32> {
     let (mut lo, mut n) = (0u32, count);
-    for _ in 0..DXR4_SEARCH_STEPS {
+    for _ in 0..steps {
         if n <= 1 {
             break;
         }
         let half = n / 2;
-        if range4(base + lo + half)? <= key {
+        if key_at(lo + half)? <= key {
             lo += half;
         }
         n -= half;
     }
-    range4(base + lo)
+    Some(lo)
 }
 
 #[inline(always)]
