@@ -74,6 +74,9 @@ pub struct Run {
 pub struct Updates {
     pub v4: FamilyUpdates,
     pub v6: Option<FamilyUpdates>,
+    /// The machine's own: a fixed spin timed as an update, as many times as the updates
+    /// above, right after them. What exceeds 50 µs here is the VM's, not the engine's.
+    pub spin: Latency,
 }
 
 #[derive(Debug, Serialize)]

@@ -303,7 +303,9 @@ fn write_update_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
          Fib + Datapath::apply, + the kernel FIB write for the kernel engine); add: new \
          prefixes, change: table prefixes to another group, remove: the added ones; max cpu: \
          the longest update in the thread's CPU time (far below max: the slowest update was \
-         off CPU, waiting); >50µs: updates over issue 12's goal"
+         off CPU, waiting); >50µs: updates over issue 12's goal; spin: the machine's own, a \
+         2 µs spin reading memory at random, timed as an update, as many times, right after \
+         the engine's updates"
     )?;
     let mut table = TextTable::new(&[
         "engine", "routes", "family", "op", "ops", "p50", "p99", "p99.9", "mean", "max", "max cpu",
@@ -340,6 +342,22 @@ fn write_update_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
                 ]);
             }
         }
+        let l = &updates.spin;
+        table.row(vec![
+            run.engine.into(),
+            table_name(run),
+            "-".into(),
+            "spin".into(),
+            l.ops.to_string(),
+            us(l.p50_ns),
+            us(l.p99_ns),
+            us(l.p999_ns),
+            format!("{:.1}", l.mean_ns / 1e3),
+            us(l.max_ns),
+            us(l.max_cpu_ns),
+            l.over_50us.to_string(),
+            "-".into(),
+        ]);
     }
     table.write(out)?;
     for run in runs {
