@@ -316,48 +316,35 @@ fn write_update_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
         let Some(updates) = &run.updates else {
             continue;
         };
+        let mut row = |family: &str, op: &str, l: &Latency, refused: String| {
+            table.row(vec![
+                run.engine.into(),
+                table_name(run),
+                family.into(),
+                op.into(),
+                l.ops.to_string(),
+                us(l.p50_ns),
+                us(l.p99_ns),
+                us(l.p999_ns),
+                format!("{:.1}", l.mean_ns / 1e3),
+                us(l.max_ns),
+                us(l.max_cpu_ns),
+                l.over_50us.to_string(),
+                refused,
+            ])
+        };
         let families =
             std::iter::once(("v4", &updates.v4)).chain(updates.v6.as_ref().map(|u| ("v6", u)));
         for (family, u) in families {
-            let ops: [(&str, &Latency); 3] = [
+            for (op, l) in [
                 ("add", &u.add),
                 ("change", &u.change),
                 ("remove", &u.remove),
-            ];
-            for (op, l) in ops {
-                table.row(vec![
-                    run.engine.into(),
-                    table_name(run),
-                    family.into(),
-                    op.into(),
-                    l.ops.to_string(),
-                    us(l.p50_ns),
-                    us(l.p99_ns),
-                    us(l.p999_ns),
-                    format!("{:.1}", l.mean_ns / 1e3),
-                    us(l.max_ns),
-                    us(l.max_cpu_ns),
-                    l.over_50us.to_string(),
-                    l.failures.to_string(),
-                ]);
+            ] {
+                row(family, op, l, l.failures.to_string());
             }
         }
-        let l = &updates.spin;
-        table.row(vec![
-            run.engine.into(),
-            table_name(run),
-            "-".into(),
-            "spin".into(),
-            l.ops.to_string(),
-            us(l.p50_ns),
-            us(l.p99_ns),
-            us(l.p999_ns),
-            format!("{:.1}", l.mean_ns / 1e3),
-            us(l.max_ns),
-            us(l.max_cpu_ns),
-            l.over_50us.to_string(),
-            "-".into(),
-        ]);
+        row("-", "spin", &updates.spin, "-".into());
     }
     table.write(out)?;
     for run in runs {
