@@ -2,9 +2,9 @@
 //! 64-byte line from inside an XDP program (`router-ebpf/src/bin/read_probe.rs`), in a BPF
 //! array like the route tables, one `BPF_PROG_TEST_RUN` per read as the spread runs its
 //! lookups, kernel-timed as they are. A user-space read after the same syscall is cheaper
-//! here (the working sets beyond the L2 cost 2-3x more from the program), so this is the
-//! figure a lookup's cost is read against: a structure touched at random beyond that size
-//! costs at least one such read per packet.
+//! here (a working set of 2-8 MiB costs the program 3-4x more), so this is the figure a
+//! lookup's cost is read against: a structure touched at random beyond the L2 costs at least
+//! one such read per packet.
 
 use anyhow::{Context, Result};
 use aya::{EbpfLoader, programs::Xdp};
