@@ -21,7 +21,7 @@ use router_agent::fib::{
     synthetic::{PrefixShape, v4_host, v4_is_link_scope, v6_host, v6_is_link_scope},
 };
 use router_common::{
-    DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_SHORT_BLOCK_LINES, LookupEngine, dxr_desc_count,
+    DXR_SHORT_BLOCK_LINES, DXR4_DIRECT_ENTRIES, DXR4_LINE, LookupEngine, dxr_desc_count,
 };
 
 const NEXTHOPS: u32 = 512;
@@ -228,7 +228,7 @@ fn differential_with(engine: LookupEngine, shape: Shape) {
     check(&mut h, &table, &mut rng, &prefixes, scale(1_000_000), seed);
 }
 
-/// DXR's IPv4 blocks: how many take one line, 2 to `DXR4_SHORT_BLOCK_LINES` (searched line
+/// DXR's IPv4 blocks: how many take one line, 2 to `DXR_SHORT_BLOCK_LINES` (searched line
 /// by line), and more (searched whole).
 fn ipv4_blocks_by_lines(h: &Harness) -> [usize; 3] {
     let dxr = h.datapath.dxr().expect("the DXR engine");
@@ -239,7 +239,7 @@ fn ipv4_blocks_by_lines(h: &Harness) -> [usize; 3] {
         match lines {
             0 => {}
             1 => blocks[0] += 1,
-            2..=DXR4_SHORT_BLOCK_LINES => blocks[1] += 1,
+            2..=DXR_SHORT_BLOCK_LINES => blocks[1] += 1,
             _ => blocks[2] += 1,
         }
     }

@@ -75,9 +75,9 @@ pub const DXRX_LINE: usize = 4;
 /// resolve up to `2^k` ranges. An IPv4 chunk has at most 2^16 ranges (16-bit offsets).
 pub const DXR4_SEARCH_STEPS: u32 = 17;
 pub const DXR6_SEARCH_STEPS: u32 = 22;
-/// IPv4 blocks of up to this many lines are searched line by line: the line from the lines'
+/// Range blocks of up to this many lines are searched line by line: the line from the lines'
 /// first keys, then within it (a block starts at a line).
-pub const DXR4_SHORT_BLOCK_LINES: u32 = 4;
+pub const DXR_SHORT_BLOCK_LINES: u32 = 4;
 
 /// `DXR_DEFAULT` entries: `DXR_DEFAULT_VALID | group` for the /0 route, else 0.
 pub const DXR_DEFAULT_VALID: u64 = 1 << 31;

@@ -1,8 +1,8 @@
 //! The DXR engine's lookups (layout: `router_common::dxr`): a direct table indexed by the
-//! address's top bits, then a search in the chunk's sorted range block (IPv4: line by line,
-//! `search4`). The agent's
-//! `datapath::dxr::lookup_v4` / `lookup_v6` run the same steps over its storage, and the unit
-//! tests hold that copy to a reference LPM; `tests/lookup_differential.rs` holds this one to it.
+//! address's top bits, then a search in the chunk's sorted range block (a short one line by
+//! line, `search_block`). The agent's `datapath::dxr::lookup_v4` / `lookup_v6` run the same
+//! steps over its storage, and the unit tests hold that copy to a reference LPM;
+//! `tests/lookup_differential.rs` holds this one to it.
 //!
 //! Every loop has a constant bound (`DXR*_SEARCH_STEPS`, `DXR6_SPLIT_LEVELS`), each probe is an array lookup the
 //! verifier inlines, and reads follow the address dependency descriptor -> block, so a reader
@@ -10,13 +10,12 @@
 
 use aya_ebpf::{bindings::BPF_F_MMAPABLE, btf_maps::Array, macros::btf_map};
 use router_common::{
-    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_VALUE_NONE,
-    DXR4_DIRECT_BITS, DXR4_DIRECT_ENTRIES, DXR4_LINE, DXR4_LINES_FULL_TABLE, DXR4_SEARCH_STEPS,
-    DXR4_SHORT_BLOCK_LINES,
-    DXR6_DIRECT_BITS, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES, DXR6_LINE, DXR6_LINES_FULL_TABLE,
-    DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS, DXR6_SUB_ENTRIES, DXRX_LINE, DXRX_LINES_FULL_TABLE,
-    Dxr4Line, Dxr6Line, DxrXLine, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id,
-    dxr4_search_key, dxr6_search_key, dxr6_sub_index,
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_SHORT_BLOCK_LINES,
+    DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR4_DIRECT_ENTRIES, DXR4_LINES_FULL_TABLE,
+    DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_DIRECT_ENTRIES, DXR6_EXT_ENTRIES,
+    DXR6_LINES_FULL_TABLE, DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS, DXR6_SUB_ENTRIES, DXRX_LINE,
+    DXRX_LINES_FULL_TABLE, Dxr4Line, Dxr6Line, DxrXLine, dxr_desc_base, dxr_desc_count,
+    dxr_desc_default, dxr_ext_id, dxr4_search_key, dxr6_search_key, dxr6_sub_index,
 };
 
 const MMAPABLE: usize = BPF_F_MMAPABLE as usize;
@@ -54,7 +53,9 @@ pub fn lookup_v4(addr: u32) -> Option<u32> {
     let mut value = dxr_desc_default(desc);
     let count = dxr_desc_count(desc);
     if count != 0 {
-        let range = search4(dxr_desc_base(desc), count, dxr4_search_key(addr))? as u16;
+        let (base, key) = (dxr_desc_base(desc), dxr4_search_key(addr));
+        let line = |i| DXR4_RANGES.get(i).map(|line| &line.e);
+        let range = search_block(base, count, key, DXR4_SEARCH_STEPS, line, |&e| e)? as u16;
         if range != DXR_VALUE_NONE {
             value = range;
         }
@@ -83,8 +84,8 @@ pub fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
     let count = dxr_desc_count(desc);
     if count != 0 && count != DXR_DESC_SPLIT {
         let (base, key) = (dxr_desc_base(desc), dxr6_search_key(hi));
-        let lo = last_at_or_before(count, DXR6_SEARCH_STEPS, key, |i| range6(base + i))?;
-        let range = range6(base + lo)? as u16;
+        let line = |i| DXR6_RANGES.get(i).map(|line| &line.e);
+        let range = search_block(base, count, key, DXR6_SEARCH_STEPS, line, |&e| e)? as u16;
         // NONE has the EXT bit set too: `dxr_ext_id` tells them apart.
         if let Some(id) = dxr_ext_id(range) {
             let low = u64::from_be_bytes([
@@ -117,36 +118,40 @@ fn extension(id: u32, low: u64) -> Option<u16> {
     })
 }
 
-/// The last range of the block `DXR4_RANGES[base .. base + count]` (`base` starts a line,
-/// invariant I4) that starts at or before `key`. A short block first picks the line from the
-/// first keys of its lines (independent reads, their misses overlap), then searches that one
-/// line through one map value: a search whose probes each looked the array up kept its state
-/// on the stack and cost more than the block's cache miss.
+/// The last entry of the block of `count` entries at `base` (it starts a line, invariant I4)
+/// that starts at or before `key`; `line(i)` reads line `i` of the block's arena, `key_of` an
+/// entry's search key. A short block first picks the line from the first keys of its lines
+/// (independent reads, their misses overlap), then searches that one line through one map
+/// value: a search whose probes each looked the array up kept its state on the stack and
+/// cost more than the block's cache miss. A longer block is searched whole.
 #[inline(always)]
-fn search4(base: u32, count: u32, key: u32) -> Option<u32> {
-    let first = base / DXR4_LINE as u32;
-    let lines = count.div_ceil(DXR4_LINE as u32);
-    if lines > DXR4_SHORT_BLOCK_LINES {
-        return search4_long(base, count, key);
+fn search_block<E: Copy + 'static, K: PartialOrd, const N: usize>(
+    base: u32,
+    count: u32,
+    key: K,
+    long_steps: u32,
+    line: impl Fn(u32) -> Option<&'static [E; N]>,
+    key_of: impl Fn(&E) -> K,
+) -> Option<E> {
+    let first = base / N as u32;
+    let lines = count.div_ceil(N as u32);
+    let entry = |i: u32| Some(line(i / N as u32)?[i as usize % N]);
+    if lines > DXR_SHORT_BLOCK_LINES {
+        let lo = last_at_or_before(count, long_steps, key, |i| Some(key_of(&entry(base + i)?)))?;
+        return entry(base + lo);
     }
-    let mut line = 0;
-    for i in 1..DXR4_SHORT_BLOCK_LINES {
-        if i < lines && DXR4_RANGES.get(first + i)?.e[0] <= key {
-            line = i;
+    let mut at = 0;
+    for i in 1..DXR_SHORT_BLOCK_LINES {
+        if i < lines && key_of(&line(first + i)?[0]) <= key {
+            at = i;
         }
     }
-    let entries = &DXR4_RANGES.get(first + line)?.e;
-    let in_line = (count - line * DXR4_LINE as u32).min(DXR4_LINE as u32);
-    let entry = |i: u32| Some(entries[i as usize % DXR4_LINE]);
-    let lo = last_at_or_before(in_line, DXR4_LINE.ilog2(), key, entry)?;
-    entry(lo)
-}
-
-/// [`search4`] for a long block: a binary search over the whole block.
-#[inline(always)]
-fn search4_long(base: u32, count: u32, key: u32) -> Option<u32> {
-    let lo = last_at_or_before(count, DXR4_SEARCH_STEPS, key, |i| range4(base + i))?;
-    range4(base + lo)
+    let entries = line(first + at)?;
+    let in_line = (count - at * N as u32).min(N as u32);
+    let lo = last_at_or_before(in_line, N.ilog2(), key, |i| {
+        Some(key_of(&entries[i as usize % N]))
+    })?;
+    Some(entries[lo as usize % N])
 }
 
 /// The offset of the last of `count` sorted keys at or before `key`, `key_at(i)` reading
@@ -171,18 +176,6 @@ fn last_at_or_before<K: PartialOrd>(
         n -= half;
     }
     Some(lo)
-}
-
-#[inline(always)]
-fn range4(index: u32) -> Option<u32> {
-    let line = DXR4_RANGES.get(index / DXR4_LINE as u32)?;
-    Some(line.e[index as usize % DXR4_LINE])
-}
-
-#[inline(always)]
-fn range6(index: u32) -> Option<u64> {
-    let line = DXR6_RANGES.get(index / DXR6_LINE as u32)?;
-    Some(line.e[index as usize % DXR6_LINE])
 }
 
 #[inline(always)]

@@ -38,7 +38,7 @@
 //!   base and count always describe one consistent chunk or node.
 //! - I3: a block (and the extension blocks and descriptors it names) is complete before the
 //!   release fence that precedes the store publishing it.
-//! - I4: blocks start at a line of their arena (IPv4 searches pick a short block's line
+//! - I4: blocks start at a line of their arena (the searches pick a short block's line
 //!   first), are sorted, start at their node's first key (offset 0 for a chunk), and hold at
 //!   most 2^16 (IPv4) or `DXR_MAX_RANGES` (IPv6) ranges, so the searches' constant bounds
 //!   reach every answer.

@@ -3,10 +3,10 @@
 //! reference LPM.
 
 use router_common::{
-    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_VALUE_NONE,
-    DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR4_SHORT_BLOCK_LINES, DXR6_DIRECT_BITS,
-    DXR6_SEARCH_STEPS, DXR6_SPLIT_LEVELS, dxr_desc_base, dxr_desc_count, dxr_desc_default,
-    dxr_ext_id, dxr4_search_key, dxr6_search_key, dxr6_sub_index,
+    DXR_DEFAULT_V4, DXR_DEFAULT_V6, DXR_DEFAULT_VALID, DXR_DESC_SPLIT, DXR_SHORT_BLOCK_LINES,
+    DXR_VALUE_NONE, DXR4_DIRECT_BITS, DXR4_SEARCH_STEPS, DXR6_DIRECT_BITS, DXR6_SEARCH_STEPS,
+    DXR6_SPLIT_LEVELS, dxr_desc_base, dxr_desc_count, dxr_desc_default, dxr_ext_id,
+    dxr4_search_key, dxr6_search_key, dxr6_sub_index,
 };
 
 use super::{Arena, Directory, DxrStorage};
@@ -44,7 +44,8 @@ pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
     let count = dxr_desc_count(desc);
     if count != 0 {
         let key = u64::from(dxr4_search_key(addr));
-        let index = search4(storage, dxr_desc_base(desc), count, key)?;
+        let base = dxr_desc_base(desc);
+        let index = search_block(storage, Arena::Ranges4, base, count, key, DXR4_SEARCH_STEPS)?;
         let range = storage.range_value(Arena::Ranges4, index)?;
         if range != DXR_VALUE_NONE {
             value = range;
@@ -53,31 +54,31 @@ pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
     resolve_default(storage, value, DXR_DEFAULT_V4)
 }
 
-/// The program's IPv4 block search (`search4`): a block of up to `DXR4_SHORT_BLOCK_LINES`
+/// The program's block search (`search_block`): a block of up to `DXR_SHORT_BLOCK_LINES`
 /// lines picks its line from the lines' first keys, then searches that line; a longer one is
-/// searched whole.
-fn search4(storage: &impl DxrStorage, base: u32, count: u32, key: u64) -> Option<u32> {
-    let per_line = Arena::Ranges4.per_line();
+/// searched whole, in up to `long_steps`.
+fn search_block(
+    storage: &impl DxrStorage,
+    arena: Arena,
+    base: u32,
+    count: u32,
+    key: u64,
+    long_steps: u32,
+) -> Option<u32> {
+    let per_line = arena.per_line();
     let lines = count.div_ceil(per_line);
-    if lines > DXR4_SHORT_BLOCK_LINES {
-        return search(storage, Arena::Ranges4, base, count, key, DXR4_SEARCH_STEPS);
+    if lines > DXR_SHORT_BLOCK_LINES {
+        return search(storage, arena, base, count, key, long_steps);
     }
     let mut line = 0;
     for i in 1..lines {
-        if storage.range_key(Arena::Ranges4, base + i * per_line)? <= key {
+        if storage.range_key(arena, base + i * per_line)? <= key {
             line = i;
         }
     }
     let in_line = (count - line * per_line).min(per_line);
     let steps = per_line.ilog2();
-    search(
-        storage,
-        Arena::Ranges4,
-        base + line * per_line,
-        in_line,
-        key,
-        steps,
-    )
+    search(storage, arena, base + line * per_line, in_line, key, steps)
 }
 
 /// The XDP program's IPv6 lookup over any storage.
@@ -100,15 +101,8 @@ pub fn lookup_v6(storage: &impl DxrStorage, addr: &[u8; 16]) -> Option<u32> {
     }
     let count = dxr_desc_count(desc);
     if count != 0 && count != DXR_DESC_SPLIT {
-        let key = dxr6_search_key(hi);
-        let index = search(
-            storage,
-            Arena::Ranges6,
-            dxr_desc_base(desc),
-            count,
-            key,
-            DXR6_SEARCH_STEPS,
-        )?;
+        let (base, key) = (dxr_desc_base(desc), dxr6_search_key(hi));
+        let index = search_block(storage, Arena::Ranges6, base, count, key, DXR6_SEARCH_STEPS)?;
         let range = storage.range_value(Arena::Ranges6, index)?;
         if let Some(id) = dxr_ext_id(range) {
             let lo = u64::from_be_bytes(addr[8..].try_into().expect("8 bytes"));
