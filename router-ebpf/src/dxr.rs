@@ -55,7 +55,7 @@ pub fn lookup_v4(addr: u32) -> Option<u32> {
     if count != 0 {
         let (base, key) = (dxr_desc_base(desc), dxr4_search_key(addr));
         let line = |i| DXR4_RANGES.get(i).map(|line| &line.e);
-        let range = search_block(base, count, key, DXR4_SEARCH_STEPS, line, |&e| e)? as u16;
+        let range = search_block(base, count, key, DXR4_SEARCH_STEPS, line)? as u16;
         if range != DXR_VALUE_NONE {
             value = range;
         }
@@ -85,7 +85,7 @@ pub fn lookup_v6(addr: &[u8; 16]) -> Option<u32> {
     if count != 0 && count != DXR_DESC_SPLIT {
         let (base, key) = (dxr_desc_base(desc), dxr6_search_key(hi));
         let line = |i| DXR6_RANGES.get(i).map(|line| &line.e);
-        let range = search_block(base, count, key, DXR6_SEARCH_STEPS, line, |&e| e)? as u16;
+        let range = search_block(base, count, key, DXR6_SEARCH_STEPS, line)? as u16;
         // NONE has the EXT bit set too: `dxr_ext_id` tells them apart.
         if let Some(id) = dxr_ext_id(range) {
             let low = u64::from_be_bytes([
@@ -119,38 +119,35 @@ fn extension(id: u32, low: u64) -> Option<u16> {
 }
 
 /// The last entry of the block of `count` entries at `base` (it starts a line, invariant I4)
-/// that starts at or before `key`; `line(i)` reads line `i` of the block's arena, `key_of` an
-/// entry's search key. A short block first picks the line from the first keys of its lines
+/// that is at most `key` (entries compare as their keys); `line(i)` reads line `i` of the
+/// block's arena. A short block first picks the line from the first keys of its lines
 /// (independent reads, their misses overlap), then searches that one line through one map
 /// value: a search whose probes each looked the array up kept its state on the stack and
 /// cost more than the block's cache miss. A longer block is searched whole.
 #[inline(always)]
-fn search_block<E: Copy + 'static, K: PartialOrd, const N: usize>(
+fn search_block<E: Copy + PartialOrd + 'static, const N: usize>(
     base: u32,
     count: u32,
-    key: K,
+    key: E,
     long_steps: u32,
     line: impl Fn(u32) -> Option<&'static [E; N]>,
-    key_of: impl Fn(&E) -> K,
 ) -> Option<E> {
     let first = base / N as u32;
     let lines = count.div_ceil(N as u32);
     let entry = |i: u32| Some(line(i / N as u32)?[i as usize % N]);
     if lines > DXR_SHORT_BLOCK_LINES {
-        let lo = last_at_or_before(count, long_steps, key, |i| Some(key_of(&entry(base + i)?)))?;
+        let lo = last_at_or_before(count, long_steps, key, |i| entry(base + i))?;
         return entry(base + lo);
     }
     let mut at = 0;
     for i in 1..DXR_SHORT_BLOCK_LINES {
-        if i < lines && key_of(&line(first + i)?[0]) <= key {
+        if i < lines && line(first + i)?[0] <= key {
             at = i;
         }
     }
     let entries = line(first + at)?;
     let in_line = (count - at * N as u32).min(N as u32);
-    let lo = last_at_or_before(in_line, N.ilog2(), key, |i| {
-        Some(key_of(&entries[i as usize % N]))
-    })?;
+    let lo = last_at_or_before(in_line, N.ilog2(), key, |i| Some(entries[i as usize % N]))?;
     Some(entries[lo as usize % N])
 }
 
