@@ -55,6 +55,7 @@ mod rpf;
 pub mod sys;
 pub mod table;
 mod tables;
+mod ticks;
 mod updates;
 mod xdp_read;
 
