@@ -228,6 +228,12 @@ pub struct FamilyPackets {
     pub hot: Hot,
     /// `spread.p50_ns - floor.p50_ns`: the lookup's share of a packet (issue 12's figure).
     pub spread_p50_over_floor_ns: i64,
+    /// The first [`super::WARM_DESTINATIONS`] destinations of `spread`, run twice, the second
+    /// pass timed: what a lookup costs with the lines it reads in cache (few active
+    /// destinations), the table's branches still as random as the spread's.
+    pub warm: Series,
+    /// `warm.p50_ns - floor.p50_ns`.
+    pub warm_p50_over_floor_ns: i64,
 }
 
 /// IPv4 spread and hot with the ingress interface's RPF mode set; every probe's source has a
