@@ -120,12 +120,14 @@ fn extension(id: u32, low: u64) -> Option<u16> {
 
 /// The last entry of the block of `count` entries at `base` (it starts a line, invariant I4)
 /// that is at most `key` (entries compare as their keys); `line(i)` reads line `i` of the
-/// block's arena. A short block first picks the line from the first keys of its lines
+/// block's arena. A short block first picks the line from the first keys of all its lines
 /// (independent reads, their misses overlap), then searches that one line through one map
-/// value: a search whose probes each looked the array up kept its state on the stack and
-/// cost more than the block's cache miss. A longer block is searched whole.
+/// value, neither step branching on a key. A search whose probes each looked the array up
+/// kept its state on the stack and cost more than the block's cache miss; one that branched
+/// on the keys paid the predictor's misses (a coin flip each), and one that chose the line
+/// before reading it waited for two misses in a row. A longer block is searched whole.
 #[inline(always)]
-fn search_block<E: Copy + PartialOrd + 'static, const N: usize>(
+fn search_block<E: Copy + PartialOrd + Into<u64> + 'static, const N: usize>(
     base: u32,
     count: u32,
     key: E,
@@ -139,16 +141,49 @@ fn search_block<E: Copy + PartialOrd + 'static, const N: usize>(
         let lo = last_at_or_before(count, long_steps, key, |i| entry(base + i))?;
         return entry(base + lo);
     }
-    let mut at = 0;
-    for i in 1..DXR_SHORT_BLOCK_LINES {
-        if i < lines && line(first + i)?[0] <= key {
-            at = i;
+    // The line to search is the last that starts at most `key`: lines are sorted, and the
+    // first starts at key 0. Every line's first key is read, the first line's too: all of
+    // the block's lines are fetched at once, before any is needed.
+    let mut starting = 0;
+    for i in 0..DXR_SHORT_BLOCK_LINES {
+        if i < lines {
+            starting += at_most(line(first + i)?[0].into(), key.into()) as u32;
         }
     }
+    let at = starting.saturating_sub(1);
     let entries = line(first + at)?;
-    let in_line = (count - at * N as u32).min(N as u32);
-    let lo = last_at_or_before(in_line, N.ilog2(), key, |i| Some(entries[i as usize % N]))?;
+    // Binary search of the line's `n` entries, with a step count that fits any `n <= N`: a
+    // step with `half == 0` moves nothing.
+    let (mut lo, mut n) = (0u32, (count - at * N as u32).min(N as u32));
+    for _ in 0..N.ilog2() {
+        let half = n / 2;
+        let probe = entries[(lo + half) as usize % N];
+        lo += half * at_most(probe.into(), key.into()) as u32;
+        n -= half;
+    }
     Some(entries[lo as usize % N])
+}
+
+/// 1 if `a <= b`, else 0 (both below 2^63), without a branch. BPF has neither `setcc` nor a
+/// conditional move: LLVM lowers a comparison whose result becomes a number to a jump, so
+/// the arithmetic is written in assembly, where it cannot be recognised as one.
+#[inline(always)]
+fn at_most(a: u64, b: u64) -> u64 {
+    let r: u64;
+    // SAFETY: register arithmetic only; `b - a` borrows into bit 63 exactly when `a > b`.
+    unsafe {
+        core::arch::asm!(
+            "{r} = {b}",
+            "{r} -= {a}",
+            "{r} >>= 63",
+            "{r} ^= 1",
+            r = out(reg) r,
+            a = in(reg) a,
+            b = in(reg) b,
+            options(pure, nomem, nostack),
+        );
+    }
+    r
 }
 
 /// The offset of the last of `count` sorted keys at or before `key`, `key_at(i)` reading

@@ -12,6 +12,8 @@
 //! and (if configured) sources failing the reverse-path filter, are dropped.
 #![no_std]
 #![no_main]
+// `asm!` on BPF: the DXR search's branch-free comparison (`dxr::at_most`).
+#![feature(asm_experimental_arch)]
 
 mod debug_log;
 mod dxr;

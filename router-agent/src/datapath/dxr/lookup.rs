@@ -55,8 +55,9 @@ pub fn lookup_v4(storage: &impl DxrStorage, addr: u32) -> Option<u32> {
 }
 
 /// The program's block search (`search_block`): a block of up to `DXR_SHORT_BLOCK_LINES`
-/// lines picks its line from the lines' first keys, then searches that line; a longer one is
-/// searched whole, in up to `long_steps`.
+/// lines searches the last of its lines that starts at most `key` (counted over all of them,
+/// the first starting at key 0), then that line; a longer one is searched whole, in up to
+/// `long_steps`.
 fn search_block(
     storage: &impl DxrStorage,
     arena: Arena,
@@ -70,12 +71,11 @@ fn search_block(
     if lines > DXR_SHORT_BLOCK_LINES {
         return search(storage, arena, base, count, key, long_steps);
     }
-    let mut line = 0;
-    for i in 1..lines {
-        if storage.range_key(arena, base + i * per_line)? <= key {
-            line = i;
-        }
+    let mut starting = 0;
+    for i in 0..lines {
+        starting += u32::from(storage.range_key(arena, base + i * per_line)? <= key);
     }
+    let line = starting.saturating_sub(1);
     let in_line = (count - line * per_line).min(per_line);
     let steps = per_line.ilog2();
     search(storage, arena, base + line * per_line, in_line, key, steps)
