@@ -124,8 +124,9 @@ fn extension(id: u32, low: u64) -> Option<u16> {
 /// (independent reads, their misses overlap), then searches that one line through one map
 /// value, neither step branching on a key. A search whose probes each looked the array up
 /// kept its state on the stack and cost more than the block's cache miss; one that branched
-/// on the keys paid the predictor's misses (a coin flip each), and one that chose the line
-/// before reading it waited for two misses in a row. A longer block is searched whole.
+/// on the keys paid the predictor's misses (a coin flip each), and one that read the first
+/// line only once it was chosen waited for two misses in a row. A longer block is searched
+/// whole.
 #[inline(always)]
 fn search_block<E: Copy + PartialOrd + Into<u64> + 'static, const N: usize>(
     base: u32,

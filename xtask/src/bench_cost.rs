@@ -98,8 +98,10 @@ const PROBE_SRC_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, 1);
 const GROUPS: usize = 4;
 const GROUP_SIZE: usize = 2;
 
-/// Destinations of the warm measurement: with 1-3 lines read per lookup, their lines fit in
-/// the L2 of any current server core (this machine's: 2 MiB), where a whole table does not.
+/// Destinations of the warm measurement: DIR-24-8 and DXR read one to five lines of the table
+/// a lookup, so that these destinations' lines fit in the L2 of any current server core (this
+/// machine's: 2 MiB), where a whole table does not. The trie's and the kernel's lookups read
+/// more, and some of theirs do not stay.
 pub const WARM_DESTINATIONS: usize = 1024;
 
 /// The hot measurement's frames: TTL 255, so that each is forwarded 254 times in a row before

@@ -96,17 +96,17 @@ fn write_packet_table(out: &mut dyn Write, report: &Report) -> std::io::Result<(
         let floor = std::iter::once(("floor", &run.packets.floor));
         let series = families(run).flat_map(|(family, p)| {
             [
-                (family, "spread", &p.spread),
-                (family, "warm", &p.warm),
-                (family, "hot r1", &p.hot_repeat1),
+                (format!("{family} spread"), &p.spread),
+                (format!("{family} warm"), &p.warm),
+                (format!("{family} hot r1"), &p.hot_repeat1),
             ]
         });
-        let floor = floor.map(|(name, s)| ("", name, s));
-        for (family, name, s) in floor.chain(series) {
+        let floor = floor.map(|(name, s)| (name.to_string(), s));
+        for (name, s) in floor.chain(series) {
             if s.failures > 0 {
                 writeln!(
                     out,
-                    "  FAILED {} {} {family} {name}: {} of {} (verdicts {:?}), first: {}",
+                    "  FAILED {} {} {name}: {} of {} (verdicts {:?}), first: {}",
                     run.engine,
                     table_name(run),
                     s.failures,
@@ -309,9 +309,9 @@ fn write_update_table(out: &mut dyn Write, runs: &[Run]) -> std::io::Result<()> 
          Fib + Datapath::apply, + the kernel FIB write for the kernel engine); add: new \
          prefixes, change: table prefixes to another group, remove: the added ones; >50µs: \
          updates over issue 12's goal; ticked: the updates during which the thread took a \
-         timer interrupt (a per-thread perf count of irq_vectors:local_timer_entry; on a VM a \
-         tick costs 20-60 µs, and the update after it runs on cold caches), in parentheses \
-         those over 50 µs; spin: the machine's own, a 2 µs spin reading memory at random, \
+         timer interrupt (a per-thread perf count of irq_vectors:local_timer_entry; on the Intel \
+         VM of BENCHMARKS.md a tick costs 20-60 µs and leaves the update's caches cold), in \
+         parentheses those over 50 µs; spin: the machine's own, a 2 µs spin reading memory at random, \
          timed as an update, as many times, right after the engine's updates"
     )?;
     let mut table = TextTable::new(&[

@@ -11,7 +11,7 @@
 //!
 //! Two anchors, for the updates over 50 µs:
 //! - which updates took one of the guest's timer interrupts ([`TimerTicks`]): on this VM a
-//!   tick costs 20-60 µs, and the update after it runs on cold caches;
+//!   tick costs 20-60 µs, and the update runs on the caches it left cold;
 //! - a spin of [`SPIN`] reading memory at random, timed the same way as many times, right
 //!   after: the stalls of the machine itself (a spin does not pay for cold caches: it reads
 //!   memory beyond them anyway, and stops at its time).
@@ -116,7 +116,7 @@ struct Timing {
 
 impl Timer {
     fn start(&mut self) -> Timing {
-        let ticks = self.ticks.as_mut().map(TimerTicks::read);
+        let ticks = self.ticks.as_mut().and_then(TimerTicks::read);
         Timing {
             monotonic_ns: monotonic_ns(),
             started: Instant::now(),
@@ -128,10 +128,11 @@ impl Timer {
     /// is listed as `what`.
     fn stop(&mut self, timing: Timing, what: impl FnOnce() -> String) -> (u64, Option<bool>) {
         let ns = timing.started.elapsed().as_nanos() as u64;
+        let after = self.ticks.as_mut().and_then(TimerTicks::read);
         let ticked = timing
             .ticks
-            .zip(self.ticks.as_mut())
-            .map(|(before, ticks)| ticks.read() > before);
+            .zip(after)
+            .map(|(before, after)| after > before);
         if ns > SLOW.as_nanos() as u64 {
             self.slow.push(SlowUpdate {
                 what: what(),
